@@ -1,0 +1,39 @@
+//! # rollcall-protocol
+//!
+//! The device protocol of the Zhejiang real-name attendance standard, as resolved in
+//! `PROTOCOL.md`, with **no I/O**: no sockets, no files, no clock reads, no async runtime.
+//! The platform and the device SDK both stand on this crate, so every rule of the wire
+//! (framing, sign recipes, error codes and their Chinese messages, lenient JSON) exists once.
+//!
+//! ## Layout
+//! - [`packet`]: the protobuf `Packet` (`proto/packet.proto`).
+//! - [`frame`]: varint length framing; an incremental decoder that tells "need more bytes"
+//!   from "corrupt" and refuses oversize frames before buffering them.
+//! - [`apicode`]: the interface identifiers and what each requires.
+//! - [`code`]: error codes, their standard messages, their precedence; [`code::ProtocolError`].
+//! - [`json`]: the lenient JSON of §1.5 — a tokenizer, JSON5 → strict JSON, the img cut.
+//! - [`envelope`]: a request or response independent of transport (TCP packet or HTTP body).
+//! - [`params`]: typed params and responses of every interface of §5.
+//! - [`sign`]: the signature recipe table of §2 and constant-time verification.
+//! - [`time`]: Beijing-time `yyyyMMddHHmmss` and the clock-skew check.
+//! - [`jwe`]: JWE compact RSA-OAEP-256 + A256GCM (§6).
+//! - [`ids`]: newtypes for serial numbers, task ids, person ids, tokens and secrets.
+
+pub mod apicode;
+pub mod code;
+pub mod envelope;
+pub mod frame;
+pub mod ids;
+pub mod json;
+pub mod jwe;
+pub mod packet;
+pub mod params;
+pub mod sign;
+pub mod time;
+
+pub use apicode::ApiCode;
+pub use code::{ErrorCode, ProtocolError};
+pub use packet::Packet;
+
+/// The protocol version this crate speaks and writes into packets it creates.
+pub const PROTOCOL_VERSION: &str = "v1.0.0";

@@ -1,0 +1,285 @@
+//! Signatures (PROTOCOL.md §2): **the** recipe table, for requests, responses and commands.
+//!
+//! `sign = lowercase_hex(MD5(concatenation of the listed fields ‖ accessSecret))`. Absent
+//! fields contribute nothing; `success` contributes `true`/`false`. The param contributes
+//! the text exactly as it was sent (for an HTTP object param: its raw byte span in the body),
+//! except for the apicodes whose signature leaves the images out — there the param is cut
+//! with [`crate::json::cut_members`], which never re-serialises. The platform verifies with
+//! [`verify_request`]; the device SDK signs with [`sign_request`]; both read [`request_recipe`].
+//!
+//! Example: `T_SEND_PERSON` is signed over `version+sn+token+taskid+apicode+param+secret`
+//! (see the table in [`request_recipe`]); its response over `version+success+taskid+response
+//! +secret` ([`response_recipe`]).
+
+use md5::{Digest, Md5};
+use subtle::ConstantTimeEq;
+
+use crate::apicode::{ApiCode, ImgCut};
+use crate::code::ErrorCode;
+use crate::json::{self, Cut, JsonError};
+
+/// One ingredient of a signature, in the order a recipe lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Version,
+    Sn,
+    Token,
+    ApiCode,
+    TaskId,
+    TimeStamp,
+    AccessId,
+    AccessKey,
+    /// The param text as sent.
+    Param,
+    /// The param text with the apicode's image members cut (§2 "param without img").
+    ParamWithoutImg,
+    /// Responses: `true` or `false`.
+    Success,
+    /// Responses: the exact response text (JSON or JWE); nothing for an acknowledgement.
+    Response,
+}
+
+use Part as P;
+
+/// What a request of `api` is signed over, before the secret (§2, first table).
+pub const fn request_recipe(api: ApiCode) -> &'static [Part] {
+    match api {
+        ApiCode::Auth => &[
+            P::Version,
+            P::Sn,
+            P::ApiCode,
+            P::AccessId,
+            P::AccessKey,
+            P::TimeStamp,
+        ],
+        ApiCode::Heartbeat => &[P::Version, P::Sn, P::Token, P::ApiCode, P::TimeStamp, P::Param],
+        ApiCode::SignIn => &[
+            P::Version,
+            P::Sn,
+            P::Token,
+            P::ApiCode,
+            P::TimeStamp,
+            P::ParamWithoutImg,
+        ],
+        ApiCode::GetTasks | ApiCode::UpdateTasksStatus => {
+            &[P::Version, P::Sn, P::Token, P::ApiCode, P::Param]
+        }
+        ApiCode::SendPerson
+        | ApiCode::UpdateDevicePerson
+        | ApiCode::DelDevicePerson
+        | ApiCode::UpdateDeviceVersion => {
+            &[P::Version, P::Sn, P::Token, P::TaskId, P::ApiCode, P::Param]
+        }
+        ApiCode::ClearDevicePerson => &[P::Version, P::Sn, P::Token, P::TaskId, P::ApiCode],
+        ApiCode::PostDevicePerson => &[
+            P::Version,
+            P::Sn,
+            P::Token,
+            P::TaskId,
+            P::ApiCode,
+            P::ParamWithoutImg,
+        ],
+        ApiCode::CollectPerson => &[
+            P::Version,
+            P::Sn,
+            P::Token,
+            P::ApiCode,
+            P::TimeStamp,
+            P::ParamWithoutImg,
+        ],
+    }
+}
+
+/// What a response to `api` is signed over, before the secret (§2, second table).
+/// The standard signs no C_ response; we sign them like T_GET_TASKS (ext), and
+/// X_COLLECT_PERSON likewise.
+pub const fn response_recipe(api: ApiCode) -> &'static [Part] {
+    match api {
+        ApiCode::Auth
+        | ApiCode::Heartbeat
+        | ApiCode::SignIn
+        | ApiCode::GetTasks
+        | ApiCode::UpdateTasksStatus
+        | ApiCode::CollectPerson => &[P::Version, P::Success, P::Response],
+        ApiCode::SendPerson | ApiCode::UpdateDevicePerson | ApiCode::PostDevicePerson => {
+            &[P::Version, P::Success, P::TaskId, P::Response]
+        }
+        ApiCode::DelDevicePerson | ApiCode::ClearDevicePerson | ApiCode::UpdateDeviceVersion => {
+            &[P::Version, P::Success, P::TaskId]
+        }
+    }
+}
+
+/// What a platform→device command is signed over, before the secret (§1.3, ext).
+pub const COMMAND_RECIPE: &[Part] = &[
+    P::Version,
+    P::Sn,
+    P::ApiCode,
+    P::TaskId,
+    P::TimeStamp,
+    P::Param,
+];
+
+/// The values a signature may cover. Empty strings and `None` are absent and contribute
+/// nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignFields<'a> {
+    pub version: &'a str,
+    pub sn: &'a str,
+    pub token: &'a str,
+    pub apicode: &'a str,
+    pub taskid: &'a str,
+    pub time_stamp: &'a str,
+    pub access_id: &'a str,
+    pub access_key: &'a str,
+    /// The param text as sent (a string param's value, or an object param's raw text).
+    pub param: Option<&'a str>,
+    pub success: Option<bool>,
+    pub response: Option<&'a str>,
+}
+
+/// Why a request's signature was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// The param cannot be tokenized, so the image cut is impossible (answered 400_02).
+    #[error("param cannot be tokenized: {0}")]
+    Untokenizable(#[from] JsonError),
+    /// No accepted form of the material matches the presented sign (answered 400_04).
+    #[error("signature does not match")]
+    Mismatch,
+}
+
+impl SignError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SignError::Untokenizable(_) => ErrorCode::ParamInvalid,
+            SignError::Mismatch => ErrorCode::AuthFailed,
+        }
+    }
+}
+
+/// Lowercase hex MD5 of `recipe` over `fields` with `param` in place of the param, then
+/// the secret.
+fn digest(recipe: &[Part], fields: &SignFields<'_>, param: Option<&str>, secret: &str) -> String {
+    let mut md5 = Md5::new();
+    for part in recipe {
+        let value: &str = match part {
+            P::Version => fields.version,
+            P::Sn => fields.sn,
+            P::Token => fields.token,
+            P::ApiCode => fields.apicode,
+            P::TaskId => fields.taskid,
+            P::TimeStamp => fields.time_stamp,
+            P::AccessId => fields.access_id,
+            P::AccessKey => fields.access_key,
+            P::Param | P::ParamWithoutImg => param.unwrap_or(""),
+            P::Success => match fields.success {
+                Some(true) => "true",
+                Some(false) => "false",
+                None => "",
+            },
+            P::Response => fields.response.unwrap_or(""),
+        };
+        md5.update(value.as_bytes());
+    }
+    md5.update(secret.as_bytes());
+    hex::encode(md5.finalize())
+}
+
+/// The cut a recipe asks for, as a [`json::Cut`].
+fn cut_for(api: ApiCode) -> Option<Cut<'static>> {
+    match api.img_cut() {
+        ImgCut::None => None,
+        ImgCut::TopLevel(names) => Some(Cut::TopLevel(names)),
+        ImgCut::DataRows(name) => Some(Cut::DataRows(name)),
+    }
+}
+
+/// The param texts a request signature of `api` may cover, form A first.
+///
+/// `param` is the text as sent. `alt` is an extra accepted rendering (the HTTP layer passes
+/// the compact strict rewrite of an object param found in a JSON5 envelope).
+pub fn param_candidates(
+    api: ApiCode,
+    param: Option<&str>,
+    alt: Option<&str>,
+) -> Result<Vec<String>, JsonError> {
+    let mut out: Vec<String> = Vec::with_capacity(4);
+    for text in [param, alt].into_iter().flatten() {
+        match cut_for(api) {
+            Some(cut) => {
+                let forms = json::cut_members(text, cut)?;
+                out.push(forms.compact);
+                out.push(forms.spaced);
+            }
+            None => out.push(text.to_owned()),
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+/// Signs a request of `api` as a device should: the param as given, or its form A cut.
+pub fn sign_request(
+    api: ApiCode,
+    fields: &SignFields<'_>,
+    secret: &str,
+) -> Result<String, JsonError> {
+    let recipe = request_recipe(api);
+    let param = match (cut_for(api), fields.param) {
+        (Some(cut), Some(text)) => Some(json::cut_members(text, cut)?.compact),
+        (_, p) => p.map(str::to_owned),
+    };
+    Ok(digest(recipe, fields, param.as_deref(), secret))
+}
+
+/// Verifies a request's `presented` sign against every accepted form (§2), in constant time
+/// per comparison. Hex case is ignored: devices in the field send uppercase MD5 too.
+pub fn verify_request(
+    api: ApiCode,
+    fields: &SignFields<'_>,
+    alt_param: Option<&str>,
+    secret: &str,
+    presented: &str,
+) -> Result<(), SignError> {
+    let recipe = request_recipe(api);
+    let candidates = param_candidates(api, fields.param, alt_param)?;
+    let mut ok = false;
+    if candidates.is_empty() {
+        ok |= matches(&digest(recipe, fields, None, secret), presented);
+    }
+    for c in &candidates {
+        // No early exit: the work done does not depend on which form matched.
+        ok |= matches(&digest(recipe, fields, Some(c), secret), presented);
+    }
+    if ok { Ok(()) } else { Err(SignError::Mismatch) }
+}
+
+/// Signs a response to `api` (`fields.version`, `success`, `taskid`, `response`).
+pub fn sign_response(api: ApiCode, fields: &SignFields<'_>, secret: &str) -> String {
+    digest(response_recipe(api), fields, None, secret)
+}
+
+/// Checks a response's sign (device side).
+pub fn verify_response(api: ApiCode, fields: &SignFields<'_>, secret: &str, presented: &str) -> bool {
+    matches(&sign_response(api, fields, secret), presented)
+}
+
+/// Signs a command pushed to a device (`version+sn+apicode+taskid+timeStamp+param`).
+pub fn sign_command(fields: &SignFields<'_>, secret: &str) -> String {
+    digest(COMMAND_RECIPE, fields, fields.param, secret)
+}
+
+/// Checks a command's sign (device side).
+pub fn verify_command(fields: &SignFields<'_>, secret: &str, presented: &str) -> bool {
+    matches(&sign_command(fields, secret), presented)
+}
+
+/// Constant-time comparison of an expected lowercase hex sign with a presented one.
+pub fn matches(expected: &str, presented: &str) -> bool {
+    if expected.len() != presented.len() {
+        return false;
+    }
+    let lower: Vec<u8> = presented.bytes().map(|b| b.to_ascii_lowercase()).collect();
+    expected.as_bytes().ct_eq(&lower).into()
+}
