@@ -102,14 +102,16 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, JsonError> {
             }
             c if c == b'_' || c == b'$' || c.is_ascii_alphabetic() || c >= 0x80 => {
                 i = ident_end(text, i);
+                if i == start {
+                    // A non-ASCII character that cannot start a name (symbols, NBSP, BOM).
+                    return err(start, "unexpected character");
+                }
                 out.push(Token {
                     kind: TokenKind::Ident,
                     span: start..i,
                 });
                 continue;
             }
-            // Non-breaking space and BOM count as whitespace in JSON5 (multi-byte, so >= 0x80
-            // above would take them as identifiers): handled in ident_end by stopping at them.
             _ => return err(i, "unexpected character"),
         };
         i += 1;

@@ -1,0 +1,156 @@
+//! Lenient JSON: tokenizing, JSON5 → strict rewriting, and the image cut of §2.
+
+use proptest::prelude::*;
+use rollcall_protocol::json::{Cut, Doc, cut_members, to_strict};
+use serde_json::Value;
+
+fn strict_value(text: &str) -> Value {
+    serde_json::from_str(&to_strict(text).unwrap()).unwrap()
+}
+
+#[test]
+fn the_standards_relaxed_forms_become_strict_json() {
+    assert_eq!(
+        strict_value(r#"{taskids:["6541951958563696640"]}"#),
+        serde_json::json!({"taskids": ["6541951958563696640"]})
+    );
+    assert_eq!(
+        strict_value("{version: \"v1.0.0\", sn: 'a\\'b\"c', n: +5, list: [1, 2,], // note\n /* c */ }"),
+        serde_json::json!({"version": "v1.0.0", "sn": "a'b\"c", "n": 5, "list": [1, 2]})
+    );
+    // Large ids keep every digit.
+    assert_eq!(
+        strict_value("{personId: 4508004291609636864}")["personId"].as_u64(),
+        Some(4508004291609636864)
+    );
+}
+
+#[test]
+fn strict_text_is_borrowed_not_copied() {
+    let text = r#"{"a":1}"#;
+    assert!(matches!(to_strict(text).unwrap(), std::borrow::Cow::Borrowed(_)));
+}
+
+#[test]
+fn what_is_not_json_is_refused_with_a_position() {
+    for bad in [
+        "", "{", "{a}", "{a:}", "{'a':1", "[1 2]", "{a:NaN}", "{a:0x10}", "{a:01}",
+        "{a:Infinity}", "{\"a\":\"x\ny\"}", "{a:1}}", "/* open", "{a:-}", "{a:1.}",
+    ] {
+        let e = to_strict(bad).expect_err(bad);
+        assert!(e.offset <= bad.len(), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn deep_nesting_is_refused_not_overflowing_the_stack() {
+    let deep = "[".repeat(100_000);
+    assert!(Doc::parse(&deep).is_err());
+}
+
+#[test]
+fn the_cut_keeps_every_other_byte() {
+    let img = Cut::TopLevel(&["img"]);
+    let f = cut_members(r#"{"img":"x","a":1}"#, img).unwrap();
+    assert_eq!(f.compact, r#"{"a":1}"#);
+    let f = cut_members(r#"{ "a" : 1 , "img" : "x" }"#, img).unwrap();
+    assert_eq!(f.compact, r#"{"a":1}"#);
+    assert_eq!(f.spaced, r#"{ "a" : 1  }"#);
+    let f = cut_members(r#"{ "img": "x" }"#, img).unwrap();
+    assert_eq!((f.compact.as_str(), f.spaced.as_str()), ("{}", "{  }"));
+    // No img: form A still drops whitespace; form B is the text itself.
+    let f = cut_members("{ \"a\": 1 }", img).unwrap();
+    assert_eq!((f.compact.as_str(), f.spaced.as_str()), ("{\"a\":1}", "{ \"a\": 1 }"));
+    // A nested img is not a top-level img.
+    let f = cut_members(r#"{"a":{"img":"x"},"img":"y"}"#, img).unwrap();
+    assert_eq!(f.compact, r#"{"a":{"img":"x"}}"#);
+    // Escaped key text still names img.
+    let f = cut_members(r#"{"\u0069mg":"x","a":1}"#, img).unwrap();
+    assert_eq!(f.compact, r#"{"a":1}"#);
+}
+
+#[test]
+fn consecutive_image_members_are_cut_together() {
+    let names: &[&str] = &["facePhoto", "irisLeft"];
+    let f = cut_members(r#"{"a":1,"facePhoto":"x","irisLeft":"y"}"#, Cut::TopLevel(names)).unwrap();
+    assert_eq!(f.compact, r#"{"a":1}"#);
+    let f = cut_members(r#"{"facePhoto":"x","irisLeft":"y","a":1}"#, Cut::TopLevel(names)).unwrap();
+    assert_eq!(f.compact, r#"{"a":1}"#);
+    let f = cut_members(r#"{"facePhoto":"x","a":1,"irisLeft":"y","b":2}"#, Cut::TopLevel(names))
+        .unwrap();
+    assert_eq!(f.compact, r#"{"a":1,"b":2}"#);
+}
+
+#[test]
+fn data_rows_lose_their_img_and_nothing_else() {
+    let text = r#"{"img":"top","data":[{"personId":"1","img":"a"},{"img":"b"},7],"currentPage":1}"#;
+    let f = cut_members(text, Cut::DataRows("img")).unwrap();
+    assert_eq!(f.compact, r#"{"img":"top","data":[{"personId":"1"},{},7],"currentPage":1}"#);
+}
+
+fn arb_scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        "[a-zA-Z0-9 '\"\\\\/\u{4e00}-\u{4e10}]{0,12}".prop_map(Value::from),
+        any::<bool>().prop_map(Value::from),
+        Just(Value::Null),
+    ]
+}
+
+fn arb_object() -> impl Strategy<Value = Vec<(String, Value)>> {
+    prop::collection::vec(("[a-zA-Z_][a-zA-Z0-9_]{0,8}", arb_scalar()), 0..8).prop_map(|mut v| {
+        // Keys must be distinct for a value comparison to mean anything.
+        let mut seen = std::collections::HashSet::new();
+        v.retain(|(k, _)| seen.insert(k.clone()));
+        v
+    })
+}
+
+/// Writes members as JSON5: bare keys, single-quoted strings, spaces, a trailing comma.
+fn relaxed(members: &[(String, Value)]) -> String {
+    let mut out = String::from("{ ");
+    for (k, v) in members {
+        let v = match v {
+            Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{k} : {v} ,\n"));
+    }
+    out.push('}');
+    out
+}
+
+proptest! {
+    #[test]
+    fn relaxed_and_strict_parse_to_the_same_value(members in arb_object()) {
+        let strict: serde_json::Map<String, Value> = members.iter().cloned().collect();
+        let strict_text = Value::Object(strict.clone()).to_string();
+        prop_assert_eq!(strict_value(&strict_text), Value::Object(strict.clone()));
+        prop_assert_eq!(strict_value(&relaxed(&members)), Value::Object(strict));
+    }
+
+    #[test]
+    fn cutting_img_equals_never_having_had_it(members in arb_object(), at in any::<usize>(),
+                                              img in "[A-Za-z0-9+/=]{0,64}") {
+        let members: Vec<_> = members.into_iter().filter(|(k, _)| k != "img").collect();
+        let at = at % (members.len() + 1);
+        let mut with = members.clone();
+        with.insert(at, ("img".to_owned(), Value::from(img)));
+        let text = |ms: &[(String, Value)]| {
+            let body: Vec<String> = ms.iter()
+                .map(|(k, v)| format!("{}:{}", Value::from(k.clone()), v))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        };
+        let f = cut_members(&text(&with), Cut::TopLevel(&["img"])).unwrap();
+        prop_assert_eq!(&f.compact, &text(&members));
+        prop_assert_eq!(&f.spaced, &text(&members));
+    }
+
+    #[test]
+    fn tokenizing_never_panics(text in ".{0,200}") {
+        let _ = to_strict(&text);
+        let _ = cut_members(&text, Cut::DataRows("img"));
+    }
+}
