@@ -1,1 +1,218 @@
-//! TODO
+//! Beijing-time wire timestamps and the clock-skew check (PROTOCOL.md §3).
+//!
+//! This module owns the one rule of the wire about time: `timeStamp` is `yyyyMMddHHmmss` in
+//! **Beijing time**, a fixed UTC+8 offset with no daylight saving time. Inside the workspace a
+//! point in time is a [`Timestamp`] — milliseconds since the Unix epoch, the same representation
+//! the storage layer keeps — and this module converts between the two and decides whether a
+//! device's stamp is close enough to the platform's clock.
+//!
+//! Like the rest of the crate it does no I/O: it never reads the clock. Callers pass "now" in.
+//!
+//! ## Decisions
+//! - **Strict parsing.** [`Timestamp::parse_wire`] accepts exactly 14 ASCII digits forming a real
+//!   proleptic-Gregorian date and time (leap years honoured, no leap seconds, year `0000`–`9999`).
+//!   No trimming, no separators, no sign, no full-width digits: anything else is
+//!   [`TimeError::Malformed`] (`404_01` on the wire).
+//! - **Plain arithmetic, not `jiff`.** A fixed offset needs no time-zone database, and the
+//!   civil-date ↔ day-number conversion is a dozen lines of well-known integer arithmetic
+//!   (H. Hinnant's `days_from_civil` / `civil_from_days`), total over the whole wire range.
+//!   `jiff::Timestamp` stops at `9999-12-30T22:00Z` (it reserves room for any offset), which would
+//!   have made the last hours of `9999-12-31` Beijing time unrepresentable.
+//! - **Formatting saturates.** [`Timestamp::to_wire`] never panics: instants before
+//!   [`Timestamp::MIN_WIRE`] format as `00000101000000` and instants after [`Timestamp::MAX_WIRE`]
+//!   as `99991231235959`. Sub-second parts are truncated towards the past (an instant at
+//!   `…:08.999` prints `…08`, also before 1970).
+//! - **The skew check works at wire resolution.** The wire carries whole seconds, so
+//!   [`check_skew`] compares both instants truncated to whole seconds — exactly the two values a
+//!   [`SkewError`] shows — and accepts a difference equal to `max_skew_secs` (inclusive bound).
+//! - **Bounded error payloads.** A malformed input is echoed in the error (useful in the error
+//!   detail sent back to the device) but cut to [`MAX_ECHO_CHARS`] characters, so a hostile
+//!   multi-megabyte `timeStamp` is not copied into logs and responses.
+
+/// Beijing time: UTC+8 all year round, in seconds.
+const BEIJING_OFFSET_SECS: i64 = 8 * 3600;
+
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Length of a wire timestamp, `yyyyMMddHHmmss`.
+const WIRE_LEN: usize = 14;
+
+/// At most this many characters of a malformed input are kept in [`TimeError::Malformed`].
+pub const MAX_ECHO_CHARS: usize = 32;
+
+/// A wire timestamp: milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The earliest instant the wire can express: `00000101000000` Beijing time
+    /// (`-0001-12-31T16:00:00Z`).
+    pub const MIN_WIRE: Timestamp = Timestamp(-62_167_248_000_000);
+
+    /// The last millisecond the wire can express: `99991231235959` Beijing time, plus 999 ms
+    /// (`9999-12-31T15:59:59.999Z`).
+    pub const MAX_WIRE: Timestamp = Timestamp(253_402_271_999_999);
+
+    /// Wraps milliseconds since the Unix epoch.
+    pub fn from_epoch_ms(ms: i64) -> Self {
+        Timestamp(ms)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn epoch_ms(self) -> i64 {
+        self.0
+    }
+
+    /// Parses a wire `timeStamp` (`yyyyMMddHHmmss`, Beijing time).
+    ///
+    /// Strict: exactly 14 ASCII digits, a real calendar date/time (month 1-12, day valid for the
+    /// month including leap years, hour 0-23, minute 0-59, second 0-59).
+    ///
+    /// # Errors
+    /// Anything else is [`TimeError::Malformed`], carrying (a prefix of) the input.
+    pub fn parse_wire(s: &str) -> Result<Self, TimeError> {
+        let malformed = || TimeError::malformed(s);
+        let bytes = s.as_bytes();
+        if bytes.len() != WIRE_LEN || !bytes.iter().all(u8::is_ascii_digit) {
+            return Err(malformed());
+        }
+        // All 14 bytes are ASCII digits, so every field fits an i64 without overflow.
+        let field = |range: std::ops::Range<usize>| -> i64 {
+            bytes[range]
+                .iter()
+                .fold(0, |acc, b| acc * 10 + i64::from(b - b'0'))
+        };
+        let (year, month, day) = (field(0..4), field(4..6), field(6..8));
+        let (hour, minute, second) = (field(8..10), field(10..12), field(12..14));
+        if !(1..=12).contains(&month)
+            || !(1..=days_in_month(year, month)).contains(&day)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return Err(malformed());
+        }
+        let local_secs =
+            days_from_civil(year, month, day) * SECS_PER_DAY + hour * 3600 + minute * 60 + second;
+        Ok(Timestamp((local_secs - BEIJING_OFFSET_SECS) * 1000))
+    }
+
+    /// Formats as `yyyyMMddHHmmss` in Beijing time (sub-second part truncated).
+    ///
+    /// Instants outside [`Timestamp::MIN_WIRE`]..=[`Timestamp::MAX_WIRE`] saturate to the first
+    /// or last wire value.
+    pub fn to_wire(self) -> String {
+        let within = self.clamp(Self::MIN_WIRE, Self::MAX_WIRE);
+        let local_secs = within.epoch_secs_floor() + BEIJING_OFFSET_SECS;
+        let (days, secs_of_day) = (
+            local_secs.div_euclid(SECS_PER_DAY),
+            local_secs.rem_euclid(SECS_PER_DAY),
+        );
+        let (year, month, day) = civil_from_days(days);
+        format!(
+            "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+            secs_of_day / 3600,
+            secs_of_day / 60 % 60,
+            secs_of_day % 60
+        )
+    }
+
+    /// Whole seconds since the epoch, rounded towards the past (the wire's resolution).
+    fn epoch_secs_floor(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+}
+
+fn is_leap_year(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic-Gregorian date (`month` 1-12, `day` valid).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    // Years start on 1 March, so the leap day is the last day of the (shifted) year.
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400; // 0..=399
+    let shifted_month = if month > 2 { month - 3 } else { month + 9 }; // March = 0
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1; // 0..=365
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The proleptic-Gregorian `(year, month, day)` of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468; // days since 0000-03-01
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097; // 0..=146_096
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153; // March = 0
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A `timeStamp` that is not a valid `yyyyMMddHHmmss` Beijing time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// Wrong length, a non-digit, or no such date/time. Carries at most [`MAX_ECHO_CHARS`]
+    /// characters of the input (followed by `…` when cut).
+    #[error("malformed timeStamp {0:?}: expected yyyyMMddHHmmss")]
+    Malformed(String),
+}
+
+impl TimeError {
+    fn malformed(input: &str) -> Self {
+        let mut chars = input.char_indices();
+        match chars.nth(MAX_ECHO_CHARS) {
+            Some((cut, _)) => TimeError::Malformed(format!("{}…", &input[..cut])),
+            None => TimeError::Malformed(input.to_owned()),
+        }
+    }
+}
+
+/// The skew check: `Ok` if `|stamp - now| <= max_skew_secs` (inclusive), both taken at the wire's
+/// one-second resolution.
+///
+/// # Errors
+/// [`SkewError`] carrying both times in wire form, so a device can correct its clock.
+pub fn check_skew(stamp: Timestamp, now: Timestamp, max_skew_secs: u64) -> Result<(), SkewError> {
+    let diff =
+        (i128::from(stamp.epoch_secs_floor()) - i128::from(now.epoch_secs_floor())).unsigned_abs();
+    if diff <= u128::from(max_skew_secs) {
+        Ok(())
+    } else {
+        Err(SkewError {
+            device: stamp.to_wire(),
+            platform: now.to_wire(),
+            max_skew_secs,
+        })
+    }
+}
+
+/// A device's `timeStamp` too far from the platform's clock (`400_05` on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("timeStamp {device} differs from platform time {platform} by more than {max_skew_secs} s")]
+pub struct SkewError {
+    /// The device's stamp, wire form.
+    pub device: String,
+    /// The platform's time when it checked, wire form.
+    pub platform: String,
+    /// The allowed skew.
+    pub max_skew_secs: u64,
+}
