@@ -1,0 +1,1038 @@
+//! Durable photo storage on the local disk.
+//!
+//! Owns two stores:
+//!
+//! - [`SegmentStore`]: attendance photos. A sign-in is acknowledged only once its record **and**
+//!   its photo are durable, and durability must be shared between many sign-ins (group commit).
+//!   So photos are appended to large append-only segment files (`dir/000001.seg`, `000002.seg`,
+//!   …) and a whole batch is made durable with **one `fdatasync` per segment file touched** (plus
+//!   one directory `fsync` when the batch created a segment file). The caller keeps the returned
+//!   [`BlobRef`]s (segment, offset, length) in the database, written only after the batch is
+//!   durable; so whatever a crash leaves past the last durable byte of a segment is unreferenced
+//!   garbage, and [`SegmentStore::open`] simply continues appending after it.
+//! - [`FileStore`]: face photos and other rarely written files, one file per key, each written
+//!   durably (temporary file, `fsync`, `rename`, `fsync` of the directory).
+//!
+//! # Segment record format
+//!
+//! Every blob is stored as a 12-byte header followed by the blob's bytes:
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..4 | magic `RCB1` |
+//! | 4..8 | blob length, u32 little-endian |
+//! | 8..12 | CRC-32 (IEEE 802.3, as zlib's `crc32`) of the blob, u32 little-endian |
+//!
+//! A [`BlobRef`]'s `offset` is the offset of the **header** in its segment file and its `len` the
+//! length of the blob (without the header). [`SegmentStore::read`] reads header and blob with one
+//! positional read and answers `InvalidData` when the magic, the length or the CRC do not match,
+//! so a bad reference or a corrupted disk never yields wrong photo bytes silently.
+//!
+//! # Key decisions
+//!
+//! - Writes are positional (`pwrite` at the writer's own end offset), never `O_APPEND`, and the
+//!   blocking file I/O runs in [`tokio::task::spawn_blocking`] under a `std` mutex: the async
+//!   runtime is never blocked.
+//! - A segment rolls over when appending the next record would take it past `max_segment_bytes`;
+//!   a blob larger than that goes alone into a fresh segment.
+//! - After any failed append (a failed write or, importantly, a failed `fdatasync`, after which
+//!   the kernel may have dropped the dirty pages) the writer never touches that segment again: the
+//!   next append starts a new segment file. Refs of earlier, successful batches stay valid.
+//! - One writer per directory, enforced with an exclusive lock on `dir/LOCK` (released when the
+//!   store is dropped). Readers keep a small cache of read-only file handles.
+//! - [`BlobRef::to_key`] gives a canonical text key (`s/000001/1234/5678`) so that attendance photo
+//!   references can share a text column and URL space with [`FileStore`] keys.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use bytes::Bytes;
+
+/// Magic bytes at the start of every record header in a segment file.
+const RECORD_MAGIC: [u8; 4] = *b"RCB1";
+/// Size of the record header that precedes every blob.
+const HEADER_LEN: usize = 12;
+/// Pending writes are flushed to the file once they reach this many bytes.
+const WRITE_CHUNK: usize = 1 << 20;
+/// At most this many read-only segment handles are cached (the cache is cleared when full).
+const MAX_CACHED_READERS: usize = 64;
+/// Extension of segment files.
+const SEGMENT_EXT: &str = "seg";
+/// Name of the lock file that keeps a second writer out of the directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// Where one blob lives in a [`SegmentStore`]: segment number, offset of its record header in the
+/// segment file, and the blob's length in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlobRef {
+    /// Segment number: the file `dir/{segment:06}.seg`.
+    pub segment: u32,
+    /// Offset of the blob's record header in the segment file.
+    pub offset: u64,
+    /// Length of the blob in bytes (without the record header).
+    pub len: u32,
+}
+
+impl BlobRef {
+    /// The canonical text form, `s/{segment:06}/{offset}/{len}`, e.g. `s/000001/1234/5678`.
+    pub fn to_key(&self) -> String {
+        format!("s/{:06}/{}/{}", self.segment, self.offset, self.len)
+    }
+
+    /// Parses the text form made by [`BlobRef::to_key`]. Only the canonical form is accepted
+    /// (decimal digits only, segment zero-padded to six digits, no other leading zeros), so that
+    /// one blob has exactly one key.
+    pub fn parse_key(key: &str) -> Option<Self> {
+        let rest = key.strip_prefix("s/")?;
+        let mut parts = rest.split('/');
+        let segment = parse_digits::<u32>(parts.next()?)?;
+        let offset = parse_digits::<u64>(parts.next()?)?;
+        let len = parse_digits::<u32>(parts.next()?)?;
+        if parts.next().is_some() {
+            return None;
+        }
+        let r = BlobRef {
+            segment,
+            offset,
+            len,
+        };
+        (r.to_key() == key).then_some(r)
+    }
+}
+
+/// Parses a non-empty run of ASCII digits (no sign, no spaces).
+fn parse_digits<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Append-only, group-committed store of attendance photos (see the module docs).
+///
+/// `Send + Sync`: meant to be shared behind an `Arc` by one writer task (the sign-in batcher) and
+/// any number of readers.
+#[derive(Debug)]
+pub struct SegmentStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    max_segment_bytes: u64,
+    writer: Mutex<Writer>,
+    readers: RwLock<HashMap<u32, Arc<File>>>,
+    syncs: AtomicU64,
+    /// Held (exclusively locked) for the store's lifetime.
+    _lock: File,
+}
+
+#[derive(Debug)]
+struct Writer {
+    segment: u32,
+    file: File,
+    /// Where the next record goes in `file`.
+    end: u64,
+    /// Set after a failed append: the next append starts a new segment.
+    must_roll: bool,
+}
+
+impl SegmentStore {
+    /// Opens (creating) `dir`; continues the newest segment at its current end (a torn tail from a
+    /// crash is harmless garbage: offsets live in the database, written only after the fsync).
+    ///
+    /// Fails with `WouldBlock` when another open store (in this or another process) holds the
+    /// directory.
+    pub async fn open(dir: impl Into<PathBuf>, max_segment_bytes: u64) -> io::Result<Self> {
+        let dir = dir.into();
+        let inner = blocking(move || Inner::open(dir, max_segment_bytes)).await?;
+        Ok(SegmentStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Appends all blobs (rolling to a new segment file when the current one would exceed
+    /// `max_segment_bytes`), then makes them durable with ONE `fdatasync` per segment file touched
+    /// (plus a directory `fsync` when a new segment file was created). Returns refs in input order.
+    ///
+    /// When this returns `Ok`, every blob is on stable storage. On `Err` none of the refs may be
+    /// used (nothing is returned), and the next append starts a new segment file. A blob longer
+    /// than `u32::MAX` bytes is refused with `InvalidInput` before anything is written.
+    pub async fn append_durable(&self, blobs: &[Bytes]) -> io::Result<Vec<BlobRef>> {
+        if blobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if blobs.iter().any(|b| u32::try_from(b.len()).is_err()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "blob longer than u32::MAX bytes",
+            ));
+        }
+        let inner = Arc::clone(&self.inner);
+        let blobs = blobs.to_vec();
+        blocking(move || inner.append(&blobs)).await
+    }
+
+    /// Reads one blob (positional read; any number of concurrent readers is fine).
+    ///
+    /// Errors: `NotFound` when the segment file does not exist, `UnexpectedEof` when the ref
+    /// points past the end of its segment, `InvalidData` when the record header or the CRC do not
+    /// match (corruption, or a ref that does not point at a record start).
+    pub async fn read(&self, r: BlobRef) -> io::Result<Bytes> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.read(r)).await
+    }
+
+    /// The directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// How many `fdatasync`/`fsync` calls the store has made since it was opened (for metrics:
+    /// with group commit this grows far slower than the number of blobs).
+    pub fn sync_count(&self) -> u64 {
+        self.inner.syncs.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    fn open(dir: PathBuf, max_segment_bytes: u64) -> io::Result<Self> {
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+            // The new directory's own entry lives in its parent.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("segment store {} is already open", dir.display()),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+
+        let mut newest: Option<u32> = None;
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            if let Some(n) = entry.file_name().to_str().and_then(parse_segment_name) {
+                newest = Some(newest.map_or(n, |m| m.max(n)));
+            }
+        }
+        let syncs = AtomicU64::new(0);
+        let writer = match newest {
+            Some(segment) => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(segment_path(&dir, segment))?;
+                let end = file.metadata()?.len();
+                Writer {
+                    segment,
+                    file,
+                    end,
+                    must_roll: false,
+                }
+            }
+            None => {
+                let file = create_segment(&dir, 1)?;
+                sync_dir(&dir)?;
+                syncs.fetch_add(1, Ordering::Relaxed);
+                Writer {
+                    segment: 1,
+                    file,
+                    end: 0,
+                    must_roll: false,
+                }
+            }
+        };
+        Ok(Inner {
+            dir,
+            max_segment_bytes,
+            writer: Mutex::new(writer),
+            readers: RwLock::new(HashMap::new()),
+            syncs,
+            _lock: lock,
+        })
+    }
+
+    fn append(&self, blobs: &[Bytes]) -> io::Result<Vec<BlobRef>> {
+        let mut w = match self.writer.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                // A panic mid-append: the writer state is consistent, but the segment may hold
+                // unsynced bytes, so treat it like a failed append.
+                let mut g = poisoned.into_inner();
+                g.must_roll = true;
+                g
+            }
+        };
+        let result = self.append_locked(&mut w, blobs);
+        if result.is_err() {
+            w.must_roll = true;
+        }
+        result
+    }
+
+    fn append_locked(&self, w: &mut Writer, blobs: &[Bytes]) -> io::Result<Vec<BlobRef>> {
+        let mut refs = Vec::with_capacity(blobs.len());
+        let mut created = false;
+        let mut dirty = false;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut pending_at = w.end;
+
+        if w.must_roll {
+            self.roll(w)?;
+            created = true;
+            pending_at = w.end;
+        }
+        for blob in blobs {
+            let len = u32::try_from(blob.len())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "blob too long"))?;
+            let record_len = (HEADER_LEN as u64) + u64::from(len);
+            if w.end > 0 && w.end.saturating_add(record_len) > self.max_segment_bytes {
+                flush(&w.file, &mut pending, &mut pending_at)?;
+                if dirty {
+                    w.file.sync_data()?;
+                    self.syncs.fetch_add(1, Ordering::Relaxed);
+                }
+                self.roll(w)?;
+                created = true;
+                pending_at = w.end;
+            }
+            pending.extend_from_slice(&record_header(blob));
+            pending.extend_from_slice(blob);
+            refs.push(BlobRef {
+                segment: w.segment,
+                offset: w.end,
+                len,
+            });
+            w.end += record_len;
+            dirty = true;
+            if pending.len() >= WRITE_CHUNK {
+                flush(&w.file, &mut pending, &mut pending_at)?;
+            }
+        }
+        flush(&w.file, &mut pending, &mut pending_at)?;
+        if dirty {
+            w.file.sync_data()?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        if created {
+            sync_dir(&self.dir)?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(refs)
+    }
+
+    /// Starts the next segment file; the caller syncs the directory before acknowledging.
+    fn roll(&self, w: &mut Writer) -> io::Result<()> {
+        let next = w
+            .segment
+            .checked_add(1)
+            .ok_or_else(|| io::Error::other("segment numbers exhausted"))?;
+        let file = create_segment(&self.dir, next)?;
+        w.segment = next;
+        w.file = file;
+        w.end = 0;
+        w.must_roll = false;
+        Ok(())
+    }
+
+    fn read(&self, r: BlobRef) -> io::Result<Bytes> {
+        let file = self.reader(r.segment)?;
+        let total = (HEADER_LEN as u64) + u64::from(r.len);
+        let end = r
+            .offset
+            .checked_add(total)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "blob ref out of range"))?;
+        if end > file.metadata()?.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("blob {} lies past the end of its segment", r.to_key()),
+            ));
+        }
+        let total = usize::try_from(total)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "blob too large"))?;
+        let mut buf = vec![0u8; total];
+        read_exact_at(&file, &mut buf, r.offset)?;
+        let (header, payload) = buf.split_at(HEADER_LEN);
+        let invalid = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {}: {what}", r.to_key()),
+            )
+        };
+        if header[0..4] != RECORD_MAGIC {
+            return Err(invalid("no record header at this offset"));
+        }
+        if le_u32(&header[4..8]) != r.len {
+            return Err(invalid("length does not match the record header"));
+        }
+        if le_u32(&header[8..12]) != crc32(payload) {
+            return Err(invalid("checksum mismatch (corrupted data)"));
+        }
+        Ok(Bytes::from(buf).slice(HEADER_LEN..))
+    }
+
+    /// A cached read-only handle on segment `segment`.
+    fn reader(&self, segment: u32) -> io::Result<Arc<File>> {
+        if let Some(f) = self
+            .readers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&segment)
+        {
+            return Ok(Arc::clone(f));
+        }
+        let file = Arc::new(File::open(segment_path(&self.dir, segment))?);
+        let mut map = self.readers.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_CACHED_READERS {
+            // Handles still in use by in-flight reads stay open through their Arc.
+            map.clear();
+        }
+        map.insert(segment, Arc::clone(&file));
+        Ok(file)
+    }
+}
+
+/// Writes `pending` at `*at` and advances `*at`.
+fn flush(file: &File, pending: &mut Vec<u8>, at: &mut u64) -> io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    write_all_at(file, pending, *at)?;
+    *at += pending.len() as u64;
+    pending.clear();
+    Ok(())
+}
+
+fn record_header(blob: &[u8]) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..4].copy_from_slice(&RECORD_MAGIC);
+    // Callers have checked that the length fits in a u32.
+    h[4..8].copy_from_slice(&(blob.len() as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&crc32(blob).to_le_bytes());
+    h
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(a)
+}
+
+fn segment_path(dir: &Path, segment: u32) -> PathBuf {
+    dir.join(format!("{segment:06}.{SEGMENT_EXT}"))
+}
+
+/// `000042.seg` → 42; anything else → None.
+fn parse_segment_name(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".seg")?;
+    parse_digits(stem)
+}
+
+fn create_segment(dir: &Path, segment: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(segment_path(dir, segment))
+}
+
+/// Makes a directory's entries (created, renamed, removed files) durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened and synced on this platform; entries are durable with the file.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// CRC-32 lookup table (IEEE 802.3, reflected polynomial 0xEDB88320).
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE 802.3), the checksum of zlib, gzip and PNG.
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// Runs blocking file I/O off the async runtime.
+async fn blocking<T, F>(f: F) -> io::Result<T>
+where
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// Face photos and other rarely-written files: one file per key, written durably (tmp file,
+/// fsync, rename, fsync dir).
+///
+/// Keys are relative, `/`-separated paths such as `faces/4508004291609636864/ab12cd.jpg`. Refused
+/// with `InvalidInput`: an empty key, an absolute path, a backslash, a NUL byte, an empty segment
+/// (`a//b`, trailing `/`), and any segment that starts with `.` (this covers `.` and `..`, and keeps
+/// the store's own hidden temporary files out of the key space).
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: Arc<PathBuf>,
+}
+
+/// Distinguishes temporary files written concurrently by one process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FileStore {
+    /// Opens (creating) the store's root directory.
+    pub async fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = dir.into();
+        let root = blocking(move || {
+            fs::create_dir_all(&root)?;
+            Ok(root)
+        })
+        .await?;
+        Ok(FileStore {
+            root: Arc::new(root),
+        })
+    }
+
+    /// Writes `bytes` under `key`, replacing any previous content atomically; durable when this
+    /// returns `Ok` (the file and every directory entry on its path are synced).
+    pub async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        let rel = key_path(key)?;
+        let root = Arc::clone(&self.root);
+        let bytes = bytes.to_vec();
+        blocking(move || put_blocking(&root, &rel, &bytes)).await
+    }
+
+    /// Reads the file under `key` (`NotFound` when there is none).
+    pub async fn get(&self, key: &str) -> io::Result<Bytes> {
+        let path = self.root.join(key_path(key)?);
+        blocking(move || fs::read(path).map(Bytes::from)).await
+    }
+
+    /// Removes the file under `key`, durably; a missing file is `Ok`.
+    pub async fn delete(&self, key: &str) -> io::Result<()> {
+        let path = self.root.join(key_path(key)?);
+        blocking(move || {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            match path.parent() {
+                Some(parent) => sync_dir(parent),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+}
+
+/// Validates a key and turns it into a relative path.
+fn key_path(key: &str) -> io::Result<PathBuf> {
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid file key: {why}"),
+        )
+    };
+    if key.is_empty() {
+        return Err(bad("empty"));
+    }
+    if key.starts_with('/') {
+        return Err(bad("absolute path"));
+    }
+    if key.contains('\\') {
+        return Err(bad("backslash"));
+    }
+    if key.contains('\0') {
+        return Err(bad("NUL byte"));
+    }
+    let mut path = PathBuf::new();
+    for segment in key.split('/') {
+        if segment.is_empty() {
+            return Err(bad("empty path segment"));
+        }
+        if segment.starts_with('.') {
+            return Err(bad("path segment starting with '.'"));
+        }
+        path.push(segment);
+    }
+    // Defence in depth: nothing but plain names may remain (e.g. a Windows drive prefix).
+    if !path
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(bad("not a plain relative path"));
+    }
+    Ok(path)
+}
+
+fn put_blocking(root: &Path, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+    let path = root.join(rel);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid file key",
+        ));
+    };
+    // Create missing directories one by one, remembering which directory entries must be synced.
+    let mut to_sync: Vec<PathBuf> = Vec::new();
+    let mut dir = root.to_path_buf();
+    if let Some(rel_parent) = rel.parent() {
+        for component in rel_parent.components() {
+            let next = dir.join(component);
+            match fs::create_dir(&next) {
+                Ok(()) => to_sync.push(dir.clone()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && next.is_dir() => {}
+                Err(e) => return Err(e),
+            }
+            dir = next;
+        }
+    }
+
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.{n}.tmp", std::process::id()));
+    let tmp = parent.join(tmp_name);
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, &path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(parent)?;
+    // Newly created directories: their entries live in their parents.
+    for d in to_sync.iter().rev() {
+        sync_dir(d)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn blob(i: usize, len: usize) -> Bytes {
+        Bytes::from((0..len).map(|j| (i * 31 + j) as u8).collect::<Vec<u8>>())
+    }
+
+    #[test]
+    fn stores_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SegmentStore>();
+        check::<FileStore>();
+    }
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn keys_round_trip_and_only_canonical_keys_parse() {
+        let r = BlobRef {
+            segment: 1,
+            offset: 1234,
+            len: 5678,
+        };
+        assert_eq!(r.to_key(), "s/000001/1234/5678");
+        assert_eq!(BlobRef::parse_key("s/000001/1234/5678"), Some(r));
+        let big = BlobRef {
+            segment: u32::MAX,
+            offset: u64::MAX,
+            len: u32::MAX,
+        };
+        assert_eq!(BlobRef::parse_key(&big.to_key()), Some(big));
+        for bad in [
+            "",
+            "s/",
+            "s/000001/1234",
+            "s/000001/1234/5678/9",
+            "s/1/1234/5678",
+            "s/000001/01234/5678",
+            "s/000001/+1234/5678",
+            "s/000001/1234/-1",
+            "x/000001/1234/5678",
+            "s/000001/1234/99999999999",
+            "s/000001/ 1234/5678",
+            "faces/1/a.jpg",
+        ] {
+            assert_eq!(BlobRef::parse_key(bad), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_across_segment_rolls() {
+        let dir = tempfile::tempdir().unwrap();
+        // 40-byte blobs make 52-byte records: three per 200-byte segment.
+        let store = SegmentStore::open(dir.path(), 200).await.unwrap();
+        let blobs: Vec<Bytes> = (0..10).map(|i| blob(i, 40)).collect();
+        let refs = store.append_durable(&blobs).await.unwrap();
+        assert_eq!(refs.len(), 10);
+        let segments: Vec<u32> = refs.iter().map(|r| r.segment).collect();
+        assert_eq!(segments, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4]);
+        assert_eq!(refs[1].offset, 52);
+        assert_eq!(refs[3].offset, 0);
+        for (r, b) in refs.iter().zip(&blobs) {
+            assert_eq!(&store.read(*r).await.unwrap(), b);
+        }
+        for n in 1..=4 {
+            assert!(dir.path().join(format!("{n:06}.seg")).is_file());
+        }
+        // Group commit: one fdatasync per segment touched + one directory fsync (plus the
+        // directory fsync when open created segment 1).
+        assert_eq!(store.sync_count(), 1 + 4 + 1);
+    }
+
+    #[tokio::test]
+    async fn one_fdatasync_for_a_batch_within_one_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 30).await.unwrap();
+        let before = store.sync_count();
+        let blobs: Vec<Bytes> = (0..100).map(|i| blob(i, 1000)).collect();
+        let refs = store.append_durable(&blobs).await.unwrap();
+        assert_eq!(store.sync_count() - before, 1);
+        assert_eq!(store.read(refs[99]).await.unwrap(), blobs[99]);
+        assert!(store.append_durable(&[]).await.unwrap().is_empty());
+        assert_eq!(store.sync_count() - before, 1);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_blob_goes_alone_into_a_fresh_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 100).await.unwrap();
+        let blobs = [blob(0, 10), blob(1, 500), blob(2, 10), Bytes::new()];
+        let refs = store.append_durable(&blobs).await.unwrap();
+        assert_eq!((refs[0].segment, refs[0].offset), (1, 0));
+        assert_eq!((refs[1].segment, refs[1].offset), (2, 0));
+        assert_eq!((refs[2].segment, refs[2].offset), (3, 0));
+        assert_eq!((refs[3].segment, refs[3].offset), (3, 22));
+        for (r, b) in refs.iter().zip(&blobs) {
+            assert_eq!(&store.read(*r).await.unwrap(), b);
+        }
+    }
+
+    #[tokio::test]
+    async fn reopen_continues_appending_and_old_refs_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let first: Vec<Bytes> = (0..5).map(|i| blob(i, 30)).collect();
+        let refs1 = {
+            let store = SegmentStore::open(dir.path(), 150).await.unwrap();
+            store.append_durable(&first).await.unwrap()
+        };
+        let last = *refs1.last().unwrap();
+        let store = SegmentStore::open(dir.path(), 150).await.unwrap();
+        for (r, b) in refs1.iter().zip(&first) {
+            assert_eq!(&store.read(*r).await.unwrap(), b);
+        }
+        let more = store.append_durable(&[blob(9, 20)]).await.unwrap();
+        assert_eq!(more[0].segment, last.segment);
+        assert_eq!(more[0].offset, last.offset + 12 + 30);
+        assert_eq!(store.read(more[0]).await.unwrap(), blob(9, 20));
+        // Keys stored in a database survive the reopen too.
+        let key = refs1[0].to_key();
+        drop(store);
+        let store = SegmentStore::open(dir.path(), 150).await.unwrap();
+        let r = BlobRef::parse_key(&key).unwrap();
+        assert_eq!(store.read(r).await.unwrap(), first[0]);
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_harmless() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs: Vec<Bytes> = (0..3).map(|i| blob(i, 64)).collect();
+        let refs = {
+            let store = SegmentStore::open(dir.path(), 1 << 20).await.unwrap();
+            store.append_durable(&blobs).await.unwrap()
+        };
+        // Simulate a crash mid-write: half a header and some payload bytes.
+        let seg = dir.path().join("000001.seg");
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(b"RCB1\x40\x00\x00\x00garbage").unwrap();
+        drop(f);
+        let garbage_end = fs::metadata(&seg).unwrap().len();
+
+        let store = SegmentStore::open(dir.path(), 1 << 20).await.unwrap();
+        for (r, b) in refs.iter().zip(&blobs) {
+            assert_eq!(&store.read(*r).await.unwrap(), b);
+        }
+        let later = store.append_durable(&[blob(7, 10)]).await.unwrap();
+        assert_eq!(later[0].offset, garbage_end);
+        assert_eq!(store.read(later[0]).await.unwrap(), blob(7, 10));
+        // A ref into the garbage is refused, not misread.
+        let torn = BlobRef {
+            segment: 1,
+            offset: refs[2].offset + 12 + 64,
+            len: 64,
+        };
+        assert!(store.read(torn).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn corruption_and_bad_refs_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).await.unwrap();
+        let refs = store
+            .append_durable(&[blob(1, 100), blob(2, 100)])
+            .await
+            .unwrap();
+        let seg = dir.path().join("000001.seg");
+        let mut data = fs::read(&seg).unwrap();
+        data[refs[0].offset as usize + HEADER_LEN + 50] ^= 0x01;
+        fs::write(&seg, &data).unwrap();
+
+        let err = store.read(refs[0]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(store.read(refs[1]).await.unwrap(), blob(2, 100));
+
+        let wrong_len = BlobRef { len: 99, ..refs[1] };
+        assert_eq!(
+            store.read(wrong_len).await.unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        let wrong_offset = BlobRef {
+            offset: 1,
+            ..refs[0]
+        };
+        assert_eq!(
+            store.read(wrong_offset).await.unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        let past_end = BlobRef {
+            offset: 10_000,
+            ..refs[0]
+        };
+        assert_eq!(
+            store.read(past_end).await.unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        let huge = BlobRef {
+            offset: u64::MAX - 3,
+            ..refs[0]
+        };
+        assert!(store.read(huge).await.is_err());
+        let missing = BlobRef {
+            segment: 42,
+            ..refs[0]
+        };
+        assert_eq!(
+            store.read(missing).await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).await.unwrap();
+        let err = SegmentStore::open(dir.path(), 1 << 20).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(store);
+        SegmentStore::open(dir.path(), 1 << 20).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn other_files_in_the_dir_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        fs::write(dir.path().join("000009.seg.tmp"), b"x").unwrap();
+        fs::write(dir.path().join("abc.seg"), b"x").unwrap();
+        fs::write(dir.path().join("000003.seg"), b"").unwrap();
+        let store = SegmentStore::open(dir.path(), 1 << 20).await.unwrap();
+        let r = store.append_durable(&[blob(0, 5)]).await.unwrap();
+        assert_eq!((r[0].segment, r[0].offset), (3, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reads_while_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SegmentStore::open(dir.path(), 4096).await.unwrap());
+        let seed: Vec<Bytes> = (0..20).map(|i| blob(i, 100)).collect();
+        let seed_refs = store.append_durable(&seed).await.unwrap();
+
+        let writer = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                for round in 0..30 {
+                    let batch: Vec<Bytes> = (0..10).map(|i| blob(round * 10 + i, 150)).collect();
+                    let refs = store.append_durable(&batch).await.unwrap();
+                    // Freshly committed blobs are readable at once.
+                    assert_eq!(store.read(refs[9]).await.unwrap(), batch[9]);
+                    all.extend(refs.into_iter().zip(batch));
+                }
+                all
+            })
+        };
+        let mut readers = Vec::new();
+        for k in 0..4 {
+            let store = Arc::clone(&store);
+            let seed = seed.clone();
+            let seed_refs = seed_refs.clone();
+            readers.push(tokio::spawn(async move {
+                for n in 0..200 {
+                    let i = (n * 7 + k) % seed.len();
+                    assert_eq!(store.read(seed_refs[i]).await.unwrap(), seed[i]);
+                }
+            }));
+        }
+        for r in readers {
+            r.await.unwrap();
+        }
+        let all = writer.await.unwrap();
+        assert!(all.iter().map(|(r, _)| r.segment).max().unwrap() > 5);
+        for (r, b) in all {
+            assert_eq!(store.read(r).await.unwrap(), b);
+        }
+    }
+
+    #[tokio::test]
+    async fn file_store_put_get_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("files")).await.unwrap();
+        let key = "faces/4508004291609636864/ab12cd.jpg";
+        store.put(key, b"first").await.unwrap();
+        assert_eq!(store.get(key).await.unwrap(), Bytes::from_static(b"first"));
+        store.put(key, b"second").await.unwrap();
+        assert_eq!(store.get(key).await.unwrap(), Bytes::from_static(b"second"));
+        store.put("top.bin", b"").await.unwrap();
+        assert!(store.get("top.bin").await.unwrap().is_empty());
+
+        // No temporary files are left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("files/faces/4508004291609636864"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["ab12cd.jpg"]);
+
+        store.delete(key).await.unwrap();
+        assert_eq!(
+            store.get(key).await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        store.delete(key).await.unwrap();
+        store.delete("never/written.jpg").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn file_store_refuses_unsafe_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("files")).await.unwrap();
+        for key in [
+            "",
+            "/etc/passwd",
+            "../escape.jpg",
+            "faces/../../escape.jpg",
+            "faces/..",
+            "faces/./a.jpg",
+            "faces\\a.jpg",
+            "faces//a.jpg",
+            "faces/",
+            ".hidden",
+            "faces/a\0.jpg",
+        ] {
+            for err in [
+                store.put(key, b"x").await.unwrap_err(),
+                store.get(key).await.unwrap_err(),
+                store.delete(key).await.unwrap_err(),
+            ] {
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{key:?}");
+            }
+        }
+        assert!(!dir.path().join("escape.jpg").exists());
+    }
+}

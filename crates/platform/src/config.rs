@@ -1,0 +1,197 @@
+//! Typed settings of `rollcall serve`, with the defaults of PRODUCT.md.
+//!
+//! Layering (defaults → config file → `ROLLCALL_*` environment → flags) is done by the
+//! binary; this module owns the names, the defaults and the derived values (database URL,
+//! public URL). The admin token is a [`Secret`]: `Debug` of the settings never shows it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use rollcall_protocol::ids::Secret;
+use serde::{Deserialize, Deserializer};
+
+/// Every setting of the platform. Field names are the config-file keys and, upper-cased
+/// with a `ROLLCALL_` prefix, the environment variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub tcp_addr: SocketAddr,
+    /// Base of absolute URLs handed to devices (photos, firmware). Default: derived from
+    /// `http_addr` (`0.0.0.0` becomes `127.0.0.1`).
+    pub public_url: Option<String>,
+    /// Without one, a token is generated on first start and kept in the data dir.
+    pub admin_token: Option<Secret>,
+    /// Default: `sqlite://{data_dir}/rollcall.db`.
+    pub database_url: Option<String>,
+    pub token_idle_secs: u64,
+    pub offline_after_secs: u64,
+    pub clock_skew_secs: u64,
+    pub redelivery_secs: u64,
+    pub auto_register: bool,
+    pub auto_repair: bool,
+    pub require_encryption: bool,
+    pub max_frame_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_photo_bytes: usize,
+    pub url_ttl_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
+    pub rate_limit: RateLimit,
+    /// A path (default `{data_dir}/files`); `s3://bucket` is reserved for S3-compatible
+    /// storage (not yet supported: startup refuses it with a clear message).
+    pub photo_store: Option<String>,
+    /// How often heartbeat state and token touches are written behind (milliseconds).
+    pub flush_interval_ms: u64,
+    /// Most sign-ins committed in one transaction.
+    pub ingest_batch_max: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("data"),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            tcp_addr: SocketAddr::from(([0, 0, 0, 0], 7700)),
+            public_url: None,
+            admin_token: None,
+            database_url: None,
+            token_idle_secs: 1800,
+            offline_after_secs: 60,
+            clock_skew_secs: 300,
+            redelivery_secs: 600,
+            auto_register: true,
+            auto_repair: false,
+            require_encryption: false,
+            max_frame_bytes: 2 * 1024 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_photo_bytes: 409_600,
+            url_ttl_secs: 86_400,
+            idle_timeout_secs: 90,
+            max_connections: 20_000,
+            rate_limit: RateLimit::default(),
+            photo_store: None,
+            flush_interval_ms: 1000,
+            ingest_batch_max: 512,
+        }
+    }
+}
+
+impl Settings {
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("rollcall.db").display())
+        })
+    }
+
+    /// The directory photos live under.
+    pub fn files_dir(&self) -> PathBuf {
+        match &self.photo_store {
+            Some(p) if !p.contains("://") => PathBuf::from(p),
+            _ => self.data_dir.join("files"),
+        }
+    }
+
+    /// The public base URL, for a platform whose HTTP listener is bound to `bound`.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        if let Some(u) = &self.public_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        let host = if bound.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else if bound.is_ipv6() {
+            format!("[{}]", bound.ip())
+        } else {
+            bound.ip().to_string()
+        };
+        format!("http://{host}:{}", bound.port())
+    }
+}
+
+/// The per-device request budget of `429_01`: a token bucket, or off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateLimit {
+    Off,
+    Bucket { per_sec: f64, burst: u32 },
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit::Bucket {
+            per_sec: 20.0,
+            burst: 100,
+        }
+    }
+}
+
+impl FromStr for RateLimit {
+    type Err = String;
+
+    /// `off`, `20/s`, or `20/s burst 100`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(RateLimit::Off);
+        }
+        let bad = || format!("rate_limit {s:?}: expected \"off\", \"20/s\" or \"20/s burst 100\"");
+        let mut words = s.split_whitespace();
+        let rate = words.next().ok_or_else(bad)?;
+        let per_sec: f64 = rate
+            .strip_suffix("/s")
+            .and_then(|r| r.parse().ok())
+            .filter(|r: &f64| r.is_finite() && *r > 0.0)
+            .ok_or_else(bad)?;
+        let burst = match (words.next(), words.next(), words.next()) {
+            (None, _, _) => per_sec.ceil() as u32,
+            (Some("burst"), Some(b), None) => b.parse().ok().filter(|b| *b > 0).ok_or_else(bad)?,
+            _ => return Err(bad()),
+        };
+        Ok(RateLimit::Bucket { per_sec, burst })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_forms() {
+        assert_eq!("off".parse::<RateLimit>(), Ok(RateLimit::Off));
+        assert_eq!(
+            "20/s burst 100".parse::<RateLimit>(),
+            Ok(RateLimit::Bucket { per_sec: 20.0, burst: 100 })
+        );
+        assert_eq!(
+            "5/s".parse::<RateLimit>(),
+            Ok(RateLimit::Bucket { per_sec: 5.0, burst: 5 })
+        );
+        for bad in ["", "20", "20/m", "-1/s", "20/s burst", "20/s burst 0", "20/s x 1"] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn derived_values() {
+        let s = Settings::default();
+        assert_eq!(s.public_url_for("0.0.0.0:8080".parse().unwrap()), "http://127.0.0.1:8080");
+        assert!(s.database_url().starts_with("sqlite://data/rollcall.db"));
+        let s = Settings { public_url: Some("https://x.example/".into()), ..s };
+        assert_eq!(s.public_url_for("0.0.0.0:1".parse().unwrap()), "https://x.example");
+    }
+
+    #[test]
+    fn debug_hides_the_admin_token() {
+        let s = Settings { admin_token: Some(Secret::new("hunter2-token")), ..Settings::default() };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

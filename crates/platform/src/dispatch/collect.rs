@@ -1,0 +1,66 @@
+//! X_COLLECT_PERSON (§7, ext): a collection device (采集设备) enrols a worker once; a collector
+//! bound to a project also enrols the worker into it, so the worker reaches every gate of
+//! the site at once. A worker already enrolled (same ID-card number) keeps their person id.
+
+use rollcall_protocol::envelope::Request;
+use rollcall_protocol::params::{self, CollectPersonParam, CollectPersonResponse};
+
+use super::{Authed, param, reply};
+use crate::error::DeviceError;
+use crate::idcard::IdCardNo;
+use crate::photo;
+use crate::services::workers;
+use crate::state::App;
+use crate::store::{StoreError, Worker};
+use crate::util::today_beijing;
+
+pub(super) async fn handle(
+    app: &App,
+    req: &Request,
+    authed: &Authed,
+) -> Result<Option<String>, DeviceError> {
+    let p: CollectPersonParam = param(req)?;
+    let idcard = IdCardNo::parse(&p.idcard_no, today_beijing(authed.now))
+        .map_err(|e| DeviceError::param(format!("idcardNo: {e}")))?;
+    let face = params::decode_base64("facePhoto", &p.face_photo)?;
+    let info = photo::inspect(&face, app.settings.max_photo_bytes)
+        .map_err(|e| DeviceError::param(format!("facePhoto: {e}")))?;
+
+    let person_id = match app.store.worker_by_idcard(idcard.as_str()).await? {
+        Some(existing) => existing.person_id,
+        None => {
+            let person_id = app.ids.next();
+            let face_key = workers::store_face(app, person_id, &face, info).await?;
+            let worker = Worker {
+                person_id,
+                idcard_no: idcard.as_str().to_owned(),
+                name: p.name.clone(),
+                gender: p.gender.clone(),
+                nation: p.nation.clone(),
+                address: p.address.clone(),
+                phone: p.phone.clone(),
+                face_key: Some(face_key),
+                created_at: authed.now,
+                updated_at: authed.now,
+            };
+            match workers::create(app, &worker).await {
+                Ok(()) => person_id,
+                // Enrolled meanwhile through another path: use that person.
+                Err(StoreError::Conflict(_)) => app
+                    .store
+                    .worker_by_idcard(idcard.as_str())
+                    .await?
+                    .map(|w| w.person_id)
+                    .ok_or_else(|| DeviceError::Internal("worker conflict".into()))?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    tracing::info!(sn = %authed.device.sn, idcard = %idcard, person_id, "worker collected");
+    if let Some(project) = authed.device.project_id {
+        workers::join_project(app, project, &[person_id]).await?;
+    }
+    reply(&CollectPersonResponse {
+        person_id: person_id.to_string(),
+    })
+}

@@ -1,0 +1,301 @@
+//! The request pipeline shared by the TCP gateway and the HTTP device API.
+//!
+//! Every request goes through the same checks in the precedence order of PROTOCOL.md §4:
+//! envelope (`Request::check`: 400_01, 402_0x, 404_01, 400_05) → device (400_06) →
+//! credentials (401_02) → token (401_01) → signature (400_04, or 400_02 for a param the
+//! image cut cannot tokenize) → rate limit (429_01) → the interface's handler (400_02,
+//! 405_01, 403_0x). The answer is signed with the device's secret whenever it is known, and
+//! a success is JWE-encrypted for vendors with a registered key (§6).
+
+mod auth;
+mod collect;
+mod heartbeat;
+mod persons;
+mod sign_in;
+mod tasks;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rollcall_protocol::envelope::{Request, Response, Transport};
+use rollcall_protocol::jwe::JweEncrypter;
+use rollcall_protocol::sign::{self, SignError};
+use rollcall_protocol::time::Timestamp;
+use rollcall_protocol::{ApiCode, params};
+use serde::Serialize;
+
+use crate::error::DeviceError;
+use crate::registry::{Binding, ConnHandle};
+use crate::state::App;
+use crate::store::Device;
+use crate::util::now_ms;
+
+/// What a TCP connection knows about itself, for the binding rules of §1.3.
+#[derive(Debug)]
+pub struct ConnCtx {
+    pub handle: ConnHandle,
+    binding: Mutex<Option<Binding>>,
+    /// Set when a binding request succeeds: the connection should push the device's due
+    /// tasks after writing the response.
+    bound_now: Mutex<Option<String>>,
+}
+
+impl ConnCtx {
+    pub fn new(handle: ConnHandle) -> Self {
+        ConnCtx {
+            handle,
+            binding: Mutex::new(None),
+            bound_now: Mutex::new(None),
+        }
+    }
+
+    /// The sn this connection is bound to.
+    pub fn bound_sn(&self) -> Option<String> {
+        lock(&self.binding).as_ref().map(|b| b.sn().to_owned())
+    }
+
+    /// Takes the "just bound" mark (see [`ConnCtx::bound_now`]).
+    pub fn take_bound_now(&self) -> Option<String> {
+        lock(&self.bound_now).take()
+    }
+
+    /// Checks the binding rule and binds if unbound. A connection bound to another device
+    /// refuses the request (400_04).
+    fn bind(&self, app: &App, sn: &str) -> Result<(), DeviceError> {
+        let mut binding = lock(&self.binding);
+        match binding.as_ref() {
+            Some(b) if b.sn() == sn => Ok(()),
+            Some(_) => Err(DeviceError::AuthFailed("connection bound to another device")),
+            None => {
+                *binding = Some(app.registry.bind(sn, self.handle.clone()));
+                *lock(&self.bound_now) = Some(sn.to_owned());
+                Ok(())
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An authenticated request: who sent it.
+pub(crate) struct Authed {
+    pub device: Device,
+    pub now: i64,
+}
+
+/// How to sign (and maybe encrypt) the answer.
+#[derive(Default)]
+struct Signer {
+    secret: Option<String>,
+    rsa_public_key: Option<String>,
+}
+
+/// Handles one request and returns its signed answer.
+pub async fn handle(
+    app: &App,
+    req: Request,
+    transport: Transport,
+    conn: Option<&ConnCtx>,
+) -> Response {
+    let started = Instant::now();
+    let now = now_ms();
+    let mut signer = Signer::default();
+    let mut api = None;
+    let result = process(app, &req, transport, conn, now, &mut signer, &mut api).await;
+
+    let code = match &result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.to_wire().code.as_str().to_owned(),
+    };
+    let outcome = match result {
+        Ok(text) => encrypt(&signer, text).map_err(|e| e.to_wire()),
+        Err(e) => {
+            if e.is_internal() {
+                tracing::error!(sn = %req.sn, apicode = %req.apicode, error = %e, "request failed");
+            } else {
+                tracing::debug!(sn = %req.sn, apicode = %req.apicode, error = %e, "request refused");
+            }
+            Err(e.to_wire())
+        }
+    };
+    let mut response = Response::to(&req, outcome);
+    if signer.secret.is_none() && response.outcome.is_err() {
+        signer.secret = error_secret(app, &req, api).await;
+    }
+    if let Some(secret) = &signer.secret {
+        // An unknown apicode is signed like the C_ interfaces (version+success+response).
+        response.sign_with(api.unwrap_or(ApiCode::Heartbeat), secret);
+    }
+    let transport_label = match transport {
+        Transport::Tcp => "tcp",
+        Transport::Http => "http",
+    };
+    let apicode = api.map_or("unknown", ApiCode::as_str);
+    app.metrics
+        .request(apicode, transport_label, &code, started.elapsed());
+    response
+}
+
+/// JWE-encrypts a success response for vendors with a key (§6).
+fn encrypt(signer: &Signer, text: Option<String>) -> Result<Option<String>, DeviceError> {
+    match (&signer.rsa_public_key, text) {
+        (Some(pem), Some(text)) => {
+            let jwe = JweEncrypter::from_public_key_pem(pem)
+                .and_then(|k| k.encrypt(text.as_bytes()))
+                .map_err(|e| DeviceError::Internal(format!("jwe: {e}")))?;
+            Ok(Some(jwe))
+        }
+        (_, text) => Ok(text),
+    }
+}
+
+/// The secret to sign an error with, when the platform knows the device's (§2): the
+/// registered sn's vendor; for C_AUTH, the presented credential's when it is valid.
+async fn error_secret(app: &App, req: &Request, api: Option<ApiCode>) -> Option<String> {
+    if api == Some(ApiCode::Auth) {
+        let cred = app.store.credential(&req.access_id).await.ok()??;
+        let valid = cred.revoked_at.is_none()
+            && sign::matches(cred.access_key.expose(), &req.access_key);
+        return valid.then(|| cred.access_secret.expose().to_owned());
+    }
+    if req.sn.is_empty() {
+        return None;
+    }
+    crate::services::tasks::device_secret(app, &req.sn)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn process(
+    app: &App,
+    req: &Request,
+    transport: Transport,
+    conn: Option<&ConnCtx>,
+    now: i64,
+    signer: &mut Signer,
+    api_out: &mut Option<ApiCode>,
+) -> Result<Option<String>, DeviceError> {
+    let checked = req.check(
+        transport,
+        Timestamp::from_epoch_ms(now),
+        app.settings.clock_skew_secs,
+    );
+    // Remember the apicode for the response recipe even when a later check fails.
+    *api_out = req.apicode.parse().ok();
+    let checked = checked?;
+    let api = checked.api;
+
+    if api == ApiCode::Auth {
+        return auth::handle(app, req, conn, now, signer).await;
+    }
+    let authed = authenticate(app, req, api, conn, now, signer).await?;
+    match api {
+        ApiCode::Auth => unreachable!("handled above"),
+        ApiCode::Heartbeat => heartbeat::handle(app, req, &authed).await,
+        ApiCode::SignIn => sign_in::handle(app, req, &authed).await,
+        ApiCode::GetTasks => tasks::get_tasks(app, req, &authed).await,
+        ApiCode::UpdateTasksStatus => tasks::update_status(app, req, &authed).await,
+        ApiCode::SendPerson | ApiCode::UpdateDevicePerson => {
+            persons::page(app, req, api, &authed).await
+        }
+        ApiCode::DelDevicePerson => persons::delete(app, req, &authed).await,
+        ApiCode::ClearDevicePerson => persons::clear(app, req, &authed).await,
+        ApiCode::UpdateDeviceVersion => persons::firmware(app, req, &authed).await,
+        ApiCode::PostDevicePerson => persons::reconcile(app, req, &authed).await,
+        ApiCode::CollectPerson => collect::handle(app, req, &authed).await,
+    }
+}
+
+/// Device (400_06) → credentials (401_02) → token (401_01) → owner and sign (400_04) →
+/// connection binding (400_04) → rate limit (429_01).
+async fn authenticate(
+    app: &App,
+    req: &Request,
+    api: ApiCode,
+    conn: Option<&ConnCtx>,
+    now: i64,
+    signer: &mut Signer,
+) -> Result<Authed, DeviceError> {
+    let device = app.store.device(&req.sn).await?;
+    match &device {
+        None if !app.settings.auto_register => return Err(DeviceError::DeviceUnavailable),
+        Some(d) if !d.enabled => return Err(DeviceError::DeviceUnavailable),
+        _ => {}
+    }
+    let owner = app
+        .tokens
+        .validate(app.store.as_ref(), &req.token, now)
+        .await?
+        .ok_or(DeviceError::TokenNotFound)?;
+    let cred = app.store.credential(&owner.access_id).await?;
+    if cred.as_ref().is_none_or(|c| c.revoked_at.is_some()) {
+        return Err(DeviceError::CredentialsRevoked);
+    }
+    if owner.sn != req.sn {
+        return Err(DeviceError::AuthFailed("token of another device"));
+    }
+    let device = device.ok_or(DeviceError::AuthFailed("token for an unknown device"))?;
+    let vendor = app
+        .store
+        .vendor(device.vendor_id)
+        .await?
+        .ok_or(DeviceError::AuthFailed("device of an unknown vendor"))?;
+    signer.secret = Some(vendor.access_secret.expose().to_owned());
+    verify_sign(api, req, vendor.access_secret.expose())?;
+    signer.rsa_public_key = vendor.rsa_public_key.clone();
+    if let Some(conn) = conn {
+        conn.bind(app, &req.sn)?;
+    }
+    if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
+        return Err(DeviceError::RateLimited);
+    }
+    Ok(Authed { device, now })
+}
+
+/// The request signature (400_04), or 400_02 when the image cut cannot tokenize the param.
+fn verify_sign(api: ApiCode, req: &Request, secret: &str) -> Result<(), DeviceError> {
+    sign::verify_request(
+        api,
+        &req.sign_fields(),
+        req.param_alt.as_deref(),
+        secret,
+        &req.sign,
+    )
+    .map_err(|e| match e {
+        SignError::Untokenizable(j) => DeviceError::param(j.to_string()),
+        SignError::Mismatch => DeviceError::AuthFailed("sign"),
+    })
+}
+
+/// Parses the request's param as `T` (400_02 naming the member).
+fn param<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, DeviceError> {
+    Ok(params::parse(req.param.as_deref().unwrap_or("{}"))?)
+}
+
+/// A success response carrying `value` as strict JSON.
+fn reply<T: Serialize>(value: &T) -> Result<Option<String>, DeviceError> {
+    Ok(Some(params::to_json(value)))
+}
+
+/// The request's taskid as a number; anything else names no task (405_01).
+fn taskid(req: &Request) -> Result<i64, DeviceError> {
+    req.taskid
+        .parse::<u64>()
+        .ok()
+        .and_then(|t| i64::try_from(t).ok())
+        .ok_or_else(|| DeviceError::TaskNotFound(req.taskid.clone()))
+}
+
+/// Answers a request refused before the pipeline (e.g. a path apicode that contradicts the
+/// body), signed like any other error.
+pub async fn refuse(app: &App, req: &Request, error: rollcall_protocol::ProtocolError) -> Response {
+    let api = req.apicode.parse().ok();
+    let mut response = Response::to(req, Err(error));
+    if let Some(secret) = error_secret(app, req, api).await {
+        response.sign_with(api.unwrap_or(ApiCode::Heartbeat), &secret);
+    }
+    response
+}

@@ -1,0 +1,75 @@
+//! The per-device request budget of `429_01`: one token bucket per device.
+//!
+//! Checked after the token (only authenticated devices spend a budget) and never applied to
+//! C_SIGN_IN: attendance must always get through.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::config::RateLimit;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: i64,
+}
+
+#[derive(Debug)]
+pub struct RateLimiter {
+    limit: RateLimit,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    pub fn new(limit: RateLimit) -> Self {
+        RateLimiter {
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Spends one request of `key`'s budget; `false` when it is exhausted.
+    pub fn allow(&self, key: &str, now_ms: i64) -> bool {
+        let RateLimit::Bucket { per_sec, burst } = self.limit else {
+            return true;
+        };
+        let burst = f64::from(burst);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() > 100_000 {
+            // Forget buckets that have refilled completely; they carry no information.
+            buckets.retain(|_, b| {
+                b.tokens + (now_ms - b.updated) as f64 / 1000.0 * per_sec < burst
+            });
+        }
+        let b = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            updated: now_ms,
+        });
+        let elapsed = (now_ms - b.updated).max(0) as f64 / 1000.0;
+        b.tokens = (b.tokens + elapsed * per_sec).min(burst);
+        b.updated = now_ms;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refill() {
+        let r = RateLimiter::new(RateLimit::Bucket { per_sec: 2.0, burst: 3 });
+        assert!((0..3).all(|_| r.allow("a", 0)));
+        assert!(!r.allow("a", 0));
+        assert!(r.allow("b", 0), "budgets are per device");
+        assert!(r.allow("a", 500), "half a second refills one request");
+        assert!(!r.allow("a", 500));
+        let off = RateLimiter::new(RateLimit::Off);
+        assert!((0..1000).all(|_| off.allow("a", 0)));
+    }
+}

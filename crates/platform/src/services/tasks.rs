@@ -1,0 +1,142 @@
+//! Tasks (PROTOCOL.md §5 "Tasks"): creation with merging and superseding, push to a
+//! connected device, and the param a device receives.
+//!
+//! Rules, in one place:
+//! - **Order**: ids are time-ordered, and devices are given tasks oldest first.
+//! - **Merging**: enrolment changes join the device's newest person task when that is a
+//!   pending T_UPDATE_DEVICE_PERSON ([`enqueue_update`]); never past a newer person task.
+//! - **Superseding**: T_SEND_PERSON and T_CLEAR_DEVICE_PERSON cancel the device's older open
+//!   person tasks, in the same transaction that creates them.
+//! - **Push on creation**: a task for a device connected to this node is sent at once as a
+//!   signed command and marked delivered.
+
+use rollcall_protocol::envelope::Command;
+use rollcall_protocol::params::{self, FirmwareInfo};
+use rollcall_protocol::time::Timestamp;
+use rollcall_protocol::{ApiCode, PROTOCOL_VERSION};
+
+use crate::state::App;
+use crate::store::{NewTask, StoreResult, Task, TaskState};
+use crate::util::now_ms;
+
+/// Creates a task for a device and pushes it if the device is connected here.
+pub async fn create(
+    app: &App,
+    sn: &str,
+    api: ApiCode,
+    param: String,
+    persons: Vec<i64>,
+) -> StoreResult<Task> {
+    let now = now_ms();
+    let new = NewTask {
+        taskid: app.ids.next(),
+        sn: sn.to_owned(),
+        apicode: api.as_str().to_owned(),
+        param,
+        persons,
+        supersede: matches!(api, ApiCode::SendPerson | ApiCode::ClearDevicePerson),
+        created_at: now,
+    };
+    app.store.create_task(&new).await?;
+    let mut task = Task {
+        taskid: new.taskid,
+        sn: new.sn,
+        apicode: new.apicode,
+        param: new.param,
+        state: TaskState::Pending,
+        created_at: now,
+        delivered_at: None,
+        finished_at: None,
+    };
+    if push(app, &task).await? {
+        task.state = TaskState::Delivered;
+        task.delivered_at = Some(now_ms());
+    }
+    Ok(task)
+}
+
+/// Adds persons to the device's pending update task, or makes a new one; returns its id.
+pub async fn enqueue_update(app: &App, sn: &str, persons: &[i64]) -> StoreResult<i64> {
+    if persons.is_empty() {
+        return Ok(0);
+    }
+    if let Some(taskid) = app.store.merge_into_pending_update(sn, persons).await? {
+        // Still pending means the device has not been given it: push it now if we can.
+        if let Some(task) = app.store.task(taskid).await?
+            && task.state == TaskState::Pending
+        {
+            push(app, &task).await?;
+        }
+        return Ok(taskid);
+    }
+    let task = create(app, sn, ApiCode::UpdateDevicePerson, "{}".into(), persons.to_vec()).await?;
+    Ok(task.taskid)
+}
+
+/// Sends a task as a command if its device is connected to this node; marks it delivered.
+/// `false` when the device is not connected here (it will see the task in a heartbeat).
+pub async fn push(app: &App, task: &Task) -> StoreResult<bool> {
+    if !app.registry.is_connected(&task.sn) {
+        return Ok(false);
+    }
+    let Ok(api) = task.apicode.parse::<ApiCode>() else {
+        return Ok(false);
+    };
+    let Some(secret) = device_secret(app, &task.sn).await? else {
+        return Ok(false);
+    };
+    let now = now_ms();
+    let command = Command {
+        version: PROTOCOL_VERSION.to_owned(),
+        sn: task.sn.clone(),
+        apicode: api,
+        taskid: task.taskid.to_string(),
+        time_stamp: Timestamp::from_epoch_ms(now).to_wire(),
+        param: deliverable_param(app, task, now),
+    };
+    if !app.registry.send(&task.sn, command.to_packet(&secret)) {
+        return Ok(false);
+    }
+    app.store.mark_delivered(&[task.taskid], now).await?;
+    Ok(true)
+}
+
+/// Pushes every task the device is due (pending, or delivered too long ago without a status).
+pub async fn push_due(app: &App, sn: &str) -> StoreResult<()> {
+    let redeliver_before = now_ms() - app.settings.redelivery_secs as i64 * 1000;
+    for task in app.store.due_tasks(sn, redeliver_before, 100).await? {
+        if !push(app, &task).await? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The param a device receives for a task. Firmware URLs are signed when the task is
+/// delivered (not when it is made), so they are fresh whenever the device gets them.
+pub fn deliverable_param(app: &App, task: &Task, now: i64) -> String {
+    if task.apicode != ApiCode::UpdateDeviceVersion.as_str() {
+        return task.param.clone();
+    }
+    match params::parse::<FirmwareInfo>(&task.param) {
+        Ok(mut info) => {
+            if let Some(key) = info.download_url.strip_prefix("/files/") {
+                info.download_url = app.file_url(key, now);
+            }
+            params::to_json(&info)
+        }
+        Err(_) => task.param.clone(),
+    }
+}
+
+/// The current secret of the vendor of a device.
+pub async fn device_secret(app: &App, sn: &str) -> StoreResult<Option<String>> {
+    let Some(device) = app.store.device(sn).await? else {
+        return Ok(None);
+    };
+    Ok(app
+        .store
+        .vendor(device.vendor_id)
+        .await?
+        .map(|v| v.access_secret.expose().to_owned()))
+}

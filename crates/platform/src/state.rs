@@ -1,0 +1,54 @@
+//! The explicit state every handler receives: no globals, so two platforms can run in one
+//! test process.
+
+use std::sync::Arc;
+
+use rollcall_protocol::ids::Secret;
+
+use crate::blobs::{FileStore, SegmentStore};
+use crate::config::Settings;
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::presence::Presence;
+use crate::ratelimit::RateLimiter;
+use crate::registry::Registry;
+use crate::signed_url::UrlSigner;
+use crate::store::Store;
+use crate::tokens::Tokens;
+use crate::util::IdGen;
+
+/// Shared by every connection, request and background task of one platform instance.
+pub type AppState = Arc<App>;
+
+#[derive(Debug)]
+pub struct App {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    /// Attendance photos (segments, group-committed).
+    pub segments: Arc<SegmentStore>,
+    /// Face photos and firmware packages (one file per key).
+    pub files: FileStore,
+    pub signer: UrlSigner,
+    pub registry: Arc<Registry>,
+    pub presence: Presence,
+    pub tokens: Tokens,
+    pub limiter: RateLimiter,
+    pub ingest: Ingest,
+    pub ids: IdGen,
+    pub metrics: Arc<Metrics>,
+    pub admin_token: Secret,
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend())
+    }
+}
+
+impl App {
+    /// The signed, expiring absolute URL of a stored file (`/files/{key}`).
+    pub fn file_url(&self, key: &str, now_ms: i64) -> String {
+        self.signer
+            .sign(&format!("/files/{key}"), (now_ms / 1000).max(0) as u64)
+    }
+}

@@ -1,0 +1,140 @@
+//! [`FaultyStore`]: a [`Store`] wrapper that fails on demand, for tests of the `500_01` paths.
+//!
+//! Every method delegates to the inner store unless a switch is on: [`FaultyStore::fail_writes`]
+//! fails the methods that change data, [`FaultyStore::fail_all`] fails every method (reads and
+//! `ping` included) with [`StoreError::Injected`]. `backend()` never fails.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+
+use super::{Store, StoreError, StoreResult, model::*};
+
+/// Wraps a store; see the module docs.
+#[derive(Debug)]
+pub struct FaultyStore<S> {
+    inner: S,
+    writes: AtomicBool,
+    all: AtomicBool,
+}
+
+/// What a method does, for choosing which ones fail.
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    Write,
+}
+
+impl<S> FaultyStore<S> {
+    pub fn new(inner: S) -> Self {
+        FaultyStore {
+            inner,
+            writes: AtomicBool::new(false),
+            all: AtomicBool::new(false),
+        }
+    }
+
+    /// Makes every method that changes data fail (or work again).
+    pub fn fail_writes(&self, on: bool) {
+        self.writes.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes every method fail (or work again).
+    pub fn fail_all(&self, on: bool) {
+        self.all.store(on, Ordering::SeqCst);
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn check(&self, access: Access) -> StoreResult<()> {
+        let fail = self.all.load(Ordering::SeqCst)
+            || (matches!(access, Access::Write) && self.writes.load(Ordering::SeqCst));
+        if fail {
+            Err(StoreError::Injected)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Generates the delegating impl: `Read|Write fn name(args) -> ret;` per trait method.
+macro_rules! delegate {
+    ($($access:ident fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        #[async_trait]
+        impl<S: Store> Store for FaultyStore<S> {
+            fn backend(&self) -> &'static str {
+                self.inner.backend()
+            }
+
+            $(async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.check(Access::$access)?;
+                self.inner.$name($($arg),*).await
+            })*
+        }
+    };
+}
+
+delegate! {
+    Read fn ping(&self) -> StoreResult<()>;
+
+    Write fn create_vendor(&self, vendor: &Vendor) -> StoreResult<()>;
+    Read fn vendor(&self, id: i64) -> StoreResult<Option<Vendor>>;
+    Read fn vendors(&self) -> StoreResult<Vec<Vendor>>;
+    Read fn credential(&self, access_id: &str) -> StoreResult<Option<Credential>>;
+    Write fn rotate_credentials(&self, vendor_id: i64, new: &Credential) -> StoreResult<()>;
+
+    Write fn insert_token(&self, token: &str, sn: &str, access_id: &str, now: i64)
+        -> StoreResult<()>;
+    Read fn token(&self, token: &str) -> StoreResult<Option<(String, String, i64)>>;
+    Write fn touch_tokens(&self, touches: &[(String, i64)]) -> StoreResult<()>;
+
+    Write fn create_project(&self, project: &Project) -> StoreResult<()>;
+    Read fn project(&self, id: i64) -> StoreResult<Option<Project>>;
+    Read fn projects(&self) -> StoreResult<Vec<Project>>;
+
+    Write fn create_device(&self, device: &Device) -> StoreResult<()>;
+    Read fn device(&self, sn: &str) -> StoreResult<Option<Device>>;
+    Read fn devices(&self, project_id: Option<i64>) -> StoreResult<Vec<Device>>;
+    Write fn update_device(&self, sn: &str, patch: &DevicePatch) -> StoreResult<Device>;
+    Write fn set_device_counts(&self, sn: &str, persons: i64, faces: i64) -> StoreResult<()>;
+    Write fn record_presence(&self, updates: &[PresenceUpdate], transitions: &[PresenceTransition])
+        -> StoreResult<()>;
+    Read fn presence_history(&self, sn: &str, limit: u32) -> StoreResult<Vec<PresenceTransition>>;
+
+    Write fn create_worker(&self, worker: &Worker) -> StoreResult<()>;
+    Read fn worker(&self, person_id: i64) -> StoreResult<Option<Worker>>;
+    Read fn worker_by_idcard(&self, idcard_no: &str) -> StoreResult<Option<Worker>>;
+    Read fn workers_by_ids(&self, person_ids: &[i64]) -> StoreResult<Vec<Worker>>;
+    Read fn workers(&self, after: Option<i64>, limit: u32) -> StoreResult<Vec<Worker>>;
+    Write fn add_project_workers(&self, project_id: i64, person_ids: &[i64], now: i64)
+        -> StoreResult<()>;
+    Write fn remove_project_worker(&self, project_id: i64, person_id: i64, now: i64)
+        -> StoreResult<bool>;
+    Read fn roster(&self, project_id: i64) -> StoreResult<Vec<i64>>;
+    Read fn on_roster(&self, project_id: i64, person_id: i64) -> StoreResult<bool>;
+
+    Write fn create_task(&self, task: &NewTask) -> StoreResult<()>;
+    Write fn merge_into_pending_update(&self, sn: &str, person_ids: &[i64])
+        -> StoreResult<Option<i64>>;
+    Read fn task(&self, taskid: i64) -> StoreResult<Option<Task>>;
+    Read fn tasks_of_device(&self, sn: &str, limit: u32) -> StoreResult<Vec<Task>>;
+    Read fn due_tasks(&self, sn: &str, redeliver_before: i64, limit: u32)
+        -> StoreResult<Vec<Task>>;
+    Write fn mark_delivered(&self, taskids: &[i64], now: i64) -> StoreResult<Vec<i64>>;
+    Write fn finish_task(&self, taskid: i64, state: TaskState, now: i64) -> StoreResult<bool>;
+    Read fn task_persons(&self, taskid: i64, offset: u32, limit: u32)
+        -> StoreResult<(Vec<i64>, u32)>;
+    Write fn record_sync(&self, report: &SyncReport) -> StoreResult<()>;
+    Read fn person_sync(&self, sn: &str) -> StoreResult<Vec<PersonSync>>;
+    Read fn task_failures(&self, taskid: i64)
+        -> StoreResult<(Vec<SyncFailure>, Vec<SyncFailure>)>;
+    Write fn put_reconcile_page(&self, page: &ReconcilePage) -> StoreResult<()>;
+    Read fn reconcile_pages(&self, taskid: i64) -> StoreResult<Vec<ReconcilePage>>;
+    Read fn open_task_count(&self) -> StoreResult<i64>;
+
+    Write fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>>;
+    Read fn attendance(&self, query: &AttendanceQuery) -> StoreResult<Vec<Attendance>>;
+    Read fn attendance_record(&self, record_id: i64) -> StoreResult<Option<Attendance>>;
+}

@@ -1,0 +1,49 @@
+//! Small shared helpers: the wall clock, random secrets, id generation.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// 128 random bits as 32 lowercase hex characters (credentials, tokens).
+pub fn random_hex128() -> String {
+    let mut b = [0u8; 16];
+    fill_random(&mut b);
+    hex::encode(b)
+}
+
+/// Fills `buf` from the operating system's random source.
+pub fn fill_random(buf: &mut [u8]) {
+    // The OS random source failing is unrecoverable for a server that mints credentials.
+    getrandom::fill(buf).expect("the operating system's random source is unavailable");
+}
+
+/// Generates 64-bit, time-ordered, unique ids (task ids are 19 digits, as in the standard).
+pub struct IdGen(snowflaked::sync::Generator);
+
+impl IdGen {
+    /// `instance` distinguishes nodes sharing a database (0..1024).
+    pub fn new(instance: u16) -> Self {
+        IdGen(snowflaked::sync::Generator::new(instance & 0x3ff))
+    }
+
+    pub fn next(&self) -> i64 {
+        self.0.generate::<i64>()
+    }
+}
+
+impl std::fmt::Debug for IdGen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdGen")
+    }
+}
+
+/// Today's date in Beijing time as `YYYYMMDD` (ID-card birth dates are checked against it).
+pub fn today_beijing(now_ms: i64) -> u32 {
+    let wire = rollcall_protocol::time::Timestamp::from_epoch_ms(now_ms).to_wire();
+    wire.get(..8).and_then(|d| d.parse().ok()).unwrap_or(0)
+}
