@@ -1,0 +1,27 @@
+//! C_HEARTBEAT (§5): what the device reports about itself, and the tasks waiting for it.
+
+use serde::{Deserialize, Serialize};
+
+use super::lenient;
+
+/// C_HEARTBEAT param: `{deviceVersion, deviceIp}`, both required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatParam {
+    /// The device's firmware/software version, as the vendor writes it.
+    #[serde(deserialize_with = "lenient::string")]
+    pub device_version: String,
+    /// The device's IP address as it sees it (often a private address).
+    #[serde(deserialize_with = "lenient::string")]
+    pub device_ip: String,
+}
+
+/// C_HEARTBEAT response: the ids of this device's pending (or overdue) tasks, oldest first,
+/// at most 100. No tasks: `{"taskids":[]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    /// Task ids as decimal strings.
+    #[serde(default, deserialize_with = "lenient::strings_or_empty")]
+    pub taskids: Vec<String>,
+}

@@ -1,0 +1,164 @@
+//! Typed params and responses of every interface of PROTOCOL.md §5 and §7.
+//!
+//! The platform reads params and writes responses; the device SDK writes params and reads
+//! responses; both use the same types, so the two sides cannot drift apart.
+//!
+//! - **Reading is lenient** (§1.5): [`parse`] takes strict JSON or the JSON5 subset of
+//!   [`crate::json::to_strict`], numbers given as strings and strings given as numbers (the
+//!   [`lenient`] readers), ignores unknown members and treats `null` as absent for optional
+//!   ones. Every failure is `400_02` with a Chinese detail that **names the member**, with its
+//!   path when nested: `缺少字段 personId`, `缺少字段 task[0].status`,
+//!   `字段 type 类型错误: 需要整数，收到字符串 "abc"`, `JSON 语法错误: 第 12 字节 (…)` (a 0-based byte offset).
+//! - **Writing is strict** ([`to_json`]): compact JSON, members in struct field order (the
+//!   response signature covers the exact text), optional members left out when `None`, ids
+//!   written as strings.
+//!
+//! One module per interface group: [`auth`], [`heartbeat`], [`sign_in`], [`tasks`]
+//! (T_GET_TASKS, T_UPDATE_TASKS_STATUS), [`persons`] (T_SEND_PERSON, T_UPDATE_DEVICE_PERSON,
+//! T_DEL_DEVICE_PERSON, T_POST_DEVICE_PERSON), [`firmware`] (T_UPDATE_DEVICE_VERSION) and
+//! [`collect`] (X_COLLECT_PERSON). T_CLEAR_DEVICE_PERSON has neither param nor response.
+//! Business validation beyond types (403_0x of C_SIGN_IN) is [`SignInParam::validate`];
+//! everything that needs storage (known persons, fences, image content) is the platform's.
+
+pub mod auth;
+pub mod collect;
+pub mod firmware;
+pub mod heartbeat;
+pub mod lenient;
+pub mod persons;
+pub mod sign_in;
+pub mod tasks;
+
+mod diagnose;
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::code::{ErrorCode, ProtocolError};
+
+pub use auth::AuthResponse;
+pub use collect::{CollectPersonParam, CollectPersonResponse};
+pub use firmware::FirmwareInfo;
+pub use heartbeat::{HeartbeatParam, HeartbeatResponse};
+pub use persons::{
+    DEFAULT_PAGE_SIZE, DelPersonResponse, DevicePerson, MAX_PAGE_SIZE, PageParam, PersonEntry,
+    PersonPage, PostDevicePersonParam, PostDevicePersonTaskParam,
+};
+pub use sign_in::{AttendanceType, BitType, Coordinate, QrCodeInfo, SignInParam, SignInResponse};
+pub use tasks::{
+    FailedItem, GetTasksParam, GetTasksResponse, TaskItem, TaskOutcome, TaskStatus,
+    UpdateTasksStatusParam,
+};
+
+/// Reads a param (or response) leniently (§1.5).
+///
+/// Strict JSON goes straight to `serde_json`; on a *syntax* error the text is rewritten by
+/// [`crate::json::to_strict`] and read again. Members are read by the [`lenient`] readers
+/// wherever the standard's type is String/Int/Long/Double. Every error is
+/// [`ErrorCode::ParamInvalid`] (`400_02`) whose detail names the member (see the module docs).
+pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ProtocolError> {
+    let first = match serde_json::from_str::<T>(text) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    // serde_json reports a missing member before it notices trailing garbage, and a wrong
+    // member before a JSON5 construct further on: a data error only stands for valid JSON.
+    let syntax_ok = !first.is_syntax()
+        && !first.is_eof()
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+    if syntax_ok {
+        return Err(diagnose::error(text, &first));
+    }
+    match crate::json::to_strict(text) {
+        Err(e) => Err(invalid(format!(
+            "JSON 语法错误: 第 {} 字节 ({})",
+            e.offset, e.reason
+        ))),
+        // Nothing to rewrite: serde_json's own complaint stands.
+        Ok(Cow::Borrowed(_)) => Err(diagnose::error(text, &first)),
+        Ok(Cow::Owned(strict)) => {
+            serde_json::from_str::<T>(&strict).map_err(|e| diagnose::error(&strict, &e))
+        }
+    }
+}
+
+/// Writes a param or response as compact strict JSON, members in field order.
+pub fn to_json<T: Serialize>(v: &T) -> String {
+    // The types of this module serialise to JSON infallibly: string keys, finite floats or
+    // none (serde_json writes a non-finite float as null rather than failing).
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A `400_02` error with a detail.
+pub(crate) fn invalid(detail: impl Into<String>) -> ProtocolError {
+    ProtocolError::with_detail(ErrorCode::ParamInvalid, detail)
+}
+
+/// Decodes a base64 image member (`img`, `facePhoto`, …); `member` names it in the error.
+///
+/// Accepted: the standard alphabet, with or without `=` padding; ASCII whitespace anywhere
+/// (Android's `Base64.DEFAULT` and MIME encoders wrap lines every 76 characters); and a
+/// `data:<mime>;base64,` prefix as browsers and mobile apps write it. Not base64 → `400_02`
+/// naming the member. Whether the bytes are a JPEG/PNG, and their size, is the platform's
+/// business.
+pub fn decode_base64(member: &str, text: &str) -> Result<Vec<u8>, ProtocolError> {
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let body = match text.strip_prefix("data:") {
+        Some(rest) => match rest.split_once(";base64,") {
+            Some((_mime, body)) => body,
+            None => {
+                return Err(invalid(format!(
+                    "字段 {member} 不是有效的 base64: data URI 缺少 \";base64,\""
+                )));
+            }
+        },
+        None => text,
+    };
+    let decoded = if body.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        ENGINE.decode(compact)
+    } else {
+        ENGINE.decode(body)
+    };
+    decoded.map_err(|e| {
+        let why = match e {
+            base64::DecodeError::InvalidByte(at, byte) => {
+                format!("第 {at} 个字符 {:?} 无效", char::from(byte))
+            }
+            base64::DecodeError::InvalidLength(_) => "长度无效".to_owned(),
+            base64::DecodeError::InvalidLastSymbol(at, _) => format!("第 {at} 个字符无效"),
+            base64::DecodeError::InvalidPadding => "填充无效".to_owned(),
+        };
+        invalid(format!("字段 {member} 不是有效的 base64: {why}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_forms() {
+        let plain = decode_base64("img", "aGVsbG8=").unwrap();
+        assert_eq!(plain, b"hello");
+        assert_eq!(decode_base64("img", "aGVsbG8").unwrap(), b"hello");
+        assert_eq!(decode_base64("img", "aGVs\r\nbG8=\n").unwrap(), b"hello");
+        assert_eq!(
+            decode_base64("img", "data:image/jpeg;base64,aGVsbG8=").unwrap(),
+            b"hello"
+        );
+        let err = decode_base64("img", "not base64!").unwrap_err();
+        assert_eq!(err.code, ErrorCode::ParamInvalid);
+        assert!(err.detail.unwrap().contains("img"));
+        assert!(decode_base64("facePhoto", "data:image/png,xx").is_err());
+    }
+}
