@@ -71,7 +71,7 @@ impl Platform {
         let store = store::connect(&url)
             .await
             .map_err(|source| StartupError::Database {
-                url: redact_url(&url),
+                url: crate::util::redact_url(&url),
                 source,
             })?;
         Self::build_with_store(settings, public_url, Arc::new(store)).await
@@ -127,7 +127,7 @@ impl Platform {
             presence: Presence::new(settings.offline_after_secs),
             tokens: Tokens::new(settings.token_idle_secs),
             limiter: RateLimiter::new(settings.rate_limit),
-            ids: IdGen::new(node_instance()),
+            ids: IdGen::new(settings.node_id.unwrap_or_else(random_instance)),
             store,
             segments,
             files,
@@ -207,7 +207,7 @@ async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "writing token touches failed; will retry");
         }
         app.metrics.online_devices(app.presence.online_count());
-        if rounds % 10 == 0
+        if rounds.is_multiple_of(10)
             && let Ok(n) = app.store.open_task_count().await
         {
             app.metrics.task_backlog(n);
@@ -272,29 +272,10 @@ async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     .map_err(std::io::Error::other)?
 }
 
-/// This node's instance number for id generation: from `ROLLCALL_NODE_ID`, else random, so
-/// nodes sharing a database never mint the same id.
-fn node_instance() -> u16 {
-    std::env::var("ROLLCALL_NODE_ID")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            let mut b = [0u8; 2];
-            fill_random(&mut b);
-            u16::from_le_bytes(b) & 0x3ff
-        })
-}
-
-/// A database URL with any password removed, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+/// A random instance number for id generation, so nodes sharing a database without a
+/// configured `node_id` are very unlikely to mint the same id.
+fn random_instance() -> u16 {
+    let mut b = [0u8; 2];
+    fill_random(&mut b);
+    u16::from_le_bytes(b) & 0x3ff
 }

@@ -47,6 +47,8 @@ pub struct Settings {
     pub flush_interval_ms: u64,
     /// Most sign-ins committed in one transaction.
     pub ingest_batch_max: usize,
+    /// Distinguishes nodes sharing one database in generated ids (0..1023); random if unset.
+    pub node_id: Option<u16>,
 }
 
 impl Default for Settings {
@@ -75,6 +77,7 @@ impl Default for Settings {
             photo_store: None,
             flush_interval_ms: 1000,
             ingest_batch_max: 512,
+            node_id: None,
         }
     }
 }

@@ -47,3 +47,17 @@ pub fn today_beijing(now_ms: i64) -> u32 {
     let wire = rollcall_protocol::time::Timestamp::from_epoch_ms(now_ms).to_wire();
     wire.get(..8).and_then(|d| d.parse().ok()).unwrap_or(0)
 }
+
+/// A database URL with any password removed, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,1 +1,150 @@
-fn main() {}
+//! The `rollcall` command line. It parses arguments, layers the configuration and starts
+//! things; business logic lives in the library crates.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rollcall_platform::{Listeners, Platform, Settings};
+use tokio::net::TcpListener;
+
+use config::ServeArgs;
+
+#[derive(Debug, Parser)]
+#[command(name = "rollcall", version, about = "Rollcall 实名制考勤物联平台 / real-name attendance IoT platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the platform: TCP gateway, HTTP device API, admin API. / 运行平台
+    Serve(ServeArgs),
+    /// Print a commented example configuration file with every default. / 打印示例配置
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config => {
+            print!("{}", config::EXAMPLE);
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => {
+            init_tracing();
+            let settings = match config::load(&args) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("rollcall: configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("rollcall: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rollcall: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Startup(#[from] rollcall_platform::StartupError),
+}
+
+async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let http = bind(settings.http_addr).await?;
+    let tcp = bind(settings.tcp_addr).await?;
+    let http_addr = http.local_addr().map_err(|source| ServeError::Bind {
+        addr: settings.http_addr,
+        source,
+    })?;
+    let tcp_addr = tcp.local_addr().map_err(|source| ServeError::Bind {
+        addr: settings.tcp_addr,
+        source,
+    })?;
+    let public_url = settings.public_url_for(http_addr);
+    let backend = settings.database_url();
+    let platform = Platform::build(settings, &public_url).await?;
+
+    if let Some(token) = &platform.generated_admin_token {
+        // Printed once, on the start that generated it; it is kept in the data dir.
+        println!("管理员令牌 / admin token (shown once): {token}");
+    }
+    println!("Rollcall 已启动 / started");
+    println!("  设备 TCP / device TCP:   {tcp_addr}");
+    println!("  设备 HTTP / device HTTP: {public_url}/device/api");
+    println!("  管理 API / admin API:    {public_url}/api/v1  (OpenAPI: {public_url}/api/v1/openapi.json)");
+    println!("  存储 / storage:          {}", rollcall_platform::util::redact_url(&backend));
+    tracing::info!(%tcp_addr, %http_addr, "listening");
+
+    platform
+        .run(Listeners { http, tcp }, shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`), `ROLLCALL_LOG_FORMAT=json` for JSON.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if std::env::var("ROLLCALL_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,142 @@
+//! Configuration layering for `rollcall serve`: defaults → config file → `ROLLCALL_*`
+//! environment → flags (PRODUCT.md "The command line"). Every setting can come from the
+//! file or the environment; the common ones also have flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use rollcall_platform::Settings;
+use serde::Serialize;
+
+/// Flags of `rollcall serve`. Each also reads `ROLLCALL_<NAME>`.
+#[derive(Debug, Args, Serialize, Default)]
+pub struct ServeArgs {
+    /// Data directory (SQLite database, photos, generated keys). / 数据目录
+    #[arg(long, env = "ROLLCALL_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address (device API, admin API). / HTTP 监听地址
+    #[arg(long, env = "ROLLCALL_HTTP_ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<SocketAddr>,
+    /// TCP listen address (device connections). / TCP 监听地址
+    #[arg(long, env = "ROLLCALL_TCP_ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_addr: Option<SocketAddr>,
+    /// Base of the URLs handed to devices, e.g. http://HOST:8080. / 对外地址
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Admin API token; generated and stored in the data dir when absent. / 管理员令牌
+    #[arg(long, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// sqlite://… or postgres://… (default: SQLite in the data dir). / 数据库地址
+    #[arg(long, env = "ROLLCALL_DATABASE_URL", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// A token expires after this long without use. / 令牌空闲过期秒数
+    #[arg(long, env = "ROLLCALL_TOKEN_IDLE_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_idle_secs: Option<u64>,
+    /// A device is offline this long after its last heartbeat. / 离线判定秒数
+    #[arg(long, env = "ROLLCALL_OFFLINE_AFTER_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline_after_secs: Option<u64>,
+    /// Allowed difference between a device's timeStamp and the platform clock. / 时钟偏差秒数
+    #[arg(long, env = "ROLLCALL_CLOCK_SKEW_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_skew_secs: Option<u64>,
+    /// A delivered task without a status is offered again after this long. / 任务重发秒数
+    #[arg(long, env = "ROLLCALL_REDELIVERY_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redelivery_secs: Option<u64>,
+    /// Per-device request budget: "20/s burst 100" or "off". / 限流
+    #[arg(long, env = "ROLLCALL_RATE_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    /// A TOML file with any of the settings (`rollcall config` prints an example). / 配置文件
+    #[arg(long, env = "ROLLCALL_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+/// Reads the layered settings.
+pub fn load(args: &ServeArgs) -> Result<Settings, figment::Error> {
+    let mut figment = Figment::new();
+    if let Some(file) = &args.config {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(Env::prefixed("ROLLCALL_").ignore(&["LOG_FORMAT", "CONFIG", "TEST_DATABASE_URL", "NODE_ID"]))
+        .merge(Serialized::defaults(args))
+        .extract()
+}
+
+/// `rollcall config`: every setting with its default, commented.
+pub const EXAMPLE: &str = r#"# rollcall.toml — every setting with its default. Each key is also read from the
+# environment as ROLLCALL_<KEY> (e.g. ROLLCALL_ADMIN_TOKEN); flags override both.
+
+data_dir = "data"                 # SQLite database, photos, generated keys
+http_addr = "0.0.0.0:8080"        # device HTTP API, admin API, console
+tcp_addr = "0.0.0.0:7700"         # device TCP connections
+# public_url = "http://HOST:8080" # base of photo/firmware URLs given to devices
+# admin_token = "..."             # default: generated on first start, kept in data_dir
+# database_url = "postgres://user@host/db"   # default: sqlite in data_dir
+token_idle_secs = 1800            # tokens expire after 30 min without use
+offline_after_secs = 60           # online while the last heartbeat is younger
+clock_skew_secs = 300             # allowed device clock difference (400_05)
+redelivery_secs = 600             # offer a delivered task again without a status
+auto_register = true              # unknown sn with valid vendor credentials registers unbound
+auto_repair = false               # reconciliation creates the tasks that fix a device
+require_encryption = false        # vendors must register an RSA key (JWE responses)
+max_frame_bytes = 2097152         # TCP frame limit (413_01)
+max_body_bytes = 16777216         # HTTP body limit (413_01)
+max_photo_bytes = 409600          # larger photos are not kept (photo_rejected)
+url_ttl_secs = 86400              # lifetime of signed photo/firmware URLs
+idle_timeout_secs = 90            # close TCP connections silent this long
+max_connections = 20000           # TCP connection limit
+rate_limit = "20/s burst 100"     # per device, never applied to C_SIGN_IN; "off" disables
+# photo_store = "/var/lib/rollcall/files"   # default: data_dir/files
+flush_interval_ms = 1000          # heartbeat state and token use written behind
+ingest_batch_max = 512            # most sign-ins per group commit
+# node_id = 1                     # 0..1023, distinct per node sharing a database
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let parsed: Settings = Figment::new()
+            .merge(Toml::string(EXAMPLE))
+            .extract()
+            .unwrap();
+        let d = Settings::default();
+        assert_eq!(parsed.http_addr, d.http_addr);
+        assert_eq!(parsed.tcp_addr, d.tcp_addr);
+        assert_eq!(parsed.token_idle_secs, d.token_idle_secs);
+        assert_eq!(parsed.max_photo_bytes, d.max_photo_bytes);
+        assert_eq!(parsed.rate_limit, d.rate_limit);
+        assert_eq!(parsed.ingest_batch_max, d.ingest_batch_max);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.toml");
+        std::fs::write(&file, "token_idle_secs = 5\nredelivery_secs = 7\n").unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            token_idle_secs: Some(9),
+            ..ServeArgs::default()
+        };
+        let s = load(&args).unwrap();
+        assert_eq!(s.token_idle_secs, 9);
+        assert_eq!(s.redelivery_secs, 7);
+    }
+}
