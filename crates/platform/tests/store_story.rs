@@ -22,6 +22,10 @@ async fn sqlite_story() {
     let store = SqlStore::connect(&url).await.expect("connect sqlite");
     assert_eq!(store.backend(), "sqlite");
     story(&store).await;
+    assert!(
+        dir.path().join("rollcall.db-wal").exists(),
+        "journal_mode=WAL"
+    );
     store.close().await;
 
     // Reopening runs the migrations again (a no-op) and finds everything stored.

@@ -148,7 +148,10 @@ impl ErrorCode {
     /// Position in the precedence order of §4 (lower wins).
     pub fn rank(self) -> usize {
         // ALL is written in precedence order; a linear scan of 23 entries is cheap.
-        Self::ALL.iter().position(|c| *c == self).unwrap_or(usize::MAX)
+        Self::ALL
+            .iter()
+            .position(|c| *c == self)
+            .unwrap_or(usize::MAX)
     }
 
     /// Parses a wire code such as `"401_01"`.

@@ -280,7 +280,8 @@ impl Request {
 /// The text of a scalar envelope member: a string's value, a number's or boolean's text;
 /// `null` is absent. An object or array where a scalar belongs: `400_02` naming the member.
 fn scalar_text(doc: &Doc<'_>, node: &Node, name: &str) -> Result<Option<String>, ProtocolError> {
-    let bad = || ProtocolError::with_detail(ErrorCode::ParamInvalid, format!("字段 {name} 类型错误"));
+    let bad =
+        || ProtocolError::with_detail(ErrorCode::ParamInvalid, format!("字段 {name} 类型错误"));
     let Some(kind) = doc.scalar_kind(node) else {
         return Err(bad());
     };
@@ -288,7 +289,9 @@ fn scalar_text(doc: &Doc<'_>, node: &Node, name: &str) -> Result<Option<String>,
     match kind {
         TokenKind::Str | TokenKind::SingleStr => {
             let strict = crate::json::to_strict(raw).map_err(|_| bad())?;
-            serde_json::from_str::<String>(&strict).map(Some).map_err(|_| bad())
+            serde_json::from_str::<String>(&strict)
+                .map(Some)
+                .map_err(|_| bad())
         }
         TokenKind::Ident if raw == "null" => Ok(None),
         _ => Ok(Some(raw.strip_prefix('+').unwrap_or(raw).to_owned())),

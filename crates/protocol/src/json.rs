@@ -606,7 +606,10 @@ pub fn cut_members(text: &str, cut: Cut<'_>) -> Result<CutForms, JsonError> {
             } else if run_start > 0 {
                 // The run ends the object: take the comma before it.
                 let comma = first_tok - 1;
-                cuts.push((comma..last_tok, doc.tokens[comma].span.start..value_end_byte));
+                cuts.push((
+                    comma..last_tok,
+                    doc.tokens[comma].span.start..value_end_byte,
+                ));
             } else {
                 cuts.push((first_tok..last_tok, key_byte..value_end_byte));
             }

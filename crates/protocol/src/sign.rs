@@ -52,7 +52,14 @@ pub const fn request_recipe(api: ApiCode) -> &'static [Part] {
             P::AccessKey,
             P::TimeStamp,
         ],
-        ApiCode::Heartbeat => &[P::Version, P::Sn, P::Token, P::ApiCode, P::TimeStamp, P::Param],
+        ApiCode::Heartbeat => &[
+            P::Version,
+            P::Sn,
+            P::Token,
+            P::ApiCode,
+            P::TimeStamp,
+            P::Param,
+        ],
         ApiCode::SignIn => &[
             P::Version,
             P::Sn,
@@ -261,7 +268,12 @@ pub fn sign_response(api: ApiCode, fields: &SignFields<'_>, secret: &str) -> Str
 }
 
 /// Checks a response's sign (device side).
-pub fn verify_response(api: ApiCode, fields: &SignFields<'_>, secret: &str, presented: &str) -> bool {
+pub fn verify_response(
+    api: ApiCode,
+    fields: &SignFields<'_>,
+    secret: &str,
+    presented: &str,
+) -> bool {
     matches(&sign_response(api, fields, secret), presented)
 }
 

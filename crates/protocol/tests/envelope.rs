@@ -37,8 +37,14 @@ fn code_of(r: &Request, t: Transport) -> Option<ErrorCode> {
 fn an_object_param_is_signed_over_its_raw_text() {
     let body = r#"{"version":"v1.0.0","sn":"1388186","token":"696e8019b6fe4dbcb7e5ced91a1c771c","apicode":"T_GET_TASKS","param":{ "taskids" : ["6541951958563696640"] },"sign":"x"}"#;
     let req = Request::from_http_body(body.as_bytes()).unwrap();
-    assert_eq!(req.param.as_deref(), Some(r#"{ "taskids" : ["6541951958563696640"] }"#));
-    assert_eq!(req.param_alt, None, "a strict envelope has one accepted form");
+    assert_eq!(
+        req.param.as_deref(),
+        Some(r#"{ "taskids" : ["6541951958563696640"] }"#)
+    );
+    assert_eq!(
+        req.param_alt, None,
+        "a strict envelope has one accepted form"
+    );
 }
 
 #[test]
@@ -47,19 +53,31 @@ fn a_json5_envelope_also_accepts_the_compact_form() {
                 param: {taskids: ['6541951958563696640', ], }, sign:'x'}";
     let mut req = Request::from_http_body(body.as_bytes()).unwrap();
     assert_eq!(req.sn, "1388186", "a number where a string belongs");
-    assert_eq!(req.param.as_deref(), Some("{taskids: ['6541951958563696640', ], }"));
+    assert_eq!(
+        req.param.as_deref(),
+        Some("{taskids: ['6541951958563696640', ], }")
+    );
     let compact = r#"{"taskids":["6541951958563696640"]}"#;
     assert_eq!(req.param_alt.as_deref(), Some(compact));
     // A device that signed the compact strict text is accepted.
     let signed = sign::sign_request(
         ApiCode::GetTasks,
-        &sign::SignFields { param: Some(compact), ..req.sign_fields() },
+        &sign::SignFields {
+            param: Some(compact),
+            ..req.sign_fields()
+        },
         SECRET,
     )
     .unwrap();
     req.sign = signed;
-    sign::verify_request(ApiCode::GetTasks, &req.sign_fields(), req.param_alt.as_deref(), SECRET, &req.sign)
-        .unwrap();
+    sign::verify_request(
+        ApiCode::GetTasks,
+        &req.sign_fields(),
+        req.param_alt.as_deref(),
+        SECRET,
+        &req.sign,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -97,7 +115,11 @@ fn a_valid_request_passes_the_envelope_checks() {
 #[test]
 fn envelope_errors_come_in_the_order_of_section_4() {
     // Everything wrong at once: the apicode is reported first, and so on down the list.
-    let mut r = Request { apicode: "C_HEARTBEAT".into(), time_stamp: "2021".into(), ..Request::default() };
+    let mut r = Request {
+        apicode: "C_HEARTBEAT".into(),
+        time_stamp: "2021".into(),
+        ..Request::default()
+    };
     let order = [
         ErrorCode::VersionMissing,
         ErrorCode::SnMissing,
@@ -128,13 +150,31 @@ fn envelope_errors_come_in_the_order_of_section_4() {
 #[test]
 fn apicode_problems_are_400_01_and_win_over_everything_else() {
     let empty = Request::default();
-    assert_eq!(code_of(&empty, Transport::Http), Some(ErrorCode::ApiCodeInvalid));
-    let unknown = Request { apicode: "C_NOPE".into(), ..Request::default() };
-    assert_eq!(code_of(&unknown, Transport::Http), Some(ErrorCode::ApiCodeInvalid));
+    assert_eq!(
+        code_of(&empty, Transport::Http),
+        Some(ErrorCode::ApiCodeInvalid)
+    );
+    let unknown = Request {
+        apicode: "C_NOPE".into(),
+        ..Request::default()
+    };
+    assert_eq!(
+        code_of(&unknown, Transport::Http),
+        Some(ErrorCode::ApiCodeInvalid)
+    );
     // A T_ apicode over TCP: 400_01; the same over HTTP goes on to the next check.
-    let task = Request { apicode: "T_GET_TASKS".into(), ..Request::default() };
-    assert_eq!(code_of(&task, Transport::Tcp), Some(ErrorCode::ApiCodeInvalid));
-    assert_eq!(code_of(&task, Transport::Http), Some(ErrorCode::VersionMissing));
+    let task = Request {
+        apicode: "T_GET_TASKS".into(),
+        ..Request::default()
+    };
+    assert_eq!(
+        code_of(&task, Transport::Tcp),
+        Some(ErrorCode::ApiCodeInvalid)
+    );
+    assert_eq!(
+        code_of(&task, Transport::Http),
+        Some(ErrorCode::VersionMissing)
+    );
 }
 
 #[test]
@@ -147,21 +187,43 @@ fn taskid_and_timestamp_rules_follow_the_apicode() {
         ..Request::default()
     };
     // Task interface without taskid: 402_08; timeStamp optional there.
-    let r = Request { apicode: "T_CLEAR_DEVICE_PERSON".into(), ..base.clone() };
+    let r = Request {
+        apicode: "T_CLEAR_DEVICE_PERSON".into(),
+        ..base.clone()
+    };
     assert_eq!(code_of(&r, Transport::Http), Some(ErrorCode::TaskIdMissing));
-    let r = Request { taskid: "1".into(), ..r };
+    let r = Request {
+        taskid: "1".into(),
+        ..r
+    };
     assert_eq!(code_of(&r, Transport::Http), None);
     // ...but validated when present.
-    let r = Request { time_stamp: "2021-03-28".into(), ..r };
-    assert_eq!(code_of(&r, Transport::Http), Some(ErrorCode::TimestampMalformed));
+    let r = Request {
+        time_stamp: "2021-03-28".into(),
+        ..r
+    };
+    assert_eq!(
+        code_of(&r, Transport::Http),
+        Some(ErrorCode::TimestampMalformed)
+    );
     // C_ without timeStamp: 402_05. C_AUTH needs no token.
-    let r = Request { apicode: "C_AUTH".into(), token: String::new(), ..base };
-    assert_eq!(code_of(&r, Transport::Tcp), Some(ErrorCode::TimestampMissing));
+    let r = Request {
+        apicode: "C_AUTH".into(),
+        token: String::new(),
+        ..base
+    };
+    assert_eq!(
+        code_of(&r, Transport::Tcp),
+        Some(ErrorCode::TimestampMissing)
+    );
 }
 
 #[test]
 fn the_skew_error_tells_the_platform_time() {
-    let r = Request { time_stamp: "20210328041608".into(), ..heartbeat() };
+    let r = Request {
+        time_stamp: "20210328041608".into(),
+        ..heartbeat()
+    };
     let e = r.check(Transport::Tcp, now(), 300).unwrap_err();
     assert_eq!(e.code, ErrorCode::TimestampSkew);
     assert!(e.errormsg().starts_with("timestamp验证错误: "));
@@ -170,7 +232,10 @@ fn the_skew_error_tells_the_platform_time() {
 
 #[test]
 fn packets_and_requests_convert_both_ways() {
-    let r = Request { seq: 9, ..heartbeat() };
+    let r = Request {
+        seq: 9,
+        ..heartbeat()
+    };
     assert_eq!(Request::from_packet(r.to_packet()), r);
     let via_http = Request::from_http_body(r.to_http_json().as_bytes()).unwrap();
     assert_eq!(via_http, Request { seq: 0, ..r });
@@ -178,8 +243,18 @@ fn packets_and_requests_convert_both_ways() {
 
 #[test]
 fn responses_are_signed_and_written_for_both_transports() {
-    let req = Request { apicode: "C_AUTH".into(), version: "v1.0.0".into(), seq: 3, ..Request::default() };
-    let mut ok = Response::to(&req, Ok(Some(r#"{"token":"696e8019b6fe4dbcb7e5ced91a1c771c"}"#.into())));
+    let req = Request {
+        apicode: "C_AUTH".into(),
+        version: "v1.0.0".into(),
+        seq: 3,
+        ..Request::default()
+    };
+    let mut ok = Response::to(
+        &req,
+        Ok(Some(
+            r#"{"token":"696e8019b6fe4dbcb7e5ced91a1c771c"}"#.into(),
+        )),
+    );
     ok.sign_with(ApiCode::Auth, SECRET);
     // The golden vector "auth-ok".
     assert_eq!(ok.sign, "ef3f1afe6e726f16e69b6aad41fae3c3");
@@ -196,12 +271,20 @@ fn responses_are_signed_and_written_for_both_transports() {
     assert!(back.verify(ApiCode::Auth, SECRET));
 
     // An error: in clear, signed as version+false+secret (golden vector "failure").
-    let mut err = Response::to(&Request { apicode: "T_GET_TASKS".into(), ..req.clone() },
-        Err(ProtocolError::with_detail(ErrorCode::AuthFailed, "sign")));
+    let mut err = Response::to(
+        &Request {
+            apicode: "T_GET_TASKS".into(),
+            ..req.clone()
+        },
+        Err(ProtocolError::with_detail(ErrorCode::AuthFailed, "sign")),
+    );
     err.sign_with(ApiCode::GetTasks, SECRET);
     assert_eq!(err.sign, "44e1afcea47aa116287479cf53092d19");
     let json = err.to_http_json();
-    assert!(json.contains(r#""error":{"errorcode":"400_04","errormsg":"token或sign验证失败: sign"}"#), "{json}");
+    assert!(
+        json.contains(r#""error":{"errorcode":"400_04","errormsg":"token或sign验证失败: sign"}"#),
+        "{json}"
+    );
     let back = Response::from_http_body(json.as_bytes()).unwrap();
     assert_eq!(back.outcome, err.outcome);
 
@@ -209,7 +292,12 @@ fn responses_are_signed_and_written_for_both_transports() {
     let jwe = Response::to(&req, Ok(Some("eyJhbGciOi.a.b.c.d".into())));
     let json = jwe.to_http_json();
     assert!(json.contains(r#""response":"eyJhbGciOi.a.b.c.d""#));
-    assert_eq!(Response::from_http_body(json.as_bytes()).unwrap().response_text(), Some("eyJhbGciOi.a.b.c.d"));
+    assert_eq!(
+        Response::from_http_body(json.as_bytes())
+            .unwrap()
+            .response_text(),
+        Some("eyJhbGciOi.a.b.c.d")
+    );
 
     // An acknowledgement has no response member.
     let ack = Response::to(&req, Ok(None));
@@ -233,12 +321,21 @@ fn a_command_round_trips_and_is_verified() {
     assert!(back.verify(SECRET, &p.sign));
     assert!(!back.verify("other", &p.sign));
     // A response packet is not a command.
-    assert!(Command::from_packet(&rollcall_protocol::Packet { apicode: "C_AUTH".into(), ..p }).is_none());
+    assert!(
+        Command::from_packet(&rollcall_protocol::Packet {
+            apicode: "C_AUTH".into(),
+            ..p
+        })
+        .is_none()
+    );
 }
 
 #[test]
 fn debug_output_redacts_tokens_and_keys() {
-    let r = Request { access_key: "a9f88d5b5f4e4c94962ee3feaa85cdc3".into(), ..heartbeat() };
+    let r = Request {
+        access_key: "a9f88d5b5f4e4c94962ee3feaa85cdc3".into(),
+        ..heartbeat()
+    };
     let dbg = format!("{r:?}");
     assert!(!dbg.contains("696e8019b6fe4dbcb7e5ced91a1c771c"), "{dbg}");
     assert!(!dbg.contains("a9f88d5b5f4e4c94962ee3feaa85cdc3"), "{dbg}");

@@ -4,9 +4,9 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use prost::Message;
+use rollcall_protocol::Packet;
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError, Head, read_head};
 use rollcall_protocol::packet::{FIELDS, PROTO_FILE};
-use rollcall_protocol::Packet;
 
 fn arb_packet() -> impl Strategy<Value = Packet> {
     let s = || prop_oneof![Just(String::new()), ".{0,40}"];
@@ -100,8 +100,16 @@ proptest! {
 
 #[test]
 fn several_frames_in_one_read_decode_in_order() {
-    let a = Packet { apicode: "C_HEARTBEAT".into(), seq: 1, ..Packet::default() };
-    let b = Packet { apicode: "C_SIGN_IN".into(), seq: 2, ..Packet::default() };
+    let a = Packet {
+        apicode: "C_HEARTBEAT".into(),
+        seq: 1,
+        ..Packet::default()
+    };
+    let b = Packet {
+        apicode: "C_SIGN_IN".into(),
+        seq: 2,
+        ..Packet::default()
+    };
     let mut buf = BytesMut::new();
     frame::encode(&a, &mut buf);
     frame::encode(&b, &mut buf);
@@ -113,17 +121,26 @@ fn several_frames_in_one_read_decode_in_order() {
 
 #[test]
 fn the_limit_is_a_parameter_and_checked_before_the_body() {
-    let p = Packet { param: "x".repeat(100), ..Packet::default() };
+    let p = Packet {
+        param: "x".repeat(100),
+        ..Packet::default()
+    };
     let bytes = frame::encode_to_vec(&p);
     let body_len = p.encoded_len();
     // Exactly at the limit: accepted.
     let mut buf = BytesMut::from(&bytes[..]);
-    assert_eq!(FrameDecoder::new(body_len).decode(&mut buf).unwrap(), Some(p));
+    assert_eq!(
+        FrameDecoder::new(body_len).decode(&mut buf).unwrap(),
+        Some(p)
+    );
     // One below: refused from the header alone (no body bytes present at all).
     let header_only = &bytes[..1];
     assert_eq!(
         read_head(header_only, body_len - 1),
-        Err(FrameError::Oversize { len: body_len as u64, limit: body_len - 1 })
+        Err(FrameError::Oversize {
+            len: body_len as u64,
+            limit: body_len - 1
+        })
     );
 }
 
@@ -132,10 +149,19 @@ fn a_five_byte_varint_is_allowed_and_a_sixth_byte_is_not() {
     // 5-byte encoding of a small length (non-canonical but valid): 0x81 0x80 0x80 0x80 0x00 = 1.
     assert_eq!(
         read_head(&[0x81, 0x80, 0x80, 0x80, 0x00], 10),
-        Ok(Head::Frame { header_len: 5, body_len: 1 })
+        Ok(Head::Frame {
+            header_len: 5,
+            body_len: 1
+        })
     );
-    assert_eq!(read_head(&[0x81, 0x80, 0x80, 0x80], 10), Ok(Head::NeedHeader));
-    assert_eq!(read_head(&[0x81, 0x80, 0x80, 0x80, 0x80], 10), Err(FrameError::VarintTooLong));
+    assert_eq!(
+        read_head(&[0x81, 0x80, 0x80, 0x80], 10),
+        Ok(Head::NeedHeader)
+    );
+    assert_eq!(
+        read_head(&[0x81, 0x80, 0x80, 0x80, 0x80], 10),
+        Err(FrameError::VarintTooLong)
+    );
 }
 
 /// The hand-derived `Packet` and `proto/packet.proto` agree on every field name, number and
@@ -145,7 +171,9 @@ fn packet_matches_proto_file() {
     let mut declared = Vec::new();
     for line in PROTO_FILE.lines() {
         let line = line.trim();
-        let Some(code) = line.split("//").next() else { continue };
+        let Some(code) = line.split("//").next() else {
+            continue;
+        };
         let parts: Vec<&str> = code.split_whitespace().collect();
         if let [ty, name, "=", num] = parts[..] {
             let num: u32 = num.trim_end_matches(';').parse().unwrap();

@@ -15,7 +15,9 @@ fn the_standards_relaxed_forms_become_strict_json() {
         serde_json::json!({"taskids": ["6541951958563696640"]})
     );
     assert_eq!(
-        strict_value("{version: \"v1.0.0\", sn: 'a\\'b\"c', n: +5, list: [1, 2,], // note\n /* c */ }"),
+        strict_value(
+            "{version: \"v1.0.0\", sn: 'a\\'b\"c', n: +5, list: [1, 2,], // note\n /* c */ }"
+        ),
         serde_json::json!({"version": "v1.0.0", "sn": "a'b\"c", "n": 5, "list": [1, 2]})
     );
     // Large ids keep every digit.
@@ -28,14 +30,30 @@ fn the_standards_relaxed_forms_become_strict_json() {
 #[test]
 fn strict_text_is_borrowed_not_copied() {
     let text = r#"{"a":1}"#;
-    assert!(matches!(to_strict(text).unwrap(), std::borrow::Cow::Borrowed(_)));
+    assert!(matches!(
+        to_strict(text).unwrap(),
+        std::borrow::Cow::Borrowed(_)
+    ));
 }
 
 #[test]
 fn what_is_not_json_is_refused_with_a_position() {
     for bad in [
-        "", "{", "{a}", "{a:}", "{'a':1", "[1 2]", "{a:NaN}", "{a:0x10}", "{a:01}",
-        "{a:Infinity}", "{\"a\":\"x\ny\"}", "{a:1}}", "/* open", "{a:-}", "{a:1.}",
+        "",
+        "{",
+        "{a}",
+        "{a:}",
+        "{'a':1",
+        "[1 2]",
+        "{a:NaN}",
+        "{a:0x10}",
+        "{a:01}",
+        "{a:Infinity}",
+        "{\"a\":\"x\ny\"}",
+        "{a:1}}",
+        "/* open",
+        "{a:-}",
+        "{a:1.}",
     ] {
         let e = to_strict(bad).expect_err(bad);
         assert!(e.offset <= bad.len(), "{bad:?}: {e}");
@@ -60,7 +78,10 @@ fn the_cut_keeps_every_other_byte() {
     assert_eq!((f.compact.as_str(), f.spaced.as_str()), ("{}", "{  }"));
     // No img: form A still drops whitespace; form B is the text itself.
     let f = cut_members("{ \"a\": 1 }", img).unwrap();
-    assert_eq!((f.compact.as_str(), f.spaced.as_str()), ("{\"a\":1}", "{ \"a\": 1 }"));
+    assert_eq!(
+        (f.compact.as_str(), f.spaced.as_str()),
+        ("{\"a\":1}", "{ \"a\": 1 }")
+    );
     // A nested img is not a top-level img.
     let f = cut_members(r#"{"a":{"img":"x"},"img":"y"}"#, img).unwrap();
     assert_eq!(f.compact, r#"{"a":{"img":"x"}}"#);
@@ -72,12 +93,23 @@ fn the_cut_keeps_every_other_byte() {
 #[test]
 fn consecutive_image_members_are_cut_together() {
     let names: &[&str] = &["facePhoto", "irisLeft"];
-    let f = cut_members(r#"{"a":1,"facePhoto":"x","irisLeft":"y"}"#, Cut::TopLevel(names)).unwrap();
+    let f = cut_members(
+        r#"{"a":1,"facePhoto":"x","irisLeft":"y"}"#,
+        Cut::TopLevel(names),
+    )
+    .unwrap();
     assert_eq!(f.compact, r#"{"a":1}"#);
-    let f = cut_members(r#"{"facePhoto":"x","irisLeft":"y","a":1}"#, Cut::TopLevel(names)).unwrap();
+    let f = cut_members(
+        r#"{"facePhoto":"x","irisLeft":"y","a":1}"#,
+        Cut::TopLevel(names),
+    )
+    .unwrap();
     assert_eq!(f.compact, r#"{"a":1}"#);
-    let f = cut_members(r#"{"facePhoto":"x","a":1,"irisLeft":"y","b":2}"#, Cut::TopLevel(names))
-        .unwrap();
+    let f = cut_members(
+        r#"{"facePhoto":"x","a":1,"irisLeft":"y","b":2}"#,
+        Cut::TopLevel(names),
+    )
+    .unwrap();
     assert_eq!(f.compact, r#"{"a":1,"b":2}"#);
 }
 
@@ -85,7 +117,10 @@ fn consecutive_image_members_are_cut_together() {
 fn data_rows_lose_their_img_and_nothing_else() {
     let text = r#"{"img":"top","data":[{"personId":"1","img":"a"},{"img":"b"},7],"currentPage":1}"#;
     let f = cut_members(text, Cut::DataRows("img")).unwrap();
-    assert_eq!(f.compact, r#"{"img":"top","data":[{"personId":"1"},{},7],"currentPage":1}"#);
+    assert_eq!(
+        f.compact,
+        r#"{"img":"top","data":[{"personId":"1"},{},7],"currentPage":1}"#
+    );
 }
 
 fn arb_scalar() -> impl Strategy<Value = Value> {

@@ -68,12 +68,18 @@ fn every_bad_frame_vector_is_refused_or_awaited() {
         match name {
             "varint-6-bytes" => assert_eq!(got, Err(FrameError::VarintTooLong)),
             "oversize-length" => {
-                assert!(matches!(got, Err(FrameError::Oversize { len, .. }) if len == 3 * 1024 * 1024));
+                assert!(
+                    matches!(got, Err(FrameError::Oversize { len, .. }) if len == 3 * 1024 * 1024)
+                );
                 assert_eq!(got.unwrap_err().code().as_str(), "413_01");
             }
             "partial-varint" | "partial-body" => {
                 assert_eq!(got, Ok(None), "{name}");
-                assert_eq!(buf.len(), bytes.len(), "{name}: nothing consumed while waiting");
+                assert_eq!(
+                    buf.len(),
+                    bytes.len(),
+                    "{name}: nothing consumed while waiting"
+                );
             }
             "wrong-wire-type" => {
                 let e = got.unwrap_err();
@@ -139,10 +145,16 @@ fn every_request_vector_signs_and_verifies() {
         sign::verify_request(api, &fields, None, secret, &expected.to_uppercase())
             .unwrap_or_else(|e| panic!("verify uppercase {name}: {e}"));
         // Any other secret, or a one-character change of the sign, fails.
-        assert!(sign::verify_request(api, &fields, None, "x", expected).is_err(), "{name}");
+        assert!(
+            sign::verify_request(api, &fields, None, "x", expected).is_err(),
+            "{name}"
+        );
         let mut flipped = expected.to_owned();
         flipped.replace_range(0..1, if expected.starts_with('0') { "1" } else { "0" });
-        assert!(sign::verify_request(api, &fields, None, secret, &flipped).is_err(), "{name}");
+        assert!(
+            sign::verify_request(api, &fields, None, secret, &flipped).is_err(),
+            "{name}"
+        );
     }
 }
 
@@ -177,7 +189,10 @@ fn every_param_without_img_vector_gives_both_forms() {
             cands[0]
         );
         let material_b = s(v, "signStringB");
-        assert!(cands.iter().any(|c| material_b.contains(c.as_str())), "{name}: form B");
+        assert!(
+            cands.iter().any(|c| material_b.contains(c.as_str())),
+            "{name}: form B"
+        );
     }
 }
 
@@ -191,8 +206,15 @@ fn every_response_vector_signs() {
         let api: ApiCode = s(v, "apicode").parse().unwrap();
         let fields = fields_of(v, None);
         let secret = s(v, "accessSecret");
-        assert_eq!(sign::sign_response(api, &fields, secret), s(v, "sign"), "{name}");
-        assert!(sign::verify_response(api, &fields, secret, s(v, "sign")), "{name}");
+        assert_eq!(
+            sign::sign_response(api, &fields, secret),
+            s(v, "sign"),
+            "{name}"
+        );
+        assert!(
+            sign::verify_response(api, &fields, secret, s(v, "sign")),
+            "{name}"
+        );
     }
 }
 

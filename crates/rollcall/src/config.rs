@@ -71,7 +71,12 @@ pub fn load(args: &ServeArgs) -> Result<Settings, figment::Error> {
         figment = figment.merge(Toml::file_exact(file));
     }
     figment
-        .merge(Env::prefixed("ROLLCALL_").ignore(&["LOG_FORMAT", "CONFIG", "TEST_DATABASE_URL", "NODE_ID"]))
+        .merge(Env::prefixed("ROLLCALL_").ignore(&[
+            "LOG_FORMAT",
+            "CONFIG",
+            "TEST_DATABASE_URL",
+            "NODE_ID",
+        ]))
         .merge(Serialized::defaults(args))
         .extract()
 }

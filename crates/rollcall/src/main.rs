@@ -13,7 +13,11 @@ use tokio::net::TcpListener;
 use config::ServeArgs;
 
 #[derive(Debug, Parser)]
-#[command(name = "rollcall", version, about = "Rollcall 实名制考勤物联平台 / real-name attendance IoT platform")]
+#[command(
+    name = "rollcall",
+    version,
+    about = "Rollcall 实名制考勤物联平台 / real-name attendance IoT platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,8 +106,13 @@ async fn serve(settings: Settings) -> Result<(), ServeError> {
     println!("Rollcall 已启动 / started");
     println!("  设备 TCP / device TCP:   {tcp_addr}");
     println!("  设备 HTTP / device HTTP: {public_url}/device/api");
-    println!("  管理 API / admin API:    {public_url}/api/v1  (OpenAPI: {public_url}/api/v1/openapi.json)");
-    println!("  存储 / storage:          {}", rollcall_platform::util::redact_url(&backend));
+    println!(
+        "  管理 API / admin API:    {public_url}/api/v1  (OpenAPI: {public_url}/api/v1/openapi.json)"
+    );
+    println!(
+        "  存储 / storage:          {}",
+        rollcall_platform::util::redact_url(&backend)
+    );
     tracing::info!(%tcp_addr, %http_addr, "listening");
 
     platform

@@ -86,7 +86,10 @@ impl Device {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut d = Device {
             sn: sn.to_owned(),
-            secret: vendor["accessSecret"].as_str().unwrap_or_default().to_owned(),
+            secret: vendor["accessSecret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             token: String::new(),
             stream,
             buf: BytesMut::new(),
@@ -104,7 +107,10 @@ impl Device {
         auth.sign_with(ApiCode::Auth, &d.secret).unwrap();
         d.send(auth).await.unwrap();
         let resp = d.recv().await.expect("auth response");
-        assert!(resp.verify(ApiCode::Auth, &d.secret), "auth response signed");
+        assert!(
+            resp.verify(ApiCode::Auth, &d.secret),
+            "auth response signed"
+        );
         let token: AuthResponse = params::parse(resp.response_text().expect("token")).unwrap();
         d.token = token.token;
         d
@@ -146,10 +152,11 @@ impl Device {
             if let Ok(Some(p)) = dec.decode(&mut self.buf) {
                 return Some(Response::from_packet(p));
             }
-            let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read_buf(&mut self.buf))
-                .await
-                .ok()?
-                .ok()?;
+            let n =
+                tokio::time::timeout(Duration::from_secs(10), self.stream.read_buf(&mut self.buf))
+                    .await
+                    .ok()?
+                    .ok()?;
             if n == 0 {
                 return None;
             }
@@ -232,7 +239,10 @@ async fn every_acknowledged_record_survives_sigkill() {
             .iter()
             .map(|r| {
                 let v: Value = serde_json::from_str(r.param.as_deref().unwrap()).unwrap();
-                (v["personId"].as_str().unwrap().to_owned(), v["recordTime"].as_i64().unwrap())
+                (
+                    v["personId"].as_str().unwrap().to_owned(),
+                    v["recordTime"].as_i64().unwrap(),
+                )
             })
             .collect();
         for r in window {
@@ -256,20 +266,33 @@ async fn every_acknowledged_record_survives_sigkill() {
         }
     }
     let _ = server.child.wait();
-    assert!(acked.len() >= kill_after, "acknowledged {} before the kill", acked.len());
+    assert!(
+        acked.len() >= kill_after,
+        "acknowledged {} before the kill",
+        acked.len()
+    );
 
     // Restart on the same data dir: every acknowledged record is there, once, same id.
     let mut server = start(dir.path());
     let stored = stored(&server.http, "CRASH-1").await;
     for (key, record_id) in &acked {
-        let ids = stored.get(key).unwrap_or_else(|| panic!("acknowledged record {key:?} lost"));
+        let ids = stored
+            .get(key)
+            .unwrap_or_else(|| panic!("acknowledged record {key:?} lost"));
         assert_eq!(ids, &vec![record_id.clone()], "record {key:?} stored once");
     }
-    assert!(stored.values().all(|ids| ids.len() == 1), "nothing stored twice");
+    assert!(
+        stored.values().all(|ids| ids.len() == 1),
+        "nothing stored twice"
+    );
 
     // Resending what was acknowledged stores nothing new.
     let mut device = Device::connect(&server.tcp, "CRASH-1", &vendor).await;
-    let resend: Vec<((String, i64), String)> = acked.iter().take(50).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let resend: Vec<((String, i64), String)> = acked
+        .iter()
+        .take(50)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for ((person, time), _) in &resend {
         let req = device.sign_in(person.parse().unwrap(), *time);
         device.send(req).await.unwrap();

@@ -57,8 +57,13 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_credentials(&self, vendor_id: i64, new: &Credential) -> StoreResult<()>;
 
     // --- tokens --------------------------------------------------------------------------
-    async fn insert_token(&self, token: &str, sn: &str, access_id: &str, now: i64)
-    -> StoreResult<()>;
+    async fn insert_token(
+        &self,
+        token: &str,
+        sn: &str,
+        access_id: &str,
+        now: i64,
+    ) -> StoreResult<()>;
     /// `(sn, access_id, last_used_at)` of a token.
     async fn token(&self, token: &str) -> StoreResult<Option<(String, String, i64)>>;
     /// Writes sliding-expiry touches behind, in one transaction.
@@ -84,8 +89,7 @@ pub trait Store: Send + Sync + 'static {
         transitions: &[PresenceTransition],
     ) -> StoreResult<()>;
     /// A device's transitions, newest first.
-    async fn presence_history(&self, sn: &str, limit: u32)
-    -> StoreResult<Vec<PresenceTransition>>;
+    async fn presence_history(&self, sn: &str, limit: u32) -> StoreResult<Vec<PresenceTransition>>;
 
     // --- workers and rosters -------------------------------------------------------------
     /// Fails with `Conflict(person_id)` if the ID-card number is taken.
@@ -128,15 +132,23 @@ pub trait Store: Send + Sync + 'static {
     /// The device's tasks, newest first.
     async fn tasks_of_device(&self, sn: &str, limit: u32) -> StoreResult<Vec<Task>>;
     /// Pending tasks and tasks delivered before `redeliver_before`, oldest first.
-    async fn due_tasks(&self, sn: &str, redeliver_before: i64, limit: u32)
-    -> StoreResult<Vec<Task>>;
+    async fn due_tasks(
+        &self,
+        sn: &str,
+        redeliver_before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Task>>;
     /// Marks open tasks delivered (compare-and-set on an open state); returns those changed.
     async fn mark_delivered(&self, taskids: &[i64], now: i64) -> StoreResult<Vec<i64>>;
     /// Finishes an open task (compare-and-set); `false` if it was not open.
     async fn finish_task(&self, taskid: i64, state: TaskState, now: i64) -> StoreResult<bool>;
     /// A page of a task's frozen person list and the list's length.
-    async fn task_persons(&self, taskid: i64, offset: u32, limit: u32)
-    -> StoreResult<(Vec<i64>, u32)>;
+    async fn task_persons(
+        &self,
+        taskid: i64,
+        offset: u32,
+        limit: u32,
+    ) -> StoreResult<(Vec<i64>, u32)>;
     /// Records which persons and faces a device accepted (per person and device).
     async fn record_sync(&self, report: &SyncReport) -> StoreResult<()>;
     async fn person_sync(&self, sn: &str) -> StoreResult<Vec<PersonSync>>;

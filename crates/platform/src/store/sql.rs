@@ -70,6 +70,13 @@ macro_rules! columns {
     };
 }
 
+/// `SELECT <columns of a model> <rest>` as a `&'static str`.
+macro_rules! select {
+    ($model:ident, $rest:literal) => {
+        concat!("SELECT ", columns!($model), " ", $rest)
+    };
+}
+
 /// The apicodes of person tasks (they run one at a time, supersede and merge).
 macro_rules! person_apicodes {
     () => {
@@ -674,34 +681,19 @@ impl Store for SqlStore {
     }
 
     async fn vendor(&self, id: i64) -> StoreResult<Option<Vendor>> {
-        self.fetch_optional(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(vendor),
-                " FROM vendors WHERE id = $1"
-            ))
-            .bind(id),
-        )
-        .await
+        self.fetch_optional(sqlx::query(select!(vendor, "FROM vendors WHERE id = $1")).bind(id))
+            .await
     }
 
     async fn vendors(&self) -> StoreResult<Vec<Vendor>> {
-        self.fetch_all(sqlx::query(concat!(
-            "SELECT ",
-            columns!(vendor),
-            " FROM vendors ORDER BY id"
-        )))
-        .await
+        self.fetch_all(sqlx::query(select!(vendor, "FROM vendors ORDER BY id")))
+            .await
     }
 
     async fn credential(&self, access_id: &str) -> StoreResult<Option<Credential>> {
         self.fetch_optional(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(credential),
-                " FROM credentials WHERE access_id = $1"
-            ))
-            .bind(access_id),
+            sqlx::query(select!(credential, "FROM credentials WHERE access_id = $1"))
+                .bind(access_id),
         )
         .await
     }
@@ -828,24 +820,13 @@ impl Store for SqlStore {
     }
 
     async fn project(&self, id: i64) -> StoreResult<Option<Project>> {
-        self.fetch_optional(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(project),
-                " FROM projects WHERE id = $1"
-            ))
-            .bind(id),
-        )
-        .await
+        self.fetch_optional(sqlx::query(select!(project, "FROM projects WHERE id = $1")).bind(id))
+            .await
     }
 
     async fn projects(&self) -> StoreResult<Vec<Project>> {
-        self.fetch_all(sqlx::query(concat!(
-            "SELECT ",
-            columns!(project),
-            " FROM projects ORDER BY id"
-        )))
-        .await
+        self.fetch_all(sqlx::query(select!(project, "FROM projects ORDER BY id")))
+            .await
     }
 
     // --- devices -------------------------------------------------------------------------
@@ -877,30 +858,18 @@ impl Store for SqlStore {
     }
 
     async fn device(&self, sn: &str) -> StoreResult<Option<Device>> {
-        self.fetch_optional(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(device),
-                " FROM devices WHERE sn = $1"
-            ))
-            .bind(sn),
-        )
-        .await
+        self.fetch_optional(sqlx::query(select!(device, "FROM devices WHERE sn = $1")).bind(sn))
+            .await
     }
 
     async fn devices(&self, project_id: Option<i64>) -> StoreResult<Vec<Device>> {
         let query = match project_id {
-            Some(id) => sqlx::query(concat!(
-                "SELECT ",
-                columns!(device),
-                " FROM devices WHERE project_id = $1 ORDER BY sn"
+            Some(id) => sqlx::query(select!(
+                device,
+                "FROM devices WHERE project_id = $1 ORDER BY sn"
             ))
             .bind(id),
-            None => sqlx::query(concat!(
-                "SELECT ",
-                columns!(device),
-                " FROM devices ORDER BY sn"
-            )),
+            None => sqlx::query(select!(device, "FROM devices ORDER BY sn")),
         };
         self.fetch_all(query).await
     }
@@ -1060,24 +1029,14 @@ impl Store for SqlStore {
 
     async fn worker(&self, person_id: i64) -> StoreResult<Option<Worker>> {
         self.fetch_optional(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(worker),
-                " FROM workers WHERE person_id = $1"
-            ))
-            .bind(person_id),
+            sqlx::query(select!(worker, "FROM workers WHERE person_id = $1")).bind(person_id),
         )
         .await
     }
 
     async fn worker_by_idcard(&self, idcard_no: &str) -> StoreResult<Option<Worker>> {
         self.fetch_optional(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(worker),
-                " FROM workers WHERE idcard_no = $1"
-            ))
-            .bind(idcard_no),
+            sqlx::query(select!(worker, "FROM workers WHERE idcard_no = $1")).bind(idcard_no),
         )
         .await
     }
@@ -1102,10 +1061,9 @@ impl Store for SqlStore {
 
     async fn workers(&self, after: Option<i64>, limit: u32) -> StoreResult<Vec<Worker>> {
         self.fetch_all(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(worker),
-                " FROM workers WHERE person_id > $1 ORDER BY person_id LIMIT $2"
+            sqlx::query(select!(
+                worker,
+                "FROM workers WHERE person_id > $1 ORDER BY person_id LIMIT $2"
             ))
             .bind(after.unwrap_or(i64::MIN))
             .bind(i64::from(limit)),
@@ -1125,6 +1083,7 @@ impl Store for SqlStore {
                 vec![
                     Arg::Int(Some(project_id)),
                     Arg::Int(Some(id)),
+                    Arg::Text(Some("active".to_owned())),
                     Arg::Int(Some(now)),
                 ]
             })
@@ -1135,12 +1094,12 @@ impl Store for SqlStore {
         let mut tx = self.write().await?;
         insert_rows(
             tx.conn(),
-            "INSERT INTO project_workers (project_id, person_id, joined_at)",
+            "INSERT INTO project_workers (project_id, person_id, status, joined_at)",
             // joined_at restarts when an exited worker comes back, and stays for an active one.
             "ON CONFLICT (project_id, person_id) DO UPDATE SET status = 'active', \
              exited_at = NULL, joined_at = CASE WHEN project_workers.status = 'active' \
              THEN project_workers.joined_at ELSE excluded.joined_at END",
-            3,
+            4,
             rows,
         )
         .await
@@ -1209,10 +1168,10 @@ impl Store for SqlStore {
             .execute(tx.conn())
             .await?;
         }
-        sqlx::query(concat!(
+        sqlx::query(
             "INSERT INTO tasks (taskid, sn, apicode, param, state, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5)"
-        ))
+             VALUES ($1, $2, $3, $4, 'pending', $5)",
+        )
         .bind(task.taskid)
         .bind(task.sn.clone())
         .bind(task.apicode.clone())
@@ -1259,23 +1218,15 @@ impl Store for SqlStore {
     }
 
     async fn task(&self, taskid: i64) -> StoreResult<Option<Task>> {
-        self.fetch_optional(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(task),
-                " FROM tasks WHERE taskid = $1"
-            ))
-            .bind(taskid),
-        )
-        .await
+        self.fetch_optional(sqlx::query(select!(task, "FROM tasks WHERE taskid = $1")).bind(taskid))
+            .await
     }
 
     async fn tasks_of_device(&self, sn: &str, limit: u32) -> StoreResult<Vec<Task>> {
         self.fetch_all(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(task),
-                " FROM tasks WHERE sn = $1 ORDER BY taskid DESC LIMIT $2"
+            sqlx::query(select!(
+                task,
+                "FROM tasks WHERE sn = $1 ORDER BY taskid DESC LIMIT $2"
             ))
             .bind(sn)
             .bind(i64::from(limit)),
@@ -1290,10 +1241,9 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<Task>> {
         self.fetch_all(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(task),
-                " FROM tasks WHERE sn = $1 AND (state = 'pending' \
+            sqlx::query(select!(
+                task,
+                "FROM tasks WHERE sn = $1 AND (state = 'pending' \
                  OR (state = 'delivered' AND delivered_at < $2)) ORDER BY taskid LIMIT $3"
             ))
             .bind(sn)
@@ -1609,12 +1559,8 @@ impl Store for SqlStore {
 
     async fn attendance_record(&self, record_id: i64) -> StoreResult<Option<Attendance>> {
         self.fetch_optional(
-            sqlx::query(concat!(
-                "SELECT ",
-                columns!(attendance),
-                " FROM attendance WHERE record_id = $1"
-            ))
-            .bind(record_id),
+            sqlx::query(select!(attendance, "FROM attendance WHERE record_id = $1"))
+                .bind(record_id),
         )
         .await
     }
