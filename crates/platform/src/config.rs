@@ -86,7 +86,10 @@ impl Settings {
     /// The database URL in force.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("rollcall.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("rollcall.db").display()
+            )
         })
     }
 
@@ -172,13 +175,27 @@ mod tests {
         assert_eq!("off".parse::<RateLimit>(), Ok(RateLimit::Off));
         assert_eq!(
             "20/s burst 100".parse::<RateLimit>(),
-            Ok(RateLimit::Bucket { per_sec: 20.0, burst: 100 })
+            Ok(RateLimit::Bucket {
+                per_sec: 20.0,
+                burst: 100
+            })
         );
         assert_eq!(
             "5/s".parse::<RateLimit>(),
-            Ok(RateLimit::Bucket { per_sec: 5.0, burst: 5 })
+            Ok(RateLimit::Bucket {
+                per_sec: 5.0,
+                burst: 5
+            })
         );
-        for bad in ["", "20", "20/m", "-1/s", "20/s burst", "20/s burst 0", "20/s x 1"] {
+        for bad in [
+            "",
+            "20",
+            "20/m",
+            "-1/s",
+            "20/s burst",
+            "20/s burst 0",
+            "20/s x 1",
+        ] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
         }
     }
@@ -186,15 +203,27 @@ mod tests {
     #[test]
     fn derived_values() {
         let s = Settings::default();
-        assert_eq!(s.public_url_for("0.0.0.0:8080".parse().unwrap()), "http://127.0.0.1:8080");
+        assert_eq!(
+            s.public_url_for("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
         assert!(s.database_url().starts_with("sqlite://data/rollcall.db"));
-        let s = Settings { public_url: Some("https://x.example/".into()), ..s };
-        assert_eq!(s.public_url_for("0.0.0.0:1".parse().unwrap()), "https://x.example");
+        let s = Settings {
+            public_url: Some("https://x.example/".into()),
+            ..s
+        };
+        assert_eq!(
+            s.public_url_for("0.0.0.0:1".parse().unwrap()),
+            "https://x.example"
+        );
     }
 
     #[test]
     fn debug_hides_the_admin_token() {
-        let s = Settings { admin_token: Some(Secret::new("hunter2-token")), ..Settings::default() };
+        let s = Settings {
+            admin_token: Some(Secret::new("hunter2-token")),
+            ..Settings::default()
+        };
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

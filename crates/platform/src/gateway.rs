@@ -182,7 +182,10 @@ async fn connection(
     // Answer what is in flight, in order, before closing (graceful for shutdown and kicks;
     // for a corrupt stream the error packet comes after the answers it owes).
     while let Some(resp) = in_flight.next().await {
-        if write_packet(&mut wr, &mut out, &resp.to_packet()).await.is_err() {
+        if write_packet(&mut wr, &mut out, &resp.to_packet())
+            .await
+            .is_err()
+        {
             break;
         }
     }

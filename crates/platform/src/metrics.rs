@@ -69,7 +69,11 @@ impl Metrics {
 
     /// One answered device request: by apicode, transport and result code ("ok" or a code).
     pub fn request(&self, apicode: &str, transport: &str, code: &str, elapsed: Duration) {
-        let l = labels(&[("apicode", apicode), ("transport", transport), ("code", code)]);
+        let l = labels(&[
+            ("apicode", apicode),
+            ("transport", transport),
+            ("code", code),
+        ]);
         self.recorder
             .register_counter(&Key::from_parts("rollcall_requests_total", l), &META)
             .increment(1);

@@ -155,7 +155,11 @@ mod tests {
     use super::*;
 
     fn transitions(p: &Presence) -> Vec<(String, bool, i64)> {
-        p.lock().transitions.iter().map(|t| (t.sn.clone(), t.online, t.at)).collect()
+        p.lock()
+            .transitions
+            .iter()
+            .map(|t| (t.sn.clone(), t.online, t.at))
+            .collect()
     }
 
     #[test]

@@ -37,9 +37,8 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 100_000 {
             // Forget buckets that have refilled completely; they carry no information.
-            buckets.retain(|_, b| {
-                b.tokens + (now_ms - b.updated) as f64 / 1000.0 * per_sec < burst
-            });
+            buckets
+                .retain(|_, b| b.tokens + (now_ms - b.updated) as f64 / 1000.0 * per_sec < burst);
         }
         let b = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: burst,
@@ -63,7 +62,10 @@ mod tests {
 
     #[test]
     fn burst_then_refill() {
-        let r = RateLimiter::new(RateLimit::Bucket { per_sec: 2.0, burst: 3 });
+        let r = RateLimiter::new(RateLimit::Bucket {
+            per_sec: 2.0,
+            burst: 3,
+        });
         assert!((0..3).all(|_| r.allow("a", 0)));
         assert!(!r.allow("a", 0));
         assert!(r.allow("b", 0), "budgets are per device");

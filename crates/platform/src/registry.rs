@@ -101,7 +101,11 @@ mod tests {
 
     fn handle(r: &Registry) -> (ConnHandle, mpsc::Receiver<Packet>) {
         let (tx, rx) = mpsc::channel(4);
-        let h = ConnHandle { id: r.next_conn_id(), outbound: tx, kick: Arc::new(Notify::new()) };
+        let h = ConnHandle {
+            id: r.next_conn_id(),
+            outbound: tx,
+            kick: Arc::new(Notify::new()),
+        };
         (h, rx)
     }
 

@@ -36,10 +36,17 @@ pub(super) async fn handle(
         return Err(DeviceError::CredentialsRevoked);
     }
     signer.secret = Some(cred.access_secret.expose().to_owned());
-    if device.as_ref().is_some_and(|d| d.vendor_id != cred.vendor_id) {
+    if device
+        .as_ref()
+        .is_some_and(|d| d.vendor_id != cred.vendor_id)
+    {
         return Err(DeviceError::AuthFailed("sn of another vendor"));
     }
-    verify_sign(rollcall_protocol::ApiCode::Auth, req, cred.access_secret.expose())?;
+    verify_sign(
+        rollcall_protocol::ApiCode::Auth,
+        req,
+        cred.access_secret.expose(),
+    )?;
     if let Some(vendor) = app.store.vendor(cred.vendor_id).await? {
         signer.rsa_public_key = vendor.rsa_public_key;
     }

@@ -65,7 +65,9 @@ impl ConnCtx {
         let mut binding = lock(&self.binding);
         match binding.as_ref() {
             Some(b) if b.sn() == sn => Ok(()),
-            Some(_) => Err(DeviceError::AuthFailed("connection bound to another device")),
+            Some(_) => Err(DeviceError::AuthFailed(
+                "connection bound to another device",
+            )),
             None => {
                 *binding = Some(app.registry.bind(sn, self.handle.clone()));
                 *lock(&self.bound_now) = Some(sn.to_owned());
@@ -156,8 +158,8 @@ fn encrypt(signer: &Signer, text: Option<String>) -> Result<Option<String>, Devi
 async fn error_secret(app: &App, req: &Request, api: Option<ApiCode>) -> Option<String> {
     if api == Some(ApiCode::Auth) {
         let cred = app.store.credential(&req.access_id).await.ok()??;
-        let valid = cred.revoked_at.is_none()
-            && sign::matches(cred.access_key.expose(), &req.access_key);
+        let valid =
+            cred.revoked_at.is_none() && sign::matches(cred.access_key.expose(), &req.access_key);
         return valid.then(|| cred.access_secret.expose().to_owned());
     }
     if req.sn.is_empty() {

@@ -69,7 +69,11 @@ pub(super) async fn update_status(
             TaskOutcome::Failed => TaskState::Failed,
             TaskOutcome::Unsupported => TaskState::Unsupported,
         };
-        if !app.store.finish_task(task.taskid, state, authed.now).await? {
+        if !app
+            .store
+            .finish_task(task.taskid, state, authed.now)
+            .await?
+        {
             tracing::debug!(%sn, taskid = task.taskid, "status for a finished or cancelled task ignored");
             continue;
         }

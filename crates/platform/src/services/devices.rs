@@ -55,8 +55,7 @@ pub async fn update(app: &App, sn: &str, patch: &DevicePatch) -> StoreResult<Dev
                 send_roster(app, sn, project).await?;
             }
             None => {
-                tasks::create(app, sn, ApiCode::ClearDevicePerson, "{}".into(), Vec::new())
-                    .await?;
+                tasks::create(app, sn, ApiCode::ClearDevicePerson, "{}".into(), Vec::new()).await?;
             }
         }
     }

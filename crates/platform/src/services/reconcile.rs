@@ -68,7 +68,12 @@ pub async fn report(app: &App, task: &Task) -> StoreResult<Option<Report>> {
 /// Makes the tasks that fix what a report shows: an update for the missing and face-less,
 /// a deletion for the extra.
 pub async fn repair(app: &App, sn: &str, report: &Report) -> StoreResult<()> {
-    let mut update: Vec<i64> = report.missing.iter().chain(&report.faceless).copied().collect();
+    let mut update: Vec<i64> = report
+        .missing
+        .iter()
+        .chain(&report.faceless)
+        .copied()
+        .collect();
     update.sort_unstable();
     update.dedup();
     tasks::enqueue_update(app, sn, &update).await?;

@@ -69,7 +69,14 @@ pub async fn enqueue_update(app: &App, sn: &str, persons: &[i64]) -> StoreResult
         }
         return Ok(taskid);
     }
-    let task = create(app, sn, ApiCode::UpdateDevicePerson, "{}".into(), persons.to_vec()).await?;
+    let task = create(
+        app,
+        sn,
+        ApiCode::UpdateDevicePerson,
+        "{}".into(),
+        persons.to_vec(),
+    )
+    .await?;
     Ok(task.taskid)
 }
 

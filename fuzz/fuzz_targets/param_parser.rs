@@ -1,0 +1,23 @@
+//! Arbitrary param text: the lenient JSON reader, the image cut and every typed param
+//! parser must refuse or accept without panicking.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rollcall_protocol::json::{self, Cut};
+use rollcall_protocol::params::{self, *};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = json::to_strict(text);
+    let _ = json::cut_members(text, Cut::TopLevel(&["img"]));
+    let _ = json::cut_members(text, Cut::DataRows("img"));
+    if let Ok(p) = params::parse::<SignInParam>(text) {
+        let _ = p.validate();
+    }
+    let _ = params::parse::<HeartbeatParam>(text);
+    let _ = params::parse::<GetTasksParam>(text);
+    let _ = params::parse::<PageParam>(text);
+    let _ = params::parse::<PostDevicePersonParam>(text);
+    let _ = params::parse::<UpdateTasksStatusParam>(text);
+    let _ = params::parse::<CollectPersonParam>(text);
+});
