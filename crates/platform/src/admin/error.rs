@@ -26,6 +26,15 @@ pub enum ApiError {
         message: String,
         extra: serde_json::Map<String, serde_json::Value>,
     },
+    /// Any other status, with a machine-readable code; `extra` is merged into the error
+    /// object (e.g. `field`, the unknown `personIds`).
+    #[error("{message}")]
+    Custom {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        extra: serde_json::Map<String, serde_json::Value>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -39,6 +48,31 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// A 422 naming the offending field (`{"code", "message", "field"}`).
+    pub fn invalid_field(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+        ApiError::custom(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            .with("field", serde_json::Value::from(field))
+    }
+
+    /// An error with any status and code.
+    pub fn custom(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Custom {
+            status,
+            code,
+            message: message.into(),
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds a member to the error object of a [`ApiError::Custom`] or
+    /// [`ApiError::Conflict`] (other variants are returned unchanged).
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        if let ApiError::Custom { extra, .. } | ApiError::Conflict { extra, .. } = &mut self {
+            extra.insert(key.to_owned(), value);
+        }
+        self
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -50,7 +84,12 @@ impl IntoResponse for ApiError {
                 "需要有效的管理员令牌".to_owned(),
                 None,
             ),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "无权访问".to_owned(), None),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "无权访问".to_owned(),
+                None,
+            ),
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -65,6 +104,12 @@ impl IntoResponse for ApiError {
                 message,
                 extra,
             } => (StatusCode::CONFLICT, code, message, Some(extra)),
+            ApiError::Custom {
+                status,
+                code,
+                message,
+                extra,
+            } => (status, code, message, Some(extra)),
             ApiError::Store(StoreError::NotFound(what)) => (
                 StatusCode::NOT_FOUND,
                 "not_found",

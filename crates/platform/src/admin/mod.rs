@@ -2,8 +2,21 @@
 //! `/metrics`. JSON in and out, `Authorization: Bearer <admin token>`, errors as
 //! `{"error": {"code", "message", …}}` ([`error::ApiError`]); ids are decimal strings and
 //! times epoch milliseconds.
+//!
+//! One module per resource: [`vendors`], [`projects`] (with rosters), [`devices`],
+//! [`workers`], [`tasks`], [`attendance`]; [`extract`] holds the shared request plumbing
+//! (JSON bodies and query parameters whose errors are [`ApiError`]s) and [`openapi`] the
+//! OpenAPI 3.1 document, served without authentication at `/api/v1/openapi.json`.
 
+pub mod attendance;
+pub mod devices;
 pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod projects;
+pub mod tasks;
+pub mod vendors;
+pub mod workers;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -17,17 +30,39 @@ use error::ApiError;
 
 /// Health, metrics and the authenticated `/api/v1` routes.
 pub fn routes(app: AppState) -> Router<AppState> {
+    let max_photo_bytes = app.settings.max_photo_bytes;
     let api = Router::new()
         .route("/session", get(session))
-        .route_layer(middleware::from_fn_with_state(app, require_admin));
+        .merge(vendors::routes())
+        .merge(projects::routes())
+        .merge(devices::routes())
+        .merge(workers::routes(max_photo_bytes))
+        .merge(tasks::routes())
+        .merge(attendance::routes())
+        .route_layer(middleware::from_fn_with_state(app, require_admin))
+        // Added after the auth layer, so it needs no token.
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(not_found);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
 }
 
+/// Unknown paths under `/api/v1` answer in the API's error shape.
+async fn not_found() -> ApiError {
+    ApiError::custom(StatusCode::NOT_FOUND, "not_found", "接口不存在")
+}
+
 /// Who the bearer token authenticates (the console checks its token with it).
-async fn session() -> axum::Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    operation_id = "getSession",
+    tag = "session",
+    responses((status = 200, description = "The token is valid: `{\"role\": \"administrator\"}`", body = Object))
+)]
+pub async fn session() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "role": "administrator" }))
 }
 

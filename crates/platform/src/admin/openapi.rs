@@ -1,0 +1,219 @@
+//! The OpenAPI 3.1 document of the admin REST API, served without authentication at
+//! `GET /api/v1/openapi.json`. It is assembled by utoipa from the `#[utoipa::path]`
+//! attributes of the handlers and the `ToSchema` derives of their request and response
+//! types, so it cannot drift from the code; every operation requires the bearer token.
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::{attendance, devices, projects, tasks, vendors, workers};
+
+/// Every error: `{"error": {"code", "message", …}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable `code`, a Chinese `message`, and members that depend on the error:
+/// `field` (the offending field or query parameter), `personId` (`worker_exists`),
+/// `personIds` (`unknown_person`), `sn` (`device_exists`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+    pub person_id: Option<String>,
+    pub person_ids: Option<Vec<String>>,
+}
+
+/// The name of the security scheme every operation requires.
+pub const BEARER: &str = "bearerAuth";
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The admin token (`--admin-token`)"))
+                    .build(),
+            ),
+        );
+        // Every operation answers 401 without a valid token.
+        let unauthorized = ResponseBuilder::new()
+            .description("Missing or wrong admin token (`unauthorized`)")
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .entry("401".to_owned())
+                    .or_insert_with(|| unauthorized.clone().into());
+            }
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rollcall admin API",
+        description = "Admin REST API of the Rollcall real-name attendance platform. JSON; ids \
+                       are decimal strings; times are epoch milliseconds; errors are \
+                       `{\"error\": {\"code\", \"message\", …}}`; ID-card numbers are masked.",
+    ),
+    paths(
+        super::session,
+        vendors::create,
+        vendors::list,
+        vendors::show,
+        vendors::rotate,
+        projects::create,
+        projects::list,
+        projects::show,
+        projects::join,
+        projects::leave,
+        projects::roster,
+        devices::create,
+        devices::list,
+        devices::show,
+        devices::update,
+        devices::presence,
+        devices::persons,
+        workers::create,
+        workers::list,
+        workers::show,
+        tasks::create,
+        tasks::list,
+        tasks::reconciliation,
+        attendance::list,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth),
+    security(("bearerAuth" = [])),
+    tags(
+        (name = "session", description = "The admin token"),
+        (name = "vendors", description = "Device vendors and their credentials"),
+        (name = "projects", description = "Projects, fences and rosters"),
+        (name = "devices", description = "Devices, binding, presence and sync state"),
+        (name = "workers", description = "Workers and their face photos"),
+        (name = "tasks", description = "Tasks given to devices"),
+        (name = "attendance", description = "Attendance records"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON (built once per call; it is small).
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}
+
+/// `GET /api/v1/openapi.json` (no authentication).
+pub async fn serve() -> Json<serde_json::Value> {
+    Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_is_documented_with_bearer_security() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, method) in [
+            ("/api/v1/vendors", "post"),
+            ("/api/v1/vendors", "get"),
+            ("/api/v1/vendors/{id}", "get"),
+            ("/api/v1/vendors/{id}/rotate-credentials", "post"),
+            ("/api/v1/projects", "post"),
+            ("/api/v1/projects", "get"),
+            ("/api/v1/projects/{id}", "get"),
+            ("/api/v1/projects/{id}/workers", "post"),
+            ("/api/v1/projects/{id}/workers", "get"),
+            ("/api/v1/projects/{id}/workers/{personId}", "delete"),
+            ("/api/v1/devices", "post"),
+            ("/api/v1/devices", "get"),
+            ("/api/v1/devices/{sn}", "get"),
+            ("/api/v1/devices/{sn}", "patch"),
+            ("/api/v1/devices/{sn}/presence", "get"),
+            ("/api/v1/devices/{sn}/persons", "get"),
+            ("/api/v1/devices/{sn}/tasks", "post"),
+            ("/api/v1/devices/{sn}/tasks", "get"),
+            ("/api/v1/devices/{sn}/tasks/{taskid}/reconciliation", "get"),
+            ("/api/v1/workers", "post"),
+            ("/api/v1/workers", "get"),
+            ("/api/v1/workers/{personId}", "get"),
+            ("/api/v1/attendance", "get"),
+            ("/api/v1/session", "get"),
+        ] {
+            assert!(paths[path][method].is_object(), "{method} {path} missing");
+        }
+        assert_eq!(doc["security"][0][BEARER], serde_json::json!([]));
+        assert_eq!(
+            doc["components"]["securitySchemes"][BEARER]["scheme"],
+            "bearer"
+        );
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for name in [
+            "CreateVendor",
+            "VendorCreated",
+            "CreateProject",
+            "ProjectView",
+            "FenceBody",
+            "CreateDevice",
+            "PatchDevice",
+            "DeviceView",
+            "CreateWorker",
+            "WorkerView",
+            "CreateTask",
+            "TaskView",
+            "AttendancePage",
+            "ErrorBody",
+        ] {
+            assert!(schemas.contains_key(name), "schema {name} missing");
+        }
+        assert!(
+            schemas["DeviceView"]["properties"]["expectedPersonCount"].is_object(),
+            "camelCase properties"
+        );
+        // Operation ids are unique, every response has a description, and 401 is documented.
+        let mut ids = std::collections::HashSet::new();
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                let id = op["operationId"].as_str().expect("operationId");
+                assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(responses.contains_key("401"), "{method} {path}: no 401");
+                for (status, r) in responses {
+                    assert!(
+                        r["description"].is_string(),
+                        "{method} {path} {status}: no description"
+                    );
+                }
+            }
+        }
+    }
+}
