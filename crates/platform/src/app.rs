@@ -170,6 +170,14 @@ impl Platform {
                 .await
         });
         let housekeeper = tokio::spawn(housekeep(Arc::clone(&self.app), stop_rx.clone()));
+        let url = self.app.settings.database_url();
+        let listener = (self.app.store.backend() == "postgres").then(|| {
+            tokio::spawn(crate::cluster::listen(
+                Arc::clone(&self.app),
+                url,
+                stop_rx.clone(),
+            ))
+        });
 
         shutdown.await;
         tracing::info!("shutting down: draining connections");
@@ -178,6 +186,9 @@ impl Platform {
         let served = http.await;
         self.ingest.stop().await;
         let _ = housekeeper.await;
+        if let Some(l) = listener {
+            let _ = l.await;
+        }
         tracing::info!("shut down");
         match served {
             Ok(Err(e)) => Err(StartupError::Serve(e)),
@@ -199,7 +210,7 @@ async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => true,
         };
         let now = now_ms();
-        app.presence.sweep(now);
+        app.presence.sweep(app.store.as_ref(), now).await;
         if let Err(e) = app.presence.flush(app.store.as_ref()).await {
             tracing::warn!(error = %e, "writing presence failed; will retry");
         }

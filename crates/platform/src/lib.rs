@@ -19,10 +19,12 @@
 //! - [`blobs`]: photo storage — segments for attendance photos, files for faces.
 //! - [`signed_url`], [`geo`], [`idcard`], [`photo`]: small domain rules.
 //! - [`metrics`]: Prometheus metrics of one instance.
+//! - [`cluster`]: cross-node push over PostgreSQL LISTEN/NOTIFY.
 
 pub mod admin;
 pub mod app;
 pub mod blobs;
+pub mod cluster;
 pub mod config;
 pub mod dispatch;
 pub mod error;

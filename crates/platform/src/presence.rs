@@ -78,22 +78,48 @@ impl Presence {
         }
     }
 
-    /// Marks devices whose last heartbeat is too old as offline.
-    pub fn sweep(&self, now: i64) {
-        let mut inner = self.lock();
-        let window = self.offline_after_ms;
-        let mut gone = Vec::new();
-        for (sn, e) in inner.devices.iter_mut() {
-            if e.online && now - e.last_heartbeat > window {
+    /// Marks devices whose last heartbeat here is too old as offline — unless the store shows
+    /// a newer heartbeat from another node (the device moved there): then this node just
+    /// forgets it, so a device moving between nodes never flaps offline/online.
+    pub async fn sweep(&self, store: &dyn Store, now: i64) {
+        for (sn, last) in self.expired(now) {
+            let moved = match store.device(&sn).await {
+                Ok(Some(d)) => d
+                    .last_heartbeat_at
+                    .is_some_and(|t| t > last && now - t <= self.offline_after_ms),
+                Ok(None) => false,
+                // Unsure: decide on the next sweep.
+                Err(_) => continue,
+            };
+            let mut inner = self.lock();
+            let Some(e) = inner.devices.get(&sn) else {
+                continue;
+            };
+            if e.last_heartbeat != last || !e.online {
+                continue; // it heartbeated here meanwhile
+            }
+            if moved {
+                inner.devices.remove(&sn);
+            } else if let Some(e) = inner.devices.get_mut(&sn) {
                 e.online = false;
-                gone.push(PresenceTransition {
-                    sn: sn.clone(),
+                let at = last + self.offline_after_ms;
+                inner.transitions.push(PresenceTransition {
+                    sn,
                     online: false,
-                    at: e.last_heartbeat + window,
+                    at,
                 });
             }
         }
-        inner.transitions.extend(gone);
+    }
+
+    /// Devices online here whose last heartbeat is older than the window.
+    fn expired(&self, now: i64) -> Vec<(String, i64)> {
+        self.lock()
+            .devices
+            .iter()
+            .filter(|(_, e)| e.online && now - e.last_heartbeat > self.offline_after_ms)
+            .map(|(sn, e)| (sn.clone(), e.last_heartbeat))
+            .collect()
     }
 
     /// Whether this node has seen the device online (`None`: no heartbeat seen here).
@@ -163,18 +189,13 @@ mod tests {
     }
 
     #[test]
-    fn online_then_offline_after_the_window() {
+    fn only_devices_past_the_window_expire() {
         let p = Presence::new(60);
         p.heartbeat("a", None, None, None, 1_000);
         p.heartbeat("a", None, None, None, 30_000);
-        p.sweep(80_000);
-        assert_eq!(p.is_online("a"), Some(true));
-        p.sweep(90_001);
-        assert_eq!(p.is_online("a"), Some(false));
-        assert_eq!(
-            transitions(&p),
-            vec![("a".into(), true, 1_000), ("a".into(), false, 90_000)]
-        );
+        assert!(p.expired(90_000).is_empty());
+        assert_eq!(p.expired(90_001), vec![("a".to_owned(), 30_000)]);
+        assert_eq!(transitions(&p), vec![("a".into(), true, 1_000)]);
     }
 
     #[test]
@@ -184,5 +205,78 @@ mod tests {
         assert!(transitions(&p).is_empty());
         p.heartbeat("b", None, None, Some(10_000), 100_000);
         assert_eq!(transitions(&p), vec![("b".into(), true, 100_000)]);
+    }
+
+    async fn store_with_device(sn: &str) -> crate::store::sql::SqlStore {
+        use crate::store::{Device, DeviceKind, Direction, Vendor};
+        use rollcall_protocol::ids::Secret;
+        let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let vendor = Vendor {
+            id: 1,
+            name: "v".into(),
+            access_id: "id".into(),
+            access_key: Secret::new("k"),
+            access_secret: Secret::new("s"),
+            rsa_public_key: None,
+            created_at: 0,
+        };
+        store.create_vendor(&vendor).await.unwrap();
+        let device = Device {
+            sn: sn.into(),
+            vendor_id: 1,
+            project_id: None,
+            kind: DeviceKind::Face,
+            direction: Direction::Both,
+            name: None,
+            enabled: true,
+            firmware_version: None,
+            ip: None,
+            last_heartbeat_at: None,
+            person_count: None,
+            face_count: None,
+            created_at: 0,
+        };
+        store.create_device(&device).await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn a_silent_device_goes_offline_and_the_history_is_stored() {
+        let store = store_with_device("a").await;
+        let p = Presence::new(60);
+        p.heartbeat("a", None, None, None, 1_000);
+        p.flush(&store).await.unwrap();
+        p.sweep(&store, 61_001).await;
+        assert_eq!(p.is_online("a"), Some(false));
+        p.flush(&store).await.unwrap();
+        let history = store.presence_history("a", 10).await.unwrap();
+        let got: Vec<(bool, i64)> = history.iter().map(|t| (t.online, t.at)).collect();
+        assert_eq!(got, vec![(false, 61_000), (true, 1_000)]);
+    }
+
+    #[tokio::test]
+    async fn a_device_that_moved_to_another_node_does_not_flap() {
+        let store = store_with_device("a").await;
+        let node_a = Presence::new(60);
+        node_a.heartbeat("a", None, None, None, 1_000);
+        node_a.flush(&store).await.unwrap();
+        // The device reconnects to node B, which sees a recent stored heartbeat (no new
+        // "online" transition) and writes its own heartbeats behind.
+        let node_b = Presence::new(60);
+        node_b.heartbeat("a", None, None, Some(1_000), 50_000);
+        node_b.flush(&store).await.unwrap();
+        // Node A's window passes: it forgets the device instead of recording "offline".
+        node_a.sweep(&store, 70_000).await;
+        assert_eq!(node_a.is_online("a"), None);
+        node_a.flush(&store).await.unwrap();
+        let history = store.presence_history("a", 10).await.unwrap();
+        assert_eq!(
+            history.len(),
+            1,
+            "only the first online transition: {history:?}"
+        );
+        assert!(history[0].online);
     }
 }

@@ -53,6 +53,11 @@ impl Registry {
         handle.is_some_and(|h| h.outbound.try_send(packet).is_ok())
     }
 
+    /// The sns of every device connected to this node.
+    pub fn connected(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     pub fn is_connected(&self, sn: &str) -> bool {
         self.lock().contains_key(sn)
     }

@@ -47,6 +47,10 @@ pub(super) async fn handle(
         req,
         cred.access_secret.expose(),
     )?;
+    // A connection bound to another device: refused before anything is registered or issued.
+    if let Some(conn) = conn {
+        conn.check_binding(&req.sn)?;
+    }
     if let Some(vendor) = app.store.vendor(cred.vendor_id).await? {
         signer.rsa_public_key = vendor.rsa_public_key;
     }

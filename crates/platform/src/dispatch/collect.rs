@@ -22,6 +22,19 @@ pub(super) async fn handle(
     let p: CollectPersonParam = param(req)?;
     let idcard = IdCardNo::parse(&p.idcard_no, today_beijing(authed.now))
         .map_err(|e| DeviceError::param(format!("idcardNo: {e}")))?;
+    // Every image is base64 (400_02 naming it); the ID-card images are JPEG/PNG and the iris
+    // images 640×480 single-channel 8-bit (DEVICES.md "Enrollment data"). The face's own
+    // rules follow.
+    for (name, bytes) in p.decode_images()? {
+        let checked = match name {
+            "facePhoto" => Ok(()),
+            "irisLeft" | "irisRight" => check_iris(&bytes),
+            _ => photo::inspect(&bytes, usize::MAX)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
+        checked.map_err(|e| DeviceError::param(format!("{name}: {e}")))?;
+    }
     let face = params::decode_base64("facePhoto", &p.face_photo)?;
     let info = photo::inspect(&face, app.settings.max_photo_bytes)
         .map_err(|e| DeviceError::param(format!("facePhoto: {e}")))?;
@@ -63,4 +76,29 @@ pub(super) async fn handle(
     reply(&CollectPersonResponse {
         person_id: person_id.to_string(),
     })
+}
+
+/// An iris image: 640×480 with one 8-bit channel (GB/T 26237.6-2014 VGA monocular) — an 8-bit
+/// BMP (the default), or a greyscale 8-bit PNG or JPEG. Only headers are read.
+fn check_iris(bytes: &[u8]) -> Result<(), String> {
+    use image::{ColorType, ImageDecoder, ImageFormat, ImageReader};
+    const UNREADABLE: &str = "虹膜图像无法读取";
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| UNREADABLE.to_owned())?;
+    let format = reader.format();
+    let decoder = reader.into_decoder().map_err(|_| UNREADABLE.to_owned())?;
+    let (width, height) = decoder.dimensions();
+    if (width, height) != (640, 480) {
+        return Err(format!("虹膜图像应为 640×480，实际 {width}×{height}"));
+    }
+    let single_channel = match format {
+        // Bits per pixel of the BMP info header (an 8-bit BMP is palette-indexed grey).
+        Some(ImageFormat::Bmp) => bytes.get(28..30) == Some(&[8, 0][..]),
+        _ => decoder.color_type() == ColorType::L8,
+    };
+    if !single_channel {
+        return Err("虹膜图像应为单通道 8 位灰度图".to_owned());
+    }
+    Ok(())
 }

@@ -59,6 +59,17 @@ impl ConnCtx {
         lock(&self.bound_now).take()
     }
 
+    /// The binding rule alone (400_04 when bound to another device), for checking before a
+    /// request changes anything.
+    fn check_binding(&self, sn: &str) -> Result<(), DeviceError> {
+        match lock(&self.binding).as_ref() {
+            Some(b) if b.sn() != sn => Err(DeviceError::AuthFailed(
+                "connection bound to another device",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the binding rule and binds if unbound. A connection bound to another device
     /// refuses the request (400_04).
     fn bind(&self, app: &App, sn: &str) -> Result<(), DeviceError> {

@@ -38,8 +38,9 @@ pub(super) async fn page(
     api: ApiCode,
     authed: &Authed,
 ) -> Result<Option<String>, DeviceError> {
-    let task = owned_task(app, req, api, authed).await?;
+    // 400_02 comes before 405_01 (§4).
     let p: PageParam = param(req)?;
+    let task = owned_task(app, req, api, authed).await?;
     let size = p.effective_size();
     let offset = u32::try_from(p.offset()).unwrap_or(u32::MAX);
     let (ids, total) = app.store.task_persons(task.taskid, offset, size).await?;
@@ -108,7 +109,7 @@ pub(super) async fn reconcile(
     req: &Request,
     authed: &Authed,
 ) -> Result<Option<String>, DeviceError> {
-    let task = owned_task(app, req, ApiCode::PostDevicePerson, authed).await?;
+    // 400_02 comes before 405_01 (§4).
     let mut p: PostDevicePersonParam = param(req)?;
     if p.current_page == 0 || p.total_page == 0 || p.current_page > p.total_page {
         return Err(DeviceError::param(format!(
@@ -116,6 +117,7 @@ pub(super) async fn reconcile(
             p.current_page, p.total_page
         )));
     }
+    let task = owned_task(app, req, ApiCode::PostDevicePerson, authed).await?;
     for row in &mut p.data {
         let usable = match row.img.take() {
             Some(b64) => params::decode_base64("img", &b64)

@@ -18,10 +18,10 @@ pub(super) async fn handle(
     authed: &Authed,
 ) -> Result<Option<String>, DeviceError> {
     let p: SignInParam = param(req)?;
-    p.validate()?;
-    // Not base64: 400_02. Base64 of something that is not an acceptable photo: stored
-    // without it, flagged photo_rejected.
+    // Not base64: 400_02 (before the 403_0x checks, §4). Base64 of something that is not an
+    // acceptable photo: stored without it, flagged photo_rejected.
     let img = p.decode_img()?;
+    p.validate()?;
     let (photo, rejected) = match img {
         None => (None, false),
         Some(bytes) => match photo::inspect(&bytes, app.settings.max_photo_bytes) {

@@ -51,6 +51,9 @@ pub async fn create(
     if push(app, &task).await? {
         task.state = TaskState::Delivered;
         task.delivered_at = Some(now_ms());
+    } else {
+        // Another node may hold the device's connection.
+        app.store.announce_tasks(sn).await?;
     }
     Ok(task)
 }
@@ -64,8 +67,9 @@ pub async fn enqueue_update(app: &App, sn: &str, persons: &[i64]) -> StoreResult
         // Still pending means the device has not been given it: push it now if we can.
         if let Some(task) = app.store.task(taskid).await?
             && task.state == TaskState::Pending
+            && !push(app, &task).await?
         {
-            push(app, &task).await?;
+            app.store.announce_tasks(sn).await?;
         }
         return Ok(taskid);
     }

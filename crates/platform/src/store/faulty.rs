@@ -78,6 +78,7 @@ macro_rules! delegate {
 
 delegate! {
     Read fn ping(&self) -> StoreResult<()>;
+    Write fn announce_tasks(&self, sn: &str) -> StoreResult<()>;
 
     Write fn create_vendor(&self, vendor: &Vendor) -> StoreResult<()>;
     Read fn vendor(&self, id: i64) -> StoreResult<Option<Vendor>>;

@@ -39,6 +39,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The PostgreSQL notification channel of [`Store::announce_tasks`]; its payload is an sn.
+pub const TASK_CHANNEL: &str = "rollcall_tasks";
+
 /// Everything the platform keeps durably.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -46,6 +49,10 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// Cheap liveness probe for `/healthz`.
     async fn ping(&self) -> StoreResult<()>;
+    /// Tells every node sharing this store that `sn` has new tasks, so the node holding its
+    /// connection pushes them (PostgreSQL: `NOTIFY` on [`TASK_CHANNEL`]; an embedded store has
+    /// no other node to tell).
+    async fn announce_tasks(&self, sn: &str) -> StoreResult<()>;
 
     // --- vendors and credentials -------------------------------------------------------
     async fn create_vendor(&self, vendor: &Vendor) -> StoreResult<()>;

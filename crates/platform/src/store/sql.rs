@@ -648,6 +648,17 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn announce_tasks(&self, sn: &str) -> StoreResult<()> {
+        if matches!(self.backend, Backend::Postgres) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::TASK_CHANNEL)
+                .bind(sn)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     // --- vendors and credentials ---------------------------------------------------------
 
     async fn create_vendor(&self, vendor: &Vendor) -> StoreResult<()> {

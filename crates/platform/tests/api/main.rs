@@ -1,0 +1,20 @@
+//! The platform's socket-level integration suite: a real platform in-process, real TCP and
+//! HTTP, every request signed and every response verified as a device would (PROTOCOL.md).
+//!
+//! One binary, one module per area; the harness is in `helpers`.
+
+mod auth;
+mod collect;
+mod durability;
+mod errors;
+mod framing;
+mod heartbeat;
+mod helpers;
+mod http;
+mod jwe;
+mod persons;
+mod pipelining;
+mod precedence;
+mod presence;
+mod sign_in;
+mod tasks;

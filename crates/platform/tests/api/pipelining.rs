@@ -1,0 +1,100 @@
+//! Pipelining (PROTOCOL.md §1.3): many requests in flight on one connection, answered in
+//! request order, each stored once.
+
+use std::collections::HashSet;
+
+use rollcall_protocol::params::{self, SignInResponse};
+use rollcall_protocol::{ApiCode, ErrorCode};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_hundred_pipelined_sign_ins_are_answered_in_request_order_and_stored_once() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-PIPE").await;
+    dev.auth().await;
+    let base = now_ms();
+    let reqs: Vec<_> = (0..100)
+        .map(|i| {
+            let p = sign_in_param(&format!("{}", 1000 + i), 1, base + i);
+            dev.id.signed(ApiCode::SignIn, Some(&p.to_string()))
+        })
+        .collect();
+
+    let seqs = dev.send_many(reqs).await;
+    let mut record_ids = Vec::new();
+    for seq in &seqs {
+        let resp = dev.recv().await;
+        assert_eq!(resp.seq, *seq, "answers come in request order");
+        let text = dev.id.ok(&resp, ApiCode::SignIn).expect("a record id");
+        let r: SignInResponse = params::parse(&text).unwrap();
+        assert!(!r.duplicate);
+        record_ids.push(r.record_id);
+    }
+
+    assert_eq!(record_ids.iter().collect::<HashSet<_>>().len(), 100);
+    let stored = app.records("SN-PIPE").await;
+    assert_eq!(stored.len(), 100, "each stored once");
+    for (i, id) in record_ids.iter().enumerate() {
+        let r = stored
+            .iter()
+            .find(|r| r.record_id == *id)
+            .expect("the answered id is stored");
+        assert_eq!(
+            r.person_id,
+            format!("{}", 1000 + i),
+            "answer i belongs to request i"
+        );
+        assert_eq!(r.record_time, base + i as i64);
+    }
+}
+
+#[tokio::test]
+async fn pipelined_requests_of_mixed_kinds_and_outcomes_keep_their_order() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-PIPE-MIX").await;
+    dev.auth().await;
+    let now = now_ms();
+    let mut bad_sign = dev.id.signed(ApiCode::Heartbeat, Some(&heartbeat_param()));
+    bad_sign.sign = "0".repeat(32);
+    let reqs = vec![
+        dev.id.signed(
+            ApiCode::SignIn,
+            Some(&sign_in_param("1", 1, now).to_string()),
+        ),
+        bad_sign,
+        dev.id.signed(ApiCode::Heartbeat, Some(&heartbeat_param())),
+        dev.id.signed(
+            ApiCode::SignIn,
+            Some(&sign_in_param("1", 3, now).to_string()),
+        ),
+        // The first one again: a duplicate.
+        dev.id.signed(
+            ApiCode::SignIn,
+            Some(&sign_in_param("1", 1, now).to_string()),
+        ),
+    ];
+
+    dev.send_many(reqs).await;
+    let answers: Vec<_> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(dev.recv().await);
+        }
+        v
+    };
+
+    let first: SignInResponse =
+        params::parse(&dev.id.ok(&answers[0], ApiCode::SignIn).unwrap()).unwrap();
+    expect_err(&answers[1], ErrorCode::AuthFailed);
+    dev.id.ok(&answers[2], ApiCode::Heartbeat);
+    expect_err(&answers[3], ErrorCode::AttendanceType);
+    let dup: SignInResponse =
+        params::parse(&dev.id.ok(&answers[4], ApiCode::SignIn).unwrap()).unwrap();
+    // Handled concurrently, either copy may be the one stored; the other is its duplicate.
+    assert_ne!(first.duplicate, dup.duplicate, "exactly one duplicate");
+    assert_eq!(dup.record_id, first.record_id);
+    assert_eq!(app.records("SN-PIPE-MIX").await.len(), 1);
+}
