@@ -1,10 +1,41 @@
 //! # rollcall-device — the device SDK (reference attendance terminal)
 //!
-//! The device side of the protocol, for vendors to embed and for Rollcall's simulator and
-//! benchmarks. It will own the session state machine (auth, heartbeat, re-auth), command
-//! handling, task execution, the local person store and the durable offline record queue;
-//! the wire itself (framing, signatures, params) comes from `rollcall-protocol`, exactly as
-//! the platform uses it.
+//! The device side of the Zhejiang attendance protocol (`PROTOCOL.md`), for vendors to embed
+//! in their terminals and for Rollcall's simulator, benchmarks and tests. The wire itself —
+//! framing, signatures, params, error codes — comes from `rollcall-protocol`, exactly as the
+//! platform uses it: nothing of the protocol is written twice.
 //!
-//! Status: the crate marks the boundary of the workspace's architecture; its contents arrive
-//! with the device SDK issue. Nothing here is exported yet.
+//! ## Layout
+//! - [`session`]: the TCP session and offline queue as a **state machine without I/O**
+//!   (events in, actions out): auth, heartbeat, re-auth, reconnect with jittered backoff, a
+//!   window of pipelined sign-ins, hand-back of in-flight records on reconnect, commands.
+//! - [`device`]: the thin network layer that drives the session ([`Device::run`]), and the
+//!   [`DeviceHandle`] an application uses (enqueue records, dead letters, counts).
+//! - [`tasks`]: every task apicode, executed over HTTP and reported.
+//! - [`http`]: signed HTTP calls, verified answers, downloads.
+//! - [`store`]: the SQLite store (persons, faces, the durable queue, dead letters, task log)
+//!   on its own thread, with group commit.
+//! - [`record`]: attendance records, queued records, dead letters.
+//! - [`photo`]: what a usable photo is; sample pictures.
+//! - [`config`], [`error`], [`backoff`]: configuration, errors that know whether a retry can
+//!   help, jittered backoff.
+//!
+//! `docs/VENDOR_GUIDE.md` (English and Chinese) explains how to embed it.
+
+pub mod backoff;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod http;
+pub mod photo;
+pub mod record;
+pub mod session;
+pub mod store;
+pub mod tasks;
+
+pub use config::{Credentials, DeviceConfig, Tuning};
+pub use device::{Device, DeviceEvent, DeviceHandle, DeviceStats};
+pub use error::{RecordError, SdkError};
+pub use record::{AttendanceRecord, DeadLetter, QueuedRecord};
+pub use session::{Action, Event, Session, SessionConfig, SessionState, Timer};
+pub use store::{StoreError, StoreHandle};

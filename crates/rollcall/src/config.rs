@@ -65,7 +65,7 @@ pub struct ServeArgs {
 }
 
 /// Reads the layered settings.
-pub fn load(args: &ServeArgs) -> Result<Settings, figment::Error> {
+pub fn load(args: &ServeArgs) -> Result<Settings, Box<figment::Error>> {
     let mut figment = Figment::new();
     if let Some(file) = &args.config {
         figment = figment.merge(Toml::file_exact(file));
@@ -79,6 +79,7 @@ pub fn load(args: &ServeArgs) -> Result<Settings, figment::Error> {
         ]))
         .merge(Serialized::defaults(args))
         .extract()
+        .map_err(Box::new)
 }
 
 /// `rollcall config`: every setting with its default, commented.

@@ -2,6 +2,7 @@
 //! things; business logic lives in the library crates.
 
 mod config;
+mod simulate;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -29,11 +30,14 @@ enum Command {
     Serve(ServeArgs),
     /// Print a commented example configuration file with every default. / 打印示例配置
     Config,
+    /// Simulated attendance terminals against a platform (device SDK). / 模拟考勤设备
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Simulate(args) => simulate::run(args),
         Command::Config => {
             print!("{}", config::EXAMPLE);
             ExitCode::SUCCESS

@@ -1,0 +1,169 @@
+//! Attendance records: what a vendor's recognition code hands the SDK
+//! ([`AttendanceRecord`]), what waits in the durable queue ([`QueuedRecord`]), and what was
+//! refused for good ([`DeadLetter`]).
+//!
+//! A record is checked **before** it enters the queue ([`AttendanceRecord::validate`]): the
+//! 403_0x dictionary rules of the protocol crate and the photo rules of [`crate::photo`], so
+//! that what is queued is what the platform will take. Its photo travels as base64 in `img`
+//! and is left out of the signature by the protocol crate's sign recipe.
+
+use base64::Engine as _;
+use rollcall_protocol::params::{
+    self, AttendanceType, BitType, Coordinate, QrCodeInfo, SignInParam,
+};
+
+use crate::error::RecordError;
+
+/// One attendance event, as the terminal's recognition produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttendanceRecord {
+    /// The platform's person id (as the roster gave it).
+    pub person_id: String,
+    /// The method: face, iris, mobile, card, … (wire `type`).
+    pub method: AttendanceType,
+    /// Composite methods, when more than one was used (wire `bitType`).
+    pub bit_type: Option<BitType>,
+    /// When it was taken: epoch milliseconds, the device's clock.
+    pub record_time: i64,
+    /// The capture: JPEG or PNG bytes (sent base64 as `img`).
+    pub photo: Option<Vec<u8>>,
+    /// Body temperature, °C.
+    pub temperature: Option<f64>,
+    /// Where (mobile attendance), GCJ-02 unless the project says WGS-84.
+    pub coordinate: Option<Coordinate>,
+    /// The scanned code (QR / health-code attendance).
+    pub qr_code_info: Option<QrCodeInfo>,
+    /// Iris recognition information.
+    pub iris_info: Option<String>,
+}
+
+impl AttendanceRecord {
+    /// A face record with a capture photo — the common case.
+    pub fn face(person_id: impl Into<String>, record_time: i64, photo: Option<Vec<u8>>) -> Self {
+        AttendanceRecord {
+            person_id: person_id.into(),
+            method: AttendanceType::Face,
+            bit_type: None,
+            record_time,
+            photo,
+            temperature: None,
+            coordinate: None,
+            qr_code_info: None,
+            iris_info: None,
+        }
+    }
+
+    /// The C_SIGN_IN param of this record, **without** `img` (the queue keeps the photo as
+    /// bytes; it is encoded when sent).
+    pub fn to_param(&self) -> SignInParam {
+        SignInParam {
+            person_id: self.person_id.clone(),
+            r#type: self.method.code(),
+            bit_type: self.bit_type.map(|b| b.0),
+            qr_code_info: self.qr_code_info.clone(),
+            img: None,
+            record_time: self.record_time,
+            temperature: self.temperature,
+            iris_info: self.iris_info.clone(),
+            coordinate: self.coordinate,
+        }
+    }
+
+    /// The checks the platform would answer with a permanent error, done before queueing:
+    /// an empty personId, the 403_0x rules, and a photo that is not a JPEG/PNG or is over
+    /// `max_photo_bytes`.
+    pub fn validate(&self, max_photo_bytes: usize) -> Result<(), RecordError> {
+        if self.person_id.trim().is_empty() {
+            return Err(RecordError::NoPerson);
+        }
+        self.to_param().validate().map_err(RecordError::Invalid)?;
+        if let Some(photo) = &self.photo {
+            crate::photo::check(photo, max_photo_bytes).map_err(RecordError::Photo)?;
+        }
+        Ok(())
+    }
+}
+
+/// A record waiting in the durable queue. `id` is its queue position: ids only grow
+/// (SQLite `AUTOINCREMENT`), and the queue drains in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedRecord {
+    pub id: i64,
+    /// The C_SIGN_IN param without `img`.
+    pub param: SignInParam,
+    pub photo: Option<Vec<u8>>,
+}
+
+impl QueuedRecord {
+    /// The param text sent on the wire: strict JSON with `img` (base64) when there is a photo.
+    pub fn wire_param(&self) -> String {
+        match &self.photo {
+            None => params::to_json(&self.param),
+            Some(bytes) => {
+                let mut p = self.param.clone();
+                p.img = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+                params::to_json(&p)
+            }
+        }
+    }
+
+    pub fn record_time(&self) -> i64 {
+        self.param.record_time
+    }
+}
+
+/// A record the platform refused for good (a permanent error such as `400_02` or `403_0x`),
+/// moved out of the queue so that it cannot block the records behind it. The vendor's
+/// software lists them ([`crate::DeviceHandle::dead_letters`]) and may requeue them after a fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Its id while it was queued.
+    pub id: i64,
+    pub person_id: String,
+    pub record_time: i64,
+    /// The param without `img`, as JSON text.
+    pub param: String,
+    pub has_photo: bool,
+    /// The wire error code, e.g. `403_01`.
+    pub error_code: String,
+    /// The platform's `errormsg`.
+    pub error_message: String,
+    /// When it was moved here (epoch ms).
+    pub failed_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_mirrors_the_platform() {
+        let ok = AttendanceRecord::face("42", 1, Some(crate::photo::sample::SMALL_JPEG.to_vec()));
+        assert_eq!(ok.validate(409_600), Ok(()));
+        let mut bad = ok.clone();
+        bad.person_id = " ".into();
+        assert_eq!(bad.validate(409_600), Err(RecordError::NoPerson));
+        let mut bad = ok.clone();
+        bad.bit_type = Some(BitType(1));
+        assert!(matches!(
+            bad.validate(409_600),
+            Err(RecordError::Invalid(_))
+        ));
+        let mut bad = ok.clone();
+        bad.photo = Some(b"not a picture".to_vec());
+        assert!(matches!(bad.validate(409_600), Err(RecordError::Photo(_))));
+    }
+
+    #[test]
+    fn wire_param_carries_the_photo_as_base64() {
+        let r = QueuedRecord {
+            id: 1,
+            param: AttendanceRecord::face("7", 1_700_000_000_000, None).to_param(),
+            photo: Some(vec![0xFF, 0xD8, 0xFF]),
+        };
+        let text = r.wire_param();
+        let back: SignInParam = params::parse(&text).unwrap();
+        assert_eq!(back.decode_img().unwrap(), Some(vec![0xFF, 0xD8, 0xFF]));
+        assert_eq!(back.person_id, "7");
+    }
+}

@@ -1,0 +1,353 @@
+//! The harness: the real platform in-process on `127.0.0.1:0` with a temporary data dir,
+//! set up through its admin HTTP API (`reqwest`, bearer token), and SDK devices that talk to
+//! it over real TCP and HTTP.
+//!
+//! Only bulk enrolment reaches inside the platform ([`TestPlatform::enrol_fast`]): 10,000
+//! `POST /workers` calls, each fsynced, would dominate a debug-build run. The device side
+//! always goes through the real protocol.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rollcall_device::photo::sample::SMALL_JPEG;
+use rollcall_device::{Credentials, DeviceConfig};
+use rollcall_platform::config::Settings;
+use rollcall_platform::state::AppState;
+use rollcall_platform::store::Worker;
+use rollcall_platform::{Listeners, Platform, StartupError};
+use rollcall_protocol::ids::Secret;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "sdk-test-admin-token-9c1d2e3f4a5b";
+
+/// Full size (10,000 persons, 60,000 records) with `ROLLCALL_FULL_SIZE=1`; a tenth by default.
+pub fn scaled(full: usize) -> usize {
+    if std::env::var("ROLLCALL_FULL_SIZE").is_ok_and(|v| v == "1") {
+        full
+    } else {
+        full / 10
+    }
+}
+
+/// A running platform.
+pub struct TestPlatform {
+    pub tcp_addr: SocketAddr,
+    pub base_url: String,
+    pub http: reqwest::Client,
+    state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), StartupError>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A vendor's id and credentials.
+#[derive(Debug, Clone)]
+pub struct Vendor {
+    pub id: String,
+    pub creds: Credentials,
+}
+
+impl TestPlatform {
+    pub async fn spawn() -> TestPlatform {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = Settings {
+            data_dir: dir.path().to_owned(),
+            admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            flush_interval_ms: 50,
+            ..Settings::default()
+        };
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
+        let http_addr = http.local_addr().expect("http addr");
+        let tcp_addr = tcp.local_addr().expect("tcp addr");
+        let base_url = settings.public_url_for(http_addr);
+        let platform = Platform::build(settings, &base_url)
+            .await
+            .expect("platform builds");
+        let state = platform.state();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(platform.run(Listeners { http, tcp }, async move {
+            let _ = rx.await;
+        }));
+        TestPlatform {
+            tcp_addr,
+            base_url,
+            http: reqwest::Client::new(),
+            state,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), s).await;
+        }
+    }
+
+    // --- the admin API -----------------------------------------------------------------------
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base_url))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("admin API answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("admin body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `POST`, expecting `want`.
+    pub async fn post(&self, path: &str, body: &Value, want: u16) -> Value {
+        let (status, v) = self.admin(reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(status, want, "POST {path}: {v}");
+        v
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Value {
+        let (status, v) = self.admin(reqwest::Method::PATCH, path, Some(body)).await;
+        assert_eq!(status, 200, "PATCH {path}: {v}");
+        v
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, v) = self.admin(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    }
+
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.admin(reqwest::Method::DELETE, path, None).await.0
+    }
+
+    pub async fn vendor(&self) -> Vendor {
+        let v = self
+            .post("/vendors", &json!({"name": "SDK 测试厂商"}), 201)
+            .await;
+        Vendor {
+            id: v["id"].as_str().expect("vendor id").to_owned(),
+            creds: Credentials::new(
+                v["accessId"].as_str().expect("accessId"),
+                v["accessKey"].as_str().expect("accessKey"),
+                v["accessSecret"].as_str().expect("accessSecret"),
+            ),
+        }
+    }
+
+    pub async fn project(&self) -> String {
+        let p = self
+            .post("/projects", &json!({"name": "SDK 工地"}), 201)
+            .await;
+        p["id"].as_str().expect("project id").to_owned()
+    }
+
+    pub async fn register_device(&self, sn: &str, vendor: &Vendor, project: Option<&str>) {
+        let mut body = json!({"sn": sn, "vendorId": vendor.id, "kind": "face"});
+        if let Some(p) = project {
+            body["projectId"] = p.into();
+        }
+        self.post("/devices", &body, 201).await;
+    }
+
+    pub async fn device(&self, sn: &str) -> Value {
+        self.get(&format!("/devices/{sn}")).await
+    }
+
+    /// Tasks of a device, newest first.
+    pub async fn tasks(&self, sn: &str) -> Vec<Value> {
+        let v = self.get(&format!("/devices/{sn}/tasks?limit=1000")).await;
+        v["tasks"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The status of one task.
+    pub async fn task_status(&self, sn: &str, taskid: &str) -> String {
+        self.tasks(sn)
+            .await
+            .into_iter()
+            .find(|t| t["taskid"] == taskid)
+            .map(|t| t["status"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Every attendance record of a device, paging with the cursor (newest first).
+    pub async fn records(&self, sn: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/attendance?sn={sn}&limit=1000");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let v = self.get(&path).await;
+            out.extend(v["records"].as_array().cloned().unwrap_or_default());
+            match v["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+
+    /// Enrols a worker through `POST /workers` (the real enrolment path); its person id.
+    pub async fn enrol(&self, name: &str, photo: &[u8]) -> String {
+        use base64::Engine as _;
+        let body = json!({
+            "idcardNo": idcard(next_serial()),
+            "name": name,
+            "facePhoto": base64::engine::general_purpose::STANDARD.encode(photo),
+        });
+        let w = self.post("/workers", &body, 201).await;
+        w["personId"].as_str().expect("personId").to_owned()
+    }
+
+    /// Enrols `n` workers with the small JPEG face straight into the platform's store (all
+    /// sharing one stored photo) and puts them on the project's roster. Devices are not told:
+    /// bind a device afterwards to give it the roster (T_SEND_PERSON).
+    pub async fn enrol_fast(&self, n: usize, project: &str) -> Vec<i64> {
+        let app = self.state();
+        let key = "faces/shared/sdk-test.jpg";
+        app.files.put(key, SMALL_JPEG).await.expect("store a face");
+        let now = rollcall_platform::util::now_ms();
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let person_id = app.ids.next();
+            let worker = Worker {
+                person_id,
+                idcard_no: idcard(next_serial()),
+                name: format!("工人{i:05}"),
+                gender: None,
+                nation: None,
+                address: None,
+                phone: Some(format!("138{i:08}")),
+                face_key: Some(key.to_owned()),
+                created_at: now,
+                updated_at: now,
+            };
+            app.store
+                .create_worker(&worker)
+                .await
+                .expect("create worker");
+            ids.push(person_id);
+        }
+        let project: i64 = project.parse().expect("numeric project id");
+        for chunk in ids.chunks(1000) {
+            app.store
+                .add_project_workers(project, chunk, now)
+                .await
+                .expect("join project");
+        }
+        ids
+    }
+
+    /// A device configuration for this platform, with test-friendly timings.
+    pub fn config(&self, sn: &str, vendor: &Vendor, data_dir: &std::path::Path) -> DeviceConfig {
+        let mut c = DeviceConfig::new(
+            sn,
+            vendor.creds.clone(),
+            self.tcp_addr.to_string(),
+            self.base_url.clone(),
+            data_dir,
+        );
+        c.tuning.heartbeat_interval = Duration::from_secs(1);
+        c.tuning.reconnect = rollcall_device::backoff::Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_secs(1),
+        );
+        c
+    }
+}
+
+fn next_serial() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A valid ID-card number (GB 11643-1999), distinct per `n`.
+pub fn idcard(n: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let day = 1 + (n / 1000) % 28;
+    let month = 1 + (n / 28_000) % 12;
+    let year = 1970 + (n / 336_000) % 30;
+    let first17 = format!("330102{year}{month:02}{day:02}{:03}", n % 1000);
+    let sum: u32 = first17
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    format!("{first17}{}", char::from(CHECK[(sum % 11) as usize]))
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks that the platform holds exactly `expected` (personId, recordTime) pairs for `sn`,
+/// each once, and that they arrived in queue order (recordTime order here): receivedAt never
+/// goes down as recordTime goes up.
+pub async fn assert_exactly_once_in_order(
+    platform: &TestPlatform,
+    sn: &str,
+    expected: &[(String, i64)],
+) {
+    let records = platform.records(sn).await;
+    let mut got: Vec<(String, i64, i64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["personId"].as_str().unwrap_or_default().to_owned(),
+                r["recordTime"].as_i64().unwrap_or_default(),
+                r["receivedAt"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "every record stored exactly once"
+    );
+    got.sort_by_key(|r| r.1);
+    let mut want = expected.to_vec();
+    want.sort_by_key(|r| r.1);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.0, g.1), (&w.0, w.1), "the same records");
+    }
+    let out_of_order = got.windows(2).filter(|w| w[1].2 < w[0].2).count();
+    assert_eq!(out_of_order, 0, "records arrive in queue order");
+}

@@ -1,0 +1,11 @@
+//! The device SDK against the real platform: one test binary, one module per story; the
+//! harness is in `helpers`.
+//!
+//! Sizes: the roster and backlog stories run at a tenth of the size of DEVICES.md (1,000
+//! persons, 6,000 records) unless `ROLLCALL_FULL_SIZE=1` (10,000 persons, 60,000 records).
+
+mod backlog;
+mod crash;
+mod helpers;
+mod roster;
+mod tasks;

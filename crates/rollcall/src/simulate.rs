@@ -1,0 +1,695 @@
+//! `rollcall simulate`: N simulated attendance terminals, each a real `rollcall-device` SDK
+//! device with its own store under `--data-dir`, taking records at `--rate` per minute
+//! (`--pattern steady | morning-peak`), optionally losing the network for a while, with live
+//! progress and a summary (records sent, acknowledged, duplicates, upload latency p50/p99).
+//!
+//! With `--admin-token` the simulator sets up a self-contained demo through the admin API: a
+//! vendor (unless credentials are given), a project, `--workers` enrolled workers with a face
+//! photo, and the devices registered and bound to the project, so every device first
+//! downloads the roster and then signs in those workers. Without it, vendor credentials are
+//! required and the devices register themselves (unbound) on their first C_AUTH; their
+//! records name persons the platform does not know (flag `unknown_person`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use rollcall_device::backoff::Rng;
+use rollcall_device::photo::sample::{FACE_JPEG, SMALL_JPEG};
+use rollcall_device::{
+    AttendanceRecord, Credentials, Device, DeviceConfig, DeviceEvent, DeviceHandle,
+};
+use rollcall_protocol::ids::Secret;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+/// Flags of `rollcall simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// How many terminals. / 模拟设备数
+    #[arg(long, default_value_t = 10)]
+    pub devices: usize,
+    /// The platform's device TCP address. / 平台 TCP 地址
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub tcp: String,
+    /// The platform's HTTP base URL. / 平台 HTTP 地址
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub http: String,
+    /// Vendor accessId (made with --admin-token when absent). / 厂商 accessId
+    #[arg(long, env = "ROLLCALL_ACCESS_ID")]
+    pub access_id: Option<String>,
+    /// Vendor accessKey. / 厂商 accessKey
+    #[arg(long, env = "ROLLCALL_ACCESS_KEY", hide_env_values = true)]
+    pub access_key: Option<Secret>,
+    /// Vendor accessSecret. / 厂商 accessSecret
+    #[arg(long, env = "ROLLCALL_ACCESS_SECRET", hide_env_values = true)]
+    pub access_secret: Option<Secret>,
+    /// Admin token: set up vendor, project, workers and devices for a self-contained demo. / 管理员令牌
+    #[arg(long, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Serial numbers are PREFIX0001, PREFIX0002, … / 序列号前缀
+    #[arg(long, default_value = "SIM")]
+    pub sn_prefix: String,
+    /// Workers to enrol with --admin-token. / 登记工人数
+    #[arg(long, default_value_t = 20)]
+    pub workers: usize,
+    /// Records per device per minute (mean). / 每台设备每分钟考勤数
+    #[arg(long, default_value_t = 6.0)]
+    pub rate: f64,
+    /// How records spread over the run. / 考勤分布
+    #[arg(long, value_enum, default_value_t = Pattern::Steady)]
+    pub pattern: Pattern,
+    /// Go offline this many seconds into the run… / 多少秒后断网
+    #[arg(long)]
+    pub offline_after: Option<u64>,
+    /// …for this many seconds (records keep queueing). / 断网持续秒数
+    #[arg(long, default_value_t = 30)]
+    pub offline_for: u64,
+    /// Length of the run in seconds. / 运行秒数
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// After the run, wait at most this long for the queues to drain. / 结束后等待上传秒数
+    #[arg(long, default_value_t = 60)]
+    pub drain: u64,
+    /// Each device keeps its store under DIR/<sn>. / 数据目录
+    #[arg(long, default_value = "sim-data")]
+    pub data_dir: PathBuf,
+    /// Sign-ins in flight per device. / 每台设备并发上传数
+    #[arg(long, default_value_t = 64)]
+    pub window: usize,
+}
+
+/// How records are spread over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pattern {
+    /// A constant rate. / 均匀
+    Steady,
+    /// A rush around a quarter of the run, near 3× the mean, over a 40 % baseline; the mean
+    /// stays `--rate`. / 早高峰
+    MorningPeak,
+}
+
+impl Pattern {
+    /// The rate factor at `x` ∈ [0, 1] of the run, and its maximum.
+    fn factor(self, x: f64) -> (f64, f64) {
+        match self {
+            Pattern::Steady => (1.0, 1.0),
+            Pattern::MorningPeak => {
+                let z = (x - 0.25) / 0.1;
+                (0.4 + 2.4 * (-z * z / 2.0).exp(), 2.8)
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SimError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("admin API {what}: {detail}")]
+    Admin { what: String, detail: String },
+    #[error(transparent)]
+    Sdk(#[from] rollcall_device::SdkError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Runs the simulator; the exit code of `rollcall simulate`.
+pub fn run(args: SimulateArgs) -> ExitCode {
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rollcall simulate: {}", SimError::Runtime(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(simulate(args)) {
+        Ok(summary) => {
+            summary.print();
+            if summary.left_in_queues > 0 {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(SimError::Usage(u)) => {
+            eprintln!("rollcall simulate: {u}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("rollcall simulate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Warnings only by default (`RUST_LOG` overrides), so the progress line stays readable.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The admin API, as an operator would use it.
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+    token: Secret,
+}
+
+impl Admin {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), SimError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(self.token.expose());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| SimError::Admin {
+            what: path.to_owned(),
+            detail: e.without_url().to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    async fn expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        ok: &[u16],
+    ) -> Result<(u16, Value), SimError> {
+        let (status, v) = self.send(method, path, Some(body)).await?;
+        if ok.contains(&status) {
+            Ok((status, v))
+        } else {
+            Err(SimError::Admin {
+                what: path.to_owned(),
+                detail: format!("HTTP {status}: {}", v["error"]["message"]),
+            })
+        }
+    }
+}
+
+/// Vendor credentials, a project with enrolled workers, devices bound to it.
+async fn set_up(args: &SimulateArgs, sns: &[String]) -> Result<Credentials, SimError> {
+    let given = match (&args.access_id, &args.access_key, &args.access_secret) {
+        (Some(i), Some(k), Some(s)) => Some(Credentials::new(i.as_str(), k.clone(), s.clone())),
+        (None, None, None) => None,
+        _ => {
+            return Err(SimError::Usage(
+                "give all of --access-id, --access-key and --access-secret, or none".into(),
+            ));
+        }
+    };
+    let Some(token) = &args.admin_token else {
+        return given.ok_or_else(|| {
+            SimError::Usage(
+                "vendor credentials (--access-id/--access-key/--access-secret) or --admin-token are needed"
+                    .into(),
+            )
+        });
+    };
+    let admin = Admin {
+        http: reqwest::Client::new(),
+        base: args.http.trim_end_matches('/').to_owned(),
+        token: token.clone(),
+    };
+    use reqwest::Method;
+    let (creds, vendor_id) = match given {
+        Some(c) => {
+            // Find the vendor these credentials belong to (devices are registered under it).
+            let (_, list) = admin.send(Method::GET, "/vendors", None).await?;
+            let id = list["vendors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|v| v["accessId"] == c.access_id.as_str())
+                .and_then(|v| v["id"].as_str())
+                .map(str::to_owned);
+            (c, id)
+        }
+        None => {
+            let (_, v) = admin
+                .expect(
+                    Method::POST,
+                    "/vendors",
+                    &json!({"name": format!("模拟厂商 {}", args.sn_prefix)}),
+                    &[201],
+                )
+                .await?;
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            eprintln!("厂商 / vendor: id {} accessId {}", s("id"), s("accessId"));
+            (
+                Credentials::new(s("accessId"), s("accessKey"), s("accessSecret")),
+                Some(s("id")),
+            )
+        }
+    };
+    let Some(vendor_id) = vendor_id else {
+        // Credentials the admin API does not list: let the devices register themselves.
+        return Ok(creds);
+    };
+    let (_, p) = admin
+        .expect(
+            Method::POST,
+            "/projects",
+            &json!({"name": format!("模拟工地 {}", args.sn_prefix)}),
+            &[201],
+        )
+        .await?;
+    let project = p["id"].as_str().unwrap_or_default().to_owned();
+    let face = base64::engine::general_purpose::STANDARD.encode(FACE_JPEG);
+    let mut rng = Rng::from_entropy();
+    let base = rng.below(300_000) as u32;
+    let mut persons = Vec::with_capacity(args.workers);
+    for i in 0..args.workers {
+        let body = json!({
+            "idcardNo": idcard(base + i as u32),
+            "name": format!("模拟工人{:03}", i + 1),
+            "facePhoto": face,
+        });
+        let (status, w) = admin
+            .expect(Method::POST, "/workers", &body, &[201, 409])
+            .await?;
+        let id = if status == 201 {
+            w["personId"].as_str()
+        } else {
+            w["error"]["personId"].as_str()
+        };
+        if let Some(id) = id {
+            persons.push(id.to_owned());
+        }
+    }
+    if !persons.is_empty() {
+        admin
+            .expect(
+                Method::POST,
+                &format!("/projects/{project}/workers"),
+                &json!({ "personIds": persons }),
+                &[200],
+            )
+            .await?;
+    }
+    for sn in sns {
+        let body = json!({"sn": sn, "vendorId": vendor_id, "projectId": project, "kind": "face"});
+        let (status, _) = admin
+            .expect(Method::POST, "/devices", &body, &[201, 409])
+            .await?;
+        if status == 409 {
+            admin
+                .expect(
+                    Method::PATCH,
+                    &format!("/devices/{sn}"),
+                    &json!({ "projectId": project }),
+                    &[200],
+                )
+                .await?;
+        }
+    }
+    eprintln!(
+        "项目 / project {project}: {} workers, {} devices bound",
+        persons.len(),
+        sns.len()
+    );
+    Ok(creds)
+}
+
+/// A valid ID-card number (GB 11643-1999) for serial `n`.
+fn idcard(n: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let day = 1 + (n / 1000) % 28;
+    let month = 1 + (n / 28_000) % 12;
+    let year = 1960 + (n / 336_000) % 40;
+    let first17 = format!("330106{year}{month:02}{day:02}{:03}", n % 1000);
+    let sum: u32 = first17
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    format!("{first17}{}", char::from(CHECK[(sum % 11) as usize]))
+}
+
+/// Shared counters of the run.
+#[derive(Default)]
+struct Tally {
+    taken: AtomicU64,
+    acked: AtomicU64,
+    duplicates: AtomicU64,
+    dead: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// What the run did.
+struct Summary {
+    devices: usize,
+    online_at_end: usize,
+    taken: u64,
+    sent: u64,
+    acked: u64,
+    duplicates: u64,
+    dead: u64,
+    refused: u64,
+    left_in_queues: u64,
+    latencies: Vec<i64>,
+    persons: (u64, u64),
+    faces: (u64, u64),
+    elapsed: Duration,
+}
+
+impl Summary {
+    fn percentile(&self, p: f64) -> Option<i64> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * p).round() as usize;
+        self.latencies.get(i).copied()
+    }
+
+    fn print(&self) {
+        let ms = |v: Option<i64>| v.map_or("-".to_owned(), |v| format!("{v} ms"));
+        println!("模拟结束 / simulation finished in {:.1?}", self.elapsed);
+        println!(
+            "  设备 / devices:                {} ({} online at the end)",
+            self.devices, self.online_at_end
+        );
+        println!(
+            "  人员 / persons per device:     {}..{} (faces {}..{})",
+            self.persons.0, self.persons.1, self.faces.0, self.faces.1
+        );
+        println!("  采集 / records taken:          {}", self.taken);
+        println!(
+            "  发送 / sign-ins sent:          {} (resends included)",
+            self.sent
+        );
+        println!(
+            "  确认 / acknowledged:           {} ({} duplicates)",
+            self.acked, self.duplicates
+        );
+        println!("  死信 / dead letters:           {}", self.dead);
+        println!("  队列剩余 / left in queues:     {}", self.left_in_queues);
+        if self.refused > 0 {
+            println!("  拒绝 / device refusals:        {}", self.refused);
+        }
+        println!(
+            "  上传延迟 / upload latency:     p50 {}  p99 {}  max {}",
+            ms(self.percentile(0.5)),
+            ms(self.percentile(0.99)),
+            ms(self.latencies.last().copied())
+        );
+    }
+}
+
+async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
+    if args.devices == 0 {
+        return Err(SimError::Usage("--devices must be at least 1".into()));
+    }
+    if !(args.rate.is_finite() && args.rate >= 0.0) {
+        return Err(SimError::Usage("--rate must be a number ≥ 0".into()));
+    }
+    let sns: Vec<String> = (1..=args.devices)
+        .map(|i| format!("{}{i:04}", args.sn_prefix))
+        .collect();
+    let creds = set_up(&args, &sns).await?;
+
+    let tally = Arc::new(Tally::default());
+    let (latency_tx, mut latency_rx) = mpsc::unbounded_channel::<i64>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut handles: Vec<DeviceHandle> = Vec::with_capacity(sns.len());
+    let mut runs = Vec::with_capacity(sns.len());
+    for sn in &sns {
+        let mut config = DeviceConfig::new(
+            sn.as_str(),
+            creds.clone(),
+            args.tcp.as_str(),
+            args.http.as_str(),
+            args.data_dir.join(sn),
+        );
+        config.device_version = "SIM-1.0".into();
+        config.tuning.window = args.window.max(1);
+        let mut device = Device::open(config)?;
+        let mut events = device.subscribe();
+        handles.push(device.handle());
+        let tally = Arc::clone(&tally);
+        let latency = latency_tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                match e {
+                    DeviceEvent::Acked {
+                        duplicate,
+                        record_time,
+                        acked_at,
+                        ..
+                    } => {
+                        tally.acked.fetch_add(1, Ordering::Relaxed);
+                        if duplicate {
+                            tally.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = latency.send(acked_at - record_time);
+                    }
+                    DeviceEvent::DeadLettered { .. } => {
+                        tally.dead.fetch_add(1, Ordering::Relaxed);
+                    }
+                    DeviceEvent::Refused(e) => {
+                        tally.refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, "the platform refused a device");
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let mut stop = stop_rx.clone();
+        runs.push(tokio::spawn(device.run(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })));
+    }
+    drop(latency_tx);
+    let latencies = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(l) = latency_rx.recv().await {
+            v.push(l);
+        }
+        v
+    });
+
+    let started = Instant::now();
+    let duration = Duration::from_secs(args.duration);
+    let (gen_stop_tx, gen_stop_rx) = watch::channel(false);
+    let mut generators = Vec::new();
+    for (i, handle) in handles.iter().enumerate() {
+        generators.push(tokio::spawn(generate(
+            handle.clone(),
+            i,
+            args.rate,
+            args.pattern,
+            duration,
+            Arc::clone(&tally),
+            gen_stop_rx.clone(),
+        )));
+    }
+
+    let bar = ProgressBar::new(args.duration.max(1));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut offline_done = false;
+    let mut went_offline = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let drain_deadline = duration + Duration::from_secs(args.drain);
+    let mut draining = false;
+    loop {
+        tick.tick().await;
+        let t = started.elapsed();
+        if let Some(after) = args.offline_after {
+            let (from, to) = (
+                Duration::from_secs(after),
+                Duration::from_secs(after + args.offline_for),
+            );
+            if !went_offline && t >= from {
+                went_offline = true;
+                handles.iter().for_each(|h| h.set_network(false));
+                bar.println(format!("{:>6.1?}  网络断开 / network off", t));
+            }
+            if went_offline && !offline_done && t >= to {
+                offline_done = true;
+                handles.iter().for_each(|h| h.set_network(true));
+                bar.println(format!("{:>6.1?}  网络恢复 / network back", t));
+            }
+        }
+        let queued = queued(&handles).await;
+        let online = handles.iter().filter(|h| h.stats().online()).count();
+        bar.set_position(t.as_secs().min(args.duration));
+        bar.set_message(format!(
+            "在线 online {online}/{} | 采集 taken {} | 确认 acked {} | 队列 queued {queued} | 重复 dup {} | 死信 dead {}",
+            handles.len(),
+            tally.taken.load(Ordering::Relaxed),
+            tally.acked.load(Ordering::Relaxed),
+            tally.duplicates.load(Ordering::Relaxed),
+            tally.dead.load(Ordering::Relaxed),
+        ));
+        if t >= duration && !draining {
+            draining = true;
+            let _ = gen_stop_tx.send(true);
+            if went_offline && !offline_done {
+                offline_done = true;
+                handles.iter().for_each(|h| h.set_network(true));
+            }
+        }
+        if draining && (queued == 0 || t >= drain_deadline) {
+            break;
+        }
+    }
+    bar.finish();
+    for g in generators {
+        let _ = g.await;
+    }
+    let online_at_end = handles.iter().filter(|h| h.stats().online()).count();
+    let left_in_queues = queued(&handles).await;
+    let (mut persons, mut faces) = ((u64::MAX, 0), (u64::MAX, 0));
+    for h in &handles {
+        let (p, f) = h.counts().await.unwrap_or_default();
+        persons = (persons.0.min(p), persons.1.max(p));
+        faces = (faces.0.min(f), faces.1.max(f));
+    }
+    let sent = handles
+        .iter()
+        .map(|h| h.stats().sent.load(Ordering::Relaxed))
+        .sum();
+    let _ = stop_tx.send(true);
+    for r in runs {
+        match r.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "a device stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "a device task failed"),
+        }
+    }
+    drop(handles);
+    let mut latencies = latencies.await.unwrap_or_default();
+    latencies.sort_unstable();
+    Ok(Summary {
+        devices: sns.len(),
+        online_at_end,
+        taken: tally.taken.load(Ordering::Relaxed),
+        sent,
+        acked: tally.acked.load(Ordering::Relaxed),
+        duplicates: tally.duplicates.load(Ordering::Relaxed),
+        dead: tally.dead.load(Ordering::Relaxed),
+        refused: tally.refused.load(Ordering::Relaxed),
+        left_in_queues,
+        latencies,
+        persons: (persons.0.min(persons.1), persons.1),
+        faces: (faces.0.min(faces.1), faces.1),
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn queued(handles: &[DeviceHandle]) -> u64 {
+    let mut n = 0;
+    for h in handles {
+        n += h.queue_len().await.unwrap_or_default();
+    }
+    n
+}
+
+/// Takes records on one device: a Poisson process of `rate` per minute shaped by `pattern`
+/// (thinning), naming persons of the device's roster when it has one.
+async fn generate(
+    handle: DeviceHandle,
+    index: usize,
+    rate: f64,
+    pattern: Pattern,
+    duration: Duration,
+    tally: Arc<Tally>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if rate <= 0.0 {
+        return;
+    }
+    let mut rng = Rng::from_entropy();
+    let (_, peak) = pattern.factor(0.0);
+    let max_per_sec = rate * peak / 60.0;
+    let started = Instant::now();
+    let mut roster: Vec<String> = Vec::new();
+    let mut roster_read = None::<Instant>;
+    loop {
+        // Exponential gap at the peak rate, then keep the arrival with probability f/peak.
+        let gap = -(1.0 - rng.next_f64()).ln() / max_per_sec;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(gap.min(3600.0))) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let x = started.elapsed().as_secs_f64() / duration.as_secs_f64().max(1.0);
+        let (f, _) = pattern.factor(x.min(1.0));
+        if rng.next_f64() * peak > f {
+            continue;
+        }
+        if roster_read.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+            roster = handle.person_ids(1000).await.unwrap_or_default();
+            roster_read = Some(Instant::now());
+        }
+        let person = if roster.is_empty() {
+            format!("{}", 9_000_000 + index as u64 * 1000 + rng.below(50))
+        } else {
+            roster[rng.below(roster.len() as u64) as usize].clone()
+        };
+        let record = AttendanceRecord::face(
+            person,
+            rollcall_device::http::now_ms(),
+            Some(SMALL_JPEG.to_vec()),
+        );
+        match handle.enqueue(record).await {
+            Ok(_) => {
+                tally.taken.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot queue a record"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn morning_peak_keeps_the_mean_rate() {
+        let steps = 10_000;
+        let mean: f64 = (0..steps)
+            .map(|i| Pattern::MorningPeak.factor(i as f64 / steps as f64).0)
+            .sum::<f64>()
+            / steps as f64;
+        assert!((mean - 1.0).abs() < 0.05, "{mean}");
+        let (f, max) = Pattern::MorningPeak.factor(0.25);
+        assert!(f <= max && f > 2.5);
+    }
+
+    #[test]
+    fn generated_id_cards_are_distinct_and_well_formed() {
+        let n = idcard(12_345);
+        assert_eq!(n.len(), 18);
+        assert!(n[..17].bytes().all(|b| b.is_ascii_digit()));
+        assert_ne!(idcard(1), idcard(2));
+    }
+}
