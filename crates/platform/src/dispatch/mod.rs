@@ -95,6 +95,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// An authenticated request: who sent it.
 pub(crate) struct Authed {
     pub device: Device,
+    /// The id reserved when the request arrived (a sign-in's record id).
+    pub arrival_id: i64,
     pub now: i64,
 }
 
@@ -106,17 +108,41 @@ struct Signer {
 }
 
 /// Handles one request and returns its signed answer.
-pub async fn handle(
+///
+/// The receive time and the arrival id are taken here, synchronously, before the returned
+/// future first runs: the sign-ins a device pipelines on one connection get record ids in the
+/// order they arrived, whatever order their handling finishes in.
+pub fn handle<'a>(
+    app: &'a App,
+    req: Request,
+    transport: Transport,
+    conn: Option<&'a ConnCtx>,
+) -> impl std::future::Future<Output = Response> + Send + 'a {
+    let arrival = Arrival {
+        now: now_ms(),
+        id: app.ids.next(),
+    };
+    handle_arrived(app, req, transport, conn, arrival)
+}
+
+/// When a request arrived and the id reserved for what it may store.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    now: i64,
+    id: i64,
+}
+
+async fn handle_arrived(
     app: &App,
     req: Request,
     transport: Transport,
     conn: Option<&ConnCtx>,
+    arrival: Arrival,
 ) -> Response {
     let started = Instant::now();
-    let now = now_ms();
     let mut signer = Signer::default();
     let mut api = None;
-    let result = process(app, &req, transport, conn, now, &mut signer, &mut api).await;
+    let result = process(app, &req, transport, conn, arrival, &mut signer, &mut api).await;
 
     let code = match &result {
         Ok(_) => "ok".to_owned(),
@@ -187,10 +213,11 @@ async fn process(
     req: &Request,
     transport: Transport,
     conn: Option<&ConnCtx>,
-    now: i64,
+    arrival: Arrival,
     signer: &mut Signer,
     api_out: &mut Option<ApiCode>,
 ) -> Result<Option<String>, DeviceError> {
+    let now = arrival.now;
     let checked = req.check(
         transport,
         Timestamp::from_epoch_ms(now),
@@ -204,7 +231,8 @@ async fn process(
     if api == ApiCode::Auth {
         return auth::handle(app, req, conn, now, signer).await;
     }
-    let authed = authenticate(app, req, api, conn, now, signer).await?;
+    let mut authed = authenticate(app, req, api, conn, now, signer).await?;
+    authed.arrival_id = arrival.id;
     match api {
         ApiCode::Auth => unreachable!("handled above"),
         ApiCode::Heartbeat => heartbeat::handle(app, req, &authed).await,
@@ -265,7 +293,11 @@ async fn authenticate(
     if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
         return Err(DeviceError::RateLimited);
     }
-    Ok(Authed { device, now })
+    Ok(Authed {
+        device,
+        arrival_id: 0,
+        now,
+    })
 }
 
 /// The request signature (400_04), or 400_02 when the image cut cannot tokenize the param.

@@ -35,7 +35,7 @@ pub(super) async fn handle(
     let flags = attendance::flags(app, &authed.device, &p, rejected, authed.now).await?;
     let extra = extra_members(&p);
     let record = NewAttendance {
-        record_id: app.ids.next(),
+        record_id: authed.arrival_id,
         sn: authed.device.sn.clone(),
         person_id: p.person_id.clone(),
         r#type: p.r#type,
