@@ -127,6 +127,7 @@ impl Platform {
             presence: Presence::new(settings.offline_after_secs),
             tokens: Tokens::new(settings.token_idle_secs),
             limiter: RateLimiter::new(settings.rate_limit),
+            addr_limiter: RateLimiter::new(settings.rate_limit),
             ids: IdGen::new(settings.node_id.unwrap_or_else(random_instance)),
             store,
             segments,
@@ -163,11 +164,14 @@ impl Platform {
         let router = crate::http::router(Arc::clone(&self.app));
         let mut http_stop = stop_rx.clone();
         let http = tokio::spawn(async move {
-            axum::serve(listeners.http, router)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop.wait_for(|s| *s).await;
-                })
-                .await
+            axum::serve(
+                listeners.http,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
         });
         let housekeeper = tokio::spawn(housekeep(Arc::clone(&self.app), stop_rx.clone()));
         let url = self.app.settings.database_url();

@@ -159,6 +159,7 @@ async fn connection(
                                 req,
                                 Transport::Tcp,
                                 Some(&ctx),
+                                Some(peer.ip()),
                             )));
                         }
                         Ok(None) => break,

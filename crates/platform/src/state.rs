@@ -32,7 +32,11 @@ pub struct App {
     pub registry: Arc<Registry>,
     pub presence: Presence,
     pub tokens: Tokens,
+    /// Per-device budgets (429_01), spent after the token checks out.
     pub limiter: RateLimiter,
+    /// Per-source-address budgets for C_AUTH, so unauthenticated floods never spend a
+    /// device's budget.
+    pub addr_limiter: RateLimiter,
     pub ingest: Ingest,
     pub ids: IdGen,
     pub metrics: Arc<Metrics>,

@@ -14,6 +14,7 @@ mod persons;
 mod sign_in;
 mod tasks;
 
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -117,10 +118,12 @@ pub fn handle<'a>(
     req: Request,
     transport: Transport,
     conn: Option<&'a ConnCtx>,
+    peer: Option<IpAddr>,
 ) -> impl std::future::Future<Output = Response> + Send + 'a {
     let arrival = Arrival {
         now: now_ms(),
         id: app.ids.next(),
+        peer,
     };
     handle_arrived(app, req, transport, conn, arrival)
 }
@@ -130,6 +133,8 @@ pub fn handle<'a>(
 struct Arrival {
     now: i64,
     id: i64,
+    /// The source address, for the per-address budget of unauthenticated requests.
+    peer: Option<IpAddr>,
 }
 
 async fn handle_arrived(
@@ -229,6 +234,13 @@ async fn process(
     let api = checked.api;
 
     if api == ApiCode::Auth {
+        // A C_AUTH flood is refused per source address before any lookup (so for a source
+        // over its budget 429_01 comes before 400_04); a device's own budget is never spent.
+        if let Some(ip) = arrival.peer
+            && !app.addr_limiter.allow(&ip.to_string(), now)
+        {
+            return Err(DeviceError::RateLimited);
+        }
         return auth::handle(app, req, conn, now, signer).await;
     }
     let mut authed = authenticate(app, req, api, conn, now, signer).await?;

@@ -5,7 +5,10 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::post;
@@ -21,19 +24,29 @@ pub fn routes() -> Router<AppState> {
         .route("/device/api/{apicode}", post(with_path))
 }
 
-async fn without_path(State(app): State<AppState>, body: Body) -> HttpResponse {
-    device_api(app, None, body).await
+async fn without_path(
+    State(app): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Body,
+) -> HttpResponse {
+    device_api(app, None, peer.map(|p| p.0.0.ip()), body).await
 }
 
 async fn with_path(
     State(app): State<AppState>,
     Path(apicode): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Body,
 ) -> HttpResponse {
-    device_api(app, Some(apicode), body).await
+    device_api(app, Some(apicode), peer.map(|p| p.0.0.ip()), body).await
 }
 
-async fn device_api(app: AppState, path_apicode: Option<String>, body: Body) -> HttpResponse {
+async fn device_api(
+    app: AppState,
+    path_apicode: Option<String>,
+    peer: Option<IpAddr>,
+    body: Body,
+) -> HttpResponse {
     let bytes = match axum::body::to_bytes(body, app.settings.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
@@ -60,7 +73,7 @@ async fn device_api(app: AppState, path_apicode: Option<String>, body: Body) -> 
     {
         return json(StatusCode::OK, dispatch::refuse(&app, &req, e).await);
     }
-    let resp = dispatch::handle(&app, req, Transport::Http, None).await;
+    let resp = dispatch::handle(&app, req, Transport::Http, None, peer).await;
     json(StatusCode::OK, resp)
 }
 

@@ -566,6 +566,35 @@ async fn refused_requests_never_spend_a_devices_budget() {
     dev.heartbeat().await;
 }
 
+#[tokio::test]
+async fn a_c_auth_flood_is_limited_per_source_address_and_spends_no_device_budget() {
+    let app = TestApp::spawn_with(|s| s.rate_limit = "1/s burst 3".parse().unwrap()).await;
+    let vendor = app.vendor().await;
+    // A device authenticates first (from 127.0.0.1, spending one of the address's three).
+    let mut dev = app.device(&vendor, "SN-FLOOD-OK").await;
+    dev.auth().await;
+
+    // The same address floods C_AUTH with wrong keys: the address budget runs out.
+    let flood = app.http_device(&vendor, "SN-FLOOD");
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let mut r = flood.id.request(ApiCode::Auth, None);
+        r.access_key = "0".repeat(32);
+        flood.id.sign(&mut r);
+        let resp = flood.call(&r).await;
+        codes.push(resp.outcome.unwrap_err().code);
+    }
+    assert_eq!(&codes[..2], &[ErrorCode::AuthFailed, ErrorCode::AuthFailed]);
+    assert!(
+        codes[2..].iter().all(|c| *c == ErrorCode::RateLimited),
+        "{codes:?}"
+    );
+    // The authenticated device's own budget is untouched.
+    for _ in 0..3 {
+        dev.heartbeat().await;
+    }
+}
+
 // --- 500_01 -------------------------------------------------------------------------------
 
 #[tokio::test]
