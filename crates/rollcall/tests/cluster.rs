@@ -1,0 +1,166 @@
+//! Two `rollcall serve` processes over one PostgreSQL database (issue 6): a command created
+//! through node B's admin API reaches a device connected to node A within 2 s (cross-node
+//! push over LISTEN/NOTIFY), and a record resent to node B after node A acknowledged it is
+//! stored once. Runs when `ROLLCALL_TEST_DATABASE_URL` is set; each run gets its own schema.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{ADMIN, Device, Server, admin_post, start_with, stored};
+use rollcall_platform::store::sql::SqlStore;
+use rollcall_protocol::envelope::{Command, Response};
+use rollcall_protocol::params::{self, SignInResponse};
+use rollcall_protocol::{ApiCode, Packet};
+use serde_json::json;
+
+const FACE: &[u8] = include_bytes!("../../platform/tests/data/face1.jpg");
+/// The acceptance bound of issue 6 for a cross-node push.
+const CROSS_NODE_PUSH: Duration = Duration::from_secs(2);
+
+fn node(dir: &std::path::Path, url: &str, id: &str) -> Server {
+    start_with(dir, &["--database-url", url], &[("ROLLCALL_NODE_ID", id)])
+}
+
+/// Waits for the next command packet, skipping responses.
+async fn next_command(device: &mut Device, within: Duration) -> Option<(Command, Packet)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let packet = tokio::time::timeout(left, device.recv_packet())
+            .await
+            .ok()??;
+        if let Some(cmd) = Command::from_packet(&packet) {
+            return Some((cmd, packet));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_database() {
+    let Ok(base) = std::env::var("ROLLCALL_TEST_DATABASE_URL") else {
+        eprintln!("ROLLCALL_TEST_DATABASE_URL not set: the two-node test needs PostgreSQL");
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let schema = format!("cluster_{}_{nanos}", std::process::id());
+    // Creates the schema and applies the migrations once, before either node starts.
+    SqlStore::connect_with_schema(&base, &schema)
+        .await
+        .expect("create the test schema")
+        .close()
+        .await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options[search_path]={schema}");
+
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = node(dir_a.path(), &url, "1");
+    let mut b = node(dir_b.path(), &url, "2");
+
+    // Everything administrative goes through node B.
+    let vendor = admin_post(&b.http, "/vendors", json!({"name": "two nodes"})).await;
+    let project = admin_post(&b.http, "/projects", json!({"name": "工地"})).await;
+    let pid = project["id"].as_str().unwrap().to_owned();
+
+    // The device lives on node A (auto-registered, unbound).
+    let mut device = Device::connect(&a.tcp, "NODE-A-1", &vendor).await;
+    let secret = vendor["accessSecret"].as_str().unwrap().to_owned();
+
+    // Binding through node B makes a T_SEND_PERSON that node A must push.
+    let started = Instant::now();
+    let resp = reqwest::Client::new()
+        .patch(format!("{}/api/v1/devices/NODE-A-1", b.http))
+        .bearer_auth(ADMIN)
+        .json(&json!({"projectId": pid}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "bind: {}", resp.status());
+    let (cmd, packet) = next_command(&mut device, CROSS_NODE_PUSH)
+        .await
+        .expect("node A pushes the task node B created");
+    assert_eq!(cmd.apicode, ApiCode::SendPerson);
+    assert!(cmd.verify(&secret, &packet.sign), "the command is signed");
+    eprintln!(
+        "cross-node push (bind) arrived after {:?}",
+        started.elapsed()
+    );
+
+    // Enrolment through node B reaches the device on node A too.
+    let face = base64::engine::general_purpose::STANDARD.encode(FACE);
+    let worker = admin_post(
+        &b.http,
+        "/workers",
+        json!({"idcardNo": "11010519491231002X", "name": "张三", "facePhoto": face}),
+    )
+    .await;
+    let person = worker["personId"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    admin_post(
+        &b.http,
+        &format!("/projects/{pid}/workers"),
+        json!({"personIds": [person]}),
+    )
+    .await;
+    let (cmd, _) = next_command(&mut device, CROSS_NODE_PUSH)
+        .await
+        .expect("node A pushes the enrolment made on node B");
+    assert_eq!(cmd.apicode, ApiCode::UpdateDevicePerson);
+    eprintln!(
+        "cross-node push (enrol) arrived after {:?}",
+        started.elapsed()
+    );
+
+    // A sign-in acknowledged by node A, resent to node B over HTTP, is stored once.
+    let record_time = 1_700_000_000_000_i64 + i64::from(std::process::id());
+    let req = device.sign_in(person.parse().unwrap(), record_time);
+    device.send(req.clone()).await.unwrap();
+    let first = loop {
+        let packet = device.recv_packet().await.expect("sign-in answer");
+        if Command::from_packet(&packet).is_none() {
+            break Response::from_packet(packet);
+        }
+    };
+    let first: SignInResponse = params::parse(first.response_text().unwrap()).unwrap();
+    assert!(!first.duplicate);
+
+    let body = reqwest::Client::new()
+        .post(format!("{}/device/api", b.http))
+        .header("content-type", "application/json")
+        .body(req.to_http_json())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let again = Response::from_http_body(&body).unwrap();
+    assert!(again.verify(ApiCode::SignIn, &secret));
+    let again: SignInResponse = params::parse(again.response_text().unwrap()).unwrap();
+    assert!(again.duplicate, "node B recognises node A's record");
+    assert_eq!(again.record_id, first.record_id);
+    let records = stored(&b.http, "NODE-A-1").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records.values().next().unwrap(),
+        &vec![first.record_id.clone()]
+    );
+
+    for n in [&mut a, &mut b] {
+        n.child.kill().unwrap();
+        let _ = n.child.wait();
+    }
+    // Both nodes are gone: nothing holds a lock in the schema any more.
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
+    }
+}
