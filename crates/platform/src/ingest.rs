@@ -75,6 +75,16 @@ impl Ingest {
         record: NewAttendance,
         photo: Option<Bytes>,
     ) -> Result<Inserted, DeviceError> {
+        self.enqueue(record, photo).await?.await
+    }
+
+    /// Queues a record for the writer (records are committed in queue order) and returns
+    /// the wait for its durability.
+    pub async fn enqueue(
+        &self,
+        record: NewAttendance,
+        photo: Option<Bytes>,
+    ) -> Result<impl std::future::Future<Output = Result<Inserted, DeviceError>>, DeviceError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job {
@@ -84,7 +94,7 @@ impl Ingest {
             })
             .await
             .map_err(|_| DeviceError::Unavailable)?;
-        answer.await.map_err(|_| DeviceError::Unavailable)?
+        Ok(async move { answer.await.map_err(|_| DeviceError::Unavailable)? })
     }
 }
 

@@ -10,6 +10,7 @@
 mod auth;
 mod collect;
 mod heartbeat;
+pub mod order;
 mod persons;
 mod sign_in;
 mod tasks;
@@ -35,6 +36,8 @@ use crate::util::now_ms;
 #[derive(Debug)]
 pub struct ConnCtx {
     pub handle: ConnHandle,
+    /// Arrival order of the connection's requests.
+    order: std::sync::Arc<order::Turnstile>,
     binding: Mutex<Option<Binding>>,
     /// Set when a binding request succeeds: the connection should push the device's due
     /// tasks after writing the response.
@@ -45,6 +48,7 @@ impl ConnCtx {
     pub fn new(handle: ConnHandle) -> Self {
         ConnCtx {
             handle,
+            order: Default::default(),
             binding: Mutex::new(None),
             bound_now: Mutex::new(None),
         }
@@ -124,13 +128,16 @@ pub fn handle<'a>(
         now: now_ms(),
         id: app.ids.next(),
         peer,
+        ticket: conn.map(|c| c.order.ticket()),
     };
     handle_arrived(app, req, transport, conn, arrival)
 }
 
 /// When a request arrived and the id reserved for what it may store.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Arrival {
+    /// Its place in the connection's order (TCP only).
+    ticket: Option<order::Ticket>,
     now: i64,
     id: i64,
     /// The source address, for the per-address budget of unauthenticated requests.
@@ -248,7 +255,7 @@ async fn process(
     match api {
         ApiCode::Auth => unreachable!("handled above"),
         ApiCode::Heartbeat => heartbeat::handle(app, req, &authed).await,
-        ApiCode::SignIn => sign_in::handle(app, req, &authed).await,
+        ApiCode::SignIn => sign_in::handle(app, req, &authed, arrival.ticket).await,
         ApiCode::GetTasks => tasks::get_tasks(app, req, &authed).await,
         ApiCode::UpdateTasksStatus => tasks::update_status(app, req, &authed).await,
         ApiCode::SendPerson | ApiCode::UpdateDevicePerson => {

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use rollcall_protocol::envelope::Request;
 use rollcall_protocol::params::{SignInParam, SignInResponse};
 
+use super::order::Ticket;
 use super::{Authed, param, reply};
 use crate::error::DeviceError;
 use crate::photo;
@@ -16,6 +17,7 @@ pub(super) async fn handle(
     app: &App,
     req: &Request,
     authed: &Authed,
+    ticket: Option<Ticket>,
 ) -> Result<Option<String>, DeviceError> {
     let p: SignInParam = param(req)?;
     // Not base64: 400_02 (before the 403_0x checks, §4). Base64 of something that is not an
@@ -49,7 +51,15 @@ pub(super) async fn handle(
         temperature: p.temperature,
         extra,
     };
-    let inserted = app.ingest.submit(record, photo).await?;
+    // Records of one connection enter the commit queue in the order they arrived.
+    if let Some(t) = &ticket {
+        t.wait_turn().await;
+    }
+    let durable = app.ingest.enqueue(record, photo).await?;
+    if let Some(t) = ticket {
+        t.pass();
+    }
+    let inserted = durable.await?;
     reply(&SignInResponse {
         record_id: inserted.record_id.to_string(),
         duplicate: inserted.duplicate,

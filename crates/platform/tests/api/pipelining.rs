@@ -98,3 +98,29 @@ async fn pipelined_requests_of_mixed_kinds_and_outcomes_keep_their_order() {
     assert_eq!(dup.record_id, first.record_id);
     assert_eq!(app.records("SN-PIPE-MIX").await.len(), 1);
 }
+
+#[tokio::test]
+async fn pipelined_copies_of_one_record_store_the_first_and_answer_the_rest_as_duplicates() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-PIPE-DUP").await;
+    dev.auth().await;
+    let p = sign_in_param("4242", 1, now_ms()).to_string();
+    let reqs: Vec<_> = (0..8)
+        .map(|_| dev.id.signed(ApiCode::SignIn, Some(&p)))
+        .collect();
+    let seqs = dev.send_many(reqs).await;
+    let mut answers = Vec::new();
+    for _ in &seqs {
+        let resp = dev.recv().await;
+        let text = dev.id.ok(&resp, ApiCode::SignIn).expect("a record id");
+        answers.push(params::parse::<SignInResponse>(&text).unwrap());
+    }
+    assert!(
+        !answers[0].duplicate,
+        "the first to arrive is the one stored"
+    );
+    assert!(answers[1..].iter().all(|a| a.duplicate), "{answers:?}");
+    assert!(answers.iter().all(|a| a.record_id == answers[0].record_id));
+    assert_eq!(app.records("SN-PIPE-DUP").await.len(), 1);
+}
