@@ -1280,3 +1280,64 @@ async fn injected_faults(store: &SqlStore) {
         .unwrap();
     assert!(store.project(90).await.unwrap().is_some());
 }
+
+/// Regression (sqlx 0.9.0, PostgreSQL): a record without a temperature followed by one with a
+/// temperature in the same batch must both store (a NULL float was typed as 4 bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_then_present_temperature_stores_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let sqlite = SqlStore::connect(&url).await.unwrap();
+    temperatures(&sqlite).await;
+    if let Ok(base) = std::env::var("ROLLCALL_TEST_DATABASE_URL") {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let schema = format!("story_{}_{nanos}", std::process::id());
+        let pg = SqlStore::connect_with_schema(&base, &schema).await.unwrap();
+        temperatures(&pg).await;
+        pg.close().await;
+        if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+        }
+    }
+}
+
+async fn temperatures(store: &SqlStore) {
+    let record = |id: i64, temperature: Option<f64>| NewAttendance {
+        record_id: id,
+        sn: "T-1".into(),
+        person_id: id.to_string(),
+        r#type: 1,
+        bit_type: None,
+        record_time: 1_000 + id,
+        received_at: 2_000,
+        project_id: None,
+        direction: Direction::Both,
+        photo_key: None,
+        flags: Vec::new(),
+        temperature,
+        extra: None,
+    };
+    store
+        .insert_attendance(&[record(1, None), record(2, Some(36.5))])
+        .await
+        .expect("a missing then a present temperature");
+    store
+        .insert_attendance(&[record(3, Some(36.7)), record(4, None)])
+        .await
+        .expect("a present then a missing temperature");
+    let got = store.attendance_record(2).await.unwrap().unwrap();
+    assert_eq!(got.temperature, Some(36.5));
+    assert_eq!(
+        store
+            .attendance_record(4)
+            .await
+            .unwrap()
+            .unwrap()
+            .temperature,
+        None
+    );
+}

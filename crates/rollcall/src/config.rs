@@ -71,12 +71,7 @@ pub fn load(args: &ServeArgs) -> Result<Settings, Box<figment::Error>> {
         figment = figment.merge(Toml::file_exact(file));
     }
     figment
-        .merge(Env::prefixed("ROLLCALL_").ignore(&[
-            "LOG_FORMAT",
-            "CONFIG",
-            "TEST_DATABASE_URL",
-            "NODE_ID",
-        ]))
+        .merge(Env::prefixed("ROLLCALL_").ignore(&["LOG_FORMAT", "CONFIG", "TEST_DATABASE_URL"]))
         .merge(Serialized::defaults(args))
         .extract()
         .map_err(Box::new)

@@ -1,7 +1,9 @@
 //! The `rollcall` command line. It parses arguments, layers the configuration and starts
 //! things; business logic lives in the library crates.
 
+mod bench;
 mod config;
+mod migrate;
 mod simulate;
 
 use std::net::SocketAddr;
@@ -32,12 +34,18 @@ enum Command {
     Config,
     /// Simulated attendance terminals against a platform (device SDK). / 模拟考勤设备
     Simulate(simulate::SimulateArgs),
+    /// Benchmarks: the platform against the physical floor, Mosquitto and the disk. / 基准测试
+    Bench(bench::BenchArgs),
+    /// Copy an installation's data into another database (SQLite → PostgreSQL). / 迁移数据到另一数据库
+    MigrateData(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => simulate::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::MigrateData(args) => migrate::run(args),
         Command::Config => {
             print!("{}", config::EXAMPLE);
             ExitCode::SUCCESS

@@ -336,7 +336,7 @@ async fn set_up(args: &SimulateArgs, sns: &[String]) -> Result<Credentials, SimE
 }
 
 /// A valid ID-card number (GB 11643-1999) for serial `n`.
-fn idcard(n: u32) -> String {
+pub(crate) fn idcard(n: u32) -> String {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
     let day = 1 + (n / 1000) % 28;

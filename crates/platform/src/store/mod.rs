@@ -8,6 +8,7 @@
 //! to inject faults in tests (500_01).
 
 pub mod faulty;
+pub mod migrate;
 pub mod model;
 pub mod sql;
 

@@ -211,6 +211,11 @@ impl SqlStore {
         self.pool.close().await;
     }
 
+    /// The connection pool, for whole-database tools inside the crate ([`super::migrate`]).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     async fn open(url: &str, schema: Option<&str>) -> StoreResult<SqlStore> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
@@ -619,7 +624,7 @@ fn bind_attendance<'q>(
     query: Query<'q, Any, AnyArguments>,
     r: &NewAttendance,
 ) -> Query<'q, Any, AnyArguments> {
-    query
+    let query = query
         .bind(r.record_id)
         .bind(r.sn.clone())
         .bind(r.person_id.clone())
@@ -630,9 +635,16 @@ fn bind_attendance<'q>(
         .bind(r.project_id)
         .bind(r.direction.as_str())
         .bind(r.photo_key.clone())
-        .bind(join_flags(&r.flags))
-        .bind(r.temperature)
-        .bind(r.extra.clone())
+        .bind(join_flags(&r.flags));
+    // sqlx 0.9.0's Any driver types a NULL `f64` as a 4-byte float for PostgreSQL; a later
+    // non-null 8-byte value through the same prepared statement is then refused ("incorrect
+    // binary data format"), failing the whole group commit (sqlx issue #4284). A NULL bound
+    // as `f32` is typed so that both agree; values are still bound as `f64`.
+    let query = match r.temperature {
+        Some(t) => query.bind(t),
+        None => query.bind(None::<f32>),
+    };
+    query.bind(r.extra.clone())
 }
 
 // --- the store ---------------------------------------------------------------------------
@@ -1499,8 +1511,10 @@ impl Store for SqlStore {
     /// waited for by `ON CONFLICT DO NOTHING` and then found by the follow-up select.
     async fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>> {
         let key = attendance_key;
+        // Key order avoids deadlocks between concurrent batches on PostgreSQL; among records
+        // of one key, the earliest arrival (smallest record id) is the one stored.
         let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by_key(|&i| key(&batch[i]));
+        order.sort_by_key(|&i| (key(&batch[i]), batch[i].record_id));
 
         let mut results: Vec<Option<Inserted>> = vec![None; batch.len()];
         let mut first_of_key: HashMap<AttendanceKey<'_>, i64> = HashMap::with_capacity(batch.len());

@@ -1,0 +1,926 @@
+//! `rollcall migrate-data`: an embedded installation, populated through the [`Store`] trait
+//! with a row in every table, is copied into another database, and everything the platform
+//! can read through the trait must read back equal on the target — which then keeps working
+//! (new presence rows, duplicate detection, new tasks).
+//!
+//! SQLite → SQLite always runs, so the copy is exercised without PostgreSQL. SQLite →
+//! PostgreSQL (and back, PostgreSQL → SQLite) runs when `ROLLCALL_TEST_DATABASE_URL` is set
+//! (e.g. `postgres://postgres@127.0.0.1:5432/test`), in a schema of its own; schemas left by
+//! earlier runs are dropped once they are stale.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rollcall_platform::geo::{CoordinateSystem, Fence, Point};
+use rollcall_platform::store::migrate::{self, MigrateError, Options, Progress, Summary, TABLES};
+use rollcall_platform::store::sql::SqlStore;
+use rollcall_platform::store::*;
+use rollcall_protocol::ids::Secret;
+use sqlx::{Connection, Row};
+
+// --- fixtures ------------------------------------------------------------------------------
+
+const SN_FACE: &str = "MIG-FACE-01";
+const SN_GATE: &str = "MIG-GATE-02";
+const SN_LOOSE: &str = "MIG-LOOSE-03";
+const DEVICES: [&str; 3] = [SN_FACE, SN_GATE, SN_LOOSE];
+const TOKENS: [&str; 2] = ["tok-migrate-a", "tok-migrate-b"];
+/// Access ids ever issued (the first was rotated away).
+const ACCESS_IDS: [&str; 3] = ["AK-MIG-1", "AK-MIG-1-ROTATED", "AK-MIG-2"];
+const WORKERS: i64 = 40;
+const RECORDS: i64 = 1_200;
+const FIRST_PERSON: i64 = 500_000;
+const PROJECTS: [i64; 3] = [71, 72, 73];
+const NOW: i64 = 1_750_000_000_000;
+
+fn person(i: i64) -> i64 {
+    FIRST_PERSON + i
+}
+
+fn idcard(i: i64) -> String {
+    format!("33010219900101{i:04}")
+}
+
+fn secret(s: &str) -> Secret {
+    Secret::new(s)
+}
+
+/// A populated embedded installation: every table holds rows.
+async fn populate(store: &SqlStore) {
+    // Vendors and credentials: one with an RSA key whose credentials were rotated.
+    store
+        .create_vendor(&Vendor {
+            id: 1,
+            name: "海康 测试".into(),
+            access_id: ACCESS_IDS[0].into(),
+            access_key: secret("key-1"),
+            access_secret: secret("secret-1"),
+            rsa_public_key: Some(
+                "-----BEGIN PUBLIC KEY-----\nMIIB…\n-----END PUBLIC KEY-----\n".into(),
+            ),
+            created_at: NOW,
+        })
+        .await
+        .expect("vendor 1");
+    store
+        .rotate_credentials(
+            1,
+            &Credential {
+                access_id: ACCESS_IDS[1].into(),
+                access_key: secret("key-1b"),
+                access_secret: secret("secret-1b"),
+                vendor_id: 1,
+                revoked_at: None,
+            },
+        )
+        .await
+        .expect("rotate");
+    store
+        .create_vendor(&Vendor {
+            id: 2,
+            name: "Acme \"quoted\" 'name'".into(),
+            access_id: ACCESS_IDS[2].into(),
+            access_key: secret("key-2"),
+            access_secret: secret("secret-2"),
+            rsa_public_key: None,
+            created_at: NOW + 1,
+        })
+        .await
+        .expect("vendor 2");
+
+    // Projects, with both fence shapes and none.
+    let fences = [
+        Some(Fence::Circle {
+            center: Point {
+                longitude: 120.155_071,
+                latitude: 30.274_084,
+            },
+            radius_meters: 250.5,
+        }),
+        Some(Fence::Polygon {
+            polygon: vec![[120.1, 30.2], [120.2, 30.2], [120.2, 30.3], [120.1, 30.3]],
+        }),
+        None,
+    ];
+    for (i, (id, fence)) in PROJECTS.into_iter().zip(fences).enumerate() {
+        store
+            .create_project(&Project {
+                id,
+                name: format!("杭州工地 {id}"),
+                code: (i != 2).then(|| format!("ZJ-{id}")),
+                address: (i == 0).then(|| "浙江省杭州市西湖区".to_owned()),
+                coordinate_system: if i == 1 {
+                    CoordinateSystem::Wgs84
+                } else {
+                    CoordinateSystem::Gcj02
+                },
+                fence,
+                created_at: NOW + 10 + i as i64,
+            })
+            .await
+            .expect("project");
+    }
+
+    // Devices: bound face terminal, a disabled out-gate, an unbound collector.
+    let device = |sn: &str, vendor_id, project_id, kind, direction| Device {
+        sn: sn.into(),
+        vendor_id,
+        project_id,
+        kind,
+        direction,
+        name: Some(format!("闸机 {sn}")),
+        enabled: true,
+        firmware_version: None,
+        ip: None,
+        last_heartbeat_at: None,
+        person_count: None,
+        face_count: None,
+        created_at: NOW + 20,
+    };
+    store
+        .create_device(&device(
+            SN_FACE,
+            1,
+            Some(PROJECTS[0]),
+            DeviceKind::Face,
+            Direction::In,
+        ))
+        .await
+        .expect("device");
+    store
+        .create_device(&device(
+            SN_GATE,
+            2,
+            Some(PROJECTS[1]),
+            DeviceKind::Gate,
+            Direction::Out,
+        ))
+        .await
+        .expect("device");
+    store
+        .create_device(&device(
+            SN_LOOSE,
+            2,
+            None,
+            DeviceKind::Collector,
+            Direction::Both,
+        ))
+        .await
+        .expect("device");
+    store
+        .update_device(
+            SN_GATE,
+            &DevicePatch {
+                enabled: Some(false),
+                name: Some(None),
+                ..DevicePatch::default()
+            },
+        )
+        .await
+        .expect("patch");
+    store
+        .set_device_counts(SN_FACE, 20, 19)
+        .await
+        .expect("counts");
+
+    // Presence: heartbeats and transitions.
+    for round in 0..3 {
+        let at = NOW + 1_000 * (round + 1);
+        store
+            .record_presence(
+                &[PresenceUpdate {
+                    sn: SN_FACE.into(),
+                    last_heartbeat_at: at,
+                    firmware_version: Some(format!("v1.{round}")),
+                    ip: Some("192.0.2.7".into()),
+                }],
+                &[
+                    PresenceTransition {
+                        sn: SN_FACE.into(),
+                        online: true,
+                        at,
+                    },
+                    PresenceTransition {
+                        sn: SN_GATE.into(),
+                        online: round % 2 == 0,
+                        at,
+                    },
+                ],
+            )
+            .await
+            .expect("presence");
+    }
+
+    // Tokens.
+    store
+        .insert_token(TOKENS[0], SN_FACE, ACCESS_IDS[1], NOW)
+        .await
+        .expect("token");
+    store
+        .insert_token(TOKENS[1], SN_GATE, ACCESS_IDS[2], NOW)
+        .await
+        .expect("token");
+    store
+        .touch_tokens(&[(TOKENS[0].into(), NOW + 5_000)])
+        .await
+        .expect("touch");
+
+    // Workers and rosters.
+    for i in 0..WORKERS {
+        store
+            .create_worker(&Worker {
+                person_id: person(i),
+                idcard_no: idcard(i),
+                name: format!("工人{i:03}"),
+                gender: (i % 3 != 0).then(|| if i % 2 == 0 { "男" } else { "女" }.to_owned()),
+                nation: (i % 4 == 0).then(|| "汉".to_owned()),
+                address: (i % 5 == 0).then(|| format!("浙江省 {i} 号")),
+                phone: (i % 2 == 0).then(|| format!("138{i:08}")),
+                face_key: (i % 7 != 0).then(|| format!("faces/{}.jpg", person(i))),
+                created_at: NOW + i,
+                updated_at: NOW + 2 * i,
+            })
+            .await
+            .expect("worker");
+    }
+    let first: Vec<i64> = (0..25).map(person).collect();
+    let second: Vec<i64> = (15..WORKERS).map(person).collect();
+    store
+        .add_project_workers(PROJECTS[0], &first, NOW + 100)
+        .await
+        .expect("roster");
+    store
+        .add_project_workers(PROJECTS[1], &second, NOW + 100)
+        .await
+        .expect("roster");
+    assert!(
+        store
+            .remove_project_worker(PROJECTS[0], person(3), NOW + 200)
+            .await
+            .expect("exit")
+    );
+
+    // Tasks: a finished send with a sync report, a merged pending update, a delivered delete,
+    // a reconciliation with pages, a cancelled one.
+    let task = |taskid, sn: &str, apicode: &str, param: &str, persons: Vec<i64>| NewTask {
+        taskid,
+        sn: sn.into(),
+        apicode: apicode.into(),
+        param: param.into(),
+        persons,
+        supersede: apicode == "T_SEND_PERSON",
+        created_at: NOW + taskid,
+    };
+    let roster = store.roster(PROJECTS[0]).await.expect("roster");
+    store
+        .create_task(&task(9001, SN_FACE, "T_SEND_PERSON", "{}", roster.clone()))
+        .await
+        .expect("task");
+    store
+        .mark_delivered(&[9001], NOW + 9_100)
+        .await
+        .expect("deliver");
+    store
+        .record_sync(&SyncReport {
+            sn: SN_FACE.into(),
+            taskid: 9001,
+            persons: roster.clone(),
+            failed_persons: vec![SyncFailure {
+                person_id: person(4).to_string(),
+                err_code: "E_PERSON".into(),
+            }],
+            failed_faces: vec![
+                SyncFailure {
+                    person_id: person(5).to_string(),
+                    err_code: "E_FACE".into(),
+                },
+                SyncFailure {
+                    person_id: person(6).to_string(),
+                    err_code: "E_FACE_BLUR".into(),
+                },
+            ],
+            at: NOW + 9_200,
+        })
+        .await
+        .expect("sync");
+    assert!(
+        store
+            .finish_task(9001, TaskState::Done, NOW + 9_300)
+            .await
+            .expect("finish")
+    );
+    store
+        .create_task(&task(
+            9002,
+            SN_FACE,
+            "T_UPDATE_DEVICE_PERSON",
+            "{}",
+            vec![person(30)],
+        ))
+        .await
+        .expect("task");
+    assert_eq!(
+        store
+            .merge_into_pending_update(SN_FACE, &[person(31), person(32)])
+            .await
+            .expect("merge"),
+        Some(9002)
+    );
+    let removed = vec![person(20), person(21)];
+    store
+        .create_task(&task(
+            9003,
+            SN_GATE,
+            "T_DEL_DEVICE_PERSON",
+            &format!("{{\"personIds\":[\"{}\",\"{}\"]}}", removed[0], removed[1]),
+            removed,
+        ))
+        .await
+        .expect("task");
+    store
+        .mark_delivered(&[9003], NOW + 9_400)
+        .await
+        .expect("deliver");
+    store
+        .create_task(&task(9004, SN_GATE, "T_POST_DEVICE_PERSON", "{}", vec![]))
+        .await
+        .expect("task");
+    for page in 1..=2 {
+        store
+            .put_reconcile_page(&ReconcilePage {
+                taskid: 9004,
+                page,
+                total_page: 2,
+                data: format!(
+                    "[{{\"personId\":\"{}\",\"name\":\"工人\"}}]",
+                    person(page.into())
+                ),
+            })
+            .await
+            .expect("page");
+    }
+    store
+        .create_task(&task(
+            9005,
+            SN_LOOSE,
+            "T_UPGRADE_FIRMWARE",
+            "{\"url\":\"http://x/fw.bin\"}",
+            vec![],
+        ))
+        .await
+        .expect("task");
+    assert!(
+        store
+            .finish_task(9005, TaskState::Cancelled, NOW + 9_500)
+            .await
+            .expect("cancel")
+    );
+
+    // Attendance with every optional member, in group-commit batches.
+    let records: Vec<NewAttendance> = (0..RECORDS)
+        .map(|i| {
+            let mut flags = Vec::new();
+            if i % 10 == 0 {
+                flags.push("unknown_person".to_owned());
+            }
+            if i % 15 == 0 {
+                flags.push("outside_fence".to_owned());
+            }
+            NewAttendance {
+                record_id: 7_000_000 + i,
+                sn: DEVICES[(i % 3) as usize].into(),
+                person_id: person(i % WORKERS).to_string(),
+                r#type: (i % 4) as u32,
+                bit_type: (i % 2 == 0).then_some((i % 3) as u32),
+                record_time: NOW + 60_000 * i,
+                received_at: NOW + 60_000 * i + 350,
+                project_id: (i % 3 != 2).then_some(PROJECTS[(i % 2) as usize]),
+                direction: [Direction::In, Direction::Out, Direction::Both][(i % 3) as usize],
+                photo_key: (i % 5 != 0).then(|| format!("s/000001/{}/{}", i * 1000, 900 + i)),
+                flags,
+                temperature: (i % 3 == 0).then_some(36.0 + (i % 10) as f64 / 10.0),
+                extra: (i % 6 == 0).then(|| {
+                    format!("{{\"coordinate\":{{\"longitude\":120.1,\"latitude\":30.{i}}}}}")
+                }),
+            }
+        })
+        .collect();
+    for batch in records.chunks(400) {
+        let inserted = store.insert_attendance(batch).await.expect("attendance");
+        assert!(inserted.iter().all(|r| !r.duplicate));
+    }
+}
+
+/// Everything the platform can read through the [`Store`] trait.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    vendors: Vec<Vendor>,
+    credentials: Vec<Option<Credential>>,
+    tokens: Vec<Option<(String, String, i64)>>,
+    projects: Vec<Project>,
+    devices: Vec<Device>,
+    devices_of_projects: Vec<Vec<Device>>,
+    presence: Vec<Vec<PresenceTransition>>,
+    workers: Vec<Worker>,
+    worker_pages: Vec<Vec<Worker>>,
+    by_idcard: Vec<Option<Worker>>,
+    by_ids: Vec<Worker>,
+    rosters: Vec<Vec<i64>>,
+    on_roster: Vec<bool>,
+    tasks: Vec<Vec<Task>>,
+    due: Vec<Vec<Task>>,
+    task_persons: Vec<(Vec<i64>, u32)>,
+    failures: Vec<(Vec<SyncFailure>, Vec<SyncFailure>)>,
+    person_sync: Vec<Vec<PersonSync>>,
+    reconcile: Vec<ReconcilePage>,
+    open_tasks: i64,
+    attendance_pages: Vec<Vec<Attendance>>,
+    attendance_filtered: Vec<Vec<Attendance>>,
+    attendance_records: Vec<Option<Attendance>>,
+}
+
+async fn snapshot(store: &SqlStore) -> Snapshot {
+    let mut credentials = Vec::new();
+    for id in ACCESS_IDS {
+        credentials.push(store.credential(id).await.expect("credential"));
+    }
+    let mut tokens = Vec::new();
+    for t in TOKENS {
+        tokens.push(store.token(t).await.expect("token"));
+    }
+    let mut devices_of_projects = Vec::new();
+    for p in PROJECTS {
+        devices_of_projects.push(store.devices(Some(p)).await.expect("devices"));
+    }
+    let mut presence = Vec::new();
+    let mut tasks = Vec::new();
+    let mut due = Vec::new();
+    let mut person_sync = Vec::new();
+    for sn in DEVICES {
+        presence.push(store.presence_history(sn, 1000).await.expect("presence"));
+        tasks.push(store.tasks_of_device(sn, 1000).await.expect("tasks"));
+        due.push(store.due_tasks(sn, i64::MAX, 100).await.expect("due"));
+        person_sync.push(store.person_sync(sn).await.expect("sync"));
+    }
+    let mut worker_pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.workers(after, 7).await.expect("workers");
+        let Some(last) = page.last() else { break };
+        after = Some(last.person_id);
+        worker_pages.push(page);
+    }
+    let mut by_idcard = Vec::new();
+    for i in [0, 17, WORKERS - 1, WORKERS + 5] {
+        by_idcard.push(store.worker_by_idcard(&idcard(i)).await.expect("idcard"));
+    }
+    let mut rosters = Vec::new();
+    let mut on_roster = Vec::new();
+    for p in PROJECTS {
+        rosters.push(store.roster(p).await.expect("roster"));
+        for i in [0, 3, 20, 39] {
+            on_roster.push(store.on_roster(p, person(i)).await.expect("on roster"));
+        }
+    }
+    let mut task_persons = Vec::new();
+    let mut failures = Vec::new();
+    for taskid in 9001..=9006 {
+        for offset in [0, 7, 14, 21] {
+            task_persons.push(
+                store
+                    .task_persons(taskid, offset, 7)
+                    .await
+                    .expect("task persons"),
+            );
+        }
+        failures.push(store.task_failures(taskid).await.expect("failures"));
+    }
+    let mut attendance_pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .attendance(&AttendanceQuery {
+                before_record_id: before,
+                limit: 250,
+                ..AttendanceQuery::default()
+            })
+            .await
+            .expect("attendance");
+        let Some(last) = page.last() else { break };
+        before = Some(last.record_id);
+        attendance_pages.push(page);
+    }
+    let filters = [
+        AttendanceQuery {
+            project_id: Some(PROJECTS[0]),
+            limit: 1000,
+            ..AttendanceQuery::default()
+        },
+        AttendanceQuery {
+            person_id: Some(person(7).to_string()),
+            limit: 1000,
+            ..AttendanceQuery::default()
+        },
+        AttendanceQuery {
+            sn: Some(SN_GATE.into()),
+            from: Some(NOW + 60_000 * 100),
+            to: Some(NOW + 60_000 * 500),
+            limit: 1000,
+            ..AttendanceQuery::default()
+        },
+    ];
+    let mut attendance_filtered = Vec::new();
+    for q in &filters {
+        attendance_filtered.push(store.attendance(q).await.expect("attendance"));
+    }
+    let mut attendance_records = Vec::new();
+    for id in [7_000_000, 7_000_006, 7_000_000 + RECORDS - 1, 1] {
+        attendance_records.push(store.attendance_record(id).await.expect("record"));
+    }
+    Snapshot {
+        vendors: store.vendors().await.expect("vendors"),
+        credentials,
+        tokens,
+        projects: store.projects().await.expect("projects"),
+        devices: store.devices(None).await.expect("devices"),
+        devices_of_projects,
+        presence,
+        workers: store.workers(None, 10_000).await.expect("workers"),
+        worker_pages,
+        by_idcard,
+        by_ids: store
+            .workers_by_ids(&[person(39), person(2), person(999)])
+            .await
+            .expect("by ids"),
+        rosters,
+        on_roster,
+        tasks,
+        due,
+        task_persons,
+        failures,
+        person_sync,
+        reconcile: store.reconcile_pages(9004).await.expect("pages"),
+        open_tasks: store.open_task_count().await.expect("open tasks"),
+        attendance_pages,
+        attendance_filtered,
+        attendance_records,
+    }
+}
+
+/// The snapshot holds what [`populate`] stored (so equality on the target means something).
+fn check_populated(s: &Snapshot) {
+    assert_eq!(s.vendors.len(), 2);
+    assert_eq!(s.vendors[0].access_id, ACCESS_IDS[1], "rotated");
+    assert!(
+        s.credentials[0]
+            .as_ref()
+            .is_some_and(|c| c.revoked_at.is_some()),
+        "the rotated-away credential is revoked"
+    );
+    assert!(
+        s.credentials[1]
+            .as_ref()
+            .is_some_and(|c| c.revoked_at.is_none())
+    );
+    assert_eq!(s.projects.len(), 3);
+    assert!(s.projects[0].fence.is_some() && s.projects[1].fence.is_some());
+    assert_eq!(s.devices.len(), 3);
+    assert_eq!(s.presence[0].len(), 3);
+    assert_eq!(s.workers.len(), WORKERS as usize);
+    assert_eq!(s.rosters[0].len(), 24, "one of 25 exited");
+    assert_eq!(s.tasks[0].len(), 2);
+    assert_eq!(
+        s.tasks[0][1].state,
+        TaskState::Done,
+        "oldest first is the send"
+    );
+    assert_eq!(
+        s.task_persons[4].0,
+        vec![person(30), person(31), person(32)]
+    );
+    assert_eq!(s.failures[0].0.len(), 1);
+    assert_eq!(s.failures[0].1.len(), 2);
+    assert_eq!(s.person_sync[0].len(), 24);
+    assert_eq!(s.reconcile.len(), 2);
+    assert_eq!(s.open_tasks, 3);
+    let total: usize = s.attendance_pages.iter().map(Vec::len).sum();
+    assert_eq!(total, RECORDS as usize);
+    assert!(s.attendance_filtered.iter().all(|r| !r.is_empty()));
+    assert!(s.attendance_records[0].is_some() && s.attendance_records[3].is_none());
+}
+
+/// The summary lists every table, each non-empty, with equal counts on both sides.
+fn check_summary(summary: &Summary) {
+    let names: Vec<&str> = summary.tables.iter().map(|t| t.table).collect();
+    let expected: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    assert_eq!(names, expected);
+    for t in &summary.tables {
+        assert!(t.source_rows > 0, "{} holds rows", t.table);
+        assert_eq!(t.source_rows, t.target_rows, "{}", t.table);
+    }
+    let attendance = summary
+        .tables
+        .iter()
+        .find(|t| t.table == "attendance")
+        .expect("attendance");
+    assert_eq!(attendance.target_rows, RECORDS as u64);
+}
+
+/// The copy keeps working as a platform database: numbering continues, keys still dedupe.
+async fn check_writable(store: &SqlStore) {
+    let at = NOW + 99_000;
+    store
+        .record_presence(
+            &[],
+            &[PresenceTransition {
+                sn: SN_LOOSE.into(),
+                online: true,
+                at,
+            }],
+        )
+        .await
+        .expect("a new transition gets a fresh id");
+    assert_eq!(
+        store.presence_history(SN_LOOSE, 1).await.expect("history")[0].at,
+        at
+    );
+    let again = store
+        .attendance_record(7_000_006)
+        .await
+        .expect("record")
+        .expect("copied");
+    let resent = NewAttendance {
+        record_id: 8_000_000,
+        ..again
+    };
+    let inserted = store.insert_attendance(&[resent]).await.expect("resend");
+    assert!(inserted[0].duplicate, "the idempotency key survived");
+    assert_eq!(inserted[0].record_id, 7_000_006);
+    let err = store
+        .create_worker(&Worker {
+            person_id: 1,
+            idcard_no: idcard(0),
+            name: "dup".into(),
+            gender: None,
+            nation: None,
+            address: None,
+            phone: None,
+            face_key: None,
+            created_at: 0,
+            updated_at: 0,
+        })
+        .await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert_eq!(
+        store
+            .merge_into_pending_update(SN_FACE, &[person(33)])
+            .await
+            .expect("merge"),
+        Some(9002),
+        "the pending update is still the one to merge into"
+    );
+}
+
+fn sqlite_url(dir: &tempfile::TempDir, name: &str) -> String {
+    format!("sqlite://{}", dir.path().join(name).display())
+}
+
+/// Collects progress events into a log line per event.
+fn recorder(log: &mut Vec<String>) -> impl FnMut(Progress<'_>) + Send + '_ {
+    move |p| {
+        log.push(match p {
+            Progress::Cleared { rows } => format!("cleared {rows}"),
+            Progress::Started { table, rows } => format!("start {table} {rows}"),
+            Progress::Copied { table, copied, .. } => format!("copied {table} {copied}"),
+            Progress::Verified(t) => format!("verified {} {}", t.table, t.target_rows),
+        })
+    }
+}
+
+// --- SQLite → SQLite ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_to_sqlite_copies_every_row() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let from_url = sqlite_url(&dir, "embedded.db");
+    let to_url = sqlite_url(&dir, "copy.db");
+    let source = SqlStore::connect(&from_url).await.expect("source");
+    populate(&source).await;
+    let before = snapshot(&source).await;
+    check_populated(&before);
+    source.close().await;
+
+    let mut log = Vec::new();
+    let options = Options {
+        force: false,
+        batch_rows: 100,
+    };
+    let summary = migrate::migrate_data(&from_url, &to_url, &options, &mut recorder(&mut log))
+        .await
+        .expect("migrate");
+    check_summary(&summary);
+    assert_eq!(
+        (summary.source_backend, summary.target_backend),
+        ("sqlite", "sqlite")
+    );
+    assert_eq!(summary.cleared_rows, 0);
+    assert!(log.contains(&"copied attendance 100".to_owned()), "batches");
+    assert!(log.contains(&format!("copied attendance {RECORDS}")));
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("verified")).count(),
+        TABLES.len()
+    );
+
+    let target = SqlStore::connect(&to_url).await.expect("target");
+    assert_eq!(snapshot(&target).await, before);
+    check_writable(&target).await;
+    target.close().await;
+
+    // The source is untouched.
+    let source = SqlStore::connect(&from_url).await.expect("source");
+    assert_eq!(snapshot(&source).await, before);
+    source.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_empty_target_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let from_url = sqlite_url(&dir, "embedded.db");
+    let to_url = sqlite_url(&dir, "copy.db");
+    let source = SqlStore::connect(&from_url).await.expect("source");
+    populate(&source).await;
+    let before = snapshot(&source).await;
+    source.close().await;
+    let options = Options::default();
+    migrate::migrate_data(&from_url, &to_url, &options, &mut |_| {})
+        .await
+        .expect("first copy");
+
+    // Again: the target is not empty.
+    let err = migrate::migrate_data(&from_url, &to_url, &options, &mut |_| {})
+        .await
+        .expect_err("refused");
+    match &err {
+        MigrateError::TargetNotEmpty(tables) => {
+            assert!(tables.contains(&("attendance".to_owned(), RECORDS as u64)));
+        }
+        other => panic!("expected TargetNotEmpty, got {other:?}"),
+    }
+    assert!(err.to_string().contains("not empty"), "{err}");
+
+    // Forced: the target's rows are replaced by the source's.
+    let target = SqlStore::connect(&to_url).await.expect("target");
+    check_writable(&target).await; // the target now differs from the source
+    target.close().await;
+    let forced = Options {
+        force: true,
+        ..options
+    };
+    let mut log = Vec::new();
+    let summary = migrate::migrate_data(&from_url, &to_url, &forced, &mut recorder(&mut log))
+        .await
+        .expect("forced copy");
+    assert!(summary.cleared_rows > RECORDS as u64);
+    assert!(log[0].starts_with("cleared"), "{log:?}");
+    check_summary(&summary);
+    let target = SqlStore::connect(&to_url).await.expect("target");
+    assert_eq!(snapshot(&target).await, before);
+    target.close().await;
+
+    // Never into itself, even forced and spelled differently.
+    let err = migrate::migrate_data(&from_url, &from_url, &forced, &mut |_| {})
+        .await
+        .expect_err("same URL");
+    assert!(matches!(err, MigrateError::SameDatabase), "{err:?}");
+    let alias = format!("{from_url}?mode=rw");
+    let err = migrate::migrate_data(&from_url, &alias, &forced, &mut |_| {})
+        .await
+        .expect_err("same file");
+    assert!(matches!(err, MigrateError::SameDatabase), "{err:?}");
+    let source = SqlStore::connect(&from_url).await.expect("source");
+    assert_eq!(snapshot(&source).await, before, "the source is intact");
+    source.close().await;
+
+    // A missing source file is an error, not an empty installation.
+    let err = migrate::migrate_data(
+        &sqlite_url(&dir, "missing.db"),
+        &sqlite_url(&dir, "other.db"),
+        &options,
+        &mut |_| {},
+    )
+    .await
+    .expect_err("missing source");
+    assert!(matches!(err, MigrateError::SourceMissing(_)), "{err:?}");
+    assert!(!dir.path().join("missing.db").exists());
+}
+
+// --- SQLite → PostgreSQL → SQLite ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_to_postgres_and_back() {
+    let Some(base) = std::env::var("ROLLCALL_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("ROLLCALL_TEST_DATABASE_URL not set: SQLite → PostgreSQL migration skipped");
+        return;
+    };
+    drop_stale_schemas(&base).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let from_url = sqlite_url(&dir, "embedded.db");
+    let source = SqlStore::connect(&from_url).await.expect("source");
+    populate(&source).await;
+    let before = snapshot(&source).await;
+    check_populated(&before);
+    source.close().await;
+
+    // The target: a fresh schema, named in the URL as an operator would.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let schema = format!(
+        "migrate_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        rollcall_platform::util::now_ms()
+    );
+    SqlStore::connect_with_schema(&base, &schema)
+        .await
+        .expect("create the schema")
+        .close()
+        .await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let to_url = format!("{base}{sep}options[search_path]={schema}");
+    let options = Options {
+        force: false,
+        batch_rows: 100,
+    };
+    let summary = migrate::migrate_data(&from_url, &to_url, &options, &mut |_| {})
+        .await
+        .expect("migrate to PostgreSQL");
+    check_summary(&summary);
+    assert_eq!(summary.target_backend, "postgres");
+
+    let target = SqlStore::connect_with_schema(&base, &schema)
+        .await
+        .expect("target");
+    assert_eq!(snapshot(&target).await, before);
+
+    // And back again: PostgreSQL as the source.
+    let back = SqlStore::connect(&sqlite_url(&dir, "back.db"))
+        .await
+        .expect("back");
+    let summary = migrate::copy(&target, &back, &options, &mut |_| {})
+        .await
+        .expect("migrate back");
+    check_summary(&summary);
+    assert_eq!(summary.source_backend, "postgres");
+    assert_eq!(snapshot(&back).await, before);
+    back.close().await;
+
+    check_writable(&target).await;
+    target.close().await;
+    drop_schema(&base, &schema).await;
+}
+
+/// Test schemas older than this are dropped by later runs.
+const STALE_SCHEMA_MS: i64 = 30 * 60 * 1000;
+
+/// Best effort: drops `migrate_*` schemas whose creation time (the name's last part) is old.
+async fn drop_stale_schemas(base: &str) {
+    sqlx::any::install_default_drivers();
+    let Ok(mut conn) = sqlx::AnyConnection::connect(base).await else {
+        return;
+    };
+    let Ok(rows) = sqlx::query(
+        "SELECT CAST(schema_name AS TEXT) AS name FROM information_schema.schemata \
+         WHERE schema_name LIKE 'migrate\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    else {
+        return;
+    };
+    let cutoff = rollcall_platform::util::now_ms() - STALE_SCHEMA_MS;
+    for row in rows {
+        let Ok(name) = row.try_get::<String, _>("name") else {
+            continue;
+        };
+        let created = name.rsplit('_').next().and_then(|t| t.parse::<i64>().ok());
+        if created.is_some_and(|t| t < cutoff) {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+    let _ = conn.close().await;
+}
+
+/// Best effort: a leftover schema only costs disk, and a later run drops it.
+async fn drop_schema(base: &str, schema: &str) {
+    if let Ok(mut conn) = sqlx::AnyConnection::connect(base).await {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
+    }
+}

@@ -1,0 +1,547 @@
+//! The load side of `rollcall bench`, shared by every scenario: the server under test as a
+//! child process (its addresses read from stdout, its CPU time and RSS read from `/proc`),
+//! the admin API, a protocol client built on the protocol crate's codec, and [`drive`], one
+//! connection's pipelined request loop, closed-loop or open-loop.
+//!
+//! Latency is measured from the **send time** in closed-loop mode and from the **intended
+//! send time** in open-loop mode, so a stalled server is charged for the requests it
+//! delayed (coordinated omission corrected). Samples are kept whole and sorted, so
+//! percentiles are exact.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rollcall_protocol::envelope::{Request, Response};
+use rollcall_protocol::frame::{self, FrameDecoder};
+use rollcall_protocol::params::{self, AuthResponse, HeartbeatParam};
+use rollcall_protocol::time::Timestamp;
+use rollcall_protocol::{ApiCode, PROTOCOL_VERSION};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+
+/// The admin token the bench gives the server it starts.
+pub const ADMIN_TOKEN: &str = "rollcall-bench-admin-token";
+
+/// A bench failure: what went wrong, in words.
+pub type BenchResult<T> = Result<T, String>;
+
+/// CPU time and memory of one process, read from `/proc/<pid>`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcSample {
+    /// utime + stime, in clock ticks.
+    pub cpu_ticks: u64,
+    /// VmRSS, in KiB.
+    pub rss_kib: u64,
+}
+
+/// Reads `/proc/<pid>/stat` (utime, stime) and `/proc/<pid>/status` (VmRSS).
+pub fn proc_sample(pid: u32) -> BenchResult<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // The command name may hold spaces: fields are counted after its closing parenthesis.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("/proc stat without a command name")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3 of the man page, utime 14 and stime 15.
+    let num = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let cpu_ticks = num(14 - 3) + num(15 - 3);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(ProcSample { cpu_ticks, rss_kib })
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 when it cannot be asked).
+pub fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// The pid of a running process whose command name is `comm` (e.g. `mosquitto`).
+pub fn find_pid(comm: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (name.trim() == comm).then_some(pid)
+    })
+}
+
+/// The soft limit on open files of this process (`/proc/self/limits`).
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// A child process that prints `<label>: <addr>` lines on stdout; killed when dropped.
+pub struct ChildProc {
+    pub child: Child,
+    /// The values of the labels asked for, in order.
+    pub addrs: Vec<String>,
+    /// A temporary data dir, removed when dropped.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl ChildProc {
+    /// Starts `exe args…` and waits for a line holding each of `labels`.
+    pub fn start(
+        mut cmd: Command,
+        labels: &[&str],
+        dir: Option<tempfile::TempDir>,
+    ) -> BenchResult<ChildProc> {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addrs: Vec<Option<String>> = vec![None; labels.len()];
+        while addrs.iter().any(Option::is_none) {
+            let line = match lines.next() {
+                Some(Ok(l)) => l,
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{cmd:?} exited before printing its addresses"));
+                }
+            };
+            for (label, slot) in labels.iter().zip(addrs.iter_mut()) {
+                if let Some(rest) = line.split(label).nth(1) {
+                    *slot = Some(rest.trim().to_owned());
+                }
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(ChildProc {
+            child,
+            addrs: addrs.into_iter().flatten().collect(),
+            _dir: dir,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sample(&self) -> BenchResult<ProcSample> {
+        proc_sample(self.pid())
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The platform under test: `rollcall serve` on free ports, `--rate-limit off`, a temporary
+/// data dir (or `database_url`).
+pub struct Server {
+    pub proc: ChildProc,
+    pub tcp: String,
+    pub http: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(database_url: Option<&str>) -> BenchResult<Server> {
+        let dir = tempfile::Builder::new()
+            .prefix("rollcall-bench-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let data_dir = dir.path().to_path_buf();
+        let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["serve", "--data-dir"])
+            .arg(&data_dir)
+            .args([
+                "--http-addr",
+                "127.0.0.1:0",
+                "--tcp-addr",
+                "127.0.0.1:0",
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--rate-limit",
+                "off",
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("warn".into()),
+            );
+        if let Some(url) = database_url {
+            cmd.args(["--database-url", url]);
+        }
+        let proc = ChildProc::start(cmd, &["device TCP:", "device HTTP:"], Some(dir))?;
+        let tcp = proc.addrs[0].clone();
+        let http = proc.addrs[1].trim_end_matches("/device/api").to_owned();
+        Ok(Server {
+            proc,
+            tcp,
+            http,
+            data_dir,
+        })
+    }
+
+    pub fn admin(&self) -> Admin {
+        Admin {
+            http: reqwest::Client::new(),
+            base: self.http.clone(),
+        }
+    }
+}
+
+/// The admin API of the server under test.
+#[derive(Clone)]
+pub struct Admin {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Admin {
+    pub async fn post(&self, path: &str, body: &Value) -> BenchResult<Value> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {path}: {e}"))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(v)
+        } else {
+            Err(format!("POST {path}: HTTP {status}: {v}"))
+        }
+    }
+
+    /// A new vendor's credentials.
+    pub async fn vendor(&self, name: &str) -> BenchResult<Vendor> {
+        let v = self.post("/vendors", &json!({ "name": name })).await?;
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        Ok(Vendor {
+            id: s("id"),
+            access_id: s("accessId"),
+            access_key: s("accessKey"),
+            access_secret: s("accessSecret"),
+        })
+    }
+}
+
+/// Vendor credentials, as the admin API issued them.
+#[derive(Debug, Clone)]
+pub struct Vendor {
+    pub id: String,
+    pub access_id: String,
+    pub access_key: String,
+    pub access_secret: String,
+}
+
+/// Device time now, epoch ms.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// One device's side of the protocol: builds signed requests as frames.
+#[derive(Clone)]
+pub struct Proto {
+    pub sn: String,
+    secret: String,
+    token: String,
+    seq: u64,
+    stamp: (i64, String),
+}
+
+impl Proto {
+    fn request(&mut self, api: ApiCode, param: Option<String>) -> Vec<u8> {
+        let now = now_ms() / 1000;
+        if self.stamp.0 != now {
+            self.stamp = (now, Timestamp::from_epoch_ms(now * 1000).to_wire());
+        }
+        self.seq += 1;
+        let mut req = Request {
+            version: PROTOCOL_VERSION.into(),
+            sn: self.sn.clone(),
+            token: self.token.clone(),
+            apicode: api.as_str().into(),
+            time_stamp: self.stamp.1.clone(),
+            param,
+            seq: self.seq,
+            ..Request::default()
+        };
+        // Signing fails only for an apicode without a recipe; these all have one.
+        let _ = req.sign_with(api, &self.secret);
+        frame::encode_to_vec(&req.to_packet())
+    }
+
+    /// A C_HEARTBEAT frame.
+    pub fn heartbeat(&mut self) -> Vec<u8> {
+        let param = params::to_json(&HeartbeatParam {
+            device_version: "bench-1.0".into(),
+            device_ip: "127.0.0.1".into(),
+        });
+        self.request(ApiCode::Heartbeat, Some(param))
+    }
+
+    /// A C_SIGN_IN frame with `img_b64` as the photo.
+    pub fn sign_in(&mut self, person: u64, record_time: i64, img_b64: &str) -> Vec<u8> {
+        let param = json!({
+            "personId": person.to_string(),
+            "type": 1,
+            "recordTime": record_time,
+            "img": img_b64,
+        })
+        .to_string();
+        self.request(ApiCode::SignIn, Some(param))
+    }
+}
+
+/// Connects and authenticates device `sn` (C_AUTH over TCP): the stream and its protocol side.
+pub async fn authenticate(
+    addr: &str,
+    sn: &str,
+    vendor: &Vendor,
+) -> BenchResult<(TcpStream, Proto)> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let mut auth = Request {
+        version: PROTOCOL_VERSION.into(),
+        sn: sn.into(),
+        apicode: ApiCode::Auth.as_str().into(),
+        access_id: vendor.access_id.clone(),
+        access_key: vendor.access_key.clone(),
+        time_stamp: Timestamp::from_epoch_ms(now_ms()).to_wire(),
+        ..Request::default()
+    };
+    auth.sign_with(ApiCode::Auth, &vendor.access_secret)
+        .map_err(|e| format!("sign C_AUTH: {e}"))?;
+    stream
+        .write_all(&frame::encode_to_vec(&auth.to_packet()))
+        .await
+        .map_err(|e| format!("send C_AUTH: {e}"))?;
+    let mut buf = BytesMut::new();
+    let resp = loop {
+        if let Some(r) = parse_response(&mut buf)? {
+            break r;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read_buf(&mut buf))
+            .await
+            .map_err(|_| "C_AUTH: no answer in 30 s".to_owned())?
+            .map_err(|e| format!("C_AUTH: {e}"))?;
+        if n == 0 {
+            return Err("C_AUTH: connection closed".into());
+        }
+    };
+    let text = match &resp.outcome {
+        Ok(Some(t)) => t.clone(),
+        Ok(None) => return Err("C_AUTH: no token".into()),
+        Err(e) => return Err(format!("C_AUTH refused: {e}")),
+    };
+    let token: AuthResponse = params::parse(&text).map_err(|e| format!("C_AUTH: {e}"))?;
+    Ok((
+        stream,
+        Proto {
+            sn: sn.to_owned(),
+            secret: vendor.access_secret.clone(),
+            token: token.token,
+            seq: 0,
+            stamp: (0, String::new()),
+        },
+    ))
+}
+
+/// One response frame from the front of `buf`, if complete.
+pub fn parse_response(buf: &mut BytesMut) -> BenchResult<Option<Response>> {
+    FrameDecoder::default()
+        .decode(buf)
+        .map(|p| p.map(Response::from_packet))
+        .map_err(|e| format!("corrupt frame: {e}"))
+}
+
+/// How requests are paced on one connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// At most `window` requests in flight; the next goes when an answer comes.
+    Closed { window: usize },
+    /// One request every `interval`, whatever the answers do.
+    Open { interval: Duration },
+}
+
+/// What one connection measured.
+#[derive(Debug, Default)]
+pub struct Samples {
+    /// Round-trip latencies, ns.
+    pub latencies_ns: Vec<u64>,
+    /// Answers that were errors.
+    pub failed: u64,
+}
+
+impl Samples {
+    pub fn merge(&mut self, other: Samples) {
+        self.latencies_ns.extend(other.latencies_ns);
+        self.failed += other.failed;
+    }
+
+    pub fn ops(&self) -> u64 {
+        self.latencies_ns.len() as u64
+    }
+
+    /// Sorts the samples; call before [`Samples::percentile_us`].
+    pub fn sort(&mut self) {
+        self.latencies_ns.sort_unstable();
+    }
+
+    /// The `p`-quantile (0..=1) in µs of the sorted samples.
+    pub fn percentile_us(&self, p: f64) -> f64 {
+        if self.latencies_ns.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_ns.len() - 1) as f64 * p).round() as usize;
+        self.latencies_ns[i.min(self.latencies_ns.len() - 1)] as f64 / 1000.0
+    }
+}
+
+/// Reads one answer: `Ok(Some(success))`, `Ok(None)` when more bytes are needed.
+pub type Parse = fn(&mut BytesMut) -> BenchResult<Option<bool>>;
+
+/// [`Parse`] for the rollcall protocol.
+pub fn parse_rollcall(buf: &mut BytesMut) -> BenchResult<Option<bool>> {
+    Ok(parse_response(buf)?.map(|r| r.success()))
+}
+
+/// Sends requests made by `make` on `stream` until `deadline` (or `max_ops` requests),
+/// paced by `pace`, and times each answer read by `parse`. Answers come in request order.
+pub async fn drive(
+    stream: TcpStream,
+    mut make: impl FnMut() -> Vec<u8> + Send + 'static,
+    parse: Parse,
+    pace: Pace,
+    deadline: Instant,
+    max_ops: Option<u64>,
+) -> BenchResult<Samples> {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+    // Open-loop pacing never waits on the window.
+    let window = Arc::new(Semaphore::new(match pace {
+        Pace::Closed { window } => window.max(1),
+        Pace::Open { .. } => 0,
+    }));
+    let permits = Arc::clone(&window);
+    let writer = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut sent: u64 = 0;
+        loop {
+            if max_ops.is_some_and(|m| sent >= m) || Instant::now() >= deadline {
+                break;
+            }
+            let at = match pace {
+                Pace::Closed { .. } => {
+                    match permits.acquire().await {
+                        Ok(p) => p.forget(),
+                        Err(_) => break,
+                    }
+                    Instant::now()
+                }
+                Pace::Open { interval } => {
+                    let intended = started + interval.saturating_mul(sent as u32);
+                    if intended >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(intended).await;
+                    intended
+                }
+            };
+            let bytes = make();
+            if tx.send(at).is_err() {
+                break;
+            }
+            if let Err(e) = wr.write_all(&bytes).await {
+                return Err(format!("send: {e}"));
+            }
+            sent += 1;
+        }
+        Ok(wr)
+    });
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut samples = Samples::default();
+    let mut pending: VecDeque<Instant> = VecDeque::new();
+    let result = async {
+        loop {
+            let Some(at) = rx.recv().await else {
+                return Ok(());
+            };
+            pending.push_back(at);
+            loop {
+                if let Some(ok) = parse(&mut buf)? {
+                    let at = pending.pop_front().unwrap_or_else(Instant::now);
+                    samples.latencies_ns.push(at.elapsed().as_nanos() as u64);
+                    if !ok {
+                        samples.failed += 1;
+                    }
+                    if let Pace::Closed { .. } = pace {
+                        window.add_permits(1);
+                    }
+                    break;
+                }
+                let n = tokio::time::timeout(Duration::from_secs(60), rd.read_buf(&mut buf))
+                    .await
+                    .map_err(|_| "no answer in 60 s".to_owned())?
+                    .map_err(|e| format!("receive: {e}"))?;
+                if n == 0 {
+                    return Err("the server closed the connection".to_owned());
+                }
+            }
+        }
+    }
+    .await;
+    window.close();
+    match writer.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(e) => return Err(format!("writer: {e}")),
+    }
+    result.map(|()| samples)
+}
+
+/// A temporary directory on the same filesystem as `near`.
+pub fn temp_dir_in(near: &Path) -> BenchResult<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("rollcall-bench-disk-")
+        .tempdir_in(near)
+        .map_err(|e| format!("temp dir: {e}"))
+}

@@ -1,0 +1,121 @@
+//! `rollcall bench <scenario>`: the platform measured against the physical floor, a C broker
+//! and the disk, in the same run. Every scenario starts its own `rollcall serve` as a child
+//! process (free ports, `--rate-limit off`, a temporary data dir, or `--database-url`) so the
+//! server's CPU time and RSS can be read from `/proc`, prints a table, and with `--json FILE`
+//! writes the same numbers as JSON (`--svg FILE` draws the heartbeat chart from that JSON).
+//!
+//! | module | scenario |
+//! |---|---|
+//! | [`idle`] | idle authenticated devices: server RSS per device |
+//! | [`heartbeat`] | heartbeat round trips vs the floor ([`floor`]) and Mosquitto ([`mqtt`]) |
+//! | [`signin`] | durable 50 KB sign-ins vs the disk's batched write rate |
+//! | [`sync`] | a roster of persons with faces onto one SDK device |
+//! | [`backlog`] | an SDK device draining its offline queue |
+//!
+//! [`load`] holds what they share (the child server, `/proc`, the protocol client, the
+//! pipelined driver) and [`report`] the table, JSON and SVG.
+
+mod backlog;
+mod floor;
+mod heartbeat;
+mod idle;
+pub mod load;
+mod mqtt;
+pub mod report;
+mod signin;
+mod sync;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+/// Flags of `rollcall bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub scenario: Scenario,
+    /// Also write the results as JSON. / 结果另存为 JSON
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    /// Heartbeat: also draw latency against connections as SVG. / 心跳延迟图
+    #[arg(long, global = true)]
+    pub svg: Option<PathBuf>,
+    /// Run the server on PostgreSQL instead of SQLite. / 使用 PostgreSQL
+    #[arg(long, global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// Idle authenticated devices: server RSS per device. / 空闲连接内存
+    Idle(idle::IdleArgs),
+    /// Heartbeat round trips vs a bare framed-ack server and Mosquitto. / 心跳往返
+    Heartbeat(heartbeat::HeartbeatArgs),
+    /// Durable sign-ins with 50 KB photos vs the disk. / 持久签到
+    Signin(signin::SignInArgs),
+    /// Syncing a roster with photos onto one SDK device. / 人员同步
+    Sync(sync::SyncArgs),
+    /// Draining an offline backlog. / 离线积压上传
+    Backlog(backlog::BacklogArgs),
+    /// The floor server itself (started by `heartbeat`). / 基线服务器
+    #[command(hide = true)]
+    FloorServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+}
+
+/// Runs a scenario; the exit code of `rollcall bench`.
+pub fn run(args: BenchArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rollcall bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let db = args.database_url.as_deref();
+    let result = runtime.block_on(async {
+        match args.scenario {
+            Scenario::Idle(a) => idle::run(a, db).await,
+            Scenario::Heartbeat(a) => heartbeat::run(a, db).await,
+            Scenario::Signin(a) => signin::run(a, db).await,
+            Scenario::Sync(a) => sync::run(a, db).await,
+            Scenario::Backlog(a) => backlog::run(a, db).await,
+            Scenario::FloorServer { listen } => match floor::serve(&listen).await {
+                Ok(()) => std::process::exit(0),
+                Err(e) => Err(format!("floor server: {e}")),
+            },
+        }
+    });
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rollcall bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", report.table());
+    let json = report.to_json();
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("rollcall bench: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &args.svg {
+        if report.scenario != "heartbeat" {
+            eprintln!("rollcall bench: --svg draws the heartbeat scenario only");
+        } else if let Err(e) = std::fs::write(path, report::heartbeat_svg(&json)) {
+            eprintln!("rollcall bench: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

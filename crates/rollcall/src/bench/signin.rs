@@ -1,0 +1,156 @@
+//! `rollcall bench signin`: durable C_SIGN_IN with a ~50 KB photo (the SDK's sample face,
+//! 48.9 KB) from several devices, each keeping a window of sign-ins in flight; acks/s and
+//! latency, beside the disk's own limit measured in the same run: 50 KB blobs appended to a
+//! file on the server's filesystem in batches as large as the load's in-flight count, one
+//! `fdatasync` per batch (what the platform's group commit does at best).
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clap::Args;
+use futures_util::future::join_all;
+use rollcall_device::photo::sample::FACE_JPEG;
+
+use super::load::{self, BenchResult, Pace, Samples, Server, authenticate, parse_rollcall};
+use super::report::{Report, Row};
+
+/// Flags of `rollcall bench signin`.
+#[derive(Debug, Args)]
+pub struct SignInArgs {
+    /// Devices (connections). / 设备数
+    #[arg(long, default_value_t = 8)]
+    pub devices: usize,
+    /// Sign-ins in flight per device. / 每台设备并发数
+    #[arg(long, default_value_t = 8)]
+    pub window: usize,
+    /// Sign-ins per device. / 每台设备签到数
+    #[arg(long, default_value_t = 250)]
+    pub count: u64,
+}
+
+pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Report> {
+    let mut report = Report::new("signin");
+    let server = Server::start(database_url)?;
+    let vendor = server.admin().vendor("bench signin").await?;
+    let img: &'static str = Box::leak(
+        base64::engine::general_purpose::STANDARD
+            .encode(FACE_JPEG)
+            .into_boxed_str(),
+    );
+    let devices = args.devices.max(1);
+    let mut conns = Vec::with_capacity(devices);
+    for i in 0..devices {
+        conns.push(authenticate(&server.tcp, &format!("SIGN{i:05}"), &vendor).await?);
+    }
+    let base = load::now_ms() - 3_600_000;
+    let before = server.proc.sample()?;
+    let started = Instant::now();
+    let far = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
+    let runs = conns.into_iter().map(|(stream, mut proto)| {
+        let mut k: u64 = 0;
+        let make = move || {
+            k += 1;
+            proto.sign_in(1_000_000 + k, base + k as i64 * 1000, img)
+        };
+        load::drive(
+            stream,
+            make,
+            parse_rollcall,
+            Pace::Closed {
+                window: args.window,
+            },
+            far,
+            Some(args.count),
+        )
+    });
+    let mut all = Samples::default();
+    for r in join_all(runs).await {
+        all.merge(r?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = server.proc.sample()?;
+    all.sort();
+    let ops = all.ops();
+    let acks_per_s = ops as f64 / elapsed.max(1e-9);
+    let clk = load::clock_ticks() as f64;
+    let p99_ms = all.percentile_us(0.99) / 1000.0;
+
+    let batch = devices * args.window.max(1);
+    let total = ops.max(batch as u64) as usize;
+    let near = server
+        .data_dir
+        .parent()
+        .unwrap_or(&server.data_dir)
+        .to_path_buf();
+    let disk = tokio::task::spawn_blocking(move || disk_limit(&near, batch, total))
+        .await
+        .map_err(|e| format!("disk measurement: {e}"))??;
+    let ratio = acks_per_s / disk.0.max(1e-9);
+    report.rows.push(
+        Row::new()
+            .with("what", "rollcall sign-ins")
+            .with(
+                "backend",
+                if database_url.is_some() {
+                    "postgres"
+                } else {
+                    "sqlite"
+                },
+            )
+            .with("ops", ops)
+            .with("failed", all.failed)
+            .with("per_s", acks_per_s)
+            .with("p50_ms", all.percentile_us(0.5) / 1000.0)
+            .with("p99_ms", p99_ms)
+            .with("p999_ms", all.percentile_us(0.999) / 1000.0)
+            .with(
+                "server_cpu_ms_per_op",
+                after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0
+                    / clk
+                    / ops.max(1) as f64,
+            )
+            .with("vs_disk", ratio)
+            .with("met", ratio >= 0.6 && p99_ms <= 100.0),
+    );
+    report.rows.push(
+        Row::new()
+            .with("what", format!("disk: {batch} × 50 KB + fdatasync"))
+            .with("ops", total as u64)
+            .with("per_s", disk.0)
+            .with("p50_ms", disk.1)
+            .with("p99_ms", disk.2),
+    );
+    report.notes.push(format!(
+        "photo {} bytes; {devices} devices × window {}; target: ≥ 60 % of the disk's batched rate and p99 ≤ 100 ms",
+        FACE_JPEG.len(),
+        args.window
+    ));
+    Ok(report)
+}
+
+/// Appends `total` photo-sized blobs in batches of `batch`, `fdatasync` after each batch:
+/// (blobs per second, p50 and p99 batch time in ms).
+fn disk_limit(near: &std::path::Path, batch: usize, total: usize) -> BenchResult<(f64, f64, f64)> {
+    let dir = load::temp_dir_in(near)?;
+    let path = dir.path().join("blobs.seg");
+    let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let blob = FACE_JPEG;
+    let mut times = Vec::new();
+    let started = Instant::now();
+    let mut written = 0;
+    while written < total {
+        let t = Instant::now();
+        let n = batch.min(total - written);
+        for _ in 0..n {
+            file.write_all(blob).map_err(|e| format!("write: {e}"))?;
+        }
+        file.sync_data().map_err(|e| format!("fdatasync: {e}"))?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        written += n;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    Ok((rate, pct(0.5), pct(0.99)))
+}

@@ -1,0 +1,132 @@
+//! `rollcall bench sync`: one device (the real SDK) downloading a roster of N persons with
+//! face photos (the SDK's 48.9 KB sample face) onto its store: wall time from the device's
+//! start until it holds every person and every face, and the server's CPU seconds meanwhile.
+//! The enrolment through the admin API beforehand is not timed.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clap::Args;
+use futures_util::future::join_all;
+use rollcall_device::photo::sample::FACE_JPEG;
+use rollcall_device::{Credentials, Device, DeviceConfig};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::load::{self, BenchResult, Server};
+use super::report::{Report, Row};
+
+/// Flags of `rollcall bench sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Persons on the roster. / 人员数
+    #[arg(long, default_value_t = 10_000)]
+    pub persons: usize,
+    /// Give up after this many seconds. / 超时秒数
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+}
+
+pub async fn run(args: SyncArgs, database_url: Option<&str>) -> BenchResult<Report> {
+    let mut report = Report::new("sync");
+    let server = Server::start(database_url)?;
+    let admin = server.admin();
+    let vendor = admin.vendor("bench sync").await?;
+    let project = admin
+        .post("/projects", &json!({ "name": "bench sync" }))
+        .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let face = base64::engine::general_purpose::STANDARD.encode(FACE_JPEG);
+    let enrol_started = Instant::now();
+    let mut persons: Vec<String> = Vec::with_capacity(args.persons);
+    let serials: Vec<usize> = (0..args.persons).collect();
+    for chunk in serials.chunks(16) {
+        let posts = chunk.iter().map(|&i| {
+            let body = json!({
+                "idcardNo": crate::simulate::idcard(i as u32),
+                "name": format!("压测工人{i:05}"),
+                "facePhoto": face,
+            });
+            let admin = admin.clone();
+            async move { admin.post("/workers", &body).await }
+        });
+        for w in join_all(posts).await {
+            let w = w?;
+            persons.push(w["personId"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    for chunk in persons.chunks(500) {
+        admin
+            .post(
+                &format!("/projects/{project}/workers"),
+                &json!({ "personIds": chunk }),
+            )
+            .await?;
+    }
+    let sn = "SYNC00001";
+    admin
+        .post(
+            "/devices",
+            &json!({"sn": sn, "vendorId": vendor.id, "projectId": project, "kind": "face"}),
+        )
+        .await?;
+    let enrol_secs = enrol_started.elapsed().as_secs_f64();
+
+    let dir = tempfile::Builder::new()
+        .prefix("rollcall-bench-device-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let creds = Credentials::new(
+        vendor.access_id.as_str(),
+        vendor.access_key.as_str(),
+        vendor.access_secret.as_str(),
+    );
+    let config = DeviceConfig::new(
+        sn,
+        creds,
+        server.tcp.as_str(),
+        server.http.as_str(),
+        dir.path(),
+    );
+    let device = Device::open(config).map_err(|e| format!("device: {e}"))?;
+    let handle = device.handle();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let before = server.proc.sample()?;
+    let started = Instant::now();
+    let running = tokio::spawn(device.run(async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    }));
+    let want = persons.len() as u64;
+    let mut held = (0, 0);
+    while started.elapsed() < Duration::from_secs(args.timeout) {
+        held = handle.counts().await.unwrap_or_default();
+        if held.0 >= want && held.1 >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let after = server.proc.sample()?;
+    let _ = stop_tx.send(true);
+    let _ = running.await;
+    let cpu = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / load::clock_ticks() as f64;
+    let complete = held.0 >= want && held.1 >= want;
+    report.rows.push(
+        Row::new()
+            .with("persons", want)
+            .with("on_device", held.0)
+            .with("faces_on_device", held.1)
+            .with("complete", complete)
+            .with("wall_s", wall)
+            .with("server_cpu_s", cpu)
+            .with("target_s", 10.0 * want as f64 / 10_000.0)
+            .with("met", complete && wall <= 10.0),
+    );
+    report.notes.push(format!(
+        "face photo {} bytes; enrolment through the admin API (not timed) took {enrol_secs:.1} s",
+        FACE_JPEG.len()
+    ));
+    Ok(report)
+}

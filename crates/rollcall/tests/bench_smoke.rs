@@ -1,0 +1,117 @@
+//! Every `rollcall bench` scenario, once, at a tiny size: it completes, prints its table and
+//! writes JSON whose counts are sane. No timing is asserted. The heartbeat scenario compares
+//! against Mosquitto on 127.0.0.1:1883 when it answers and notes the skip when it does not.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs `rollcall bench <args…> --json FILE` and returns the JSON.
+fn bench(args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let svg = dir.path().join("out.svg");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    cmd.arg("bench").args(args).arg("--json").arg(&json);
+    let chart = args.first() == Some(&"heartbeat");
+    if chart {
+        cmd.arg("--svg").arg(&svg);
+    }
+    let out = cmd
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run rollcall bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("== rollcall bench"), "{stdout}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["machine"]["cores"].as_u64().unwrap() >= 1);
+    if chart {
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    }
+    v
+}
+
+fn rows(v: &Value) -> &Vec<Value> {
+    let rows = v["rows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{v}");
+    rows
+}
+
+#[test]
+fn idle_holds_devices_and_reads_rss() {
+    let v = bench(&["idle", "--devices", "5", "--settle", "0.2"]);
+    let r = &rows(&v)[0];
+    assert_eq!(r["devices"], 5);
+    assert!(r["rss_after_kib"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn heartbeat_measures_the_platform_and_the_floor() {
+    let v = bench(&[
+        "heartbeat",
+        "--connections",
+        "1,4",
+        "--duration",
+        "0.3",
+        "--open-rate",
+        "200",
+        "--open-connections",
+        "2",
+    ]);
+    let rows = rows(&v);
+    for target in ["rollcall", "floor"] {
+        for mode in ["closed", "open"] {
+            let r = rows
+                .iter()
+                .find(|r| r["target"] == target && r["mode"] == mode)
+                .unwrap_or_else(|| panic!("{target} {mode}: {v}"));
+            assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+            assert_eq!(r["failed"], 0, "{r}");
+            assert!(r["p50_us"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    let mosquitto = rows.iter().any(|r| r["target"] == "mosquitto");
+    let skipped = v["notes"].to_string().contains("Mosquitto skipped");
+    assert!(mosquitto || skipped, "{v}");
+}
+
+#[test]
+fn signin_is_durable_and_compared_with_the_disk() {
+    let v = bench(&["signin", "--devices", "2", "--window", "2", "--count", "5"]);
+    let rows = rows(&v);
+    assert_eq!(rows[0]["ops"], 10);
+    assert_eq!(rows[0]["failed"], 0);
+    assert!(rows[1]["per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn sync_fills_a_device() {
+    let v = bench(&["sync", "--persons", "5", "--timeout", "120"]);
+    let r = &rows(&v)[0];
+    assert_eq!(r["complete"], true, "{r}");
+    assert_eq!(r["faces_on_device"], 5);
+}
+
+#[test]
+fn backlog_drains_with_and_without_photos() {
+    let v = bench(&[
+        "backlog",
+        "--records",
+        "20",
+        "--small-photos",
+        "--timeout",
+        "120",
+    ]);
+    let rows = rows(&v);
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r["left"], 0, "{r}");
+        assert!(r["acked"].as_u64().unwrap() >= 20, "{r}");
+    }
+}
