@@ -20,9 +20,8 @@ use rollcall_device::photo::sample::SMALL_JPEG;
 use rollcall_device::{Credentials, DeviceConfig};
 use rollcall_platform::config::Settings;
 use rollcall_platform::state::AppState;
-use rollcall_platform::store::sql::SqlStore;
+use rollcall_platform::store::test_db::TestDb;
 use rollcall_platform::store::{Store, Worker};
-use rollcall_platform::util::now_ms;
 use rollcall_platform::{Listeners, Platform, StartupError};
 use rollcall_protocol::ids::Secret;
 use serde_json::{Value, json};
@@ -53,94 +52,6 @@ pub struct TestPlatform {
     _dir: tempfile::TempDir,
 }
 
-/// The database of one test platform: SQLite in its temp dir by default; PostgreSQL when
-/// `ROLLCALL_TEST_DATABASE_URL` is set, in a schema of its own, so parallel tests and CI runs
-/// never collide. Schemas are not dropped when a test ends (the platform may still hold
-/// connections while the test's runtime winds down); each new test drops the ones older than
-/// [`STALE_SCHEMA_MS`] instead.
-pub struct TestDb {
-    /// The URL the platform is configured with.
-    pub url: String,
-    /// `(server URL, schema)` on PostgreSQL.
-    postgres: Option<(String, String)>,
-}
-
-impl TestDb {
-    fn new(dir: &tempfile::TempDir) -> TestDb {
-        match std::env::var("ROLLCALL_TEST_DATABASE_URL") {
-            Ok(base) if !base.is_empty() => {
-                static NEXT: AtomicU32 = AtomicU32::new(0);
-                let schema = format!(
-                    "sdk_{}_{}_{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::Relaxed),
-                    now_ms()
-                );
-                let sep = if base.contains('?') { '&' } else { '?' };
-                TestDb {
-                    url: format!("{base}{sep}options[search_path]={schema}"),
-                    postgres: Some((base, schema)),
-                }
-            }
-            _ => TestDb {
-                url: format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("rollcall.db").display()
-                ),
-                postgres: None,
-            },
-        }
-    }
-
-    /// Opens (and migrates) the database; on PostgreSQL this creates the schema.
-    async fn open(&self) -> SqlStore {
-        match &self.postgres {
-            Some((base, schema)) => {
-                drop_stale_schemas(base).await;
-                SqlStore::connect_with_schema(base, schema)
-                    .await
-                    .expect("open the PostgreSQL test schema")
-            }
-            None => SqlStore::connect(&self.url).await.expect("open sqlite"),
-        }
-    }
-}
-
-/// Test schemas older than this are dropped by later tests.
-const STALE_SCHEMA_MS: i64 = 30 * 60 * 1000;
-
-/// Best effort: drops `sdk_*` schemas whose creation time (the name's last part) is old.
-async fn drop_stale_schemas(base: &str) {
-    use sqlx::{Connection, Row};
-    sqlx::any::install_default_drivers();
-    let Ok(mut conn) = sqlx::AnyConnection::connect(base).await else {
-        return;
-    };
-    let Ok(rows) = sqlx::query(
-        "SELECT CAST(schema_name AS TEXT) AS name FROM information_schema.schemata \
-         WHERE schema_name LIKE 'sdk\\_%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    else {
-        return;
-    };
-    let cutoff = now_ms() - STALE_SCHEMA_MS;
-    for row in rows {
-        let Ok(name) = row.try_get::<String, _>("name") else {
-            continue;
-        };
-        let created = name.rsplit('_').next().and_then(|t| t.parse::<i64>().ok());
-        if created.is_some_and(|t| t < cutoff) {
-            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await;
-        }
-    }
-    let _ = conn.close().await;
-}
-
 /// A vendor's id and credentials.
 #[derive(Debug, Clone)]
 pub struct Vendor {
@@ -151,8 +62,8 @@ pub struct Vendor {
 impl TestPlatform {
     pub async fn spawn() -> TestPlatform {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = TestDb::new(&dir);
-        let store: Arc<dyn Store> = Arc::new(db.open().await);
+        let db = TestDb::new("sdk", dir.path());
+        let store: Arc<dyn Store> = Arc::new(db.open().await.expect("open the test database"));
         let settings = Settings {
             data_dir: dir.path().to_owned(),
             database_url: Some(db.url.clone()),
@@ -379,7 +290,6 @@ impl TestPlatform {
 }
 
 fn next_serial() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }

@@ -11,6 +11,7 @@ pub mod faulty;
 pub mod migrate;
 pub mod model;
 pub mod sql;
+pub mod test_db;
 
 use async_trait::async_trait;
 

@@ -23,6 +23,7 @@ use rollcall_platform::state::AppState;
 use rollcall_platform::store::Store;
 use rollcall_platform::store::faulty::FaultyStore;
 use rollcall_platform::store::sql::SqlStore;
+use rollcall_platform::store::test_db::TestDb;
 pub use rollcall_platform::util::now_ms;
 use rollcall_platform::{Listeners, Platform, StartupError};
 use rollcall_protocol::envelope::{Command, Request, Response};
@@ -61,93 +62,6 @@ pub struct TestApp {
     server: Option<JoinHandle<Result<(), StartupError>>>,
     _db: TestDb,
     _dir: tempfile::TempDir,
-}
-
-/// The database of one test platform: SQLite in its temp dir by default; PostgreSQL when
-/// `ROLLCALL_TEST_DATABASE_URL` is set, in a schema of its own, so parallel tests and CI runs
-/// never collide. Schemas are not dropped when a test ends (a platform may still hold locks
-/// in them while the test's runtime winds down); each new test drops the ones older than
-/// [`STALE_SCHEMA_MS`] instead.
-pub struct TestDb {
-    /// The URL the platform is configured with.
-    pub url: String,
-    /// `(server URL, schema)` on PostgreSQL.
-    postgres: Option<(String, String)>,
-}
-
-impl TestDb {
-    fn new(dir: &tempfile::TempDir) -> TestDb {
-        match std::env::var("ROLLCALL_TEST_DATABASE_URL") {
-            Ok(base) if !base.is_empty() => {
-                static NEXT: AtomicU32 = AtomicU32::new(0);
-                let schema = format!(
-                    "api_{}_{}_{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::Relaxed),
-                    now_ms()
-                );
-                let sep = if base.contains('?') { '&' } else { '?' };
-                TestDb {
-                    url: format!("{base}{sep}options[search_path]={schema}"),
-                    postgres: Some((base, schema)),
-                }
-            }
-            _ => TestDb {
-                url: format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("rollcall.db").display()
-                ),
-                postgres: None,
-            },
-        }
-    }
-
-    async fn open(&self) -> SqlStore {
-        match &self.postgres {
-            Some((base, schema)) => {
-                drop_stale_schemas(base).await;
-                SqlStore::connect_with_schema(base, schema)
-                    .await
-                    .expect("open the PostgreSQL test schema")
-            }
-            None => rollcall_platform::store::connect(&self.url)
-                .await
-                .expect("open sqlite"),
-        }
-    }
-}
-
-/// Test schemas older than this are dropped by later tests.
-const STALE_SCHEMA_MS: i64 = 30 * 60 * 1000;
-
-/// Best effort: drops `api_*` schemas whose creation time (the name's last part) is old.
-async fn drop_stale_schemas(base: &str) {
-    use sqlx::{Connection, Row};
-    sqlx::any::install_default_drivers();
-    let Ok(mut conn) = sqlx::AnyConnection::connect(base).await else {
-        return;
-    };
-    let Ok(rows) = sqlx::query(
-        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'api_%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    else {
-        return;
-    };
-    let cutoff = now_ms() - STALE_SCHEMA_MS;
-    for row in rows {
-        let Ok(name) = row.try_get::<String, _>(0) else {
-            continue;
-        };
-        let created = name.rsplit('_').next().and_then(|t| t.parse::<i64>().ok());
-        if created.is_some_and(|t| t < cutoff) {
-            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await;
-        }
-    }
 }
 
 /// One started platform.
@@ -195,17 +109,17 @@ impl TestApp {
     /// A platform with settings adjusted by `f`.
     pub async fn spawn_with(f: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = TestDb::new(&dir);
+        let db = TestDb::new("api", dir.path());
         // Open (and migrate) the database first: on PostgreSQL this creates the schema.
-        let store: Arc<dyn Store> = Arc::new(db.open().await);
+        let store: Arc<dyn Store> = Arc::new(db.open().await.expect("open the test database"));
         Self::spawn_in(dir, db, f, Some(store)).await
     }
 
     /// A platform over a [`FaultyStore`], for 500_01.
     pub async fn spawn_faulty() -> (TestApp, Arc<FaultyStore<SqlStore>>) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = TestDb::new(&dir);
-        let inner = db.open().await;
+        let db = TestDb::new("api", dir.path());
+        let inner = db.open().await.expect("open the test database");
         let faulty = Arc::new(FaultyStore::new(inner));
         let store: Arc<dyn Store> = faulty.clone();
         let app = Self::spawn_in(dir, db, |_| {}, Some(store)).await;

@@ -1,0 +1,111 @@
+//! A database for one test: SQLite in the test's temp dir by default; PostgreSQL when
+//! `ROLLCALL_TEST_DATABASE_URL` is set, in a schema of its own, so parallel tests and CI runs
+//! never collide. Shared by the test suites of every crate of the workspace (platform, device
+//! SDK, binary), so the rule of how a test finds its database exists once.
+//!
+//! Schemas are not dropped when a test ends: a platform may still hold connections (and
+//! locks) while the test's runtime winds down. Each new test drops its prefix's schemas older
+//! than [`STALE_SCHEMA_MS`] instead.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{AnyConnection, Connection, Row};
+
+use super::StoreResult;
+use super::sql::SqlStore;
+use crate::util::now_ms;
+
+/// The variable naming the PostgreSQL server tests use (e.g.
+/// `postgres://postgres@127.0.0.1:5432/test`).
+pub const TEST_DATABASE_URL: &str = "ROLLCALL_TEST_DATABASE_URL";
+
+/// Test schemas older than this are dropped by later tests of the same prefix.
+pub const STALE_SCHEMA_MS: i64 = 30 * 60 * 1000;
+
+/// One test's database.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The URL a platform under test is configured with.
+    pub url: String,
+    /// `(server URL, schema)` on PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// SQLite at `dir/rollcall.db`, or a new PostgreSQL schema `{prefix}_{pid}_{n}_{ms}` when
+    /// [`TEST_DATABASE_URL`] is set. `prefix` is lowercase letters only.
+    pub fn new(prefix: &str, dir: &Path) -> TestDb {
+        debug_assert!(prefix.bytes().all(|b| b.is_ascii_lowercase()));
+        match std::env::var(TEST_DATABASE_URL) {
+            Ok(base) if !base.is_empty() => {
+                static NEXT: AtomicU32 = AtomicU32::new(0);
+                let schema = format!(
+                    "{prefix}_{}_{}_{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed),
+                    now_ms()
+                );
+                let sep = if base.contains('?') { '&' } else { '?' };
+                TestDb {
+                    url: format!("{base}{sep}options[search_path]={schema}"),
+                    postgres: Some((base, schema)),
+                }
+            }
+            _ => TestDb {
+                url: format!("sqlite://{}?mode=rwc", dir.join("rollcall.db").display()),
+                postgres: None,
+            },
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// Opens and migrates the database; on PostgreSQL this creates the schema (after dropping
+    /// stale schemas of the same prefix).
+    pub async fn open(&self) -> StoreResult<SqlStore> {
+        match &self.postgres {
+            Some((base, schema)) => {
+                let prefix = schema.split('_').next().unwrap_or(schema);
+                drop_stale_schemas(base, prefix).await;
+                SqlStore::connect_with_schema(base, schema).await
+            }
+            None => SqlStore::connect(&self.url).await,
+        }
+    }
+}
+
+/// Best effort: drops `{prefix}_*` schemas whose creation time (the name's last part) is old.
+async fn drop_stale_schemas(base: &str, prefix: &str) {
+    sqlx::any::install_default_drivers();
+    let Ok(mut conn) = AnyConnection::connect(base).await else {
+        return;
+    };
+    let Ok(rows) = sqlx::query(
+        "SELECT CAST(schema_name AS TEXT) AS name FROM information_schema.schemata \
+         WHERE schema_name LIKE $1",
+    )
+    .bind(format!("{prefix}\\_%"))
+    .fetch_all(&mut conn)
+    .await
+    else {
+        return;
+    };
+    let cutoff = now_ms() - STALE_SCHEMA_MS;
+    for row in rows {
+        let Ok(name) = row.try_get::<String, _>("name") else {
+            continue;
+        };
+        let created = name.rsplit('_').next().and_then(|t| t.parse::<i64>().ok());
+        let ours = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if ours && created.is_some_and(|t| t < cutoff) {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+    let _ = conn.close().await;
+}
