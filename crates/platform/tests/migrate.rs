@@ -8,14 +8,12 @@
 //! (e.g. `postgres://postgres@127.0.0.1:5432/test`), in a schema of its own; schemas left by
 //! earlier runs are dropped once they are stale.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use rollcall_platform::geo::{CoordinateSystem, Fence, Point};
 use rollcall_platform::store::migrate::{self, MigrateError, Options, Progress, Summary, TABLES};
 use rollcall_platform::store::sql::SqlStore;
+use rollcall_platform::store::test_db::TestDb;
 use rollcall_platform::store::*;
 use rollcall_protocol::ids::Secret;
-use sqlx::{Connection, Row};
 
 // --- fixtures ------------------------------------------------------------------------------
 
@@ -817,15 +815,14 @@ async fn a_non_empty_target_is_refused_unless_forced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_to_postgres_and_back() {
-    let Some(base) = std::env::var("ROLLCALL_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The target: a fresh schema (its URL names it, as an operator would), created here.
+    let db = TestDb::new("migrate", dir.path());
+    if !db.is_postgres() {
         eprintln!("ROLLCALL_TEST_DATABASE_URL not set: SQLite → PostgreSQL migration skipped");
         return;
-    };
-    drop_stale_schemas(&base).await;
-    let dir = tempfile::tempdir().expect("temp dir");
+    }
+    db.open().await.expect("create the schema").close().await;
     let from_url = sqlite_url(&dir, "embedded.db");
     let source = SqlStore::connect(&from_url).await.expect("source");
     populate(&source).await;
@@ -833,21 +830,7 @@ async fn sqlite_to_postgres_and_back() {
     check_populated(&before);
     source.close().await;
 
-    // The target: a fresh schema, named in the URL as an operator would.
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let schema = format!(
-        "migrate_{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        rollcall_platform::util::now_ms()
-    );
-    SqlStore::connect_with_schema(&base, &schema)
-        .await
-        .expect("create the schema")
-        .close()
-        .await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let to_url = format!("{base}{sep}options[search_path]={schema}");
+    let to_url = db.url.clone();
     let options = Options {
         force: false,
         batch_rows: 100,
@@ -858,9 +841,7 @@ async fn sqlite_to_postgres_and_back() {
     check_summary(&summary);
     assert_eq!(summary.target_backend, "postgres");
 
-    let target = SqlStore::connect_with_schema(&base, &schema)
-        .await
-        .expect("target");
+    let target = SqlStore::connect(&to_url).await.expect("target");
     assert_eq!(snapshot(&target).await, before);
 
     // And back again: PostgreSQL as the source.
@@ -877,50 +858,4 @@ async fn sqlite_to_postgres_and_back() {
 
     check_writable(&target).await;
     target.close().await;
-    drop_schema(&base, &schema).await;
-}
-
-/// Test schemas older than this are dropped by later runs.
-const STALE_SCHEMA_MS: i64 = 30 * 60 * 1000;
-
-/// Best effort: drops `migrate_*` schemas whose creation time (the name's last part) is old.
-async fn drop_stale_schemas(base: &str) {
-    sqlx::any::install_default_drivers();
-    let Ok(mut conn) = sqlx::AnyConnection::connect(base).await else {
-        return;
-    };
-    let Ok(rows) = sqlx::query(
-        "SELECT CAST(schema_name AS TEXT) AS name FROM information_schema.schemata \
-         WHERE schema_name LIKE 'migrate\\_%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    else {
-        return;
-    };
-    let cutoff = rollcall_platform::util::now_ms() - STALE_SCHEMA_MS;
-    for row in rows {
-        let Ok(name) = row.try_get::<String, _>("name") else {
-            continue;
-        };
-        let created = name.rsplit('_').next().and_then(|t| t.parse::<i64>().ok());
-        if created.is_some_and(|t| t < cutoff) {
-            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await;
-        }
-    }
-    let _ = conn.close().await;
-}
-
-/// Best effort: a leftover schema only costs disk, and a later run drops it.
-async fn drop_schema(base: &str, schema: &str) {
-    if let Ok(mut conn) = sqlx::AnyConnection::connect(base).await {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
-        let _ = conn.close().await;
-    }
 }

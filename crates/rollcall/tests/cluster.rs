@@ -1,7 +1,8 @@
 //! Two `rollcall serve` processes over one PostgreSQL database (issue 6): a command created
 //! through node B's admin API reaches a device connected to node A within 2 s (cross-node
 //! push over LISTEN/NOTIFY), and a record resent to node B after node A acknowledged it is
-//! stored once. Runs when `ROLLCALL_TEST_DATABASE_URL` is set; each run gets its own schema.
+//! stored once. Runs when `ROLLCALL_TEST_DATABASE_URL` is set, in a schema of its own
+//! (`TestDb`).
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::{ADMIN, Device, Server, admin_post, start_with, stored};
-use rollcall_platform::store::sql::SqlStore;
+use rollcall_platform::store::test_db::TestDb;
 use rollcall_protocol::envelope::{Command, Response};
 use rollcall_protocol::params::{self, SignInResponse};
 use rollcall_protocol::{ApiCode, Packet};
@@ -39,23 +40,19 @@ async fn next_command(device: &mut Device, within: Duration) -> Option<(Command,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_database() {
-    let Ok(base) = std::env::var("ROLLCALL_TEST_DATABASE_URL") else {
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new("cluster", db_dir.path());
+    if !db.is_postgres() {
         eprintln!("ROLLCALL_TEST_DATABASE_URL not set: the two-node test needs PostgreSQL");
         return;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let schema = format!("cluster_{}_{nanos}", std::process::id());
+    }
     // Creates the schema and applies the migrations once, before either node starts.
-    SqlStore::connect_with_schema(&base, &schema)
+    db.open()
         .await
         .expect("create the test schema")
         .close()
         .await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options[search_path]={schema}");
+    let url = db.url.clone();
 
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = node(dir_a.path(), &url, "1");
@@ -153,14 +150,5 @@ async fn two_nodes_share_one_database() {
     for n in [&mut a, &mut b] {
         n.child.kill().unwrap();
         let _ = n.child.wait();
-    }
-    // Both nodes are gone: nothing holds a lock in the schema any more.
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
     }
 }
