@@ -208,7 +208,7 @@ mod tests {
     }
 
     async fn store_with_device(sn: &str) -> crate::store::sql::SqlStore {
-        use crate::store::{Device, DeviceKind, Direction, Vendor};
+        use crate::store::Vendor;
         use rollcall_protocol::ids::Secret;
         let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
             .await
@@ -223,21 +223,7 @@ mod tests {
             created_at: 0,
         };
         store.create_vendor(&vendor).await.unwrap();
-        let device = Device {
-            sn: sn.into(),
-            vendor_id: 1,
-            project_id: None,
-            kind: DeviceKind::Face,
-            direction: Direction::Both,
-            name: None,
-            enabled: true,
-            firmware_version: None,
-            ip: None,
-            last_heartbeat_at: None,
-            person_count: None,
-            face_count: None,
-            created_at: 0,
-        };
+        let device = crate::services::devices::unbound(sn, 1);
         store.create_device(&device).await.unwrap();
         store
     }
