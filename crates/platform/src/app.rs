@@ -124,6 +124,7 @@ impl Platform {
         let app = Arc::new(App {
             signer: UrlSigner::new(url_key, public_url, settings.url_ttl_secs),
             registry: Arc::new(Registry::default()),
+            directory: Default::default(),
             presence: Presence::new(settings.offline_after_secs),
             tokens: Tokens::new(settings.token_idle_secs),
             limiter: RateLimiter::new(settings.rate_limit),

@@ -15,6 +15,7 @@
 //! - [`services`]: business rules (tasks, devices, workers, vendors, attendance, reconcile).
 //! - [`store`]: storage behind a trait; one portable SQL implementation, migrations per backend.
 //! - [`ingest`]: durable attendance ingest with group commit.
+//! - [`directory`]: a short-lived cache of the rows the authentication path reads.
 //! - [`presence`], [`tokens`], [`ratelimit`], [`registry`]: in-memory state of devices.
 //! - [`blobs`]: photo storage — segments for attendance photos, files for faces.
 //! - [`signed_url`], [`geo`], [`idcard`], [`photo`]: small domain rules.
@@ -26,6 +27,7 @@ pub mod app;
 pub mod blobs;
 pub mod cluster;
 pub mod config;
+pub mod directory;
 pub mod dispatch;
 pub mod error;
 pub mod gateway;

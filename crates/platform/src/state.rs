@@ -7,6 +7,7 @@ use rollcall_protocol::ids::Secret;
 
 use crate::blobs::{FileStore, SegmentStore};
 use crate::config::Settings;
+use crate::directory::Directory;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -30,6 +31,8 @@ pub struct App {
     pub files: FileStore,
     pub signer: UrlSigner,
     pub registry: Arc<Registry>,
+    /// Device, credential and vendor rows of the authentication path, cached briefly.
+    pub directory: Directory,
     pub presence: Presence,
     pub tokens: Tokens,
     /// Per-device budgets (429_01), spent after the token checks out.

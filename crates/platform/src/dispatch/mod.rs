@@ -206,7 +206,11 @@ fn encrypt(signer: &Signer, text: Option<String>) -> Result<Option<String>, Devi
 /// registered sn's vendor; for C_AUTH, the presented credential's when it is valid.
 async fn error_secret(app: &App, req: &Request, api: Option<ApiCode>) -> Option<String> {
     if api == Some(ApiCode::Auth) {
-        let cred = app.store.credential(&req.access_id).await.ok()??;
+        let cred = app
+            .directory
+            .credential(app.store.as_ref(), &req.access_id, now_ms())
+            .await
+            .ok()??;
         let valid =
             cred.revoked_at.is_none() && sign::matches(cred.access_key.expose(), &req.access_key);
         return valid.then(|| cred.access_secret.expose().to_owned());
@@ -279,7 +283,10 @@ async fn authenticate(
     now: i64,
     signer: &mut Signer,
 ) -> Result<Authed, DeviceError> {
-    let device = app.store.device(&req.sn).await?;
+    let device = app
+        .directory
+        .device(app.store.as_ref(), &req.sn, now)
+        .await?;
     match &device {
         None if !app.settings.auto_register => return Err(DeviceError::DeviceUnavailable),
         Some(d) if !d.enabled => return Err(DeviceError::DeviceUnavailable),
@@ -290,7 +297,10 @@ async fn authenticate(
         .validate(app.store.as_ref(), &req.token, now)
         .await?
         .ok_or(DeviceError::TokenNotFound)?;
-    let cred = app.store.credential(&owner.access_id).await?;
+    let cred = app
+        .directory
+        .credential(app.store.as_ref(), &owner.access_id, now)
+        .await?;
     if cred.as_ref().is_none_or(|c| c.revoked_at.is_some()) {
         return Err(DeviceError::CredentialsRevoked);
     }
@@ -299,8 +309,8 @@ async fn authenticate(
     }
     let device = device.ok_or(DeviceError::AuthFailed("token for an unknown device"))?;
     let vendor = app
-        .store
-        .vendor(device.vendor_id)
+        .directory
+        .vendor(app.store.as_ref(), device.vendor_id, now)
         .await?
         .ok_or(DeviceError::AuthFailed("device of an unknown vendor"))?;
     signer.secret = Some(vendor.access_secret.expose().to_owned());

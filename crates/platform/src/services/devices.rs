@@ -15,6 +15,7 @@ use crate::util::now_ms;
 /// Registers a device (sn unique across the platform); a bound one gets its roster.
 pub async fn register(app: &App, device: Device) -> StoreResult<Device> {
     app.store.create_device(&device).await?;
+    app.directory.forget_device(&device.sn);
     if let Some(project) = device.project_id {
         send_roster(app, &device.sn, project).await?;
     }
@@ -49,6 +50,7 @@ pub async fn update(app: &App, sn: &str, patch: &DevicePatch) -> StoreResult<Dev
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("device {sn}")))?;
     let after = app.store.update_device(sn, patch).await?;
+    app.directory.forget_device(sn);
     if before.project_id != after.project_id {
         match after.project_id {
             Some(project) => {

@@ -32,5 +32,6 @@ pub async fn rotate(app: &App, vendor_id: i64) -> StoreResult<Credential> {
         revoked_at: None,
     };
     app.store.rotate_credentials(vendor_id, &new).await?;
+    app.directory.forget_vendor(vendor_id);
     Ok(new)
 }
