@@ -291,23 +291,10 @@ pub fn persons_page(
           WHERE p.person_id > ?1 ORDER BY p.person_id LIMIT ?2",
     )?;
     let rows = stmt
-        .query_map(sql![after.unwrap_or(""), limit as i64, with_photos], |r| {
-            let format: Option<String> = r.get(4)?;
-            Ok(StoredPerson {
-                person_id: r.get(0)?,
-                name: r.get(1)?,
-                phone: r.get(2)?,
-                idcard_no: r.get(3)?,
-                face: match format {
-                    Some(format) => Some(StoredFace {
-                        format,
-                        sha256: r.get(5)?,
-                        photo: r.get(6)?,
-                    }),
-                    None => None,
-                },
-            })
-        })?
+        .query_map(
+            sql![after.unwrap_or(""), limit as i64, with_photos],
+            stored_person,
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
@@ -325,25 +312,28 @@ fn persons_page_exact(conn: &Connection, person_id: &str) -> StoreResult<Vec<Sto
           WHERE p.person_id = ?1",
     )?;
     let rows = stmt
-        .query_map([person_id], |r| {
-            let format: Option<String> = r.get(4)?;
-            Ok(StoredPerson {
-                person_id: r.get(0)?,
-                name: r.get(1)?,
-                phone: r.get(2)?,
-                idcard_no: r.get(3)?,
-                face: match format {
-                    Some(format) => Some(StoredFace {
-                        format,
-                        sha256: r.get(5)?,
-                        photo: r.get(6)?,
-                    }),
-                    None => None,
-                },
-            })
-        })?
+        .query_map([person_id], stored_person)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// A row of `person_id, name, phone, idcard_no, format, sha256, photo` (faces LEFT JOINed).
+fn stored_person(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPerson> {
+    let format: Option<String> = r.get(4)?;
+    Ok(StoredPerson {
+        person_id: r.get(0)?,
+        name: r.get(1)?,
+        phone: r.get(2)?,
+        idcard_no: r.get(3)?,
+        face: match format {
+            Some(format) => Some(StoredFace {
+                format,
+                sha256: r.get(5)?,
+                photo: r.get(6)?,
+            }),
+            None => None,
+        },
+    })
 }
 
 /// Up to `limit` person ids, in order, for choosing who signs in (simulators).
