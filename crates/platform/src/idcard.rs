@@ -152,6 +152,16 @@ pub fn mask(s: &str) -> String {
         .collect()
 }
 
+/// Appends the GB 11643 check character to 17 ASCII digits (fixtures, simulators);
+/// `None` if `first17` is not 17 ASCII digits.
+pub fn with_check_char(first17: &str) -> Option<String> {
+    let b = first17.as_bytes();
+    if b.len() != 17 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(format!("{first17}{}", char::from(check_char(b))))
+}
+
 /// The check character for 17 ASCII digits.
 fn check_char(first17: &[u8]) -> u8 {
     let sum: u32 = first17
@@ -186,6 +196,17 @@ fn valid_birth_date(yyyymmdd: u32, today: u32) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn with_check_char_completes_a_known_sample_and_refuses_non_digits() {
+        assert_eq!(
+            with_check_char("11010519491231002").as_deref(),
+            Some("11010519491231002X")
+        );
+        assert!(IdCardNo::parse(&with_check_char("33010219900101123").unwrap(), 20261128).is_ok());
+        assert_eq!(with_check_char("1101051949123100"), None);
+        assert_eq!(with_check_char("1101051949123100a"), None);
+    }
 
     const TODAY: u32 = 20_261_115;
 

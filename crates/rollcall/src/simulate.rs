@@ -337,18 +337,12 @@ async fn set_up(args: &SimulateArgs, sns: &[String]) -> Result<Credentials, SimE
 
 /// A valid ID-card number (GB 11643-1999) for serial `n`.
 pub(crate) fn idcard(n: u32) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
     let day = 1 + (n / 1000) % 28;
     let month = 1 + (n / 28_000) % 12;
     let year = 1960 + (n / 336_000) % 40;
     let first17 = format!("330106{year}{month:02}{day:02}{:03}", n % 1000);
-    let sum: u32 = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    format!("{first17}{}", char::from(CHECK[(sum % 11) as usize]))
+    // 17 digits by construction.
+    rollcall_platform::idcard::with_check_char(&first17).unwrap_or(first17)
 }
 
 /// Shared counters of the run.

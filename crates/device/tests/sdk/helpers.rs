@@ -296,18 +296,11 @@ fn next_serial() -> u32 {
 
 /// A valid ID-card number (GB 11643-1999), distinct per `n`.
 pub fn idcard(n: u32) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
     let day = 1 + (n / 1000) % 28;
     let month = 1 + (n / 28_000) % 12;
     let year = 1970 + (n / 336_000) % 30;
     let first17 = format!("330102{year}{month:02}{day:02}{:03}", n % 1000);
-    let sum: u32 = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    format!("{first17}{}", char::from(CHECK[(sum % 11) as usize]))
+    rollcall_platform::idcard::with_check_char(&first17).expect("17 digits")
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.

@@ -683,15 +683,7 @@ pub fn next_idcard_number() -> String {
 
 /// Appends the GB 11643 check character to 17 digits.
 pub fn idcard_with_check(first17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
-    assert_eq!(first17.len(), 17);
-    let sum: u32 = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    format!("{first17}{}", char::from(CHECK[(sum % 11) as usize]))
+    rollcall_platform::idcard::with_check_char(first17).expect("17 digits")
 }
 
 pub fn b64(bytes: &[u8]) -> String {
