@@ -102,6 +102,13 @@ impl Settings {
     }
 
     /// The public base URL, for a platform whose HTTP listener is bound to `bound`.
+    /// Whether the configured public URL is https (session cookies are then `Secure`).
+    pub fn public_url_is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
         if let Some(u) = &self.public_url {
             return u.trim_end_matches('/').to_owned();

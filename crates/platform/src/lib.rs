@@ -22,6 +22,7 @@
 //! - [`metrics`]: Prometheus metrics of one instance.
 //! - [`cluster`]: cross-node push over PostgreSQL LISTEN/NOTIFY.
 
+pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod blobs;

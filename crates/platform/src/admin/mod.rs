@@ -8,6 +8,7 @@
 //! (JSON bodies and query parameters whose errors are [`ApiError`]s) and [`openapi`] the
 //! OpenAPI 3.1 document, served without authentication at `/api/v1/openapi.json`.
 
+pub mod access;
 pub mod attendance;
 pub mod devices;
 pub mod error;
@@ -15,13 +16,14 @@ pub mod extract;
 pub mod openapi;
 pub mod projects;
 pub mod tasks;
+pub mod users;
 pub mod vendors;
 pub mod workers;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -39,9 +41,11 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(workers::routes(max_photo_bytes))
         .merge(tasks::routes())
         .merge(attendance::routes())
-        .route_layer(middleware::from_fn_with_state(app, require_admin))
-        // Added after the auth layer, so it needs no token.
+        .merge(users::routes())
+        .route_layer(middleware::from_fn_with_state(app, access::authenticate))
+        // Added after the auth layer, so they need no token.
         .route("/openapi.json", get(openapi::serve))
+        .merge(users::public_routes())
         .fallback(not_found);
     Router::new()
         .route("/healthz", get(healthz))
@@ -60,29 +64,10 @@ async fn not_found() -> ApiError {
     path = "/api/v1/session",
     operation_id = "getSession",
     tag = "session",
-    responses((status = 200, description = "The token is valid: `{\"role\": \"administrator\"}`", body = Object))
+    responses((status = 200, description = "The token is valid: `{\"role\": \"administrator\"}` (the caller's role)", body = Object))
 )]
-pub async fn session() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "role": "administrator" }))
-}
-
-async fn require_admin(
-    State(app): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !rollcall_protocol::sign::matches(app.admin_token.expose(), presented)
-        || presented.len() != app.admin_token.expose().len()
-    {
-        return Err(ApiError::Unauthorized);
-    }
-    Ok(next.run(req).await)
+pub async fn session(caller: access::Caller) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "role": caller.0.role() }))
 }
 
 async fn healthz(State(app): State<AppState>) -> Response {

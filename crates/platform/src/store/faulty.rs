@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
+use super::console::*;
 use super::{Store, StoreError, StoreResult, model::*};
 
 /// Wraps a store; see the module docs.
@@ -59,14 +60,14 @@ impl<S> FaultyStore<S> {
     }
 }
 
-/// Generates the delegating impl: `Read|Write fn name(args) -> ret;` per trait method.
+/// Generates a delegating impl of a trait: its non-failing items, then
+/// `Read|Write fn name(args) -> ret;` per async method.
 macro_rules! delegate {
-    ($($access:ident fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+    (impl $trait:ident { $($item:item)* }
+     $($access:ident fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
         #[async_trait]
-        impl<S: Store> Store for FaultyStore<S> {
-            fn backend(&self) -> &'static str {
-                self.inner.backend()
-            }
+        impl<S: Store> $trait for FaultyStore<S> {
+            $($item)*
 
             $(async fn $name(&self $(, $arg: $ty)*) -> $ret {
                 self.check(Access::$access)?;
@@ -77,6 +78,11 @@ macro_rules! delegate {
 }
 
 delegate! {
+    impl Store {
+        fn backend(&self) -> &'static str {
+            self.inner.backend()
+        }
+    }
     Read fn ping(&self) -> StoreResult<()>;
     Write fn announce_tasks(&self, sn: &str) -> StoreResult<()>;
 
@@ -138,4 +144,48 @@ delegate! {
     Write fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>>;
     Read fn attendance(&self, query: &AttendanceQuery) -> StoreResult<Vec<Attendance>>;
     Read fn attendance_record(&self, record_id: i64) -> StoreResult<Option<Attendance>>;
+}
+
+delegate! {
+    impl ConsoleStore {}
+    Write fn create_user(&self, user: &User) -> StoreResult<()>;
+    Read fn user(&self, id: i64) -> StoreResult<Option<User>>;
+    Read fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
+    Read fn users(&self) -> StoreResult<Vec<User>>;
+    Write fn update_user(&self, id: i64, patch: &UserPatch) -> StoreResult<User>;
+    Write fn set_user_projects(&self, user_id: i64, project_ids: &[i64]) -> StoreResult<()>;
+    Read fn user_projects(&self, user_id: i64) -> StoreResult<Vec<i64>>;
+
+    Write fn create_session(&self, session: &SessionRow) -> StoreResult<()>;
+    Read fn session(&self, token_hash: &str) -> StoreResult<Option<SessionRow>>;
+    Write fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    Write fn delete_user_sessions(&self, user_id: i64) -> StoreResult<()>;
+    Write fn delete_expired_sessions(&self, now: i64) -> StoreResult<u64>;
+    Write fn create_api_token(&self, token: &ApiTokenRow) -> StoreResult<()>;
+    Read fn api_token(&self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>>;
+    Read fn api_tokens(&self, user_id: i64) -> StoreResult<Vec<ApiTokenRow>>;
+    Write fn touch_api_token(&self, id: i64, now: i64) -> StoreResult<()>;
+    Write fn revoke_api_token(&self, user_id: i64, id: i64, now: i64) -> StoreResult<bool>;
+
+    Write fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    Read fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+
+    Write fn create_team(&self, team: &Team) -> StoreResult<()>;
+    Read fn team(&self, id: i64) -> StoreResult<Option<Team>>;
+    Read fn teams(&self, project_id: i64) -> StoreResult<Vec<Team>>;
+    Read fn members(&self, project_id: i64) -> StoreResult<Vec<Member>>;
+    Read fn memberships(&self, person_id: i64) -> StoreResult<Vec<Member>>;
+    Write fn set_member_details(&self, project_id: i64, person_id: i64, team_id: Option<i64>,
+        trade: Option<&str>) -> StoreResult<bool>;
+    Read fn workers_in_projects(&self, project_ids: &[i64], after: Option<i64>, limit: u32)
+        -> StoreResult<Vec<Worker>>;
+
+    Write fn blacklist_worker(&self, entry: &BlacklistEntry) -> StoreResult<()>;
+    Write fn unblacklist_worker(&self, person_id: i64) -> StoreResult<bool>;
+    Read fn blacklist_entry(&self, person_id: i64) -> StoreResult<Option<BlacklistEntry>>;
+    Read fn blacklist(&self) -> StoreResult<Vec<BlacklistEntry>>;
+
+    Write fn create_firmware(&self, firmware: &Firmware) -> StoreResult<()>;
+    Read fn firmware(&self, id: i64) -> StoreResult<Option<Firmware>>;
+    Read fn firmwares(&self) -> StoreResult<Vec<Firmware>>;
 }

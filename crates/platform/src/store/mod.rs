@@ -7,6 +7,7 @@
 //! settings, and services never see which one runs. [`faulty::FaultyStore`] wraps any store
 //! to inject faults in tests (500_01).
 
+pub mod console;
 pub mod faulty;
 pub mod migrate;
 pub mod model;
@@ -15,6 +16,7 @@ pub mod test_db;
 
 use async_trait::async_trait;
 
+pub use console::ConsoleStore;
 pub use model::*;
 
 /// A storage failure. Services map it to `500_01` (device API) or a 500 (admin API) and log
@@ -46,7 +48,7 @@ pub const TASK_CHANNEL: &str = "rollcall_tasks";
 
 /// Everything the platform keeps durably.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ConsoleStore {
     /// Which backend this is ("sqlite", "postgres"), for logs and health.
     fn backend(&self) -> &'static str;
     /// Cheap liveness probe for `/healthz`.

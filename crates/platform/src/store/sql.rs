@@ -27,6 +27,8 @@
 //! sign-in survives power loss (one fsync of the WAL per commit, amortised by the group commit
 //! of [`Store::insert_attendance`]).
 
+mod console;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -105,16 +107,30 @@ const SQLITE_PRAGMAS: [&str; 4] = [
 ];
 
 /// `(version, description, sql)` of each migration, per backend (`NNNN_description.sql`).
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "console",
+        include_str!("../../migrations/sqlite/0002_console.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "console",
+        include_str!("../../migrations/postgres/0002_console.sql"),
+    ),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
