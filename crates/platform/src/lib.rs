@@ -47,6 +47,7 @@ pub mod state;
 pub mod store;
 pub mod tokens;
 pub mod util;
+pub mod validate;
 
 pub use app::{Listeners, Platform, StartupError};
 pub use config::Settings;

@@ -4,12 +4,15 @@
 
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::error::ApiError;
 use super::extract::QueryParams;
+use crate::accounts::Scope;
+use crate::accounts::audit::AuditNote;
 use crate::state::{App, AppState};
 use crate::store::{Attendance, AttendanceQuery, Direction};
 use crate::util::now_ms;
@@ -143,9 +146,26 @@ fn query(q: &QueryParams) -> Result<AttendanceQuery, ApiError> {
 )]
 pub async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     q: QueryParams,
-) -> Result<Json<AttendancePage>, ApiError> {
+) -> Result<(Extension<AuditNote>, Json<AttendancePage>), ApiError> {
     let mut query = query(&q)?;
+    // A project manager reads the records of their projects only: of the project asked
+    // for, or of their one project.
+    if let Scope::Projects(ids) = caller.0.scope() {
+        match query.project_id {
+            Some(p) if ids.contains(&p) => {}
+            Some(p) => return Err(ApiError::NotFound(format!("项目 {p}"))),
+            None if ids.len() == 1 => query.project_id = ids.first().copied(),
+            None => {
+                return Err(ApiError::invalid_field(
+                    "invalid_query",
+                    "projectId",
+                    "管理多个项目时须指定 projectId",
+                ));
+            }
+        }
+    }
     let limit = query.limit;
     // One more than asked tells whether there is a next page (up to the store's cap).
     query.limit = (limit + 1).min(MAX_PAGE);
@@ -159,13 +179,17 @@ pub async fn list(
     };
     let now = now_ms();
     let app: &App = &app;
-    Ok(Json(AttendancePage {
-        records: rows
-            .into_iter()
-            .map(|r| attendance_view(r, |key| app.file_url(key, now)))
-            .collect(),
-        next_cursor,
-    }))
+    let note = AuditNote(format!("读取考勤记录 {} 条", rows.len()));
+    Ok((
+        Extension(note),
+        Json(AttendancePage {
+            records: rows
+                .into_iter()
+                .map(|r| attendance_view(r, |key| app.file_url(key, now)))
+                .collect(),
+            next_cursor,
+        }),
+    ))
 }
 
 #[cfg(test)]

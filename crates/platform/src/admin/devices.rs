@@ -16,8 +16,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, echo, optional_text, parse_id};
+use crate::accounts::Scope;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, DeviceKind, DevicePatch, Direction, StoreError};
@@ -197,11 +199,17 @@ async fn expected(app: &App, project: Option<i64>) -> Result<i64, ApiError> {
 }
 
 /// A device by the sn in a path, or 404.
-pub async fn device_or_404(app: &App, sn: &str) -> Result<Device, ApiError> {
-    app.store
+/// A device by the sn in a path, or 404 — also for a device outside the caller's scope.
+pub async fn device_or_404(app: &App, caller: &Caller, sn: &str) -> Result<Device, ApiError> {
+    let device = app
+        .store
         .device(sn)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("设备 {}", echo(sn))))
+        .ok_or_else(|| ApiError::NotFound(format!("设备 {}", echo(sn))))?;
+    caller
+        .require_device(&device)
+        .map_err(|_| ApiError::NotFound(format!("设备 {}", echo(sn))))?;
+    Ok(device)
 }
 
 fn check_sn(sn: &str) -> Result<String, ApiError> {
@@ -246,9 +254,10 @@ fn direction(value: &str) -> Result<Direction, ApiError> {
 }
 
 /// A project id that must name an existing project (422 otherwise).
-async fn existing_project(app: &App, raw: &str) -> Result<i64, ApiError> {
+async fn existing_project(app: &App, caller: &Caller, raw: &str) -> Result<i64, ApiError> {
     let id = parse_id("projectId", raw)?;
-    if app.store.project(id).await?.is_none() {
+    // A project outside the caller's scope reads as unknown.
+    if !caller.0.sees_project(id) || app.store.project(id).await?.is_none() {
         return Err(ApiError::invalid_field(
             "unknown_project",
             "projectId",
@@ -273,6 +282,7 @@ async fn existing_project(app: &App, raw: &str) -> Result<i64, ApiError> {
 )]
 pub async fn create(
     State(app): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<CreateDevice>,
 ) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
     let sn = check_sn(&body.sn)?;
@@ -291,7 +301,16 @@ pub async fn create(
         ));
     }
     let project_id = match body.project_id.as_deref().map(str::trim) {
-        Some(p) if !p.is_empty() => Some(existing_project(&app, p).await?),
+        Some(p) if !p.is_empty() => Some(existing_project(&app, &caller, p).await?),
+        // A project manager's device must land in one of their projects, or they would
+        // lose sight of it.
+        _ if caller.0.scope() != Scope::All => {
+            return Err(ApiError::invalid_field(
+                "invalid_field",
+                "projectId",
+                "项目管理员登记设备时须选择项目（projectId）",
+            ));
+        }
         _ => None,
     };
     let exists = || {
@@ -339,10 +358,11 @@ pub async fn create(
 )]
 pub async fn update(
     State(app): State<AppState>,
+    caller: Caller,
     Path(sn): Path<String>,
     ApiJson(body): ApiJson<PatchDevice>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    device_or_404(&app, &sn).await?;
+    device_or_404(&app, &caller, &sn).await?;
     let mut patch = DevicePatch {
         kind: body.kind.as_deref().map(kind).transpose()?,
         direction: body.direction.as_deref().map(direction).transpose()?,
@@ -355,9 +375,17 @@ pub async fn update(
             .transpose()?
             .filter(|t| !t.trim().is_empty());
         patch.project_id = Some(match text {
-            // `null` (or "") unbinds.
+            // `null` (or "") unbinds — an administrator's decision: an unbound device is
+            // outside every project manager's scope.
+            None if caller.0.scope() != Scope::All => {
+                return Err(ApiError::invalid_field(
+                    "invalid_field",
+                    "projectId",
+                    "项目管理员不能解绑设备",
+                ));
+            }
             None => None,
-            Some(t) => Some(existing_project(&app, t.trim()).await?),
+            Some(t) => Some(existing_project(&app, &caller, t.trim()).await?),
         });
     }
     if let Some(name) = body.name {
@@ -399,9 +427,10 @@ fn value_text(field: &str, v: &serde_json::Value) -> Result<String, ApiError> {
 )]
 pub async fn show(
     State(app): State<AppState>,
+    caller: Caller,
     Path(sn): Path<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    let device = device_or_404(&app, &sn).await?;
+    let device = device_or_404(&app, &caller, &sn).await?;
     let expected = expected(&app, device.project_id).await?;
     Ok(Json(device_view(&app, &device, expected, now_ms())))
 }
@@ -420,10 +449,12 @@ pub async fn show(
 )]
 pub async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     q: QueryParams,
 ) -> Result<Json<DeviceList>, ApiError> {
     let project = q.id("projectId")?;
-    let devices = app.store.devices(project).await?;
+    let mut devices = app.store.devices(project).await?;
+    devices.retain(|d| caller.0.sees_device(d));
     let mut rosters: HashMap<i64, i64> = HashMap::new();
     let now = now_ms();
     let mut out = Vec::with_capacity(devices.len());
@@ -461,11 +492,12 @@ pub async fn list(
 )]
 pub async fn presence(
     State(app): State<AppState>,
+    caller: Caller,
     Path(sn): Path<String>,
     q: QueryParams,
 ) -> Result<Json<PresenceHistory>, ApiError> {
     let limit = q.limit(100, 1000)?;
-    let device = device_or_404(&app, &sn).await?;
+    let device = device_or_404(&app, &caller, &sn).await?;
     let history = app.store.presence_history(&device.sn, limit).await?;
     Ok(Json(PresenceHistory {
         online: services::devices::is_online(&app, &device, now_ms()),
@@ -498,9 +530,10 @@ pub async fn presence(
 )]
 pub async fn persons(
     State(app): State<AppState>,
+    caller: Caller,
     Path(sn): Path<String>,
 ) -> Result<Json<PersonSyncList>, ApiError> {
-    let device = device_or_404(&app, &sn).await?;
+    let device = device_or_404(&app, &caller, &sn).await?;
     let rows = app.store.person_sync(&device.sn).await?;
     Ok(Json(PersonSyncList {
         sn: device.sn,

@@ -75,6 +75,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::validate::FieldError> for ApiError {
+    fn from(e: crate::validate::FieldError) -> Self {
+        ApiError::invalid_field(e.code, &e.field, e.message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, extra) = match self {

@@ -221,15 +221,7 @@ pub fn echo(s: &str) -> String {
 
 /// A required text field: trimmed, not empty, at most `max` characters.
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::invalid_field(
-            "invalid_field",
-            field,
-            format!("字段 {field} 不能为空"),
-        ));
-    }
-    optional_text(field, Some(v), max).map(|v| v.unwrap_or_default())
+    Ok(crate::validate::required_text(field, value, max)?)
 }
 
 /// An optional text field: trimmed, empty counts as absent, at most `max` characters.
@@ -238,24 +230,7 @@ pub fn optional_text(
     value: Option<&str>,
     max: usize,
 ) -> Result<Option<String>, ApiError> {
-    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if v.chars().count() > max {
-        return Err(ApiError::invalid_field(
-            "invalid_field",
-            field,
-            format!("字段 {field} 过长，最多 {max} 个字符"),
-        ));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            "invalid_field",
-            field,
-            format!("字段 {field} 不能包含控制字符"),
-        ));
-    }
-    Ok(Some(v.to_owned()))
+    Ok(crate::validate::optional_text(field, value, max)?)
 }
 
 /// Epoch milliseconds (an optionally signed integer) or an RFC 3339 date-time.

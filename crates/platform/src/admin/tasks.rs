@@ -15,6 +15,7 @@ use rollcall_protocol::params::{self, FirmwareInfo, PostDevicePersonTaskParam};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::devices::device_or_404;
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, echo, id_value, path_id};
@@ -320,10 +321,11 @@ fn unsupported(apicode: &str) -> ApiError {
 )]
 pub async fn create(
     State(app): State<AppState>,
+    caller: Caller,
     Path(sn): Path<String>,
     ApiJson(body): ApiJson<CreateTask>,
 ) -> Result<(StatusCode, Json<TaskView>), ApiError> {
-    let device = device_or_404(&app, &sn).await?;
+    let device = device_or_404(&app, &caller, &sn).await?;
     let apicode = body.apicode.trim();
     let api = apicode
         .parse::<ApiCode>()
@@ -356,11 +358,12 @@ pub async fn create(
 )]
 pub async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     Path(sn): Path<String>,
     q: QueryParams,
 ) -> Result<Json<TaskList>, ApiError> {
     let limit = q.limit(100, 1000)?;
-    let device = device_or_404(&app, &sn).await?;
+    let device = device_or_404(&app, &caller, &sn).await?;
     let rows = app.store.tasks_of_device(&device.sn, limit).await?;
     let now = crate::util::now_ms();
     let mut tasks = Vec::with_capacity(rows.len());
@@ -389,9 +392,10 @@ pub async fn list(
 )]
 pub async fn reconciliation(
     State(app): State<AppState>,
+    caller: Caller,
     Path((sn, taskid)): Path<(String, String)>,
 ) -> Result<Json<Reconciliation>, ApiError> {
-    let device = device_or_404(&app, &sn).await?;
+    let device = device_or_404(&app, &caller, &sn).await?;
     let id = path_id("任务", &taskid)?;
     let task = app
         .store

@@ -9,19 +9,23 @@
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::error::ApiError;
-use super::extract::{ApiJson, QueryParams, echo, optional_text, path_id, required_text};
-use crate::idcard::{self, Gender, IdCardNo};
-use crate::photo;
+use super::extract::{ApiJson, QueryParams, echo, path_id};
+use crate::accounts::Scope;
+use crate::accounts::audit::AuditNote;
+use crate::idcard;
 use crate::services;
+use crate::services::workers::{EnrolError, Enrolment};
 use crate::state::{App, AppState};
-use crate::store::{StoreError, Worker};
-use crate::util::{now_ms, today_beijing};
+use crate::store::Worker;
+use crate::store::console::Member;
+use crate::util::now_ms;
 
 /// Default and largest page of `GET /workers`.
 const DEFAULT_PAGE: u32 = 100;
@@ -42,6 +46,11 @@ pub fn routes(max_photo_bytes: usize) -> Router<AppState> {
                 .get(list),
         )
         .route("/workers/{person_id}", get(show))
+        .route(
+            "/workers/{person_id}/blacklist",
+            post(blacklist).delete(unblacklist),
+        )
+        .route("/blacklist", get(list_blacklist))
 }
 
 /// `POST /workers`.
@@ -63,6 +72,15 @@ pub struct CreateWorker {
     /// The face photo, base64 (JPEG or PNG, at most `max_photo_bytes`, default 400 KB); a
     /// `data:image/...;base64,` prefix is accepted.
     pub face_photo: String,
+    /// The project the worker starts in (进场); required of project managers.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Their team (班组) in that project.
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// Their trade (工种) in that project, e.g. 钢筋工.
+    #[serde(default)]
+    pub trade: Option<String>,
 }
 
 /// A worker as the admin API shows it: the ID-card number masked, the face as a signed URL.
@@ -159,24 +177,9 @@ fn worker_exists(person_id: i64) -> ApiError {
 )]
 pub async fn create(
     State(app): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<CreateWorker>,
 ) -> Result<(StatusCode, Json<WorkerView>), ApiError> {
-    let now = now_ms();
-    let id = IdCardNo::parse(body.idcard_no.trim(), today_beijing(now))
-        .map_err(|e| ApiError::invalid_field("invalid_idcard", "idcardNo", e.to_string()))?;
-    let name = required_text("name", &body.name, 64)?;
-    let gender = optional_text("gender", body.gender.as_deref(), 8)?.or_else(|| {
-        Some(
-            match id.gender() {
-                Gender::Male => "男",
-                Gender::Female => "女",
-            }
-            .to_owned(),
-        )
-    });
-    let nation = optional_text("nation", body.nation.as_deref(), 32)?;
-    let address = optional_text("address", body.address.as_deref(), 200)?;
-    let phone = optional_text("phone", body.phone.as_deref(), 32)?;
     if body.face_photo.trim().is_empty() {
         return Err(ApiError::invalid_field(
             "invalid_photo",
@@ -184,56 +187,56 @@ pub async fn create(
             "字段 facePhoto 不能为空",
         ));
     }
-    let bytes = decode_photo(&body.face_photo).ok_or_else(|| {
+    let photo = decode_photo(&body.face_photo).ok_or_else(|| {
         ApiError::invalid_field(
             "invalid_photo",
             "facePhoto",
             "字段 facePhoto 不是有效的 Base64",
         )
     })?;
-    let info = photo::inspect(&bytes, app.settings.max_photo_bytes).map_err(|e| {
-        ApiError::invalid_field("invalid_photo", "facePhoto", format!("字段 facePhoto：{e}"))
-    })?;
-
-    if let Some(existing) = app.store.worker_by_idcard(id.as_str()).await? {
-        return Err(worker_exists(existing.person_id));
-    }
-    let person_id = app.ids.next();
-    let face_key = services::workers::store_face(&app, person_id, &bytes, info)
-        .await
-        .map_err(|e| ApiError::Internal(format!("storing a face photo: {e}")))?;
-    let worker = Worker {
-        person_id,
-        idcard_no: id.as_str().to_owned(),
-        name,
-        gender,
-        nation,
-        address,
-        phone,
-        face_key: Some(face_key.clone()),
-        created_at: now,
-        updated_at: now,
+    let project_id = body
+        .project_id
+        .as_deref()
+        .map(|p| super::extract::parse_id("projectId", p))
+        .transpose()?;
+    let team_id = body
+        .team_id
+        .as_deref()
+        .map(|t| super::extract::parse_id("teamId", t))
+        .transpose()?;
+    let enrolment = Enrolment {
+        idcard_no: body.idcard_no,
+        name: body.name,
+        gender: body.gender,
+        nation: body.nation,
+        address: body.address,
+        phone: body.phone,
+        photo,
+        project_id,
+        team_id,
+        trade: body.trade,
     };
-    match services::workers::create(&app, &worker).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            // Lost a race with another enrolment of the same number.
-            if let Err(e) = app.files.delete(&face_key).await {
-                tracing::warn!(error = %e, "removing an orphan face photo failed");
-            }
-            return match app.store.worker_by_idcard(id.as_str()).await? {
-                Some(existing) => Err(worker_exists(existing.person_id)),
-                None => Err(ApiError::Conflict {
-                    code: "worker_exists",
-                    message: "该身份证号的工人已存在".to_owned(),
-                    extra: serde_json::Map::new(),
-                }),
-            };
+    let worker = services::workers::enrol(&app, &caller.0, enrolment)
+        .await
+        .map_err(enrol_error)?;
+    Ok((StatusCode::CREATED, Json(view(&app, &worker, now_ms()))))
+}
+
+/// The API's answer to a refused enrolment.
+pub fn enrol_error(e: EnrolError) -> ApiError {
+    match e {
+        EnrolError::Field(f) => f.into(),
+        EnrolError::Exists { person_id } => worker_exists(person_id),
+        EnrolError::Forbidden => ApiError::Forbidden,
+        EnrolError::Blacklisted { person_id } => ApiError::Conflict {
+            code: "worker_blacklisted",
+            message: "该工人在黑名单中".to_owned(),
+            extra: serde_json::Map::new(),
         }
-        Err(e) => return Err(e.into()),
+        .with("personId", serde_json::Value::from(person_id.to_string())),
+        EnrolError::Store(e) => e.into(),
+        EnrolError::Io(e) => ApiError::Internal(format!("storing a face photo: {e}")),
     }
-    tracing::info!(person = person_id, idcard = %id, "worker enrolled");
-    Ok((StatusCode::CREATED, Json(view(&app, &worker, now))))
 }
 
 /// List workers in person-id order (ID-card numbers masked).
@@ -253,11 +256,15 @@ pub async fn create(
 )]
 pub async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     q: QueryParams,
-) -> Result<Json<WorkerPage>, ApiError> {
+) -> Result<(Extension<AuditNote>, Json<WorkerPage>), ApiError> {
     let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let after = q.id("cursor")?;
-    let mut rows = app.store.workers(after, limit + 1).await?;
+    let mut rows = match caller.0.scope() {
+        Scope::All => app.store.workers(after, limit + 1).await?,
+        Scope::Projects(ids) => app.store.workers_in_projects(ids, after, limit + 1).await?,
+    };
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|w| w.person_id.to_string())
@@ -265,10 +272,14 @@ pub async fn list(
         None
     };
     let now = now_ms();
-    Ok(Json(WorkerPage {
-        workers: rows.iter().map(|w| view(&app, w, now)).collect(),
-        next_cursor,
-    }))
+    let note = AuditNote(format!("读取工人列表 {} 人", rows.len()));
+    Ok((
+        Extension(note),
+        Json(WorkerPage {
+            workers: rows.iter().map(|w| view(&app, w, now)).collect(),
+            next_cursor,
+        }),
+    ))
 }
 
 /// One worker (ID-card number masked, signed face URL).
@@ -285,15 +296,193 @@ pub async fn list(
 )]
 pub async fn show(
     State(app): State<AppState>,
+    caller: Caller,
     Path(person_id): Path<String>,
-) -> Result<Json<WorkerView>, ApiError> {
-    let id = path_id("工人", &person_id)?;
-    let worker = app
-        .store
-        .worker(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("工人 {}", echo(&person_id))))?;
-    Ok(Json(view(&app, &worker, now_ms())))
+) -> Result<Json<WorkerDetail>, ApiError> {
+    let (worker, memberships) = visible_worker(&app, &caller, &person_id).await?;
+    let blacklist = app.store.blacklist_entry(worker.person_id).await?;
+    Ok(Json(WorkerDetail {
+        worker: view(&app, &worker, now_ms()),
+        projects: memberships
+            .iter()
+            .filter(|m| caller.0.sees_project(m.project_id))
+            .map(membership_view)
+            .collect(),
+        blacklisted: blacklist.is_some(),
+        blacklist_reason: blacklist.map(|b| b.reason),
+    }))
+}
+
+/// A worker the caller may see (404 otherwise, without revealing whether they exist), with
+/// their memberships.
+pub async fn visible_worker(
+    app: &App,
+    caller: &Caller,
+    person_id: &str,
+) -> Result<(Worker, Vec<Member>), ApiError> {
+    let not_found = || ApiError::NotFound(format!("工人 {}", echo(person_id)));
+    let id = path_id("工人", person_id)?;
+    let worker = app.store.worker(id).await?.ok_or_else(not_found)?;
+    let memberships = app.store.memberships(id).await?;
+    let projects: Vec<i64> = memberships.iter().map(|m| m.project_id).collect();
+    if !caller.0.sees_member_of(&projects) {
+        return Err(not_found());
+    }
+    Ok((worker, memberships))
+}
+
+fn membership_view(m: &Member) -> MembershipView {
+    MembershipView {
+        project_id: m.project_id.to_string(),
+        status: m.status.clone(),
+        team_id: m.team_id.map(|t| t.to_string()),
+        trade: m.trade.clone(),
+        joined_at: m.joined_at,
+        exited_at: m.exited_at,
+    }
+}
+
+/// `POST /workers/{personId}/blacklist`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BlacklistBody {
+    /// Why (shown to administrators).
+    pub reason: String,
+}
+
+/// Puts a worker on the platform-wide blacklist (administrators): they leave every roster,
+/// every device of their projects deletes them (T_DEL_DEVICE_PERSON), and no project can
+/// take them until they are removed from the list.
+#[utoipa::path(
+    post,
+    operation_id = "blacklistWorker",
+    path = "/api/v1/workers/{personId}/blacklist",
+    tag = "workers",
+    params(("personId" = String, Path, description = "Person id")),
+    request_body = BlacklistBody,
+    responses(
+        (status = 204, description = "Listed"),
+        (status = 403, description = "Not an administrator", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn blacklist(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(person_id): Path<String>,
+    ApiJson(body): ApiJson<BlacklistBody>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let (worker, _) = visible_worker(&app, &caller, &person_id).await?;
+    let reason = super::extract::required_text("reason", &body.reason, 200)?;
+    services::workers::blacklist(&app, worker.person_id, &reason, caller.0.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes a worker off the blacklist (administrators): their active memberships count again
+/// and the devices of those projects get them back.
+#[utoipa::path(
+    delete,
+    operation_id = "unblacklistWorker",
+    path = "/api/v1/workers/{personId}/blacklist",
+    tag = "workers",
+    params(("personId" = String, Path, description = "Person id")),
+    responses(
+        (status = 204, description = "Removed from the list"),
+        (status = 404, description = "Not on the list", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn unblacklist(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(person_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let (worker, _) = visible_worker(&app, &caller, &person_id).await?;
+    if services::workers::unblacklist(&app, worker.person_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "黑名单中的工人 {}",
+            worker.person_id
+        )))
+    }
+}
+
+/// The blacklist (administrators and auditors).
+#[utoipa::path(
+    get,
+    operation_id = "listBlacklist",
+    path = "/api/v1/blacklist",
+    tag = "workers",
+    responses((status = 200, description = "OK", body = BlacklistPage))
+)]
+pub async fn list_blacklist(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<(Extension<AuditNote>, Json<BlacklistPage>), ApiError> {
+    if caller.0.scope() != Scope::All {
+        return Err(ApiError::Forbidden);
+    }
+    let entries = app.store.blacklist().await?;
+    let ids: Vec<i64> = entries.iter().map(|e| e.person_id).collect();
+    let workers = app.store.workers_by_ids(&ids).await?;
+    let now = now_ms();
+    let rows = entries
+        .into_iter()
+        .filter_map(|e| {
+            let w = workers.iter().find(|w| w.person_id == e.person_id)?;
+            Some(BlacklistView {
+                worker: view(&app, w, now),
+                reason: e.reason,
+                created_by: e.created_by,
+                created_at: e.created_at,
+            })
+        })
+        .collect::<Vec<_>>();
+    Ok((
+        Extension(AuditNote(format!("读取黑名单 {} 人", rows.len()))),
+        Json(BlacklistPage { workers: rows }),
+    ))
+}
+
+/// A worker with their projects (those the caller sees) and blacklist state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerDetail {
+    #[serde(flatten)]
+    pub worker: WorkerView,
+    pub projects: Vec<MembershipView>,
+    pub blacklisted: bool,
+    pub blacklist_reason: Option<String>,
+}
+
+/// A worker's membership of a project.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipView {
+    pub project_id: String,
+    /// `active` (进场) or `exited` (退场).
+    pub status: String,
+    pub team_id: Option<String>,
+    pub trade: Option<String>,
+    pub joined_at: i64,
+    pub exited_at: Option<i64>,
+}
+
+/// A blacklisted worker.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlacklistView {
+    pub worker: WorkerView,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// `GET /blacklist`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlacklistPage {
+    pub workers: Vec<BlacklistView>,
 }
 
 #[cfg(test)]

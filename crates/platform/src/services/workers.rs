@@ -6,10 +6,171 @@
 use rollcall_protocol::ApiCode;
 use sha2::{Digest, Sha256};
 
-use crate::photo::PhotoInfo;
+use crate::accounts::Principal;
+use crate::idcard::{Gender, IdCardNo};
+use crate::photo::{self, PhotoInfo};
 use crate::services::tasks;
 use crate::state::App;
-use crate::store::{StoreResult, Worker};
+use crate::store::{StoreError, StoreResult, Worker};
+use crate::util::{now_ms, today_beijing};
+use crate::validate::{FieldError, optional_text, required_text};
+
+/// What an enrolment form or `POST /workers` gives: the person, their face, and optionally
+/// the project they start in (required of project managers), with team and trade.
+#[derive(Debug, Clone, Default)]
+pub struct Enrolment {
+    pub idcard_no: String,
+    pub name: String,
+    pub gender: Option<String>,
+    pub nation: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub photo: Vec<u8>,
+    pub project_id: Option<i64>,
+    pub team_id: Option<i64>,
+    pub trade: Option<String>,
+}
+
+/// Why an enrolment was refused. Field errors name the field as `POST /workers` spells it.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("该身份证号的工人已存在")]
+    Exists { person_id: i64 },
+    /// The project is outside the caller's scope (or they may not change anything).
+    #[error("无权在该项目登记工人")]
+    Forbidden,
+    #[error("该工人在黑名单中，不能进场")]
+    Blacklisted { person_id: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("storing a face photo: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Enrols a worker: checks every field (ID number by GB 11643, the face photo's format,
+/// size and face rules), stores the photo and the worker, and — with a project — makes them
+/// an active member with team and trade, which sends them to every device of the project.
+pub async fn enrol(app: &App, by: &Principal, e: Enrolment) -> Result<Worker, EnrolError> {
+    if !by.can_write() {
+        return Err(EnrolError::Forbidden);
+    }
+    let now = now_ms();
+    // The project first: a project manager may only enrol into their own projects.
+    match e.project_id {
+        Some(project) => {
+            if !by.sees_project(project) {
+                return Err(EnrolError::Forbidden);
+            }
+            if app.store.project(project).await?.is_none() {
+                return Err(FieldError::new(
+                    "unknown_project",
+                    "projectId",
+                    format!("项目 {project} 不存在"),
+                )
+                .into());
+            }
+        }
+        None if by.scope() != crate::accounts::Scope::All => {
+            return Err(FieldError::new(
+                "invalid_field",
+                "projectId",
+                "项目管理员登记工人时须选择项目（projectId）",
+            )
+            .into());
+        }
+        None => {}
+    }
+    if let Some(team) = e.team_id {
+        let ok = app
+            .store
+            .team(team)
+            .await?
+            .is_some_and(|t| Some(t.project_id) == e.project_id);
+        if !ok {
+            return Err(FieldError::new(
+                "unknown_team",
+                "teamId",
+                format!("班组 {team} 不属于所选项目"),
+            )
+            .into());
+        }
+    }
+    let id = IdCardNo::parse(e.idcard_no.trim(), today_beijing(now))
+        .map_err(|err| FieldError::new("invalid_idcard", "idcardNo", err.to_string()))?;
+    let name = required_text("name", &e.name, 64)?;
+    let gender = optional_text("gender", e.gender.as_deref(), 8)?.or_else(|| {
+        Some(
+            match id.gender() {
+                Gender::Male => "男",
+                Gender::Female => "女",
+            }
+            .to_owned(),
+        )
+    });
+    let nation = optional_text("nation", e.nation.as_deref(), 32)?;
+    let address = optional_text("address", e.address.as_deref(), 200)?;
+    let phone = optional_text("phone", e.phone.as_deref(), 32)?;
+    let trade = optional_text("trade", e.trade.as_deref(), 32)?;
+    if e.photo.is_empty() {
+        return Err(
+            FieldError::new("invalid_photo", "facePhoto", "字段 facePhoto 不能为空").into(),
+        );
+    }
+    let info = photo::inspect(&e.photo, app.settings.max_photo_bytes).map_err(|err| {
+        FieldError::new(
+            "invalid_photo",
+            "facePhoto",
+            format!("字段 facePhoto：{err}"),
+        )
+    })?;
+
+    if let Some(existing) = app.store.worker_by_idcard(id.as_str()).await? {
+        return Err(EnrolError::Exists {
+            person_id: existing.person_id,
+        });
+    }
+    let person_id = app.ids.next();
+    let face_key = store_face(app, person_id, &e.photo, info).await?;
+    let worker = Worker {
+        person_id,
+        idcard_no: id.as_str().to_owned(),
+        name,
+        gender,
+        nation,
+        address,
+        phone,
+        face_key: Some(face_key.clone()),
+        created_at: now,
+        updated_at: now,
+    };
+    match create(app, &worker).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            // Lost a race with another enrolment of the same number.
+            if let Err(err) = app.files.delete(&face_key).await {
+                tracing::warn!(error = %err, "removing an orphan face photo failed");
+            }
+            let existing = app.store.worker_by_idcard(id.as_str()).await?;
+            return Err(EnrolError::Exists {
+                person_id: existing.map_or(0, |w| w.person_id),
+            });
+        }
+        Err(err) => return Err(err.into()),
+    }
+    tracing::info!(person = person_id, idcard = %id, "worker enrolled");
+    if let Some(project) = e.project_id {
+        app.store
+            .add_project_workers(project, &[person_id], now)
+            .await?;
+        app.store
+            .set_member_details(project, person_id, e.team_id, trade.as_deref())
+            .await?;
+        join_project(app, project, &[person_id]).await?;
+    }
+    Ok(worker)
+}
 
 /// Stores a face photo and returns its file key.
 pub async fn store_face(
@@ -75,4 +236,60 @@ pub async fn leave_project(app: &App, project_id: i64, person_id: i64) -> StoreR
         .await?;
     }
     Ok(true)
+}
+
+/// Puts a worker on the blacklist: off every roster at once, and every device of their
+/// active projects deletes them.
+pub async fn blacklist(app: &App, person_id: i64, reason: &str, by: &str) -> StoreResult<()> {
+    let entry = crate::store::console::BlacklistEntry {
+        person_id,
+        reason: reason.to_owned(),
+        created_by: by.to_owned(),
+        created_at: now_ms(),
+    };
+    app.store.blacklist_worker(&entry).await?;
+    let param = format!("{{\"personIds\":[\"{person_id}\"]}}");
+    for m in app.store.memberships(person_id).await? {
+        if m.status != "active" {
+            continue;
+        }
+        for device in app.store.devices(Some(m.project_id)).await? {
+            tasks::create(
+                app,
+                &device.sn,
+                ApiCode::DelDevicePerson,
+                param.clone(),
+                vec![person_id],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes a worker off the blacklist; the devices of their active projects get them back.
+/// `false` if they were not listed.
+pub async fn unblacklist(app: &App, person_id: i64) -> StoreResult<bool> {
+    if !app.store.unblacklist_worker(person_id).await? {
+        return Ok(false);
+    }
+    for m in app.store.memberships(person_id).await? {
+        if m.status == "active" {
+            for device in app.store.devices(Some(m.project_id)).await? {
+                tasks::enqueue_update(app, &device.sn, &[person_id]).await?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Those of `person_ids` who are on the blacklist.
+pub async fn blacklisted_among(app: &App, person_ids: &[i64]) -> StoreResult<Vec<i64>> {
+    let mut listed = Vec::new();
+    for &p in person_ids {
+        if app.store.blacklist_entry(p).await?.is_some() {
+            listed.push(p);
+        }
+    }
+    Ok(listed)
 }
