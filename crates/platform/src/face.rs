@@ -49,7 +49,7 @@
 //! `Mutex<detector>` nor a pool can be shared between threads without `unsafe`. [`FaceChecker`]
 //! instead parses the model once (`rustface::Model` is `Send + Sync`) and builds a fresh
 //! detector per call from a clone of it. The clone copies about 1.2 MB of weights: measured
-//! 1–11 ms, against about 0.3 s to parse the model and 0.6–0.8 s for a whole check (same debug
+//! 0.8–11 ms, against 0.09–0.3 s to parse the model and about 0.6 s for a whole check (same debug
 //! build, see below) — so a per-call detector costs at most 2 % of a check and buys fully parallel
 //! checks with no lock, where a `Mutex` would serialise every upload behind one detector. The
 //! checker is `Send + Sync`; share it as `Arc<FaceChecker>`. `rustface` (default `rayon`
@@ -59,13 +59,15 @@
 //! **Blocking**: a check decodes and scans a picture — hundreds of milliseconds of CPU. Call it
 //! from `tokio::task::spawn_blocking`, never directly on an async worker.
 //!
-//! Measured on the 2-core build machine while three other workspaces were compiling (load
-//! average about 10), debug test profile — dependencies at `opt-level = 1`, this crate at 0 — so
+//! Measured on the 2-core build machine while other workspaces were compiling (load average
+//! 10–12), debug test profile — dependencies at `opt-level = 1`, this crate at 0 — so
 //! an upper bound; an idle machine and a release build are faster:
 //! `cargo test -p rollcall-platform --lib face::tests::check_time -- --ignored --nocapture`
-//! → `portrait_ok.jpg` (360×420, 24 KB, scanned at 274×320): **0.57–0.79 s per check** (decode,
-//! detect and rules; mean of 20 checks, two runs), model parse 0.26–0.32 s, model clone 1–11 ms
-//! (four runs; the figures move with the load).
+//! → `portrait_ok.jpg` (360×420, 24 KB, scanned at 274×320): **0.58 s per check** (decode,
+//! detect and rules; mean of 20 checks), model parse 88 ms, model clone 0.8 ms (load average 11
+//! during the run). Earlier runs of the same test (same source and profile, in a scratch crate
+//! while the workspace built): 0.57–0.79 s per check, parse 0.26–0.32 s, clone 1–11 ms — the
+//! figures move with the load.
 //!
 //! Bounds: rustface 0.1.7 computes `scaled_width - 40` in `u32` for every pyramid level; if
 //! float rounding makes a level 39 px wide, that underflows (a panic in debug, an out-of-bounds
