@@ -31,6 +31,7 @@ pub mod config;
 pub mod directory;
 pub mod dispatch;
 pub mod error;
+pub mod face;
 pub mod gateway;
 pub mod geo;
 pub mod http;
