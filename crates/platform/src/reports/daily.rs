@@ -315,7 +315,7 @@ mod tests {
                     Some(h) => {
                         let (a, b) = (d.first_in_ms.unwrap(), d.last_out_ms.unwrap());
                         prop_assert!(a < b);
-                        prop_assert!(h >= 0.0 && h <= 24.0);
+                        prop_assert!((0.0..=24.0).contains(&h));
                         prop_assert!((h - (b - a) as f64 / 3_600_000.0).abs() <= 0.05 + 1e-9);
                         prop_assert!(d.punches >= 2);
                     }
