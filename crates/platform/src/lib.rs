@@ -42,6 +42,8 @@ pub mod photo;
 pub mod presence;
 pub mod ratelimit;
 pub mod registry;
+pub mod reports;
+pub mod roster_import;
 pub mod services;
 pub mod signed_url;
 pub mod state;
