@@ -9,7 +9,8 @@
 //! - [`config`]: typed settings and their defaults.
 //! - [`state`]: the explicit state every handler gets.
 //! - [`gateway`]: the TCP gateway — one task per connection, pipelined, push.
-//! - [`http`]: the HTTP router — device API, signed files; [`admin`]: the admin REST API.
+//! - [`http`]: the HTTP router — device API, signed files; [`admin`]: the admin REST API;
+//!   [`console`]: the web console.
 //! - [`dispatch`]: the request pipeline shared by TCP and HTTP, one module per interface.
 //! - [`error`]: device-layer errors and their one mapping onto wire codes.
 //! - [`services`]: business rules (tasks, devices, workers, vendors, attendance, reconcile).
@@ -28,6 +29,7 @@ pub mod app;
 pub mod blobs;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod dispatch;
 pub mod error;

@@ -14,5 +14,10 @@ pub fn router(app: AppState) -> Router {
         .merge(device::routes())
         .merge(files::routes())
         .merge(crate::admin::routes(app.clone()))
+        .merge(crate::console::routes(app.clone()))
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .with_state(app)
 }

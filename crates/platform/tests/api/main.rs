@@ -5,6 +5,7 @@
 
 mod auth;
 mod collect;
+mod console;
 mod durability;
 mod errors;
 mod framing;
