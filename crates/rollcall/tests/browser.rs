@@ -1,0 +1,465 @@
+//! The console in a real browser: headless Chromium driven over WebDriver (chromedriver),
+//! against a real platform (HTTP and TCP gateway on port 0) and a simulated gate running the
+//! device SDK.
+//!
+//! Manager A signs in, enrols a worker with a face photo through the upload form; the gate
+//! (bound to A's project) receives the worker pushed by the platform; the gate signs the
+//! worker in and the record shows on A's attendance page with its photo. Manager B, of
+//! another project, signs in and neither sees the worker in the list nor opens their page
+//! (404). Nothing sleeps: every wait polls a condition against a deadline.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use rollcall_device::{AttendanceRecord, Credentials, Device, DeviceConfig, DeviceEvent};
+use rollcall_platform::store::Store;
+use rollcall_platform::store::test_db::TestDb;
+use rollcall_platform::{Listeners, Platform, Settings};
+use rollcall_protocol::ids::Secret;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const ADMIN_TOKEN: &str = "browser-test-admin-token-3c8e1f";
+const PASSWORD: &str = "Browser-Test-2026";
+/// A real face photo (NASA's public-domain astronaut portrait), as the API tests use.
+const FACE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../platform/tests/data/face1.jpg"
+);
+/// The longest any single step may take.
+const STEP: Duration = Duration::from_secs(20);
+const CHROME_FLAGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// A chromedriver child process, killed (and reaped) on drop.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    /// Starts chromedriver on a free port and waits until its `/status` says ready.
+    async fn start() -> ChromeDriver {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists(),
+            "{CHROMEDRIVER} is missing: apt-get install chromium chromium-driver (.ci/run does)"
+        );
+        // A free port: bind port 0 and release it for chromedriver.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chromedriver");
+        let driver = ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let status = format!("{}/status", driver.url);
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Ok(r) = http.get(&status).send().await
+                && let Ok(v) = r.json::<Value>().await
+                && v["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not get ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        driver
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "args": CHROME_FLAGS.iter().chain(["--window-size=1280,900"].iter()).collect::<Vec<_>>() }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A platform in this process on port 0, with its own data directory.
+struct TestPlatform {
+    base: String,
+    tcp: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPlatform {
+    async fn start() -> TestPlatform {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDb::new("browser", dir.path());
+        let store: Arc<dyn Store> = Arc::new(db.open().await.expect("open the test database"));
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
+        let http_addr = http.local_addr().expect("http addr");
+        let tcp_addr = tcp.local_addr().expect("tcp addr");
+        let settings = Settings {
+            data_dir: dir.path().to_owned(),
+            database_url: Some(db.url.clone()),
+            admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            flush_interval_ms: 50,
+            ..Settings::default()
+        };
+        let base = settings.public_url_for(http_addr);
+        let platform = Platform::build_with_store(settings, &base, store)
+            .await
+            .expect("platform builds");
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(platform.run(Listeners { http, tcp }, async move {
+            let _ = rx.await;
+        }));
+        TestPlatform {
+            base,
+            tcp: tcp_addr,
+            shutdown: Some(tx),
+            _db: db,
+            _dir: dir,
+        }
+    }
+
+    /// An admin API call with the root token; the answer's JSON.
+    async fn admin(&self, path: &str, body: Value) -> Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin API");
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "POST {path}: {status} {v}");
+        v
+    }
+}
+
+impl Drop for TestPlatform {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_owned()
+}
+
+/// Signs in through the form and waits for the dashboard.
+async fn sign_in(b: &Client, base: &str, username: &str) {
+    b.goto(&format!("{base}/console/login"))
+        .await
+        .expect("login page");
+    b.find(Locator::Id("username"))
+        .await
+        .expect("username")
+        .send_keys(username)
+        .await
+        .expect("type");
+    b.find(Locator::Id("password"))
+        .await
+        .expect("password")
+        .send_keys(PASSWORD)
+        .await
+        .expect("type");
+    b.find(Locator::Id("login"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    b.wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("online-count"))
+        .await
+        .expect("the dashboard after signing in");
+}
+
+/// Reloads `url` until `css` matches an element (the page is server-rendered: new state
+/// shows on reload), or fails after [`STEP`].
+async fn reload_until(
+    b: &Client,
+    url: &str,
+    css: &str,
+    what: &str,
+) -> fantoccini::elements::Element {
+    let deadline = Instant::now() + STEP;
+    loop {
+        b.goto(url).await.expect("navigate");
+        if let Ok(e) = b.find(Locator::Css(css)).await {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_enrols_a_worker_who_signs_in_at_the_gate() {
+    let started = Instant::now();
+    let driver = ChromeDriver::start().await;
+    let platform = TestPlatform::start().await;
+    let base = platform.base.clone();
+
+    // Set-up through the admin API with the root token.
+    let vendor = platform
+        .admin("/vendors", json!({"name": "闸机厂商"}))
+        .await;
+    let a = text(
+        &platform
+            .admin("/projects", json!({"name": "西溪项目"}))
+            .await,
+        "id",
+    );
+    let b_project = text(
+        &platform
+            .admin("/projects", json!({"name": "滨江项目"}))
+            .await,
+        "id",
+    );
+    for (user, project) in [("manager_a", &a), ("manager_b", &b_project)] {
+        platform
+            .admin(
+                "/users",
+                json!({"username": user, "displayName": user, "password": PASSWORD, "role": "project_manager", "projectIds": [project]}),
+            )
+            .await;
+    }
+    let sn = "GATE-A-01";
+    platform
+        .admin(
+            "/devices",
+            json!({"sn": sn, "vendorId": text(&vendor, "id"), "projectId": a, "kind": "gate", "direction": "in"}),
+        )
+        .await;
+
+    // The gate: the device SDK, authenticated over the TCP gateway.
+    let device_dir = tempfile::tempdir().expect("device dir");
+    let creds = Credentials::new(
+        text(&vendor, "accessId"),
+        text(&vendor, "accessKey"),
+        text(&vendor, "accessSecret"),
+    );
+    let mut device = Device::open(DeviceConfig::new(
+        sn,
+        creds,
+        platform.tcp.to_string(),
+        base.as_str(),
+        device_dir.path(),
+    ))
+    .expect("open the device");
+    let mut events = device.subscribe();
+    let gate = device.handle();
+    let (stop_device, stop_rx) = oneshot::channel::<()>();
+    let device_run = tokio::spawn(device.run(async move {
+        let _ = stop_rx.await;
+    }));
+    let (acked_tx, mut acked_rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if let DeviceEvent::Acked { record_id, .. } = e {
+                let _ = acked_tx.send(record_id);
+            }
+        }
+    });
+
+    let browser = driver.browser().await;
+    let setup = started.elapsed();
+
+    // Manager A enrols a worker with a photo.
+    sign_in(&browser, &base, "manager_a").await;
+    browser
+        .goto(&format!("{base}/console/workers/new"))
+        .await
+        .expect("enrolment form");
+    let form = [
+        (
+            "idcard_no",
+            rollcall_platform::idcard::with_check_char("33010619850612041").expect("17 digits"),
+        ),
+        ("name", "张建国".to_owned()),
+        ("phone", "13800138000".to_owned()),
+        ("trade", "钢筋工".to_owned()),
+    ];
+    for (field, value) in &form {
+        browser
+            .find(Locator::Id(field))
+            .await
+            .expect("a form field")
+            .send_keys(value)
+            .await
+            .expect("type");
+    }
+    let face = std::fs::canonicalize(FACE).expect("the face photo");
+    browser
+        .find(Locator::Id("photo"))
+        .await
+        .expect("the photo field")
+        .send_keys(&face.display().to_string())
+        .await
+        .expect("choose the photo");
+    browser
+        .find(Locator::Id("enrol"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("submit");
+    let person_id = browser
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("person-id"))
+        .await
+        .expect("the new worker's page")
+        .text()
+        .await
+        .expect("person id");
+    let person_id = person_id.trim().to_owned();
+    assert!(person_id.parse::<i64>().is_ok(), "person id {person_id}");
+    browser
+        .find(Locator::Id("face"))
+        .await
+        .expect("the face photo is shown");
+
+    // The platform pushes the worker to the gate, which downloads the person and the face.
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Ok(Some(p)) = gate.person(&person_id).await
+            && p.face.is_some()
+        {
+            assert_eq!(p.name, "张建国");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gate never received the worker"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // …and the device page shows the sync state the gate reported.
+    let row = reload_until(
+        &browser,
+        &format!("{base}/console/devices/{sn}"),
+        &format!("#sync tr[data-person='{person_id}']"),
+        "the device's sync report",
+    )
+    .await;
+    assert!(row.text().await.expect("row").contains("已同步"));
+
+    // The worker signs in at the gate; the record reaches the attendance page.
+    let now = rollcall_device::http::now_ms();
+    gate.enqueue(AttendanceRecord::face(
+        person_id.clone(),
+        now,
+        Some(rollcall_device::photo::sample::SMALL_JPEG.to_vec()),
+    ))
+    .await
+    .expect("enqueue a sign-in");
+    tokio::time::timeout(STEP, acked_rx.recv())
+        .await
+        .expect("the platform acknowledges the record")
+        .expect("an ack");
+    let record = reload_until(
+        &browser,
+        &format!("{base}/console/attendance"),
+        &format!("#attendance tr[data-person='{person_id}']"),
+        "the record on the attendance page",
+    )
+    .await;
+    assert!(record.text().await.expect("row").contains("张建国"));
+    record
+        .find(Locator::Css("img.thumb"))
+        .await
+        .expect("the record's photo");
+
+    // Manager B (another project) neither lists nor opens the worker.
+    browser
+        .find(Locator::Css("nav.main form button"))
+        .await
+        .expect("sign out")
+        .click()
+        .await
+        .expect("sign out");
+    browser
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("login"))
+        .await
+        .expect("the sign-in form after signing out");
+    sign_in(&browser, &base, "manager_b").await;
+    browser
+        .goto(&format!("{base}/console/workers"))
+        .await
+        .expect("workers");
+    browser
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("workers"))
+        .await
+        .expect("the list");
+    assert!(
+        browser
+            .find(Locator::Css(&format!("tr[data-person='{person_id}']")))
+            .await
+            .is_err(),
+        "manager B sees A's worker"
+    );
+    browser
+        .goto(&format!("{base}/console/workers/{person_id}"))
+        .await
+        .expect("worker page");
+    let body = browser.source().await.expect("page source");
+    assert!(body.contains("错误代码 404"), "manager B opened A's worker");
+    let status = reqwest::Client::new()
+        .get(format!("{base}/console/workers/{person_id}"))
+        .send()
+        .await
+        .expect("get");
+    // Without the browser's cookie it is the sign-in redirect (followed): never the worker.
+    assert!(!status.text().await.unwrap_or_default().contains("张建国"));
+
+    browser.close().await.expect("close the browser");
+    let _ = stop_device.send(());
+    let _ = tokio::time::timeout(STEP, device_run).await;
+    eprintln!(
+        "browser test: set-up {:.1?}, total {:.1?}",
+        setup,
+        started.elapsed()
+    );
+    drop(driver);
+}
