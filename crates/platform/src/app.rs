@@ -121,7 +121,15 @@ impl Platform {
             Arc::clone(&metrics),
             settings.ingest_batch_max,
         );
+        let faces = if settings.face_rules {
+            let checker = crate::face::FaceChecker::new(settings.max_photo_bytes)
+                .map_err(|e| StartupError::PhotoStore(format!("face detector model: {e}")))?;
+            Some(Arc::new(checker))
+        } else {
+            None
+        };
         let app = Arc::new(App {
+            faces,
             signer: UrlSigner::new(url_key, public_url, settings.url_ttl_secs),
             registry: Arc::new(Registry::default()),
             directory: Default::default(),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod projects;
+pub mod reports;
 pub mod tasks;
 pub mod users;
 pub mod vendors;
@@ -42,6 +43,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(tasks::routes())
         .merge(attendance::routes())
         .merge(users::routes())
+        .merge(reports::routes())
         .route_layer(middleware::from_fn_with_state(app, access::authenticate))
         // Added after the auth layer, so they need no token.
         .route("/openapi.json", get(openapi::serve))
