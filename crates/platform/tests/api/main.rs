@@ -3,6 +3,7 @@
 //!
 //! One binary, one module per area; the harness is in `helpers`.
 
+mod access;
 mod auth;
 mod collect;
 mod durability;
