@@ -19,3 +19,4 @@ mod precedence;
 mod presence;
 mod sign_in;
 mod tasks;
+mod workforce;
