@@ -49,6 +49,9 @@ pub struct Settings {
     pub ingest_batch_max: usize,
     /// Distinguishes nodes sharing one database in generated ids (0..1023); random if unset.
     pub node_id: Option<u16>,
+    /// Check enrolment face photos with the face detector (one face, ≥ 128×128 px, ≥ 1/3 of
+    /// the picture — DEVICES.md). Off only for load tests with synthetic photos.
+    pub face_rules: bool,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             flush_interval_ms: 1000,
             ingest_batch_max: 512,
             node_id: None,
+            face_rules: true,
         }
     }
 }

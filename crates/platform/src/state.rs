@@ -29,6 +29,8 @@ pub struct App {
     pub segments: Arc<SegmentStore>,
     /// Face photos and firmware packages (one file per key).
     pub files: FileStore,
+    /// The face detector of the enrolment photo rules; `None` when `face_rules` is off.
+    pub faces: Option<Arc<crate::face::FaceChecker>>,
     pub signer: UrlSigner,
     pub registry: Arc<Registry>,
     /// Device, credential and vendor rows of the authentication path, cached briefly.

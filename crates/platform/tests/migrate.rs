@@ -406,6 +406,117 @@ async fn populate(store: &SqlStore) {
         let inserted = store.insert_attendance(batch).await.expect("attendance");
         assert!(inserted.iter().all(|r| !r.duplicate));
     }
+    populate_console(store).await;
+}
+
+/// The console's tables: users with projects, a session, a token, audit lines, a team with
+/// members, the blacklist and a firmware package.
+async fn populate_console(store: &SqlStore) {
+    use rollcall_platform::store::console::*;
+    for (id, role) in [(1, Role::Administrator), (2, Role::ProjectManager)] {
+        store
+            .create_user(&User {
+                id,
+                username: format!("user{id}"),
+                display_name: format!("用户{id}"),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                role,
+                disabled: id == 3,
+                created_at: NOW,
+            })
+            .await
+            .expect("user");
+    }
+    store
+        .set_user_projects(2, &PROJECTS[..2])
+        .await
+        .expect("user projects");
+    store
+        .create_session(&SessionRow {
+            token_hash: "a".repeat(64),
+            user_id: 2,
+            csrf: "c".repeat(64),
+            created_at: NOW,
+            expires_at: NOW + 1000,
+        })
+        .await
+        .expect("session");
+    store
+        .create_api_token(&ApiTokenRow {
+            id: 1,
+            user_id: 1,
+            name: "对接".into(),
+            token_hash: "b".repeat(64),
+            created_at: NOW,
+            last_used_at: Some(NOW + 5),
+            revoked_at: None,
+        })
+        .await
+        .expect("api token");
+    for id in 1..=3 {
+        store
+            .append_audit(&AuditEntry {
+                id,
+                at: NOW + id,
+                actor: "user1".into(),
+                user_id: Some(1),
+                action: "POST /api/v1/workers".into(),
+                target: "/api/v1/workers".into(),
+                detail: (id == 2).then(|| "读取工人列表 3 人".to_owned()),
+                ip: Some("127.0.0.1".into()),
+            })
+            .await
+            .expect("audit");
+    }
+    store
+        .create_team(&Team {
+            id: 1,
+            project_id: PROJECTS[0],
+            name: "钢筋班".into(),
+            leader: Some("王班长".into()),
+            created_at: NOW,
+        })
+        .await
+        .expect("team");
+    let member = store.members(PROJECTS[0]).await.expect("members")[0].person_id;
+    assert!(
+        store
+            .set_member_details(PROJECTS[0], member, Some(1), Some("钢筋工"))
+            .await
+            .expect("member")
+    );
+    // A worker active in no project, so that no roster of the story changes.
+    let mut loner = None;
+    for i in 0..WORKERS {
+        let memberships = store.memberships(person(i)).await.expect("memberships");
+        if memberships.iter().all(|m| m.status != "active") {
+            loner = Some(person(i));
+            break;
+        }
+    }
+    store
+        .blacklist_worker(&BlacklistEntry {
+            person_id: loner.expect("a worker active in no project"),
+            reason: "违规".into(),
+            created_by: "user1".into(),
+            created_at: NOW,
+        })
+        .await
+        .expect("blacklist");
+    store
+        .create_firmware(&Firmware {
+            id: 1,
+            vendor_id: 1,
+            kind: "face".into(),
+            version: "2.0.1".into(),
+            file_key: "firmware/1/fw.bin".into(),
+            sha256: "d".repeat(64),
+            size: 1024,
+            notes: None,
+            created_at: NOW,
+        })
+        .await
+        .expect("firmware");
 }
 
 /// Everything the platform can read through the [`Store`] trait.

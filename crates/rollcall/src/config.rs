@@ -105,6 +105,7 @@ rate_limit = "20/s burst 100"     # per device, never applied to C_SIGN_IN; "off
 flush_interval_ms = 1000          # heartbeat state and token use written behind
 ingest_batch_max = 512            # most sign-ins per group commit
 # node_id = 1                     # 0..1023, distinct per node sharing a database
+face_rules = true                 # enrolment photos: one face, >= 128x128 px, >= 1/3 of the picture
 "#;
 
 #[cfg(test)]

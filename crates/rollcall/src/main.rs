@@ -115,6 +115,10 @@ async fn serve(settings: Settings) -> Result<(), ServeError> {
         // Printed once, on the start that generated it; it is kept in the data dir.
         println!("管理员令牌 / admin token (shown once): {token}");
     }
+    if let Some(password) = &platform.generated_admin_password {
+        // The console's first account; change the password after signing in.
+        println!("控制台账号 / console user: admin  密码 / password (shown once): {password}");
+    }
     println!("Rollcall 已启动 / started");
     println!("  设备 TCP / device TCP:   {tcp_addr}");
     println!("  设备 HTTP / device HTTP: {public_url}/device/api");

@@ -13,8 +13,10 @@ pub mod attendance;
 pub mod devices;
 pub mod error;
 pub mod extract;
+pub mod firmware;
 pub mod openapi;
 pub mod projects;
+pub mod reports;
 pub mod tasks;
 pub mod users;
 pub mod vendors;
@@ -42,6 +44,8 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(tasks::routes())
         .merge(attendance::routes())
         .merge(users::routes())
+        .merge(reports::routes())
+        .merge(firmware::routes())
         .route_layer(middleware::from_fn_with_state(app, access::authenticate))
         // Added after the auth layer, so they need no token.
         .route("/openapi.json", get(openapi::serve))

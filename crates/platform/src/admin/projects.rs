@@ -511,11 +511,11 @@ pub async fn update_member(
     let team = match body.team_id.as_deref() {
         Some(raw) => {
             let team = parse_id("teamId", raw)?;
-            if !app
+            if app
                 .store
                 .team(team)
                 .await?
-                .is_some_and(|t| t.project_id == project.id)
+                .is_none_or(|t| t.project_id != project.id)
             {
                 return Err(ApiError::invalid_field(
                     "unknown_team",

@@ -28,16 +28,10 @@ const MS_PER_TENTH_HOUR: i64 = 360_000;
 /// Beijing time: a fixed UTC+8 offset all year.
 const BEIJING: Offset = Offset::constant(8);
 
-/// The configured direction of the device that took a punch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// An entrance device: its punches are candidates for "first in".
-    In,
-    /// An exit device: its punches are candidates for "last out".
-    Out,
-    /// A device used both ways: its punches are used when no directed punch exists.
-    Both,
-}
+/// The configured direction of the device that took a punch (the store's own type): an
+/// entrance's punches are candidates for "first in", an exit's for "last out", and a
+/// two-way device's are used when no directed punch exists.
+pub use crate::store::Direction;
 
 /// One attendance record, reduced to what the daily rule needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +65,14 @@ pub struct DaySummary {
 pub fn beijing_date(at_ms: i64) -> Option<Date> {
     let ts = jiff::Timestamp::from_millisecond(at_ms).ok()?;
     Some(BEIJING.to_datetime(ts).date())
+}
+
+/// The first millisecond of a Beijing calendar day; `None` outside the range `jiff` supports.
+pub fn beijing_day_start_ms(day: Date) -> Option<i64> {
+    let ts = BEIJING
+        .to_timestamp(day.to_datetime(jiff::civil::Time::midnight()))
+        .ok()?;
+    Some(ts.as_millisecond())
 }
 
 /// Running extremes of one person's day.

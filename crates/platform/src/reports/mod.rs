@@ -10,7 +10,7 @@
 pub mod daily;
 pub mod monthly;
 
-pub use daily::{DaySummary, Direction, Punch, beijing_date, summarize};
+pub use daily::{DaySummary, Direction, Punch, beijing_date, beijing_day_start_ms, summarize};
 pub use monthly::{
     DayCell, LEGEND, MonthlySheet, ProjectMonth, SINGLE_PUNCH_MARK, WorkerMonth, month_days,
     write_monthly,

@@ -5,7 +5,9 @@
 
 pub mod attendance;
 pub mod devices;
+pub mod import;
 pub mod reconcile;
+pub mod reports;
 pub mod tasks;
 pub mod vendors;
 pub mod workers;

@@ -125,14 +125,15 @@ pub async fn enrol(app: &App, by: &Principal, e: Enrolment) -> Result<Worker, En
             format!("字段 facePhoto：{err}"),
         )
     })?;
-
     if let Some(existing) = app.store.worker_by_idcard(id.as_str()).await? {
         return Err(EnrolError::Exists {
             person_id: existing.person_id,
         });
     }
+    let photo = std::sync::Arc::new(e.photo);
+    check_face(app, &photo).await?;
     let person_id = app.ids.next();
-    let face_key = store_face(app, person_id, &e.photo, info).await?;
+    let face_key = store_face(app, person_id, &photo, info).await?;
     let worker = Worker {
         person_id,
         idcard_no: id.as_str().to_owned(),
@@ -236,6 +237,32 @@ pub async fn leave_project(app: &App, project_id: i64, person_id: i64) -> StoreR
         .await?;
     }
     Ok(true)
+}
+
+/// Applies the face rules (DEVICES.md) to an enrolment photo, on the blocking pool: the
+/// detector takes a good part of a second of CPU.
+pub async fn check_face(app: &App, photo: &std::sync::Arc<Vec<u8>>) -> Result<(), FieldError> {
+    let Some(checker) = app.faces.clone() else {
+        return Ok(());
+    };
+    let bytes = photo.clone();
+    let verdict = tokio::task::spawn_blocking(move || checker.check(&bytes)).await;
+    match verdict {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(FieldError::new(
+            e.code(),
+            "facePhoto",
+            format!("字段 facePhoto：{e}"),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "the face detector failed");
+            Err(FieldError::new(
+                "undecodable",
+                "facePhoto",
+                "字段 facePhoto：无法检测人脸",
+            ))
+        }
+    }
 }
 
 /// Puts a worker on the blacklist: off every roster at once, and every device of their

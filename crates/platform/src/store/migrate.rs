@@ -68,6 +68,14 @@ pub const TABLES: &[Table] = &[
     table("person_sync", "sn, person_id"),
     table("reconcile_pages", "taskid, page"),
     table("attendance", "record_id"),
+    table("users", "id"),
+    table("user_projects", "user_id, project_id"),
+    table("sessions", "token_hash"),
+    table("api_tokens", "id"),
+    table("audit_log", "id"),
+    table("teams", "id"),
+    table("blacklist", "person_id"),
+    table("firmware", "id"),
 ];
 
 const fn table(name: &'static str, key: &'static str) -> Table {
@@ -900,8 +908,14 @@ fn db(side: Side, table: &'static str) -> impl Fn(sqlx::Error) -> MigrateError {
 mod tests {
     use super::*;
 
-    const SQLITE: &str = include_str!("../../migrations/sqlite/0001_init.sql");
-    const POSTGRES: &str = include_str!("../../migrations/postgres/0001_init.sql");
+    const SQLITE: &str = concat!(
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/sqlite/0002_console.sql")
+    );
+    const POSTGRES: &str = concat!(
+        include_str!("../../migrations/postgres/0001_init.sql"),
+        include_str!("../../migrations/postgres/0002_console.sql")
+    );
 
     /// `(table, tables it references)` in declaration order.
     fn declared(sql: &str) -> Vec<(String, Vec<String>)> {

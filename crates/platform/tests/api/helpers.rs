@@ -194,10 +194,73 @@ impl TestApp {
 
     /// The admin API client (bearer token set).
     pub fn admin(&self) -> Admin {
+        self.api_as(ADMIN_TOKEN)
+    }
+
+    /// The admin API with another bearer token (a personal `rcp_` token).
+    pub fn api_as(&self, token: &str) -> Admin {
         Admin {
             http: self.http.clone(),
             base: format!("{}/api/v1", self.base_url),
+            token: token.to_owned(),
         }
+    }
+
+    /// Signs in (`POST /api/v1/login`): the `Cookie` header value and the CSRF token.
+    pub async fn login(&self, username: &str, password: &str) -> (String, String) {
+        let login = self
+            .http
+            .post(format!("{}/api/v1/login", self.base_url))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(login.status(), 200, "login of {username}");
+        let cookie = login
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let csrf = login.json::<Value>().await.expect("login body")["csrfToken"]
+            .as_str()
+            .expect("csrf")
+            .to_owned();
+        (cookie, csrf)
+    }
+
+    /// A console user with a personal API token (`POST /users`, `POST /login`,
+    /// `POST /me/tokens`): returns the user id and the API as that user.
+    pub async fn user(&self, username: &str, role: &str, projects: &[&str]) -> (String, Admin) {
+        let created = self
+            .admin()
+            .post(
+                "/users",
+                &json!({"username": username, "password": "密码-12345678", "role": role,
+                        "projectIds": projects}),
+            )
+            .await
+            .expect(201);
+        let (cookie, csrf) = self.login(username, "密码-12345678").await;
+        let token = self
+            .http
+            .post(format!("{}/api/v1/me/tokens", self.base_url))
+            .header("cookie", cookie)
+            .header("x-csrf-token", csrf)
+            .json(&json!({"name": "测试"}))
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(token.status(), 201);
+        let token = token.json::<Value>().await.expect("token body")["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        (
+            created["id"].as_str().expect("id").to_owned(),
+            self.api_as(&token),
+        )
     }
 
     // --- fixtures, through the admin API ---------------------------------------------------
@@ -430,6 +493,7 @@ impl Drop for TestApp {
 pub struct Admin {
     http: reqwest::Client,
     base: String,
+    token: String,
 }
 
 /// An admin API answer: status and JSON body.
@@ -450,7 +514,7 @@ impl ApiResponse {
 impl Admin {
     async fn send(&self, req: reqwest::RequestBuilder) -> ApiResponse {
         let r = req
-            .bearer_auth(ADMIN_TOKEN)
+            .bearer_auth(&self.token)
             .send()
             .await
             .expect("admin API");
@@ -988,5 +1052,66 @@ impl HttpDevice {
             None,
             "an acknowledgement"
         );
+    }
+}
+
+/// A `multipart/form-data` body of `(name, filename, bytes)` parts (filename `None` for a
+/// plain field): the content type and the body.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "rollcall-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let disposition = match filename {
+            Some(f) => format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+        };
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl TestApp {
+    /// Posts a multipart form to the admin API with the root token.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        parts: &[(&str, Option<&str>, &[u8])],
+    ) -> ApiResponse {
+        let (content_type, body) = multipart(parts);
+        let r = self
+            .http
+            .post(format!("{}/api/v1{path}", self.base_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("multipart post");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        ApiResponse { status, body }
+    }
+
+    /// A GET with the root token, as raw bytes.
+    pub async fn download(&self, path: &str) -> (u16, Vec<u8>) {
+        let r = self
+            .http
+            .get(format!("{}/api/v1{path}", self.base_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("download");
+        (
+            r.status().as_u16(),
+            r.bytes().await.expect("bytes").to_vec(),
+        )
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! One binary, one module per area; the harness is in `helpers`.
 
+mod access;
 mod auth;
 mod collect;
 mod console;
@@ -19,3 +20,4 @@ mod precedence;
 mod presence;
 mod sign_in;
 mod tasks;
+mod workforce;
