@@ -120,7 +120,7 @@ pub async fn show(State(app): State<AppState>, ctx: Ctx) -> Result<Html<String>,
                     .get(5..)
                     .unwrap_or_default()
                     .to_owned(),
-                show_label: (CHART_DAYS as usize - 1 - i) % 5 == 0,
+                show_label: (CHART_DAYS as usize - 1 - i).is_multiple_of(5),
             }
         })
         .collect();
