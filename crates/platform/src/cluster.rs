@@ -8,6 +8,10 @@
 //! pushes due tasks to every device it holds, and heartbeats remain the backstop (a device
 //! sees its due task ids in its next heartbeat). An embedded (SQLite) platform is one node
 //! and runs no listener.
+//!
+//! Announcements also keep the directory's task hints honest (heartbeats of a device with no
+//! open task skip the due-task query): an announced device's hint is dropped, and while the
+//! listener is not connected no hint is trusted.
 
 use std::time::Duration;
 
@@ -25,6 +29,7 @@ pub async fn listen(app: AppState, url: String, mut stop: watch::Receiver<bool>)
         let mut listener = match connect(&url).await {
             Ok(l) => l,
             Err(e) => {
+                app.directory.task_notices(false);
                 tracing::warn!(error = %e, "task notifications unavailable; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -32,6 +37,9 @@ pub async fn listen(app: AppState, url: String, mut stop: watch::Receiver<bool>)
                 }
             }
         };
+        // From here on, announcements arrive: task hints may be trusted again (all hints from
+        // before are dropped, as announcements may have been missed).
+        app.directory.task_notices(true);
         if !first {
             // Announcements sent while we were away are lost: push to everyone we hold.
             for sn in app.registry.connected() {
@@ -44,11 +52,13 @@ pub async fn listen(app: AppState, url: String, mut stop: watch::Receiver<bool>)
                 n = listener.recv() => match n {
                     Ok(n) => {
                         let sn = n.payload();
+                        app.directory.tasks_changed(sn);
                         if app.registry.is_connected(sn) {
                             push(&app, sn.to_owned());
                         }
                     }
                     Err(e) => {
+                        app.directory.task_notices(false);
                         tracing::warn!(error = %e, "task notification listener lost; reconnecting");
                         break;
                     }

@@ -1,4 +1,5 @@
-//! A short-lived read cache for the authentication path.
+//! A short-lived read cache for the authentication path, and a hint of which devices have no
+//! open task.
 //!
 //! Every device request needs its device row, the credential its token was issued under and
 //! its vendor. Reading them from the database on every heartbeat was most of a heartbeat's
@@ -6,44 +7,75 @@
 //! (binding, enabling, registering a device, rotating credentials) forget the affected entries
 //! at once; a change made through another node sharing the database is seen within [`TTL_MS`].
 //! Absent rows are never cached, so a device registered elsewhere is found on its first
-//! request.
+//! request. Rows are shared (`Arc`), so a hit costs a lock and a reference count, not a copy
+//! of every string in the row.
+//!
+//! **Task hints.** After the rows, a heartbeat's remaining database read was its due-task
+//! query, and almost every heartbeat finds nothing. A device whose query found no *open* task
+//! at all (neither pending nor delivered) is remembered here, and its heartbeats answer an
+//! empty list without a query until one of these forgets it:
+//! - a task is created for it through this node ([`Directory::tasks_changed`], called by
+//!   `services::tasks::create` after the task is committed);
+//! - another node announces a task for it (PostgreSQL `NOTIFY`, `cluster`), or the
+//!   announcements stop being trustworthy: while the listener is not connected no hint is
+//!   used, and every hint is dropped when it (re)connects or fails;
+//! - the hint is older than the redelivery period. A task created and pushed by *another*
+//!   node is announced to nobody, but it is delivered there, and a delivered task is only due
+//!   again after that period: a hint never outlives it, so redelivery is never missed.
+//!
+//! A hint is only stored when no task change happened between the query and the store (an
+//! epoch checked under the lock), so a task created while a heartbeat's query runs is never
+//! hidden by that query's stale answer.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::store::{Credential, Device, Store, StoreResult, Vendor};
 
 /// How long a cached row is trusted.
 pub const TTL_MS: i64 = 1000;
 
+/// Hints kept before expired ones are swept (then the threshold follows the live count).
+const HINT_SWEEP_MIN: usize = 1024;
+
 #[derive(Debug)]
 struct Cache<K, V> {
-    entries: Mutex<HashMap<K, (i64, V)>>,
+    entries: Mutex<HashMap<K, (i64, Arc<V>)>>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
+impl<K: Eq + Hash, V> Cache<K, V> {
     fn new() -> Self {
         Cache {
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (i64, V)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (i64, Arc<V>)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn get(&self, key: &K, now: i64) -> Option<V> {
+    fn get<Q>(&self, key: &Q, now: i64) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entries = self.lock();
         let (at, v) = entries.get(key)?;
-        (now - at <= TTL_MS && now >= *at).then(|| v.clone())
+        (now - at <= TTL_MS && now >= *at).then(|| Arc::clone(v))
     }
 
-    fn put(&self, key: K, value: V, now: i64) {
+    fn put(&self, key: K, value: Arc<V>, now: i64) {
         self.lock().insert(key, (now, value));
     }
 
-    fn forget(&self, key: &K) {
+    fn forget<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.lock().remove(key);
     }
 
@@ -52,12 +84,25 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
     }
 }
 
+/// Devices whose last due-task query found no open task, and since when.
+#[derive(Debug, Default)]
+struct HintState {
+    /// Bumped by every forget; a query's answer is stored only if it did not move meanwhile.
+    epoch: u64,
+    idle_since: HashMap<String, i64>,
+    /// Sweep expired hints when the map grows past this.
+    sweep_at: usize,
+}
+
 /// The cache; one per platform instance, in its state.
 #[derive(Debug)]
 pub struct Directory {
     devices: Cache<String, Device>,
     credentials: Cache<String, Credential>,
     vendors: Cache<i64, Vendor>,
+    hints: Mutex<HintState>,
+    /// PostgreSQL only: task announcements of other nodes are being received.
+    notices_live: AtomicBool,
 }
 
 impl Default for Directory {
@@ -66,6 +111,11 @@ impl Default for Directory {
             devices: Cache::new(),
             credentials: Cache::new(),
             vendors: Cache::new(),
+            hints: Mutex::new(HintState {
+                sweep_at: HINT_SWEEP_MIN,
+                ..HintState::default()
+            }),
+            notices_live: AtomicBool::new(false),
         }
     }
 }
@@ -76,15 +126,16 @@ impl Directory {
         store: &dyn Store,
         sn: &str,
         now: i64,
-    ) -> StoreResult<Option<Device>> {
-        if let Some(d) = self.devices.get(&sn.to_owned(), now) {
+    ) -> StoreResult<Option<Arc<Device>>> {
+        if let Some(d) = self.devices.get(sn, now) {
             return Ok(Some(d));
         }
-        let d = store.device(sn).await?;
-        if let Some(d) = &d {
-            self.devices.put(sn.to_owned(), d.clone(), now);
-        }
-        Ok(d)
+        let Some(d) = store.device(sn).await? else {
+            return Ok(None);
+        };
+        let d = Arc::new(d);
+        self.devices.put(sn.to_owned(), Arc::clone(&d), now);
+        Ok(Some(d))
     }
 
     pub async fn credential(
@@ -92,15 +143,17 @@ impl Directory {
         store: &dyn Store,
         access_id: &str,
         now: i64,
-    ) -> StoreResult<Option<Credential>> {
-        if let Some(c) = self.credentials.get(&access_id.to_owned(), now) {
+    ) -> StoreResult<Option<Arc<Credential>>> {
+        if let Some(c) = self.credentials.get(access_id, now) {
             return Ok(Some(c));
         }
-        let c = store.credential(access_id).await?;
-        if let Some(c) = &c {
-            self.credentials.put(access_id.to_owned(), c.clone(), now);
-        }
-        Ok(c)
+        let Some(c) = store.credential(access_id).await? else {
+            return Ok(None);
+        };
+        let c = Arc::new(c);
+        self.credentials
+            .put(access_id.to_owned(), Arc::clone(&c), now);
+        Ok(Some(c))
     }
 
     pub async fn vendor(
@@ -108,20 +161,21 @@ impl Directory {
         store: &dyn Store,
         id: i64,
         now: i64,
-    ) -> StoreResult<Option<Vendor>> {
+    ) -> StoreResult<Option<Arc<Vendor>>> {
         if let Some(v) = self.vendors.get(&id, now) {
             return Ok(Some(v));
         }
-        let v = store.vendor(id).await?;
-        if let Some(v) = &v {
-            self.vendors.put(id, v.clone(), now);
-        }
-        Ok(v)
+        let Some(v) = store.vendor(id).await? else {
+            return Ok(None);
+        };
+        let v = Arc::new(v);
+        self.vendors.put(id, Arc::clone(&v), now);
+        Ok(Some(v))
     }
 
     /// A device row changed (or was created) through this node.
     pub fn forget_device(&self, sn: &str) {
-        self.devices.forget(&sn.to_owned());
+        self.devices.forget(sn);
     }
 
     /// A vendor's credentials changed through this node.
@@ -129,5 +183,109 @@ impl Directory {
         self.vendors.forget(&id);
         // Rotation revokes a credential by access id; drop them all rather than track which.
         self.credentials.clear();
+    }
+
+    // --- task hints ----------------------------------------------------------------------
+
+    fn hints(&self) -> std::sync::MutexGuard<'_, HintState> {
+        self.hints.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the device is known to have no open task: its last query found none, no task
+    /// change was heard of since, and that was less than `max_age_ms` ago. `backend` is the
+    /// store's; on PostgreSQL hints are only trusted while other nodes' announcements arrive.
+    pub fn no_open_tasks(&self, backend: &str, sn: &str, now: i64, max_age_ms: i64) -> bool {
+        if backend == "postgres" && !self.notices_live.load(Ordering::Acquire) {
+            return false;
+        }
+        self.hints()
+            .idle_since
+            .get(sn)
+            .is_some_and(|&at| now >= at && now - at < max_age_ms)
+    }
+
+    /// The current task epoch: read it before a due-task query and pass it to
+    /// [`Directory::note_no_open_tasks`] with the answer.
+    pub fn task_epoch(&self) -> u64 {
+        self.hints().epoch
+    }
+
+    /// Remembers that a query begun at `epoch` found no open task for the device (ignored if
+    /// a task change was heard of since the query began).
+    pub fn note_no_open_tasks(&self, sn: &str, epoch: u64, now: i64, max_age_ms: i64) {
+        let mut h = self.hints();
+        if h.epoch != epoch {
+            return;
+        }
+        if h.idle_since.len() >= h.sweep_at {
+            h.idle_since
+                .retain(|_, &mut at| now >= at && now - at < max_age_ms);
+            h.sweep_at = (h.idle_since.len() * 2).max(HINT_SWEEP_MIN);
+        }
+        match h.idle_since.get_mut(sn) {
+            Some(at) => *at = now,
+            None => {
+                h.idle_since.insert(sn.to_owned(), now);
+            }
+        }
+    }
+
+    /// A task was created for the device (here, or announced by another node).
+    pub fn tasks_changed(&self, sn: &str) {
+        let mut h = self.hints();
+        h.epoch = h.epoch.wrapping_add(1);
+        h.idle_since.remove(sn);
+    }
+
+    /// Other nodes' task announcements are (`true`) or are not (`false`) being received.
+    /// Either way every hint is dropped: announcements may have been missed.
+    pub fn task_notices(&self, live: bool) {
+        {
+            let mut h = self.hints();
+            h.epoch = h.epoch.wrapping_add(1);
+            h.idle_since.clear();
+        }
+        self.notices_live.store(live, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_is_dropped_by_a_task_change_and_by_age() {
+        let d = Directory::default();
+        let e = d.task_epoch();
+        d.note_no_open_tasks("a", e, 1_000, 600_000);
+        assert!(d.no_open_tasks("sqlite", "a", 2_000, 600_000));
+        assert!(!d.no_open_tasks("sqlite", "a", 601_000, 600_000), "too old");
+        assert!(!d.no_open_tasks("sqlite", "b", 2_000, 600_000));
+        d.tasks_changed("a");
+        assert!(!d.no_open_tasks("sqlite", "a", 2_000, 600_000));
+    }
+
+    #[test]
+    fn an_answer_from_before_a_task_change_is_not_stored() {
+        let d = Directory::default();
+        let e = d.task_epoch();
+        // A task is created while the query runs.
+        d.tasks_changed("a");
+        d.note_no_open_tasks("a", e, 1_000, 600_000);
+        assert!(!d.no_open_tasks("sqlite", "a", 1_000, 600_000));
+    }
+
+    #[test]
+    fn on_postgres_hints_need_live_announcements() {
+        let d = Directory::default();
+        d.note_no_open_tasks("a", d.task_epoch(), 1_000, 600_000);
+        assert!(!d.no_open_tasks("postgres", "a", 1_000, 600_000));
+        d.task_notices(true);
+        assert!(!d.no_open_tasks("postgres", "a", 1_000, 600_000), "dropped");
+        d.note_no_open_tasks("a", d.task_epoch(), 1_000, 600_000);
+        assert!(d.no_open_tasks("postgres", "a", 1_000, 600_000));
+        d.task_notices(false);
+        d.note_no_open_tasks("a", d.task_epoch(), 1_000, 600_000);
+        assert!(!d.no_open_tasks("postgres", "a", 1_000, 600_000));
     }
 }

@@ -4,8 +4,10 @@
 //! **concurrently but answers in request order** (a device keeps a window of sign-ins in
 //! flight; they reach the group commit together). Commands for the device arrive on its
 //! outbound queue from the [`Registry`](crate::registry::Registry). Memory is sized to need:
-//! an idle connection holds no read buffer — it waits for readability first and allocates
-//! only when bytes arrive, and frees the buffer again once it is empty.
+//! an idle connection holds no buffer — it waits for readability first and allocates only when
+//! bytes arrive, and frees the read buffer once it is empty and the write buffer once written.
+//! (Keeping the last frame's buffers, as before, cost every idle device about a kilobyte; an
+//! allocation per frame is cheap next to the two system calls each frame needs anyway.)
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,19 +26,15 @@ use rollcall_protocol::{PROTOCOL_VERSION, Packet};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::dispatch::{self, ConnCtx};
-use crate::registry::ConnHandle;
+use crate::registry::{ConnHandle, Outbox, Outgoing};
 use crate::state::AppState;
 
 /// Requests of one connection handled at once; reading pauses beyond this (backpressure).
 const MAX_IN_FLIGHT: usize = 256;
-/// A read buffer larger than this is released once empty.
-const KEEP_BUFFER: usize = 16 * 1024;
-/// Commands queued for one connection before pushes fall back to heartbeat pull.
-const OUTBOUND_QUEUE: usize = 64;
 
 /// Accepts connections until `shutdown` turns true, then waits for every connection to
 /// answer what it has in flight and close.
@@ -104,39 +102,67 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (rd, mut wr) = stream.into_split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Packet>(OUTBOUND_QUEUE);
-    let kick = Arc::new(Notify::new());
+    let outbox = Arc::new(Outbox::default());
     let ctx = ConnCtx::new(ConnHandle {
         id: app.registry.next_conn_id(),
-        outbound: out_tx,
-        kick: Arc::clone(&kick),
+        outbox: Arc::clone(&outbox),
     });
     let decoder = FrameDecoder::new(app.settings.max_frame_bytes);
     let idle = Duration::from_secs(app.settings.idle_timeout_secs.max(1));
     let mut deadline = Instant::now() + idle;
+    // The waits that outlive one loop turn are made once, not re-registered every turn: one
+    // timer for the connection's life (a frame only moves `deadline`; the timer is re-armed
+    // when it fires early), one shutdown wait, one outbox wait (re-made after it fires).
+    let idle_timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(idle_timer);
+    let stopping = shutdown.changed();
+    tokio::pin!(stopping);
+    let wake = outbox.notified();
+    tokio::pin!(wake);
     let mut buf = BytesMut::new();
-    let mut in_flight: FuturesOrdered<Pending<'_>> = FuturesOrdered::new();
+    // Made on a connection's first request and dropped once it has answered everything: an
+    // idle connection holds no queue.
+    let mut in_flight: Option<FuturesOrdered<Pending<'_>>> = None;
     let mut out = BytesMut::new();
 
     let end = loop {
+        let busy = in_flight.as_ref().map_or(0, FuturesOrdered::len);
         tokio::select! {
             biased;
-            _ = shutdown.changed() => break End::Shutdown,
-            _ = kick.notified() => break End::Kicked,
-            Some(resp) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Err(e) = write_packet(&mut wr, &mut out, &resp.to_packet()).await {
+            _ = &mut stopping => break End::Shutdown,
+            _ = &mut wake => {
+                wake.set(outbox.notified());
+                match outbox.take() {
+                    Outgoing::Kicked => break End::Kicked,
+                    Outgoing::Commands(commands) => {
+                        let mut failed = None;
+                        for cmd in commands {
+                            encode(&mut out, &cmd);
+                            if let Err(e) = write_out(&mut wr, &mut out).await {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                        if let Some(e) = failed {
+                            break End::Io(e);
+                        }
+                    }
+                }
+            }
+            Some(resp) = async { in_flight.as_mut()?.next().await }, if busy > 0 => {
+                encode(&mut out, &resp.to_packet());
+                drop(resp);
+                if let Err(e) = write_out(&mut wr, &mut out).await {
                     break End::Io(e);
+                }
+                if in_flight.as_ref().is_some_and(FuturesOrdered::is_empty) {
+                    in_flight = None;
                 }
                 if let Some(sn) = ctx.take_bound_now() {
                     push_due_later(app, sn);
                 }
             }
-            Some(cmd) = out_rx.recv() => {
-                if let Err(e) = write_packet(&mut wr, &mut out, &cmd).await {
-                    break End::Io(e);
-                }
-            }
-            r = rd.readable(), if in_flight.len() < MAX_IN_FLIGHT => {
+            r = rd.readable(), if busy < MAX_IN_FLIGHT => {
                 if let Err(e) = r {
                     break End::Io(e);
                 }
@@ -154,13 +180,15 @@ async fn connection(
                         Ok(Some(packet)) => {
                             deadline = Instant::now() + idle;
                             let req = Request::from_packet(packet);
-                            in_flight.push_back(Box::pin(dispatch::handle(
-                                app,
-                                req,
-                                Transport::Tcp,
-                                Some(&ctx),
-                                Some(peer.ip()),
-                            )));
+                            in_flight
+                                .get_or_insert_with(FuturesOrdered::new)
+                                .push_back(Box::pin(dispatch::handle(
+                                    app,
+                                    req,
+                                    Transport::Tcp,
+                                    Some(&ctx),
+                                    Some(peer.ip()),
+                                )));
                         }
                         Ok(None) => break,
                         Err(e) => {
@@ -172,22 +200,31 @@ async fn connection(
                 if let Some(e) = corrupt {
                     break End::Corrupt(e);
                 }
-                if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+                if buf.is_empty() {
                     buf = BytesMut::new();
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => break End::Idle,
+            _ = &mut idle_timer => {
+                if Instant::now() >= deadline {
+                    break End::Idle;
+                }
+                idle_timer.as_mut().reset(deadline);
+            }
         }
     };
+    // Pushes from now on fail, so their tasks stay due (as when the queue was a channel whose
+    // receiver is gone).
+    outbox.close();
 
     // Answer what is in flight, in order, before closing (graceful for shutdown and kicks;
     // for a corrupt stream the error packet comes after the answers it owes).
-    while let Some(resp) = in_flight.next().await {
-        if write_packet(&mut wr, &mut out, &resp.to_packet())
-            .await
-            .is_err()
-        {
-            break;
+    if let Some(mut pending) = in_flight {
+        while let Some(resp) = pending.next().await {
+            encode(&mut out, &resp.to_packet());
+            drop(resp);
+            if write_out(&mut wr, &mut out).await.is_err() {
+                break;
+            }
         }
     }
     match &end {
@@ -200,7 +237,9 @@ async fn connection(
                 error: ProtocolError::with_detail(e.code(), e.to_string()).to_json(),
                 ..Packet::default()
             };
-            let _ = write_packet(&mut wr, &mut out, &packet).await;
+            encode(&mut out, &packet);
+            drop(packet);
+            let _ = write_out(&mut wr, &mut out).await;
         }
         End::Io(e) => tracing::debug!(%peer, error = %e, "connection error"),
         other => tracing::debug!(%peer, reason = ?other, "connection closed"),
@@ -208,19 +247,19 @@ async fn connection(
     let _ = wr.shutdown().await;
 }
 
-async fn write_packet(
-    wr: &mut OwnedWriteHalf,
-    out: &mut BytesMut,
-    packet: &Packet,
-) -> std::io::Result<()> {
+/// Frames `packet` into `out`. Kept apart from the write so no packet is held across the
+/// write's await (that would make every connection's task larger).
+fn encode(out: &mut BytesMut, packet: &Packet) {
     out.clear();
     out.reserve(packet.encoded_len() + frame::MAX_VARINT_BYTES);
     frame::encode(packet, out);
-    wr.write_all(out).await?;
-    if out.capacity() > KEEP_BUFFER {
-        *out = BytesMut::new();
-    }
-    Ok(())
+}
+
+/// Writes `out` and releases its memory.
+async fn write_out(wr: &mut OwnedWriteHalf, out: &mut BytesMut) -> std::io::Result<()> {
+    let written = wr.write_all(out).await;
+    *out = BytesMut::new();
+    written
 }
 
 /// After a connection binds, push the device's due tasks (outside the connection's loop:

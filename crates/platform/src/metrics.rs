@@ -3,10 +3,18 @@
 //! The recorder belongs to the app state, not to the process: `metrics`' global recorder
 //! would make two platforms in one test process share counters. Handlers call the typed
 //! methods here; `/metrics` renders the text format.
+//!
+//! Registering a metric builds its key (label strings) and looks it up in the recorder's
+//! registry; doing that on every request showed in the heartbeat profile (BENCHMARKS.md). The
+//! handles of the per-request metrics are therefore registered once per label set and kept
+//! here; the label values are `'static` (apicode names, transports, wire codes), so a lookup
+//! allocates nothing.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use metrics::{Key, Label, Level, Metadata, Recorder};
+use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 static META: Metadata<'static> = Metadata::new("rollcall", Level::INFO, Some(module_path!()));
@@ -21,9 +29,17 @@ const UPLOAD_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
 ];
 
+/// (apicode, transport, code) of one device request.
+type RequestLabels = (&'static str, &'static str, &'static str);
+
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// Registered handles of `rollcall_requests_total` and `rollcall_request_seconds`.
+    requests: Mutex<HashMap<RequestLabels, (Counter, Histogram)>>,
+    /// Handles of the unlabelled per-record metrics, registered once.
+    upload_latency: Histogram,
+    ingest_batch: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -64,45 +80,72 @@ impl Metrics {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        Metrics { recorder, handle }
+        let upload_latency =
+            recorder.register_histogram(&Key::from_name("rollcall_upload_latency_seconds"), &META);
+        let ingest_batch =
+            recorder.register_histogram(&Key::from_name("rollcall_ingest_batch_size"), &META);
+        Metrics {
+            recorder,
+            handle,
+            requests: Mutex::new(HashMap::new()),
+            upload_latency,
+            ingest_batch,
+        }
     }
 
     /// One answered device request: by apicode, transport and result code ("ok" or a code).
-    pub fn request(&self, apicode: &str, transport: &str, code: &str, elapsed: Duration) {
-        let l = labels(&[
-            ("apicode", apicode),
-            ("transport", transport),
-            ("code", code),
-        ]);
-        self.recorder
-            .register_counter(&Key::from_parts("rollcall_requests_total", l), &META)
-            .increment(1);
-        let l = labels(&[("apicode", apicode), ("transport", transport)]);
-        self.recorder
-            .register_histogram(&Key::from_parts("rollcall_request_seconds", l), &META)
-            .record(elapsed.as_secs_f64());
+    pub fn request(
+        &self,
+        apicode: &'static str,
+        transport: &'static str,
+        code: &'static str,
+        elapsed: Duration,
+    ) {
+        let handles = {
+            let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            requests
+                .entry((apicode, transport, code))
+                .or_insert_with(|| {
+                    let l = labels(&[
+                        ("apicode", apicode),
+                        ("transport", transport),
+                        ("code", code),
+                    ]);
+                    let counter = self
+                        .recorder
+                        .register_counter(&Key::from_parts("rollcall_requests_total", l), &META);
+                    let l = labels(&[("apicode", apicode), ("transport", transport)]);
+                    let histogram = self
+                        .recorder
+                        .register_histogram(&Key::from_parts("rollcall_request_seconds", l), &META);
+                    (counter, histogram)
+                })
+                .clone()
+        };
+        handles.0.increment(1);
+        handles.1.record(elapsed.as_secs_f64());
     }
 
     /// Receive time − recordTime of a stored attendance record.
     pub fn upload_latency(&self, millis: i64) {
-        self.recorder
-            .register_histogram(&Key::from_name("rollcall_upload_latency_seconds"), &META)
-            .record(millis.max(0) as f64 / 1000.0);
+        self.upload_latency.record(millis.max(0) as f64 / 1000.0);
     }
 
     /// Sign-ins committed together in one transaction.
     pub fn ingest_batch(&self, size: usize) {
-        self.recorder
-            .register_histogram(&Key::from_name("rollcall_ingest_batch_size"), &META)
-            .record(size as f64);
+        self.ingest_batch.record(size as f64);
     }
 
     pub fn tcp_connections(&self, open: usize) {
         self.gauge("rollcall_tcp_connections", open as f64);
     }
 
+    /// Called by the housekeeper every flush interval. It also folds the histogram samples
+    /// recorded since into their buckets: the recorder otherwise keeps every sample (8 bytes
+    /// per request) until `/metrics` is next scraped, which may be never.
     pub fn online_devices(&self, n: usize) {
         self.gauge("rollcall_online_devices", n as f64);
+        self.handle.run_upkeep();
     }
 
     pub fn task_backlog(&self, open_tasks: i64) {

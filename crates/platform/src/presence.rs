@@ -55,20 +55,21 @@ impl Presence {
     ) {
         let mut inner = self.lock();
         let window = self.offline_after_ms;
-        let was_online = match inner.devices.get(sn) {
-            Some(e) => e.online,
-            None => stored_last.is_some_and(|t| now - t <= window),
+        let entry = Entry {
+            last_heartbeat: now,
+            firmware_version,
+            ip,
+            online: true,
+            dirty: true,
         };
-        inner.devices.insert(
-            sn.to_owned(),
-            Entry {
-                last_heartbeat: now,
-                firmware_version,
-                ip,
-                online: true,
-                dirty: true,
-            },
-        );
+        // Updated in place when known: a heartbeat then allocates no key.
+        let was_online = match inner.devices.get_mut(sn) {
+            Some(e) => std::mem::replace(e, entry).online,
+            None => {
+                inner.devices.insert(sn.to_owned(), entry);
+                stored_last.is_some_and(|t| now - t <= window)
+            }
+        };
         if !was_online {
             inner.transitions.push(PresenceTransition {
                 sn: sn.to_owned(),

@@ -4,19 +4,97 @@
 //! [`Binding`] guard whose drop removes the entry (if it is still that connection's). A
 //! device's newest connection wins: binding kicks the older connection, which then ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rollcall_protocol::Packet;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
-/// How a connection is reached: its outbound queue and its kick switch.
+/// Commands queued for one connection before pushes fall back to heartbeat pull.
+pub const OUTBOUND_QUEUE: usize = 64;
+
+/// How a connection is reached: its outbox (commands and the kick switch).
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
     pub id: u64,
-    pub outbound: mpsc::Sender<Packet>,
-    pub kick: Arc<Notify>,
+    pub outbox: Arc<Outbox>,
+}
+
+/// A connection's outbound commands and its kick switch, in one small allocation.
+///
+/// A tokio channel plus a `Notify` per connection was ~1 KB of every idle connection (its
+/// cache-padded channel state and a first block of 32 slots, BENCHMARKS.md "idle"); an idle
+/// outbox is a mutex, an empty queue and a `Notify`. The connection waits on
+/// [`Outbox::notified`] and then takes what is there with [`Outbox::take`].
+#[derive(Debug, Default)]
+pub struct Outbox {
+    state: Mutex<OutboxState>,
+    wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    queue: VecDeque<Packet>,
+    kicked: bool,
+    /// The connection has stopped reading its outbox: pushes are refused.
+    closed: bool,
+}
+
+/// What a connection finds in its outbox.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A newer connection of the device took over: end now.
+    Kicked,
+    /// The commands queued so far, oldest first.
+    Commands(VecDeque<Packet>),
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a command; `false` when the connection has ended or its queue is full.
+    pub fn push(&self, packet: Packet) -> bool {
+        {
+            let mut s = self.lock();
+            if s.closed || s.queue.len() >= OUTBOUND_QUEUE {
+                return false;
+            }
+            s.queue.push_back(packet);
+        }
+        // A stored permit wakes the connection even if it is not waiting yet.
+        self.wake.notify_one();
+        true
+    }
+
+    /// Asks the connection to end (its device connected again).
+    pub fn kick(&self) {
+        self.lock().kicked = true;
+        self.wake.notify_one();
+    }
+
+    /// Resolves after a push or a kick (possibly one already taken: then `take` finds nothing).
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wake.notified()
+    }
+
+    /// The kick, or everything queued (the queue's memory goes with it).
+    pub fn take(&self) -> Outgoing {
+        let mut s = self.lock();
+        if s.kicked {
+            return Outgoing::Kicked;
+        }
+        Outgoing::Commands(std::mem::take(&mut s.queue))
+    }
+
+    /// The connection no longer reads its outbox.
+    pub fn close(&self) {
+        let mut s = self.lock();
+        s.closed = true;
+        s.queue = VecDeque::new();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,7 +115,7 @@ impl Registry {
         if let Some(old) = old
             && old.id != handle.id
         {
-            old.kick.notify_one();
+            old.outbox.kick();
         }
         Binding {
             registry: Arc::clone(self),
@@ -50,7 +128,7 @@ impl Registry {
     /// not connected here or its queue is full (it will pull the task on its next heartbeat).
     pub fn send(&self, sn: &str, packet: Packet) -> bool {
         let handle = self.lock().get(sn).cloned();
-        handle.is_some_and(|h| h.outbound.try_send(packet).is_ok())
+        handle.is_some_and(|h| h.outbox.push(packet))
     }
 
     /// The sns of every device connected to this node.
@@ -104,34 +182,52 @@ impl Drop for Binding {
 mod tests {
     use super::*;
 
-    fn handle(r: &Registry) -> (ConnHandle, mpsc::Receiver<Packet>) {
-        let (tx, rx) = mpsc::channel(4);
-        let h = ConnHandle {
+    fn handle(r: &Registry) -> ConnHandle {
+        ConnHandle {
             id: r.next_conn_id(),
-            outbound: tx,
-            kick: Arc::new(Notify::new()),
-        };
-        (h, rx)
+            outbox: Arc::new(Outbox::default()),
+        }
+    }
+
+    fn commands(h: &ConnHandle) -> usize {
+        match h.outbox.take() {
+            Outgoing::Commands(q) => q.len(),
+            Outgoing::Kicked => panic!("kicked"),
+        }
     }
 
     #[tokio::test]
     async fn newest_connection_wins_and_entries_remove_themselves() {
         let r = Arc::new(Registry::default());
-        let (h1, _rx1) = handle(&r);
-        let kick1 = h1.kick.clone();
-        let b1 = r.bind("sn1", h1);
-        let (h2, mut rx2) = handle(&r);
-        let b2 = r.bind("sn1", h2);
+        let h1 = handle(&r);
+        let b1 = r.bind("sn1", h1.clone());
+        let h2 = handle(&r);
+        let b2 = r.bind("sn1", h2.clone());
         // The older connection is kicked.
-        tokio::time::timeout(std::time::Duration::from_secs(1), kick1.notified())
+        tokio::time::timeout(std::time::Duration::from_secs(1), h1.outbox.notified())
             .await
             .unwrap();
+        assert!(matches!(h1.outbox.take(), Outgoing::Kicked));
         // Dropping the old binding does not remove the new entry.
         drop(b1);
         assert!(r.send("sn1", Packet::default()));
-        assert!(rx2.recv().await.is_some());
+        tokio::time::timeout(std::time::Duration::from_secs(1), h2.outbox.notified())
+            .await
+            .unwrap();
+        assert_eq!(commands(&h2), 1);
         drop(b2);
         assert!(!r.is_connected("sn1"));
         assert!(!r.send("sn1", Packet::default()));
+    }
+
+    #[test]
+    fn a_full_or_closed_outbox_refuses_commands() {
+        let o = Outbox::default();
+        assert!((0..OUTBOUND_QUEUE).all(|_| o.push(Packet::default())));
+        assert!(!o.push(Packet::default()), "full");
+        assert!(matches!(o.take(), Outgoing::Commands(q) if q.len() == OUTBOUND_QUEUE));
+        assert!(o.push(Packet::default()));
+        o.close();
+        assert!(!o.push(Packet::default()), "closed");
     }
 }

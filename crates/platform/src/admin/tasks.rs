@@ -8,7 +8,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use rollcall_protocol::ApiCode;
 use rollcall_protocol::params::{self, FirmwareInfo, PostDevicePersonTaskParam};
@@ -22,6 +22,7 @@ use super::extract::{ApiJson, QueryParams, echo, id_value, path_id};
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, SyncFailure, Task, TaskState};
+use crate::util::now_ms;
 
 /// Most persons in one update or delete task.
 const MAX_TASK_PERSONS: usize = 10_000;
@@ -35,6 +36,82 @@ pub fn routes() -> Router<AppState> {
             "/devices/{sn}/tasks/{taskid}/reconciliation",
             get(reconciliation),
         )
+        .route("/devices/{sn}/tasks/{taskid}/retry", post(retry))
+}
+
+/// Retries a finished task: the persons and faces it failed go to the device again as a
+/// `T_UPDATE_DEVICE_PERSON`; a task that failed as a whole (or that the device did not
+/// support) is made again with the same apicode and param. 409 `task_open` while the task
+/// still owes an outcome, 409 `nothing_to_retry` for a task done without failures.
+#[utoipa::path(
+    post,
+    operation_id = "retryTask",
+    path = "/api/v1/devices/{sn}/tasks/{taskid}/retry",
+    tag = "tasks",
+    params(
+        ("sn" = String, Path, description = "Serial number"),
+        ("taskid" = String, Path, description = "Task id"),
+    ),
+    responses(
+        (status = 201, description = "The new task", body = TaskView),
+        (status = 404, description = "Unknown device or task", body = super::openapi::ErrorBody),
+        (status = 409, description = "`task_open` or `nothing_to_retry`", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn retry(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((sn, taskid)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<TaskView>), ApiError> {
+    let device = device_or_404(&app, &caller, &sn).await?;
+    let id = path_id("任务", &taskid)?;
+    let task = app
+        .store
+        .task(id)
+        .await?
+        .filter(|t| t.sn == device.sn)
+        .ok_or_else(|| ApiError::NotFound(format!("任务 {}", echo(&taskid))))?;
+    let conflict = |code: &'static str, message: &str| ApiError::Conflict {
+        code,
+        message: message.to_owned(),
+        extra: serde_json::Map::new(),
+    };
+    if matches!(task.state, TaskState::Pending | TaskState::Delivered) {
+        return Err(conflict("task_open", "任务尚未完成，不能重试"));
+    }
+    let (persons, faces) = app.store.task_failures(task.taskid).await?;
+    let mut failed: Vec<i64> = persons
+        .iter()
+        .chain(&faces)
+        .filter_map(|f| f.person_id.parse().ok())
+        .collect();
+    failed.sort_unstable();
+    failed.dedup();
+    let new = if !failed.is_empty() {
+        let taskid = services::tasks::enqueue_update(&app, &device.sn, &failed).await?;
+        app.store
+            .task(taskid)
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("task {taskid} vanished")))?
+    } else if matches!(task.state, TaskState::Failed | TaskState::Unsupported) {
+        let api = task
+            .apicode
+            .parse::<ApiCode>()
+            .map_err(|_| unsupported(&task.apicode))?;
+        let (list, _) = app.store.task_persons(task.taskid, 0, u32::MAX).await?;
+        services::tasks::create(&app, &device.sn, api, task.param.clone(), list).await?
+    } else {
+        return Err(conflict(
+            "nothing_to_retry",
+            "任务已成功完成，没有可重试的内容",
+        ));
+    };
+    tracing::info!(sn = %device.sn, from = task.taskid, taskid = new.taskid, "task retried");
+    let shown = param_json(&services::tasks::deliverable_param(&app, &new, now_ms()));
+    Ok((
+        StatusCode::CREATED,
+        Json(task_view(new, shown, (Vec::new(), Vec::new()))),
+    ))
 }
 
 /// `POST /devices/{sn}/tasks`. Params by apicode:

@@ -16,7 +16,7 @@ mod sign_in;
 mod tasks;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rollcall_protocol::envelope::{Request, Response, Transport};
@@ -99,7 +99,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// An authenticated request: who sent it.
 pub(crate) struct Authed {
-    pub device: Device,
+    /// Shared with the directory's cache (a hit copies no strings).
+    pub device: Arc<Device>,
     /// The id reserved when the request arrived (a sign-in's record id).
     pub arrival_id: i64,
     pub now: i64,
@@ -157,8 +158,8 @@ async fn handle_arrived(
     let result = process(app, &req, transport, conn, arrival, &mut signer, &mut api).await;
 
     let code = match &result {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => e.to_wire().code.as_str().to_owned(),
+        Ok(_) => "ok",
+        Err(e) => e.to_wire().code.as_str(),
     };
     let outcome = match result {
         Ok(text) => encrypt(&signer, text).map_err(|e| e.to_wire()),
@@ -185,7 +186,7 @@ async fn handle_arrived(
     };
     let apicode = api.map_or("unknown", ApiCode::as_str);
     app.metrics
-        .request(apicode, transport_label, &code, started.elapsed());
+        .request(apicode, transport_label, code, started.elapsed());
     response
 }
 

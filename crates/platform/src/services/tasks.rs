@@ -38,6 +38,8 @@ pub async fn create(
         created_at: now,
     };
     app.store.create_task(&new).await?;
+    // The device has an open task now: its heartbeats must query again (directory hints).
+    app.directory.tasks_changed(sn);
     let mut task = Task {
         taskid: new.taskid,
         sn: new.sn,

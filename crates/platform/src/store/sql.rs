@@ -1525,28 +1525,79 @@ impl Store for SqlStore {
     /// wins): concurrent batches with overlapping keys then lock them in the same order and
     /// cannot deadlock on PostgreSQL. A key already stored by a concurrent transaction is
     /// waited for by `ON CONFLICT DO NOTHING` and then found by the follow-up select.
+    ///
+    /// The batch goes in as multi-row `INSERT … RETURNING record_id` statements (64 rows at
+    /// most, smaller ones in powers of two so a handful of statement shapes stay prepared): a
+    /// statement per record cost more than the rest of a sign-in (BENCHMARKS.md, "backlog
+    /// profile"). The rows not returned are the rare resends, looked up one by one.
     async fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>> {
+        /// Rows per statement: 64 × 13 bound values, far below both backends' limits.
+        const ROWS: usize = 64;
         let key = attendance_key;
         // Key order avoids deadlocks between concurrent batches on PostgreSQL; among records
         // of one key, the earliest arrival (smallest record id) is the one stored.
         let mut order: Vec<usize> = (0..batch.len()).collect();
         order.sort_by_key(|&i| (key(&batch[i]), batch[i].record_id));
+        // The first record of each key (equal keys are adjacent once sorted), and the others
+        // paired with their first.
+        let mut firsts: Vec<usize> = Vec::with_capacity(batch.len());
+        let mut copies: Vec<(usize, usize)> = Vec::new();
+        for i in order {
+            match firsts.last() {
+                Some(&f) if key(&batch[f]) == key(&batch[i]) => copies.push((i, f)),
+                _ => firsts.push(i),
+            }
+        }
 
         let mut results: Vec<Option<Inserted>> = vec![None; batch.len()];
-        let mut first_of_key: HashMap<AttendanceKey<'_>, i64> = HashMap::with_capacity(batch.len());
+        let mut stored = std::collections::HashSet::with_capacity(firsts.len());
         let mut tx = self.write().await?;
-        for i in order {
-            let record = &batch[i];
-            if let Some(&record_id) = first_of_key.get(&key(record)) {
-                results[i] = Some(Inserted {
-                    record_id,
-                    duplicate: true,
-                });
-                continue;
+        let mut rest = &firsts[..];
+        while !rest.is_empty() {
+            let n = if rest.len() >= ROWS {
+                ROWS
+            } else {
+                1 << rest.len().ilog2()
+            };
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let values = (0..n)
+                .map(|r| format!("({})", placeholders(r * 13 + 1, 13)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO attendance ({}) VALUES {values} \
+                 ON CONFLICT DO NOTHING RETURNING record_id",
+                columns!(attendance)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for &i in chunk {
+                query = bind_attendance(query, &batch[i]);
             }
-            let inserted = insert_attendance_row(tx.conn(), record).await?;
-            first_of_key.insert(key(record), inserted.record_id);
-            results[i] = Some(inserted);
+            for row in query.fetch_all(tx.conn()).await? {
+                stored.insert(col::<i64>(&row, "record_id")?);
+            }
+        }
+        for &i in &firsts {
+            let record = &batch[i];
+            results[i] = Some(if stored.contains(&record.record_id) {
+                Inserted {
+                    record_id: record.record_id,
+                    duplicate: false,
+                }
+            } else {
+                stored_attendance(tx.conn(), record).await?
+            });
+        }
+        for (copy, first) in copies {
+            let record_id = results[first]
+                .as_ref()
+                .map(|r| r.record_id)
+                .ok_or_else(|| StoreError::Corrupt("attendance batch result missing".into()))?;
+            results[copy] = Some(Inserted {
+                record_id,
+                duplicate: true,
+            });
         }
         tx.commit().await?;
         results
@@ -1684,28 +1735,11 @@ fn attendance_key(r: &NewAttendance) -> AttendanceKey<'_> {
     (&r.sn, &r.person_id, r.record_time, r.r#type)
 }
 
-/// Inserts one record unless its key is stored; then returns the stored record's id.
-async fn insert_attendance_row(
+/// The stored record under `record`'s key (its insert did nothing): a duplicate.
+async fn stored_attendance(
     conn: &mut AnyConnection,
     record: &NewAttendance,
 ) -> StoreResult<Inserted> {
-    let inserted = bind_attendance(
-        sqlx::query(concat!(
-            "INSERT INTO attendance (",
-            columns!(attendance),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT DO NOTHING RETURNING record_id"
-        )),
-        record,
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = inserted {
-        return Ok(Inserted {
-            record_id: col(&row, "record_id")?,
-            duplicate: false,
-        });
-    }
     let existing = sqlx::query(
         "SELECT record_id FROM attendance \
          WHERE sn = $1 AND person_id = $2 AND record_time = $3 AND record_type = $4",

@@ -465,3 +465,48 @@ async fn an_enrolment_never_merges_into_a_delivered_task_or_past_a_newer_deletio
         vec![w3]
     );
 }
+
+#[tokio::test]
+async fn retrying_a_task_sends_its_failed_persons_and_faces_again() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let project = app.project(None).await;
+    let (w1, w2, w3) = (
+        app.worker("孙").await,
+        app.worker("李").await,
+        app.worker("周").await,
+    );
+    app.assign(&project, &[w1, w2, w3]).await;
+    app.register_device("SN-RETRY", &vendor, Some(&project))
+        .await;
+    let task = app.tasks_of("SN-RETRY").await[0].clone();
+    let retry = format!("/devices/SN-RETRY/tasks/{}/retry", task.taskid);
+    let open = app.admin().post(&retry, &json!({})).await;
+    assert_eq!(open.expect(409)["error"]["code"], "task_open");
+
+    let mut dev = app.http_device(&vendor, "SN-RETRY");
+    dev.auth().await;
+    dev.get_tasks(std::slice::from_ref(&task.taskid)).await;
+    dev.update_status(&json!({"task": [{
+        "taskid": task.taskid, "status": 2,
+        "failedPersons": [{"personId": w2.to_string(), "errCode": "E_FULL"}],
+        "failedFaces": [{"personId": w3.to_string(), "errCode": "E_NO_FACE"}]
+    }], "personCount": 2, "faceCount": 1}))
+        .await;
+    let again = app.admin().post(&retry, &json!({})).await.expect(201);
+    assert_eq!(again["apicode"], "T_UPDATE_DEVICE_PERSON");
+    let taskid = again["taskid"].as_str().expect("taskid");
+    let mut ids = persons_of(&dev, ApiCode::UpdateDevicePerson, taskid).await;
+    ids.sort_unstable();
+    let mut expected = vec![w2, w3];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "only the failed ones");
+    let unknown = app
+        .admin()
+        .post(
+            "/devices/SN-RETRY/tasks/1234567890123456789/retry",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+}

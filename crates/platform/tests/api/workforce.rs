@@ -198,7 +198,7 @@ async fn the_daily_summary_takes_first_in_and_last_out_by_device_direction() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|l| l["personId"] == p.to_string())
+            .find(|l| l["personId"].as_str() == Some(p.to_string().as_str()))
             .cloned()
             .unwrap()
     };
