@@ -407,6 +407,49 @@ async fn a_manager_enrols_a_worker_who_signs_in_at_the_gate() {
         .await
         .expect("the record's photo");
 
+    // The reports page shows the day, and this month's sheet downloads with the worker in it.
+    browser
+        .goto(&format!("{base}/console/reports"))
+        .await
+        .expect("reports");
+    let daily = browser
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("daily"))
+        .await
+        .expect("the daily summary");
+    assert!(daily.text().await.expect("daily").contains("张建国"));
+    let month = browser
+        .find(Locator::Css("#monthly input[name='month']"))
+        .await
+        .expect("the month field")
+        .attr("value")
+        .await
+        .expect("month value")
+        .expect("a default month");
+    let cookie = browser
+        .get_named_cookie("rollcall_session")
+        .await
+        .expect("the session cookie");
+    let sheet = reqwest::Client::new()
+        .get(format!("{base}/console/reports/monthly.xlsx?month={month}"))
+        .header("cookie", format!("rollcall_session={}", cookie.value()))
+        .send()
+        .await
+        .expect("the monthly sheet");
+    assert_eq!(sheet.status(), 200);
+    let bytes = sheet.bytes().await.expect("sheet bytes");
+    let mut book: calamine::Xlsx<_> =
+        calamine::Reader::new(std::io::Cursor::new(bytes.to_vec())).expect("an xlsx workbook");
+    let names = calamine::Reader::sheet_names(&book);
+    let range = calamine::Reader::worksheet_range(&mut book, &names[0]).expect("the sheet");
+    assert!(
+        range.rows().any(|r| r
+            .iter()
+            .any(|c| matches!(c, calamine::Data::String(s) if s == "张建国"))),
+        "this month's sheet lists the worker"
+    );
+
     // Manager B (another project) neither lists nor opens the worker.
     browser
         .find(Locator::Css("nav.main form button"))

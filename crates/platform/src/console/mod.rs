@@ -13,7 +13,7 @@
 //! - Every change and every bulk read of personal data is written to the audit log.
 //!
 //! One module per page group: [`login`], [`dashboard`], [`devices`], [`workers`],
-//! [`attendance`], [`projects`], [`users`]; [`page`] holds the shared context and
+//! [`attendance`], [`projects`], [`reports`], [`users`]; [`page`] holds the shared context and
 //! formatting, [`error`] the error page.
 
 pub mod attendance;
@@ -23,6 +23,7 @@ pub mod error;
 pub mod login;
 pub mod page;
 pub mod projects;
+pub mod reports;
 pub mod users;
 pub mod workers;
 
@@ -54,6 +55,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(workers::routes(max_photo_bytes))
         .merge(attendance::routes())
         .merge(projects::routes())
+        .merge(reports::routes())
         .merge(users::routes())
         .route("/console/{*rest}", get(not_found))
         .route_layer(middleware::from_fn_with_state(app, require_session));
