@@ -2,9 +2,11 @@
 //! against a real platform (HTTP and TCP gateway on port 0) and a simulated gate running the
 //! device SDK.
 //!
-//! Manager A signs in, enrols a worker with a face photo through the upload form; the gate
-//! (bound to A's project) receives the worker pushed by the platform; the gate signs the
-//! worker in and the record shows on A's attendance page with its photo. Manager B, of
+//! The "done when", from the console alone: manager A signs in, registers the gate
+//! (bound to A's project) with the console's form, enrols three workers with face photos
+//! through the upload form; the gate receives all three pushed by the platform; the gate
+//! signs one in and the record shows on A's attendance page with its photo; the reports page
+//! shows the day and this month's sheet downloads with the worker in it. Manager B, of
 //! another project, signs in and neither sees the worker in the list nor opens their page
 //! (404). Nothing sleeps: every wait polls a condition against a deadline.
 
@@ -230,7 +232,7 @@ async fn reload_until(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manager_enrols_a_worker_who_signs_in_at_the_gate() {
+async fn a_manager_registers_a_gate_enrols_workers_and_downloads_the_month() {
     let started = Instant::now();
     let driver = ChromeDriver::start().await;
     let platform = TestPlatform::start().await;
@@ -261,12 +263,48 @@ async fn a_manager_enrols_a_worker_who_signs_in_at_the_gate() {
             .await;
     }
     let sn = "GATE-A-01";
-    platform
-        .admin(
-            "/devices",
-            json!({"sn": sn, "vendorId": text(&vendor, "id"), "projectId": a, "kind": "gate", "direction": "in"}),
-        )
-        .await;
+    let browser = driver.browser().await;
+
+    // Manager A registers the gate from the console.
+    sign_in(&browser, &base, "manager_a").await;
+    browser
+        .goto(&format!("{base}/console/devices/new"))
+        .await
+        .expect("the gate form");
+    browser
+        .find(Locator::Id("sn"))
+        .await
+        .expect("sn field")
+        .send_keys(sn)
+        .await
+        .expect("type the sn");
+    for (field, value) in [
+        ("vendor_id", text(&vendor, "id")),
+        ("project_id", a.clone()),
+        ("kind", "gate".to_owned()),
+        ("direction", "in".to_owned()),
+    ] {
+        browser
+            .find(Locator::Id(field))
+            .await
+            .expect("a select")
+            .select_by_value(&value)
+            .await
+            .expect("choose");
+    }
+    browser
+        .find(Locator::Id("register"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("register");
+    browser
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Id("device-state"))
+        .await
+        .expect("the new gate's page");
 
     // The gate: the device SDK, authenticated over the TCP gateway.
     let device_dir = tempfile::tempdir().expect("device dir");
@@ -298,78 +336,84 @@ async fn a_manager_enrols_a_worker_who_signs_in_at_the_gate() {
         }
     });
 
-    let browser = driver.browser().await;
     let setup = started.elapsed();
 
-    // Manager A enrols a worker with a photo.
-    sign_in(&browser, &base, "manager_a").await;
-    browser
-        .goto(&format!("{base}/console/workers/new"))
-        .await
-        .expect("enrolment form");
-    let form = [
-        (
-            "idcard_no",
-            rollcall_platform::idcard::with_check_char("33010619850612041").expect("17 digits"),
-        ),
-        ("name", "张建国".to_owned()),
-        ("phone", "13800138000".to_owned()),
-        ("trade", "钢筋工".to_owned()),
-    ];
-    for (field, value) in &form {
+    // Manager A enrols three workers with photos; the first is the one followed below.
+    let mut enrolled = Vec::new();
+    for (serial, name) in [
+        ("33010619850612041", "张建国"),
+        ("33010619900301052", "李卫东"),
+        ("33010619920815063", "王秀英"),
+    ] {
         browser
-            .find(Locator::Id(field))
+            .goto(&format!("{base}/console/workers/new"))
             .await
-            .expect("a form field")
-            .send_keys(value)
-            .await
-            .expect("type");
-    }
-    let face = std::fs::canonicalize(FACE).expect("the face photo");
-    browser
-        .find(Locator::Id("photo"))
-        .await
-        .expect("the photo field")
-        .send_keys(&face.display().to_string())
-        .await
-        .expect("choose the photo");
-    browser
-        .find(Locator::Id("enrol"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submit");
-    let person_id = browser
-        .wait()
-        .at_most(STEP)
-        .for_element(Locator::Id("person-id"))
-        .await
-        .expect("the new worker's page")
-        .text()
-        .await
-        .expect("person id");
-    let person_id = person_id.trim().to_owned();
-    assert!(person_id.parse::<i64>().is_ok(), "person id {person_id}");
-    browser
-        .find(Locator::Id("face"))
-        .await
-        .expect("the face photo is shown");
-
-    // The platform pushes the worker to the gate, which downloads the person and the face.
-    let deadline = Instant::now() + STEP;
-    loop {
-        if let Ok(Some(p)) = gate.person(&person_id).await
-            && p.face.is_some()
-        {
-            assert_eq!(p.name, "张建国");
-            break;
+            .expect("enrolment form");
+        let form = [
+            (
+                "idcard_no",
+                rollcall_platform::idcard::with_check_char(serial).expect("17 digits"),
+            ),
+            ("name", name.to_owned()),
+            ("phone", "13800138000".to_owned()),
+            ("trade", "钢筋工".to_owned()),
+        ];
+        for (field, value) in &form {
+            browser
+                .find(Locator::Id(field))
+                .await
+                .expect("a form field")
+                .send_keys(value)
+                .await
+                .expect("type");
         }
-        assert!(
-            Instant::now() < deadline,
-            "the gate never received the worker"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let face = std::fs::canonicalize(FACE).expect("the face photo");
+        browser
+            .find(Locator::Id("photo"))
+            .await
+            .expect("the photo field")
+            .send_keys(&face.display().to_string())
+            .await
+            .expect("choose the photo");
+        browser
+            .find(Locator::Id("enrol"))
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("submit");
+        let id = browser
+            .wait()
+            .at_most(STEP)
+            .for_element(Locator::Id("person-id"))
+            .await
+            .expect("the new worker's page")
+            .text()
+            .await
+            .expect("person id");
+        let id = id.trim().to_owned();
+        assert!(id.parse::<i64>().is_ok(), "person id {id}");
+        browser
+            .find(Locator::Id("face"))
+            .await
+            .expect("the face photo is shown");
+        enrolled.push((id, name));
+    }
+    let person_id = enrolled[0].0.clone();
+
+    // The platform pushes the workers to the gate, which downloads each person and face.
+    let deadline = Instant::now() + STEP;
+    for (id, name) in &enrolled {
+        loop {
+            if let Ok(Some(p)) = gate.person(id).await
+                && p.face.is_some()
+            {
+                assert_eq!(&p.name, name);
+                break;
+            }
+            assert!(Instant::now() < deadline, "the gate never received {name}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     // …and the device page shows the sync state the gate reported.
     let row = reload_until(
