@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{FACE_JPG, TestApp, multipart, next_idcard_number};
 
 const PASSWORD: &str = "Zhejiang-2026-site";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -368,4 +368,96 @@ async fn project_managers_see_only_their_projects() {
     // Reading the worker list is audited.
     let log = app.admin().get("/audit").await.expect(200);
     assert!(log.to_string().contains("查看工人列表"));
+}
+
+#[tokio::test]
+async fn the_reports_page_imports_a_roster_and_exports_only_the_users_projects() {
+    let app = TestApp::spawn().await;
+    let (mine, theirs) = (app.project(None).await, app.project(None).await);
+    user(&app, "li.reports", "project_manager", &[&mine]).await;
+    let s = Session::login(&app, "li.reports").await;
+    let (status, html) = s.get("/console/reports").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"monthly\"") && html.contains("id=\"import\""));
+
+    // Import through the form: one good row, one refused row with a report to download.
+    let good = next_idcard_number();
+    let csv = format!("姓名,身份证号,班组\n钱七,{good},瓦工班\n孙八,110105194912310020,\n");
+    let zip = {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        w.start_file(
+            format!("{good}.jpg"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        w.write_all(FACE_JPG).unwrap();
+        w.finish().unwrap().into_inner()
+    };
+    let csrf = s.csrf().await;
+    let (content_type, body) = multipart(&[
+        ("csrf", None, csrf.as_bytes()),
+        ("project", None, mine.as_bytes()),
+        ("roster", Some("花名册.csv"), csv.as_bytes()),
+        ("photos", Some("照片.zip"), &zip),
+    ]);
+    let r = s
+        .http
+        .post(format!("{}/console/reports/import", s.base))
+        .header(COOKIE, &s.cookie)
+        .header(CONTENT_TYPE, content_type.clone())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("新登记 1 人"), "{html}");
+    assert!(
+        html.contains("错误 1 行") && html.contains("下载错误报告"),
+        "{html}"
+    );
+    let roster = app
+        .admin()
+        .get(&format!("/projects/{mine}/workers"))
+        .await
+        .expect(200);
+    assert_eq!(roster["workers"][0]["name"], "钱七");
+
+    // Another project is out of reach: import and export both answer 404.
+    let (content_type, body) = multipart(&[
+        ("csrf", None, csrf.as_bytes()),
+        ("project", None, theirs.as_bytes()),
+        ("roster", Some("花名册.csv"), csv.as_bytes()),
+    ]);
+    let r = s
+        .http
+        .post(format!("{}/console/reports/import", s.base))
+        .header(COOKIE, &s.cookie)
+        .header(CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let month = "2026-11";
+    let (status, _) = s
+        .get(&format!(
+            "/console/reports/monthly.xlsx?month={month}&project={theirs}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let r = s
+        .http
+        .get(format!(
+            "{}/console/reports/monthly.xlsx?month={month}",
+            s.base
+        ))
+        .header(COOKIE, &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK"), "an xlsx workbook");
 }
