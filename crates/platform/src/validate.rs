@@ -61,9 +61,50 @@ pub fn optional_text(
     Ok(Some(v.to_owned()))
 }
 
+/// Longest device serial number.
+pub const MAX_SN_CHARS: usize = 64;
+
+/// A device serial number: trimmed, not empty, at most [`MAX_SN_CHARS`] characters, and
+/// nothing that would break a URL path (`/devices/{sn}`, `/console/devices/{sn}`).
+pub fn sn(value: &str) -> Result<String, FieldError> {
+    let sn = value.trim();
+    let bad = |why: &str| FieldError::new("invalid_sn", "sn", format!("字段 sn {why}"));
+    if sn.is_empty() {
+        return Err(bad("不能为空"));
+    }
+    if sn.chars().count() > MAX_SN_CHARS {
+        return Err(bad(&format!("过长，最多 {MAX_SN_CHARS} 个字符")));
+    }
+    if sn
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%'))
+    {
+        return Err(bad("不能包含空白、控制字符或 / \\ ? # %"));
+    }
+    Ok(sn.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serial_numbers_fit_in_a_path() {
+        assert_eq!(sn(" SN-001 ").as_deref(), Ok("SN-001"));
+        for bad in [
+            "",
+            "  ",
+            "a b",
+            "a/b",
+            "a?b",
+            "a#b",
+            "a%b",
+            "a\\b",
+            &"x".repeat(65),
+        ] {
+            assert_eq!(sn(bad).unwrap_err().field, "sn", "{bad}");
+        }
+    }
 
     #[test]
     fn text_rules_name_the_field() {

@@ -26,8 +26,6 @@ use crate::store::{Device, DeviceKind, DevicePatch, Direction, StoreError};
 use crate::util::now_ms;
 
 /// Longest serial number accepted, in characters.
-const MAX_SN_CHARS: usize = 64;
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/devices", post(create).get(list))
@@ -213,21 +211,7 @@ pub async fn device_or_404(app: &App, caller: &Caller, sn: &str) -> Result<Devic
 }
 
 fn check_sn(sn: &str) -> Result<String, ApiError> {
-    let sn = sn.trim();
-    let bad = |why: &str| ApiError::invalid_field("invalid_sn", "sn", format!("字段 sn {why}"));
-    if sn.is_empty() {
-        return Err(bad("不能为空"));
-    }
-    if sn.chars().count() > MAX_SN_CHARS {
-        return Err(bad(&format!("过长，最多 {MAX_SN_CHARS} 个字符")));
-    }
-    if sn
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%'))
-    {
-        return Err(bad("不能包含空白、控制字符或 / \\ ? # %"));
-    }
-    Ok(sn.to_owned())
+    Ok(crate::validate::sn(sn)?)
 }
 
 fn kind(value: &str) -> Result<DeviceKind, ApiError> {

@@ -22,7 +22,6 @@ use crate::store::{Device, DeviceKind, Direction, StoreError};
 use crate::util::now_ms;
 
 /// Longest serial number, as on the admin API.
-const MAX_SN_CHARS: usize = 64;
 /// History, tasks shown on a device's page.
 const HISTORY: u32 = 50;
 
@@ -373,22 +372,9 @@ pub async fn new_form(State(app): State<AppState>, ctx: Ctx) -> Result<Html<Stri
     render(&new_page(&app, &ctx, form, Vec::new()).await?)
 }
 
-/// The admin API's serial-number rule.
+/// The admin API's serial-number rule (`validate::sn`), as a message for the form.
 fn check_sn(sn: &str) -> Result<String, String> {
-    let sn = sn.trim();
-    if sn.is_empty() {
-        return Err("请填写序列号".into());
-    }
-    if sn.chars().count() > MAX_SN_CHARS {
-        return Err(format!("序列号过长，最多 {MAX_SN_CHARS} 个字符"));
-    }
-    if sn
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%'))
-    {
-        return Err("序列号不能包含空白、控制字符或 / \\ ? # %".into());
-    }
-    Ok(sn.to_owned())
+    crate::validate::sn(sn).map_err(|e| e.message)
 }
 
 /// `POST /console/devices/new`: registers the device; a bound one gets its roster at once.
