@@ -295,10 +295,7 @@ struct NewPage {
 
 impl NewPage {
     fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
+        super::page::field_error(&self.errors, field)
     }
 }
 

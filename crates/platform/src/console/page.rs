@@ -129,6 +129,15 @@ pub struct Nav {
     pub version: &'static str,
 }
 
+/// The message of a form field's error, if the field has one (form pages keep their
+/// errors as `(field, message)` pairs).
+pub fn field_error<'a>(errors: &'a [(&'static str, String)], field: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, m)| m.as_str())
+}
+
 /// Renders a template into a response.
 pub fn render(t: &impl Template) -> Result<Html<String>, ConsoleError> {
     Ok(Html(t.render()?))

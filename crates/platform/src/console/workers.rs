@@ -331,10 +331,7 @@ struct EnrolPage {
 
 impl EnrolPage {
     fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
+        super::page::field_error(&self.errors, field)
     }
 }
 

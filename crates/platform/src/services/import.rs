@@ -160,22 +160,15 @@ async fn import_row(
             .map_err(store_err)?
             .is_empty()
         {
-            app.store
-                .add_project_workers(project_id, &[existing.person_id], now_ms())
-                .await
-                .map_err(store_err)?;
-            app.store
-                .set_member_details(
-                    project_id,
-                    existing.person_id,
-                    team_id,
-                    row.trade.as_deref(),
-                )
-                .await
-                .map_err(store_err)?;
-            workers::join_project(app, project_id, &[existing.person_id])
-                .await
-                .map_err(store_err)?;
+            workers::join_with_details(
+                app,
+                project_id,
+                existing.person_id,
+                team_id,
+                row.trade.as_deref(),
+            )
+            .await
+            .map_err(store_err)?;
             out.joined.push(existing.person_id);
             return Ok(());
         }

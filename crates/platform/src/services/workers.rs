@@ -162,15 +162,24 @@ pub async fn enrol(app: &App, by: &Principal, e: Enrolment) -> Result<Worker, En
     }
     tracing::info!(person = person_id, idcard = %id, "worker enrolled");
     if let Some(project) = e.project_id {
-        app.store
-            .add_project_workers(project, &[person_id], now)
-            .await?;
-        app.store
-            .set_member_details(project, person_id, e.team_id, trade.as_deref())
-            .await?;
-        join_project(app, project, &[person_id]).await?;
+        join_with_details(app, project, person_id, e.team_id, trade.as_deref()).await?;
     }
     Ok(worker)
+}
+
+/// One worker joins a project (devices told, as [`join_project`]) with their team and trade.
+pub async fn join_with_details(
+    app: &App,
+    project_id: i64,
+    person_id: i64,
+    team_id: Option<i64>,
+    trade: Option<&str>,
+) -> StoreResult<()> {
+    join_project(app, project_id, &[person_id]).await?;
+    app.store
+        .set_member_details(project_id, person_id, team_id, trade)
+        .await?;
+    Ok(())
 }
 
 /// Stores a face photo and returns its file key.
