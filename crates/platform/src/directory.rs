@@ -26,6 +26,16 @@
 //! A hint is only stored when no task change happened between the query and the store (an
 //! epoch checked under the lock), so a task created while a heartbeat's query runs is never
 //! hidden by that query's stale answer.
+//!
+//! **Sign-in facts.** Flagging a sign-in (`services::attendance::flags`) asks whether its
+//! person is enrolled, whether they are on the device's project roster, and for the project's
+//! fence. A 60,000-record backlog asked the database that once per record (BENCHMARKS.md,
+//! "backlog"), so the *positive* answers are kept here for [`TTL_MS`] like the rows above:
+//! an unknown person or someone off the roster is asked again every time, so an enrolment or
+//! a join counts from the very next record. Leaving a project or being blacklisted through
+//! this node forgets the roster answers at once ([`Directory::forget_rosters`]); through
+//! another node it is seen within [`TTL_MS`] (a record taken in that second is not flagged
+//! `not_authorised`). Workers are never deleted, so "enrolled" cannot go stale.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -33,7 +43,7 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::store::{Credential, Device, Store, StoreResult, Vendor};
+use crate::store::{Credential, Device, Project, Store, StoreResult, Vendor};
 
 /// How long a cached row is trusted.
 pub const TTL_MS: i64 = 1000;
@@ -41,19 +51,32 @@ pub const TTL_MS: i64 = 1000;
 /// Hints kept before expired ones are swept (then the threshold follows the live count).
 const HINT_SWEEP_MIN: usize = 1024;
 
+/// Entries a cache holds before expired ones are swept (then the threshold follows the live
+/// count), so rows nobody asks for again do not stay forever.
+const CACHE_SWEEP_MIN: usize = 4096;
+
 #[derive(Debug)]
 struct Cache<K, V> {
-    entries: Mutex<HashMap<K, (i64, Arc<V>)>>,
+    entries: Mutex<CacheState<K, V>>,
+}
+
+#[derive(Debug)]
+struct CacheState<K, V> {
+    map: HashMap<K, (i64, Arc<V>)>,
+    sweep_at: usize,
 }
 
 impl<K: Eq + Hash, V> Cache<K, V> {
     fn new() -> Self {
         Cache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(CacheState {
+                map: HashMap::new(),
+                sweep_at: CACHE_SWEEP_MIN,
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (i64, Arc<V>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState<K, V>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -63,12 +86,17 @@ impl<K: Eq + Hash, V> Cache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let entries = self.lock();
-        let (at, v) = entries.get(key)?;
-        (now - at <= TTL_MS && now >= *at).then(|| Arc::clone(v))
+        let (at, v) = entries.map.get(key)?;
+        fresh(*at, now).then(|| Arc::clone(v))
     }
 
     fn put(&self, key: K, value: Arc<V>, now: i64) {
-        self.lock().insert(key, (now, value));
+        let mut entries = self.lock();
+        if entries.map.len() >= entries.sweep_at {
+            entries.map.retain(|_, (at, _)| fresh(*at, now));
+            entries.sweep_at = (entries.map.len() * 2).max(CACHE_SWEEP_MIN);
+        }
+        entries.map.insert(key, (now, value));
     }
 
     fn forget<Q>(&self, key: &Q)
@@ -76,12 +104,17 @@ impl<K: Eq + Hash, V> Cache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.lock().remove(key);
+        self.lock().map.remove(key);
     }
 
     fn clear(&self) {
-        self.lock().clear();
+        self.lock().map.clear();
     }
+}
+
+/// Whether an entry stored at `at` may still be used at `now`.
+fn fresh(at: i64, now: i64) -> bool {
+    now >= at && now - at <= TTL_MS
 }
 
 /// Devices whose last due-task query found no open task, and since when.
@@ -100,6 +133,11 @@ pub struct Directory {
     devices: Cache<String, Device>,
     credentials: Cache<String, Credential>,
     vendors: Cache<i64, Vendor>,
+    /// Person ids known to be enrolled.
+    enrolled: Cache<i64, ()>,
+    /// (project id, person id) known to be on the active roster.
+    rostered: Cache<(i64, i64), ()>,
+    projects: Cache<i64, Project>,
     hints: Mutex<HintState>,
     /// PostgreSQL only: task announcements of other nodes are being received.
     notices_live: AtomicBool,
@@ -111,6 +149,9 @@ impl Default for Directory {
             devices: Cache::new(),
             credentials: Cache::new(),
             vendors: Cache::new(),
+            enrolled: Cache::new(),
+            rostered: Cache::new(),
+            projects: Cache::new(),
             hints: Mutex::new(HintState {
                 sweep_at: HINT_SWEEP_MIN,
                 ..HintState::default()
@@ -171,6 +212,59 @@ impl Directory {
         let v = Arc::new(v);
         self.vendors.put(id, Arc::clone(&v), now);
         Ok(Some(v))
+    }
+
+    /// Whether the person is enrolled (only "yes" is remembered).
+    pub async fn enrolled(&self, store: &dyn Store, person_id: i64, now: i64) -> StoreResult<bool> {
+        if self.enrolled.get(&person_id, now).is_some() {
+            return Ok(true);
+        }
+        let known = store.worker(person_id).await?.is_some();
+        if known {
+            self.enrolled.put(person_id, Arc::new(()), now);
+        }
+        Ok(known)
+    }
+
+    /// Whether the person is on the project's active roster (only "yes" is remembered).
+    pub async fn on_roster(
+        &self,
+        store: &dyn Store,
+        project_id: i64,
+        person_id: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let key = (project_id, person_id);
+        if self.rostered.get(&key, now).is_some() {
+            return Ok(true);
+        }
+        let on = store.on_roster(project_id, person_id).await?;
+        if on {
+            self.rostered.put(key, Arc::new(()), now);
+        }
+        Ok(on)
+    }
+
+    pub async fn project(
+        &self,
+        store: &dyn Store,
+        id: i64,
+        now: i64,
+    ) -> StoreResult<Option<Arc<Project>>> {
+        if let Some(p) = self.projects.get(&id, now) {
+            return Ok(Some(p));
+        }
+        let Some(p) = store.project(id).await? else {
+            return Ok(None);
+        };
+        let p = Arc::new(p);
+        self.projects.put(id, Arc::clone(&p), now);
+        Ok(Some(p))
+    }
+
+    /// Someone left a roster or was blacklisted through this node.
+    pub fn forget_rosters(&self) {
+        self.rostered.clear();
     }
 
     /// A device row changed (or was created) through this node.
@@ -263,6 +357,21 @@ mod tests {
         assert!(!d.no_open_tasks("sqlite", "b", 2_000, 600_000));
         d.tasks_changed("a");
         assert!(!d.no_open_tasks("sqlite", "a", 2_000, 600_000));
+    }
+
+    #[test]
+    fn cached_rows_expire_and_expired_ones_are_swept() {
+        let c: Cache<i64, ()> = Cache::new();
+        c.put(1, Arc::new(()), 1_000);
+        assert!(c.get(&1, 1_000 + TTL_MS).is_some());
+        assert!(c.get(&1, 1_001 + TTL_MS).is_none(), "expired");
+        assert!(c.get(&1, 999).is_none(), "clock went back");
+        for k in 0..CACHE_SWEEP_MIN as i64 {
+            c.put(k, Arc::new(()), 1_000);
+        }
+        // The next put at a later time sweeps every expired entry.
+        c.put(-1, Arc::new(()), 1_001 + TTL_MS);
+        assert_eq!(c.lock().map.len(), 1);
     }
 
     #[test]

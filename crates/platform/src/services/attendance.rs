@@ -35,11 +35,15 @@ pub async fn flags(
     let mut flags: Vec<&str> = Vec::new();
     let methods: BitType = p.methods();
 
-    let worker = match p.person_id.parse::<i64>() {
-        Ok(id) => app.store.worker(id).await?,
-        Err(_) => None,
+    // Through the directory's cache: a backlog asks the same few hundred persons thousands
+    // of times (see `directory`, "sign-in facts").
+    let dir = &app.directory;
+    let store = app.store.as_ref();
+    let person = match p.person_id.parse::<i64>() {
+        Ok(id) if dir.enrolled(store, id, received_at).await? => Some(id),
+        _ => None,
     };
-    if worker.is_none() {
+    if person.is_none() {
         flags.push(flag::UNKNOWN_PERSON);
     }
     let project = match device.project_id {
@@ -48,12 +52,12 @@ pub async fn flags(
             None
         }
         Some(pid) => {
-            if let Some(w) = &worker
-                && !app.store.on_roster(pid, w.person_id).await?
+            if let Some(person) = person
+                && !dir.on_roster(store, pid, person, received_at).await?
             {
                 flags.push(flag::NOT_AUTHORISED);
             }
-            app.store.project(pid).await?
+            dir.project(store, pid, received_at).await?
         }
     };
     if methods.contains(AttendanceType::Mobile) {

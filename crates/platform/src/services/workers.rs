@@ -234,6 +234,7 @@ pub async fn leave_project(app: &App, project_id: i64, person_id: i64) -> StoreR
     {
         return Ok(false);
     }
+    app.directory.forget_rosters();
     let param = format!("{{\"personIds\":[\"{person_id}\"]}}");
     for device in app.store.devices(Some(project_id)).await? {
         tasks::create(
@@ -284,6 +285,7 @@ pub async fn blacklist(app: &App, person_id: i64, reason: &str, by: &str) -> Sto
         created_at: now_ms(),
     };
     app.store.blacklist_worker(&entry).await?;
+    app.directory.forget_rosters();
     let param = format!("{{\"personIds\":[\"{person_id}\"]}}");
     for m in app.store.memberships(person_id).await? {
         if m.status != "active" {

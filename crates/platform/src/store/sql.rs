@@ -99,12 +99,19 @@ const MAX_PARAMS: usize = 500;
 const MAX_ATTENDANCE_PAGE: u32 = 1000;
 
 /// Settings of every SQLite connection.
-const SQLITE_PRAGMAS: [&str; 4] = [
+const SQLITE_PRAGMAS: [&str; 5] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
+    // Statement journals (a multi-row insert that may fail needs one) stay in memory instead
+    // of a temporary file opened, written and unlinked per statement.
+    "PRAGMA temp_store = MEMORY",
 ];
+/// Page cache of the writer connection (KiB): the attendance indexes' hot pages stay in it.
+const WRITER_CACHE: &str = "PRAGMA cache_size = -16384";
+/// Page cache of each reader connection (KiB; SQLite's default).
+const READER_CACHE: &str = "PRAGMA cache_size = -2000";
 
 /// `(version, description, sql)` of each migration, per backend (`NNNN_description.sql`).
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -184,6 +191,10 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// Where writes go. SQLite: one connection of its own, kept open, so its page cache stays
+    /// warm (a connection that sees another one's commit drops its cache and reads every page
+    /// again). PostgreSQL: the same pool.
+    writes: AnyPool,
     backend: Backend,
     /// SQLite only: this process's writers queue here (see the module docs).
     writer: Arc<Mutex<()>>,
@@ -225,6 +236,7 @@ impl SqlStore {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writes.close().await;
     }
 
     /// The connection pool, for whole-database tools inside the crate ([`super::migrate`]).
@@ -235,13 +247,17 @@ impl SqlStore {
     async fn open(url: &str, schema: Option<&str>) -> StoreResult<SqlStore> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
-        let pool = match backend {
-            Backend::Sqlite => sqlite_pool(url).await?,
-            Backend::Postgres => postgres_pool(url, schema).await?,
+        let (pool, writes) = match backend {
+            Backend::Sqlite => sqlite_pools(url).await?,
+            Backend::Postgres => {
+                let pool = postgres_pool(url, schema).await?;
+                (pool.clone(), pool)
+            }
         };
-        backend.migrator().run(&pool).await?;
+        backend.migrator().run(&writes).await?;
         Ok(SqlStore {
             pool,
+            writes,
             backend,
             writer: Arc::new(Mutex::new(())),
         })
@@ -259,8 +275,8 @@ impl SqlStore {
     async fn write(&self) -> StoreResult<WriteTx<'_>> {
         let slot = self.write_slot().await;
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writes.begin().await?,
         };
         Ok(WriteTx { tx, _slot: slot })
     }
@@ -268,7 +284,7 @@ impl SqlStore {
     /// Runs one write statement on its own (autocommit), in the writer slot on SQLite.
     async fn execute(&self, query: Query<'_, Any, AnyArguments>) -> Result<u64, sqlx::Error> {
         let _slot = self.write_slot().await;
-        Ok(query.execute(&self.pool).await?.rows_affected())
+        Ok(query.execute(&self.writes).await?.rows_affected())
     }
 
     async fn fetch_optional<T: FromRow>(
@@ -296,31 +312,39 @@ impl SqlStore {
     }
 }
 
-async fn sqlite_pool(url: &str) -> StoreResult<AnyPool> {
+/// The readers' pool and the writer's: a file gets four readers and one writer connection of
+/// its own, kept open; an in-memory database is one connection for both (every new
+/// connection would open a new, empty database).
+async fn sqlite_pools(url: &str) -> StoreResult<(AnyPool, AnyPool)> {
     let memory = url.contains(":memory:") || url.contains("mode=memory");
     let url = match (url.contains("mode="), url.contains('?')) {
         (true, _) => url.to_owned(),
         (false, true) => format!("{url}&mode=rwc"),
         (false, false) => format!("{url}?mode=rwc"),
     };
-    let mut options = AnyPoolOptions::new()
-        .max_connections(if memory { 1 } else { 4 })
-        .after_connect(|conn, _meta| {
+    let options = |cache_size: &'static str| {
+        AnyPoolOptions::new().after_connect(move |conn, _meta| {
             Box::pin(async move {
                 for pragma in SQLITE_PRAGMAS {
                     conn.execute(pragma).await?;
                 }
+                conn.execute(cache_size).await?;
                 Ok(())
             })
-        });
+        })
+    };
+    let kept = |o: AnyPoolOptions| o.min_connections(1).idle_timeout(None).max_lifetime(None);
+    let writes = kept(options(WRITER_CACHE).max_connections(1))
+        .connect(&url)
+        .await?;
     if memory {
-        // Every new connection would open a new, empty database: keep the one forever.
-        options = options
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None);
+        return Ok((writes.clone(), writes));
     }
-    Ok(options.connect(&url).await?)
+    let reads = options(READER_CACHE)
+        .max_connections(4)
+        .connect(&url)
+        .await?;
+    Ok((reads, writes))
 }
 
 async fn postgres_pool(url: &str, schema: Option<&str>) -> StoreResult<AnyPool> {
@@ -400,6 +424,22 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// The parameter list of a multi-row `VALUES`: `rows` groups of `width` placeholders, and
+/// no other parameter in the statement. SQLite gets anonymous `?`s (bound in order): sqlx
+/// asks SQLite for every parameter's name to bind it, and SQLite finds a numbered name by
+/// scanning all of them, which made an 832-value insert quadratic — 14 % of the server's CPU
+/// while draining a backlog (BENCHMARKS.md, "third round").
+fn values_list(sqlite: bool, rows: usize, width: usize) -> String {
+    let group = |r: usize| {
+        if sqlite {
+            format!("({})", vec!["?"; width].join(", "))
+        } else {
+            format!("({})", placeholders(r * width + 1, width))
+        }
+    };
+    (0..rows).map(group).collect::<Vec<_>>().join(", ")
+}
+
 /// Sorted, deduplicated ids.
 fn unique(ids: &[i64]) -> Vec<i64> {
     let mut ids = ids.to_vec();
@@ -420,10 +460,8 @@ async fn insert_rows(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_statement).collect();
-        let values = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(r * width + 1, width)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
+        let values = values_list(sqlite, chunk.len(), width);
         let sql = format!("{head} VALUES {values} {tail}");
         let query = bind_all(
             sqlx::query(AssertSqlSafe(sql)),
@@ -945,7 +983,7 @@ impl Store for SqlStore {
             );
             let _slot = self.write_slot().await;
             bind_all(sqlx::query(AssertSqlSafe(sql)), args)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writes)
                 .await
                 .map_err(|e| constraint(e, || format!("device {sn}")))?
                 .as_ref()
@@ -1048,7 +1086,7 @@ impl Store for SqlStore {
             .bind(worker.face_key.clone())
             .bind(worker.created_at)
             .bind(worker.updated_at)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writes)
             .await?
         };
         if inserted.is_some() {
@@ -1561,10 +1599,7 @@ impl Store for SqlStore {
             };
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            let values = (0..n)
-                .map(|r| format!("({})", placeholders(r * 13 + 1, 13)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let values = values_list(matches!(self.backend, Backend::Sqlite), n, 13);
             let sql = format!(
                 "INSERT INTO attendance ({}) VALUES {values} \
                  ON CONFLICT DO NOTHING RETURNING record_id",

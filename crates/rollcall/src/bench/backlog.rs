@@ -1,6 +1,9 @@
 //! `rollcall bench backlog`: a device (the real SDK) comes back online with N records queued
 //! offline and drains them over its pipelined TCP connection: wall time from its start until
-//! its queue is empty, and the server's CPU seconds. Run without photos and with photos (the
+//! its queue is empty, and the server's CPU seconds. As on a site, the device is bound to a
+//! project and the records are its 500 rostered workers' (enrolled with the 1.7 KB thumbnail,
+//! so the roster the device also downloads on coming online stays small), so every record
+//! goes through the full flagging: enrolled, on the roster, the project. Run without photos and with photos (the
 //! SDK's 48.9 KB sample face by default, or its 1.7 KB thumbnail with `--small-photos`), each
 //! against a fresh server. Queueing the records beforehand is not timed.
 
@@ -9,10 +12,15 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rollcall_device::photo::sample::{FACE_JPEG, SMALL_JPEG};
 use rollcall_device::{AttendanceRecord, Credentials, Device, DeviceConfig};
+use serde_json::json;
 use tokio::sync::watch;
 
 use super::load::{self, BenchResult, Server};
 use super::report::{Report, Row};
+
+/// Workers on the device's project whose records make up the backlog (fewer for a backlog
+/// of fewer records).
+const WORKERS: usize = 500;
 
 /// Flags of `rollcall bench backlog`.
 #[derive(Debug, Args)]
@@ -26,6 +34,9 @@ pub struct BacklogArgs {
     /// Use the 1.7 KB thumbnail instead of the 48.9 KB face. / 使用小照片
     #[arg(long)]
     pub small_photos: bool,
+    /// Sign-ins the device keeps in flight (the SDK's default unless given). / 设备同时在途的考勤数
+    #[arg(long)]
+    pub window: Option<usize>,
     /// Give up after this many seconds. / 超时秒数
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
@@ -60,7 +71,15 @@ async fn drain(
     photo: Option<&'static [u8]>,
 ) -> BenchResult<Row> {
     let server = Server::start(database_url)?;
-    let vendor = server.admin().vendor("bench backlog").await?;
+    let admin = server.admin();
+    let vendor = admin.vendor("bench backlog").await?;
+    let (project, persons) = admin
+        .project_with_workers(
+            "bench backlog",
+            WORKERS.min(args.records.max(1)),
+            SMALL_JPEG,
+        )
+        .await?;
     let dir = tempfile::Builder::new()
         .prefix("rollcall-bench-device-")
         .tempdir()
@@ -75,13 +94,23 @@ async fn drain(
     } else {
         "BACKLOGN1"
     };
-    let config = DeviceConfig::new(
+    let mut config = DeviceConfig::new(
         sn,
         creds,
         server.tcp.as_str(),
         server.http.as_str(),
         dir.path(),
     );
+    if let Some(window) = args.window {
+        config.tuning.window = window;
+    }
+    let window = config.tuning.window;
+    admin
+        .post(
+            "/devices",
+            &json!({"sn": sn, "vendorId": vendor.id, "projectId": project, "kind": "face"}),
+        )
+        .await?;
     let device = Device::open(config).map_err(|e| format!("device: {e}"))?;
     let handle = device.handle();
     // Queued while offline: the device is not running yet.
@@ -92,7 +121,7 @@ async fn drain(
             .iter()
             .map(|&i| {
                 AttendanceRecord::face(
-                    format!("{}", 2_000_000 + i % 500),
+                    persons[i % persons.len()].clone(),
                     base + i as i64 * 1000,
                     photo.map(<[u8]>::to_vec),
                 )
@@ -134,6 +163,7 @@ async fn drain(
     let target = if photo.is_some() { 30.0 } else { 2.0 } * scale;
     Ok(Row::new()
         .with("photo_bytes", photo.map_or(0, <[u8]>::len) as u64)
+        .with("window", window as u64)
         .with("queued", queued)
         .with("acked", acked)
         .with("left", left)

@@ -179,8 +179,7 @@ impl Server {
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         let data_dir = dir.path().to_path_buf();
-        let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(server_exe()?);
         cmd.args(["serve", "--data-dir"])
             .arg(&data_dir)
             .args([
@@ -248,6 +247,45 @@ impl Admin {
         }
     }
 
+    /// A new project with `count` workers enrolled (face `face`, 16 enrolments at a time) on
+    /// its roster: the project's id and the workers' person ids, in enrolment order.
+    pub async fn project_with_workers(
+        &self,
+        name: &str,
+        count: usize,
+        face: &[u8],
+    ) -> BenchResult<(String, Vec<String>)> {
+        use base64::Engine as _;
+        let project = self.post("/projects", &json!({ "name": name })).await?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let face = base64::engine::general_purpose::STANDARD.encode(face);
+        let mut persons: Vec<String> = Vec::with_capacity(count);
+        let serials: Vec<usize> = (0..count).collect();
+        for chunk in serials.chunks(16) {
+            let posts = chunk.iter().map(|&i| {
+                let body = json!({
+                    "idcardNo": crate::simulate::idcard(i as u32),
+                    "name": format!("压测工人{i:05}"),
+                    "facePhoto": face,
+                });
+                async move { self.post("/workers", &body).await }
+            });
+            for w in futures_util::future::join_all(posts).await {
+                persons.push(w?["personId"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        for chunk in persons.chunks(500) {
+            self.post(
+                &format!("/projects/{project}/workers"),
+                &json!({ "personIds": chunk }),
+            )
+            .await?;
+        }
+        Ok((project, persons))
+    }
+
     /// A new vendor's credentials.
     pub async fn vendor(&self, name: &str) -> BenchResult<Vendor> {
         let v = self.post("/vendors", &json!({ "name": name })).await?;
@@ -268,6 +306,15 @@ pub struct Vendor {
     pub access_id: String,
     pub access_key: String,
     pub access_secret: String,
+}
+
+/// The binary whose `serve` is measured: this one, or `ROLLCALL_BENCH_SERVER` — so an older
+/// build can be measured by the same load generator for a before/after comparison.
+fn server_exe() -> BenchResult<PathBuf> {
+    match std::env::var_os("ROLLCALL_BENCH_SERVER") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => std::env::current_exe().map_err(|e| format!("current exe: {e}")),
+    }
 }
 
 /// Device time now, epoch ms.

@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use clap::Args;
-use futures_util::future::join_all;
 use rollcall_device::photo::sample::FACE_JPEG;
 use rollcall_device::{Credentials, Device, DeviceConfig};
 use serde_json::json;
@@ -32,39 +30,10 @@ pub async fn run(args: SyncArgs, database_url: Option<&str>) -> BenchResult<Repo
     let server = Server::start(database_url)?;
     let admin = server.admin();
     let vendor = admin.vendor("bench sync").await?;
-    let project = admin
-        .post("/projects", &json!({ "name": "bench sync" }))
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let face = base64::engine::general_purpose::STANDARD.encode(FACE_JPEG);
     let enrol_started = Instant::now();
-    let mut persons: Vec<String> = Vec::with_capacity(args.persons);
-    let serials: Vec<usize> = (0..args.persons).collect();
-    for chunk in serials.chunks(16) {
-        let posts = chunk.iter().map(|&i| {
-            let body = json!({
-                "idcardNo": crate::simulate::idcard(i as u32),
-                "name": format!("压测工人{i:05}"),
-                "facePhoto": face,
-            });
-            let admin = admin.clone();
-            async move { admin.post("/workers", &body).await }
-        });
-        for w in join_all(posts).await {
-            let w = w?;
-            persons.push(w["personId"].as_str().unwrap_or_default().to_owned());
-        }
-    }
-    for chunk in persons.chunks(500) {
-        admin
-            .post(
-                &format!("/projects/{project}/workers"),
-                &json!({ "personIds": chunk }),
-            )
-            .await?;
-    }
+    let (project, persons) = admin
+        .project_with_workers("bench sync", args.persons, FACE_JPEG)
+        .await?;
     let sn = "SYNC00001";
     admin
         .post(
