@@ -3,17 +3,26 @@
 //! A connection reads frames with the protocol crate's decoder and handles requests
 //! **concurrently but answers in request order** (a device keeps a window of sign-ins in
 //! flight; they reach the group commit together). Commands for the device arrive on its
-//! outbound queue from the [`Registry`](crate::registry::Registry). Memory is sized to need:
-//! an idle connection holds no buffer — it waits for readability first and allocates only when
-//! bytes arrive, and frees the read buffer once it is empty and the write buffer once written.
-//! (Keeping the last frame's buffers, as before, cost every idle device about a kilobyte; an
-//! allocation per frame is cheap next to the two system calls each frame needs anyway.)
+//! outbound queue from the [`Registry`](crate::registry::Registry).
+//!
+//! **Memory is sized to need**, because a site's gates sit idle most of the day (the target
+//! is ≤ 2 KB per idle device, BENCHMARKS.md "idle"):
+//! - an idle connection holds no buffer: it waits for readability first, allocates only when
+//!   bytes arrive, and frees the read buffer once it is empty and the write buffer once
+//!   written;
+//! - it waits on two things only, its socket and its [`Outbox`]. The idle timeout and
+//!   shutdown are not a timer and a watch per connection (together ~230 bytes of every
+//!   task): the accept loop keeps the live connections' outboxes, sweeps them every quarter
+//!   of the idle timeout and tells the idle ones to stop, and tells all of them at shutdown.
+//!   So a connection is closed between `idle_timeout_secs` and 1.25× that after its last
+//!   whole frame.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -24,60 +33,132 @@ use rollcall_protocol::envelope::{Request, Response, Transport};
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError};
 use rollcall_protocol::{PROTOCOL_VERSION, Packet};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::dispatch::{self, ConnCtx};
-use crate::registry::{ConnHandle, Outbox, Outgoing};
+use crate::registry::{ConnHandle, Outbox, Outgoing, Stop};
 use crate::state::AppState;
 
-/// Requests of one connection handled at once; reading pauses beyond this (backpressure).
+/// Requests of one connection handled at once; reading pages beyond this (backpressure).
 const MAX_IN_FLIGHT: usize = 256;
 
-/// Accepts connections until `shutdown` turns true, then waits for every connection to
-/// answer what it has in flight and close.
+/// The live connections' outboxes, for the idle sweep and shutdown; and the gateway's clock.
+#[derive(Debug)]
+struct Live {
+    conns: Mutex<HashMap<u64, Arc<Outbox>>>,
+    epoch: Instant,
+}
+
+impl Live {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Outbox>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Milliseconds since the gateway started (tokio's clock, so tests may pause it).
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Adds a connection; the count of live connections after.
+    fn add(&self, id: u64, outbox: Arc<Outbox>) -> usize {
+        outbox.touch(self.now());
+        let mut conns = self.lock();
+        conns.insert(id, outbox);
+        conns.len()
+    }
+
+    /// Removes a connection; the count of live connections after.
+    fn remove(&self, id: u64) -> usize {
+        let mut conns = self.lock();
+        conns.remove(&id);
+        conns.len()
+    }
+
+    /// Tells every connection without a whole frame for `idle` to stop.
+    fn sweep(&self, idle: Duration) {
+        let now = self.now();
+        let idle = idle.as_millis() as u64;
+        for outbox in self.lock().values() {
+            if now.saturating_sub(outbox.last_active()) >= idle {
+                outbox.stop(Stop::Idle);
+            }
+        }
+    }
+
+    fn stop_all(&self) {
+        for outbox in self.lock().values() {
+            outbox.stop(Stop::Shutdown);
+        }
+    }
+}
+
+/// A connection slot, then a connection. `None` when the slots are closed (never, in
+/// practice).
+async fn accept(
+    limit: &Arc<Semaphore>,
+    listener: &TcpListener,
+) -> Option<(tokio::sync::OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+    let permit = Arc::clone(limit).acquire_owned().await.ok()?;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => return Some((permit, stream, peer)),
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` turns true, then tells every connection to answer
+/// what it has in flight and close, and waits for them.
 pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(app.settings.max_connections.max(1)));
-    let open = Arc::new(AtomicUsize::new(0));
+    let live = Arc::new(Live {
+        conns: Mutex::new(HashMap::new()),
+        epoch: Instant::now(),
+    });
+    let idle = Duration::from_secs(app.settings.idle_timeout_secs.max(1));
+    let mut sweep = tokio::time::interval(idle / 4);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Every connection holds a clone; when all are dropped, `done_rx` yields None.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let (permit, stream, peer) = tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    // EMFILE and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            _ = sweep.tick() => {
+                live.sweep(idle);
+                continue;
+            }
+            // Cancel-safe: a permit or a connection not yet taken stays where it was.
+            accepted = accept(&limit, &listener) => match accepted {
+                Some(a) => a,
+                None => break,
             },
-            _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let shutdown = shutdown.clone();
-        let done = done_tx.clone();
-        let open = Arc::clone(&open);
+        let handle = ConnHandle {
+            id: app.registry.next_conn_id(),
+            outbox: Arc::new(Outbox::default()),
+        };
         app.metrics
-            .tcp_connections(open.fetch_add(1, Ordering::Relaxed) + 1);
+            .tcp_connections(live.add(handle.id, Arc::clone(&handle.outbox)));
+        let app = Arc::clone(&app);
+        let live = Arc::clone(&live);
+        let done = done_tx.clone();
         tokio::spawn(async move {
-            connection(&app, stream, peer, shutdown).await;
-            app.metrics
-                .tcp_connections(open.fetch_sub(1, Ordering::Relaxed) - 1);
+            let id = handle.id;
+            connection(&app, &live, stream, peer.ip(), handle).await;
+            app.metrics.tcp_connections(live.remove(id));
             drop(permit);
             drop(done);
         });
     }
+    live.stop_all();
     drop(done_tx);
     let _ = done_rx.recv().await;
 }
@@ -88,175 +169,203 @@ type Pending<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
 #[derive(Debug)]
 enum End {
     Eof,
-    Idle,
-    Kicked,
-    Shutdown,
+    Stopped(Stop),
     Corrupt(FrameError),
     Io(std::io::Error),
 }
 
-async fn connection(
-    app: &AppState,
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let (rd, mut wr) = stream.into_split();
-    let outbox = Arc::new(Outbox::default());
-    let ctx = ConnCtx::new(ConnHandle {
-        id: app.registry.next_conn_id(),
-        outbox: Arc::clone(&outbox),
-    });
-    let decoder = FrameDecoder::new(app.settings.max_frame_bytes);
-    let idle = Duration::from_secs(app.settings.idle_timeout_secs.max(1));
-    let mut deadline = Instant::now() + idle;
-    // The waits that outlive one loop turn are made once, not re-registered every turn: one
-    // timer for the connection's life (a frame only moves `deadline`; the timer is re-armed
-    // when it fires early), one shutdown wait, one outbox wait (re-made after it fires).
-    let idle_timer = tokio::time::sleep_until(deadline);
-    tokio::pin!(idle_timer);
-    let stopping = shutdown.changed();
-    tokio::pin!(stopping);
-    let wake = outbox.notified();
-    tokio::pin!(wake);
-    let mut buf = BytesMut::new();
-    // Made on a connection's first request and dropped once it has answered everything: an
-    // idle connection holds no queue.
-    let mut in_flight: Option<FuturesOrdered<Pending<'_>>> = None;
-    let mut out = BytesMut::new();
+/// What woke a connection.
+enum Event {
+    /// Its outbox: commands to push, or a stop.
+    Outbox,
+    /// The oldest request in flight is answered, and its answer framed into `out`.
+    Answered,
+    /// The socket is readable (or failed).
+    Readable(std::io::Result<()>),
+}
 
-    let end = loop {
-        let busy = in_flight.as_ref().map_or(0, FuturesOrdered::len);
-        tokio::select! {
-            biased;
-            _ = &mut stopping => break End::Shutdown,
-            _ = &mut wake => {
-                wake.set(outbox.notified());
-                match outbox.take() {
-                    Outgoing::Kicked => break End::Kicked,
+/// One connection's life. A plain `fn` returning an `async move` block rather than an
+/// `async fn`: an `async fn` copies its arguments into locals and keeps both in its state,
+/// ~100 bytes of every connection for nothing.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in every connection's state"
+)]
+fn connection<'a>(
+    app: &'a AppState,
+    live: &'a Live,
+    mut stream: TcpStream,
+    ip: IpAddr,
+    handle: ConnHandle,
+) -> impl Future<Output = ()> + Send + 'a {
+    async move {
+        let outbox = Arc::clone(&handle.outbox);
+        let ctx = ConnCtx::new(handle);
+        let decoder = FrameDecoder::new(app.settings.max_frame_bytes);
+        let mut buf = BytesMut::new();
+        // Made on a connection's first request and dropped once it has answered everything: an
+        // idle connection holds no queue.
+        let mut in_flight: Option<Box<FuturesOrdered<Pending<'_>>>> = None;
+        let mut out = BytesMut::new();
+
+        let end = loop {
+            let busy = in_flight.as_ref().map_or(0, |f| f.len());
+            // Polled by hand rather than through `select!` over futures: the socket's and the
+            // outbox's wakers live in the socket's and the outbox's own state, so a waiting
+            // connection keeps no readiness or notification future in its task (BENCHMARKS.md,
+            // "idle"). Outbox first (a stop must not wait behind reads), then answers, then reads.
+            let event = std::future::poll_fn(|cx| {
+                if outbox.poll_wake(cx).is_ready() {
+                    return Poll::Ready(Event::Outbox);
+                }
+                if let Some(pending) = in_flight.as_mut().filter(|_| busy > 0)
+                    && let Poll::Ready(Some(resp)) = pending.poll_next_unpin(cx)
+                {
+                    // Framed here, so no answer is held in the task's state across the write.
+                    encode_response(&mut out, resp);
+                    return Poll::Ready(Event::Answered);
+                }
+                if busy < MAX_IN_FLIGHT
+                    && let Poll::Ready(r) = stream.poll_read_ready(cx)
+                {
+                    return Poll::Ready(Event::Readable(r));
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                Event::Outbox => match outbox.take() {
+                    Outgoing::Stop(why) => break End::Stopped(why),
                     Outgoing::Commands(commands) => {
-                        let mut failed = None;
-                        for cmd in commands {
-                            encode(&mut out, &cmd);
-                            if let Err(e) = write_out(&mut wr, &mut out).await {
-                                failed = Some(e);
-                                break;
-                            }
-                        }
-                        if let Some(e) = failed {
+                        // Every command framed into one buffer before the write's await (one
+                        // write for all).
+                        encode_all(&mut out, commands);
+                        if let Err(e) = write_out(&mut stream, &mut out).await {
                             break End::Io(e);
                         }
                     }
-                }
-            }
-            Some(resp) = async { in_flight.as_mut()?.next().await }, if busy > 0 => {
-                encode(&mut out, &resp.to_packet());
-                drop(resp);
-                if let Err(e) = write_out(&mut wr, &mut out).await {
-                    break End::Io(e);
-                }
-                if in_flight.as_ref().is_some_and(FuturesOrdered::is_empty) {
-                    in_flight = None;
-                }
-                if let Some(sn) = ctx.take_bound_now() {
-                    push_due_later(app, sn);
-                }
-            }
-            r = rd.readable(), if busy < MAX_IN_FLIGHT => {
-                if let Err(e) = r {
-                    break End::Io(e);
-                }
-                let want = decoder.needed(&buf).unwrap_or(1).clamp(512, 64 * 1024);
-                buf.reserve(want);
-                match rd.try_read_buf(&mut buf) {
-                    Ok(0) => break End::Eof,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(e) => break End::Io(e),
-                }
-                let mut corrupt = None;
-                loop {
-                    match decoder.decode(&mut buf) {
-                        Ok(Some(packet)) => {
-                            deadline = Instant::now() + idle;
-                            let req = Request::from_packet(packet);
-                            in_flight
-                                .get_or_insert_with(FuturesOrdered::new)
-                                .push_back(Box::pin(dispatch::handle(
-                                    app,
-                                    req,
-                                    Transport::Tcp,
-                                    Some(&ctx),
-                                    Some(peer.ip()),
-                                )));
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            corrupt = Some(e);
-                            break;
-                        }
+                },
+                Event::Answered => {
+                    if let Err(e) = write_out(&mut stream, &mut out).await {
+                        break End::Io(e);
+                    }
+                    if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
+                        in_flight = None;
+                    }
+                    if let Some(sn) = ctx.take_bound_now() {
+                        push_due_later(app, sn);
                     }
                 }
-                if let Some(e) = corrupt {
-                    break End::Corrupt(e);
-                }
-                if buf.is_empty() {
-                    buf = BytesMut::new();
+                Event::Readable(Err(e)) => break End::Io(e),
+                Event::Readable(Ok(())) => {
+                    let want = decoder.needed(&buf).unwrap_or(1).clamp(512, 64 * 1024);
+                    buf.reserve(want);
+                    match stream.try_read_buf(&mut buf) {
+                        Ok(0) => break End::Eof,
+                        Ok(_) => {}
+                        // Readiness was stale; the failed read cleared it.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(e) => break End::Io(e),
+                    }
+                    let mut corrupt = None;
+                    loop {
+                        match decoder.decode(&mut buf) {
+                            Ok(Some(packet)) => {
+                                outbox.touch(live.now());
+                                let req = Request::from_packet(packet);
+                                in_flight
+                                    .get_or_insert_with(Default::default)
+                                    .push_back(Box::pin(dispatch::handle(
+                                        app,
+                                        req,
+                                        Transport::Tcp,
+                                        Some(&ctx),
+                                        Some(ip),
+                                    )));
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                corrupt = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(e) = corrupt {
+                        break End::Corrupt(e);
+                    }
+                    if buf.is_empty() {
+                        buf = BytesMut::new();
+                    }
                 }
             }
-            _ = &mut idle_timer => {
-                if Instant::now() >= deadline {
-                    break End::Idle;
-                }
-                idle_timer.as_mut().reset(deadline);
-            }
-        }
-    };
-    // Pushes from now on fail, so their tasks stay due (as when the queue was a channel whose
-    // receiver is gone).
-    outbox.close();
+        };
+        // Pushes from now on fail, so their tasks stay due (as when the queue was a channel whose
+        // receiver is gone).
+        outbox.close();
 
-    // Answer what is in flight, in order, before closing (graceful for shutdown and kicks;
-    // for a corrupt stream the error packet comes after the answers it owes).
-    if let Some(mut pending) = in_flight {
-        while let Some(resp) = pending.next().await {
-            encode(&mut out, &resp.to_packet());
-            drop(resp);
-            if write_out(&mut wr, &mut out).await.is_err() {
-                break;
+        // Answer what is in flight, in order, before closing (graceful for shutdown and kicks;
+        // for a corrupt stream the error packet comes after the answers it owes).
+        if let Some(mut pending) = in_flight {
+            while let Some(resp) = pending.next().await {
+                encode_response(&mut out, resp);
+                if write_out(&mut stream, &mut out).await.is_err() {
+                    break;
+                }
             }
         }
-    }
-    match &end {
-        End::Corrupt(e) => {
-            app.metrics.frame_error(e.code().as_str());
-            tracing::info!(%peer, error = %e, "closing a connection with a corrupt stream");
-            let packet = Packet {
-                version: PROTOCOL_VERSION.to_owned(),
-                success: false,
-                error: ProtocolError::with_detail(e.code(), e.to_string()).to_json(),
-                ..Packet::default()
-            };
-            encode(&mut out, &packet);
-            drop(packet);
-            let _ = write_out(&mut wr, &mut out).await;
+        match &end {
+            End::Corrupt(e) => {
+                app.metrics.frame_error(e.code().as_str());
+                tracing::info!(%ip, error = %e, "closing a connection with a corrupt stream");
+                let packet = Packet {
+                    version: PROTOCOL_VERSION.to_owned(),
+                    success: false,
+                    error: ProtocolError::with_detail(e.code(), e.to_string()).to_json(),
+                    ..Packet::default()
+                };
+                encode(&mut out, packet);
+                let _ = write_out(&mut stream, &mut out).await;
+            }
+            End::Io(e) => tracing::debug!(%ip, error = %e, "connection error"),
+            End::Stopped(why) => tracing::debug!(%ip, reason = ?why, "connection told to stop"),
+            End::Eof => tracing::debug!(%ip, "connection closed by the peer"),
         }
-        End::Io(e) => tracing::debug!(%peer, error = %e, "connection error"),
-        other => tracing::debug!(%peer, reason = ?other, "connection closed"),
+        let _ = stream.shutdown().await;
     }
-    let _ = wr.shutdown().await;
 }
 
-/// Frames `packet` into `out`. Kept apart from the write so no packet is held across the
-/// write's await (that would make every connection's task larger).
-fn encode(out: &mut BytesMut, packet: &Packet) {
+// The encoders take what they frame **by value**: a local the task borrows keeps its slot in
+// the task's state until the end of its scope, across the write's await, even when it was
+// dropped before (a `Response` or `Packet` there made every connection's task bigger).
+
+/// Frames `packet` into `out`.
+fn encode(out: &mut BytesMut, packet: Packet) {
     out.clear();
     out.reserve(packet.encoded_len() + frame::MAX_VARINT_BYTES);
-    frame::encode(packet, out);
+    frame::encode(&packet, out);
+}
+
+/// Frames a response into `out`.
+fn encode_response(out: &mut BytesMut, resp: Response) {
+    encode(out, resp.to_packet());
+}
+
+/// Frames every packet of `packets` into `out`, one after the other.
+fn encode_all(out: &mut BytesMut, packets: std::collections::VecDeque<Packet>) {
+    out.clear();
+    out.reserve(
+        packets
+            .iter()
+            .map(|p| p.encoded_len() + frame::MAX_VARINT_BYTES)
+            .sum(),
+    );
+    for packet in &packets {
+        frame::encode(packet, out);
+    }
 }
 
 /// Writes `out` and releases its memory.
-async fn write_out(wr: &mut OwnedWriteHalf, out: &mut BytesMut) -> std::io::Result<()> {
+async fn write_out(wr: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {
     let written = wr.write_all(out).await;
     *out = BytesMut::new();
     written

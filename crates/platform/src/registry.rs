@@ -5,11 +5,11 @@
 //! device's newest connection wins: binding kicks the older connection, which then ends.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::task::AtomicWaker;
 use rollcall_protocol::Packet;
-use tokio::sync::Notify;
 
 /// Commands queued for one connection before pushes fall back to heartbeat pull.
 pub const OUTBOUND_QUEUE: usize = 64;
@@ -21,31 +21,50 @@ pub struct ConnHandle {
     pub outbox: Arc<Outbox>,
 }
 
-/// A connection's outbound commands and its kick switch, in one small allocation.
+/// A connection's outbound commands, its stop switch and its last activity, in one small
+/// allocation.
 ///
 /// A tokio channel plus a `Notify` per connection was ~1 KB of every idle connection (its
 /// cache-padded channel state and a first block of 32 slots, BENCHMARKS.md "idle"); an idle
-/// outbox is a mutex, an empty queue and a `Notify`. The connection waits on
-/// [`Outbox::notified`] and then takes what is there with [`Outbox::take`].
+/// outbox is a mutex, an empty queue, a `Notify` and a timestamp. The connection waits on
+/// [`Outbox::notified`] and then takes what is there with [`Outbox::take`]. Everything that
+/// ends a connection from outside — a newer connection of its device, the idle sweep, a
+/// shutdown — arrives here too, so a connection waits on its socket and this, nothing else.
 #[derive(Debug, Default)]
 pub struct Outbox {
     state: Mutex<OutboxState>,
-    wake: Notify,
+    /// The connection's waker and whether something arrived since it last looked: a
+    /// one-permit notification whose state lives here, not in the waiting task.
+    waker: AtomicWaker,
+    woken: AtomicBool,
+    /// When the connection last received a whole frame (the gateway's clock, ms).
+    last_active: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct OutboxState {
     queue: VecDeque<Packet>,
-    kicked: bool,
+    stop: Option<Stop>,
     /// The connection has stopped reading its outbox: pushes are refused.
     closed: bool,
+}
+
+/// Why a connection is told to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A newer connection of the device took over.
+    Kicked,
+    /// No whole frame for the idle timeout.
+    Idle,
+    /// The platform is shutting down (answer what is in flight, then close).
+    Shutdown,
 }
 
 /// What a connection finds in its outbox.
 #[derive(Debug)]
 pub enum Outgoing {
-    /// A newer connection of the device took over: end now.
-    Kicked,
+    /// End now, for this reason.
+    Stop(Stop),
     /// The commands queued so far, oldest first.
     Commands(VecDeque<Packet>),
 }
@@ -64,27 +83,61 @@ impl Outbox {
             }
             s.queue.push_back(packet);
         }
-        // A stored permit wakes the connection even if it is not waiting yet.
-        self.wake.notify_one();
+        self.wake();
         true
     }
 
     /// Asks the connection to end (its device connected again).
     pub fn kick(&self) {
-        self.lock().kicked = true;
-        self.wake.notify_one();
+        self.stop(Stop::Kicked);
     }
 
-    /// Resolves after a push or a kick (possibly one already taken: then `take` finds nothing).
-    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.wake.notified()
+    /// Asks the connection to end; the first reason given is the one it sees.
+    pub fn stop(&self, why: Stop) {
+        self.lock().stop.get_or_insert(why);
+        self.wake();
     }
 
-    /// The kick, or everything queued (the queue's memory goes with it).
+    /// Records activity at `now` (the gateway's clock, ms).
+    pub fn touch(&self, now: u64) {
+        self.last_active.store(now, Ordering::Relaxed);
+    }
+
+    /// The last activity recorded.
+    pub fn last_active(&self) -> u64 {
+        self.last_active.load(Ordering::Relaxed)
+    }
+
+    /// A stored permit: wakes the connection even if it is not waiting yet.
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready after a push, a kick or a stop since the last time it was ready (possibly one
+    /// already taken: then `take` finds nothing).
+    pub fn poll_wake(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return std::task::Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A wake between the check and the registration found no waker to call.
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return std::task::Poll::Ready(());
+        }
+        std::task::Poll::Pending
+    }
+
+    /// [`Outbox::poll_wake`] as a future.
+    pub async fn notified(&self) {
+        std::future::poll_fn(|cx| self.poll_wake(cx)).await
+    }
+
+    /// The stop, or everything queued (the queue's memory goes with it).
     pub fn take(&self) -> Outgoing {
         let mut s = self.lock();
-        if s.kicked {
-            return Outgoing::Kicked;
+        if let Some(why) = s.stop {
+            return Outgoing::Stop(why);
         }
         Outgoing::Commands(std::mem::take(&mut s.queue))
     }
@@ -192,7 +245,7 @@ mod tests {
     fn commands(h: &ConnHandle) -> usize {
         match h.outbox.take() {
             Outgoing::Commands(q) => q.len(),
-            Outgoing::Kicked => panic!("kicked"),
+            Outgoing::Stop(why) => panic!("stopped: {why:?}"),
         }
     }
 
@@ -207,7 +260,7 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), h1.outbox.notified())
             .await
             .unwrap();
-        assert!(matches!(h1.outbox.take(), Outgoing::Kicked));
+        assert!(matches!(h1.outbox.take(), Outgoing::Stop(Stop::Kicked)));
         // Dropping the old binding does not remove the new entry.
         drop(b1);
         assert!(r.send("sn1", Packet::default()));

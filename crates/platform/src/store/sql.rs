@@ -108,10 +108,6 @@ const SQLITE_PRAGMAS: [&str; 5] = [
     // of a temporary file opened, written and unlinked per statement.
     "PRAGMA temp_store = MEMORY",
 ];
-/// Page cache of the writer connection (KiB): the attendance indexes' hot pages stay in it.
-const WRITER_CACHE: &str = "PRAGMA cache_size = -16384";
-/// Page cache of each reader connection (KiB; SQLite's default).
-const READER_CACHE: &str = "PRAGMA cache_size = -2000";
 
 /// `(version, description, sql)` of each migration, per backend (`NNNN_description.sql`).
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -322,28 +318,22 @@ async fn sqlite_pools(url: &str) -> StoreResult<(AnyPool, AnyPool)> {
         (false, true) => format!("{url}&mode=rwc"),
         (false, false) => format!("{url}?mode=rwc"),
     };
-    let options = |cache_size: &'static str| {
-        AnyPoolOptions::new().after_connect(move |conn, _meta| {
+    let options = || {
+        AnyPoolOptions::new().after_connect(|conn, _meta| {
             Box::pin(async move {
                 for pragma in SQLITE_PRAGMAS {
                     conn.execute(pragma).await?;
                 }
-                conn.execute(cache_size).await?;
                 Ok(())
             })
         })
     };
     let kept = |o: AnyPoolOptions| o.min_connections(1).idle_timeout(None).max_lifetime(None);
-    let writes = kept(options(WRITER_CACHE).max_connections(1))
-        .connect(&url)
-        .await?;
+    let writes = kept(options().max_connections(1)).connect(&url).await?;
     if memory {
         return Ok((writes.clone(), writes));
     }
-    let reads = options(READER_CACHE)
-        .max_connections(4)
-        .connect(&url)
-        .await?;
+    let reads = options().max_connections(4).connect(&url).await?;
     Ok((reads, writes))
 }
 
