@@ -95,6 +95,7 @@ impl DeviceConfig {
             heartbeat_interval: t.heartbeat_interval,
             response_timeout: t.response_timeout,
             window: t.window.max(1),
+            window_bytes: t.window_bytes,
             load_batch: t.load_batch.max(1),
             reconnect: t.reconnect,
             retry: t.retry,
@@ -111,8 +112,12 @@ pub struct Tuning {
     /// An unanswered TCP request older than this closes the connection.
     pub response_timeout: Duration,
     pub connect_timeout: Duration,
-    /// Sign-ins in flight at once on the TCP connection.
+    /// Sign-ins in flight at once on the TCP connection (the platform answers up to 256
+    /// requests of one connection at once).
     pub window: usize,
+    /// Photo bytes in flight at once: a window of 50 KB photos stops at 8 MiB (~170), records
+    /// without photos fill the whole window. One record always goes, however large.
+    pub window_bytes: usize,
     /// Records read from the store at once.
     pub load_batch: usize,
     /// Between reconnect attempts (jittered, growing).
@@ -145,7 +150,8 @@ impl Default for Tuning {
             heartbeat_interval: Duration::from_secs(30),
             response_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
-            window: 64,
+            window: 256,
+            window_bytes: 8 * 1024 * 1024,
             load_batch: 256,
             reconnect: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             retry: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),

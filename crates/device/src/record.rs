@@ -95,6 +95,11 @@ pub struct QueuedRecord {
 }
 
 impl QueuedRecord {
+    /// Bytes of its photo (0 without one).
+    pub fn photo_len(&self) -> usize {
+        self.photo.as_ref().map_or(0, Vec::len)
+    }
+
     /// The param text sent on the wire: strict JSON with `img` (base64) when there is a photo.
     pub fn wire_param(&self) -> String {
         match &self.photo {

@@ -62,6 +62,8 @@ pub struct SessionConfig {
     pub response_timeout: Duration,
     /// Sign-ins in flight at once.
     pub window: usize,
+    /// Photo bytes in flight at once (one record is always let through, however large).
+    pub window_bytes: usize,
     /// Records asked of the store at once.
     pub load_batch: usize,
     /// Between reconnect attempts.
@@ -90,7 +92,8 @@ impl SessionConfig {
             device_ip: "127.0.0.1".into(),
             heartbeat_interval: Duration::from_secs(30),
             response_timeout: Duration::from_secs(30),
-            window: 64,
+            window: 256,
+            window_bytes: 8 * 1024 * 1024,
             load_batch: 256,
             reconnect: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             retry: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
@@ -247,6 +250,8 @@ pub struct Session {
     next_seq: u64,
     outstanding: BTreeMap<u64, Outstanding>,
     in_flight: BTreeMap<i64, QueuedRecord>,
+    /// Photo bytes of the records in flight.
+    in_flight_bytes: usize,
     pending: BTreeMap<i64, QueuedRecord>,
     loader: Loader,
     paused: bool,
@@ -282,6 +287,7 @@ impl Session {
             next_seq: 1,
             outstanding: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            in_flight_bytes: 0,
             pending: BTreeMap::new(),
             loader: Loader::default(),
             paused: false,
@@ -387,6 +393,7 @@ impl Session {
         let was_ready = self.state == SessionState::Ready;
         // Hand back every record in flight: it goes out first next time.
         self.pending.append(&mut self.in_flight);
+        self.in_flight_bytes = 0;
         self.outstanding.clear();
         self.token = None;
         self.state = SessionState::Offline;
@@ -519,12 +526,21 @@ impl Session {
             return;
         }
         while self.in_flight.len() < self.cfg.window {
+            // The byte budget keeps a window of photo records from holding hundreds of
+            // megabytes of a gate's memory; records without photos fill the whole window.
+            let next = self.pending.first_key_value().map(|(_, r)| r.photo_len());
+            if next.is_some_and(|n| {
+                !self.in_flight.is_empty() && self.in_flight_bytes + n > self.cfg.window_bytes
+            }) {
+                break;
+            }
             let Some((id, record)) = self.pending.pop_first() else {
                 break;
             };
             let mut req = self.request(ApiCode::SignIn, now);
             req.param = Some(record.wire_param());
             if self.send(req, ApiCode::SignIn, Kind::SignIn(id), now) {
+                self.in_flight_bytes += record.photo_len();
                 self.in_flight.insert(id, record);
             } else {
                 self.actions.push(Action::DeadLetter {
@@ -725,6 +741,7 @@ impl Session {
         let Some(record) = self.in_flight.remove(&id) else {
             return;
         };
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(record.photo_len());
         match self.open(&resp, ApiCode::SignIn) {
             Opened::Ok(text) => {
                 let parsed = text
@@ -889,7 +906,12 @@ mod tests {
 
     /// A session that is connected, authenticated and has loaded `n` records.
     fn ready_with(n: i64) -> (Session, Vec<Action>) {
-        let mut s = Session::new(config(), Rng::seeded(1));
+        ready_loaded(config(), (1..=n).map(record).collect())
+    }
+
+    /// A session with `cfg` that is connected, authenticated and has loaded `records`.
+    fn ready_loaded(cfg: SessionConfig, records: Vec<QueuedRecord>) -> (Session, Vec<Action>) {
+        let mut s = Session::new(cfg, Rng::seeded(1));
         let a = s.handle(NOW, Event::Start);
         assert!(matches!(a.last(), Some(Action::Connect)));
         let a = s.handle(NOW, Event::Connected);
@@ -920,8 +942,41 @@ mod tests {
             })
             .expect("asks the store for records");
         assert_eq!((after, limit), (0, 8));
-        let a = s.handle(NOW, Event::RecordsLoaded((1..=n).map(record).collect()));
+        let a = s.handle(NOW, Event::RecordsLoaded(records));
         (s, a)
+    }
+
+    #[test]
+    fn photo_bytes_in_flight_are_bounded_but_one_record_always_goes() {
+        let mut cfg = config();
+        cfg.window_bytes = 2_500;
+        let with_photo = |id: i64, len: usize| QueuedRecord {
+            photo: Some(vec![0xff; len]),
+            ..record(id)
+        };
+        let records = vec![
+            with_photo(1, 1_000),
+            with_photo(2, 1_000),
+            with_photo(3, 1_000),
+            record(4),
+        ];
+        let (mut s, a) = ready_loaded(cfg.clone(), records);
+        let out = sent(&a);
+        // 2,000 bytes in flight; a third photo would make 3,000 > 2,500.
+        assert_eq!(sign_in_ids(&out), ["p1", "p2"]);
+        let a = s.handle(
+            NOW,
+            pkt(answer(
+                &out[0],
+                Ok(Some(r#"{"recordId":"9","duplicate":false}"#.into())),
+            )),
+        );
+        // One answered frees its bytes: the third goes, and the photo-less fourth fits too.
+        assert_eq!(sign_in_ids(&sent(&a)), ["p3", "p4"]);
+
+        // A photo larger than the whole budget still goes when nothing else is in flight.
+        let (_, a) = ready_loaded(cfg, vec![with_photo(1, 10_000), with_photo(2, 10)]);
+        assert_eq!(sign_in_ids(&sent(&a)), ["p1"]);
     }
 
     #[test]
