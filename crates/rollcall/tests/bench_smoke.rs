@@ -48,7 +48,15 @@ fn idle_holds_devices_and_reads_rss() {
     let v = bench(&["idle", "--devices", "5", "--settle", "0.2"]);
     let r = &rows(&v)[0];
     assert_eq!(r["devices"], 5);
+    assert_eq!(r["authenticated"], true);
     assert!(r["rss_after_kib"].as_u64().unwrap() > 0);
+
+    let v = bench(&["idle", "--devices", "5", "--settle", "0.2", "--bare"]);
+    let r = &rows(&v)[0];
+    assert_eq!(
+        (r["devices"].clone(), r["authenticated"].clone()),
+        (5.into(), false.into())
+    );
 }
 
 #[test]

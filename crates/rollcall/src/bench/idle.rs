@@ -21,6 +21,10 @@ pub struct IdleArgs {
     /// Seconds to wait, connected and idle, before reading the RSS. / 空闲等待秒数
     #[arg(long, default_value_t = 3.0)]
     pub settle: f64,
+    /// Open bare TCP connections that never authenticate: the connection's own cost,
+    /// without any device state. / 仅建立TCP连接，不认证
+    #[arg(long)]
+    pub bare: bool,
 }
 
 pub async fn run(args: IdleArgs, database_url: Option<&str>) -> BenchResult<Report> {
@@ -39,10 +43,10 @@ pub async fn run(args: IdleArgs, database_url: Option<&str>) -> BenchResult<Repo
         let vendor = server.admin().vendor("bench idle").await?;
         // Warm up: one round of connections, closed again, so one-time allocations (pools,
         // caches, the first registrations) are in the baseline.
-        connect_all(&server, &vendor, "WARM", n.min(64)).await?;
+        connect_all(&server, &vendor, "WARM", n.min(64), args.bare).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = server.proc.sample()?;
-        let held = connect_all(&server, &vendor, "IDLE", n).await?;
+        let held = connect_all(&server, &vendor, "IDLE", n, args.bare).await?;
         tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
         let after = server.proc.sample()?;
         let delta_kib = after.rss_kib.saturating_sub(before.rss_kib);
@@ -50,6 +54,7 @@ pub async fn run(args: IdleArgs, database_url: Option<&str>) -> BenchResult<Repo
         report.rows.push(
             Row::new()
                 .with("devices", held.len() as u64)
+                .with("authenticated", !args.bare)
                 .with("rss_before_kib", before.rss_kib)
                 .with("rss_after_kib", after.rss_kib)
                 .with("rss_per_device_bytes", per_device)
@@ -65,18 +70,28 @@ pub async fn run(args: IdleArgs, database_url: Option<&str>) -> BenchResult<Repo
     Ok(report)
 }
 
-/// `n` authenticated connections of devices `<prefix>00001…`, 64 handshakes at a time.
+/// `n` authenticated connections of devices `<prefix>00001…` (or bare ones), 64 at a time.
 async fn connect_all(
     server: &Server,
     vendor: &load::Vendor,
     prefix: &str,
     n: usize,
+    bare: bool,
 ) -> BenchResult<Vec<tokio::net::TcpStream>> {
     let sns: Vec<String> = (0..n).map(|i| format!("{prefix}{i:06}")).collect();
     let mut held = Vec::with_capacity(n);
     for chunk in sns.chunks(64) {
-        for r in join_all(chunk.iter().map(|sn| authenticate(&server.tcp, sn, vendor))).await {
-            held.push(r?.0);
+        let connects = chunk.iter().map(|sn| async move {
+            if bare {
+                tokio::net::TcpStream::connect(&server.tcp)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))
+            } else {
+                Ok(authenticate(&server.tcp, sn, vendor).await?.0)
+            }
+        });
+        for r in join_all(connects).await {
+            held.push(r?);
         }
     }
     Ok(held)
