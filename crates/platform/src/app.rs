@@ -265,6 +265,7 @@ async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "writing token touches failed; will retry");
         }
         app.metrics.online_devices(app.presence.online_count());
+        app.directory.sweep(now);
         if rounds.is_multiple_of(10)
             && let Ok(n) = app.store.open_task_count().await
         {

@@ -99,6 +99,17 @@ impl<K: Eq + Hash, V> Cache<K, V> {
         entries.map.insert(key, (now, value));
     }
 
+    /// Drops every expired entry, and gives back the table's memory when it is mostly empty
+    /// (after a burst of registrations, say).
+    fn sweep(&self, now: i64) {
+        let mut entries = self.lock();
+        entries.map.retain(|_, (at, _)| fresh(*at, now));
+        if entries.map.capacity() > 4 * entries.map.len().max(64) {
+            entries.map.shrink_to_fit();
+        }
+        entries.sweep_at = (entries.map.len() * 2).max(CACHE_SWEEP_MIN);
+    }
+
     fn forget<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,
@@ -262,6 +273,17 @@ impl Directory {
         Ok(Some(p))
     }
 
+    /// Drops the rows that have expired, so a row nobody asks for again (a device that went
+    /// quiet, a worker who left) does not stay in memory. Called by the housekeeper.
+    pub fn sweep(&self, now: i64) {
+        self.devices.sweep(now);
+        self.credentials.sweep(now);
+        self.vendors.sweep(now);
+        self.enrolled.sweep(now);
+        self.rostered.sweep(now);
+        self.projects.sweep(now);
+    }
+
     /// Someone left a roster or was blacklisted through this node.
     pub fn forget_rosters(&self) {
         self.rostered.clear();
@@ -372,6 +394,12 @@ mod tests {
         // The next put at a later time sweeps every expired entry.
         c.put(-1, Arc::new(()), 1_001 + TTL_MS);
         assert_eq!(c.lock().map.len(), 1);
+        // The housekeeper's sweep drops it once it has expired, and gives the table back.
+        c.sweep(1_001 + TTL_MS);
+        assert_eq!(c.lock().map.len(), 1, "still fresh");
+        c.sweep(1_002 + 2 * TTL_MS);
+        assert!(c.lock().map.is_empty());
+        assert!(c.lock().map.capacity() < CACHE_SWEEP_MIN);
     }
 
     #[test]

@@ -116,13 +116,65 @@ pub async fn push(app: &App, task: &Task) -> StoreResult<bool> {
 
 /// Pushes every task the device is due (pending, or delivered too long ago without a status).
 pub async fn push_due(app: &App, sn: &str) -> StoreResult<()> {
-    let redeliver_before = now_ms() - app.settings.redelivery_secs as i64 * 1000;
-    for task in app.store.due_tasks(sn, redeliver_before, 100).await? {
+    for task in due(app, sn, now_ms()).await? {
         if !push(app, &task).await? {
             break;
         }
     }
     Ok(())
+}
+
+/// At most this many due tasks at once (a heartbeat's answer, §5).
+pub const MAX_DUE: u32 = 100;
+
+/// The device's due tasks (pending, or delivered and unfinished for `redelivery_secs`),
+/// oldest first, at most [`MAX_DUE`].
+///
+/// Almost every device is due nothing almost always, and this query was most of what a
+/// heartbeat cost (BENCHMARKS.md, "heartbeat profile"). The query asks for every *open* task
+/// and filters the due ones here; when there is no open task at all, the device is remembered
+/// in the directory's task hints and the next asks skip the query until a task is created for
+/// it or the hint ages out (see [`crate::directory`]). So the push after a device connects
+/// also spares its first heartbeat the query (1,000 devices connecting at once made 1,000 such
+/// queries queue on SQLite's readers). A device with delivered, unfinished tasks is queried
+/// every time, so redelivery after `redelivery_secs` works as before.
+pub async fn due(app: &App, sn: &str, now: i64) -> StoreResult<Vec<Task>> {
+    let redelivery_ms = (app.settings.redelivery_secs as i64).saturating_mul(1000);
+    let redeliver_before = now - redelivery_ms;
+    if app
+        .directory
+        .no_open_tasks(app.store.backend(), sn, now, redelivery_ms)
+    {
+        return Ok(Vec::new());
+    }
+    let epoch = app.directory.task_epoch();
+    // `i64::MAX` as the redelivery bound: every delivered task counts, so the answer is every
+    // open task (oldest first), of which the due ones are picked below.
+    let open = app.store.due_tasks(sn, i64::MAX, MAX_DUE).await?;
+    if open.is_empty() {
+        app.directory
+            .note_no_open_tasks(sn, epoch, now, redelivery_ms);
+        return Ok(open);
+    }
+    let full = open.len() >= MAX_DUE as usize;
+    let due: Vec<Task> = open
+        .into_iter()
+        .filter(|t| is_due(t, redeliver_before))
+        .collect();
+    if full && due.len() < MAX_DUE as usize {
+        // More open tasks than one answer holds: due ones may lie past the first page.
+        return app.store.due_tasks(sn, redeliver_before, MAX_DUE).await;
+    }
+    Ok(due)
+}
+
+/// The due-task rule of the store's query: pending, or delivered before `redeliver_before`.
+fn is_due(t: &Task, redeliver_before: i64) -> bool {
+    match t.state {
+        TaskState::Pending => true,
+        TaskState::Delivered => t.delivered_at.is_some_and(|d| d < redeliver_before),
+        _ => false,
+    }
 }
 
 /// The param a device receives for a task. Firmware URLs are signed when the task is

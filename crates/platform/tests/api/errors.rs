@@ -614,8 +614,14 @@ async fn a_storage_fault_gets_500_01_and_half_writes_nothing() {
     assert!(resp.verify(ApiCode::SignIn, &vendor.secret));
 
     faulty.fail_all(true);
-    let resp = dev
-        .call(dev.id.signed(ApiCode::Heartbeat, Some(&heartbeat_param())))
+    // A request that must read the store (a heartbeat may not: a device known to have no open
+    // task is answered from memory, see `services::tasks::due`).
+    let resp = app
+        .http_device(&vendor, "SN-500")
+        .call(
+            &dev.id
+                .signed(ApiCode::GetTasks, Some(r#"{"taskids":["1"]}"#)),
+        )
         .await;
     expect_err(&resp, ErrorCode::Internal);
     let auth = app
