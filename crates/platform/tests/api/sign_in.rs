@@ -51,6 +51,30 @@ fn with(mut p: Value, key: &str, v: Value) -> Value {
     p
 }
 
+/// The roster facts behind the flags are cached (directory, "sign-in facts"), but a change
+/// through the admin API counts from the very next record, in both directions.
+#[tokio::test]
+async fn roster_changes_count_from_the_next_record_despite_the_cache() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let project = app.project(None).await;
+    let worker = app.worker("王五").await;
+    app.register_device("SN-ROSTER", &vendor, Some(&project))
+        .await;
+    let mut dev = app.http_device(&vendor, "SN-ROSTER");
+    dev.auth().await;
+    let now = now_ms();
+    let p = |n: i64| sign_in_param(&worker.to_string(), 1, now + n);
+
+    // Not on the roster yet ("no" is never cached), then joins: unflagged at once.
+    assert_eq!(flags(&app, &dev, &p(1)).await, ["not_authorised"]);
+    app.assign(&project, &[worker]).await;
+    assert_eq!(flags(&app, &dev, &p(2)).await, Vec::<String>::new());
+    // Leaves: "yes" was cached a moment ago, and is forgotten with the change.
+    app.unassign(&project, worker).await;
+    assert_eq!(flags(&app, &dev, &p(3)).await, ["not_authorised"]);
+}
+
 #[tokio::test]
 async fn a_face_sign_in_of_a_worker_on_the_roster_carries_no_flags() {
     let s = site().await;
