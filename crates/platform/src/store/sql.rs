@@ -19,8 +19,10 @@
 //! `busy_timeout` cannot wait out), so every write transaction here starts with
 //! `BEGIN IMMEDIATE`, and — on SQLite only — all writes of this process queue on one async
 //! mutex first: writers wait in FIFO order on the mutex instead of sleeping in SQLite's busy
-//! handler, and `busy_timeout` remains only for other processes (a backup tool). Readers are
-//! never blocked (WAL). On PostgreSQL, read-then-write transactions rely on compare-and-set
+//! handler, and `busy_timeout` remains only for other processes (a backup tool). The writes
+//! run on one connection of their own that stays open, so its page cache stays warm (a
+//! connection that sees another connection's commit drops its cache); reads use a pool of
+//! four. Readers are never blocked (WAL). On PostgreSQL, read-then-write transactions rely on compare-and-set
 //! updates instead (see [`Store::merge_into_pending_update`] below).
 //!
 //! **Durability.** SQLite runs with `journal_mode=WAL` and `synchronous=FULL`: an acknowledged
