@@ -26,13 +26,14 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use prost::Message;
 use rollcall_protocol::code::ProtocolError;
 use rollcall_protocol::envelope::{Request, Response, Transport};
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError};
 use rollcall_protocol::{PROTOCOL_VERSION, Packet};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
@@ -260,12 +261,18 @@ fn connection<'a>(
                 Event::Readable(Ok(())) => {
                     let want = decoder.needed(&buf).unwrap_or(1).clamp(512, 64 * 1024);
                     buf.reserve(want);
-                    match stream.try_read_buf(&mut buf) {
-                        Ok(0) => break End::Eof,
-                        Ok(_) => {}
-                        // Readiness was stale; the failed read cleared it.
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                        Err(e) => break End::Io(e),
+                    // One poll of an ordinary read rather than `try_read_buf`: tokio's read
+                    // takes a read that did not fill the buffer as proof the socket is
+                    // drained and clears its readiness, which saves the second `recv` (the
+                    // one that would answer "would block") on every request — half of the
+                    // reads a heartbeat cost (BENCHMARKS.md, "Third round").
+                    match stream.read_buf(&mut buf).now_or_never() {
+                        Some(Ok(0)) => break End::Eof,
+                        Some(Ok(_)) => {}
+                        // Readiness was stale: nothing to read. The next turn's poll
+                        // registers this task's waker again.
+                        None => continue,
+                        Some(Err(e)) => break End::Io(e),
                     }
                     let mut corrupt = None;
                     loop {
