@@ -3,17 +3,21 @@
 //! A token is stored when issued (so it survives a restart and is valid on every node) and
 //! cached here. Every use slides its expiry in memory; the touches are written behind by the
 //! housekeeper, so a request costs no write.
+//!
+//! The cache holds one entry per connected device, so it is kept compact (the idle-memory
+//! target, BENCHMARKS.md): tokens are keyed by their 128 bits rather than their hex text, and
+//! the owner's sn and credential id are shared `Arc<str>`s, so a request's lookup copies no
+//! string either.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::store::{Store, StoreResult};
 use crate::util::random_hex128;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    sn: String,
-    access_id: String,
+    owner: TokenOwner,
     last_used: i64,
     dirty: bool,
 }
@@ -21,15 +25,32 @@ struct Entry {
 /// Who a valid token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenOwner {
-    pub sn: String,
+    pub sn: Arc<str>,
     /// The credential it was issued under (revoked credentials revoke their tokens: 401_02).
-    pub access_id: String,
+    pub access_id: Arc<str>,
+}
+
+/// The cache key of a token as issued (32 lowercase hex characters, [`random_hex128`]);
+/// `None` for any other text, which can then only be looked up in the store. Strict on
+/// purpose: a laxer parse (`u128::from_str_radix` takes a leading `+`) would let two
+/// different strings name one token.
+fn key(token: &str) -> Option<u128> {
+    let b = token.as_bytes();
+    if b.len() != 32 || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u128::from_str_radix(token, 16).ok()
+}
+
+/// The token's text back from its key.
+fn text(key: u128) -> String {
+    format!("{key:032x}")
 }
 
 #[derive(Debug)]
 pub struct Tokens {
     idle_ms: i64,
-    cache: Mutex<HashMap<String, Entry>>,
+    cache: Mutex<HashMap<u128, Entry>>,
 }
 
 impl Tokens {
@@ -40,7 +61,7 @@ impl Tokens {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, Entry>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -54,15 +75,19 @@ impl Tokens {
     ) -> StoreResult<String> {
         let token = random_hex128();
         store.insert_token(&token, sn, access_id, now).await?;
-        self.lock().insert(
-            token.clone(),
-            Entry {
-                sn: sn.to_owned(),
-                access_id: access_id.to_owned(),
-                last_used: now,
-                dirty: false,
-            },
-        );
+        if let Some(k) = key(&token) {
+            self.lock().insert(
+                k,
+                Entry {
+                    owner: TokenOwner {
+                        sn: sn.into(),
+                        access_id: access_id.into(),
+                    },
+                    last_used: now,
+                    dirty: false,
+                },
+            );
+        }
         Ok(token)
     }
 
@@ -82,32 +107,35 @@ impl Tokens {
         if now - last_used > self.idle_ms {
             return Ok(None);
         }
-        self.lock().insert(
-            token.to_owned(),
-            Entry {
-                sn: sn.clone(),
-                access_id: access_id.clone(),
-                last_used: now,
-                dirty: true,
-            },
-        );
-        Ok(Some(TokenOwner { sn, access_id }))
+        let owner = TokenOwner {
+            sn: sn.into(),
+            access_id: access_id.into(),
+        };
+        if let Some(k) = key(token) {
+            self.lock().insert(
+                k,
+                Entry {
+                    owner: owner.clone(),
+                    last_used: now,
+                    dirty: true,
+                },
+            );
+        }
+        Ok(Some(owner))
     }
 
     /// `Some(result)` when the cache can answer: `Some(None)` for an expired token.
     fn touch_cached(&self, token: &str, now: i64) -> Option<Option<TokenOwner>> {
+        let k = key(token)?;
         let mut cache = self.lock();
-        let e = cache.get_mut(token)?;
+        let e = cache.get_mut(&k)?;
         if now - e.last_used > self.idle_ms {
-            cache.remove(token);
+            cache.remove(&k);
             return Some(None);
         }
         e.last_used = now.max(e.last_used);
         e.dirty = true;
-        Some(Some(TokenOwner {
-            sn: e.sn.clone(),
-            access_id: e.access_id.clone(),
-        }))
+        Some(Some(e.owner.clone()))
     }
 
     /// Writes the touches behind and forgets expired tokens.
@@ -118,9 +146,9 @@ impl Tokens {
             cache
                 .iter_mut()
                 .filter(|(_, e)| e.dirty)
-                .map(|(t, e)| {
+                .map(|(&k, e)| {
                     e.dirty = false;
-                    (t.clone(), e.last_used)
+                    (text(k), e.last_used)
                 })
                 .collect()
         };
@@ -131,12 +159,35 @@ impl Tokens {
             // Mark them dirty again so the next flush retries.
             let mut cache = self.lock();
             for (t, _) in &touches {
-                if let Some(entry) = cache.get_mut(t) {
+                if let Some(entry) = key(t).and_then(|k| cache.get_mut(&k)) {
                     entry.dirty = true;
                 }
             }
             return Err(e);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_token_as_issued_has_a_cache_key() {
+        let issued = random_hex128();
+        let k = key(&issued).expect("an issued token has a key");
+        assert_eq!(text(k), issued, "the key gives the token back");
+        // One token, one text: nothing else may name the same entry.
+        let signed = format!("+{}", &issued[1..]);
+        assert_eq!(key(&signed), None);
+        assert_eq!(
+            key("0123456789ABCDEF0123456789ABCDEF"),
+            None,
+            "issued in lowercase"
+        );
+        assert_eq!(key(&issued[..31]), None);
+        assert_eq!(key(&format!("{issued}0")), None);
+        assert_eq!(key(""), None);
     }
 }

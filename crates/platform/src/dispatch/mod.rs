@@ -305,7 +305,7 @@ async fn authenticate(
     if cred.as_ref().is_none_or(|c| c.revoked_at.is_some()) {
         return Err(DeviceError::CredentialsRevoked);
     }
-    if owner.sn != req.sn {
+    if *owner.sn != *req.sn {
         return Err(DeviceError::AuthFailed("token of another device"));
     }
     let device = device.ok_or(DeviceError::AuthFailed("token for an unknown device"))?;
