@@ -19,7 +19,11 @@ pub(super) async fn handle(
     now: i64,
     signer: &mut Signer,
 ) -> Result<Option<String>, DeviceError> {
-    let device = app.store.device(&req.sn).await?;
+    // Through the directory like every other request, so the rows are cached for the
+    // device's first requests after it connects (1,000 devices connecting at once otherwise
+    // read them all again on their first heartbeat).
+    let store = app.store.as_ref();
+    let device = app.directory.device(store, &req.sn, now).await?;
     match &device {
         None if !app.settings.auto_register => return Err(DeviceError::DeviceUnavailable),
         Some(d) if !d.enabled => return Err(DeviceError::DeviceUnavailable),
@@ -27,8 +31,8 @@ pub(super) async fn handle(
     }
     // Unknown id and wrong key look the same: nothing confirms that an id exists.
     let cred = app
-        .store
-        .credential(&req.access_id)
+        .directory
+        .credential(store, &req.access_id, now)
         .await?
         .filter(|c| sign::matches(c.access_key.expose(), &req.access_key))
         .ok_or(DeviceError::AuthFailed("credentials"))?;
@@ -51,8 +55,8 @@ pub(super) async fn handle(
     if let Some(conn) = conn {
         conn.check_binding(&req.sn)?;
     }
-    if let Some(vendor) = app.store.vendor(cred.vendor_id).await? {
-        signer.rsa_public_key = vendor.rsa_public_key;
+    if let Some(vendor) = app.directory.vendor(store, cred.vendor_id, now).await? {
+        signer.rsa_public_key = vendor.rsa_public_key.clone();
     }
     if device.is_none() {
         match devices::register(app, devices::unbound(&req.sn, cred.vendor_id)).await {
