@@ -52,9 +52,6 @@ pub(super) async fn update_status(
 ) -> Result<Option<String>, DeviceError> {
     let p: UpdateTasksStatusParam = param(req)?;
     let sn = &authed.device.sn;
-    app.store
-        .set_device_counts(sn, clamp(p.person_count), clamp(p.face_count))
-        .await?;
     for entry in &p.task {
         let task = match entry.taskid.parse::<i64>() {
             Ok(id) => app.store.task(id).await?,
@@ -102,6 +99,11 @@ pub(super) async fn update_status(
                 .await?;
         }
     }
+    // The counts last: whoever sees the device's new counts also sees the tasks that
+    // produced them finished (the report's statements are not one transaction).
+    app.store
+        .set_device_counts(sn, clamp(p.person_count), clamp(p.face_count))
+        .await?;
     Ok(None)
 }
 
