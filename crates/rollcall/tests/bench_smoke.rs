@@ -95,7 +95,13 @@ fn signin_is_durable_and_compared_with_the_disk() {
     let rows = rows(&v);
     assert_eq!(rows[0]["ops"], 10);
     assert_eq!(rows[0]["failed"], 0);
-    assert!(rows[1]["per_s"].as_f64().unwrap() > 0.0);
+    assert!(rows[0]["vs_disk_files"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(rows[0]["vs_disk_segment"].as_f64().unwrap() > 0.0, "{v}");
+    // Both disk anchors: one file per photo (the issue's), and one append-only segment.
+    assert_eq!(rows.len(), 3, "{v}");
+    for disk in &rows[1..] {
+        assert!(disk["per_s"].as_f64().unwrap() > 0.0, "{disk}");
+    }
 }
 
 #[test]

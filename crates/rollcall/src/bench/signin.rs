@@ -1,8 +1,13 @@
 //! `rollcall bench signin`: durable C_SIGN_IN with a ~50 KB photo (the SDK's sample face,
 //! 48.9 KB) from several devices, each keeping a window of sign-ins in flight; acks/s and
-//! latency, beside the disk's own limit measured in the same run: 50 KB blobs appended to a
-//! file on the server's filesystem in batches as large as the load's in-flight count, one
-//! `fdatasync` per batch (what the platform's group commit does at best).
+//! latency, beside the disk's own limits measured in the same run on the server's filesystem,
+//! in batches as large as the load's in-flight count:
+//!
+//! - **files** (issue 7's anchor, "writing and fsyncing 50 KB files in batches"): each batch
+//!   creates one file per photo, `fdatasync`s each and `fsync`s the directory once; the target
+//!   ratio (≥ 0.6) is taken against this rate;
+//! - **segment** (stricter, reported beside it): the batch's photos appended to one file with one
+//!   `fdatasync`, what the platform's segment store and group commit do at best.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -83,10 +88,17 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
         .parent()
         .unwrap_or(&server.data_dir)
         .to_path_buf();
-    let disk = tokio::task::spawn_blocking(move || disk_limit(&near, batch, total))
-        .await
-        .map_err(|e| format!("disk measurement: {e}"))??;
-    let ratio = acks_per_s / disk.0.max(1e-9);
+    let (segment, files) = tokio::task::spawn_blocking(move || {
+        // The segment first: the files leave dirty metadata behind that would slow it.
+        Ok::<_, String>((
+            disk_limit(&near, Disk::Segment, batch, total)?,
+            disk_limit(&near, Disk::Files, batch, total)?,
+        ))
+    })
+    .await
+    .map_err(|e| format!("disk measurement: {e}"))??;
+    let vs_files = acks_per_s / files.rate.max(1e-9);
+    let vs_segment = acks_per_s / segment.rate.max(1e-9);
     report.rows.push(
         Row::new()
             .with("what", "rollcall sign-ins")
@@ -110,31 +122,70 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
                     / clk
                     / ops.max(1) as f64,
             )
-            .with("vs_disk", ratio)
-            .with("met", ratio >= 0.6 && p99_ms <= 100.0),
+            .with("vs_disk_files", vs_files)
+            .with("vs_disk_segment", vs_segment)
+            .with("met", vs_files >= 0.6 && p99_ms <= 100.0),
     );
-    report.rows.push(
-        Row::new()
-            .with("what", format!("disk: {batch} × 50 KB + fdatasync"))
-            .with("ops", total as u64)
-            .with("per_s", disk.0)
-            .with("p50_ms", disk.1)
-            .with("p99_ms", disk.2),
-    );
+    for (kind, d) in [(Disk::Files, files), (Disk::Segment, segment)] {
+        report.rows.push(
+            Row::new()
+                .with("what", kind.label(batch))
+                .with("ops", total as u64)
+                .with("per_s", d.rate)
+                .with("p50_ms", d.p50_ms)
+                .with("p99_ms", d.p99_ms),
+        );
+    }
     report.notes.push(format!(
-        "photo {} bytes; {devices} devices × window {}; target: ≥ 60 % of the disk's batched rate and p99 ≤ 100 ms",
+        "photo {} bytes; {devices} devices × window {}; target: ≥ 60 % of the disk's batched 50 KB file rate (vs_disk_files) and p99 ≤ 100 ms; vs_disk_segment compares with one append-only file",
         FACE_JPEG.len(),
         args.window
     ));
     Ok(report)
 }
 
-/// Appends `total` photo-sized blobs in batches of `batch`, `fdatasync` after each batch:
-/// (blobs per second, p50 and p99 batch time in ms).
-fn disk_limit(near: &std::path::Path, batch: usize, total: usize) -> BenchResult<(f64, f64, f64)> {
+/// How the disk's own rate is measured.
+#[derive(Clone, Copy)]
+enum Disk {
+    /// One new file per photo, each `fdatasync`ed, one directory `fsync` per batch.
+    Files,
+    /// Photos appended to one file, one `fdatasync` per batch.
+    Segment,
+}
+
+impl Disk {
+    fn label(self, batch: usize) -> String {
+        match self {
+            Disk::Files => format!("disk: {batch} files × 50 KB, fdatasync each + dir fsync"),
+            Disk::Segment => format!("disk: {batch} × 50 KB appended + one fdatasync"),
+        }
+    }
+}
+
+/// The disk's rate for photo-sized blobs: per second, and the p50/p99 time of one batch.
+struct DiskRate {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Writes `total` photo-sized blobs the `kind` way in batches of `batch`, each batch durable
+/// before the next starts.
+fn disk_limit(
+    near: &std::path::Path,
+    kind: Disk,
+    batch: usize,
+    total: usize,
+) -> BenchResult<DiskRate> {
     let dir = load::temp_dir_in(near)?;
-    let path = dir.path().join("blobs.seg");
-    let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    let mut segment = match kind {
+        Disk::Segment => {
+            let path = dir.path().join("blobs.seg");
+            Some(std::fs::File::create(&path).map_err(|e| io(&path.display().to_string(), e))?)
+        }
+        Disk::Files => None,
+    };
     let blob = FACE_JPEG;
     let mut times = Vec::new();
     let started = Instant::now();
@@ -142,15 +193,34 @@ fn disk_limit(near: &std::path::Path, batch: usize, total: usize) -> BenchResult
     while written < total {
         let t = Instant::now();
         let n = batch.min(total - written);
-        for _ in 0..n {
-            file.write_all(blob).map_err(|e| format!("write: {e}"))?;
+        match segment.as_mut() {
+            Some(file) => {
+                for _ in 0..n {
+                    file.write_all(blob).map_err(|e| io("write", e))?;
+                }
+                file.sync_data().map_err(|e| io("fdatasync", e))?;
+            }
+            None => {
+                for i in written..written + n {
+                    let path = dir.path().join(format!("{i:08}.jpg"));
+                    let mut file = std::fs::File::create(&path).map_err(|e| io("create", e))?;
+                    file.write_all(blob).map_err(|e| io("write", e))?;
+                    file.sync_data().map_err(|e| io("fdatasync", e))?;
+                }
+                std::fs::File::open(dir.path())
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io("directory fsync", e))?;
+            }
         }
-        file.sync_data().map_err(|e| format!("fdatasync: {e}"))?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         written += n;
     }
     let rate = total as f64 / started.elapsed().as_secs_f64().max(1e-9);
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-    Ok((rate, pct(0.5), pct(0.99)))
+    Ok(DiskRate {
+        rate,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+    })
 }
