@@ -54,7 +54,7 @@ pub async fn listen(app: AppState, url: String, mut stop: watch::Receiver<bool>)
                         let sn = n.payload();
                         app.directory.tasks_changed(sn);
                         if app.registry.is_connected(sn) {
-                            push(&app, sn.to_owned());
+                            push(&app, sn.into());
                         }
                     }
                     Err(e) => {
@@ -75,7 +75,7 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-fn push(app: &AppState, sn: String) {
+fn push(app: &AppState, sn: std::sync::Arc<str>) {
     let app = std::sync::Arc::clone(app);
     tokio::spawn(async move {
         if let Err(e) = tasks::push_due(&app, &sn).await {

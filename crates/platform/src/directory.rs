@@ -133,7 +133,8 @@ fn fresh(at: i64, now: i64) -> bool {
 struct HintState {
     /// Bumped by every forget; a query's answer is stored only if it did not move meanwhile.
     epoch: u64,
-    idle_since: HashMap<String, i64>,
+    /// Keyed by the sn the token cache and the registry share (one copy per device).
+    idle_since: HashMap<Arc<str>, i64>,
     /// Sweep expired hints when the map grows past this.
     sweep_at: usize,
 }
@@ -328,7 +329,7 @@ impl Directory {
 
     /// Remembers that a query begun at `epoch` found no open task for the device (ignored if
     /// a task change was heard of since the query began).
-    pub fn note_no_open_tasks(&self, sn: &str, epoch: u64, now: i64, max_age_ms: i64) {
+    pub fn note_no_open_tasks(&self, sn: &Arc<str>, epoch: u64, now: i64, max_age_ms: i64) {
         let mut h = self.hints();
         if h.epoch != epoch {
             return;
@@ -338,10 +339,10 @@ impl Directory {
                 .retain(|_, &mut at| now >= at && now - at < max_age_ms);
             h.sweep_at = (h.idle_since.len() * 2).max(HINT_SWEEP_MIN);
         }
-        match h.idle_since.get_mut(sn) {
+        match h.idle_since.get_mut(&**sn) {
             Some(at) => *at = now,
             None => {
-                h.idle_since.insert(sn.to_owned(), now);
+                h.idle_since.insert(Arc::clone(sn), now);
             }
         }
     }
@@ -373,7 +374,7 @@ mod tests {
     fn a_hint_is_dropped_by_a_task_change_and_by_age() {
         let d = Directory::default();
         let e = d.task_epoch();
-        d.note_no_open_tasks("a", e, 1_000, 600_000);
+        d.note_no_open_tasks(&"a".into(), e, 1_000, 600_000);
         assert!(d.no_open_tasks("sqlite", "a", 2_000, 600_000));
         assert!(!d.no_open_tasks("sqlite", "a", 601_000, 600_000), "too old");
         assert!(!d.no_open_tasks("sqlite", "b", 2_000, 600_000));
@@ -408,21 +409,21 @@ mod tests {
         let e = d.task_epoch();
         // A task is created while the query runs.
         d.tasks_changed("a");
-        d.note_no_open_tasks("a", e, 1_000, 600_000);
+        d.note_no_open_tasks(&"a".into(), e, 1_000, 600_000);
         assert!(!d.no_open_tasks("sqlite", "a", 1_000, 600_000));
     }
 
     #[test]
     fn on_postgres_hints_need_live_announcements() {
         let d = Directory::default();
-        d.note_no_open_tasks("a", d.task_epoch(), 1_000, 600_000);
+        d.note_no_open_tasks(&"a".into(), d.task_epoch(), 1_000, 600_000);
         assert!(!d.no_open_tasks("postgres", "a", 1_000, 600_000));
         d.task_notices(true);
         assert!(!d.no_open_tasks("postgres", "a", 1_000, 600_000), "dropped");
-        d.note_no_open_tasks("a", d.task_epoch(), 1_000, 600_000);
+        d.note_no_open_tasks(&"a".into(), d.task_epoch(), 1_000, 600_000);
         assert!(d.no_open_tasks("postgres", "a", 1_000, 600_000));
         d.task_notices(false);
-        d.note_no_open_tasks("a", d.task_epoch(), 1_000, 600_000);
+        d.note_no_open_tasks(&"a".into(), d.task_epoch(), 1_000, 600_000);
         assert!(!d.no_open_tasks("postgres", "a", 1_000, 600_000));
     }
 }

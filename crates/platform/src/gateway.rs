@@ -148,16 +148,16 @@ pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Re
         };
         app.metrics
             .tcp_connections(live.add(handle.id, Arc::clone(&handle.outbox)));
-        let app = Arc::clone(&app);
-        let live = Arc::clone(&live);
-        let done = done_tx.clone();
-        tokio::spawn(async move {
-            let id = handle.id;
-            connection(&app, &live, stream, peer.ip(), handle).await;
-            app.metrics.tcp_connections(live.remove(id));
-            drop(permit);
-            drop(done);
-        });
+        // Spawned as it is, with no wrapping block: a wrapper keeps the values it moves into
+        // the connection a second time, a task size class up for every connection.
+        tokio::spawn(connection(
+            Arc::clone(&app),
+            Arc::clone(&live),
+            stream,
+            peer.ip(),
+            ConnCtx::new(handle),
+            (permit, done_tx.clone()),
+        ));
     }
     live.stop_all();
     drop(done_tx);
@@ -185,23 +185,24 @@ enum Event {
     Readable(std::io::Result<()>),
 }
 
+/// What a connection holds until it ends: its slot under `max_connections` and its part in the
+/// shutdown's wait for every connection.
+type Slot = (tokio::sync::OwnedSemaphorePermit, mpsc::Sender<()>);
+
 /// One connection's life. A plain `fn` returning an `async move` block rather than an
-/// `async fn`: an `async fn` copies its arguments into locals and keeps both in its state,
-/// ~100 bytes of every connection for nothing.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn would keep its arguments twice in every connection's state"
-)]
-fn connection<'a>(
-    app: &'a AppState,
-    live: &'a Live,
+/// `async fn`, spawned directly: an `async fn` copies its arguments into locals and keeps both
+/// in its state. The task's size decides its allocation's class (multiples of 128 bytes), so
+/// every local kept across an await counts: the cold end of the connection is boxed, and
+/// nothing taken from the outbox is held across a write.
+fn connection(
+    app: AppState,
+    live: Arc<Live>,
     mut stream: TcpStream,
     ip: IpAddr,
-    handle: ConnHandle,
-) -> impl Future<Output = ()> + Send + 'a {
+    ctx: ConnCtx,
+    slot: Slot,
+) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let outbox = Arc::clone(&handle.outbox);
-        let ctx = ConnCtx::new(handle);
         let decoder = FrameDecoder::new(app.settings.max_frame_bytes);
         let mut buf = BytesMut::new();
         // Made on a connection's first request and dropped once it has answered everything: an
@@ -211,6 +212,7 @@ fn connection<'a>(
 
         let end = loop {
             let busy = in_flight.as_ref().map_or(0, |f| f.len());
+            let outbox = &ctx.handle.outbox;
             // Polled by hand rather than through `select!` over futures: the socket's and the
             // outbox's wakers live in the socket's and the outbox's own state, so a waiting
             // connection keeps no readiness or notification future in its task (BENCHMARKS.md,
@@ -235,26 +237,28 @@ fn connection<'a>(
             })
             .await;
             match event {
-                Event::Outbox => match outbox.take() {
-                    Outgoing::Stop(why) => break End::Stopped(why),
-                    Outgoing::Commands(commands) => {
-                        // Every command framed into one buffer before the write's await (one
-                        // write for all).
-                        encode_all(&mut out, commands);
-                        if let Err(e) = write_out(&mut stream, &mut out).await {
-                            break End::Io(e);
-                        }
+                Event::Outbox => {
+                    let commands = match outbox.take() {
+                        Outgoing::Stop(why) => break End::Stopped(why),
+                        Outgoing::Commands(commands) => commands,
+                    };
+                    // Every command framed into one buffer before the write's await (one
+                    // write for all).
+                    encode_all(&mut out, commands);
+                    if let Err(e) = write_out(&mut stream, &mut out).await {
+                        break End::Io(e);
                     }
-                },
+                }
                 Event::Answered => {
                     if let Err(e) = write_out(&mut stream, &mut out).await {
                         break End::Io(e);
                     }
                     if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
                         in_flight = None;
+                        ctx.rest();
                     }
                     if let Some(sn) = ctx.take_bound_now() {
-                        push_due_later(app, sn);
+                        push_due_later(&app, sn);
                     }
                 }
                 Event::Readable(Err(e)) => break End::Io(e),
@@ -289,7 +293,7 @@ fn connection<'a>(
                                 in_flight
                                     .get_or_insert_with(Default::default)
                                     .push_back(Box::pin(dispatch::handle(
-                                        app,
+                                        &app,
                                         req,
                                         Transport::Tcp,
                                         Some(&ctx),
@@ -314,37 +318,51 @@ fn connection<'a>(
         };
         // Pushes from now on fail, so their tasks stay due (as when the queue was a channel whose
         // receiver is gone).
-        outbox.close();
-
-        // Answer what is in flight, in order, before closing (graceful for shutdown and kicks;
-        // for a corrupt stream the error packet comes after the answers it owes).
-        if let Some(mut pending) = in_flight {
-            while let Some(resp) = pending.next().await {
-                encode_response(&mut out, resp);
-                if write_out(&mut stream, &mut out).await.is_err() {
-                    break;
-                }
-            }
-        }
-        match &end {
-            End::Corrupt(e) => {
-                app.metrics.frame_error(e.code().as_str());
-                tracing::info!(%ip, error = %e, "closing a connection with a corrupt stream");
-                let packet = Packet {
-                    version: PROTOCOL_VERSION.to_owned(),
-                    success: false,
-                    error: ProtocolError::with_detail(e.code(), e.to_string()).to_json(),
-                    ..Packet::default()
-                };
-                encode(&mut out, packet);
-                let _ = write_out(&mut stream, &mut out).await;
-            }
-            End::Io(e) => tracing::debug!(%ip, error = %e, "connection error"),
-            End::Stopped(why) => tracing::debug!(%ip, reason = ?why, "connection told to stop"),
-            End::Eof => tracing::debug!(%ip, "connection closed by the peer"),
-        }
-        let _ = stream.shutdown().await;
+        ctx.handle.outbox.close();
+        // Boxed: its awaits would otherwise size every connection's task, idle ones included.
+        Box::pin(finish(&mut stream, out, in_flight, end, ip, &app)).await;
+        app.metrics.tcp_connections(live.remove(ctx.handle.id));
+        drop(ctx);
+        drop(slot);
     }
+}
+
+/// The end of a connection: answer what is in flight, in order, before closing (graceful for
+/// shutdown and kicks; for a corrupt stream the error packet comes after the answers it owes).
+async fn finish(
+    stream: &mut TcpStream,
+    mut out: BytesMut,
+    in_flight: Option<Box<FuturesOrdered<Pending<'_>>>>,
+    end: End,
+    ip: IpAddr,
+    app: &AppState,
+) {
+    if let Some(mut pending) = in_flight {
+        while let Some(resp) = pending.next().await {
+            encode_response(&mut out, resp);
+            if write_out(stream, &mut out).await.is_err() {
+                break;
+            }
+        }
+    }
+    match &end {
+        End::Corrupt(e) => {
+            app.metrics.frame_error(e.code().as_str());
+            tracing::info!(%ip, error = %e, "closing a connection with a corrupt stream");
+            let packet = Packet {
+                version: PROTOCOL_VERSION.to_owned(),
+                success: false,
+                error: ProtocolError::with_detail(e.code(), e.to_string()).to_json(),
+                ..Packet::default()
+            };
+            encode(&mut out, packet);
+            let _ = write_out(stream, &mut out).await;
+        }
+        End::Io(e) => tracing::debug!(%ip, error = %e, "connection error"),
+        End::Stopped(why) => tracing::debug!(%ip, reason = ?why, "connection told to stop"),
+        End::Eof => tracing::debug!(%ip, "connection closed by the peer"),
+    }
+    let _ = stream.shutdown().await;
 }
 
 // The encoders take what they frame **by value**: a local the task borrows keeps its slot in
@@ -386,7 +404,7 @@ async fn write_out(wr: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()
 
 /// After a connection binds, push the device's due tasks (outside the connection's loop:
 /// the push goes through the registry back into this connection's outbound queue).
-fn push_due_later(app: &AppState, sn: String) {
+fn push_due_later(app: &AppState, sn: Arc<str>) {
     let app = Arc::clone(app);
     tokio::spawn(async move {
         if let Err(e) = crate::services::tasks::push_due(&app, &sn).await {

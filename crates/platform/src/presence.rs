@@ -4,25 +4,70 @@
 //! update memory only; the housekeeper writes the latest state and every transition behind,
 //! in one transaction per flush (within `flush_interval`), so heartbeats cost no write and
 //! the online/offline history is still durable within seconds.
+//!
+//! Every heartbeating device has an entry for as long as this process runs, so entries are
+//! compact (the idle-memory target, BENCHMARKS.md): the sn is the one the token cache and the
+//! registry share, firmware versions are interned (a site's gates mostly run the same one),
+//! and an address that is a plain IP is kept as one, not as text.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 struct Entry {
     last_heartbeat: i64,
-    firmware_version: Option<String>,
-    ip: Option<String>,
+    firmware_version: Option<Arc<str>>,
+    ip: Option<Addr>,
     online: bool,
     dirty: bool,
 }
 
+/// A device's reported address, exactly as reported.
+#[derive(Debug, Clone, PartialEq)]
+enum Addr {
+    /// Text that an [`IpAddr`] gives back unchanged (almost every device).
+    Ip(IpAddr),
+    /// Anything else, kept verbatim.
+    Text(Box<str>),
+}
+
+impl Addr {
+    fn new(text: String) -> Self {
+        match text.parse::<IpAddr>() {
+            Ok(ip) if ip.to_string() == text => Addr::Ip(ip),
+            _ => Addr::Text(text.into_boxed_str()),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Addr::Ip(ip) => ip.to_string(),
+            Addr::Text(t) => t.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    devices: HashMap<String, Entry>,
+    devices: HashMap<Arc<str>, Entry>,
     transitions: Vec<PresenceTransition>,
+    /// One copy of each firmware version in use; versions no entry holds are dropped by
+    /// [`Presence::flush`].
+    firmwares: HashSet<Arc<str>>,
+}
+
+impl Inner {
+    fn firmware(&mut self, version: String) -> Arc<str> {
+        if let Some(v) = self.firmwares.get(version.as_str()) {
+            return Arc::clone(v);
+        }
+        let v: Arc<str> = version.into();
+        self.firmwares.insert(Arc::clone(&v));
+        v
+    }
 }
 
 #[derive(Debug)]
@@ -47,7 +92,7 @@ impl Presence {
     /// before this process knew it), so a restart does not invent an offline→online flap.
     pub fn heartbeat(
         &self,
-        sn: &str,
+        sn: &Arc<str>,
         firmware_version: Option<String>,
         ip: Option<String>,
         stored_last: Option<i64>,
@@ -57,22 +102,22 @@ impl Presence {
         let window = self.offline_after_ms;
         let entry = Entry {
             last_heartbeat: now,
-            firmware_version,
-            ip,
+            firmware_version: firmware_version.map(|v| inner.firmware(v)),
+            ip: ip.map(Addr::new),
             online: true,
             dirty: true,
         };
         // Updated in place when known: a heartbeat then allocates no key.
-        let was_online = match inner.devices.get_mut(sn) {
+        let was_online = match inner.devices.get_mut(&**sn) {
             Some(e) => std::mem::replace(e, entry).online,
             None => {
-                inner.devices.insert(sn.to_owned(), entry);
+                inner.devices.insert(Arc::clone(sn), entry);
                 stored_last.is_some_and(|t| now - t <= window)
             }
         };
         if !was_online {
             inner.transitions.push(PresenceTransition {
-                sn: sn.to_owned(),
+                sn: sn.to_string(),
                 online: true,
                 at: now,
             });
@@ -93,19 +138,19 @@ impl Presence {
                 Err(_) => continue,
             };
             let mut inner = self.lock();
-            let Some(e) = inner.devices.get(&sn) else {
+            let Some(e) = inner.devices.get(&*sn) else {
                 continue;
             };
             if e.last_heartbeat != last || !e.online {
                 continue; // it heartbeated here meanwhile
             }
             if moved {
-                inner.devices.remove(&sn);
-            } else if let Some(e) = inner.devices.get_mut(&sn) {
+                inner.devices.remove(&*sn);
+            } else if let Some(e) = inner.devices.get_mut(&*sn) {
                 e.online = false;
                 let at = last + self.offline_after_ms;
                 inner.transitions.push(PresenceTransition {
-                    sn,
+                    sn: sn.to_string(),
                     online: false,
                     at,
                 });
@@ -114,7 +159,7 @@ impl Presence {
     }
 
     /// Devices online here whose last heartbeat is older than the window.
-    fn expired(&self, now: i64) -> Vec<(String, i64)> {
+    fn expired(&self, now: i64) -> Vec<(Arc<str>, i64)> {
         self.lock()
             .devices
             .iter()
@@ -143,6 +188,8 @@ impl Presence {
     pub async fn flush(&self, store: &dyn Store) -> StoreResult<()> {
         let (updates, transitions) = {
             let mut inner = self.lock();
+            // A version only this set holds is on no device here any more.
+            inner.firmwares.retain(|v| Arc::strong_count(v) > 1);
             let updates: Vec<PresenceUpdate> = inner
                 .devices
                 .iter_mut()
@@ -150,10 +197,10 @@ impl Presence {
                 .map(|(sn, e)| {
                     e.dirty = false;
                     PresenceUpdate {
-                        sn: sn.clone(),
+                        sn: sn.to_string(),
                         last_heartbeat_at: e.last_heartbeat,
-                        firmware_version: e.firmware_version.clone(),
-                        ip: e.ip.clone(),
+                        firmware_version: e.firmware_version.as_deref().map(str::to_owned),
+                        ip: e.ip.as_ref().map(Addr::text),
                     }
                 })
                 .collect();
@@ -165,7 +212,7 @@ impl Presence {
         if let Err(e) = store.record_presence(&updates, &transitions).await {
             let mut inner = self.lock();
             for u in &updates {
-                if let Some(e) = inner.devices.get_mut(&u.sn) {
+                if let Some(e) = inner.devices.get_mut(u.sn.as_str()) {
                     e.dirty = true;
                 }
             }
@@ -192,19 +239,19 @@ mod tests {
     #[test]
     fn only_devices_past_the_window_expire() {
         let p = Presence::new(60);
-        p.heartbeat("a", None, None, None, 1_000);
-        p.heartbeat("a", None, None, None, 30_000);
+        p.heartbeat(&"a".into(), None, None, None, 1_000);
+        p.heartbeat(&"a".into(), None, None, None, 30_000);
         assert!(p.expired(90_000).is_empty());
-        assert_eq!(p.expired(90_001), vec![("a".to_owned(), 30_000)]);
+        assert_eq!(p.expired(90_001), vec![(Arc::from("a"), 30_000)]);
         assert_eq!(transitions(&p), vec![("a".into(), true, 1_000)]);
     }
 
     #[test]
     fn a_recent_stored_heartbeat_is_no_new_transition() {
         let p = Presence::new(60);
-        p.heartbeat("a", None, None, Some(10_000), 20_000);
+        p.heartbeat(&"a".into(), None, None, Some(10_000), 20_000);
         assert!(transitions(&p).is_empty());
-        p.heartbeat("b", None, None, Some(10_000), 100_000);
+        p.heartbeat(&"b".into(), None, None, Some(10_000), 100_000);
         assert_eq!(transitions(&p), vec![("b".into(), true, 100_000)]);
     }
 
@@ -233,7 +280,7 @@ mod tests {
     async fn a_silent_device_goes_offline_and_the_history_is_stored() {
         let store = store_with_device("a").await;
         let p = Presence::new(60);
-        p.heartbeat("a", None, None, None, 1_000);
+        p.heartbeat(&"a".into(), None, None, None, 1_000);
         p.flush(&store).await.unwrap();
         p.sweep(&store, 61_001).await;
         assert_eq!(p.is_online("a"), Some(false));
@@ -247,12 +294,12 @@ mod tests {
     async fn a_device_that_moved_to_another_node_does_not_flap() {
         let store = store_with_device("a").await;
         let node_a = Presence::new(60);
-        node_a.heartbeat("a", None, None, None, 1_000);
+        node_a.heartbeat(&"a".into(), None, None, None, 1_000);
         node_a.flush(&store).await.unwrap();
         // The device reconnects to node B, which sees a recent stored heartbeat (no new
         // "online" transition) and writes its own heartbeats behind.
         let node_b = Presence::new(60);
-        node_b.heartbeat("a", None, None, Some(1_000), 50_000);
+        node_b.heartbeat(&"a".into(), None, None, Some(1_000), 50_000);
         node_b.flush(&store).await.unwrap();
         // Node A's window passes: it forgets the device instead of recording "offline".
         node_a.sweep(&store, 70_000).await;
@@ -265,5 +312,60 @@ mod tests {
             "only the first online transition: {history:?}"
         );
         assert!(history[0].online);
+    }
+
+    #[test]
+    fn addresses_come_back_exactly_as_reported() {
+        for text in [
+            "192.168.1.20",
+            "::1",
+            "fe80::1",
+            "::FFFF:1.2.3.4",
+            "010.0.0.1",
+            "",
+            "网关",
+        ] {
+            assert_eq!(Addr::new(text.to_owned()).text(), text);
+        }
+        assert!(matches!(Addr::new("10.0.0.7".into()), Addr::Ip(_)));
+        assert!(matches!(Addr::new("010.0.0.1".into()), Addr::Text(_)));
+    }
+
+    #[tokio::test]
+    async fn devices_share_one_copy_of_a_firmware_version_until_none_runs_it() {
+        let store = store_with_device("a").await;
+        let p = Presence::new(60);
+        p.heartbeat(
+            &"a".into(),
+            Some("v1.2".into()),
+            Some("10.0.0.7".into()),
+            None,
+            1_000,
+        );
+        p.heartbeat(&"b".into(), Some("v1.2".into()), None, None, 1_000);
+        {
+            let inner = p.lock();
+            let (a, b) = (&inner.devices["a"], &inner.devices["b"]);
+            let (fa, fb) = (
+                a.firmware_version.as_ref().unwrap(),
+                b.firmware_version.as_ref().unwrap(),
+            );
+            assert!(Arc::ptr_eq(fa, fb), "one copy");
+        }
+        // "a" upgrades: after the next flush only the new version is kept.
+        p.heartbeat(
+            &"a".into(),
+            Some("v1.3".into()),
+            Some("10.0.0.7".into()),
+            None,
+            2_000,
+        );
+        p.heartbeat(&"b".into(), Some("v1.3".into()), None, None, 2_000);
+        p.flush(&store).await.unwrap();
+        let kept: Vec<String> = p.lock().firmwares.iter().map(|v| v.to_string()).collect();
+        assert_eq!(kept, vec!["v1.3".to_owned()]);
+        let stored = store.device("a").await.unwrap().unwrap();
+        assert_eq!(stored.firmware_version.as_deref(), Some("v1.3"));
+        assert_eq!(stored.ip.as_deref(), Some("10.0.0.7"));
     }
 }

@@ -150,9 +150,11 @@ impl Outbox {
     }
 }
 
+/// The devices connected to this node. Keys are shared with each connection's [`Binding`]:
+/// one copy of a device's sn for both (an idle device's memory, BENCHMARKS.md "idle").
 #[derive(Debug, Default)]
 pub struct Registry {
-    inner: Mutex<HashMap<String, ConnHandle>>,
+    inner: Mutex<HashMap<Arc<str>, ConnHandle>>,
     next_id: AtomicU64,
 }
 
@@ -163,8 +165,8 @@ impl Registry {
     }
 
     /// Makes `handle` the device's connection, kicking any other one.
-    pub fn bind(self: &Arc<Self>, sn: &str, handle: ConnHandle) -> Binding {
-        let old = self.lock().insert(sn.to_owned(), handle.clone());
+    pub fn bind(self: &Arc<Self>, sn: Arc<str>, handle: ConnHandle) -> Binding {
+        let old = self.lock().insert(Arc::clone(&sn), handle.clone());
         if let Some(old) = old
             && old.id != handle.id
         {
@@ -172,7 +174,7 @@ impl Registry {
         }
         Binding {
             registry: Arc::clone(self),
-            sn: sn.to_owned(),
+            sn,
             conn_id: handle.id,
         }
     }
@@ -185,7 +187,7 @@ impl Registry {
     }
 
     /// The sns of every device connected to this node.
-    pub fn connected(&self) -> Vec<String> {
+    pub fn connected(&self) -> Vec<Arc<str>> {
         self.lock().keys().cloned().collect()
     }
 
@@ -202,7 +204,7 @@ impl Registry {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnHandle>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, ConnHandle>> {
         // A panic while holding this lock leaves a plain map behind: keep using it.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -212,12 +214,12 @@ impl Registry {
 #[derive(Debug)]
 pub struct Binding {
     registry: Arc<Registry>,
-    sn: String,
+    sn: Arc<str>,
     conn_id: u64,
 }
 
 impl Binding {
-    pub fn sn(&self) -> &str {
+    pub fn sn(&self) -> &Arc<str> {
         &self.sn
     }
 }
@@ -253,9 +255,9 @@ mod tests {
     async fn newest_connection_wins_and_entries_remove_themselves() {
         let r = Arc::new(Registry::default());
         let h1 = handle(&r);
-        let b1 = r.bind("sn1", h1.clone());
+        let b1 = r.bind("sn1".into(), h1.clone());
         let h2 = handle(&r);
-        let b2 = r.bind("sn1", h2.clone());
+        let b2 = r.bind("sn1".into(), h2.clone());
         // The older connection is kicked.
         tokio::time::timeout(std::time::Duration::from_secs(1), h1.outbox.notified())
             .await

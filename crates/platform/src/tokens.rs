@@ -7,9 +7,10 @@
 //! The cache holds one entry per connected device, so it is kept compact (the idle-memory
 //! target, BENCHMARKS.md): tokens are keyed by their 128 bits rather than their hex text, and
 //! the owner's sn and credential id are shared `Arc<str>`s, so a request's lookup copies no
-//! string either.
+//! string either. The sn is the registry's too; credential ids are interned here, so the
+//! devices of one vendor share one copy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::store::{Store, StoreResult};
@@ -50,18 +51,60 @@ fn text(key: u128) -> String {
 #[derive(Debug)]
 pub struct Tokens {
     idle_ms: i64,
-    cache: Mutex<HashMap<u128, Entry>>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    tokens: HashMap<u128, Entry>,
+    /// One copy of each credential id in use (a vendor's devices share one); ids no token
+    /// holds any more are dropped by [`Tokens::flush`].
+    access_ids: HashSet<Arc<str>>,
+}
+
+impl Cache {
+    fn access_id(&mut self, id: &str) -> Arc<str> {
+        if let Some(a) = self.access_ids.get(id) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = id.into();
+        self.access_ids.insert(Arc::clone(&a));
+        a
+    }
+
+    fn insert(
+        &mut self,
+        key: u128,
+        sn: Arc<str>,
+        access_id: &str,
+        now: i64,
+        dirty: bool,
+    ) -> TokenOwner {
+        let owner = TokenOwner {
+            sn,
+            access_id: self.access_id(access_id),
+        };
+        self.tokens.insert(
+            key,
+            Entry {
+                owner: owner.clone(),
+                last_used: now,
+                dirty,
+            },
+        );
+        owner
+    }
 }
 
 impl Tokens {
     pub fn new(idle_secs: u64) -> Self {
         Tokens {
             idle_ms: (idle_secs as i64).saturating_mul(1000),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -69,24 +112,14 @@ impl Tokens {
     pub async fn issue(
         &self,
         store: &dyn Store,
-        sn: &str,
+        sn: &Arc<str>,
         access_id: &str,
         now: i64,
     ) -> StoreResult<String> {
         let token = random_hex128();
         store.insert_token(&token, sn, access_id, now).await?;
         if let Some(k) = key(&token) {
-            self.lock().insert(
-                k,
-                Entry {
-                    owner: TokenOwner {
-                        sn: sn.into(),
-                        access_id: access_id.into(),
-                    },
-                    last_used: now,
-                    dirty: false,
-                },
-            );
+            self.lock().insert(k, Arc::clone(sn), access_id, now, false);
         }
         Ok(token)
     }
@@ -107,30 +140,23 @@ impl Tokens {
         if now - last_used > self.idle_ms {
             return Ok(None);
         }
-        let owner = TokenOwner {
-            sn: sn.into(),
-            access_id: access_id.into(),
-        };
-        if let Some(k) = key(token) {
-            self.lock().insert(
-                k,
-                Entry {
-                    owner: owner.clone(),
-                    last_used: now,
-                    dirty: true,
-                },
-            );
-        }
-        Ok(Some(owner))
+        let sn: Arc<str> = sn.into();
+        Ok(Some(match key(token) {
+            Some(k) => self.lock().insert(k, sn, &access_id, now, true),
+            None => TokenOwner {
+                sn,
+                access_id: access_id.into(),
+            },
+        }))
     }
 
     /// `Some(result)` when the cache can answer: `Some(None)` for an expired token.
     fn touch_cached(&self, token: &str, now: i64) -> Option<Option<TokenOwner>> {
         let k = key(token)?;
         let mut cache = self.lock();
-        let e = cache.get_mut(&k)?;
+        let e = cache.tokens.get_mut(&k)?;
         if now - e.last_used > self.idle_ms {
-            cache.remove(&k);
+            cache.tokens.remove(&k);
             return Some(None);
         }
         e.last_used = now.max(e.last_used);
@@ -142,8 +168,13 @@ impl Tokens {
     pub async fn flush(&self, store: &dyn Store, now: i64) -> StoreResult<()> {
         let touches: Vec<(String, i64)> = {
             let mut cache = self.lock();
-            cache.retain(|_, e| now - e.last_used <= self.idle_ms);
             cache
+                .tokens
+                .retain(|_, e| now - e.last_used <= self.idle_ms);
+            // An id only this set holds belongs to no cached token any more.
+            cache.access_ids.retain(|a| Arc::strong_count(a) > 1);
+            cache
+                .tokens
                 .iter_mut()
                 .filter(|(_, e)| e.dirty)
                 .map(|(&k, e)| {
@@ -159,7 +190,7 @@ impl Tokens {
             // Mark them dirty again so the next flush retries.
             let mut cache = self.lock();
             for (t, _) in &touches {
-                if let Some(entry) = key(t).and_then(|k| cache.get_mut(&k)) {
+                if let Some(entry) = key(t).and_then(|k| cache.tokens.get_mut(&k)) {
                     entry.dirty = true;
                 }
             }

@@ -15,7 +15,7 @@ pub(super) async fn handle(
     authed: &Authed,
 ) -> Result<Option<String>, DeviceError> {
     let p: HeartbeatParam = param(req)?;
-    let sn = &authed.device.sn;
+    let sn = &authed.sn;
     app.presence.heartbeat(
         sn,
         Some(p.device_version),

@@ -16,6 +16,7 @@ mod sign_in;
 mod tasks;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -33,42 +34,64 @@ use crate::store::Device;
 use crate::util::now_ms;
 
 /// What a TCP connection knows about itself, for the binding rules of §1.3.
+///
+/// It lives in the connection's task for the connection's whole life, idle most of it, so it
+/// is kept small (BENCHMARKS.md, "idle"): the sn is shared with the registry, the turnstile
+/// exists only while requests are in flight, and "just bound" is a flag.
 #[derive(Debug)]
 pub struct ConnCtx {
     pub handle: ConnHandle,
-    /// Arrival order of the connection's requests.
-    order: std::sync::Arc<order::Turnstile>,
+    /// Arrival order of the connection's requests; made by the first request after a quiet
+    /// spell and dropped by [`ConnCtx::rest`] once none is in flight.
+    order: Mutex<Option<std::sync::Arc<order::Turnstile>>>,
     binding: Mutex<Option<Binding>>,
     /// Set when a binding request succeeds: the connection should push the device's due
     /// tasks after writing the response.
-    bound_now: Mutex<Option<String>>,
+    bound_now: AtomicBool,
 }
 
 impl ConnCtx {
     pub fn new(handle: ConnHandle) -> Self {
         ConnCtx {
             handle,
-            order: Default::default(),
+            order: Mutex::new(None),
             binding: Mutex::new(None),
-            bound_now: Mutex::new(None),
+            bound_now: AtomicBool::new(false),
         }
     }
 
     /// The sn this connection is bound to.
-    pub fn bound_sn(&self) -> Option<String> {
-        lock(&self.binding).as_ref().map(|b| b.sn().to_owned())
+    pub fn bound_sn(&self) -> Option<Arc<str>> {
+        lock(&self.binding).as_ref().map(|b| Arc::clone(b.sn()))
     }
 
-    /// Takes the "just bound" mark (see [`ConnCtx::bound_now`]).
-    pub fn take_bound_now(&self) -> Option<String> {
-        lock(&self.bound_now).take()
+    /// Takes the "just bound" mark (see [`ConnCtx::bound_now`]): the sn just bound.
+    pub fn take_bound_now(&self) -> Option<Arc<str>> {
+        if self.bound_now.swap(false, Ordering::AcqRel) {
+            self.bound_sn()
+        } else {
+            None
+        }
+    }
+
+    /// The next request's place in the connection's order.
+    fn ticket(&self) -> order::Ticket {
+        lock(&self.order)
+            .get_or_insert_with(Default::default)
+            .ticket()
+    }
+
+    /// No request of the connection is in flight (every ticket is gone): the turnstile's
+    /// memory goes until the next one.
+    pub fn rest(&self) {
+        *lock(&self.order) = None;
     }
 
     /// The binding rule alone (400_04 when bound to another device), for checking before a
     /// request changes anything.
     fn check_binding(&self, sn: &str) -> Result<(), DeviceError> {
         match lock(&self.binding).as_ref() {
-            Some(b) if b.sn() != sn => Err(DeviceError::AuthFailed(
+            Some(b) if &**b.sn() != sn => Err(DeviceError::AuthFailed(
                 "connection bound to another device",
             )),
             _ => Ok(()),
@@ -76,8 +99,8 @@ impl ConnCtx {
     }
 
     /// Checks the binding rule and binds if unbound. A connection bound to another device
-    /// refuses the request (400_04).
-    fn bind(&self, app: &App, sn: &str) -> Result<(), DeviceError> {
+    /// refuses the request (400_04). The sn is the token owner's, so the registry shares it.
+    fn bind(&self, app: &App, sn: &Arc<str>) -> Result<(), DeviceError> {
         let mut binding = lock(&self.binding);
         match binding.as_ref() {
             Some(b) if b.sn() == sn => Ok(()),
@@ -85,8 +108,8 @@ impl ConnCtx {
                 "connection bound to another device",
             )),
             None => {
-                *binding = Some(app.registry.bind(sn, self.handle.clone()));
-                *lock(&self.bound_now) = Some(sn.to_owned());
+                *binding = Some(app.registry.bind(Arc::clone(sn), self.handle.clone()));
+                self.bound_now.store(true, Ordering::Release);
                 Ok(())
             }
         }
@@ -101,6 +124,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) struct Authed {
     /// Shared with the directory's cache (a hit copies no strings).
     pub device: Arc<Device>,
+    /// The device's sn as the token cache holds it: what per-device state kept in memory
+    /// (presence, task hints) keys on, so a device's sn is held once.
+    pub sn: Arc<str>,
     /// The id reserved when the request arrived (a sign-in's record id).
     pub arrival_id: i64,
     pub now: i64,
@@ -129,7 +155,7 @@ pub fn handle<'a>(
         now: now_ms(),
         id: app.ids.next(),
         peer,
-        ticket: conn.map(|c| c.order.ticket()),
+        ticket: conn.map(ConnCtx::ticket),
     };
     handle_arrived(app, req, transport, conn, arrival)
 }
@@ -318,13 +344,14 @@ async fn authenticate(
     verify_sign(api, req, vendor.access_secret.expose())?;
     signer.rsa_public_key = vendor.rsa_public_key.clone();
     if let Some(conn) = conn {
-        conn.bind(app, &req.sn)?;
+        conn.bind(app, &owner.sn)?;
     }
     if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
         return Err(DeviceError::RateLimited);
     }
     Ok(Authed {
         device,
+        sn: owner.sn,
         arrival_id: 0,
         now,
     })

@@ -10,6 +10,8 @@
 //! - **Push on creation**: a task for a device connected to this node is sent at once as a
 //!   signed command and marked delivered.
 
+use std::sync::Arc;
+
 use rollcall_protocol::envelope::Command;
 use rollcall_protocol::params::{self, FirmwareInfo};
 use rollcall_protocol::time::Timestamp;
@@ -115,7 +117,7 @@ pub async fn push(app: &App, task: &Task) -> StoreResult<bool> {
 }
 
 /// Pushes every task the device is due (pending, or delivered too long ago without a status).
-pub async fn push_due(app: &App, sn: &str) -> StoreResult<()> {
+pub async fn push_due(app: &App, sn: &Arc<str>) -> StoreResult<()> {
     for task in due(app, sn, now_ms()).await? {
         if !push(app, &task).await? {
             break;
@@ -138,7 +140,7 @@ pub const MAX_DUE: u32 = 100;
 /// also spares its first heartbeat the query (1,000 devices connecting at once made 1,000 such
 /// queries queue on SQLite's readers). A device with delivered, unfinished tasks is queried
 /// every time, so redelivery after `redelivery_secs` works as before.
-pub async fn due(app: &App, sn: &str, now: i64) -> StoreResult<Vec<Task>> {
+pub async fn due(app: &App, sn: &Arc<str>, now: i64) -> StoreResult<Vec<Task>> {
     let redelivery_ms = (app.settings.redelivery_secs as i64).saturating_mul(1000);
     let redeliver_before = now - redelivery_ms;
     if app
