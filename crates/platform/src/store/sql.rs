@@ -128,6 +128,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console",
         include_str!("../../migrations/sqlite/0002_console.sql"),
     ),
+    (
+        3,
+        "attendance key",
+        include_str!("../../migrations/sqlite/0003_attendance_key.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -139,6 +144,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "console",
         include_str!("../../migrations/postgres/0002_console.sql"),
+    ),
+    (
+        3,
+        "attendance key",
+        include_str!("../../migrations/postgres/0003_attendance_key.sql"),
     ),
 ];
 
@@ -170,10 +180,16 @@ impl Backend {
     }
 
     fn migrator(self) -> Migrator {
-        let set = match self {
+        migrator_of(match self {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
-        };
+        })
+    }
+}
+
+/// A migrator running `set`, in order.
+fn migrator_of(set: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    {
         Migrator::with_migrations(
             set.iter()
                 .map(|&(version, description, sql)| {
@@ -1792,5 +1808,86 @@ async fn stored_attendance(
             "attendance record id {}",
             record.record_id
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Direction;
+
+    fn record(record_id: i64, person_id: &str, record_time: i64) -> NewAttendance {
+        NewAttendance {
+            record_id,
+            sn: "SN1".into(),
+            person_id: person_id.into(),
+            r#type: 1,
+            bit_type: None,
+            record_time,
+            received_at: record_time + 5,
+            project_id: None,
+            direction: Direction::In,
+            photo_key: None,
+            flags: Vec::new(),
+            temperature: None,
+            extra: None,
+        }
+    }
+
+    /// A database made before `0003_attendance_key` (which rebuilds the table on SQLite)
+    /// keeps its records, and the reordered key still knows a resent one.
+    #[tokio::test]
+    async fn records_survive_the_attendance_key_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        sqlx::any::install_default_drivers();
+        let (pool, writes) = sqlite_pools(&url).await.unwrap();
+        migrator_of(&SQLITE_MIGRATIONS[..2])
+            .run(&writes)
+            .await
+            .unwrap();
+        let old = record(7, "42", 1_000);
+        bind_attendance(
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO attendance ({}) VALUES {}",
+                columns!(attendance),
+                values_list(true, 1, 13)
+            ))),
+            &old,
+        )
+        .execute(&writes)
+        .await
+        .unwrap();
+        pool.close().await;
+        writes.close().await;
+
+        let store = SqlStore::connect(&url).await.unwrap();
+        let got = store
+            .insert_attendance(&[record(8, "42", 1_000), record(9, "43", 1_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Inserted {
+                    record_id: 7,
+                    duplicate: true
+                },
+                Inserted {
+                    record_id: 9,
+                    duplicate: false
+                },
+            ]
+        );
+        let key: String = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'attendance'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        assert!(
+            key.contains("UNIQUE (sn, record_time, person_id, record_type)"),
+            "{key}"
+        );
     }
 }
