@@ -45,6 +45,9 @@ use crate::state::AppState;
 /// Requests of one connection handled at once; reading pages beyond this (backpressure).
 const MAX_IN_FLIGHT: usize = 256;
 
+/// Answers already due are gathered into one write up to this many bytes.
+const WRITE_COALESCE: usize = 64 * 1024;
+
 /// The live connections' outboxes, for the idle sweep and shutdown; and the gateway's clock.
 #[derive(Debug)]
 struct Live {
@@ -224,8 +227,16 @@ fn connection(
                 if let Some(pending) = in_flight.as_mut().filter(|_| busy > 0)
                     && let Poll::Ready(Some(resp)) = pending.poll_next_unpin(cx)
                 {
-                    // Framed here, so no answer is held in the task's state across the write.
-                    encode_response(&mut out, resp);
+                    // Framed here, so no answer is held in the task's state across the write;
+                    // with every other answer already due, so a group commit's answers leave
+                    // in one write, not one each (BENCHMARKS.md, "backlog").
+                    out.clear();
+                    append_response(&mut out, resp);
+                    while out.len() < WRITE_COALESCE
+                        && let Poll::Ready(Some(resp)) = pending.poll_next_unpin(cx)
+                    {
+                        append_response(&mut out, resp);
+                    }
                     return Poll::Ready(Event::Answered);
                 }
                 if busy < MAX_IN_FLIGHT
@@ -369,16 +380,26 @@ async fn finish(
 // the task's state until the end of its scope, across the write's await, even when it was
 // dropped before (a `Response` or `Packet` there made every connection's task bigger).
 
-/// Frames `packet` into `out`.
+/// Frames `packet` into `out`, replacing what it held.
 fn encode(out: &mut BytesMut, packet: Packet) {
     out.clear();
-    out.reserve(packet.encoded_len() + frame::MAX_VARINT_BYTES);
-    frame::encode(&packet, out);
+    append(out, &packet);
 }
 
-/// Frames a response into `out`.
+/// Frames `packet` after what `out` holds.
+fn append(out: &mut BytesMut, packet: &Packet) {
+    out.reserve(packet.encoded_len() + frame::MAX_VARINT_BYTES);
+    frame::encode(packet, out);
+}
+
+/// Frames a response into `out`, replacing what it held.
 fn encode_response(out: &mut BytesMut, resp: Response) {
     encode(out, resp.to_packet());
+}
+
+/// Frames a response after what `out` holds.
+fn append_response(out: &mut BytesMut, resp: Response) {
+    append(out, &resp.to_packet());
 }
 
 /// Frames every packet of `packets` into `out`, one after the other.

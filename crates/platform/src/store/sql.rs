@@ -1582,8 +1582,10 @@ impl Store for SqlStore {
     /// statement per record cost more than the rest of a sign-in (BENCHMARKS.md, "backlog
     /// profile"). The rows not returned are the rare resends, looked up one by one.
     async fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>> {
-        /// Rows per statement: 64 × 13 bound values, far below both backends' limits.
-        const ROWS: usize = 64;
+        /// Rows per statement: 256 × 13 bound values, far below both backends' limits
+        /// (SQLite 32,766, PostgreSQL 65,535). Every statement is a round trip to sqlx's
+        /// SQLite worker thread, so a group commit of 256 records is one.
+        const ROWS: usize = 256;
         let key = attendance_key;
         // Key order avoids deadlocks between concurrent batches on PostgreSQL; among records
         // of one key, the earliest arrival (smallest record id) is the one stored.
