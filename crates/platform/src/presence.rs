@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
+use crate::util::intern;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -48,6 +49,24 @@ impl Addr {
             Addr::Text(t) => t.to_string(),
         }
     }
+
+    /// Whether `text` is this address as reported, without allocating (every heartbeat
+    /// asks, and the answer is almost always yes).
+    fn is(&self, text: &str) -> bool {
+        match self {
+            Addr::Text(t) => **t == *text,
+            Addr::Ip(ip) => {
+                use std::io::Write as _;
+                // The longest IPv6 text is 45 bytes.
+                let mut buf = [0u8; 64];
+                let mut rest = &mut buf[..];
+                write!(rest, "{ip}").is_ok() && {
+                    let len = 64 - rest.len();
+                    buf[..len] == *text.as_bytes()
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -57,17 +76,6 @@ struct Inner {
     /// One copy of each firmware version in use; versions no entry holds are dropped by
     /// [`Presence::flush`].
     firmwares: HashSet<Arc<str>>,
-}
-
-impl Inner {
-    fn firmware(&mut self, version: String) -> Arc<str> {
-        if let Some(v) = self.firmwares.get(version.as_str()) {
-            return Arc::clone(v);
-        }
-        let v: Arc<str> = version.into();
-        self.firmwares.insert(Arc::clone(&v));
-        v
-    }
 }
 
 #[derive(Debug)]
@@ -98,25 +106,44 @@ impl Presence {
         stored_last: Option<i64>,
         now: i64,
     ) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let Inner {
+            devices,
+            transitions,
+            firmwares,
+        } = &mut *guard;
         let window = self.offline_after_ms;
-        let entry = Entry {
-            last_heartbeat: now,
-            firmware_version: firmware_version.map(|v| inner.firmware(v)),
-            ip: ip.map(Addr::new),
-            online: true,
-            dirty: true,
-        };
-        // Updated in place when known: a heartbeat then allocates no key.
-        let was_online = match inner.devices.get_mut(&**sn) {
-            Some(e) => std::mem::replace(e, entry).online,
+        // Updated in place when known: a heartbeat that reports what the last one did then
+        // allocates nothing.
+        let was_online = match devices.get_mut(&**sn) {
+            Some(e) => {
+                let was = e.online;
+                e.last_heartbeat = now;
+                e.online = true;
+                e.dirty = true;
+                if e.firmware_version.as_deref() != firmware_version.as_deref() {
+                    e.firmware_version = firmware_version.map(|v| intern(firmwares, &v));
+                }
+                match (&e.ip, ip) {
+                    (Some(old), Some(new)) if old.is(&new) => {}
+                    (_, new) => e.ip = new.map(Addr::new),
+                }
+                was
+            }
             None => {
-                inner.devices.insert(Arc::clone(sn), entry);
+                let entry = Entry {
+                    last_heartbeat: now,
+                    firmware_version: firmware_version.map(|v| intern(firmwares, &v)),
+                    ip: ip.map(Addr::new),
+                    online: true,
+                    dirty: true,
+                };
+                devices.insert(Arc::clone(sn), entry);
                 stored_last.is_some_and(|t| now - t <= window)
             }
         };
         if !was_online {
-            inner.transitions.push(PresenceTransition {
+            transitions.push(PresenceTransition {
                 sn: sn.to_string(),
                 online: true,
                 at: now,
@@ -328,6 +355,10 @@ mod tests {
             assert_eq!(Addr::new(text.to_owned()).text(), text);
         }
         assert!(matches!(Addr::new("10.0.0.7".into()), Addr::Ip(_)));
+        let ip = Addr::new("10.0.0.7".into());
+        assert!(ip.is("10.0.0.7"));
+        assert!(!ip.is("10.0.0.70") && !ip.is("10.0.0.") && !ip.is(""));
+        assert!(Addr::new("网关".into()).is("网关"));
         assert!(matches!(Addr::new("010.0.0.1".into()), Addr::Text(_)));
     }
 
@@ -352,11 +383,11 @@ mod tests {
             );
             assert!(Arc::ptr_eq(fa, fb), "one copy");
         }
-        // "a" upgrades: after the next flush only the new version is kept.
+        // "a" upgrades and moves: after the next flush only the new version is kept.
         p.heartbeat(
             &"a".into(),
             Some("v1.3".into()),
-            Some("10.0.0.7".into()),
+            Some("10.0.0.8".into()),
             None,
             2_000,
         );
@@ -366,6 +397,6 @@ mod tests {
         assert_eq!(kept, vec!["v1.3".to_owned()]);
         let stored = store.device("a").await.unwrap().unwrap();
         assert_eq!(stored.firmware_version.as_deref(), Some("v1.3"));
-        assert_eq!(stored.ip.as_deref(), Some("10.0.0.7"));
+        assert_eq!(stored.ip.as_deref(), Some("10.0.0.8"), "the new address");
     }
 }

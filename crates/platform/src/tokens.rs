@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::store::{Store, StoreResult};
-use crate::util::random_hex128;
+use crate::util::{intern, random_hex128};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -63,15 +63,6 @@ struct Cache {
 }
 
 impl Cache {
-    fn access_id(&mut self, id: &str) -> Arc<str> {
-        if let Some(a) = self.access_ids.get(id) {
-            return Arc::clone(a);
-        }
-        let a: Arc<str> = id.into();
-        self.access_ids.insert(Arc::clone(&a));
-        a
-    }
-
     fn insert(
         &mut self,
         key: u128,
@@ -82,7 +73,7 @@ impl Cache {
     ) -> TokenOwner {
         let owner = TokenOwner {
             sn,
-            access_id: self.access_id(access_id),
+            access_id: intern(&mut self.access_ids, access_id),
         };
         self.tokens.insert(
             key,

@@ -1,6 +1,20 @@
 //! Small shared helpers: the wall clock, random secrets, id generation.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The shared copy of `text` in `set`, added if missing: for strings that many long-lived
+/// entries repeat (a vendor's credential id, a firmware version), so each is held once.
+/// Callers drop the copies only `set` still holds (`Arc::strong_count == 1`) when they sweep.
+pub fn intern(set: &mut HashSet<Arc<str>>, text: &str) -> Arc<str> {
+    if let Some(shared) = set.get(text) {
+        return Arc::clone(shared);
+    }
+    let shared: Arc<str> = text.into();
+    set.insert(Arc::clone(&shared));
+    shared
+}
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
