@@ -197,6 +197,10 @@ type Slot = (tokio::sync::OwnedSemaphorePermit, mpsc::Sender<()>);
 /// in its state. The task's size decides its allocation's class (multiples of 128 bytes), so
 /// every local kept across an await counts: the cold end of the connection is boxed, and
 /// nothing taken from the outbox is held across a write.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in every connection's state"
+)]
 fn connection(
     app: AppState,
     live: Arc<Live>,
