@@ -212,4 +212,28 @@ mod tests {
         assert_eq!(key(&format!("{issued}0")), None);
         assert_eq!(key(""), None);
     }
+
+    /// A vendor's devices share one copy of its credential id, and the device's sn is the one
+    /// the caller passed (the registry's); the id goes when no cached token holds it.
+    #[tokio::test]
+    async fn a_vendors_devices_share_one_credential_id_until_their_tokens_expire() {
+        let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let tokens = Tokens::new(60);
+        let (a, b): (Arc<str>, Arc<str>) = ("SN-A".into(), "SN-B".into());
+        let ta = tokens.issue(&store, &a, "AK-1", 1_000).await.unwrap();
+        let tb = tokens.issue(&store, &b, "AK-1", 1_000).await.unwrap();
+        let oa = tokens.validate(&store, &ta, 2_000).await.unwrap().unwrap();
+        let ob = tokens.validate(&store, &tb, 2_000).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&oa.access_id, &ob.access_id), "one copy");
+        assert!(Arc::ptr_eq(&oa.sn, &a), "the caller's sn");
+        drop((oa, ob));
+        tokens.flush(&store, 2_000).await.unwrap();
+        assert_eq!(tokens.lock().access_ids.len(), 1, "still in use");
+        // Both idle past the window: the flush forgets them and then the id.
+        tokens.flush(&store, 70_000).await.unwrap();
+        let cache = tokens.lock();
+        assert!(cache.tokens.is_empty() && cache.access_ids.is_empty());
+    }
 }

@@ -124,3 +124,42 @@ async fn pipelined_copies_of_one_record_store_the_first_and_answer_the_rest_as_d
     assert!(answers.iter().all(|a| a.record_id == answers[0].record_id));
     assert_eq!(app.records("SN-PIPE-DUP").await.len(), 1);
 }
+
+/// A connection keeps its arrival order only while requests are in flight (the turnstile is
+/// dropped when it has answered everything, and made again by the next request): every burst
+/// after a quiet spell is ordered on its own, however many came before.
+#[tokio::test]
+async fn each_burst_after_a_quiet_spell_keeps_arrival_order() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-PIPE-BURSTS").await;
+    dev.auth().await;
+    let base = now_ms();
+    for burst in 0..3_i64 {
+        // Each burst: a record, then copies of it and of the next: the first of each stored.
+        let first = sign_in_param(&format!("{}", 7000 + burst), 1, base + burst).to_string();
+        let second = sign_in_param(&format!("{}", 8000 + burst), 1, base + burst).to_string();
+        let order = [&first, &second, &first, &second, &first];
+        let reqs: Vec<_> = order
+            .iter()
+            .map(|p| dev.id.signed(ApiCode::SignIn, Some(p)))
+            .collect();
+        let seqs = dev.send_many(reqs).await;
+        let mut answers = Vec::new();
+        for seq in &seqs {
+            let resp = dev.recv().await;
+            assert_eq!(resp.seq, *seq, "burst {burst}: answers in request order");
+            let text = dev.id.ok(&resp, ApiCode::SignIn).expect("a record id");
+            answers.push(params::parse::<SignInResponse>(&text).unwrap());
+        }
+        let dup: Vec<bool> = answers.iter().map(|a| a.duplicate).collect();
+        assert_eq!(dup, [false, false, true, true, true], "burst {burst}");
+        assert_eq!(answers[2].record_id, answers[0].record_id);
+        assert_eq!(answers[3].record_id, answers[1].record_id);
+        assert!(
+            answers[1].record_id > answers[0].record_id,
+            "ids in arrival order"
+        );
+    }
+    assert_eq!(app.records("SN-PIPE-BURSTS").await.len(), 6);
+}

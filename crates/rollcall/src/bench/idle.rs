@@ -115,25 +115,11 @@ async fn connect_all(
 
 /// One C_HEARTBEAT round trip; an error unless it succeeds.
 async fn heartbeat(stream: &mut tokio::net::TcpStream, proto: &mut load::Proto) -> BenchResult<()> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    stream
-        .write_all(&proto.heartbeat())
-        .await
-        .map_err(|e| format!("send C_HEARTBEAT: {e}"))?;
-    let mut buf = bytes::BytesMut::new();
-    loop {
-        if let Some(resp) = load::parse_response(&mut buf)? {
-            return match resp.outcome {
-                Ok(_) => Ok(()),
-                Err(e) => Err(format!("C_HEARTBEAT refused: {e}")),
-            };
-        }
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read_buf(&mut buf))
-            .await
-            .map_err(|_| "C_HEARTBEAT: no answer in 30 s".to_owned())?
-            .map_err(|e| format!("C_HEARTBEAT: {e}"))?;
-        if n == 0 {
-            return Err("C_HEARTBEAT: connection closed".into());
-        }
+    match load::round_trip(stream, &proto.heartbeat(), "C_HEARTBEAT")
+        .await?
+        .outcome
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("C_HEARTBEAT refused: {e}")),
     }
 }

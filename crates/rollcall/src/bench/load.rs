@@ -400,23 +400,12 @@ pub async fn authenticate(
     };
     auth.sign_with(ApiCode::Auth, &vendor.access_secret)
         .map_err(|e| format!("sign C_AUTH: {e}"))?;
-    stream
-        .write_all(&frame::encode_to_vec(&auth.to_packet()))
-        .await
-        .map_err(|e| format!("send C_AUTH: {e}"))?;
-    let mut buf = BytesMut::new();
-    let resp = loop {
-        if let Some(r) = parse_response(&mut buf)? {
-            break r;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read_buf(&mut buf))
-            .await
-            .map_err(|_| "C_AUTH: no answer in 30 s".to_owned())?
-            .map_err(|e| format!("C_AUTH: {e}"))?;
-        if n == 0 {
-            return Err("C_AUTH: connection closed".into());
-        }
-    };
+    let resp = round_trip(
+        &mut stream,
+        &frame::encode_to_vec(&auth.to_packet()),
+        "C_AUTH",
+    )
+    .await?;
     let text = match &resp.outcome {
         Ok(Some(t)) => t.clone(),
         Ok(None) => return Err("C_AUTH: no token".into()),
@@ -433,6 +422,27 @@ pub async fn authenticate(
             stamp: (0, String::new()),
         },
     ))
+}
+
+/// Sends one request frame and reads its answer (within 30 s); `what` names it in errors.
+pub async fn round_trip(stream: &mut TcpStream, frame: &[u8], what: &str) -> BenchResult<Response> {
+    stream
+        .write_all(frame)
+        .await
+        .map_err(|e| format!("send {what}: {e}"))?;
+    let mut buf = BytesMut::new();
+    loop {
+        if let Some(r) = parse_response(&mut buf)? {
+            return Ok(r);
+        }
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read_buf(&mut buf))
+            .await
+            .map_err(|_| format!("{what}: no answer in 30 s"))?
+            .map_err(|e| format!("{what}: {e}"))?;
+        if n == 0 {
+            return Err(format!("{what}: connection closed"));
+        }
+    }
 }
 
 /// One response frame from the front of `buf`, if complete.
