@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf as _, BytesMut};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use prost::Message;
@@ -33,12 +33,13 @@ use rollcall_protocol::code::ProtocolError;
 use rollcall_protocol::envelope::{Request, Response, Transport};
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError};
 use rollcall_protocol::{PROTOCOL_VERSION, Packet};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::dispatch::{self, ConnCtx};
+use crate::metrics::Metrics;
 use crate::registry::{ConnHandle, Outbox, Outgoing, Stop};
 use crate::state::AppState;
 
@@ -48,11 +49,37 @@ const MAX_IN_FLIGHT: usize = 256;
 /// Answers already due are gathered into one write up to this many bytes.
 const WRITE_COALESCE: usize = 64 * 1024;
 
-/// The live connections' outboxes, for the idle sweep and shutdown; and the gateway's clock.
+/// The live connections' outboxes, for the idle sweep and shutdown; the connection slots; and
+/// the gateway's clock.
 #[derive(Debug)]
 struct Live {
     conns: Mutex<HashMap<u64, Arc<Outbox>>>,
     epoch: Instant,
+    /// `max_connections` slots: the accept loop takes one per connection, its [`Member`] gives
+    /// it back.
+    slots: Semaphore,
+    /// Notified when the last connection has left (shutdown waits for it).
+    emptied: Notify,
+    metrics: Arc<Metrics>,
+}
+
+/// A connection's place among the live ones. Dropping it — when the connection ends, or if its
+/// task panics — takes the connection off the list and gives its slot back. One small value
+/// in the connection's task, instead of a semaphore permit and a channel sender.
+#[derive(Debug)]
+struct Member {
+    live: Arc<Live>,
+    id: u64,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let left = self.live.remove(self.id);
+        self.live.slots.add_permits(1);
+        if left == 0 {
+            self.live.emptied.notify_waiters();
+        }
+    }
 }
 
 impl Live {
@@ -65,19 +92,42 @@ impl Live {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Adds a connection; the count of live connections after.
-    fn add(&self, id: u64, outbox: Arc<Outbox>) -> usize {
+    /// Adds a connection (its slot already taken); its membership.
+    fn add(self: &Arc<Self>, id: u64, outbox: Arc<Outbox>) -> Member {
         outbox.touch(self.now());
-        let mut conns = self.lock();
-        conns.insert(id, outbox);
-        conns.len()
+        let live = {
+            let mut conns = self.lock();
+            conns.insert(id, outbox);
+            conns.len()
+        };
+        self.metrics.tcp_connections(live);
+        Member {
+            live: Arc::clone(self),
+            id,
+        }
     }
 
     /// Removes a connection; the count of live connections after.
     fn remove(&self, id: u64) -> usize {
-        let mut conns = self.lock();
-        conns.remove(&id);
-        conns.len()
+        let live = {
+            let mut conns = self.lock();
+            conns.remove(&id);
+            conns.len()
+        };
+        self.metrics.tcp_connections(live);
+        live
+    }
+
+    /// Waits until every connection has left.
+    async fn all_left(&self) {
+        loop {
+            // Made before the check: a `notify_waiters` after it still reaches this one.
+            let emptied = self.emptied.notified();
+            if self.lock().is_empty() {
+                return;
+            }
+            emptied.await;
+        }
     }
 
     /// Tells every connection without a whole frame for `idle` to stop.
@@ -99,15 +149,16 @@ impl Live {
 }
 
 /// A connection slot, then a connection. `None` when the slots are closed (never, in
-/// practice).
-async fn accept(
-    limit: &Arc<Semaphore>,
-    listener: &TcpListener,
-) -> Option<(tokio::sync::OwnedSemaphorePermit, TcpStream, SocketAddr)> {
-    let permit = Arc::clone(limit).acquire_owned().await.ok()?;
+/// practice). Cancel-safe: a slot taken is kept in a permit until a connection comes, and
+/// handed over to the connection's [`Member`] only then.
+async fn accept(slots: &Semaphore, listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    let permit = slots.acquire().await.ok()?;
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => return Some((permit, stream, peer)),
+            Ok((stream, peer)) => {
+                permit.forget();
+                return Some((stream, peer));
+            }
             Err(e) => {
                 // EMFILE and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -120,26 +171,26 @@ async fn accept(
 /// Accepts connections until `shutdown` turns true, then tells every connection to answer
 /// what it has in flight and close, and waits for them.
 pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(app.settings.max_connections.max(1)));
     let live = Arc::new(Live {
         conns: Mutex::new(HashMap::new()),
         epoch: Instant::now(),
+        slots: Semaphore::new(app.settings.max_connections.max(1)),
+        emptied: Notify::new(),
+        metrics: Arc::clone(&app.metrics),
     });
     let idle = Duration::from_secs(app.settings.idle_timeout_secs.max(1));
     let mut sweep = tokio::time::interval(idle / 4);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Every connection holds a clone; when all are dropped, `done_rx` yields None.
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     loop {
-        let (permit, stream, peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
             _ = sweep.tick() => {
                 live.sweep(idle);
                 continue;
             }
-            // Cancel-safe: a permit or a connection not yet taken stays where it was.
-            accepted = accept(&limit, &listener) => match accepted {
+            // Cancel-safe: a slot or a connection not yet taken stays where it was.
+            accepted = accept(&live.slots, &listener) => match accepted {
                 Some(a) => a,
                 None => break,
             },
@@ -149,22 +200,19 @@ pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Re
             id: app.registry.next_conn_id(),
             outbox: Arc::new(Outbox::default()),
         };
-        app.metrics
-            .tcp_connections(live.add(handle.id, Arc::clone(&handle.outbox)));
+        let member = live.add(handle.id, Arc::clone(&handle.outbox));
         // Spawned as it is, with no wrapping block: a wrapper keeps the values it moves into
         // the connection a second time, a task size class up for every connection.
         tokio::spawn(connection(
             Arc::clone(&app),
-            Arc::clone(&live),
+            member,
             stream,
             peer.ip(),
             ConnCtx::new(handle),
-            (permit, done_tx.clone()),
         ));
     }
     live.stop_all();
-    drop(done_tx);
-    let _ = done_rx.recv().await;
+    live.all_left().await;
 }
 
 type Pending<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
@@ -184,13 +232,10 @@ enum Event {
     Outbox,
     /// The oldest request in flight is answered, and its answer framed into `out`.
     Answered,
-    /// The socket is readable (or failed).
-    Readable(std::io::Result<()>),
+    /// The socket is readable, or failed: the read that follows says which. (No payload: an
+    /// event is held across the writes, in every connection's task.)
+    Readable,
 }
-
-/// What a connection holds until it ends: its slot under `max_connections` and its part in the
-/// shutdown's wait for every connection.
-type Slot = (tokio::sync::OwnedSemaphorePermit, mpsc::Sender<()>);
 
 /// One connection's life. A plain `fn` returning an `async move` block rather than an
 /// `async fn`, spawned directly: an `async fn` copies its arguments into locals and keeps both
@@ -203,14 +248,12 @@ type Slot = (tokio::sync::OwnedSemaphorePermit, mpsc::Sender<()>);
 )]
 fn connection(
     app: AppState,
-    live: Arc<Live>,
+    member: Member,
     mut stream: TcpStream,
     ip: IpAddr,
     ctx: ConnCtx,
-    slot: Slot,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let decoder = FrameDecoder::new(app.settings.max_frame_bytes);
         let mut buf = BytesMut::new();
         // Made on a connection's first request and dropped once it has answered everything: an
         // idle connection holds no queue.
@@ -218,13 +261,13 @@ fn connection(
         let mut out = BytesMut::new();
 
         let end = loop {
-            let busy = in_flight.as_ref().map_or(0, |f| f.len());
             let outbox = &ctx.handle.outbox;
             // Polled by hand rather than through `select!` over futures: the socket's and the
             // outbox's wakers live in the socket's and the outbox's own state, so a waiting
             // connection keeps no readiness or notification future in its task (BENCHMARKS.md,
             // "idle"). Outbox first (a stop must not wait behind reads), then answers, then reads.
             let event = std::future::poll_fn(|cx| {
+                let busy = in_flight.as_ref().map_or(0, |f| f.len());
                 if outbox.poll_wake(cx).is_ready() {
                     return Poll::Ready(Event::Outbox);
                 }
@@ -243,10 +286,8 @@ fn connection(
                     }
                     return Poll::Ready(Event::Answered);
                 }
-                if busy < MAX_IN_FLIGHT
-                    && let Poll::Ready(r) = stream.poll_read_ready(cx)
-                {
-                    return Poll::Ready(Event::Readable(r));
+                if busy < MAX_IN_FLIGHT && stream.poll_read_ready(cx).is_ready() {
+                    return Poll::Ready(Event::Readable);
                 }
                 Poll::Pending
             })
@@ -276,9 +317,11 @@ fn connection(
                         push_due_later(&app, sn);
                     }
                 }
-                Event::Readable(Err(e)) => break End::Io(e),
-                Event::Readable(Ok(())) => {
-                    let want = decoder.needed(&buf).unwrap_or(1).clamp(512, 64 * 1024);
+                Event::Readable => {
+                    let want = FrameDecoder::new(app.settings.max_frame_bytes)
+                        .needed(&buf)
+                        .unwrap_or(1)
+                        .clamp(512, 64 * 1024);
                     buf.reserve(want);
                     // One poll of an ordinary read rather than `try_read_buf`: tokio's read
                     // takes a read that did not fill the buffer as proof the socket is
@@ -301,9 +344,9 @@ fn connection(
                     }
                     let mut corrupt = None;
                     loop {
-                        match decoder.decode(&mut buf) {
+                        match FrameDecoder::new(app.settings.max_frame_bytes).decode(&mut buf) {
                             Ok(Some(packet)) => {
-                                outbox.touch(live.now());
+                                outbox.touch(member.live.now());
                                 let req = Request::from_packet(packet);
                                 in_flight
                                     .get_or_insert_with(Default::default)
@@ -336,9 +379,8 @@ fn connection(
         ctx.handle.outbox.close();
         // Boxed: its awaits would otherwise size every connection's task, idle ones included.
         Box::pin(finish(&mut stream, out, in_flight, end, ip, &app)).await;
-        app.metrics.tcp_connections(live.remove(ctx.handle.id));
         drop(ctx);
-        drop(slot);
+        drop(member);
     }
 }
 
@@ -420,11 +462,31 @@ fn encode_all(out: &mut BytesMut, packets: std::collections::VecDeque<Packet>) {
     }
 }
 
-/// Writes `out` and releases its memory.
-async fn write_out(wr: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {
-    let written = wr.write_all(out).await;
-    *out = BytesMut::new();
-    written
+/// Writes `out` whole and releases its memory. Polled by hand: tokio's `write_all` future is
+/// 56 bytes of every connection's task (its largest state is a write), this one 16.
+fn write_out<'a>(
+    stream: &'a mut TcpStream,
+    out: &'a mut BytesMut,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+    std::future::poll_fn(move |cx| {
+        while !out.is_empty() {
+            let written = match Pin::new(&mut *stream).poll_write(cx, out) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => Err(std::io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => Ok(n),
+                Poll::Ready(Err(e)) => Err(e),
+            };
+            match written {
+                Ok(n) => out.advance(n),
+                Err(e) => {
+                    *out = BytesMut::new();
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        *out = BytesMut::new();
+        Poll::Ready(Ok(()))
+    })
 }
 
 /// After a connection binds, push the device's due tasks (outside the connection's loop:

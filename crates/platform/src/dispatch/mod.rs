@@ -41,28 +41,35 @@ use crate::util::now_ms;
 #[derive(Debug)]
 pub struct ConnCtx {
     pub handle: ConnHandle,
-    /// Arrival order of the connection's requests; made by the first request after a quiet
-    /// spell and dropped by [`ConnCtx::rest`] once none is in flight.
-    order: Mutex<Option<std::sync::Arc<order::Turnstile>>>,
-    binding: Mutex<Option<Binding>>,
+    state: Mutex<CtxState>,
     /// Set when a binding request succeeds: the connection should push the device's due
     /// tasks after writing the response.
     bound_now: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct CtxState {
+    /// Arrival order of the connection's requests; made by the first request after a quiet
+    /// spell and dropped by [`ConnCtx::rest`] once none is in flight.
+    order: Option<Arc<order::Turnstile>>,
+    binding: Option<Binding>,
 }
 
 impl ConnCtx {
     pub fn new(handle: ConnHandle) -> Self {
         ConnCtx {
             handle,
-            order: Mutex::new(None),
-            binding: Mutex::new(None),
+            state: Mutex::default(),
             bound_now: AtomicBool::new(false),
         }
     }
 
     /// The sn this connection is bound to.
     pub fn bound_sn(&self) -> Option<Arc<str>> {
-        lock(&self.binding).as_ref().map(|b| Arc::clone(b.sn()))
+        lock(&self.state)
+            .binding
+            .as_ref()
+            .map(|b| Arc::clone(b.sn()))
     }
 
     /// Takes the "just bound" mark (see [`ConnCtx::bound_now`]): the sn just bound.
@@ -76,7 +83,8 @@ impl ConnCtx {
 
     /// The next request's place in the connection's order.
     fn ticket(&self) -> order::Ticket {
-        lock(&self.order)
+        lock(&self.state)
+            .order
             .get_or_insert_with(Default::default)
             .ticket()
     }
@@ -84,13 +92,13 @@ impl ConnCtx {
     /// No request of the connection is in flight (every ticket is gone): the turnstile's
     /// memory goes until the next one.
     pub fn rest(&self) {
-        *lock(&self.order) = None;
+        lock(&self.state).order = None;
     }
 
     /// The binding rule alone (400_04 when bound to another device), for checking before a
     /// request changes anything.
     fn check_binding(&self, sn: &str) -> Result<(), DeviceError> {
-        match lock(&self.binding).as_ref() {
+        match lock(&self.state).binding.as_ref() {
             Some(b) if &**b.sn() != sn => Err(DeviceError::AuthFailed(
                 "connection bound to another device",
             )),
@@ -101,14 +109,14 @@ impl ConnCtx {
     /// Checks the binding rule and binds if unbound. A connection bound to another device
     /// refuses the request (400_04). The sn is the token owner's, so the registry shares it.
     fn bind(&self, app: &App, sn: &Arc<str>) -> Result<(), DeviceError> {
-        let mut binding = lock(&self.binding);
-        match binding.as_ref() {
+        let mut state = lock(&self.state);
+        match state.binding.as_ref() {
             Some(b) if b.sn() == sn => Ok(()),
             Some(_) => Err(DeviceError::AuthFailed(
                 "connection bound to another device",
             )),
             None => {
-                *binding = Some(app.registry.bind(Arc::clone(sn), self.handle.clone()));
+                state.binding = Some(app.registry.bind(Arc::clone(sn), self.handle.clone()));
                 self.bound_now.store(true, Ordering::Release);
                 Ok(())
             }

@@ -1,6 +1,8 @@
 //! TCP framing (PROTOCOL.md §1.1): a corrupt or oversize stream costs only its own
 //! connection; split and coalesced frames are reassembled.
 
+use std::time::Duration;
+
 use rollcall_protocol::envelope::Response;
 use rollcall_protocol::frame;
 use rollcall_protocol::{ApiCode, ErrorCode, Packet};
@@ -203,4 +205,40 @@ async fn a_connection_without_a_complete_frame_for_idle_timeout_is_closed() {
 
     assert!(idle.expect_closed().await.is_empty());
     assert!(partial.expect_closed().await.is_empty());
+}
+
+/// `max_connections` bounds the connections served at once; a connection's slot comes back
+/// when it ends (however it ends), so a device waiting in the listen queue is served then.
+#[tokio::test]
+async fn a_connection_beyond_max_connections_is_served_when_a_slot_frees() {
+    let app = TestApp::spawn_with(|s| s.max_connections = 2).await;
+    let vendor = app.vendor().await;
+    let mut a = app.device(&vendor, "SN-SLOT-A").await;
+    a.auth().await;
+    let mut b = app.device(&vendor, "SN-SLOT-B").await;
+    b.auth().await;
+    // The kernel completes the third handshake; the platform takes it only with a free slot.
+    let mut c = app.device(&vendor, "SN-SLOT-C").await;
+    let mut waiting = tokio::spawn(async move {
+        c.auth().await;
+        c
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err(),
+        "both slots are taken: no answer yet"
+    );
+    drop(a);
+    let mut c = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    c.heartbeat().await;
+    // And again, for the slot given back by the connection that just ended.
+    drop(b);
+    let mut d = app.device(&vendor, "SN-SLOT-D").await;
+    tokio::time::timeout(Duration::from_secs(10), d.auth())
+        .await
+        .expect("served in the slot B left");
 }
