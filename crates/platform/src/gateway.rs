@@ -15,7 +15,11 @@
 //!   task): the accept loop keeps the live connections' outboxes, sweeps them every quarter
 //!   of the idle timeout and tells the idle ones to stop, and tells all of them at shutdown.
 //!   So a connection is closed between `idle_timeout_secs` and 1.25× that after its last
-//!   whole frame.
+//!   whole frame;
+//! - its task is one 384-byte allocation (`-Zprint-type-sizes`, BENCHMARKS.md "Fourth round"):
+//!   what a connection keeps across an `.await` is a field of every idle connection, so the
+//!   cold end is boxed, writes are polled by hand, and its slot and place among the live
+//!   connections are one [`Member`] guard.
 
 use std::collections::HashMap;
 use std::future::Future;
