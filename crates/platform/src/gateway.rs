@@ -19,7 +19,7 @@
 //! - its task is one 384-byte allocation (`-Zprint-type-sizes`, BENCHMARKS.md "Fourth round"):
 //!   what a connection keeps across an `.await` is a field of every idle connection, so the
 //!   cold end is boxed, writes are polled by hand, and its slot and place among the live
-//!   connections are one [`Member`] guard.
+//!   connections are one `Member` guard.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -72,7 +72,7 @@ impl ConnCtx {
             .map(|b| Arc::clone(b.sn()))
     }
 
-    /// Takes the "just bound" mark (see [`ConnCtx::bound_now`]): the sn just bound.
+    /// Takes the "just bound" mark (set when a binding request succeeds): the sn just bound.
     pub fn take_bound_now(&self) -> Option<Arc<str>> {
         if self.bound_now.swap(false, Ordering::AcqRel) {
             self.bound_sn()
