@@ -312,6 +312,15 @@ pub fn read_roster_csv(bytes: &[u8], today_yyyymmdd: u32) -> Result<Roster, Impo
 /// [`ImportError::Xlsx`], [`ImportError::NoWorksheet`], and the header and size errors.
 pub fn read_roster_xlsx(bytes: &[u8], today_yyyymmdd: u32) -> Result<Roster, ImportError> {
     precheck_xlsx(bytes)?;
+    // calamine 0.38 can panic on a damaged sheet (an unchecked multiplication in its cell
+    // reference parser overflows: found by `roster_import_corrupted_files_never_panic`, the
+    // case is kept in `proptest-regressions/`). An uploaded file is untrusted input, so a
+    // panic inside the parser is an unreadable file, not a failed request.
+    std::panic::catch_unwind(|| parse_xlsx(bytes, today_yyyymmdd)).unwrap_or(Err(ImportError::Xlsx))
+}
+
+/// [`read_roster_xlsx`] past its size checks.
+fn parse_xlsx(bytes: &[u8], today_yyyymmdd: u32) -> Result<Roster, ImportError> {
     let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(|_| ImportError::Xlsx)?;
     let name = workbook
         .sheet_names()
