@@ -15,18 +15,18 @@ use rollcall_protocol::ids::Secret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::blobs::{FileStore, SegmentStore};
+use crate::store::blobs::{FileStore, SegmentStore};
 use crate::config::Settings;
-use crate::ingest::{Ingest, IngestStopper};
-use crate::metrics::Metrics;
-use crate::presence::Presence;
-use crate::ratelimit::RateLimiter;
-use crate::registry::Registry;
-use crate::signed_url::UrlSigner;
+use crate::runtime::ingest::{Ingest, IngestStopper};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::presence::Presence;
+use crate::runtime::ratelimit::RateLimiter;
+use crate::transport::registry::Registry;
+use crate::rules::signed_url::UrlSigner;
 use crate::state::{App, AppState};
 use crate::store::{self, Store};
-use crate::tokens::Tokens;
-use crate::util::{IdGen, fill_random, now_ms, random_hex128};
+use crate::runtime::device_tokens::Tokens;
+use crate::runtime::util::{IdGen, fill_random, now_ms, random_hex128};
 
 /// Creates the console's first administrator, `admin`, with a random password, when the
 /// store has no user yet: an operator can then sign in to the console and create the
@@ -34,7 +34,7 @@ use crate::util::{IdGen, fill_random, now_ms, random_hex128};
 async fn first_administrator(app: &App) -> Result<Option<String>, StartupError> {
     use crate::store::console::{Role, User};
     let database = |source| StartupError::Database {
-        url: crate::util::redact_url(&app.settings.database_url()),
+        url: crate::runtime::util::redact_url(&app.settings.database_url()),
         source,
     };
     if !app.store.users().await.map_err(database)?.is_empty() {
@@ -103,7 +103,7 @@ impl Platform {
         let store = store::connect(&url)
             .await
             .map_err(|source| StartupError::Database {
-                url: crate::util::redact_url(&url),
+                url: crate::runtime::util::redact_url(&url),
                 source,
             })?;
         Self::build_with_store(settings, public_url, Arc::new(store)).await
@@ -154,7 +154,7 @@ impl Platform {
             settings.ingest_batch_max,
         );
         let faces = if settings.face_rules {
-            let checker = crate::face::FaceChecker::new(settings.max_photo_bytes)
+            let checker = crate::rules::face::FaceChecker::new(settings.max_photo_bytes)
                 .map_err(|e| StartupError::PhotoStore(format!("face detector model: {e}")))?;
             Some(Arc::new(checker))
         } else {
@@ -199,12 +199,12 @@ impl Platform {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartupError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tcp = tokio::spawn(crate::gateway::serve(
+        let tcp = tokio::spawn(crate::transport::gateway::serve(
             Arc::clone(&self.app),
             listeners.tcp,
             stop_rx.clone(),
         ));
-        let router = crate::http::router(Arc::clone(&self.app));
+        let router = crate::transport::router(Arc::clone(&self.app));
         let mut http_stop = stop_rx.clone();
         let http = tokio::spawn(async move {
             axum::serve(
@@ -219,7 +219,7 @@ impl Platform {
         let housekeeper = tokio::spawn(housekeep(Arc::clone(&self.app), stop_rx.clone()));
         let url = self.app.settings.database_url();
         let listener = (self.app.store.backend() == "postgres").then(|| {
-            tokio::spawn(crate::cluster::listen(
+            tokio::spawn(crate::transport::cluster::listen(
                 Arc::clone(&self.app),
                 url,
                 stop_rx.clone(),

@@ -1,58 +1,37 @@
 //! # rollcall-platform
 //!
-//! The platform every attendance device connects to: [`app::Platform::build`] opens storage,
-//! [`app::Platform::run`] serves the TCP gateway and the HTTP surface on listeners the caller
+//! The platform every attendance device connects to: [`Platform::build`] opens storage,
+//! [`Platform::run`] serves the TCP gateway and the HTTP surface on listeners the caller
 //! has bound, until a shutdown future completes.
 //!
-//! ## Layout (one module per resource or interface)
-//! - [`app`]: startup, run loop, graceful shutdown, background write-behind.
-//! - [`config`]: typed settings and their defaults.
-//! - [`state`]: the explicit state every handler gets.
-//! - [`gateway`]: the TCP gateway — one task per connection, pipelined, push.
-//! - [`http`]: the HTTP router — device API, signed files; [`admin`]: the admin REST API;
-//!   [`console`]: the web console.
-//! - [`dispatch`]: the request pipeline shared by TCP and HTTP, one module per interface.
-//! - [`error`]: device-layer errors and their one mapping onto wire codes.
-//! - [`services`]: business rules (tasks, devices, workers, vendors, attendance, reconcile).
-//! - [`store`]: storage behind a trait; one portable SQL implementation, migrations per backend.
-//! - [`ingest`]: durable attendance ingest with group commit.
-//! - [`directory`]: a short-lived cache of the rows the authentication path reads.
-//! - [`presence`], [`tokens`], [`ratelimit`], [`registry`]: in-memory state of devices.
-//! - [`blobs`]: photo storage — segments for attendance photos, files for faces.
-//! - [`signed_url`], [`geo`], [`idcard`], [`photo`]: small domain rules.
-//! - [`metrics`]: Prometheus metrics of one instance.
-//! - [`cluster`]: cross-node push over PostgreSQL LISTEN/NOTIFY.
+//! ## Layout: layers, top to bottom (a module imports only from the layers below it)
+//! | layer | owns |
+//! |---|---|
+//! | `app`, [`config`], [`state`] | startup, run loop, shutdown; typed settings; the explicit state every handler gets |
+//! | `transport` | TCP gateway, HTTP device API, signed files, registry of connections, cross-node push |
+//! | `web` | admin REST API (+ OpenAPI) and the console: thin mappings onto services |
+//! | `pipeline` | the device request pipeline shared by TCP and HTTP, one module per interface; device errors → wire codes |
+//! | `services` | every business rule and every scoped read: the one place that decides who sees and changes what |
+//! | `accounts` | principals, roles, sessions, personal tokens, audit |
+//! | `runtime` | in-memory state written behind: auth cache, device tokens, presence, rate limits, ingest, metrics |
+//! | [`rules`] | pure rules without I/O: fences, ID cards, fields, photos, faces, signed URLs, reports, roster files |
+//! | [`store`] | storage: one trait per aggregate, the SQL backend, photo blobs, database-to-database copy |
+//!
+//! The wire protocol itself (framing, signatures, error codes, params) is not here: it lives
+//! once in `rollcall-protocol`, which the device SDK uses too.
 
-pub mod accounts;
-pub mod admin;
-pub mod app;
-pub mod blobs;
-pub mod cluster;
+mod accounts;
+mod app;
 pub mod config;
-pub mod console;
-pub mod directory;
-pub mod dispatch;
-pub mod error;
-pub mod face;
-pub mod gateway;
-pub mod geo;
-pub mod http;
-pub mod idcard;
-pub mod ingest;
-pub mod metrics;
-pub mod photo;
-pub mod presence;
-pub mod ratelimit;
-pub mod registry;
-pub mod reports;
-pub mod roster_import;
-pub mod services;
-pub mod signed_url;
+mod pipeline;
+pub mod rules;
+mod runtime;
+mod services;
 pub mod state;
 pub mod store;
-pub mod tokens;
-pub mod util;
-pub mod validate;
+mod transport;
+mod web;
 
 pub use app::{Listeners, Platform, StartupError};
 pub use config::Settings;
+pub use runtime::util;

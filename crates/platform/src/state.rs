@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use rollcall_protocol::ids::Secret;
 
-use crate::blobs::{FileStore, SegmentStore};
+use crate::store::blobs::{FileStore, SegmentStore};
 use crate::config::Settings;
-use crate::directory::Directory;
-use crate::ingest::Ingest;
-use crate::metrics::Metrics;
-use crate::presence::Presence;
-use crate::ratelimit::RateLimiter;
-use crate::registry::Registry;
-use crate::signed_url::UrlSigner;
+use crate::runtime::auth_cache::Directory;
+use crate::runtime::ingest::Ingest;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::presence::Presence;
+use crate::runtime::ratelimit::RateLimiter;
+use crate::transport::registry::Registry;
+use crate::rules::signed_url::UrlSigner;
 use crate::store::Store;
-use crate::tokens::Tokens;
-use crate::util::IdGen;
+use crate::runtime::device_tokens::Tokens;
+use crate::runtime::util::IdGen;
 
 /// Shared by every connection, request and background task of one platform instance.
 pub type AppState = Arc<App>;
@@ -30,7 +30,7 @@ pub struct App {
     /// Face photos and firmware packages (one file per key).
     pub files: FileStore,
     /// The face detector of the enrolment photo rules; `None` when `face_rules` is off.
-    pub faces: Option<Arc<crate::face::FaceChecker>>,
+    pub faces: Option<Arc<crate::rules::face::FaceChecker>>,
     pub signer: UrlSigner,
     pub registry: Arc<Registry>,
     /// Device, credential and vendor rows of the authentication path, cached briefly.

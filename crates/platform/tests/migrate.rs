@@ -8,8 +8,8 @@
 //! (e.g. `postgres://postgres@127.0.0.1:5432/test`), in a schema of its own; schemas left by
 //! earlier runs are dropped once they are stale.
 
-use rollcall_platform::geo::{CoordinateSystem, Fence, Point};
-use rollcall_platform::store::migrate::{self, MigrateError, Options, Progress, Summary, TABLES};
+use rollcall_platform::rules::geo::{CoordinateSystem, Fence, Point};
+use rollcall_platform::store::copy::{self, CopyError, Options, Progress, Summary, TABLES};
 use rollcall_platform::store::sql::SqlStore;
 use rollcall_platform::store::test_db::TestDb;
 use rollcall_platform::store::*;
@@ -823,7 +823,7 @@ async fn sqlite_to_sqlite_copies_every_row() {
         force: false,
         batch_rows: 100,
     };
-    let summary = migrate::migrate_data(&from_url, &to_url, &options, &mut recorder(&mut log))
+    let summary = copy::copy_database(&from_url, &to_url, &options, &mut recorder(&mut log))
         .await
         .expect("migrate");
     check_summary(&summary);
@@ -860,16 +860,16 @@ async fn a_non_empty_target_is_refused_unless_forced() {
     let before = snapshot(&source).await;
     source.close().await;
     let options = Options::default();
-    migrate::migrate_data(&from_url, &to_url, &options, &mut |_| {})
+    copy::copy_database(&from_url, &to_url, &options, &mut |_| {})
         .await
         .expect("first copy");
 
     // Again: the target is not empty.
-    let err = migrate::migrate_data(&from_url, &to_url, &options, &mut |_| {})
+    let err = copy::copy_database(&from_url, &to_url, &options, &mut |_| {})
         .await
         .expect_err("refused");
     match &err {
-        MigrateError::TargetNotEmpty(tables) => {
+        CopyError::TargetNotEmpty(tables) => {
             assert!(tables.contains(&("attendance".to_owned(), RECORDS as u64)));
         }
         other => panic!("expected TargetNotEmpty, got {other:?}"),
@@ -885,7 +885,7 @@ async fn a_non_empty_target_is_refused_unless_forced() {
         ..options
     };
     let mut log = Vec::new();
-    let summary = migrate::migrate_data(&from_url, &to_url, &forced, &mut recorder(&mut log))
+    let summary = copy::copy_database(&from_url, &to_url, &forced, &mut recorder(&mut log))
         .await
         .expect("forced copy");
     assert!(summary.cleared_rows > RECORDS as u64);
@@ -896,21 +896,21 @@ async fn a_non_empty_target_is_refused_unless_forced() {
     target.close().await;
 
     // Never into itself, even forced and spelled differently.
-    let err = migrate::migrate_data(&from_url, &from_url, &forced, &mut |_| {})
+    let err = copy::copy_database(&from_url, &from_url, &forced, &mut |_| {})
         .await
         .expect_err("same URL");
-    assert!(matches!(err, MigrateError::SameDatabase), "{err:?}");
+    assert!(matches!(err, CopyError::SameDatabase), "{err:?}");
     let alias = format!("{from_url}?mode=rw");
-    let err = migrate::migrate_data(&from_url, &alias, &forced, &mut |_| {})
+    let err = copy::copy_database(&from_url, &alias, &forced, &mut |_| {})
         .await
         .expect_err("same file");
-    assert!(matches!(err, MigrateError::SameDatabase), "{err:?}");
+    assert!(matches!(err, CopyError::SameDatabase), "{err:?}");
     let source = SqlStore::connect(&from_url).await.expect("source");
     assert_eq!(snapshot(&source).await, before, "the source is intact");
     source.close().await;
 
     // A missing source file is an error, not an empty installation.
-    let err = migrate::migrate_data(
+    let err = copy::copy_database(
         &sqlite_url(&dir, "missing.db"),
         &sqlite_url(&dir, "other.db"),
         &options,
@@ -918,7 +918,7 @@ async fn a_non_empty_target_is_refused_unless_forced() {
     )
     .await
     .expect_err("missing source");
-    assert!(matches!(err, MigrateError::SourceMissing(_)), "{err:?}");
+    assert!(matches!(err, CopyError::SourceMissing(_)), "{err:?}");
     assert!(!dir.path().join("missing.db").exists());
 }
 
@@ -946,7 +946,7 @@ async fn sqlite_to_postgres_and_back() {
         force: false,
         batch_rows: 100,
     };
-    let summary = migrate::migrate_data(&from_url, &to_url, &options, &mut |_| {})
+    let summary = copy::copy_database(&from_url, &to_url, &options, &mut |_| {})
         .await
         .expect("migrate to PostgreSQL");
     check_summary(&summary);
@@ -959,7 +959,7 @@ async fn sqlite_to_postgres_and_back() {
     let back = SqlStore::connect(&sqlite_url(&dir, "back.db"))
         .await
         .expect("back");
-    let summary = migrate::copy(&target, &back, &options, &mut |_| {})
+    let summary = copy::copy_stores(&target, &back, &options, &mut |_| {})
         .await
         .expect("migrate back");
     check_summary(&summary);

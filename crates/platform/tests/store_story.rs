@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use rollcall_platform::geo::{CoordinateSystem, Fence, Point};
+use rollcall_platform::rules::geo::{CoordinateSystem, Fence, Point};
 use rollcall_platform::store::faulty::FaultyStore;
 use rollcall_platform::store::sql::SqlStore;
 use rollcall_platform::store::*;

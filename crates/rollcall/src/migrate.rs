@@ -1,6 +1,6 @@
 //! `rollcall migrate-data`: moves an installation to another database, typically an embedded
 //! SQLite installation to PostgreSQL. The copy itself, its safety checks and its verification
-//! live in `rollcall_platform::store::migrate`; this module parses the flags, shows progress
+//! live in `rollcall_platform::store::copy`; this module parses the flags, shows progress
 //! and prints the per-table summary.
 
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rollcall_platform::store::migrate::{self, MigrateError, Options, Progress, Summary};
+use rollcall_platform::store::copy::{self, CopyError, Options, Progress, Summary};
 use rollcall_platform::util::redact_url;
 
 /// Flags of `rollcall migrate-data`.
@@ -55,7 +55,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
         batch_rows: args.batch_rows as usize,
     };
     let mut display = Display::default();
-    let result = runtime.block_on(migrate::migrate_data(
+    let result = runtime.block_on(copy::copy_database(
         &args.from,
         &args.to,
         &options,
@@ -69,7 +69,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("rollcall: migrate-data: {e}");
-            if matches!(e, MigrateError::TargetNotEmpty(_)) {
+            if matches!(e, CopyError::TargetNotEmpty(_)) {
                 eprintln!(
                     "  目标库已有数据。若确认要用源数据替换它，请加 --force。\n  \
                      The target already holds data; add --force to replace it with the source's."

@@ -342,7 +342,7 @@ pub(crate) fn idcard(n: u32) -> String {
     let year = 1960 + (n / 336_000) % 40;
     let first17 = format!("330106{year}{month:02}{day:02}{:03}", n % 1000);
     // 17 digits by construction.
-    rollcall_platform::idcard::with_check_char(&first17).unwrap_or(first17)
+    rollcall_platform::rules::idcard::with_check_char(&first17).unwrap_or(first17)
 }
 
 /// Shared counters of the run.

@@ -352,7 +352,7 @@ async fn a_manager_registers_a_gate_enrols_workers_and_downloads_the_month() {
         let form = [
             (
                 "idcard_no",
-                rollcall_platform::idcard::with_check_char(serial).expect("17 digits"),
+                rollcall_platform::rules::idcard::with_check_char(serial).expect("17 digits"),
             ),
             ("name", name.to_owned()),
             ("phone", "13800138000".to_owned()),

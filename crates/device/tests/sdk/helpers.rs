@@ -300,7 +300,7 @@ pub fn idcard(n: u32) -> String {
     let month = 1 + (n / 28_000) % 12;
     let year = 1970 + (n / 336_000) % 30;
     let first17 = format!("330102{year}{month:02}{day:02}{:03}", n % 1000);
-    rollcall_platform::idcard::with_check_char(&first17).expect("17 digits")
+    rollcall_platform::rules::idcard::with_check_char(&first17).expect("17 digits")
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, for at most `limit`.

@@ -23,7 +23,7 @@ pub async fn record(
 ) {
     let entry = AuditEntry {
         id: app.ids.next(),
-        at: crate::util::now_ms(),
+        at: crate::runtime::util::now_ms(),
         actor: principal.actor().to_owned(),
         user_id: principal.user_id(),
         action: action.to_owned(),

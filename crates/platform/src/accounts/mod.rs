@@ -15,7 +15,7 @@
 pub mod audit;
 pub mod password;
 pub mod sessions;
-pub mod tokens;
+pub mod personal_tokens;
 
 use crate::state::App;
 pub use crate::store::console::Role;
@@ -134,7 +134,7 @@ impl Principal {
 /// 256 random bits as lowercase hex (session cookies, API tokens, CSRF tokens).
 pub(crate) fn random_hex256() -> String {
     let mut buf = [0u8; 32];
-    crate::util::fill_random(&mut buf);
+    crate::runtime::util::fill_random(&mut buf);
     hex::encode(buf)
 }
 

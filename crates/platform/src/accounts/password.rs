@@ -54,7 +54,7 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 
 fn hash_now(password: &str) -> String {
     let mut salt = [0u8; 16];
-    crate::util::fill_random(&mut salt);
+    crate::runtime::util::fill_random(&mut salt);
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)

@@ -1,9 +1,9 @@
 //! Attendance records: stored and flagged, never rejected for business reasons
-//! (PROTOCOL.md §5 C_SIGN_IN). This module decides the flags; [`crate::ingest`] stores.
+//! (PROTOCOL.md §5 C_SIGN_IN). This module decides the flags; [`crate::runtime::ingest`] stores.
 
 use rollcall_protocol::params::{AttendanceType, BitType, SignInParam};
 
-use crate::geo::{Fence, Point};
+use crate::rules::geo::{Fence, Point};
 use crate::state::App;
 use crate::store::{Device, StoreResult};
 

@@ -1,5 +1,5 @@
 //! Roster import (花名册导入) into a project: the rows of a `.xlsx`/`.csv` file
-//! ([`crate::roster_import`]) and the photos of a `.zip` named by ID number become workers
+//! ([`crate::rules::roster`]) and the photos of a `.zip` named by ID number become workers
 //! enrolled through [`workers::enrol`] — the same rules as a single enrolment, face rules
 //! included — or, for a number already on the platform, members of the project. Teams are
 //! found by name in the project and created when missing. Every refused row is reported with
@@ -7,12 +7,12 @@
 //! for the user to download through a signed URL.
 
 use crate::accounts::Principal;
-use crate::roster_import::{self, ImportRow, PhotoZip, RowError};
+use crate::rules::roster::{self, ImportRow, PhotoZip, RowError};
 use crate::services::workers::{self, EnrolError, Enrolment};
 use crate::state::App;
 use crate::store::StoreError;
 use crate::store::console::Team;
-use crate::util::{now_ms, today_beijing};
+use crate::runtime::util::{now_ms, today_beijing};
 
 /// What an import did.
 #[derive(Debug, Default)]
@@ -32,9 +32,9 @@ pub struct ImportOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportFailure {
     #[error(transparent)]
-    File(#[from] roster_import::ImportError),
+    File(#[from] roster::ImportError),
     #[error(transparent)]
-    Photos(#[from] roster_import::PhotoZipError),
+    Photos(#[from] roster::PhotoZipError),
     #[error("无权在该项目导入")]
     Forbidden,
     #[error(transparent)]
@@ -46,12 +46,12 @@ pub enum ImportFailure {
 /// The column a field error of an enrolment belongs to.
 fn column_of(field: &str) -> &'static str {
     match field {
-        "idcardNo" => roster_import::COL_IDCARD,
-        "name" => roster_import::COL_NAME,
-        "phone" => roster_import::COL_PHONE,
-        "teamId" => roster_import::COL_TEAM,
-        "trade" => roster_import::COL_TRADE,
-        _ => roster_import::FIELD_PHOTO,
+        "idcardNo" => roster::COL_IDCARD,
+        "name" => roster::COL_NAME,
+        "phone" => roster::COL_PHONE,
+        "teamId" => roster::COL_TEAM,
+        "trade" => roster::COL_TRADE,
+        _ => roster::FIELD_PHOTO,
     }
 }
 
@@ -67,9 +67,9 @@ pub async fn import(
         return Err(ImportFailure::Forbidden);
     }
     let now = now_ms();
-    let roster = roster_import::read_roster(roster_bytes, today_beijing(now))?;
+    let roster = roster::read_roster(roster_bytes, today_beijing(now))?;
     let photos = match photo_zip {
-        Some(bytes) => Some(roster_import::read_photo_zip(
+        Some(bytes) => Some(roster::read_photo_zip(
             bytes,
             app.settings.max_photo_bytes as u64,
         )?),
@@ -109,9 +109,9 @@ pub async fn import(
         let csv_key = format!("reports/import-{id}.csv");
         let xlsx_key = format!("reports/import-{id}.xlsx");
         app.files
-            .put(&csv_key, &roster_import::error_report_csv(&out.errors))
+            .put(&csv_key, &roster::error_report_csv(&out.errors))
             .await?;
-        let xlsx = roster_import::error_report_xlsx(&out.errors)
+        let xlsx = roster::error_report_xlsx(&out.errors)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         app.files.put(&xlsx_key, &xlsx).await?;
         out.report_keys = Some((csv_key, xlsx_key));
@@ -174,14 +174,14 @@ async fn import_row(
         }
         return Err(RowError {
             row: row.row,
-            field: roster_import::COL_IDCARD.to_owned(),
+            field: roster::COL_IDCARD.to_owned(),
             message: "该工人在黑名单中，不能进场".to_owned(),
         });
     }
     let Some(photo) = photo else {
         return Err(RowError {
             row: row.row,
-            field: roster_import::FIELD_PHOTO.to_owned(),
+            field: roster::FIELD_PHOTO.to_owned(),
             message: "新工人须有人脸照片（照片压缩包中以身份证号命名的文件）".to_owned(),
         });
     };
@@ -207,10 +207,10 @@ async fn import_row(
         }),
         Err(
             e
-            @ (EnrolError::Exists { .. } | EnrolError::Forbidden | EnrolError::Blacklisted { .. }),
+            @ (EnrolError::Exists { .. } | EnrolError::Forbidden),
         ) => Err(RowError {
             row: row.row,
-            field: roster_import::COL_IDCARD.to_owned(),
+            field: roster::COL_IDCARD.to_owned(),
             message: e.to_string(),
         }),
         Err(EnrolError::Store(e)) => Err(store_err(e)),

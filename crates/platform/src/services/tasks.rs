@@ -19,7 +19,7 @@ use rollcall_protocol::{ApiCode, PROTOCOL_VERSION};
 
 use crate::state::App;
 use crate::store::{NewTask, StoreResult, Task, TaskState};
-use crate::util::now_ms;
+use crate::runtime::util::now_ms;
 
 /// Creates a task for a device and pushes it if the device is connected here.
 pub async fn create(
@@ -136,7 +136,7 @@ pub const MAX_DUE: u32 = 100;
 /// heartbeat cost (BENCHMARKS.md, "heartbeat profile"). The query asks for every *open* task
 /// and filters the due ones here; when there is no open task at all, the device is remembered
 /// in the directory's task hints and the next asks skip the query until a task is created for
-/// it or the hint ages out (see [`crate::directory`]). So the push after a device connects
+/// it or the hint ages out (see [`crate::runtime::auth_cache`]). So the push after a device connects
 /// also spares its first heartbeat the query (1,000 devices connecting at once made 1,000 such
 /// queries queue on SQLite's readers). A device with delivered, unfinished tasks is queried
 /// every time, so redelivery after `redelivery_secs` works as before.

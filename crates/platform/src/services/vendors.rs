@@ -5,7 +5,7 @@ use rollcall_protocol::ids::Secret;
 
 use crate::state::App;
 use crate::store::{Credential, StoreResult, Vendor};
-use crate::util::{now_ms, random_hex128};
+use crate::runtime::util::{now_ms, random_hex128};
 
 /// Creates a vendor with fresh credentials.
 pub async fn create(app: &App, name: &str, rsa_public_key: Option<String>) -> StoreResult<Vendor> {

@@ -7,13 +7,13 @@ use rollcall_protocol::ApiCode;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::Principal;
-use crate::idcard::{Gender, IdCardNo};
-use crate::photo::{self, PhotoInfo};
+use crate::rules::idcard::{Gender, IdCardNo};
+use crate::rules::photo::{self, PhotoInfo};
 use crate::services::tasks;
 use crate::state::App;
 use crate::store::{StoreError, StoreResult, Worker};
-use crate::util::{now_ms, today_beijing};
-use crate::validate::{FieldError, optional_text, required_text};
+use crate::runtime::util::{now_ms, today_beijing};
+use crate::rules::validate::{FieldError, optional_text, required_text};
 
 /// What an enrolment form or `POST /workers` gives: the person, their face, and optionally
 /// the project they start in (required of project managers), with team and trade.
@@ -41,8 +41,6 @@ pub enum EnrolError {
     /// The project is outside the caller's scope (or they may not change anything).
     #[error("无权在该项目登记工人")]
     Forbidden,
-    #[error("该工人在黑名单中，不能进场")]
-    Blacklisted { person_id: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("storing a face photo: {0}")]
@@ -206,7 +204,7 @@ pub async fn create(app: &App, worker: &Worker) -> StoreResult<()> {
 
 /// Workers join a project; every device of the project is told.
 pub async fn join_project(app: &App, project_id: i64, person_ids: &[i64]) -> StoreResult<()> {
-    let now = crate::util::now_ms();
+    let now = crate::runtime::util::now_ms();
     app.store
         .add_project_workers(project_id, person_ids, now)
         .await?;
@@ -226,7 +224,7 @@ pub async fn join_project(app: &App, project_id: i64, person_ids: &[i64]) -> Sto
 /// A worker leaves a project; every device of the project deletes them.
 /// `false` if the worker was not active in the project.
 pub async fn leave_project(app: &App, project_id: i64, person_id: i64) -> StoreResult<bool> {
-    let now = crate::util::now_ms();
+    let now = crate::runtime::util::now_ms();
     if !app
         .store
         .remove_project_worker(project_id, person_id, now)

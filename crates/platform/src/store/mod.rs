@@ -7,9 +7,10 @@
 //! settings, and services never see which one runs. [`faulty::FaultyStore`] wraps any store
 //! to inject faults in tests (500_01).
 
+pub mod blobs;
 pub mod console;
 pub mod faulty;
-pub mod migrate;
+pub mod copy;
 pub mod model;
 pub mod sql;
 pub mod test_db;

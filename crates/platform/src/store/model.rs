@@ -5,7 +5,7 @@
 use rollcall_protocol::ids::Secret;
 use serde::{Deserialize, Serialize};
 
-use crate::geo::{CoordinateSystem, Fence};
+use crate::rules::geo::{CoordinateSystem, Fence};
 
 /// A device vendor (厂商) with its current credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,7 +44,7 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor, Row
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::{Store, StoreError, StoreResult, model::*};
-use crate::geo::{CoordinateSystem, Fence};
+use crate::rules::geo::{CoordinateSystem, Fence};
 
 /// Column lists, as literals so that `concat!` builds `&'static str` statements.
 macro_rules! columns {

@@ -747,7 +747,7 @@ pub fn next_idcard_number() -> String {
 
 /// Appends the GB 11643 check character to 17 digits.
 pub fn idcard_with_check(first17: &str) -> String {
-    rollcall_platform::idcard::with_check_char(first17).expect("17 digits")
+    rollcall_platform::rules::idcard::with_check_char(first17).expect("17 digits")
 }
 
 pub fn b64(bytes: &[u8]) -> String {

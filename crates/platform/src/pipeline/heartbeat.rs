@@ -1,0 +1,30 @@
+//! C_HEARTBEAT (§2.2): presence in memory (written behind), and the tasks the device is due
+//! ([`tasks::due`], which skips the query for devices known to have no open task).
+
+use rollcall_protocol::envelope::Request;
+use rollcall_protocol::params::{HeartbeatParam, HeartbeatResponse};
+
+use super::{Authed, param, reply};
+use crate::pipeline::error::DeviceError;
+use crate::services::tasks;
+use crate::state::App;
+
+pub(super) async fn handle(
+    app: &App,
+    req: &Request,
+    authed: &Authed,
+) -> Result<Option<String>, DeviceError> {
+    let p: HeartbeatParam = param(req)?;
+    let sn = &authed.sn;
+    app.presence.heartbeat(
+        sn,
+        Some(p.device_version),
+        Some(p.device_ip),
+        authed.device.last_heartbeat_at,
+        authed.now,
+    );
+    let due = tasks::due(app, sn, authed.now).await?;
+    reply(&HeartbeatResponse {
+        taskids: due.into_iter().map(|t| t.taskid.to_string()).collect(),
+    })
+}

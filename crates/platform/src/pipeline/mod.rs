@@ -1,0 +1,412 @@
+//! The request pipeline shared by the TCP gateway and the HTTP device API.
+//!
+//! Every request goes through the same checks in the precedence order of PROTOCOL.md §4:
+//! envelope (`Request::check`: 400_01, 402_0x, 404_01, 400_05) → device (400_06) →
+//! credentials (401_02) → token (401_01) → signature (400_04, or 400_02 for a param the
+//! image cut cannot tokenize) → rate limit (429_01) → the interface's handler (400_02,
+//! 405_01, 403_0x). The answer is signed with the device's secret whenever it is known, and
+//! a success is JWE-encrypted for vendors with a registered key (§6).
+
+mod auth;
+mod collect;
+mod heartbeat;
+pub mod error;
+pub mod order;
+mod persons;
+mod sign_in;
+mod tasks;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rollcall_protocol::envelope::{Request, Response, Transport};
+use rollcall_protocol::jwe::JweEncrypter;
+use rollcall_protocol::sign::{self, SignError};
+use rollcall_protocol::time::Timestamp;
+use rollcall_protocol::{ApiCode, params};
+use serde::Serialize;
+
+use crate::pipeline::error::DeviceError;
+use crate::transport::registry::{Binding, ConnHandle};
+use crate::state::App;
+use crate::store::Device;
+use crate::runtime::util::now_ms;
+
+/// What a TCP connection knows about itself, for the binding rules of §1.3.
+///
+/// It lives in the connection's task for the connection's whole life, idle most of it, so it
+/// is kept small (BENCHMARKS.md, "idle"): the sn is shared with the registry, the turnstile
+/// exists only while requests are in flight, and "just bound" is a flag.
+#[derive(Debug)]
+pub struct ConnCtx {
+    pub handle: ConnHandle,
+    state: Mutex<CtxState>,
+    /// Set when a binding request succeeds: the connection should push the device's due
+    /// tasks after writing the response.
+    bound_now: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct CtxState {
+    /// Arrival order of the connection's requests; made by the first request after a quiet
+    /// spell and dropped by [`ConnCtx::rest`] once none is in flight.
+    order: Option<Arc<order::Turnstile>>,
+    binding: Option<Binding>,
+}
+
+impl ConnCtx {
+    pub fn new(handle: ConnHandle) -> Self {
+        ConnCtx {
+            handle,
+            state: Mutex::default(),
+            bound_now: AtomicBool::new(false),
+        }
+    }
+
+    /// The sn this connection is bound to.
+    pub fn bound_sn(&self) -> Option<Arc<str>> {
+        lock(&self.state)
+            .binding
+            .as_ref()
+            .map(|b| Arc::clone(b.sn()))
+    }
+
+    /// Takes the "just bound" mark (set when a binding request succeeds): the sn just bound.
+    pub fn take_bound_now(&self) -> Option<Arc<str>> {
+        if self.bound_now.swap(false, Ordering::AcqRel) {
+            self.bound_sn()
+        } else {
+            None
+        }
+    }
+
+    /// The next request's place in the connection's order.
+    fn ticket(&self) -> order::Ticket {
+        lock(&self.state)
+            .order
+            .get_or_insert_with(Default::default)
+            .ticket()
+    }
+
+    /// No request of the connection is in flight (every ticket is gone): the turnstile's
+    /// memory goes until the next one.
+    pub fn rest(&self) {
+        lock(&self.state).order = None;
+    }
+
+    /// The binding rule alone (400_04 when bound to another device), for checking before a
+    /// request changes anything.
+    fn check_binding(&self, sn: &str) -> Result<(), DeviceError> {
+        match lock(&self.state).binding.as_ref() {
+            Some(b) if &**b.sn() != sn => Err(DeviceError::AuthFailed(
+                "connection bound to another device",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the binding rule and binds if unbound. A connection bound to another device
+    /// refuses the request (400_04). The sn is the token owner's, so the registry shares it.
+    fn bind(&self, app: &App, sn: &Arc<str>) -> Result<(), DeviceError> {
+        let mut state = lock(&self.state);
+        match state.binding.as_ref() {
+            Some(b) if b.sn() == sn => Ok(()),
+            Some(_) => Err(DeviceError::AuthFailed(
+                "connection bound to another device",
+            )),
+            None => {
+                state.binding = Some(app.registry.bind(Arc::clone(sn), self.handle.clone()));
+                self.bound_now.store(true, Ordering::Release);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An authenticated request: who sent it.
+pub(crate) struct Authed {
+    /// Shared with the directory's cache (a hit copies no strings).
+    pub device: Arc<Device>,
+    /// The device's sn as the token cache holds it: what per-device state kept in memory
+    /// (presence, task hints) keys on, so a device's sn is held once.
+    pub sn: Arc<str>,
+    /// The id reserved when the request arrived (a sign-in's record id).
+    pub arrival_id: i64,
+    pub now: i64,
+}
+
+/// How to sign (and maybe encrypt) the answer.
+#[derive(Default)]
+struct Signer {
+    secret: Option<String>,
+    rsa_public_key: Option<String>,
+}
+
+/// Handles one request and returns its signed answer.
+///
+/// The receive time and the arrival id are taken here, synchronously, before the returned
+/// future first runs: the sign-ins a device pipelines on one connection get record ids in the
+/// order they arrived, whatever order their handling finishes in.
+pub fn handle<'a>(
+    app: &'a App,
+    req: Request,
+    transport: Transport,
+    conn: Option<&'a ConnCtx>,
+    peer: Option<IpAddr>,
+) -> impl std::future::Future<Output = Response> + Send + 'a {
+    let arrival = Arrival {
+        now: now_ms(),
+        id: app.ids.next(),
+        peer,
+        ticket: conn.map(ConnCtx::ticket),
+    };
+    handle_arrived(app, req, transport, conn, arrival)
+}
+
+/// When a request arrived and the id reserved for what it may store.
+#[derive(Debug)]
+struct Arrival {
+    /// Its place in the connection's order (TCP only).
+    ticket: Option<order::Ticket>,
+    now: i64,
+    id: i64,
+    /// The source address, for the per-address budget of unauthenticated requests.
+    peer: Option<IpAddr>,
+}
+
+async fn handle_arrived(
+    app: &App,
+    req: Request,
+    transport: Transport,
+    conn: Option<&ConnCtx>,
+    arrival: Arrival,
+) -> Response {
+    let started = Instant::now();
+    let mut signer = Signer::default();
+    let mut api = None;
+    let result = process(app, &req, transport, conn, arrival, &mut signer, &mut api).await;
+
+    let code = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.to_wire().code.as_str(),
+    };
+    let outcome = match result {
+        Ok(text) => encrypt(&signer, text).map_err(|e| e.to_wire()),
+        Err(e) => {
+            if e.is_internal() {
+                tracing::error!(sn = %req.sn, apicode = %req.apicode, error = %e, "request failed");
+            } else {
+                tracing::debug!(sn = %req.sn, apicode = %req.apicode, error = %e, "request refused");
+            }
+            Err(e.to_wire())
+        }
+    };
+    let mut response = Response::to(&req, outcome);
+    if signer.secret.is_none() && response.outcome.is_err() {
+        signer.secret = error_secret(app, &req, api).await;
+    }
+    if let Some(secret) = &signer.secret {
+        // An unknown apicode is signed like the C_ interfaces (version+success+response).
+        response.sign_with(api.unwrap_or(ApiCode::Heartbeat), secret);
+    }
+    let transport_label = match transport {
+        Transport::Tcp => "tcp",
+        Transport::Http => "http",
+    };
+    let apicode = api.map_or("unknown", ApiCode::as_str);
+    app.metrics
+        .request(apicode, transport_label, code, started.elapsed());
+    response
+}
+
+/// JWE-encrypts a success response for vendors with a key (§6).
+fn encrypt(signer: &Signer, text: Option<String>) -> Result<Option<String>, DeviceError> {
+    match (&signer.rsa_public_key, text) {
+        (Some(pem), Some(text)) => {
+            let jwe = JweEncrypter::from_public_key_pem(pem)
+                .and_then(|k| k.encrypt(text.as_bytes()))
+                .map_err(|e| DeviceError::Internal(format!("jwe: {e}")))?;
+            Ok(Some(jwe))
+        }
+        (_, text) => Ok(text),
+    }
+}
+
+/// The secret to sign an error with, when the platform knows the device's (§2): the
+/// registered sn's vendor; for C_AUTH, the presented credential's when it is valid.
+async fn error_secret(app: &App, req: &Request, api: Option<ApiCode>) -> Option<String> {
+    if api == Some(ApiCode::Auth) {
+        let cred = app
+            .directory
+            .credential(app.store.as_ref(), &req.access_id, now_ms())
+            .await
+            .ok()??;
+        let valid =
+            cred.revoked_at.is_none() && sign::matches(cred.access_key.expose(), &req.access_key);
+        return valid.then(|| cred.access_secret.expose().to_owned());
+    }
+    if req.sn.is_empty() {
+        return None;
+    }
+    crate::services::tasks::device_secret(app, &req.sn)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn process(
+    app: &App,
+    req: &Request,
+    transport: Transport,
+    conn: Option<&ConnCtx>,
+    arrival: Arrival,
+    signer: &mut Signer,
+    api_out: &mut Option<ApiCode>,
+) -> Result<Option<String>, DeviceError> {
+    let now = arrival.now;
+    let checked = req.check(
+        transport,
+        Timestamp::from_epoch_ms(now),
+        app.settings.clock_skew_secs,
+    );
+    // Remember the apicode for the response recipe even when a later check fails.
+    *api_out = req.apicode.parse().ok();
+    let checked = checked?;
+    let api = checked.api;
+
+    if api == ApiCode::Auth {
+        // A C_AUTH flood is refused per source address before any lookup (so for a source
+        // over its budget 429_01 comes before 400_04); a device's own budget is never spent.
+        if let Some(ip) = arrival.peer
+            && !app.addr_limiter.allow(&ip.to_string(), now)
+        {
+            return Err(DeviceError::RateLimited);
+        }
+        return auth::handle(app, req, conn, now, signer).await;
+    }
+    let mut authed = authenticate(app, req, api, conn, now, signer).await?;
+    authed.arrival_id = arrival.id;
+    match api {
+        ApiCode::Auth => unreachable!("handled above"),
+        ApiCode::Heartbeat => heartbeat::handle(app, req, &authed).await,
+        ApiCode::SignIn => sign_in::handle(app, req, &authed, arrival.ticket).await,
+        ApiCode::GetTasks => tasks::get_tasks(app, req, &authed).await,
+        ApiCode::UpdateTasksStatus => tasks::update_status(app, req, &authed).await,
+        ApiCode::SendPerson | ApiCode::UpdateDevicePerson => {
+            persons::page(app, req, api, &authed).await
+        }
+        ApiCode::DelDevicePerson => persons::delete(app, req, &authed).await,
+        ApiCode::ClearDevicePerson => persons::clear(app, req, &authed).await,
+        ApiCode::UpdateDeviceVersion => persons::firmware(app, req, &authed).await,
+        ApiCode::PostDevicePerson => persons::reconcile(app, req, &authed).await,
+        ApiCode::CollectPerson => collect::handle(app, req, &authed).await,
+    }
+}
+
+/// Device (400_06) → credentials (401_02) → token (401_01) → owner and sign (400_04) →
+/// connection binding (400_04) → rate limit (429_01).
+async fn authenticate(
+    app: &App,
+    req: &Request,
+    api: ApiCode,
+    conn: Option<&ConnCtx>,
+    now: i64,
+    signer: &mut Signer,
+) -> Result<Authed, DeviceError> {
+    let device = app
+        .directory
+        .device(app.store.as_ref(), &req.sn, now)
+        .await?;
+    match &device {
+        None if !app.settings.auto_register => return Err(DeviceError::DeviceUnavailable),
+        Some(d) if !d.enabled => return Err(DeviceError::DeviceUnavailable),
+        _ => {}
+    }
+    let owner = app
+        .tokens
+        .validate(app.store.as_ref(), &req.token, now)
+        .await?
+        .ok_or(DeviceError::TokenNotFound)?;
+    let cred = app
+        .directory
+        .credential(app.store.as_ref(), &owner.access_id, now)
+        .await?;
+    if cred.as_ref().is_none_or(|c| c.revoked_at.is_some()) {
+        return Err(DeviceError::CredentialsRevoked);
+    }
+    if *owner.sn != *req.sn {
+        return Err(DeviceError::AuthFailed("token of another device"));
+    }
+    let device = device.ok_or(DeviceError::AuthFailed("token for an unknown device"))?;
+    let vendor = app
+        .directory
+        .vendor(app.store.as_ref(), device.vendor_id, now)
+        .await?
+        .ok_or(DeviceError::AuthFailed("device of an unknown vendor"))?;
+    signer.secret = Some(vendor.access_secret.expose().to_owned());
+    verify_sign(api, req, vendor.access_secret.expose())?;
+    signer.rsa_public_key = vendor.rsa_public_key.clone();
+    if let Some(conn) = conn {
+        conn.bind(app, &owner.sn)?;
+    }
+    if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
+        return Err(DeviceError::RateLimited);
+    }
+    Ok(Authed {
+        device,
+        sn: owner.sn,
+        arrival_id: 0,
+        now,
+    })
+}
+
+/// The request signature (400_04), or 400_02 when the image cut cannot tokenize the param.
+fn verify_sign(api: ApiCode, req: &Request, secret: &str) -> Result<(), DeviceError> {
+    sign::verify_request(
+        api,
+        &req.sign_fields(),
+        req.param_alt.as_deref(),
+        secret,
+        &req.sign,
+    )
+    .map_err(|e| match e {
+        SignError::Untokenizable(j) => DeviceError::param(j.to_string()),
+        SignError::Mismatch => DeviceError::AuthFailed("sign"),
+    })
+}
+
+/// Parses the request's param as `T` (400_02 naming the member).
+fn param<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, DeviceError> {
+    Ok(params::parse(req.param.as_deref().unwrap_or("{}"))?)
+}
+
+/// A success response carrying `value` as strict JSON.
+fn reply<T: Serialize>(value: &T) -> Result<Option<String>, DeviceError> {
+    Ok(Some(params::to_json(value)))
+}
+
+/// The request's taskid as a number; anything else names no task (405_01).
+fn taskid(req: &Request) -> Result<i64, DeviceError> {
+    req.taskid
+        .parse::<u64>()
+        .ok()
+        .and_then(|t| i64::try_from(t).ok())
+        .ok_or_else(|| DeviceError::TaskNotFound(req.taskid.clone()))
+}
+
+/// Answers a request refused before the pipeline (e.g. a path apicode that contradicts the
+/// body), signed like any other error.
+pub async fn refuse(app: &App, req: &Request, error: rollcall_protocol::ProtocolError) -> Response {
+    let api = req.apicode.parse().ok();
+    let mut response = Response::to(req, Err(error));
+    if let Some(secret) = error_secret(app, req, api).await {
+        response.sign_with(api.unwrap_or(ApiCode::Heartbeat), &secret);
+    }
+    response
+}

@@ -1,0 +1,82 @@
+//! C_SIGN_IN (§2.3): validate, flag, and store durably before answering. Idempotent on
+//! (sn, personId, recordTime, type): a resend answers success with the first record's id.
+
+use bytes::Bytes;
+use rollcall_protocol::envelope::Request;
+use rollcall_protocol::params::{SignInParam, SignInResponse};
+
+use super::order::Ticket;
+use super::{Authed, param, reply};
+use crate::pipeline::error::DeviceError;
+use crate::rules::photo;
+use crate::services::attendance;
+use crate::state::App;
+use crate::store::NewAttendance;
+
+pub(super) async fn handle(
+    app: &App,
+    req: &Request,
+    authed: &Authed,
+    ticket: Option<Ticket>,
+) -> Result<Option<String>, DeviceError> {
+    let p: SignInParam = param(req)?;
+    // Not base64: 400_02 (before the 403_0x checks, §4). Base64 of something that is not an
+    // acceptable photo: stored without it, flagged photo_rejected.
+    let img = p.decode_img()?;
+    p.validate()?;
+    let (photo, rejected) = match img {
+        None => (None, false),
+        Some(bytes) => match photo::inspect(&bytes, app.settings.max_photo_bytes) {
+            Ok(_) => (Some(Bytes::from(bytes)), false),
+            Err(e) => {
+                tracing::debug!(sn = %authed.device.sn, reason = %e, "photo rejected");
+                (None, true)
+            }
+        },
+    };
+    let flags = attendance::flags(app, &authed.device, &p, rejected, authed.now).await?;
+    let extra = extra_members(&p);
+    let record = NewAttendance {
+        record_id: authed.arrival_id,
+        sn: authed.device.sn.clone(),
+        person_id: p.person_id.clone(),
+        r#type: p.r#type,
+        bit_type: p.bit_type,
+        record_time: p.record_time,
+        received_at: authed.now,
+        project_id: authed.device.project_id,
+        direction: authed.device.direction,
+        photo_key: None,
+        flags,
+        temperature: p.temperature,
+        extra,
+    };
+    // Records of one connection enter the commit queue in the order they arrived.
+    if let Some(t) = &ticket {
+        t.wait_turn().await;
+    }
+    let durable = app.ingest.enqueue(record, photo).await?;
+    if let Some(t) = ticket {
+        t.pass();
+    }
+    let inserted = durable.await?;
+    reply(&SignInResponse {
+        record_id: inserted.record_id.to_string(),
+        duplicate: inserted.duplicate,
+    })
+}
+
+/// coordinate, qrCodeInfo and irisInfo, kept together as JSON text.
+fn extra_members(p: &SignInParam) -> Option<String> {
+    let mut map = serde_json::Map::new();
+    if let Some(c) = &p.coordinate {
+        map.insert("coordinate".into(), serde_json::to_value(c).ok()?);
+    }
+    if let Some(q) = &p.qr_code_info {
+        map.insert("qrCodeInfo".into(), serde_json::to_value(q).ok()?);
+    }
+    if let Some(i) = &p.iris_info {
+        map.insert("irisInfo".into(), i.clone().into());
+    }
+    (!map.is_empty()).then(|| serde_json::Value::Object(map).to_string())
+}

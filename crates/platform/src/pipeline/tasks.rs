@@ -1,0 +1,112 @@
+//! T_GET_TASKS and T_UPDATE_TASKS_STATUS (§3): handing out task params and taking outcomes.
+
+use rollcall_protocol::ApiCode;
+use rollcall_protocol::envelope::Request;
+use rollcall_protocol::params::{
+    GetTasksParam, GetTasksResponse, TaskItem, TaskOutcome, UpdateTasksStatusParam,
+};
+
+use super::{Authed, param, reply};
+use crate::pipeline::error::DeviceError;
+use crate::services::tasks::deliverable_param;
+use crate::state::App;
+use crate::store::{SyncFailure, SyncReport, TaskState};
+
+/// Only this device's unfinished tasks; unknown, finished and cancelled ids are skipped.
+/// Returning a task delivers it.
+pub(super) async fn get_tasks(
+    app: &App,
+    req: &Request,
+    authed: &Authed,
+) -> Result<Option<String>, DeviceError> {
+    let p: GetTasksParam = param(req)?;
+    let mut tasks = Vec::new();
+    for id in p.taskids.iter().filter_map(|t| t.parse::<i64>().ok()) {
+        if let Some(task) = app.store.task(id).await?
+            && task.sn == authed.device.sn
+            && task.state.is_open()
+        {
+            tasks.push(task);
+        }
+    }
+    let ids: Vec<i64> = tasks.iter().map(|t| t.taskid).collect();
+    app.store.mark_delivered(&ids, authed.now).await?;
+    reply(&GetTasksResponse {
+        tasks: tasks
+            .iter()
+            .map(|t| TaskItem {
+                taskid: t.taskid.to_string(),
+                apicode: t.apicode.clone(),
+                param: deliverable_param(app, t, authed.now),
+            })
+            .collect(),
+    })
+}
+
+/// Applies each entry for this device's open tasks; others are logged and ignored (a late
+/// report for a cancelled task is acknowledged and changes nothing).
+pub(super) async fn update_status(
+    app: &App,
+    req: &Request,
+    authed: &Authed,
+) -> Result<Option<String>, DeviceError> {
+    let p: UpdateTasksStatusParam = param(req)?;
+    let sn = &authed.device.sn;
+    for entry in &p.task {
+        let task = match entry.taskid.parse::<i64>() {
+            Ok(id) => app.store.task(id).await?,
+            Err(_) => None,
+        };
+        let Some(task) = task.filter(|t| &t.sn == sn) else {
+            tracing::info!(%sn, taskid = %entry.taskid, "status for an unknown or foreign task ignored");
+            continue;
+        };
+        let state = match entry.status {
+            TaskOutcome::Done => TaskState::Done,
+            TaskOutcome::Failed => TaskState::Failed,
+            TaskOutcome::Unsupported => TaskState::Unsupported,
+        };
+        if !app
+            .store
+            .finish_task(task.taskid, state, authed.now)
+            .await?
+        {
+            tracing::debug!(%sn, taskid = task.taskid, "status for a finished or cancelled task ignored");
+            continue;
+        }
+        let carries_persons = task.apicode == ApiCode::SendPerson.as_str()
+            || task.apicode == ApiCode::UpdateDevicePerson.as_str();
+        if carries_persons && state != TaskState::Unsupported {
+            let (persons, _) = app.store.task_persons(task.taskid, 0, u32::MAX).await?;
+            let failures = |items: &[rollcall_protocol::params::FailedItem]| {
+                items
+                    .iter()
+                    .map(|f| SyncFailure {
+                        person_id: f.person_id.clone(),
+                        err_code: f.err_code.clone(),
+                    })
+                    .collect()
+            };
+            app.store
+                .record_sync(&SyncReport {
+                    sn: sn.clone(),
+                    taskid: task.taskid,
+                    persons,
+                    failed_persons: failures(&entry.failed_persons),
+                    failed_faces: failures(&entry.failed_faces),
+                    at: authed.now,
+                })
+                .await?;
+        }
+    }
+    // The counts last: whoever sees the device's new counts also sees the tasks that
+    // produced them finished (the report's statements are not one transaction).
+    app.store
+        .set_device_counts(sn, clamp(p.person_count), clamp(p.face_count))
+        .await?;
+    Ok(None)
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,239 @@
+//! Device tokens with sliding idle expiry (PROTOCOL.md §3).
+//!
+//! A token is stored when issued (so it survives a restart and is valid on every node) and
+//! cached here. Every use slides its expiry in memory; the touches are written behind by the
+//! housekeeper, so a request costs no write.
+//!
+//! The cache holds one entry per connected device, so it is kept compact (the idle-memory
+//! target, BENCHMARKS.md): tokens are keyed by their 128 bits rather than their hex text, and
+//! the owner's sn and credential id are shared `Arc<str>`s, so a request's lookup copies no
+//! string either. The sn is the registry's too; credential ids are interned here, so the
+//! devices of one vendor share one copy.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use crate::store::{Store, StoreResult};
+use crate::runtime::util::{intern, random_hex128};
+
+#[derive(Debug, Clone)]
+struct Entry {
+    owner: TokenOwner,
+    last_used: i64,
+    dirty: bool,
+}
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub sn: Arc<str>,
+    /// The credential it was issued under (revoked credentials revoke their tokens: 401_02).
+    pub access_id: Arc<str>,
+}
+
+/// The cache key of a token as issued (32 lowercase hex characters, [`random_hex128`]);
+/// `None` for any other text, which can then only be looked up in the store. Strict on
+/// purpose: a laxer parse (`u128::from_str_radix` takes a leading `+`) would let two
+/// different strings name one token.
+fn key(token: &str) -> Option<u128> {
+    let b = token.as_bytes();
+    if b.len() != 32 || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u128::from_str_radix(token, 16).ok()
+}
+
+/// The token's text back from its key.
+fn text(key: u128) -> String {
+    format!("{key:032x}")
+}
+
+#[derive(Debug)]
+pub struct Tokens {
+    idle_ms: i64,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    tokens: HashMap<u128, Entry>,
+    /// One copy of each credential id in use (a vendor's devices share one); ids no token
+    /// holds any more are dropped by [`Tokens::flush`].
+    access_ids: HashSet<Arc<str>>,
+}
+
+impl Cache {
+    fn insert(
+        &mut self,
+        key: u128,
+        sn: Arc<str>,
+        access_id: &str,
+        now: i64,
+        dirty: bool,
+    ) -> TokenOwner {
+        let owner = TokenOwner {
+            sn,
+            access_id: intern(&mut self.access_ids, access_id),
+        };
+        self.tokens.insert(
+            key,
+            Entry {
+                owner: owner.clone(),
+                last_used: now,
+                dirty,
+            },
+        );
+        owner
+    }
+}
+
+impl Tokens {
+    pub fn new(idle_secs: u64) -> Self {
+        Tokens {
+            idle_ms: (idle_secs as i64).saturating_mul(1000),
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Issues and stores a new token for a device.
+    pub async fn issue(
+        &self,
+        store: &dyn Store,
+        sn: &Arc<str>,
+        access_id: &str,
+        now: i64,
+    ) -> StoreResult<String> {
+        let token = random_hex128();
+        store.insert_token(&token, sn, access_id, now).await?;
+        if let Some(k) = key(&token) {
+            self.lock().insert(k, Arc::clone(sn), access_id, now, false);
+        }
+        Ok(token)
+    }
+
+    /// The owner of a token that is known and not idle-expired; the use slides its expiry.
+    pub async fn validate(
+        &self,
+        store: &dyn Store,
+        token: &str,
+        now: i64,
+    ) -> StoreResult<Option<TokenOwner>> {
+        if let Some(owner) = self.touch_cached(token, now) {
+            return Ok(owner);
+        }
+        let Some((sn, access_id, last_used)) = store.token(token).await? else {
+            return Ok(None);
+        };
+        if now - last_used > self.idle_ms {
+            return Ok(None);
+        }
+        let sn: Arc<str> = sn.into();
+        Ok(Some(match key(token) {
+            Some(k) => self.lock().insert(k, sn, &access_id, now, true),
+            None => TokenOwner {
+                sn,
+                access_id: access_id.into(),
+            },
+        }))
+    }
+
+    /// `Some(result)` when the cache can answer: `Some(None)` for an expired token.
+    fn touch_cached(&self, token: &str, now: i64) -> Option<Option<TokenOwner>> {
+        let k = key(token)?;
+        let mut cache = self.lock();
+        let e = cache.tokens.get_mut(&k)?;
+        if now - e.last_used > self.idle_ms {
+            cache.tokens.remove(&k);
+            return Some(None);
+        }
+        e.last_used = now.max(e.last_used);
+        e.dirty = true;
+        Some(Some(e.owner.clone()))
+    }
+
+    /// Writes the touches behind and forgets expired tokens.
+    pub async fn flush(&self, store: &dyn Store, now: i64) -> StoreResult<()> {
+        let touches: Vec<(String, i64)> = {
+            let mut cache = self.lock();
+            cache
+                .tokens
+                .retain(|_, e| now - e.last_used <= self.idle_ms);
+            // An id only this set holds belongs to no cached token any more.
+            cache.access_ids.retain(|a| Arc::strong_count(a) > 1);
+            cache
+                .tokens
+                .iter_mut()
+                .filter(|(_, e)| e.dirty)
+                .map(|(&k, e)| {
+                    e.dirty = false;
+                    (text(k), e.last_used)
+                })
+                .collect()
+        };
+        if touches.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = store.touch_tokens(&touches).await {
+            // Mark them dirty again so the next flush retries.
+            let mut cache = self.lock();
+            for (t, _) in &touches {
+                if let Some(entry) = key(t).and_then(|k| cache.tokens.get_mut(&k)) {
+                    entry.dirty = true;
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_token_as_issued_has_a_cache_key() {
+        let issued = random_hex128();
+        let k = key(&issued).expect("an issued token has a key");
+        assert_eq!(text(k), issued, "the key gives the token back");
+        // One token, one text: nothing else may name the same entry.
+        let signed = format!("+{}", &issued[1..]);
+        assert_eq!(key(&signed), None);
+        assert_eq!(
+            key("0123456789ABCDEF0123456789ABCDEF"),
+            None,
+            "issued in lowercase"
+        );
+        assert_eq!(key(&issued[..31]), None);
+        assert_eq!(key(&format!("{issued}0")), None);
+        assert_eq!(key(""), None);
+    }
+
+    /// A vendor's devices share one copy of its credential id, and the device's sn is the one
+    /// the caller passed (the registry's); the id goes when no cached token holds it.
+    #[tokio::test]
+    async fn a_vendors_devices_share_one_credential_id_until_their_tokens_expire() {
+        let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let tokens = Tokens::new(60);
+        let (a, b): (Arc<str>, Arc<str>) = ("SN-A".into(), "SN-B".into());
+        let ta = tokens.issue(&store, &a, "AK-1", 1_000).await.unwrap();
+        let tb = tokens.issue(&store, &b, "AK-1", 1_000).await.unwrap();
+        let oa = tokens.validate(&store, &ta, 2_000).await.unwrap().unwrap();
+        let ob = tokens.validate(&store, &tb, 2_000).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&oa.access_id, &ob.access_id), "one copy");
+        assert!(Arc::ptr_eq(&oa.sn, &a), "the caller's sn");
+        drop((oa, ob));
+        tokens.flush(&store, 2_000).await.unwrap();
+        assert_eq!(tokens.lock().access_ids.len(), 1, "still in use");
+        // Both idle past the window: the flush forgets them and then the id.
+        tokens.flush(&store, 70_000).await.unwrap();
+        let cache = tokens.lock();
+        assert!(cache.tokens.is_empty() && cache.access_ids.is_empty());
+    }
+}

@@ -1,0 +1,173 @@
+//! Durable attendance ingest with group commit (PROTOCOL.md §5 C_SIGN_IN).
+//!
+//! A sign-in is answered only after its record and photo are durable. Doing that one record
+//! at a time would cost an fsync each; instead every sign-in handler hands its record to one
+//! writer task and waits. The writer takes whatever has queued up (up to `batch_max`),
+//! appends the photos to the segment store with one fsync, inserts the records in one
+//! transaction (one WAL fsync), then answers everyone. Under load the queue fills while a
+//! batch is being written, so batches grow exactly when it pays.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::blobs::SegmentStore;
+use crate::pipeline::error::DeviceError;
+use crate::runtime::metrics::Metrics;
+use crate::store::{Inserted, NewAttendance, Store};
+
+struct Job {
+    record: NewAttendance,
+    photo: Option<Bytes>,
+    reply: oneshot::Sender<Result<Inserted, DeviceError>>,
+}
+
+/// The handle handlers submit records through.
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ingest")
+    }
+}
+
+/// Stops the writer after it has drained what was queued.
+pub struct IngestStopper {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl IngestStopper {
+    /// Lets the writer finish the queue, then waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+impl Ingest {
+    /// Starts the writer task.
+    pub fn start(
+        store: Arc<dyn Store>,
+        blobs: Arc<SegmentStore>,
+        metrics: Arc<Metrics>,
+        batch_max: usize,
+    ) -> (Ingest, IngestStopper) {
+        let (tx, rx) = mpsc::channel(batch_max.max(1) * 4);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(writer(rx, stop_rx, store, blobs, metrics, batch_max.max(1)));
+        (
+            Ingest { tx },
+            IngestStopper {
+                stop: stop_tx,
+                task,
+            },
+        )
+    }
+
+    /// Stores a record (and its photo) durably; returns once it is.
+    pub async fn submit(
+        &self,
+        record: NewAttendance,
+        photo: Option<Bytes>,
+    ) -> Result<Inserted, DeviceError> {
+        self.enqueue(record, photo).await?.await
+    }
+
+    /// Queues a record for the writer (records are committed in queue order) and returns
+    /// the wait for its durability.
+    pub async fn enqueue(
+        &self,
+        record: NewAttendance,
+        photo: Option<Bytes>,
+    ) -> Result<impl std::future::Future<Output = Result<Inserted, DeviceError>>, DeviceError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job {
+                record,
+                photo,
+                reply,
+            })
+            .await
+            .map_err(|_| DeviceError::Unavailable)?;
+        Ok(async move { answer.await.map_err(|_| DeviceError::Unavailable)? })
+    }
+}
+
+async fn writer(
+    mut rx: mpsc::Receiver<Job>,
+    mut stop: oneshot::Receiver<()>,
+    store: Arc<dyn Store>,
+    blobs: Arc<SegmentStore>,
+    metrics: Arc<Metrics>,
+    batch_max: usize,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            _ = &mut stop => {
+                // Refuse new work, then drain what is already queued.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { return };
+        batch.push(first);
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics.ingest_batch(batch.len());
+        commit(&mut batch, store.as_ref(), &blobs, &metrics).await;
+    }
+}
+
+/// Writes one batch and answers every job in it.
+async fn commit(batch: &mut Vec<Job>, store: &dyn Store, blobs: &SegmentStore, metrics: &Metrics) {
+    let photos: Vec<Bytes> = batch.iter().filter_map(|j| j.photo.clone()).collect();
+    if !photos.is_empty() {
+        match blobs.append_durable(&photos).await {
+            Ok(refs) => {
+                let mut refs = refs.into_iter();
+                for job in batch.iter_mut().filter(|j| j.photo.is_some()) {
+                    job.record.photo_key = refs.next().map(|r| r.to_key());
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "photo segment write failed");
+                for job in batch.drain(..) {
+                    let _ = job
+                        .reply
+                        .send(Err(DeviceError::Internal("photo segment write".into())));
+                }
+                return;
+            }
+        }
+    }
+    let records: Vec<NewAttendance> = batch.iter().map(|j| j.record.clone()).collect();
+    match store.insert_attendance(&records).await {
+        Ok(results) => {
+            for (job, inserted) in batch.drain(..).zip(results) {
+                if !inserted.duplicate {
+                    metrics.upload_latency(job.record.received_at - job.record.record_time);
+                }
+                let _ = job.reply.send(Ok(inserted));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, records = batch.len(), "attendance batch failed");
+            for job in batch.drain(..) {
+                let _ = job
+                    .reply
+                    .send(Err(DeviceError::Internal("attendance batch".into())));
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! In-memory state of one node, written behind to the store: what the hot device path reads
+//! and updates without a database round trip on every request.
+//!
+//! - [`auth_cache`]: the device, credential and vendor rows of the authentication path,
+//!   cached briefly.
+//! - [`device_tokens`]: device tokens with sliding idle expiry.
+//! - [`presence`]: online/offline state from heartbeats, flushed behind.
+//! - [`ratelimit`]: token buckets per device and per source address.
+//! - [`ingest`]: durable attendance ingest with group commit.
+//! - [`metrics`]: Prometheus metrics of this instance.
+//! - [`util`]: interning, random secrets, id generation.
+
+pub(crate) mod auth_cache;
+pub(crate) mod device_tokens;
+pub(crate) mod ingest;
+pub(crate) mod metrics;
+pub(crate) mod presence;
+pub(crate) mod ratelimit;
+pub mod util;

@@ -1,0 +1,402 @@
+//! Online/offline state of devices (PROTOCOL.md §5 C_HEARTBEAT).
+//!
+//! A device is online while its last heartbeat is younger than `offline_after`. Heartbeats
+//! update memory only; the housekeeper writes the latest state and every transition behind,
+//! in one transaction per flush (within `flush_interval`), so heartbeats cost no write and
+//! the online/offline history is still durable within seconds.
+//!
+//! Every heartbeating device has an entry for as long as this process runs, so entries are
+//! compact (the idle-memory target, BENCHMARKS.md): the sn is the one the token cache and the
+//! registry share, firmware versions are interned (a site's gates mostly run the same one),
+//! and an address that is a plain IP is kept as one, not as text.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
+use crate::runtime::util::intern;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    last_heartbeat: i64,
+    firmware_version: Option<Arc<str>>,
+    ip: Option<Addr>,
+    online: bool,
+    dirty: bool,
+}
+
+/// A device's reported address, exactly as reported.
+#[derive(Debug, Clone, PartialEq)]
+enum Addr {
+    /// Text that an [`IpAddr`] gives back unchanged (almost every device).
+    Ip(IpAddr),
+    /// Anything else, kept verbatim.
+    Text(Box<str>),
+}
+
+impl Addr {
+    fn new(text: String) -> Self {
+        match text.parse::<IpAddr>() {
+            Ok(ip) if ip.to_string() == text => Addr::Ip(ip),
+            _ => Addr::Text(text.into_boxed_str()),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Addr::Ip(ip) => ip.to_string(),
+            Addr::Text(t) => t.to_string(),
+        }
+    }
+
+    /// Whether `text` is this address as reported, without allocating (every heartbeat
+    /// asks, and the answer is almost always yes).
+    fn is(&self, text: &str) -> bool {
+        match self {
+            Addr::Text(t) => **t == *text,
+            Addr::Ip(ip) => {
+                use std::io::Write as _;
+                // The longest IPv6 text is 45 bytes.
+                let mut buf = [0u8; 64];
+                let mut rest = &mut buf[..];
+                write!(rest, "{ip}").is_ok() && {
+                    let len = 64 - rest.len();
+                    buf[..len] == *text.as_bytes()
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    devices: HashMap<Arc<str>, Entry>,
+    transitions: Vec<PresenceTransition>,
+    /// One copy of each firmware version in use; versions no entry holds are dropped by
+    /// [`Presence::flush`].
+    firmwares: HashSet<Arc<str>>,
+}
+
+#[derive(Debug)]
+pub struct Presence {
+    offline_after_ms: i64,
+    inner: Mutex<Inner>,
+}
+
+impl Presence {
+    pub fn new(offline_after_secs: u64) -> Self {
+        Presence {
+            offline_after_ms: (offline_after_secs as i64).saturating_mul(1000),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a heartbeat. `stored_last` is the device's last heartbeat as stored (from
+    /// before this process knew it), so a restart does not invent an offline→online flap.
+    pub fn heartbeat(
+        &self,
+        sn: &Arc<str>,
+        firmware_version: Option<String>,
+        ip: Option<String>,
+        stored_last: Option<i64>,
+        now: i64,
+    ) {
+        let mut guard = self.lock();
+        let Inner {
+            devices,
+            transitions,
+            firmwares,
+        } = &mut *guard;
+        let window = self.offline_after_ms;
+        // Updated in place when known: a heartbeat that reports what the last one did then
+        // allocates nothing.
+        let was_online = match devices.get_mut(&**sn) {
+            Some(e) => {
+                let was = e.online;
+                e.last_heartbeat = now;
+                e.online = true;
+                e.dirty = true;
+                if e.firmware_version.as_deref() != firmware_version.as_deref() {
+                    e.firmware_version = firmware_version.map(|v| intern(firmwares, &v));
+                }
+                match (&e.ip, ip) {
+                    (Some(old), Some(new)) if old.is(&new) => {}
+                    (_, new) => e.ip = new.map(Addr::new),
+                }
+                was
+            }
+            None => {
+                let entry = Entry {
+                    last_heartbeat: now,
+                    firmware_version: firmware_version.map(|v| intern(firmwares, &v)),
+                    ip: ip.map(Addr::new),
+                    online: true,
+                    dirty: true,
+                };
+                devices.insert(Arc::clone(sn), entry);
+                stored_last.is_some_and(|t| now - t <= window)
+            }
+        };
+        if !was_online {
+            transitions.push(PresenceTransition {
+                sn: sn.to_string(),
+                online: true,
+                at: now,
+            });
+        }
+    }
+
+    /// Marks devices whose last heartbeat here is too old as offline — unless the store shows
+    /// a newer heartbeat from another node (the device moved there): then this node just
+    /// forgets it, so a device moving between nodes never flaps offline/online.
+    pub async fn sweep(&self, store: &dyn Store, now: i64) {
+        for (sn, last) in self.expired(now) {
+            let moved = match store.device(&sn).await {
+                Ok(Some(d)) => d
+                    .last_heartbeat_at
+                    .is_some_and(|t| t > last && now - t <= self.offline_after_ms),
+                Ok(None) => false,
+                // Unsure: decide on the next sweep.
+                Err(_) => continue,
+            };
+            let mut inner = self.lock();
+            let Some(e) = inner.devices.get(&*sn) else {
+                continue;
+            };
+            if e.last_heartbeat != last || !e.online {
+                continue; // it heartbeated here meanwhile
+            }
+            if moved {
+                inner.devices.remove(&*sn);
+            } else if let Some(e) = inner.devices.get_mut(&*sn) {
+                e.online = false;
+                let at = last + self.offline_after_ms;
+                inner.transitions.push(PresenceTransition {
+                    sn: sn.to_string(),
+                    online: false,
+                    at,
+                });
+            }
+        }
+    }
+
+    /// Devices online here whose last heartbeat is older than the window.
+    fn expired(&self, now: i64) -> Vec<(Arc<str>, i64)> {
+        self.lock()
+            .devices
+            .iter()
+            .filter(|(_, e)| e.online && now - e.last_heartbeat > self.offline_after_ms)
+            .map(|(sn, e)| (sn.clone(), e.last_heartbeat))
+            .collect()
+    }
+
+    /// Whether this node has seen the device online (`None`: no heartbeat seen here).
+    pub fn is_online(&self, sn: &str) -> Option<bool> {
+        self.lock().devices.get(sn).map(|e| e.online)
+    }
+
+    /// Latest heartbeat seen by this node.
+    pub fn last_heartbeat(&self, sn: &str) -> Option<i64> {
+        self.lock().devices.get(sn).map(|e| e.last_heartbeat)
+    }
+
+    /// Devices online according to this node.
+    pub fn online_count(&self) -> usize {
+        self.lock().devices.values().filter(|e| e.online).count()
+    }
+
+    /// Writes dirty state and pending transitions in one go; on failure they are kept for the
+    /// next flush.
+    pub async fn flush(&self, store: &dyn Store) -> StoreResult<()> {
+        let (updates, transitions) = {
+            let mut inner = self.lock();
+            // A version only this set holds is on no device here any more.
+            inner.firmwares.retain(|v| Arc::strong_count(v) > 1);
+            let updates: Vec<PresenceUpdate> = inner
+                .devices
+                .iter_mut()
+                .filter(|(_, e)| e.dirty)
+                .map(|(sn, e)| {
+                    e.dirty = false;
+                    PresenceUpdate {
+                        sn: sn.to_string(),
+                        last_heartbeat_at: e.last_heartbeat,
+                        firmware_version: e.firmware_version.as_deref().map(str::to_owned),
+                        ip: e.ip.as_ref().map(Addr::text),
+                    }
+                })
+                .collect();
+            (updates, std::mem::take(&mut inner.transitions))
+        };
+        if updates.is_empty() && transitions.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = store.record_presence(&updates, &transitions).await {
+            let mut inner = self.lock();
+            for u in &updates {
+                if let Some(e) = inner.devices.get_mut(u.sn.as_str()) {
+                    e.dirty = true;
+                }
+            }
+            let newer = std::mem::replace(&mut inner.transitions, transitions);
+            inner.transitions.extend(newer);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transitions(p: &Presence) -> Vec<(String, bool, i64)> {
+        p.lock()
+            .transitions
+            .iter()
+            .map(|t| (t.sn.clone(), t.online, t.at))
+            .collect()
+    }
+
+    #[test]
+    fn only_devices_past_the_window_expire() {
+        let p = Presence::new(60);
+        p.heartbeat(&"a".into(), None, None, None, 1_000);
+        p.heartbeat(&"a".into(), None, None, None, 30_000);
+        assert!(p.expired(90_000).is_empty());
+        assert_eq!(p.expired(90_001), vec![(Arc::from("a"), 30_000)]);
+        assert_eq!(transitions(&p), vec![("a".into(), true, 1_000)]);
+    }
+
+    #[test]
+    fn a_recent_stored_heartbeat_is_no_new_transition() {
+        let p = Presence::new(60);
+        p.heartbeat(&"a".into(), None, None, Some(10_000), 20_000);
+        assert!(transitions(&p).is_empty());
+        p.heartbeat(&"b".into(), None, None, Some(10_000), 100_000);
+        assert_eq!(transitions(&p), vec![("b".into(), true, 100_000)]);
+    }
+
+    async fn store_with_device(sn: &str) -> crate::store::sql::SqlStore {
+        use crate::store::Vendor;
+        use rollcall_protocol::ids::Secret;
+        let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let vendor = Vendor {
+            id: 1,
+            name: "v".into(),
+            access_id: "id".into(),
+            access_key: Secret::new("k"),
+            access_secret: Secret::new("s"),
+            rsa_public_key: None,
+            created_at: 0,
+        };
+        store.create_vendor(&vendor).await.unwrap();
+        let device = crate::services::devices::unbound(sn, 1);
+        store.create_device(&device).await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn a_silent_device_goes_offline_and_the_history_is_stored() {
+        let store = store_with_device("a").await;
+        let p = Presence::new(60);
+        p.heartbeat(&"a".into(), None, None, None, 1_000);
+        p.flush(&store).await.unwrap();
+        p.sweep(&store, 61_001).await;
+        assert_eq!(p.is_online("a"), Some(false));
+        p.flush(&store).await.unwrap();
+        let history = store.presence_history("a", 10).await.unwrap();
+        let got: Vec<(bool, i64)> = history.iter().map(|t| (t.online, t.at)).collect();
+        assert_eq!(got, vec![(false, 61_000), (true, 1_000)]);
+    }
+
+    #[tokio::test]
+    async fn a_device_that_moved_to_another_node_does_not_flap() {
+        let store = store_with_device("a").await;
+        let node_a = Presence::new(60);
+        node_a.heartbeat(&"a".into(), None, None, None, 1_000);
+        node_a.flush(&store).await.unwrap();
+        // The device reconnects to node B, which sees a recent stored heartbeat (no new
+        // "online" transition) and writes its own heartbeats behind.
+        let node_b = Presence::new(60);
+        node_b.heartbeat(&"a".into(), None, None, Some(1_000), 50_000);
+        node_b.flush(&store).await.unwrap();
+        // Node A's window passes: it forgets the device instead of recording "offline".
+        node_a.sweep(&store, 70_000).await;
+        assert_eq!(node_a.is_online("a"), None);
+        node_a.flush(&store).await.unwrap();
+        let history = store.presence_history("a", 10).await.unwrap();
+        assert_eq!(
+            history.len(),
+            1,
+            "only the first online transition: {history:?}"
+        );
+        assert!(history[0].online);
+    }
+
+    #[test]
+    fn addresses_come_back_exactly_as_reported() {
+        for text in [
+            "192.168.1.20",
+            "::1",
+            "fe80::1",
+            "::FFFF:1.2.3.4",
+            "010.0.0.1",
+            "",
+            "网关",
+        ] {
+            assert_eq!(Addr::new(text.to_owned()).text(), text);
+        }
+        assert!(matches!(Addr::new("10.0.0.7".into()), Addr::Ip(_)));
+        let ip = Addr::new("10.0.0.7".into());
+        assert!(ip.is("10.0.0.7"));
+        assert!(!ip.is("10.0.0.70") && !ip.is("10.0.0.") && !ip.is(""));
+        assert!(Addr::new("网关".into()).is("网关"));
+        assert!(matches!(Addr::new("010.0.0.1".into()), Addr::Text(_)));
+    }
+
+    #[tokio::test]
+    async fn devices_share_one_copy_of_a_firmware_version_until_none_runs_it() {
+        let store = store_with_device("a").await;
+        let p = Presence::new(60);
+        p.heartbeat(
+            &"a".into(),
+            Some("v1.2".into()),
+            Some("10.0.0.7".into()),
+            None,
+            1_000,
+        );
+        p.heartbeat(&"b".into(), Some("v1.2".into()), None, None, 1_000);
+        {
+            let inner = p.lock();
+            let (a, b) = (&inner.devices["a"], &inner.devices["b"]);
+            let (fa, fb) = (
+                a.firmware_version.as_ref().unwrap(),
+                b.firmware_version.as_ref().unwrap(),
+            );
+            assert!(Arc::ptr_eq(fa, fb), "one copy");
+        }
+        // "a" upgrades and moves: after the next flush only the new version is kept.
+        p.heartbeat(
+            &"a".into(),
+            Some("v1.3".into()),
+            Some("10.0.0.8".into()),
+            None,
+            2_000,
+        );
+        p.heartbeat(&"b".into(), Some("v1.3".into()), None, None, 2_000);
+        p.flush(&store).await.unwrap();
+        let kept: Vec<String> = p.lock().firmwares.iter().map(|v| v.to_string()).collect();
+        assert_eq!(kept, vec!["v1.3".to_owned()]);
+        let stored = store.device("a").await.unwrap().unwrap();
+        assert_eq!(stored.firmware_version.as_deref(), Some("v1.3"));
+        assert_eq!(stored.ip.as_deref(), Some("10.0.0.8"), "the new address");
+    }
+}

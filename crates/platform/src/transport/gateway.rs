@@ -1,0 +1,505 @@
+//! The TCP gateway (PROTOCOL.md §1.1, §1.3): one task per connection.
+//!
+//! A connection reads frames with the protocol crate's decoder and handles requests
+//! **concurrently but answers in request order** (a device keeps a window of sign-ins in
+//! flight; they reach the group commit together). Commands for the device arrive on its
+//! outbound queue from the [`Registry`](crate::transport::registry::Registry).
+//!
+//! **Memory is sized to need**, because a site's gates sit idle most of the day (the target
+//! is ≤ 2 KB per idle device, BENCHMARKS.md "idle"):
+//! - an idle connection holds no buffer: it waits for readability first, allocates only when
+//!   bytes arrive, and frees the read buffer once it is empty and the write buffer once
+//!   written;
+//! - it waits on two things only, its socket and its [`Outbox`]. The idle timeout and
+//!   shutdown are not a timer and a watch per connection (together ~230 bytes of every
+//!   task): the accept loop keeps the live connections' outboxes, sweeps them every quarter
+//!   of the idle timeout and tells the idle ones to stop, and tells all of them at shutdown.
+//!   So a connection is closed between `idle_timeout_secs` and 1.25× that after its last
+//!   whole frame;
+//! - its task is one 384-byte allocation (`-Zprint-type-sizes`, BENCHMARKS.md "Fourth round"):
+//!   what a connection keeps across an `.await` is a field of every idle connection, so the
+//!   cold end is boxed, writes are polled by hand, and its slot and place among the live
+//!   connections are one `Member` guard.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Buf as _, BytesMut};
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use prost::Message;
+use rollcall_protocol::code::ProtocolError;
+use rollcall_protocol::envelope::{Request, Response, Transport};
+use rollcall_protocol::frame::{self, FrameDecoder, FrameError};
+use rollcall_protocol::{PROTOCOL_VERSION, Packet};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::Instant;
+
+use crate::pipeline::{self, ConnCtx};
+use crate::runtime::metrics::Metrics;
+use crate::transport::registry::{ConnHandle, Outbox, Outgoing, Stop};
+use crate::state::AppState;
+
+/// Requests of one connection handled at once; reading pages beyond this (backpressure).
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Answers already due are gathered into one write up to this many bytes.
+const WRITE_COALESCE: usize = 64 * 1024;
+
+/// The live connections' outboxes, for the idle sweep and shutdown; the connection slots; and
+/// the gateway's clock.
+#[derive(Debug)]
+struct Live {
+    conns: Mutex<HashMap<u64, Arc<Outbox>>>,
+    epoch: Instant,
+    /// `max_connections` slots: the accept loop takes one per connection, its [`Member`] gives
+    /// it back.
+    slots: Semaphore,
+    /// Notified when the last connection has left (shutdown waits for it).
+    emptied: Notify,
+    metrics: Arc<Metrics>,
+}
+
+/// A connection's place among the live ones. Dropping it — when the connection ends, or if its
+/// task panics — takes the connection off the list and gives its slot back. One small value
+/// in the connection's task, instead of a semaphore permit and a channel sender.
+#[derive(Debug)]
+struct Member {
+    live: Arc<Live>,
+    id: u64,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let left = self.live.remove(self.id);
+        self.live.slots.add_permits(1);
+        if left == 0 {
+            self.live.emptied.notify_waiters();
+        }
+    }
+}
+
+impl Live {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Outbox>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Milliseconds since the gateway started (tokio's clock, so tests may pause it).
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Adds a connection (its slot already taken); its membership.
+    fn add(self: &Arc<Self>, id: u64, outbox: Arc<Outbox>) -> Member {
+        outbox.touch(self.now());
+        let live = {
+            let mut conns = self.lock();
+            conns.insert(id, outbox);
+            conns.len()
+        };
+        self.metrics.tcp_connections(live);
+        Member {
+            live: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// Removes a connection; the count of live connections after.
+    fn remove(&self, id: u64) -> usize {
+        let live = {
+            let mut conns = self.lock();
+            conns.remove(&id);
+            conns.len()
+        };
+        self.metrics.tcp_connections(live);
+        live
+    }
+
+    /// Waits until every connection has left.
+    async fn all_left(&self) {
+        loop {
+            // Made before the check: a `notify_waiters` after it still reaches this one.
+            let emptied = self.emptied.notified();
+            if self.lock().is_empty() {
+                return;
+            }
+            emptied.await;
+        }
+    }
+
+    /// Tells every connection without a whole frame for `idle` to stop.
+    fn sweep(&self, idle: Duration) {
+        let now = self.now();
+        let idle = idle.as_millis() as u64;
+        for outbox in self.lock().values() {
+            if now.saturating_sub(outbox.last_active()) >= idle {
+                outbox.stop(Stop::Idle);
+            }
+        }
+    }
+
+    fn stop_all(&self) {
+        for outbox in self.lock().values() {
+            outbox.stop(Stop::Shutdown);
+        }
+    }
+}
+
+/// A connection slot, then a connection. `None` when the slots are closed (never, in
+/// practice). Cancel-safe: a slot taken is kept in a permit until a connection comes, and
+/// handed over to the connection's [`Member`] only then.
+async fn accept(slots: &Semaphore, listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    let permit = slots.acquire().await.ok()?;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                permit.forget();
+                return Some((stream, peer));
+            }
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` turns true, then tells every connection to answer
+/// what it has in flight and close, and waits for them.
+pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let live = Arc::new(Live {
+        conns: Mutex::new(HashMap::new()),
+        epoch: Instant::now(),
+        slots: Semaphore::new(app.settings.max_connections.max(1)),
+        emptied: Notify::new(),
+        metrics: Arc::clone(&app.metrics),
+    });
+    let idle = Duration::from_secs(app.settings.idle_timeout_secs.max(1));
+    let mut sweep = tokio::time::interval(idle / 4);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            _ = sweep.tick() => {
+                live.sweep(idle);
+                continue;
+            }
+            // Cancel-safe: a slot or a connection not yet taken stays where it was.
+            accepted = accept(&live.slots, &listener) => match accepted {
+                Some(a) => a,
+                None => break,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let handle = ConnHandle {
+            id: app.registry.next_conn_id(),
+            outbox: Arc::new(Outbox::default()),
+        };
+        let member = live.add(handle.id, Arc::clone(&handle.outbox));
+        // Spawned as it is, with no wrapping block: a wrapper keeps the values it moves into
+        // the connection a second time, a task size class up for every connection.
+        tokio::spawn(connection(
+            Arc::clone(&app),
+            member,
+            stream,
+            peer.ip(),
+            ConnCtx::new(handle),
+        ));
+    }
+    live.stop_all();
+    live.all_left().await;
+}
+
+type Pending<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+/// Why a connection ends.
+#[derive(Debug)]
+enum End {
+    Eof,
+    Stopped(Stop),
+    Corrupt(FrameError),
+    Io(std::io::Error),
+}
+
+/// What woke a connection.
+enum Event {
+    /// Its outbox: commands to push, or a stop.
+    Outbox,
+    /// The oldest request in flight is answered, and its answer framed into `out`.
+    Answered,
+    /// The socket is readable, or failed: the read that follows says which. (No payload: an
+    /// event is held across the writes, in every connection's task.)
+    Readable,
+}
+
+/// One connection's life. A plain `fn` returning an `async move` block rather than an
+/// `async fn`, spawned directly: an `async fn` copies its arguments into locals and keeps both
+/// in its state. The task's size decides its allocation's class (multiples of 128 bytes), so
+/// every local kept across an await counts: the cold end of the connection is boxed, and
+/// nothing taken from the outbox is held across a write.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in every connection's state"
+)]
+fn connection(
+    app: AppState,
+    member: Member,
+    mut stream: TcpStream,
+    ip: IpAddr,
+    ctx: ConnCtx,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let mut buf = BytesMut::new();
+        // Made on a connection's first request and dropped once it has answered everything: an
+        // idle connection holds no queue.
+        let mut in_flight: Option<Box<FuturesOrdered<Pending<'_>>>> = None;
+        let mut out = BytesMut::new();
+
+        let end = loop {
+            let outbox = &ctx.handle.outbox;
+            // Polled by hand rather than through `select!` over futures: the socket's and the
+            // outbox's wakers live in the socket's and the outbox's own state, so a waiting
+            // connection keeps no readiness or notification future in its task (BENCHMARKS.md,
+            // "idle"). Outbox first (a stop must not wait behind reads), then answers, then reads.
+            let event = std::future::poll_fn(|cx| {
+                let busy = in_flight.as_ref().map_or(0, |f| f.len());
+                if outbox.poll_wake(cx).is_ready() {
+                    return Poll::Ready(Event::Outbox);
+                }
+                if let Some(pending) = in_flight.as_mut().filter(|_| busy > 0)
+                    && let Poll::Ready(Some(resp)) = pending.poll_next_unpin(cx)
+                {
+                    // Framed here, so no answer is held in the task's state across the write;
+                    // with every other answer already due, so a group commit's answers leave
+                    // in one write, not one each (BENCHMARKS.md, "backlog").
+                    out.clear();
+                    append_response(&mut out, resp);
+                    while out.len() < WRITE_COALESCE
+                        && let Poll::Ready(Some(resp)) = pending.poll_next_unpin(cx)
+                    {
+                        append_response(&mut out, resp);
+                    }
+                    return Poll::Ready(Event::Answered);
+                }
+                if busy < MAX_IN_FLIGHT && stream.poll_read_ready(cx).is_ready() {
+                    return Poll::Ready(Event::Readable);
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                Event::Outbox => {
+                    let commands = match outbox.take() {
+                        Outgoing::Stop(why) => break End::Stopped(why),
+                        Outgoing::Commands(commands) => commands,
+                    };
+                    // Every command framed into one buffer before the write's await (one
+                    // write for all).
+                    encode_all(&mut out, commands);
+                    if let Err(e) = write_out(&mut stream, &mut out).await {
+                        break End::Io(e);
+                    }
+                }
+                Event::Answered => {
+                    if let Err(e) = write_out(&mut stream, &mut out).await {
+                        break End::Io(e);
+                    }
+                    if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
+                        in_flight = None;
+                        ctx.rest();
+                    }
+                    if let Some(sn) = ctx.take_bound_now() {
+                        push_due_later(&app, sn);
+                    }
+                }
+                Event::Readable => {
+                    let want = FrameDecoder::new(app.settings.max_frame_bytes)
+                        .needed(&buf)
+                        .unwrap_or(1)
+                        .clamp(512, 64 * 1024);
+                    buf.reserve(want);
+                    // One poll of an ordinary read rather than `try_read_buf`: tokio's read
+                    // takes a read that did not fill the buffer as proof the socket is
+                    // drained and clears its readiness, which saves the second `recv` (the
+                    // one that would answer "would block") on every request — half of the
+                    // reads a heartbeat cost (BENCHMARKS.md, "Third round").
+                    match stream.read_buf(&mut buf).now_or_never() {
+                        Some(Ok(0)) => break End::Eof,
+                        Some(Ok(_)) => {}
+                        // Readiness was stale: nothing to read. The next turn's poll
+                        // registers this task's waker again; an empty buffer is not kept
+                        // for the wait (it used to be: ~0.4 KB of every idle device).
+                        None => {
+                            if buf.is_empty() {
+                                buf = BytesMut::new();
+                            }
+                            continue;
+                        }
+                        Some(Err(e)) => break End::Io(e),
+                    }
+                    let mut corrupt = None;
+                    loop {
+                        match FrameDecoder::new(app.settings.max_frame_bytes).decode(&mut buf) {
+                            Ok(Some(packet)) => {
+                                outbox.touch(member.live.now());
+                                let req = Request::from_packet(packet);
+                                in_flight
+                                    .get_or_insert_with(Default::default)
+                                    .push_back(Box::pin(pipeline::handle(
+                                        &app,
+                                        req,
+                                        Transport::Tcp,
+                                        Some(&ctx),
+                                        Some(ip),
+                                    )));
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                corrupt = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(e) = corrupt {
+                        break End::Corrupt(e);
+                    }
+                    if buf.is_empty() {
+                        buf = BytesMut::new();
+                    }
+                }
+            }
+        };
+        // Pushes from now on fail, so their tasks stay due (as when the queue was a channel whose
+        // receiver is gone).
+        ctx.handle.outbox.close();
+        // Boxed: its awaits would otherwise size every connection's task, idle ones included.
+        Box::pin(finish(&mut stream, out, in_flight, end, ip, &app)).await;
+        drop(ctx);
+        drop(member);
+    }
+}
+
+/// The end of a connection: answer what is in flight, in order, before closing (graceful for
+/// shutdown and kicks; for a corrupt stream the error packet comes after the answers it owes).
+async fn finish(
+    stream: &mut TcpStream,
+    mut out: BytesMut,
+    in_flight: Option<Box<FuturesOrdered<Pending<'_>>>>,
+    end: End,
+    ip: IpAddr,
+    app: &AppState,
+) {
+    if let Some(mut pending) = in_flight {
+        while let Some(resp) = pending.next().await {
+            encode_response(&mut out, resp);
+            if write_out(stream, &mut out).await.is_err() {
+                break;
+            }
+        }
+    }
+    match &end {
+        End::Corrupt(e) => {
+            app.metrics.frame_error(e.code().as_str());
+            tracing::info!(%ip, error = %e, "closing a connection with a corrupt stream");
+            let packet = Packet {
+                version: PROTOCOL_VERSION.to_owned(),
+                success: false,
+                error: ProtocolError::with_detail(e.code(), e.to_string()).to_json(),
+                ..Packet::default()
+            };
+            encode(&mut out, packet);
+            let _ = write_out(stream, &mut out).await;
+        }
+        End::Io(e) => tracing::debug!(%ip, error = %e, "connection error"),
+        End::Stopped(why) => tracing::debug!(%ip, reason = ?why, "connection told to stop"),
+        End::Eof => tracing::debug!(%ip, "connection closed by the peer"),
+    }
+    let _ = stream.shutdown().await;
+}
+
+// The encoders take what they frame **by value**: a local the task borrows keeps its slot in
+// the task's state until the end of its scope, across the write's await, even when it was
+// dropped before (a `Response` or `Packet` there made every connection's task bigger).
+
+/// Frames `packet` into `out`, replacing what it held.
+fn encode(out: &mut BytesMut, packet: Packet) {
+    out.clear();
+    append(out, &packet);
+}
+
+/// Frames `packet` after what `out` holds.
+fn append(out: &mut BytesMut, packet: &Packet) {
+    out.reserve(packet.encoded_len() + frame::MAX_VARINT_BYTES);
+    frame::encode(packet, out);
+}
+
+/// Frames a response into `out`, replacing what it held.
+fn encode_response(out: &mut BytesMut, resp: Response) {
+    encode(out, resp.to_packet());
+}
+
+/// Frames a response after what `out` holds.
+fn append_response(out: &mut BytesMut, resp: Response) {
+    append(out, &resp.to_packet());
+}
+
+/// Frames every packet of `packets` into `out`, one after the other.
+fn encode_all(out: &mut BytesMut, packets: std::collections::VecDeque<Packet>) {
+    out.clear();
+    out.reserve(
+        packets
+            .iter()
+            .map(|p| p.encoded_len() + frame::MAX_VARINT_BYTES)
+            .sum(),
+    );
+    for packet in &packets {
+        frame::encode(packet, out);
+    }
+}
+
+/// Writes `out` whole and releases its memory. Polled by hand: tokio's `write_all` future is
+/// 56 bytes of every connection's task (its largest state is a write), this one 16.
+fn write_out<'a>(
+    stream: &'a mut TcpStream,
+    out: &'a mut BytesMut,
+) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+    std::future::poll_fn(move |cx| {
+        while !out.is_empty() {
+            let written = match Pin::new(&mut *stream).poll_write(cx, out) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => Err(std::io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => Ok(n),
+                Poll::Ready(Err(e)) => Err(e),
+            };
+            match written {
+                Ok(n) => out.advance(n),
+                Err(e) => {
+                    *out = BytesMut::new();
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        *out = BytesMut::new();
+        Poll::Ready(Ok(()))
+    })
+}
+
+/// After a connection binds, push the device's due tasks (outside the connection's loop:
+/// the push goes through the registry back into this connection's outbound queue).
+fn push_due_later(app: &AppState, sn: Arc<str>) {
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        if let Err(e) = crate::services::tasks::push_due(&app, &sn).await {
+            tracing::warn!(%sn, error = %e, "pushing due tasks failed");
+        }
+    });
+}

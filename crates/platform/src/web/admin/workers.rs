@@ -1,0 +1,536 @@
+//! `/api/v1/workers`: enrolment of workers (人员) with their face photo, and reading them.
+//!
+//! ID-card numbers are sensitive personal information (PIPL): they are validated with
+//! [`IdCardNo::parse`], stored in full, and leave this API only masked
+//! (`330102********1234`), in every answer. Face photos are checked with [`photo::inspect`]
+//! (JPEG/PNG, `max_photo_bytes`), stored with `services::workers::store_face`, and shown as
+//! signed, expiring URLs.
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::access::Caller;
+use super::error::ApiError;
+use super::extract::{ApiJson, QueryParams, echo, path_id};
+use crate::accounts::Scope;
+use crate::accounts::audit::AuditNote;
+use crate::rules::idcard;
+use crate::services;
+use crate::services::workers::{EnrolError, Enrolment};
+use crate::state::{App, AppState};
+use crate::store::Worker;
+use crate::store::console::Member;
+use crate::runtime::util::now_ms;
+
+/// Default and largest page of `GET /workers`.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// The body limit of `POST /workers`: a base64 photo of `max_photo_bytes` plus 64 KB for
+/// the rest (axum's default 2 MB stays on every other route).
+pub fn body_limit(max_photo_bytes: usize) -> usize {
+    max_photo_bytes.saturating_mul(4) / 3 + 64 * 1024
+}
+
+pub fn routes(max_photo_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/workers",
+            post(create)
+                .layer(DefaultBodyLimit::max(body_limit(max_photo_bytes)))
+                .get(list),
+        )
+        .route("/workers/{person_id}", get(show))
+        .route(
+            "/workers/{person_id}/blacklist",
+            post(blacklist).delete(unblacklist),
+        )
+        .route("/blacklist", get(list_blacklist))
+}
+
+/// `POST /workers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateWorker {
+    /// 18-character citizen ID-card number (GB 11643-1999); answered masked.
+    pub idcard_no: String,
+    pub name: String,
+    /// Default: from the ID-card number (男 / 女).
+    #[serde(default)]
+    pub gender: Option<String>,
+    #[serde(default)]
+    pub nation: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The face photo, base64 (JPEG or PNG, at most `max_photo_bytes`, default 400 KB); a
+    /// `data:image/...;base64,` prefix is accepted.
+    pub face_photo: String,
+    /// The project the worker starts in (进场); required of project managers.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Their team (班组) in that project.
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// Their trade (工种) in that project, e.g. 钢筋工.
+    #[serde(default)]
+    pub trade: Option<String>,
+}
+
+/// A worker as the admin API shows it: the ID-card number masked, the face as a signed URL.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerView {
+    pub person_id: String,
+    /// Masked: first 6 and last 4 characters (`330102********1234`).
+    pub idcard_no: String,
+    pub name: String,
+    pub gender: Option<String>,
+    pub nation: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    /// Signed, expiring URL of the face photo.
+    pub face_url: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// `GET /workers`: a page in person-id order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerPage {
+    pub workers: Vec<WorkerView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The admin view of a worker (masked ID number, signed face URL).
+pub fn view(app: &App, w: &Worker, now: i64) -> WorkerView {
+    worker_view(w, w.face_key.as_deref().map(|k| app.file_url(k, now)))
+}
+
+/// The admin view of a worker with a given face URL: the ID-card number masked.
+pub fn worker_view(w: &Worker, face_url: Option<String>) -> WorkerView {
+    WorkerView {
+        person_id: w.person_id.to_string(),
+        idcard_no: idcard::mask(&w.idcard_no),
+        name: w.name.clone(),
+        gender: w.gender.clone(),
+        nation: w.nation.clone(),
+        address: w.address.clone(),
+        phone: w.phone.clone(),
+        face_url,
+        created_at: w.created_at,
+        updated_at: w.updated_at,
+    }
+}
+
+/// Decodes a base64 photo: standard or URL-safe alphabet, padding optional, whitespace and a
+/// `data:` URL prefix ignored.
+fn decode_photo(text: &str) -> Option<Vec<u8>> {
+    let text = match text.trim().strip_prefix("data:") {
+        Some(rest) => rest.split_once(',')?.1,
+        None => text.trim(),
+    };
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.is_empty() {
+        return None;
+    }
+    let lenient = base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+    let standard = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, lenient);
+    let url_safe = base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, lenient);
+    standard
+        .decode(&compact)
+        .or_else(|_| url_safe.decode(&compact))
+        .ok()
+}
+
+fn worker_exists(person_id: i64) -> ApiError {
+    ApiError::Conflict {
+        code: "worker_exists",
+        message: "该身份证号的工人已存在".to_owned(),
+        extra: serde_json::Map::new(),
+    }
+    .with("personId", serde_json::Value::from(person_id.to_string()))
+}
+
+/// Enrol a worker with a face photo.
+#[utoipa::path(
+    post,
+    operation_id = "createWorker",
+    path = "/api/v1/workers",
+    tag = "workers",
+    request_body = CreateWorker,
+    responses(
+        (status = 201, description = "Created", body = WorkerView),
+        (status = 409, description = "A worker with this ID-card number exists (`worker_exists`, with its `personId`)", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over the limit", body = super::openapi::ErrorBody),
+        (status = 422, description = "`invalid_idcard`, `invalid_photo` or another field error", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateWorker>,
+) -> Result<(StatusCode, Json<WorkerView>), ApiError> {
+    if body.face_photo.trim().is_empty() {
+        return Err(ApiError::invalid_field(
+            "invalid_photo",
+            "facePhoto",
+            "字段 facePhoto 不能为空",
+        ));
+    }
+    let photo = decode_photo(&body.face_photo).ok_or_else(|| {
+        ApiError::invalid_field(
+            "invalid_photo",
+            "facePhoto",
+            "字段 facePhoto 不是有效的 Base64",
+        )
+    })?;
+    let project_id = body
+        .project_id
+        .as_deref()
+        .map(|p| super::extract::parse_id("projectId", p))
+        .transpose()?;
+    let team_id = body
+        .team_id
+        .as_deref()
+        .map(|t| super::extract::parse_id("teamId", t))
+        .transpose()?;
+    let enrolment = Enrolment {
+        idcard_no: body.idcard_no,
+        name: body.name,
+        gender: body.gender,
+        nation: body.nation,
+        address: body.address,
+        phone: body.phone,
+        photo,
+        project_id,
+        team_id,
+        trade: body.trade,
+    };
+    let worker = services::workers::enrol(&app, &caller.0, enrolment)
+        .await
+        .map_err(enrol_error)?;
+    Ok((StatusCode::CREATED, Json(view(&app, &worker, now_ms()))))
+}
+
+/// The API's answer to a refused enrolment.
+pub fn enrol_error(e: EnrolError) -> ApiError {
+    match e {
+        EnrolError::Field(f) => f.into(),
+        EnrolError::Exists { person_id } => worker_exists(person_id),
+        EnrolError::Forbidden => ApiError::Forbidden,
+        EnrolError::Store(e) => e.into(),
+        EnrolError::Io(e) => ApiError::Internal(format!("storing a face photo: {e}")),
+    }
+}
+
+/// List workers in person-id order (ID-card numbers masked).
+#[utoipa::path(
+    get,
+    operation_id = "listWorkers",
+    path = "/api/v1/workers",
+    tag = "workers",
+    params(
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, default 100, at most 1000"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = WorkerPage),
+        (status = 422, description = "A bad `cursor` or `limit`", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    q: QueryParams,
+) -> Result<(Extension<AuditNote>, Json<WorkerPage>), ApiError> {
+    let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
+    let after = q.id("cursor")?;
+    let mut rows = match caller.0.scope() {
+        Scope::All => app.store.workers(after, limit + 1).await?,
+        Scope::Projects(ids) => app.store.workers_in_projects(ids, after, limit + 1).await?,
+    };
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|w| w.person_id.to_string())
+    } else {
+        None
+    };
+    let now = now_ms();
+    let note = AuditNote(format!("读取工人列表 {} 人", rows.len()));
+    Ok((
+        Extension(note),
+        Json(WorkerPage {
+            workers: rows.iter().map(|w| view(&app, w, now)).collect(),
+            next_cursor,
+        }),
+    ))
+}
+
+/// One worker (ID-card number masked, signed face URL).
+#[utoipa::path(
+    get,
+    operation_id = "getWorker",
+    path = "/api/v1/workers/{personId}",
+    tag = "workers",
+    params(("personId" = String, Path, description = "Person id")),
+    responses(
+        (status = 200, description = "OK", body = WorkerView),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn show(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(person_id): Path<String>,
+) -> Result<Json<WorkerDetail>, ApiError> {
+    let (worker, memberships) = visible_worker(&app, &caller, &person_id).await?;
+    let blacklist = app.store.blacklist_entry(worker.person_id).await?;
+    Ok(Json(WorkerDetail {
+        worker: view(&app, &worker, now_ms()),
+        projects: memberships
+            .iter()
+            .filter(|m| caller.0.sees_project(m.project_id))
+            .map(membership_view)
+            .collect(),
+        blacklisted: blacklist.is_some(),
+        blacklist_reason: blacklist.map(|b| b.reason),
+    }))
+}
+
+/// A worker the caller may see (404 otherwise, without revealing whether they exist), with
+/// their memberships.
+pub async fn visible_worker(
+    app: &App,
+    caller: &Caller,
+    person_id: &str,
+) -> Result<(Worker, Vec<Member>), ApiError> {
+    let not_found = || ApiError::NotFound(format!("工人 {}", echo(person_id)));
+    let id = path_id("工人", person_id)?;
+    let worker = app.store.worker(id).await?.ok_or_else(not_found)?;
+    let memberships = app.store.memberships(id).await?;
+    let projects: Vec<i64> = memberships.iter().map(|m| m.project_id).collect();
+    if !caller.0.sees_member_of(&projects) {
+        return Err(not_found());
+    }
+    Ok((worker, memberships))
+}
+
+fn membership_view(m: &Member) -> MembershipView {
+    MembershipView {
+        project_id: m.project_id.to_string(),
+        status: m.status.clone(),
+        team_id: m.team_id.map(|t| t.to_string()),
+        trade: m.trade.clone(),
+        joined_at: m.joined_at,
+        exited_at: m.exited_at,
+    }
+}
+
+/// `POST /workers/{personId}/blacklist`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BlacklistBody {
+    /// Why (shown to administrators).
+    pub reason: String,
+}
+
+/// Puts a worker on the platform-wide blacklist (administrators): they leave every roster,
+/// every device of their projects deletes them (T_DEL_DEVICE_PERSON), and no project can
+/// take them until they are removed from the list.
+#[utoipa::path(
+    post,
+    operation_id = "blacklistWorker",
+    path = "/api/v1/workers/{personId}/blacklist",
+    tag = "workers",
+    params(("personId" = String, Path, description = "Person id")),
+    request_body = BlacklistBody,
+    responses(
+        (status = 204, description = "Listed"),
+        (status = 403, description = "Not an administrator", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn blacklist(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(person_id): Path<String>,
+    ApiJson(body): ApiJson<BlacklistBody>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let (worker, _) = visible_worker(&app, &caller, &person_id).await?;
+    let reason = super::extract::required_text("reason", &body.reason, 200)?;
+    services::workers::blacklist(&app, worker.person_id, &reason, caller.0.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes a worker off the blacklist (administrators): their active memberships count again
+/// and the devices of those projects get them back.
+#[utoipa::path(
+    delete,
+    operation_id = "unblacklistWorker",
+    path = "/api/v1/workers/{personId}/blacklist",
+    tag = "workers",
+    params(("personId" = String, Path, description = "Person id")),
+    responses(
+        (status = 204, description = "Removed from the list"),
+        (status = 404, description = "Not on the list", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn unblacklist(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(person_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let (worker, _) = visible_worker(&app, &caller, &person_id).await?;
+    if services::workers::unblacklist(&app, worker.person_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "黑名单中的工人 {}",
+            worker.person_id
+        )))
+    }
+}
+
+/// The blacklist (administrators and auditors).
+#[utoipa::path(
+    get,
+    operation_id = "listBlacklist",
+    path = "/api/v1/blacklist",
+    tag = "workers",
+    responses((status = 200, description = "OK", body = BlacklistPage))
+)]
+pub async fn list_blacklist(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<(Extension<AuditNote>, Json<BlacklistPage>), ApiError> {
+    if caller.0.scope() != Scope::All {
+        return Err(ApiError::Forbidden);
+    }
+    let entries = app.store.blacklist().await?;
+    let ids: Vec<i64> = entries.iter().map(|e| e.person_id).collect();
+    let workers = app.store.workers_by_ids(&ids).await?;
+    let now = now_ms();
+    let rows = entries
+        .into_iter()
+        .filter_map(|e| {
+            let w = workers.iter().find(|w| w.person_id == e.person_id)?;
+            Some(BlacklistView {
+                worker: view(&app, w, now),
+                reason: e.reason,
+                created_by: e.created_by,
+                created_at: e.created_at,
+            })
+        })
+        .collect::<Vec<_>>();
+    Ok((
+        Extension(AuditNote(format!("读取黑名单 {} 人", rows.len()))),
+        Json(BlacklistPage { workers: rows }),
+    ))
+}
+
+/// A worker with their projects (those the caller sees) and blacklist state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerDetail {
+    #[serde(flatten)]
+    pub worker: WorkerView,
+    pub projects: Vec<MembershipView>,
+    pub blacklisted: bool,
+    pub blacklist_reason: Option<String>,
+}
+
+/// A worker's membership of a project.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipView {
+    pub project_id: String,
+    /// `active` (进场) or `exited` (退场).
+    pub status: String,
+    pub team_id: Option<String>,
+    pub trade: Option<String>,
+    pub joined_at: i64,
+    pub exited_at: Option<i64>,
+}
+
+/// A blacklisted worker.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlacklistView {
+    pub worker: WorkerView,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// `GET /blacklist`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlacklistPage {
+    pub workers: Vec<BlacklistView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY_JPEG_B64: &str = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDA0NDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q==";
+
+    #[test]
+    fn photos_decode_in_every_common_spelling() {
+        let plain = decode_photo(TINY_JPEG_B64).unwrap();
+        assert!(plain.starts_with(&[0xFF, 0xD8, 0xFF]));
+        let unpadded = TINY_JPEG_B64.trim_end_matches('=');
+        assert_eq!(decode_photo(unpadded).unwrap(), plain);
+        let wrapped: String = TINY_JPEG_B64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\r\n", String::from_utf8_lossy(c)))
+            .collect();
+        assert_eq!(decode_photo(&wrapped).unwrap(), plain);
+        let data_url = format!("data:image/jpeg;base64,{TINY_JPEG_B64}");
+        assert_eq!(decode_photo(&data_url).unwrap(), plain);
+        let url_safe = TINY_JPEG_B64.replace('+', "-").replace('/', "_");
+        assert_eq!(decode_photo(&url_safe).unwrap(), plain);
+        assert_eq!(decode_photo("not base64!"), None);
+        assert_eq!(decode_photo("   "), None);
+        assert_eq!(decode_photo("data:image/png"), None);
+    }
+
+    #[test]
+    fn views_mask_the_idcard_number() {
+        let w = Worker {
+            person_id: 7,
+            idcard_no: "11010519491231002X".into(),
+            name: "李四".into(),
+            gender: Some("女".into()),
+            nation: None,
+            address: None,
+            phone: Some("13800000000".into()),
+            face_key: Some("faces/7/ab.jpg".into()),
+            created_at: 1,
+            updated_at: 2,
+        };
+        let v = serde_json::to_value(worker_view(&w, Some("https://x/f?sig".into()))).unwrap();
+        assert_eq!(v["personId"], "7");
+        assert_eq!(v["idcardNo"], "110105********002X");
+        assert!(!v.to_string().contains("19491231"));
+        assert_eq!(v["faceUrl"], "https://x/f?sig");
+        assert_eq!(v["updatedAt"], 2);
+    }
+
+    #[test]
+    fn body_limit_fits_a_max_photo() {
+        assert_eq!(body_limit(409_600), 409_600 * 4 / 3 + 65_536);
+        assert!(body_limit(usize::MAX) > 0);
+    }
+}
