@@ -128,6 +128,30 @@ impl Settings {
     }
 }
 
+/// A warning for an operator whose devices would be handed loopback photo and firmware URLs
+/// (ZJ-URL-01: URLs are absolute under `public_url`): a device cannot fetch
+/// `http://127.0.0.1:…` from the platform. `None` when `public_url` names another host.
+pub fn loopback_url_warning(public_url: &str) -> Option<String> {
+    let rest = public_url.split_once("://").map_or(public_url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback.then(|| {
+        format!(
+            "警告：设备将收到回环地址 {public_url} 下的照片和固件 URL，其他机器上的设备无法下载；\
+             请用 --public-url http://<设备可访问的地址>:<端口> 指定。 / warning: devices \
+             would be given photo and firmware URLs under {public_url}, which no other machine \
+             can reach; set --public-url http://<address devices reach>:<port>"
+        )
+    })
+}
+
 /// The per-device request budget of `429_01`: a token bucket, or off.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RateLimit {
@@ -180,6 +204,25 @@ impl<'de> Deserialize<'de> for RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_public_urls_are_warned_about() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080/",
+            "http://[::1]:8080",
+            "http://127.1.2.3",
+        ] {
+            assert!(loopback_url_warning(url).is_some(), "{url}");
+        }
+        for url in [
+            "http://192.0.2.10:8080",
+            "https://rollcall.example.com",
+            "http://[2001:db8::1]:8080",
+        ] {
+            assert_eq!(loopback_url_warning(url), None, "{url}");
+        }
+    }
 
     #[test]
     fn rate_limit_forms() {

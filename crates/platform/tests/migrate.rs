@@ -928,12 +928,8 @@ async fn a_non_empty_target_is_refused_unless_forced() {
 async fn sqlite_to_postgres_and_back() {
     let dir = tempfile::tempdir().expect("temp dir");
     // The target: a fresh schema (its URL names it, as an operator would), created here.
-    let db = TestDb::new("migrate", dir.path());
-    if !db.is_postgres() {
-        eprintln!("ROLLCALL_TEST_DATABASE_URL not set: SQLite → PostgreSQL migration skipped");
-        return;
-    }
-    db.open().await.expect("create the schema").close().await;
+    let db = TestDb::postgres("migrate");
+    db.open_postgres().await.close().await;
     let from_url = sqlite_url(&dir, "embedded.db");
     let source = SqlStore::connect(&from_url).await.expect("source");
     populate(&source).await;

@@ -129,6 +129,10 @@ async fn serve(settings: Settings) -> Result<(), ServeError> {
         "  存储 / storage:          {}",
         rollcall_platform::util::redact_url(&backend)
     );
+    if let Some(warning) = rollcall_platform::config::loopback_url_warning(&public_url) {
+        eprintln!("{warning}");
+        tracing::warn!(%public_url, "devices would be given loopback URLs");
+    }
     tracing::info!(%tcp_addr, %http_addr, "listening");
 
     platform

@@ -40,18 +40,9 @@ async fn next_command(device: &mut Device, within: Duration) -> Option<(Command,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_database() {
-    let db_dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new("cluster", db_dir.path());
-    if !db.is_postgres() {
-        eprintln!("ROLLCALL_TEST_DATABASE_URL not set: the two-node test needs PostgreSQL");
-        return;
-    }
+    let db = TestDb::postgres("cluster");
     // Creates the schema and applies the migrations once, before either node starts.
-    db.open()
-        .await
-        .expect("create the test schema")
-        .close()
-        .await;
+    db.open_postgres().await.close().await;
     let url = db.url.clone();
 
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

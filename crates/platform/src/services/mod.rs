@@ -8,6 +8,7 @@ pub mod devices;
 pub mod import;
 pub mod reconcile;
 pub mod reports;
+pub(crate) mod scope;
 pub mod tasks;
 pub mod vendors;
 pub mod workers;

@@ -17,9 +17,9 @@ use rollcall_protocol::params::{self, FirmwareInfo};
 use rollcall_protocol::time::Timestamp;
 use rollcall_protocol::{ApiCode, PROTOCOL_VERSION};
 
+use crate::runtime::util::now_ms;
 use crate::state::App;
 use crate::store::{NewTask, StoreResult, Task, TaskState};
-use crate::runtime::util::now_ms;
 
 /// Creates a task for a device and pushes it if the device is connected here.
 pub async fn create(

@@ -841,7 +841,10 @@ async fn digest_table(
 /// Whether `from` and `to` are one database: a probe token committed on the target is
 /// looked for in the source, then removed.
 async fn same_database(from: &SqlStore, to: &SqlStore) -> Result<bool, CopyError> {
-    let probe = format!("rollcall-migrate-probe-{}", crate::runtime::util::random_hex128());
+    let probe = format!(
+        "rollcall-migrate-probe-{}",
+        crate::runtime::util::random_hex128()
+    );
     sqlx::query(
         "INSERT INTO tokens (token, sn, access_id, last_used_at, created_at) \
          VALUES ($1, '', '', 0, 0)",

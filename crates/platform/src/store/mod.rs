@@ -9,8 +9,8 @@
 
 pub mod blobs;
 pub mod console;
-pub mod faulty;
 pub mod copy;
+pub mod faulty;
 pub mod model;
 pub mod sql;
 pub mod test_db;

@@ -20,6 +20,29 @@ use crate::runtime::util::now_ms;
 /// `postgres://postgres@127.0.0.1:5432/test`).
 pub const TEST_DATABASE_URL: &str = "ROLLCALL_TEST_DATABASE_URL";
 
+/// The PostgreSQL server of the tests that exist only on PostgreSQL (the storage story's
+/// PostgreSQL half, SQLite → PostgreSQL copying, two nodes on one database) when
+/// [`TEST_DATABASE_URL`] is unset: the server every machine of the project's kind runs. Those
+/// tests never skip; without a server they fail with [`postgres_missing`]'s instruction.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The PostgreSQL server for PostgreSQL-only tests: [`TEST_DATABASE_URL`], else
+/// [`DEFAULT_POSTGRES_URL`].
+pub fn postgres_server_url() -> String {
+    match std::env::var(TEST_DATABASE_URL) {
+        Ok(url) if !url.is_empty() => url,
+        _ => DEFAULT_POSTGRES_URL.to_owned(),
+    }
+}
+
+/// The one-line instruction a PostgreSQL-only test fails with when it cannot reach the server.
+pub fn postgres_missing(url: &str, error: &dyn std::fmt::Display) -> String {
+    format!(
+        "this test needs PostgreSQL at {url} ({error}): start it (pg_ctlcluster 15 main start) \
+         or point {TEST_DATABASE_URL} at a server"
+    )
+}
+
 /// Test schemas older than this are dropped by later tests of the same prefix.
 pub const STALE_SCHEMA_MS: i64 = 30 * 60 * 1000;
 
@@ -36,26 +59,34 @@ impl TestDb {
     /// SQLite at `dir/rollcall.db`, or a new PostgreSQL schema `{prefix}_{pid}_{n}_{ms}` when
     /// [`TEST_DATABASE_URL`] is set. `prefix` is lowercase letters only.
     pub fn new(prefix: &str, dir: &Path) -> TestDb {
-        debug_assert!(prefix.bytes().all(|b| b.is_ascii_lowercase()));
         match std::env::var(TEST_DATABASE_URL) {
-            Ok(base) if !base.is_empty() => {
-                static NEXT: AtomicU32 = AtomicU32::new(0);
-                let schema = format!(
-                    "{prefix}_{}_{}_{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::Relaxed),
-                    now_ms()
-                );
-                let sep = if base.contains('?') { '&' } else { '?' };
-                TestDb {
-                    url: format!("{base}{sep}options[search_path]={schema}"),
-                    postgres: Some((base, schema)),
-                }
-            }
+            Ok(base) if !base.is_empty() => TestDb::on_postgres(prefix, base),
             _ => TestDb {
                 url: format!("sqlite://{}?mode=rwc", dir.join("rollcall.db").display()),
                 postgres: None,
             },
+        }
+    }
+
+    /// A new PostgreSQL schema whatever the suite's backend, for the tests that exist only on
+    /// PostgreSQL: on [`postgres_server_url`]. Open it with [`TestDb::open_postgres`].
+    pub fn postgres(prefix: &str) -> TestDb {
+        TestDb::on_postgres(prefix, postgres_server_url())
+    }
+
+    fn on_postgres(prefix: &str, base: String) -> TestDb {
+        debug_assert!(prefix.bytes().all(|b| b.is_ascii_lowercase()));
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "{prefix}_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            now_ms()
+        );
+        let sep = if base.contains('?') { '&' } else { '?' };
+        TestDb {
+            url: format!("{base}{sep}options[search_path]={schema}"),
+            postgres: Some((base, schema)),
         }
     }
 
@@ -73,6 +104,18 @@ impl TestDb {
                 SqlStore::connect_with_schema(base, schema).await
             }
             None => SqlStore::connect(&self.url).await,
+        }
+    }
+
+    /// [`TestDb::open`] for a PostgreSQL-only test: a server that cannot be reached fails the
+    /// test with a one-line instruction instead of skipping it.
+    pub async fn open_postgres(&self) -> SqlStore {
+        match self.open().await {
+            Ok(store) => store,
+            Err(e) => {
+                let server = self.postgres.as_ref().map_or("", |(base, _)| base.as_str());
+                panic!("{}", postgres_missing(server, &e))
+            }
         }
     }
 }

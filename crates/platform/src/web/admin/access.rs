@@ -16,10 +16,13 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::ApiError;
+use super::extract::{echo, path_id};
 use crate::accounts::audit::{self, AuditNote};
 use crate::accounts::{Principal, personal_tokens, sessions};
+use crate::services::scope::{self, VisibleWorker};
+use crate::state::App;
 use crate::state::AppState;
-use crate::store::Device;
+use crate::store::{Device, Project};
 
 /// The authenticated caller, for handlers.
 #[derive(Debug, Clone)]
@@ -45,24 +48,6 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::Forbidden)
-        }
-    }
-
-    /// 404 for a project outside the caller's scope (its existence is not revealed).
-    pub fn require_project(&self, project_id: i64) -> Result<(), ApiError> {
-        if self.0.sees_project(project_id) {
-            Ok(())
-        } else {
-            Err(ApiError::NotFound(format!("项目 {project_id}")))
-        }
-    }
-
-    /// 404 for a device outside the caller's scope.
-    pub fn require_device(&self, device: &Device) -> Result<(), ApiError> {
-        if self.0.sees_device(device) {
-            Ok(())
-        } else {
-            Err(ApiError::NotFound(format!("设备 {}", device.sn)))
         }
     }
 }
@@ -147,6 +132,34 @@ pub async fn authenticate(
         .await;
     }
     Ok(response)
+}
+
+/// A device by the sn in a path, or 404 — also for a device outside the caller's scope.
+pub async fn device_or_404(app: &App, caller: &Caller, sn: &str) -> Result<Device, ApiError> {
+    scope::device(app, &caller.0, sn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("设备 {}", echo(sn))))
+}
+
+/// A project the caller may see (404 otherwise, without revealing whether it exists).
+pub async fn project_or_404(app: &App, caller: &Caller, raw: &str) -> Result<Project, ApiError> {
+    let id = path_id("项目", raw)?;
+    scope::project(app, &caller.0, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("项目 {id}")))
+}
+
+/// A worker the caller may see, with the memberships the caller sees (404 otherwise,
+/// without revealing whether they exist).
+pub async fn visible_worker(
+    app: &App,
+    caller: &Caller,
+    person_id: &str,
+) -> Result<VisibleWorker, ApiError> {
+    let id = path_id("工人", person_id)?;
+    scope::worker(app, &caller.0, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("工人 {}", echo(person_id))))
 }
 
 #[cfg(test)]

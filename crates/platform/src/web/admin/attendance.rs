@@ -13,9 +13,9 @@ use super::error::ApiError;
 use super::extract::QueryParams;
 use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
+use crate::runtime::util::now_ms;
 use crate::state::{App, AppState};
 use crate::store::{Attendance, AttendanceQuery, Direction};
-use crate::runtime::util::now_ms;
 
 /// Default and largest page.
 const DEFAULT_PAGE: u32 = 100;
@@ -141,7 +141,7 @@ fn query(q: &QueryParams) -> Result<AttendanceQuery, ApiError> {
     ),
     responses(
         (status = 200, description = "OK", body = AttendancePage),
-        (status = 422, description = "A bad query value (`invalid_query`, naming it in `field`)", body = super::openapi::ErrorBody),
+        (status = 422, description = "A bad query value (`invalid_query`, naming it in `field`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn list(

@@ -16,14 +16,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Caller, device_or_404};
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, echo, optional_text, parse_id};
 use crate::accounts::Scope;
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, DeviceKind, DevicePatch, Direction, StoreError};
-use crate::runtime::util::now_ms;
 
 /// Longest serial number accepted, in characters.
 pub fn routes() -> Router<AppState> {
@@ -196,20 +196,6 @@ async fn expected(app: &App, project: Option<i64>) -> Result<i64, ApiError> {
     })
 }
 
-/// A device by the sn in a path, or 404.
-/// A device by the sn in a path, or 404 — also for a device outside the caller's scope.
-pub async fn device_or_404(app: &App, caller: &Caller, sn: &str) -> Result<Device, ApiError> {
-    let device = app
-        .store
-        .device(sn)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("设备 {}", echo(sn))))?;
-    caller
-        .require_device(&device)
-        .map_err(|_| ApiError::NotFound(format!("设备 {}", echo(sn))))?;
-    Ok(device)
-}
-
 fn check_sn(sn: &str) -> Result<String, ApiError> {
     Ok(crate::rules::validate::sn(sn)?)
 }
@@ -241,7 +227,10 @@ fn direction(value: &str) -> Result<Direction, ApiError> {
 async fn existing_project(app: &App, caller: &Caller, raw: &str) -> Result<i64, ApiError> {
     let id = parse_id("projectId", raw)?;
     // A project outside the caller's scope reads as unknown.
-    if !caller.0.sees_project(id) || app.store.project(id).await?.is_none() {
+    if services::scope::project(app, &caller.0, id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::invalid_field(
             "unknown_project",
             "projectId",
@@ -260,8 +249,8 @@ async fn existing_project(app: &App, caller: &Caller, raw: &str) -> Result<i64, 
     request_body = CreateDevice,
     responses(
         (status = 201, description = "Created", body = DeviceView),
-        (status = 409, description = "The sn is taken (`device_exists`)", body = super::openapi::ErrorBody),
-        (status = 422, description = "Unknown vendor or project, bad kind or direction", body = super::openapi::ErrorBody),
+        (status = 409, description = "The sn is taken (`device_exists`)", body = super::error::ErrorBody),
+        (status = 422, description = "Unknown vendor or project, bad kind or direction", body = super::error::ErrorBody),
     )
 )]
 pub async fn create(
@@ -336,8 +325,8 @@ pub async fn create(
     request_body = PatchDevice,
     responses(
         (status = 200, description = "OK", body = DeviceView),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
-        (status = 422, description = "Unknown project, bad kind or direction", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
+        (status = 422, description = "Unknown project, bad kind or direction", body = super::error::ErrorBody),
     )
 )]
 pub async fn update(
@@ -406,7 +395,7 @@ fn value_text(field: &str, v: &serde_json::Value) -> Result<String, ApiError> {
     params(("sn" = String, Path, description = "Serial number")),
     responses(
         (status = 200, description = "OK", body = DeviceView),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn show(
@@ -428,7 +417,7 @@ pub async fn show(
     params(("projectId" = Option<String>, Query, description = "Only the devices of this project")),
     responses(
         (status = 200, description = "OK", body = DeviceList),
-        (status = 422, description = "A malformed `projectId`", body = super::openapi::ErrorBody),
+        (status = 422, description = "A malformed `projectId`", body = super::error::ErrorBody),
     )
 )]
 pub async fn list(
@@ -437,8 +426,7 @@ pub async fn list(
     q: QueryParams,
 ) -> Result<Json<DeviceList>, ApiError> {
     let project = q.id("projectId")?;
-    let mut devices = app.store.devices(project).await?;
-    devices.retain(|d| caller.0.sees_device(d));
+    let devices = services::scope::devices(&app, &caller.0, project).await?;
     let mut rosters: HashMap<i64, i64> = HashMap::new();
     let now = now_ms();
     let mut out = Vec::with_capacity(devices.len());
@@ -471,7 +459,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "OK", body = PresenceHistory),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn presence(
@@ -509,7 +497,7 @@ pub async fn presence(
     params(("sn" = String, Path, description = "Serial number")),
     responses(
         (status = 200, description = "OK", body = PersonSyncList),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn persons(

@@ -154,3 +154,22 @@ impl IntoResponse for ApiError {
         (status, Json(json!({ "error": error }))).into_response()
     }
 }
+
+/// Every error: `{"error": {"code", "message", …}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable `code`, a Chinese `message`, and members that depend on the error:
+/// `field` (the offending field or query parameter), `personId` (`worker_exists`),
+/// `personIds` (`unknown_person`), `sn` (`device_exists`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+    pub person_id: Option<String>,
+    pub person_ids: Option<Vec<String>>,
+}

@@ -16,14 +16,14 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::devices::device_or_404;
+use super::access::device_or_404;
 use super::error::ApiError;
 use super::extract::{ApiJson, echo, parse_id, path_id};
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::console::Firmware;
 use crate::store::{DeviceKind, StoreError, TaskState};
-use crate::runtime::util::now_ms;
 
 /// Largest firmware package.
 const MAX_PACKAGE_BYTES: usize = 512 * 1024 * 1024;
@@ -130,8 +130,8 @@ async fn package_or_404(app: &App, raw: &str) -> Result<Firmware, ApiError> {
 #[utoipa::path(post, operation_id = "uploadFirmware", path = "/api/v1/firmware", tag = "firmware",
     request_body(content_type = "multipart/form-data", description = "`vendorId`, `kind`, `version`, `notes`?, `file`"),
     responses((status = 201, description = "Stored", body = FirmwareView),
-              (status = 409, description = "`firmware_exists`: this version of this vendor and kind", body = super::openapi::ErrorBody),
-              (status = 422, description = "A missing or bad field, named", body = super::openapi::ErrorBody)))]
+              (status = 409, description = "`firmware_exists`: this version of this vendor and kind", body = super::error::ErrorBody),
+              (status = 422, description = "A missing or bad field, named", body = super::error::ErrorBody)))]
 pub async fn upload(
     State(app): State<AppState>,
     caller: Caller,
@@ -236,7 +236,7 @@ pub async fn list(
 #[utoipa::path(get, operation_id = "getFirmware", path = "/api/v1/firmware/{id}", tag = "firmware",
     params(("id" = String, Path, description = "Package id")),
     responses((status = 200, description = "OK", body = FirmwareDetail),
-              (status = 404, description = "Not found", body = super::openapi::ErrorBody)))]
+              (status = 404, description = "Not found", body = super::error::ErrorBody)))]
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
@@ -285,7 +285,7 @@ pub async fn show(
     params(("id" = String, Path, description = "Package id")),
     request_body = Deploy,
     responses((status = 201, description = "Tasks made", body = Deployed),
-              (status = 422, description = "`wrong_device`: the device's vendor or kind differs", body = super::openapi::ErrorBody)))]
+              (status = 422, description = "`wrong_device`: the device's vendor or kind differs", body = super::error::ErrorBody)))]
 pub async fn deploy(
     State(app): State<AppState>,
     caller: Caller,

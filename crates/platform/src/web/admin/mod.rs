@@ -3,7 +3,7 @@
 //! `{"error": {"code", "message", …}}` ([`error::ApiError`]); ids are decimal strings and
 //! times epoch milliseconds.
 //!
-//! One module per resource: [`vendors`], [`projects`] (with rosters), [`devices`],
+//! One module per resource: [`vendors`], [`projects`], [`members`] (rosters), [`teams`], [`devices`],
 //! [`workers`], [`tasks`], [`attendance`]; [`extract`] holds the shared request plumbing
 //! (JSON bodies and query parameters whose errors are [`ApiError`]s) and [`openapi`] the
 //! OpenAPI 3.1 document, served without authentication at `/api/v1/openapi.json`.
@@ -14,10 +14,12 @@ pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod firmware;
+pub mod members;
 pub mod openapi;
 pub mod projects;
 pub mod reports;
 pub mod tasks;
+pub mod teams;
 pub mod users;
 pub mod vendors;
 pub mod workers;
@@ -39,6 +41,8 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/session", get(session))
         .merge(vendors::routes())
         .merge(projects::routes())
+        .merge(members::routes())
+        .merge(teams::routes())
         .merge(devices::routes())
         .merge(workers::routes(max_photo_bytes))
         .merge(tasks::routes())

@@ -4,31 +4,15 @@
 //! types, so it cannot drift from the code; every operation requires the bearer token.
 
 use axum::Json;
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use super::{attendance, devices, firmware, projects, reports, tasks, users, vendors, workers};
-
-/// Every error: `{"error": {"code", "message", …}}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-/// A machine-readable `code`, a Chinese `message`, and members that depend on the error:
-/// `field` (the offending field or query parameter), `personId` (`worker_exists`),
-/// `personIds` (`unknown_person`), `sn` (`device_exists`).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorDetail {
-    pub code: String,
-    pub message: String,
-    pub field: Option<String>,
-    pub person_id: Option<String>,
-    pub person_ids: Option<Vec<String>>,
-}
+use super::error::{ErrorBody, ErrorDetail};
+use super::{
+    attendance, devices, firmware, members, projects, reports, tasks, teams, users, vendors,
+    workers,
+};
 
 /// The name of the security scheme every operation requires.
 pub const BEARER: &str = "bearerAuth";
@@ -92,12 +76,12 @@ impl Modify for BearerAuth {
         projects::create,
         projects::list,
         projects::show,
-        projects::join,
-        projects::leave,
-        projects::roster,
-        projects::update_member,
-        projects::create_team,
-        projects::teams,
+        members::join,
+        members::leave,
+        members::roster,
+        members::update_member,
+        teams::create_team,
+        teams::teams,
         devices::create,
         devices::list,
         devices::show,

@@ -1,42 +1,27 @@
 //! `/api/v1/projects`: construction projects (sites) with their coordinate system and
-//! electronic fence, and their rosters — workers joining (进场) and leaving (退场).
-//!
-//! Fences are checked with [`Fence::validate`] when set. Joining and leaving go through
-//! `services::workers`, which makes the device tasks (PROTOCOL.md §5): every device of the
-//! project gets a T_UPDATE_DEVICE_PERSON (merged into a pending one) or a T_DEL_DEVICE_PERSON.
+//! electronic fence (ZJ-SIGNIN-08). Fences are checked with [`Fence::validate`] when set.
+//! Rosters are in `members`, teams in `teams`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Extension, Json, Router};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Caller, project_or_404};
 use super::error::ApiError;
-use super::extract::{ApiJson, echo, optional_text, parse_id, path_id, required_text};
-use super::workers::{WorkerView, view};
-use crate::accounts::audit::AuditNote;
+use super::extract::{ApiJson, echo, optional_text, required_text};
 use crate::rules::geo::{CoordinateSystem, Fence, Point};
-use crate::services;
-use crate::state::{App, AppState};
-use crate::store::console::Team;
-use crate::store::{Project, StoreError};
 use crate::runtime::util::now_ms;
-
-/// Most persons joined in one call.
-const MAX_JOIN: usize = 10_000;
+use crate::services;
+use crate::state::AppState;
+use crate::store::Project;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/projects", post(create).get(list))
         .route("/projects/{id}", get(show))
-        .route("/projects/{id}/workers", post(join).get(roster))
-        .route(
-            "/projects/{id}/workers/{person_id}",
-            delete(leave).patch(update_member),
-        )
-        .route("/projects/{id}/teams", post(create_team).get(teams))
 }
 
 /// The coordinate system of a project's fence and of its devices' coordinates.
@@ -147,40 +132,6 @@ pub struct ProjectList {
     pub projects: Vec<ProjectView>,
 }
 
-/// `POST /projects/{id}/workers`: person ids (decimal strings).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct JoinWorkers {
-    #[serde(deserialize_with = "rollcall_protocol::params::lenient::strings")]
-    pub person_ids: Vec<String>,
-}
-
-/// The workers that joined.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Joined {
-    pub project_id: String,
-    pub person_ids: Vec<String>,
-}
-
-/// `GET /projects/{id}/workers`: the roster (active, non-blacklisted), ID numbers masked.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Roster {
-    pub project_id: String,
-    pub workers: Vec<RosterEntry>,
-}
-
-/// A worker on a roster, with their team and trade in the project.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RosterEntry {
-    #[serde(flatten)]
-    pub worker: WorkerView,
-    pub team_id: Option<String>,
-    pub trade: Option<String>,
-}
-
 pub fn project_view(p: &Project) -> ProjectView {
     ProjectView {
         id: p.id.to_string(),
@@ -232,16 +183,6 @@ fn fence(value: Option<serde_json::Value>) -> Result<Option<Fence>, ApiError> {
     Ok(Some(fence))
 }
 
-/// A project the caller may see (404 otherwise, without revealing whether it exists).
-pub async fn project_or_404(app: &App, caller: &Caller, raw: &str) -> Result<Project, ApiError> {
-    let id = path_id("项目", raw)?;
-    caller.require_project(id)?;
-    app.store
-        .project(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("项目 {id}")))
-}
-
 /// Create a project.
 #[utoipa::path(
     post,
@@ -251,7 +192,7 @@ pub async fn project_or_404(app: &App, caller: &Caller, raw: &str) -> Result<Pro
     request_body = CreateProject,
     responses(
         (status = 201, description = "Created", body = ProjectView),
-        (status = 422, description = "A bad field; a fence that breaks a rule names it", body = super::openapi::ErrorBody),
+        (status = 422, description = "A bad field; a fence that breaks a rule names it", body = super::error::ErrorBody),
     )
 )]
 pub async fn create(
@@ -286,13 +227,9 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ProjectList>, ApiError> {
-    let projects = app.store.projects().await?;
+    let projects = services::scope::projects(&app, &caller.0).await?;
     Ok(Json(ProjectList {
-        projects: projects
-            .iter()
-            .filter(|p| caller.0.sees_project(p.id))
-            .map(project_view)
-            .collect(),
+        projects: projects.iter().map(project_view).collect(),
     }))
 }
 
@@ -305,7 +242,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Project id")),
     responses(
         (status = 200, description = "OK", body = ProjectView),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn show(
@@ -316,324 +253,6 @@ pub async fn show(
     Ok(Json(project_view(
         &project_or_404(&app, &caller, &id).await?,
     )))
-}
-
-/// Workers join the project; every device of the project gets a T_UPDATE_DEVICE_PERSON,
-/// pushed at once to connected devices.
-#[utoipa::path(
-    post,
-    operation_id = "joinProject",
-    path = "/api/v1/projects/{id}/workers",
-    tag = "projects",
-    params(("id" = String, Path, description = "Project id")),
-    request_body = JoinWorkers,
-    responses(
-        (status = 200, description = "OK", body = Joined),
-        (status = 404, description = "Unknown project", body = super::openapi::ErrorBody),
-        (status = 422, description = "Empty or malformed list, or unknown person ids (`unknown_person`, listed in `personIds`)", body = super::openapi::ErrorBody),
-    )
-)]
-pub async fn join(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<JoinWorkers>,
-) -> Result<Json<Joined>, ApiError> {
-    let project = project_or_404(&app, &caller, &id).await?;
-    if body.person_ids.is_empty() {
-        return Err(ApiError::invalid_field(
-            "invalid_field",
-            "personIds",
-            "字段 personIds 不能为空",
-        ));
-    }
-    if body.person_ids.len() > MAX_JOIN {
-        return Err(ApiError::invalid_field(
-            "invalid_field",
-            "personIds",
-            format!("字段 personIds 一次最多 {MAX_JOIN} 人"),
-        ));
-    }
-    let mut ids = Vec::with_capacity(body.person_ids.len());
-    for raw in &body.person_ids {
-        let id = parse_id("personIds", raw)?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    let known = app.store.workers_by_ids(&ids).await?;
-    let unknown: Vec<String> = ids
-        .iter()
-        .filter(|id| known.binary_search_by_key(*id, |w| w.person_id).is_err())
-        .map(i64::to_string)
-        .collect();
-    if !unknown.is_empty() {
-        return Err(ApiError::invalid_field(
-            "unknown_person",
-            "personIds",
-            format!("工人不存在：{}", unknown.join(", ")),
-        )
-        .with("personIds", serde_json::Value::from(unknown)));
-    }
-    let listed = services::workers::blacklisted_among(&app, &ids).await?;
-    if !listed.is_empty() {
-        let listed: Vec<String> = listed.iter().map(i64::to_string).collect();
-        return Err(ApiError::Conflict {
-            code: "worker_blacklisted",
-            message: format!("工人在黑名单中，不能进场：{}", listed.join(", ")),
-            extra: serde_json::Map::new(),
-        }
-        .with("personIds", serde_json::Value::from(listed)));
-    }
-    services::workers::join_project(&app, project.id, &ids).await?;
-    tracing::info!(project = project.id, count = ids.len(), "workers joined");
-    Ok(Json(Joined {
-        project_id: project.id.to_string(),
-        person_ids: ids.iter().map(i64::to_string).collect(),
-    }))
-}
-
-/// A worker leaves the project; every device of the project gets a T_DEL_DEVICE_PERSON.
-#[utoipa::path(
-    delete,
-    operation_id = "leaveProject",
-    path = "/api/v1/projects/{id}/workers/{personId}",
-    tag = "projects",
-    params(
-        ("id" = String, Path, description = "Project id"),
-        ("personId" = String, Path, description = "Person id"),
-    ),
-    responses(
-        (status = 204, description = "Left the project"),
-        (status = 404, description = "Unknown project, or the worker is not active in it", body = super::openapi::ErrorBody),
-    )
-)]
-pub async fn leave(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path((id, person_id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let project = project_or_404(&app, &caller, &id).await?;
-    let person = path_id("工人", &person_id)?;
-    if !services::workers::leave_project(&app, project.id, person).await? {
-        return Err(ApiError::NotFound(format!(
-            "项目 {} 中的在场工人 {person}",
-            project.id
-        )));
-    }
-    tracing::info!(project = project.id, person, "worker left");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// The project's roster: its active, non-blacklisted workers (ID numbers masked).
-#[utoipa::path(
-    get,
-    operation_id = "getProjectRoster",
-    path = "/api/v1/projects/{id}/workers",
-    tag = "projects",
-    params(("id" = String, Path, description = "Project id")),
-    responses(
-        (status = 200, description = "OK", body = Roster),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
-    )
-)]
-pub async fn roster(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<(Extension<AuditNote>, Json<Roster>), ApiError> {
-    let project = project_or_404(&app, &caller, &id).await?;
-    let ids = app.store.roster(project.id).await?;
-    let workers = app.store.workers_by_ids(&ids).await?;
-    let members = app.store.members(project.id).await?;
-    let now = now_ms();
-    let note = AuditNote(format!(
-        "读取项目 {} 花名册 {} 人",
-        project.id,
-        workers.len()
-    ));
-    Ok((
-        Extension(note),
-        Json(Roster {
-            project_id: project.id.to_string(),
-            workers: workers
-                .iter()
-                .map(|w| {
-                    let m = members.iter().find(|m| m.person_id == w.person_id);
-                    RosterEntry {
-                        worker: view(&app, w, now),
-                        team_id: m.and_then(|m| m.team_id).map(|t| t.to_string()),
-                        trade: m.and_then(|m| m.trade.clone()),
-                    }
-                })
-                .collect(),
-        }),
-    ))
-}
-
-/// `PATCH /projects/{id}/workers/{personId}`: a member's team and trade.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateMember {
-    /// The team (班组) id, or `null` for none.
-    #[serde(default)]
-    pub team_id: Option<String>,
-    /// The trade (工种), or `null`.
-    #[serde(default)]
-    pub trade: Option<String>,
-}
-
-/// Sets a member's team and trade.
-#[utoipa::path(
-    patch,
-    operation_id = "updateMember",
-    path = "/api/v1/projects/{id}/workers/{personId}",
-    tag = "projects",
-    params(
-        ("id" = String, Path, description = "Project id"),
-        ("personId" = String, Path, description = "Person id"),
-    ),
-    request_body = UpdateMember,
-    responses(
-        (status = 204, description = "Changed"),
-        (status = 404, description = "Unknown project or not a member", body = super::openapi::ErrorBody),
-        (status = 422, description = "`unknown_team`", body = super::openapi::ErrorBody),
-    )
-)]
-pub async fn update_member(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path((id, person_id)): Path<(String, String)>,
-    ApiJson(body): ApiJson<UpdateMember>,
-) -> Result<StatusCode, ApiError> {
-    let project = project_or_404(&app, &caller, &id).await?;
-    let person = path_id("工人", &person_id)?;
-    let team = match body.team_id.as_deref() {
-        Some(raw) => {
-            let team = parse_id("teamId", raw)?;
-            if app
-                .store
-                .team(team)
-                .await?
-                .is_none_or(|t| t.project_id != project.id)
-            {
-                return Err(ApiError::invalid_field(
-                    "unknown_team",
-                    "teamId",
-                    format!("班组 {team} 不属于项目 {}", project.id),
-                ));
-            }
-            Some(team)
-        }
-        None => None,
-    };
-    let trade = optional_text("trade", body.trade.as_deref(), 32)?;
-    if !app
-        .store
-        .set_member_details(project.id, person, team, trade.as_deref())
-        .await?
-    {
-        return Err(ApiError::NotFound(format!(
-            "项目 {} 中的工人 {person}",
-            project.id
-        )));
-    }
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /projects/{id}/teams`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CreateTeam {
-    pub name: String,
-    /// The team leader (班组长), free text.
-    #[serde(default)]
-    pub leader: Option<String>,
-}
-
-/// A team (班组).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TeamView {
-    pub id: String,
-    pub project_id: String,
-    pub name: String,
-    pub leader: Option<String>,
-    pub created_at: i64,
-}
-
-/// `GET /projects/{id}/teams`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TeamList {
-    pub teams: Vec<TeamView>,
-}
-
-fn team_view(t: &Team) -> TeamView {
-    TeamView {
-        id: t.id.to_string(),
-        project_id: t.project_id.to_string(),
-        name: t.name.clone(),
-        leader: t.leader.clone(),
-        created_at: t.created_at,
-    }
-}
-
-/// Creates a team in the project.
-#[utoipa::path(
-    post,
-    operation_id = "createTeam",
-    path = "/api/v1/projects/{id}/teams",
-    tag = "projects",
-    params(("id" = String, Path, description = "Project id")),
-    request_body = CreateTeam,
-    responses(
-        (status = 201, description = "Created", body = TeamView),
-        (status = 409, description = "`team_exists`", body = super::openapi::ErrorBody),
-    )
-)]
-pub async fn create_team(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<CreateTeam>,
-) -> Result<(StatusCode, Json<TeamView>), ApiError> {
-    let project = project_or_404(&app, &caller, &id).await?;
-    let team = Team {
-        id: app.ids.next(),
-        project_id: project.id,
-        name: required_text("name", &body.name, 64)?,
-        leader: optional_text("leader", body.leader.as_deref(), 64)?,
-        created_at: now_ms(),
-    };
-    app.store.create_team(&team).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::Conflict {
-            code: "team_exists",
-            message: format!("项目中已有名为 {} 的班组", team.name),
-            extra: serde_json::Map::new(),
-        },
-        e => e.into(),
-    })?;
-    Ok((StatusCode::CREATED, Json(team_view(&team))))
-}
-
-/// The project's teams.
-#[utoipa::path(
-    get,
-    operation_id = "listTeams",
-    path = "/api/v1/projects/{id}/teams",
-    tag = "projects",
-    params(("id" = String, Path, description = "Project id")),
-    responses((status = 200, description = "OK", body = TeamList))
-)]
-pub async fn teams(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<TeamList>, ApiError> {
-    let project = project_or_404(&app, &caller, &id).await?;
-    let teams = app.store.teams(project.id).await?;
-    Ok(Json(TeamList {
-        teams: teams.iter().map(team_view).collect(),
-    }))
 }
 
 #[cfg(test)]

@@ -12,14 +12,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::access::Caller;
+use super::access::project_or_404;
 use super::error::ApiError;
 use super::extract::QueryParams;
-use super::projects::project_or_404;
 use crate::accounts::audit::AuditNote;
+use crate::runtime::util::now_ms;
 use crate::services::import::{ImportFailure, import};
 use crate::services::reports::{self, ReportFailure};
 use crate::state::AppState;
-use crate::runtime::util::now_ms;
 
 /// Largest multipart body of an import (a roster and a zip of photos).
 const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
@@ -108,8 +108,8 @@ fn report_error(e: ReportFailure) -> ApiError {
     params(("id" = String, Path, description = "Project id"),
            ("date" = Option<String>, Query, description = "`YYYY-MM-DD` (Beijing); default today")),
     responses((status = 200, description = "OK", body = DailySummary),
-              (status = 404, description = "Unknown project", body = super::openapi::ErrorBody),
-              (status = 422, description = "A bad `date`", body = super::openapi::ErrorBody)))]
+              (status = 404, description = "Unknown project", body = super::error::ErrorBody),
+              (status = 422, description = "A bad `date`", body = super::error::ErrorBody)))]
 pub async fn daily(
     State(app): State<AppState>,
     caller: Caller,
@@ -162,7 +162,7 @@ pub async fn daily(
     params(("month" = String, Query, description = "`YYYY-MM`"),
            ("projectId" = Option<String>, Query, description = "One project; default every visible project")),
     responses((status = 200, description = "The workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-              (status = 422, description = "A bad `month`", body = super::openapi::ErrorBody)))]
+              (status = 422, description = "A bad `month`", body = super::error::ErrorBody)))]
 pub async fn monthly(
     State(app): State<AppState>,
     caller: Caller,
@@ -176,13 +176,7 @@ pub async fn monthly(
         })?;
     let projects = match q.get("projectId") {
         Some(raw) => vec![project_or_404(&app, &caller, raw).await?],
-        None => app
-            .store
-            .projects()
-            .await?
-            .into_iter()
-            .filter(|p| caller.0.sees_project(p.id))
-            .collect(),
+        None => crate::services::scope::projects(&app, &caller.0).await?,
     };
     let bytes = reports::monthly(&app, &projects, month)
         .await
@@ -216,7 +210,7 @@ pub async fn monthly(
     params(("id" = String, Path, description = "Project id")),
     request_body(content_type = "multipart/form-data", description = "`roster` file, optional `photos` zip"),
     responses((status = 200, description = "Imported; refused rows are listed", body = ImportAnswer),
-              (status = 422, description = "A whole-file problem (`invalid_file`), naming it", body = super::openapi::ErrorBody)))]
+              (status = 422, description = "A whole-file problem (`invalid_file`), naming it", body = super::error::ErrorBody)))]
 pub async fn import_roster(
     State(app): State<AppState>,
     caller: Caller,

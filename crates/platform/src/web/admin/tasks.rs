@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::devices::device_or_404;
+use super::access::device_or_404;
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, echo, id_value, path_id};
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, SyncFailure, Task, TaskState};
-use crate::runtime::util::now_ms;
 
 /// Most persons in one update or delete task.
 const MAX_TASK_PERSONS: usize = 10_000;
@@ -54,8 +54,8 @@ pub fn routes() -> Router<AppState> {
     ),
     responses(
         (status = 201, description = "The new task", body = TaskView),
-        (status = 404, description = "Unknown device or task", body = super::openapi::ErrorBody),
-        (status = 409, description = "`task_open` or `nothing_to_retry`", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown device or task", body = super::error::ErrorBody),
+        (status = 409, description = "`task_open` or `nothing_to_retry`", body = super::error::ErrorBody),
     )
 )]
 pub async fn retry(
@@ -392,8 +392,8 @@ fn unsupported(apicode: &str) -> ApiError {
     request_body = CreateTask,
     responses(
         (status = 201, description = "Created", body = TaskView),
-        (status = 404, description = "Unknown device", body = super::openapi::ErrorBody),
-        (status = 422, description = "An apicode that cannot be given, or a bad param (`invalid_param`, `unknown_person`)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown device", body = super::error::ErrorBody),
+        (status = 422, description = "An apicode that cannot be given, or a bad param (`invalid_param`, `unknown_person`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn create(
@@ -430,7 +430,7 @@ pub async fn create(
     ),
     responses(
         (status = 200, description = "OK", body = TaskList),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn list(
@@ -464,7 +464,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "OK", body = Reconciliation),
-        (status = 404, description = "Unknown device or task, or the upload is not complete yet (`reconciliation_pending`)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Unknown device or task, or the upload is not complete yet (`reconciliation_pending`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn reconciliation(

@@ -16,10 +16,10 @@ use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, path_id, required_text};
 use crate::accounts::audit::AuditNote;
 use crate::accounts::{Principal, Role, password, personal_tokens, sessions};
+use crate::runtime::util::now_ms;
 use crate::state::{App, AppState};
 use crate::store::StoreError;
 use crate::store::console::{ApiTokenRow, AuditEntry, AuditQuery, User, UserPatch};
-use crate::runtime::util::now_ms;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -246,9 +246,9 @@ async fn project_ids(app: &App, ids: &[String]) -> Result<Vec<i64>, ApiError> {
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = UserView),
-        (status = 403, description = "Not an administrator", body = super::openapi::ErrorBody),
-        (status = 409, description = "`username_taken`", body = super::openapi::ErrorBody),
-        (status = 422, description = "A field error, named in `field`", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
+        (status = 409, description = "`username_taken`", body = super::error::ErrorBody),
+        (status = 422, description = "A field error, named in `field`", body = super::error::ErrorBody),
     ))]
 pub async fn create(
     State(app): State<AppState>,
@@ -299,7 +299,7 @@ pub async fn create(
 /// Lists console users (administrators only).
 #[utoipa::path(get, operation_id = "listUsers", path = "/api/v1/users", tag = "users",
     responses((status = 200, description = "OK", body = UserList),
-              (status = 403, description = "Not an administrator", body = super::openapi::ErrorBody)))]
+              (status = 403, description = "Not an administrator", body = super::error::ErrorBody)))]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<UserList>, ApiError> {
     caller.require_admin()?;
     let mut users = Vec::new();
@@ -315,8 +315,8 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Us
     params(("id" = String, Path, description = "User id")),
     request_body = UpdateUser,
     responses((status = 200, description = "OK", body = UserView),
-              (status = 403, description = "Not an administrator", body = super::openapi::ErrorBody),
-              (status = 404, description = "Not found", body = super::openapi::ErrorBody)))]
+              (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
+              (status = 404, description = "Not found", body = super::error::ErrorBody)))]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -409,7 +409,7 @@ fn user_only(caller: &Caller) -> Result<i64, ApiError> {
 #[utoipa::path(post, operation_id = "changePassword", path = "/api/v1/me/password", tag = "users",
     request_body = ChangePassword,
     responses((status = 204, description = "Changed"),
-              (status = 422, description = "`wrong_password` or `invalid_password`", body = super::openapi::ErrorBody)))]
+              (status = 422, description = "`wrong_password` or `invalid_password`", body = super::error::ErrorBody)))]
 pub async fn change_password(
     State(app): State<AppState>,
     caller: Caller,
@@ -472,7 +472,7 @@ pub async fn list_tokens(
 #[utoipa::path(delete, operation_id = "revokeToken", path = "/api/v1/me/tokens/{id}", tag = "users",
     params(("id" = String, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"),
-              (status = 404, description = "No such live token", body = super::openapi::ErrorBody)))]
+              (status = 404, description = "No such live token", body = super::error::ErrorBody)))]
 pub async fn revoke_token(
     State(app): State<AppState>,
     caller: Caller,
@@ -498,7 +498,7 @@ pub async fn revoke_token(
         ("format" = Option<String>, Query, description = "`csv` for a download"),
     ),
     responses((status = 200, description = "OK", body = AuditPage),
-              (status = 403, description = "Project managers cannot read the audit log", body = super::openapi::ErrorBody)))]
+              (status = 403, description = "Project managers cannot read the audit log", body = super::error::ErrorBody)))]
 pub async fn audit_log(
     State(app): State<AppState>,
     caller: Caller,
@@ -567,7 +567,7 @@ pub async fn audit_log(
 #[utoipa::path(post, operation_id = "login", path = "/api/v1/login", tag = "users",
     request_body = Login, security(),
     responses((status = 200, description = "Signed in; `Set-Cookie` carries the session", body = LoginAnswer),
-              (status = 401, description = "`invalid_credentials`", body = super::openapi::ErrorBody)))]
+              (status = 401, description = "`invalid_credentials`", body = super::error::ErrorBody)))]
 pub async fn login(
     State(app): State<AppState>,
     ApiJson(body): ApiJson<Login>,

@@ -108,7 +108,7 @@ const MAX_PEM_CHARS: usize = 16 * 1024;
     request_body = CreateVendor,
     responses(
         (status = 201, description = "Created; the secrets are shown only now", body = VendorCreated),
-        (status = 422, description = "Invalid name or RSA key", body = super::openapi::ErrorBody),
+        (status = 422, description = "Invalid name or RSA key", body = super::error::ErrorBody),
     )
 )]
 pub async fn create(
@@ -189,7 +189,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<VendorList>, ApiEr
     params(("id" = String, Path, description = "Vendor id")),
     responses(
         (status = 200, description = "OK", body = VendorView),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn show(
@@ -214,7 +214,7 @@ pub async fn show(
     params(("id" = String, Path, description = "Vendor id")),
     responses(
         (status = 200, description = "The new credentials, shown only now", body = Credentials),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn rotate(

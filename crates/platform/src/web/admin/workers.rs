@@ -14,18 +14,18 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Caller, visible_worker};
 use super::error::ApiError;
-use super::extract::{ApiJson, QueryParams, echo, path_id};
+use super::extract::{ApiJson, QueryParams};
 use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
 use crate::rules::idcard;
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::services::workers::{EnrolError, Enrolment};
 use crate::state::{App, AppState};
 use crate::store::Worker;
 use crate::store::console::Member;
-use crate::runtime::util::now_ms;
 
 /// Default and largest page of `GET /workers`.
 const DEFAULT_PAGE: u32 = 100;
@@ -170,9 +170,9 @@ fn worker_exists(person_id: i64) -> ApiError {
     request_body = CreateWorker,
     responses(
         (status = 201, description = "Created", body = WorkerView),
-        (status = 409, description = "A worker with this ID-card number exists (`worker_exists`, with its `personId`)", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over the limit", body = super::openapi::ErrorBody),
-        (status = 422, description = "`invalid_idcard`, `invalid_photo` or another field error", body = super::openapi::ErrorBody),
+        (status = 409, description = "A worker with this ID-card number exists (`worker_exists`, with its `personId`)", body = super::error::ErrorBody),
+        (status = 413, description = "Body over the limit", body = super::error::ErrorBody),
+        (status = 422, description = "`invalid_idcard`, `invalid_photo` or another field error", body = super::error::ErrorBody),
     )
 )]
 pub async fn create(
@@ -245,7 +245,7 @@ pub fn enrol_error(e: EnrolError) -> ApiError {
     ),
     responses(
         (status = 200, description = "OK", body = WorkerPage),
-        (status = 422, description = "A bad `cursor` or `limit`", body = super::openapi::ErrorBody),
+        (status = 422, description = "A bad `cursor` or `limit`", body = super::error::ErrorBody),
     )
 )]
 pub async fn list(
@@ -285,7 +285,7 @@ pub async fn list(
     params(("personId" = String, Path, description = "Person id")),
     responses(
         (status = 200, description = "OK", body = WorkerView),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn show(
@@ -293,36 +293,17 @@ pub async fn show(
     caller: Caller,
     Path(person_id): Path<String>,
 ) -> Result<Json<WorkerDetail>, ApiError> {
-    let (worker, memberships) = visible_worker(&app, &caller, &person_id).await?;
+    let services::scope::VisibleWorker {
+        worker,
+        memberships,
+    } = visible_worker(&app, &caller, &person_id).await?;
     let blacklist = app.store.blacklist_entry(worker.person_id).await?;
     Ok(Json(WorkerDetail {
         worker: view(&app, &worker, now_ms()),
-        projects: memberships
-            .iter()
-            .filter(|m| caller.0.sees_project(m.project_id))
-            .map(membership_view)
-            .collect(),
+        projects: memberships.iter().map(membership_view).collect(),
         blacklisted: blacklist.is_some(),
         blacklist_reason: blacklist.map(|b| b.reason),
     }))
-}
-
-/// A worker the caller may see (404 otherwise, without revealing whether they exist), with
-/// their memberships.
-pub async fn visible_worker(
-    app: &App,
-    caller: &Caller,
-    person_id: &str,
-) -> Result<(Worker, Vec<Member>), ApiError> {
-    let not_found = || ApiError::NotFound(format!("工人 {}", echo(person_id)));
-    let id = path_id("工人", person_id)?;
-    let worker = app.store.worker(id).await?.ok_or_else(not_found)?;
-    let memberships = app.store.memberships(id).await?;
-    let projects: Vec<i64> = memberships.iter().map(|m| m.project_id).collect();
-    if !caller.0.sees_member_of(&projects) {
-        return Err(not_found());
-    }
-    Ok((worker, memberships))
 }
 
 fn membership_view(m: &Member) -> MembershipView {
@@ -355,8 +336,8 @@ pub struct BlacklistBody {
     request_body = BlacklistBody,
     responses(
         (status = 204, description = "Listed"),
-        (status = 403, description = "Not an administrator", body = super::openapi::ErrorBody),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
+        (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn blacklist(
@@ -366,7 +347,7 @@ pub async fn blacklist(
     ApiJson(body): ApiJson<BlacklistBody>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let (worker, _) = visible_worker(&app, &caller, &person_id).await?;
+    let worker = visible_worker(&app, &caller, &person_id).await?.worker;
     let reason = super::extract::required_text("reason", &body.reason, 200)?;
     services::workers::blacklist(&app, worker.person_id, &reason, caller.0.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -382,7 +363,7 @@ pub async fn blacklist(
     params(("personId" = String, Path, description = "Person id")),
     responses(
         (status = 204, description = "Removed from the list"),
-        (status = 404, description = "Not on the list", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not on the list", body = super::error::ErrorBody),
     )
 )]
 pub async fn unblacklist(
@@ -391,7 +372,7 @@ pub async fn unblacklist(
     Path(person_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let (worker, _) = visible_worker(&app, &caller, &person_id).await?;
+    let worker = visible_worker(&app, &caller, &person_id).await?.worker;
     if services::workers::unblacklist(&app, worker.person_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

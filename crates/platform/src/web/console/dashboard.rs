@@ -10,10 +10,10 @@ use axum::response::Html;
 
 use super::error::ConsoleError;
 use super::page::{Ctx, Nav, beijing_day, date, day_start, render};
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::AttendanceQuery;
-use crate::runtime::util::now_ms;
 
 /// Days in the chart.
 const CHART_DAYS: i64 = 30;
@@ -59,8 +59,7 @@ const BAR_STEP: usize = 22;
 
 pub async fn show(State(app): State<AppState>, ctx: Ctx) -> Result<Html<String>, ConsoleError> {
     let now = now_ms();
-    let mut devices = app.store.devices(None).await?;
-    devices.retain(|d| ctx.principal.sees_device(d));
+    let devices = services::scope::devices(&app, &ctx.principal, None).await?;
     let online = devices
         .iter()
         .filter(|d| services::devices::is_online(&app, d, now))

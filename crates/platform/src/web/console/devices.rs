@@ -16,10 +16,10 @@ use super::page::{
     Ctx, Nav, apicode_label, datetime, direction_label, enc, kind_label, opt_datetime, render,
     task_state_label,
 };
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, DeviceKind, Direction, StoreError};
-use crate::runtime::util::now_ms;
 
 /// Longest serial number, as on the admin API.
 /// History, tasks shown on a device's page.
@@ -99,8 +99,7 @@ fn row(
 /// `GET /console/devices`.
 pub async fn list(State(app): State<AppState>, ctx: Ctx) -> Result<Html<String>, ConsoleError> {
     let names = project_names(&app).await?;
-    let mut devices = app.store.devices(None).await?;
-    devices.retain(|d| ctx.principal.sees_device(d));
+    let mut devices = services::scope::devices(&app, &ctx.principal, None).await?;
     devices.sort_by(|a, b| a.sn.cmp(&b.sn));
     let mut rosters: HashMap<i64, usize> = HashMap::new();
     let now = now_ms();
@@ -168,8 +167,9 @@ pub async fn show(
     ctx: Ctx,
     Path(sn): Path<String>,
 ) -> Result<Html<String>, ConsoleError> {
-    let device = app.store.device(&sn).await?.ok_or(ConsoleError::NotFound)?;
-    ctx.require_device(&device)?;
+    let device = services::scope::device(&app, &ctx.principal, &sn)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
     let names = project_names(&app).await?;
     let expected = match device.project_id {
         Some(p) => app.store.roster(p).await?.len(),
@@ -409,7 +409,11 @@ pub async fn create(
     let project_id = match form.project_id.trim() {
         "" => None,
         p => match p.parse::<i64>() {
-            Ok(id) if ctx.principal.sees_project(id) && app.store.project(id).await?.is_some() => {
+            Ok(id)
+                if services::scope::project(&app, &ctx.principal, id)
+                    .await?
+                    .is_some() =>
+            {
                 Some(id)
             }
             _ => {

@@ -10,7 +10,7 @@ use rollcall_protocol::time::Timestamp;
 use super::error::ConsoleError;
 use crate::accounts::{Principal, audit, sessions};
 use crate::state::App;
-use crate::store::{Device, Direction, Project};
+use crate::store::{Direction, Project};
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -83,15 +83,6 @@ impl Ctx {
         }
     }
 
-    /// 404 for a device outside the user's scope.
-    pub fn require_device(&self, device: &Device) -> Result<(), ConsoleError> {
-        if self.principal.sees_device(device) {
-            Ok(())
-        } else {
-            Err(ConsoleError::NotFound)
-        }
-    }
-
     /// Appends to the audit log (`action` says what in a few words, `target` what to).
     pub async fn audit(&self, app: &App, action: &str, target: &str, detail: Option<String>) {
         audit::record(
@@ -107,8 +98,7 @@ impl Ctx {
 
     /// The projects this user sees, by name.
     pub async fn projects(&self, app: &App) -> Result<Vec<Project>, ConsoleError> {
-        let mut projects = app.store.projects().await?;
-        projects.retain(|p| self.principal.sees_project(p.id));
+        let mut projects = crate::services::scope::projects(app, &self.principal).await?;
         projects.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         Ok(projects)
     }

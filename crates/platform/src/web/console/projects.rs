@@ -102,10 +102,9 @@ pub async fn show(
         .trim()
         .parse::<i64>()
         .map_err(|_| ConsoleError::NotFound)?;
-    if !ctx.principal.sees_project(id) {
-        return Err(ConsoleError::NotFound);
-    }
-    let project = app.store.project(id).await?.ok_or(ConsoleError::NotFound)?;
+    let project = crate::services::scope::project(&app, &ctx.principal, id)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
     let teams = app.store.teams(id).await?;
     let members = app.store.members(id).await?;
     let ids: Vec<i64> = members.iter().map(|m| m.person_id).collect();

@@ -16,11 +16,11 @@ use super::error::ConsoleError;
 use super::page::{Ctx, Nav, datetime, direction_label, flag_label, method_label, render};
 use crate::accounts::Scope;
 use crate::rules::idcard;
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::services::workers::{EnrolError, Enrolment};
 use crate::state::{App, AppState};
-use crate::store::{AttendanceQuery, Worker};
-use crate::runtime::util::now_ms;
+use crate::store::AttendanceQuery;
 
 /// Workers per page of the list.
 const PAGE: u32 = 50;
@@ -74,10 +74,9 @@ async fn visible_projects(
     person_id: i64,
     names: &HashMap<i64, String>,
 ) -> Result<String, ConsoleError> {
-    let members = app.store.memberships(person_id).await?;
+    let members = services::scope::memberships(app, &ctx.principal, person_id).await?;
     let shown = members
         .iter()
-        .filter(|m| ctx.principal.sees_project(m.project_id))
         .map(|m| {
             let name = names
                 .get(&m.project_id)
@@ -189,20 +188,19 @@ struct WorkerPage {
     records: Vec<RecordRow>,
 }
 
-/// A worker this user may see, or 404: a project manager sees the workers who are or were
-/// members of one of their projects.
-pub async fn visible_worker(app: &App, ctx: &Ctx, raw_id: &str) -> Result<Worker, ConsoleError> {
+/// A worker this user may see (`services::scope::worker`), or 404.
+pub async fn visible_worker(
+    app: &App,
+    ctx: &Ctx,
+    raw_id: &str,
+) -> Result<services::scope::VisibleWorker, ConsoleError> {
     let id = raw_id
         .trim()
         .parse::<i64>()
         .map_err(|_| ConsoleError::NotFound)?;
-    let worker = app.store.worker(id).await?.ok_or(ConsoleError::NotFound)?;
-    let members = app.store.memberships(id).await?;
-    let ids: Vec<i64> = members.iter().map(|m| m.project_id).collect();
-    if !ctx.principal.sees_member_of(&ids) {
-        return Err(ConsoleError::NotFound);
-    }
-    Ok(worker)
+    services::scope::worker(app, &ctx.principal, id)
+        .await?
+        .ok_or(ConsoleError::NotFound)
 }
 
 /// `GET /console/workers/{id}`.
@@ -211,15 +209,15 @@ pub async fn show(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Html<String>, ConsoleError> {
-    let w = visible_worker(&app, &ctx, &id).await?;
+    let services::scope::VisibleWorker {
+        worker: w,
+        memberships: visible,
+    } = visible_worker(&app, &ctx, &id).await?;
     let now = now_ms();
     let names = project_names(&app).await?;
     let mut team_names: HashMap<i64, String> = HashMap::new();
     let mut memberships = Vec::new();
-    for m in app.store.memberships(w.person_id).await? {
-        if !ctx.principal.sees_project(m.project_id) {
-            continue;
-        }
+    for m in visible {
         let team = match m.team_id {
             Some(t) => match team_names.get(&t) {
                 Some(n) => n.clone(),
