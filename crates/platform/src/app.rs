@@ -22,11 +22,11 @@ use crate::runtime::ingest::{Ingest, IngestStopper};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::presence::Presence;
 use crate::runtime::ratelimit::RateLimiter;
+use crate::runtime::registry::Registry;
 use crate::runtime::util::{IdGen, fill_random, now_ms, random_hex128};
 use crate::state::{App, AppState};
 use crate::store::blobs::{FileStore, SegmentStore};
 use crate::store::{self, Store};
-use crate::transport::registry::Registry;
 
 /// Creates the console's first administrator, `admin`, with a random password, when the
 /// store has no user yet: an operator can then sign in to the console and create the

@@ -13,10 +13,10 @@ use crate::runtime::ingest::Ingest;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::presence::Presence;
 use crate::runtime::ratelimit::RateLimiter;
+use crate::runtime::registry::Registry;
 use crate::runtime::util::IdGen;
 use crate::store::Store;
 use crate::store::blobs::{FileStore, SegmentStore};
-use crate::transport::registry::Registry;
 
 /// Shared by every connection, request and background task of one platform instance.
 pub type AppState = Arc<App>;

@@ -6,6 +6,7 @@
 
 use rollcall_protocol::code::{ErrorCode, ProtocolError};
 
+use crate::runtime::ingest::IngestError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,15 @@ pub enum DeviceError {
     /// The platform is shutting down or a worker task is gone.
     #[error("platform unavailable")]
     Unavailable,
+}
+
+impl From<IngestError> for DeviceError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Unavailable => DeviceError::Unavailable,
+            IngestError::Failed(what) => DeviceError::Internal(what.to_owned()),
+        }
+    }
 }
 
 impl DeviceError {

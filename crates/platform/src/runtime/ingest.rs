@@ -12,15 +12,26 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::pipeline::error::DeviceError;
 use crate::runtime::metrics::Metrics;
 use crate::store::blobs::SegmentStore;
 use crate::store::{Inserted, NewAttendance, Store};
 
+/// Why a record was not stored. The pipeline maps it onto `500_01` (the failure itself was
+/// logged where it happened); the device resends.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The writer task is gone (shutting down).
+    #[error("ingest unavailable")]
+    Unavailable,
+    /// A group commit failed; every record of its batch gets this.
+    #[error("ingest failed: {0}")]
+    Failed(&'static str),
+}
+
 struct Job {
     record: NewAttendance,
     photo: Option<Bytes>,
-    reply: oneshot::Sender<Result<Inserted, DeviceError>>,
+    reply: oneshot::Sender<Result<Inserted, IngestError>>,
 }
 
 /// The handle handlers submit records through.
@@ -74,7 +85,7 @@ impl Ingest {
         &self,
         record: NewAttendance,
         photo: Option<Bytes>,
-    ) -> Result<Inserted, DeviceError> {
+    ) -> Result<Inserted, IngestError> {
         self.enqueue(record, photo).await?.await
     }
 
@@ -84,7 +95,7 @@ impl Ingest {
         &self,
         record: NewAttendance,
         photo: Option<Bytes>,
-    ) -> Result<impl std::future::Future<Output = Result<Inserted, DeviceError>>, DeviceError> {
+    ) -> Result<impl std::future::Future<Output = Result<Inserted, IngestError>>, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job {
@@ -93,8 +104,8 @@ impl Ingest {
                 reply,
             })
             .await
-            .map_err(|_| DeviceError::Unavailable)?;
-        Ok(async move { answer.await.map_err(|_| DeviceError::Unavailable)? })
+            .map_err(|_| IngestError::Unavailable)?;
+        Ok(async move { answer.await.map_err(|_| IngestError::Unavailable)? })
     }
 }
 
@@ -145,7 +156,7 @@ async fn commit(batch: &mut Vec<Job>, store: &dyn Store, blobs: &SegmentStore, m
                 for job in batch.drain(..) {
                     let _ = job
                         .reply
-                        .send(Err(DeviceError::Internal("photo segment write".into())));
+                        .send(Err(IngestError::Failed("photo segment write")));
                 }
                 return;
             }
@@ -164,9 +175,7 @@ async fn commit(batch: &mut Vec<Job>, store: &dyn Store, blobs: &SegmentStore, m
         Err(e) => {
             tracing::error!(error = %e, records = batch.len(), "attendance batch failed");
             for job in batch.drain(..) {
-                let _ = job
-                    .reply
-                    .send(Err(DeviceError::Internal("attendance batch".into())));
+                let _ = job.reply.send(Err(IngestError::Failed("attendance batch")));
             }
         }
     }

@@ -6,6 +6,7 @@
 //! - [`device_tokens`]: device tokens with sliding idle expiry.
 //! - [`presence`]: online/offline state from heartbeats, flushed behind.
 //! - [`ratelimit`]: token buckets per device and per source address.
+//! - [`registry`]: the devices connected to this node, for push; newest connection wins.
 //! - [`ingest`]: durable attendance ingest with group commit.
 //! - [`metrics`]: Prometheus metrics of this instance.
 //! - [`util`]: interning, random secrets, id generation.
@@ -16,4 +17,5 @@ pub(crate) mod ingest;
 pub(crate) mod metrics;
 pub(crate) mod presence;
 pub(crate) mod ratelimit;
+pub(crate) mod registry;
 pub mod util;

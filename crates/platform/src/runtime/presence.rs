@@ -298,7 +298,21 @@ mod tests {
             created_at: 0,
         };
         store.create_vendor(&vendor).await.unwrap();
-        let device = crate::services::devices::unbound(sn, 1);
+        let device = crate::store::Device {
+            sn: sn.to_owned(),
+            vendor_id: 1,
+            project_id: None,
+            kind: crate::store::DeviceKind::Face,
+            direction: crate::store::Direction::Both,
+            name: None,
+            enabled: true,
+            firmware_version: None,
+            ip: None,
+            last_heartbeat_at: None,
+            person_count: None,
+            face_count: None,
+            created_at: 0,
+        };
         store.create_device(&device).await.unwrap();
         store
     }

@@ -3,7 +3,7 @@
 //! A connection reads frames with the protocol crate's decoder and handles requests
 //! **concurrently but answers in request order** (a device keeps a window of sign-ins in
 //! flight; they reach the group commit together). Commands for the device arrive on its
-//! outbound queue from the [`Registry`](crate::transport::registry::Registry).
+//! outbound queue from the [`Registry`](crate::runtime::registry::Registry).
 //!
 //! **Memory is sized to need**, because a site's gates sit idle most of the day (the target
 //! is ≤ 2 KB per idle device, BENCHMARKS.md "idle"):
@@ -44,8 +44,8 @@ use tokio::time::Instant;
 
 use crate::pipeline::{self, ConnCtx};
 use crate::runtime::metrics::Metrics;
+use crate::runtime::registry::{ConnHandle, Outbox, Outgoing, Stop};
 use crate::state::AppState;
-use crate::transport::registry::{ConnHandle, Outbox, Outgoing, Stop};
 
 /// Requests of one connection handled at once; reading pages beyond this (backpressure).
 const MAX_IN_FLIGHT: usize = 256;

@@ -1,18 +1,16 @@
 //! How bytes reach the platform: the device TCP gateway, the HTTP surface (device API, signed
-//! files, and the web layer's admin API and console mounted into one router), the registry of
-//! live device connections, and cross-node push.
+//! files, and the web layer's admin API and console mounted into one router), and cross-node
+//! push.
 //!
 //! - [`gateway`]: one task per TCP connection, pipelined requests, pushed commands.
 //! - [`device_http`]: `POST /device/api` and its `{apicode}` alias.
 //! - [`files`]: signed, expiring downloads of stored photos and firmware.
-//! - [`registry`]: which device is connected here, for push.
 //! - [`cluster`]: PostgreSQL `LISTEN/NOTIFY` so a task made on any node reaches its device.
 
 pub(crate) mod cluster;
 pub(crate) mod device_http;
 pub(crate) mod files;
 pub(crate) mod gateway;
-pub(crate) mod registry;
 
 use axum::Router;
 
