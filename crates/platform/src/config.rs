@@ -1,4 +1,4 @@
-//! Typed settings of `rollcall serve`, with the defaults of PRODUCT.md.
+//! Typed settings of `rollcall serve`, with the defaults of docs/PRODUCT.md (RC-PROD-02, RC-PROD-04).
 //!
 //! Layering (defaults → config file → `ROLLCALL_*` environment → flags) is done by the
 //! binary; this module owns the names, the defaults and the derived values (database URL,
@@ -50,7 +50,7 @@ pub struct Settings {
     /// Distinguishes nodes sharing one database in generated ids (0..1023); random if unset.
     pub node_id: Option<u16>,
     /// Check enrolment face photos with the face detector (one face, ≥ 128×128 px, ≥ 1/3 of
-    /// the picture — DEVICES.md). Off only for load tests with synthetic photos.
+    /// the picture — RC-DEV-09, RC-DEV-10). Off only for load tests with synthetic photos.
     pub face_rules: bool,
 }
 

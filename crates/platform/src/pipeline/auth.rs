@@ -1,4 +1,4 @@
-//! C_AUTH (§2.1): vendor credentials in, a token out. Registers an unknown sn as unbound
+//! C_AUTH (ZJ-CRED-03, ZJ-CRED-04, ZJ-DEV-02, ZJ-DEV-03, ZJ-TOKEN-01): vendor credentials in, a token out. Registers an unknown sn as unbound
 //! when `auto_register` is on (after the credentials and signature check out, so junk never
 //! registers a device).
 
@@ -38,6 +38,7 @@ pub(super) async fn handle(
         .await?
         .filter(|c| sign::matches(c.access_key.expose(), &req.access_key))
         .ok_or(DeviceError::AuthFailed("credentials"))?;
+    // ZJ-CRED-03: the pair rotated away (id and key both matching) gets 401_02.
     if cred.revoked_at.is_some() {
         return Err(DeviceError::CredentialsRevoked);
     }

@@ -1,4 +1,4 @@
-//! X_COLLECT_PERSON (§7, ext): a collection device (采集设备) enrols a worker once; a collector
+//! X_COLLECT_PERSON (ZJ-COLLECT-01 to ZJ-COLLECT-06, ext): a collection device (采集设备) enrols a worker once; a collector
 //! bound to a project also enrols the worker into it, so the worker reaches every gate of
 //! the site at once. A worker already enrolled (same ID-card number) keeps their person id.
 
@@ -23,7 +23,7 @@ pub(super) async fn handle(
     let idcard = IdCardNo::parse(&p.idcard_no, today_beijing(authed.now))
         .map_err(|e| DeviceError::param(format!("idcardNo: {e}")))?;
     // Every image is base64 (400_02 naming it); the ID-card images are JPEG/PNG and the iris
-    // images 640×480 single-channel 8-bit (DEVICES.md "Enrollment data"). The face's own
+    // images 640×480 single-channel 8-bit (RC-DEV-14). The face's own
     // rules follow.
     for (name, bytes) in p.decode_images()? {
         let checked = match name {

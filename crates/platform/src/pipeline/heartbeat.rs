@@ -1,4 +1,4 @@
-//! C_HEARTBEAT (§2.2): presence in memory (written behind), and the tasks the device is due
+//! C_HEARTBEAT (ZJ-HB-01 to ZJ-HB-04): presence in memory (written behind), and the tasks the device is due
 //! ([`tasks::due`], which skips the query for devices known to have no open task).
 
 use rollcall_protocol::envelope::Request;

@@ -1,11 +1,11 @@
 //! The request pipeline shared by the TCP gateway and the HTTP device API.
 //!
-//! Every request goes through the same checks in the precedence order of PROTOCOL.md §4:
+//! Every request goes through the same checks in the precedence order of ZJ-ERR-04 (docs/PROTOCOL.md):
 //! envelope (`Request::check`: 400_01, 402_0x, 404_01, 400_05) → device (400_06) →
 //! credentials (401_02) → token (401_01) → signature (400_04, or 400_02 for a param the
 //! image cut cannot tokenize) → rate limit (429_01) → the interface's handler (400_02,
 //! 405_01, 403_0x). The answer is signed with the device's secret whenever it is known, and
-//! a success is JWE-encrypted for vendors with a registered key (§6).
+//! a success is JWE-encrypted for vendors with a registered key (ZJ-JWE-02).
 
 mod auth;
 mod collect;
@@ -34,7 +34,7 @@ use crate::runtime::util::now_ms;
 use crate::state::App;
 use crate::store::Device;
 
-/// What a TCP connection knows about itself, for the binding rules of §1.3.
+/// What a TCP connection knows about itself, for the binding rules (ZJ-CONN-01 to ZJ-CONN-03).
 ///
 /// It lives in the connection's task for the connection's whole life, idle most of it, so it
 /// is kept small (BENCHMARKS.md, "idle"): the sn is shared with the registry, the turnstile
@@ -225,7 +225,7 @@ async fn handle_arrived(
     response
 }
 
-/// JWE-encrypts a success response for vendors with a key (§6).
+/// JWE-encrypts a success response for vendors with a key (ZJ-JWE-02, ZJ-JWE-03).
 fn encrypt(signer: &Signer, text: Option<String>) -> Result<Option<String>, DeviceError> {
     match (&signer.rsa_public_key, text) {
         (Some(pem), Some(text)) => {
@@ -238,7 +238,7 @@ fn encrypt(signer: &Signer, text: Option<String>) -> Result<Option<String>, Devi
     }
 }
 
-/// The secret to sign an error with, when the platform knows the device's (§2): the
+/// The secret to sign an error with, when the platform knows the device's (ZJ-SIGN-11): the
 /// registered sn's vendor; for C_AUTH, the presented credential's when it is valid.
 async fn error_secret(app: &App, req: &Request, api: Option<ApiCode>) -> Option<String> {
     if api == Some(ApiCode::Auth) {
@@ -337,6 +337,7 @@ async fn authenticate(
         .directory
         .credential(app.store.as_ref(), &owner.access_id, now)
         .await?;
+    // ZJ-CRED-03: a token issued under credentials since rotated gets 401_02.
     if cred.as_ref().is_none_or(|c| c.revoked_at.is_some()) {
         return Err(DeviceError::CredentialsRevoked);
     }

@@ -1,4 +1,4 @@
-//! The task interfaces a device calls with a taskid (§3): person pages, deletions, clear,
+//! The task interfaces a device calls with a taskid (ZJ-PERSON-02 to ZJ-PERSON-06, ZJ-FW-01, ZJ-RECON-01): person pages, deletions, clear,
 //! firmware, and the reconciliation upload.
 
 use rollcall_protocol::ApiCode;
@@ -38,7 +38,7 @@ pub(super) async fn page(
     api: ApiCode,
     authed: &Authed,
 ) -> Result<Option<String>, DeviceError> {
-    // 400_02 comes before 405_01 (§4).
+    // 400_02 comes before 405_01 (ZJ-ERR-04).
     let p: PageParam = param(req)?;
     let task = owned_task(app, req, api, authed).await?;
     let size = p.effective_size();
@@ -109,7 +109,7 @@ pub(super) async fn reconcile(
     req: &Request,
     authed: &Authed,
 ) -> Result<Option<String>, DeviceError> {
-    // 400_02 comes before 405_01 (§4).
+    // 400_02 comes before 405_01 (ZJ-ERR-04).
     let mut p: PostDevicePersonParam = param(req)?;
     if p.current_page == 0 || p.total_page == 0 || p.current_page > p.total_page {
         return Err(DeviceError::param(format!(

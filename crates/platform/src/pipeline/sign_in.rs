@@ -1,4 +1,4 @@
-//! C_SIGN_IN (§2.3): validate, flag, and store durably before answering. Idempotent on
+//! C_SIGN_IN (ZJ-SIGNIN-01 to ZJ-SIGNIN-09): validate, flag, and store durably before answering. Idempotent on
 //! (sn, personId, recordTime, type): a resend answers success with the first record's id.
 
 use bytes::Bytes;
@@ -20,7 +20,7 @@ pub(super) async fn handle(
     ticket: Option<Ticket>,
 ) -> Result<Option<String>, DeviceError> {
     let p: SignInParam = param(req)?;
-    // Not base64: 400_02 (before the 403_0x checks, §4). Base64 of something that is not an
+    // Not base64: 400_02 (ZJ-SIGNIN-03, before the 403_0x checks of ZJ-ERR-04). Base64 of something that is not an
     // acceptable photo: stored without it, flagged photo_rejected.
     let img = p.decode_img()?;
     p.validate()?;

@@ -1,4 +1,4 @@
-//! T_GET_TASKS and T_UPDATE_TASKS_STATUS (§3): handing out task params and taking outcomes.
+//! T_GET_TASKS and T_UPDATE_TASKS_STATUS (ZJ-PERSON-01, ZJ-STATUS-01 to ZJ-STATUS-04): handing out task params and taking outcomes.
 
 use rollcall_protocol::ApiCode;
 use rollcall_protocol::envelope::Request;

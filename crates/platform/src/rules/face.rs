@@ -1,7 +1,7 @@
 //! The face rules of an enrolment face photo: exactly one face, at least 128×128 px, and at least
 //! 1/3 of the picture — checked with a real face detector, not assumed.
 //!
-//! DEVICES.md (enrolment, "face photo"): JPEG or PNG under 400 KB, face region ≥ 128×128 px, face
+//! docs/DEVICES.md RC-DEV-07 to RC-DEV-12 (enrolment, "face photo"): JPEG or PNG under 400 KB, face region ≥ 128×128 px, face
 //! ≥ 1/3 of the picture (read as: the face box is at least 1/3 of the picture's width **and** of
 //! its height), exactly one face. This module owns everything after the container checks:
 //! decoding the pixels, finding the faces, and the three face rules. The container rules (size,
@@ -87,7 +87,7 @@ use crate::rules::photo::{self, PhotoError, PhotoFormat};
 /// The SeetaFace frontal detection model, compiled in (see `assets/README.md`).
 static MODEL_BYTES: &[u8] = include_bytes!("../../assets/seeta_fd_frontal_v1.0.bin");
 
-/// Smallest face region accepted, in pixels a side (DEVICES.md).
+/// Smallest face region accepted, in pixels a side (RC-DEV-09).
 pub const MIN_FACE_SIDE: u32 = 128;
 /// Longest side of the picture the detector scans (larger pictures are downscaled first).
 pub const WORK_SIDE: u32 = 320;

@@ -1,14 +1,14 @@
 //! Electronic fences (电子围栏) and the point-in-fence test behind the `outside_fence` flag of
-//! mobile attendance (PROTOCOL.md §5, DEVICES.md §5(2)).
+//! mobile attendance (ZJ-SIGNIN-07, ZJ-SIGNIN-08, RC-DEV-20).
 //!
-//! A project's fence is JSON in one of the two forms of PRODUCT.md:
+//! A project's fence is JSON in one of the two forms of docs/PRODUCT.md (RC-PROD-09, `POST /projects`):
 //! `{"center": {"longitude", "latitude"}, "radiusMeters"}` or `{"polygon": [[lng, lat], …]}`.
 //!
 //! Key decisions:
 //!
 //! - **No datum conversion.** The project's `coordinateSystem` ([`CoordinateSystem`], GCJ-02 by
 //!   default, or WGS-84) describes both its fence and the coordinates its devices send
-//!   (PROTOCOL.md §5). Both sides of the test are therefore in the same system and
+//!   (ZJ-SIGNIN-08). Both sides of the test are therefore in the same system and
 //!   [`Fence::contains`] never converts between GCJ-02 and WGS-84 (an offset of several hundred
 //!   metres in China, which would be wrong to apply here).
 //! - A circle is tested with the haversine great-circle distance ([`distance_meters`], mean earth
@@ -44,7 +44,7 @@ pub struct Point {
     pub latitude: f64,
 }
 
-/// A project's electronic fence, in the JSON forms of PRODUCT.md.
+/// A project's electronic fence, in the JSON forms of docs/PRODUCT.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Fence {

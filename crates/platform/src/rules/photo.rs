@@ -156,7 +156,7 @@ mod tests {
     const FACE3_PNG: &[u8] = include_bytes!("../../tests/data/face3.png");
     const IRIS_BMP: &[u8] = include_bytes!("../../tests/data/iris.bmp");
     const MAX: usize = 409_600;
-    /// The 1x1 JPEG of the PROTOCOL.md test vectors.
+    /// The 1x1 JPEG of the protocol test vectors.
     const TINY_JPEG_B64: &str = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDA0NDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q==";
 
     #[test]

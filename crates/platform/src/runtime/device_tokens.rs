@@ -1,4 +1,4 @@
-//! Device tokens with sliding idle expiry (PROTOCOL.md §3).
+//! Device tokens with sliding idle expiry (ZJ-TOKEN-01, ZJ-TOKEN-02, ZJ-TOKEN-03; docs/PROTOCOL.md).
 //!
 //! A token is stored when issued (so it survives a restart and is valid on every node) and
 //! cached here. Every use slides its expiry in memory; the touches are written behind by the

@@ -1,4 +1,4 @@
-//! Durable attendance ingest with group commit (PROTOCOL.md §5 C_SIGN_IN).
+//! Durable attendance ingest with group commit (ZJ-SIGNIN-05 idempotent, ZJ-SIGNIN-06 durable before acknowledged).
 //!
 //! A sign-in is answered only after its record and photo are durable. Doing that one record
 //! at a time would cost an fsync each; instead every sign-in handler hands its record to one

@@ -1,4 +1,4 @@
-//! Prometheus metrics of one platform instance (PRODUCT.md "Operable").
+//! Prometheus metrics of one platform instance (docs/PRODUCT.md RC-PROD-15).
 //!
 //! The recorder belongs to the app state, not to the process: `metrics`' global recorder
 //! would make two platforms in one test process share counters. Handlers call the typed

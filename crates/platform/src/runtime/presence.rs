@@ -1,4 +1,4 @@
-//! Online/offline state of devices (PROTOCOL.md §5 C_HEARTBEAT).
+//! Online/offline state of devices (ZJ-HB-03 online window, ZJ-HB-04 what is recorded).
 //!
 //! A device is online while its last heartbeat is younger than `offline_after`. Heartbeats
 //! update memory only; the housekeeper writes the latest state and every transition behind,

@@ -1,5 +1,5 @@
 //! Attendance records: stored and flagged, never rejected for business reasons
-//! (PROTOCOL.md §5 C_SIGN_IN). This module decides the flags; [`crate::runtime::ingest`] stores.
+//! (ZJ-SIGNIN-07 flags, ZJ-SIGNIN-08 coordinates). This module decides the flags; [`crate::runtime::ingest`] stores.
 
 use rollcall_protocol::params::{AttendanceType, BitType, SignInParam};
 
@@ -8,7 +8,7 @@ use crate::state::App;
 use crate::store::{Device, StoreResult};
 
 /// A record received more than this long after it was taken is flagged `late_upload`
-/// (devices must upload within 10 s while online, DEVICES.md).
+/// (devices must upload within 10 s while online, RC-DEV-19).
 pub const LATE_UPLOAD_MS: i64 = 10_000;
 
 /// Every flag a record can carry, as the admin API spells it.

@@ -1,5 +1,5 @@
 //! Devices: registration, binding to projects and the roster tasks binding makes
-//! (PROTOCOL.md §5 "Binding").
+//! (ZJ-TASK-07 binding, ZJ-TASK-08 unbinding, ZJ-TASK-09 unbound devices).
 //!
 //! Binding a device to a project, or rebinding it, makes one T_SEND_PERSON (which supersedes
 //! its older person tasks: the device replaces its whole list). Unbinding makes a

@@ -1,4 +1,4 @@
-//! Reconciliation (PROTOCOL.md §5 T_POST_DEVICE_PERSON): the device's uploaded list compared
+//! Reconciliation (ZJ-RECON-05, ZJ-RECON-06): the device's uploaded list compared
 //! with its roster — missing, extra and face-less persons — and the tasks that repair it.
 
 use rollcall_protocol::ApiCode;

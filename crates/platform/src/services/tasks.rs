@@ -1,4 +1,4 @@
-//! Tasks (PROTOCOL.md §5 "Tasks"): creation with merging and superseding, push to a
+//! Tasks (ZJ-TASK-01 to ZJ-TASK-08): creation with merging and superseding, push to a
 //! connected device, and the param a device receives.
 //!
 //! Rules, in one place:
@@ -126,7 +126,7 @@ pub async fn push_due(app: &App, sn: &Arc<str>) -> StoreResult<()> {
     Ok(())
 }
 
-/// At most this many due tasks at once (a heartbeat's answer, §5).
+/// At most this many due tasks at once (a heartbeat's answer, ZJ-HB-02).
 pub const MAX_DUE: u32 = 100;
 
 /// The device's due tasks (pending, or delivered and unfinished for `redelivery_secs`),

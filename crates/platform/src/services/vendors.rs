@@ -1,4 +1,4 @@
-//! Vendors and their credentials (PROTOCOL.md §3): generated here, 128 random bits each,
+//! Vendors and their credentials (ZJ-CRED-01, ZJ-CRED-03): generated here, 128 random bits each,
 //! shown once on creation and rotation. Rotation revokes the old pair (401_02).
 
 use rollcall_protocol::ids::Secret;

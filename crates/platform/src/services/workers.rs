@@ -1,5 +1,5 @@
 //! Workers and their enrolment in projects (进场/退场), and the device tasks each change
-//! makes (PROTOCOL.md §5): joining a project adds the workers to every device of the
+//! makes (ZJ-TASK-05, ZJ-PERSON-04, ZJ-PERSON-05): joining a project adds the workers to every device of the
 //! project (merged into a pending update when there is one); leaving makes a
 //! T_DEL_DEVICE_PERSON for each device.
 
@@ -247,7 +247,7 @@ pub async fn leave_project(app: &App, project_id: i64, person_id: i64) -> StoreR
     Ok(true)
 }
 
-/// Applies the face rules (DEVICES.md) to an enrolment photo, on the blocking pool: the
+/// Applies the face rules (docs/DEVICES.md RC-DEV-07 to RC-DEV-12) to an enrolment photo, on the blocking pool: the
 /// detector takes a good part of a second of CPU.
 pub async fn check_face(app: &App, photo: &std::sync::Arc<Vec<u8>>) -> Result<(), FieldError> {
     let Some(checker) = app.faces.clone() else {

@@ -1,4 +1,4 @@
-//! `POST /device/api` and `POST /device/api/{apicode}` (PROTOCOL.md §1, §1.4).
+//! `POST /device/api` and `POST /device/api/{apicode}` (ZJ-TRANS-01 to ZJ-TRANS-04, ZJ-HTTP-01 to ZJ-HTTP-05).
 //!
 //! HTTP status is 200 for every answer with a protocol body — also for a body that is not
 //! JSON (400_02). A body over `max_body_bytes` gets 413 with a `413_01` body.

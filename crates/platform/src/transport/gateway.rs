@@ -1,4 +1,4 @@
-//! The TCP gateway (PROTOCOL.md §1.1, §1.3): one task per connection.
+//! The TCP gateway (ZJ-FRAME-01 to ZJ-FRAME-05, ZJ-CONN-01 to ZJ-CONN-08): one task per connection.
 //!
 //! A connection reads frames with the protocol crate's decoder and handles requests
 //! **concurrently but answers in request order** (a device keeps a window of sign-ins in

@@ -1,4 +1,4 @@
-//! C_AUTH (PROTOCOL.md §3): credentials in, a token out, over both transports; device
+//! C_AUTH (ZJ-CRED-03, ZJ-CRED-04, ZJ-DEV-01 to ZJ-DEV-04, ZJ-TOKEN-01 to ZJ-TOKEN-05): credentials in, a token out, over both transports; device
 //! registration, disabled devices, foreign sns, unknown and rotated credentials.
 
 use rollcall_protocol::{ApiCode, ErrorCode};

@@ -1,4 +1,4 @@
-//! X_COLLECT_PERSON (PROTOCOL.md §7): a collection device enrols a worker over HTTP.
+//! X_COLLECT_PERSON (ZJ-COLLECT-01 to ZJ-COLLECT-06): a collection device enrols a worker over HTTP.
 
 use rollcall_protocol::params::{self, CollectPersonResponse};
 use rollcall_protocol::{ApiCode, ErrorCode};

@@ -1,4 +1,4 @@
-//! Every error code of PROTOCOL.md §4, produced through a real socket. (413_01 and the
+//! Every error code of ZJ-ERR-02, produced through a real socket. (413_01 and the
 //! HTTP-only 400_01/400_02 cases are in `http` and `framing`; 400_06 and 401_02 in `auth`;
 //! combined cases in `precedence`.)
 

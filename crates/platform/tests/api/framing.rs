@@ -1,4 +1,4 @@
-//! TCP framing (PROTOCOL.md §1.1): a corrupt or oversize stream costs only its own
+//! TCP framing (ZJ-FRAME-01 to ZJ-FRAME-05): a corrupt or oversize stream costs only its own
 //! connection; split and coalesced frames are reassembled.
 
 use std::time::Duration;

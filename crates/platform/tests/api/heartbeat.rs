@@ -1,4 +1,4 @@
-//! C_HEARTBEAT (PROTOCOL.md §5): the task list, and what a heartbeat records.
+//! C_HEARTBEAT (ZJ-HB-01 to ZJ-HB-04): the task list, and what a heartbeat records.
 
 use rollcall_protocol::ApiCode;
 

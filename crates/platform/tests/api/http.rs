@@ -1,4 +1,4 @@
-//! The HTTP device API (PROTOCOL.md §1, §1.4, §1.5): status codes, the path alias, lenient
+//! The HTTP device API (ZJ-TRANS-02 to ZJ-TRANS-04, ZJ-HTTP-01 to ZJ-HTTP-05, ZJ-JSON-01 to ZJ-JSON-04): status codes, the path alias, lenient
 //! bodies and object params signed over their raw text.
 
 use rollcall_protocol::envelope::Response;

@@ -1,4 +1,4 @@
-//! Encrypted responses (PROTOCOL.md §6): a vendor with a registered RSA key gets every
+//! Encrypted responses (ZJ-JWE-01 to ZJ-JWE-05): a vendor with a registered RSA key gets every
 //! success response as JWE (RSA-OAEP-256 + A256GCM), signed over the JWE string; errors and
 //! acknowledgements stay in clear.
 

@@ -1,5 +1,5 @@
 //! The platform's socket-level integration suite: a real platform in-process, real TCP and
-//! HTTP, every request signed and every response verified as a device would (PROTOCOL.md).
+//! HTTP, every request signed and every response verified as a device would (docs/PROTOCOL.md).
 //!
 //! One binary, one module per area; the harness is in `helpers`.
 

@@ -1,4 +1,4 @@
-//! The task interfaces a device calls with a taskid (PROTOCOL.md §5): roster pages and face
+//! The task interfaces a device calls with a taskid (ZJ-PERSON-01 to ZJ-PERSON-06): roster pages and face
 //! downloads, deletion, clear, reconciliation, firmware.
 
 use rollcall_protocol::params::{self, DelPersonResponse, FirmwareInfo};

@@ -1,4 +1,4 @@
-//! Pipelining (PROTOCOL.md §1.3): many requests in flight on one connection, answered in
+//! Pipelining (ZJ-CONN-05, ZJ-CONN-06): many requests in flight on one connection, answered in
 //! request order, each stored once.
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! Which error wins when several apply (PROTOCOL.md §4): 413_01 → 400_01 → 402_0x, 402_08
+//! Which error wins when several apply (ZJ-ERR-04, ZJ-ERR-05): 413_01 → 400_01 → 402_0x, 402_08
 //! → 404_01 → 400_05 → 400_06 → 401_02 → 401_01 → 400_04 → 429_01 → 400_02 → 405_01 →
 //! 403_0x.
 

@@ -1,4 +1,4 @@
-//! Presence (PROTOCOL.md §5 C_HEARTBEAT): online while heartbeats are recent, offline after
+//! Presence (ZJ-HB-03, ZJ-HB-04): online while heartbeats are recent, offline after
 //! `offline_after_secs`, and a durable online/offline history.
 
 use crate::helpers::*;

@@ -1,4 +1,4 @@
-//! C_SIGN_IN (PROTOCOL.md §5): stored and flagged, never rejected for business reasons;
+//! C_SIGN_IN (ZJ-SIGNIN-01 to ZJ-SIGNIN-09): stored and flagged, never rejected for business reasons;
 //! idempotent; photos kept behind signed URLs.
 
 use serde_json::{Value, json};

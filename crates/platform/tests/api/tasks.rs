@@ -1,4 +1,4 @@
-//! Tasks (PROTOCOL.md §1.3 commands, §5 Tasks): push on creation, binding and
+//! Tasks (ZJ-CONN-07, ZJ-CONN-08 commands; ZJ-TASK-03 to ZJ-TASK-09): push on creation, binding and
 //! superseding, the heartbeat's list, T_GET_TASKS, status reports, merging, redelivery.
 
 use rollcall_protocol::params::TaskItem;

@@ -3,7 +3,7 @@
 //! per-person sync state.
 //!
 //! Registration and patches go through `services::devices`, which applies the binding rules
-//! of PROTOCOL.md §5: binding or rebinding makes a T_SEND_PERSON, unbinding a
+//! of ZJ-TASK-07 and ZJ-TASK-08: binding or rebinding makes a T_SEND_PERSON, unbinding a
 //! T_CLEAR_DEVICE_PERSON. `projectId: null` in a patch unbinds; an absent `projectId` leaves
 //! the binding alone.
 

@@ -1,4 +1,4 @@
-//! The admin REST API under `/api/v1` (PRODUCT.md "Admin REST API"), plus `/healthz` and
+//! The admin REST API under `/api/v1` (docs/PRODUCT.md RC-PROD-08, RC-PROD-09), plus `/healthz` and
 //! `/metrics`. JSON in and out, `Authorization: Bearer <admin token>`, errors as
 //! `{"error": {"code", "message", …}}` ([`error::ApiError`]); ids are decimal strings and
 //! times epoch milliseconds.
