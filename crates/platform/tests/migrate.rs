@@ -8,6 +8,8 @@
 //! (e.g. `postgres://postgres@127.0.0.1:5432/test`), in a schema of its own; schemas left by
 //! earlier runs are dropped once they are stale.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use rollcall_platform::rules::geo::{CoordinateSystem, Fence, Point};
 use rollcall_platform::store::copy::{self, CopyError, Options, Progress, Summary, TABLES};
 use rollcall_platform::store::sql::SqlStore;

@@ -5,6 +5,8 @@
 //! Each chapter covers one group of `Store` methods; the chapters share one database, so the
 //! ids they use are distinct.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! raw text kept for the signature, the stateless checks in §4's precedence order, and
 //! responses written for both transports.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use rollcall_protocol::envelope::{Command, Request, Response, Transport};
 use rollcall_protocol::sign;
 use rollcall_protocol::time::Timestamp;

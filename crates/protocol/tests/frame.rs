@@ -1,6 +1,8 @@
 //! Framing: round trips over arbitrary packets and arbitrary split points of the stream,
 //! the size and varint limits, and the decoder's refusal to panic on any bytes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use bytes::BytesMut;
 use proptest::prelude::*;
 use prost::Message;

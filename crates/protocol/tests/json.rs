@@ -1,5 +1,7 @@
 //! Lenient JSON: tokenizing, JSON5 → strict rewriting, and the image cut of §2.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use proptest::prelude::*;
 use rollcall_protocol::json::{Cut, Doc, cut_members, to_strict};
 use serde_json::Value;

@@ -3,6 +3,8 @@
 //! Keys are fixtures in `tests/data/jwe/` (see the README there): RSA key generation is far too
 //! slow for debug-mode tests.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use std::sync::LazyLock;
 
 use base64::Engine as _;

@@ -1,6 +1,8 @@
 //! Typed params and responses (§5, §7): lenient reading, strict writing, member-naming
 //! errors, the 403 rules of C_SIGN_IN, and round trips through strict and relaxed JSON.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use proptest::prelude::*;
 use rollcall_protocol::params::*;
 use rollcall_protocol::{ApiCode, ErrorCode, ProtocolError};

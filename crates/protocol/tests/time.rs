@@ -1,5 +1,7 @@
 //! Beijing-time wire timestamps and the skew check (PROTOCOL.md §3).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use proptest::prelude::*;
 use rollcall_protocol::time::{SkewError, TimeError, Timestamp, check_skew};
 

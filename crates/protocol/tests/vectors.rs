@@ -1,6 +1,8 @@
 //! The golden vectors of `PROTOCOL.md` (`tests/data/frames.json`, `tests/data/sign.json`),
 //! computed by an independent implementation. Every vector must pass, byte for byte.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use bytes::BytesMut;
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError};
 use rollcall_protocol::sign::{self, SignFields};

@@ -10,6 +10,8 @@
 //! another project, signs in and neither sees the worker in the list nor opens their page
 //! (404). Nothing sleeps: every wait polls a condition against a deadline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

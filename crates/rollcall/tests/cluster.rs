@@ -4,6 +4,8 @@
 //! stored once. Runs when `ROLLCALL_TEST_DATABASE_URL` is set, in a schema of its own
 //! (`TestDb`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! sign-ins over TCP as a device would, SIGKILL the process mid-ingest, restart it on the
 //! same data dir, and check that every record it acknowledged is stored exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::collections::HashMap;

@@ -4,6 +4,8 @@
 //! their photos, reports the task's status and uploads attendance that shows up once in the
 //! admin API — against the real `rollcall serve` binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 mod common;
 
 use std::path::Path;

@@ -4,6 +4,8 @@
 //! Sizes: the roster and backlog stories run at a tenth of the size of DEVICES.md (1,000
 //! persons, 6,000 records) unless `ROLLCALL_FULL_SIZE=1` (10,000 persons, 60,000 records).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
+
 mod backlog;
 mod crash;
 mod helpers;

@@ -31,6 +31,10 @@ pub fn random_hex128() -> String {
 }
 
 /// Fills `buf` from the operating system's random source.
+#[allow(
+    clippy::expect_used,
+    reason = "a server that mints credentials cannot go on without the OS random source"
+)]
 pub fn fill_random(buf: &mut [u8]) {
     // The OS random source failing is unrecoverable for a server that mints credentials.
     getrandom::fill(buf).expect("the operating system's random source is unavailable");

@@ -109,6 +109,10 @@ impl TestDb {
 
     /// [`TestDb::open`] for a PostgreSQL-only test: a server that cannot be reached fails the
     /// test with a one-line instruction instead of skipping it.
+    #[allow(
+        clippy::panic,
+        reason = "test support: the PostgreSQL-only test fails here, with its instruction"
+    )]
     pub async fn open_postgres(&self) -> SqlStore {
         match self.open().await {
             Ok(store) => store,
