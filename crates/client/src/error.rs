@@ -8,30 +8,30 @@ use serde_json::Value;
 pub enum ClientError {
     /// The request did not complete: connection refused or reset, a timeout, a body that
     /// could not be read.
-    #[error("{method} {path}: {source}")]
+    #[error("{request}: {source}")]
     Transport {
-        method: String,
-        path: String,
+        /// `METHOD /path`.
+        request: String,
         #[source]
         source: reqwest::Error,
     },
     /// The API answered with another status than the call's success status. `code` and
     /// `message` come from the error body `{"error": {"code", "message", …}}` (empty when the
     /// body is not one); `body` is the whole body (JSON, or the text as a JSON string).
-    #[error("{method} {path}: HTTP {status} {code}: {message}")]
+    #[error("{request}: HTTP {status} {code}: {message}")]
     Api {
-        method: String,
-        path: String,
+        /// `METHOD /path`.
+        request: String,
         status: u16,
         code: String,
         message: String,
         body: Value,
     },
     /// A success whose body is not the expected shape.
-    #[error("{method} {path}: unexpected answer: {source}")]
+    #[error("{request}: unexpected answer: {source}")]
     Decode {
-        method: String,
-        path: String,
+        /// `METHOD /path`.
+        request: String,
         #[source]
         source: serde_json::Error,
     },
@@ -80,8 +80,7 @@ impl ClientError {
                 .to_owned()
         };
         ClientError::Api {
-            method: method.to_owned(),
-            path: path.to_owned(),
+            request: format!("{method} {path}"),
             status,
             code: field("code"),
             message: field("message"),

@@ -364,8 +364,7 @@ const NO_BODY: Option<&Value> = None;
 
 fn transport(method: &Method, path: &str, e: reqwest::Error) -> ClientError {
     ClientError::Transport {
-        method: method.to_string(),
-        path: path.to_owned(),
+        request: format!("{method} {path}"),
         source: e.without_url(),
     }
 }
@@ -411,8 +410,7 @@ fn success(
 
 fn decode<T: DeserializeOwned>(method: &Method, path: &str, v: Value) -> Result<T, ClientError> {
     serde_json::from_value(v).map_err(|source| ClientError::Decode {
-        method: method.to_string(),
-        path: path.to_owned(),
+        request: format!("{method} {path}"),
         source,
     })
 }
