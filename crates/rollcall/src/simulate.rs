@@ -19,13 +19,15 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use rollcall_client::{
+    AdminClient, ClientError, DevicePatch, NewDevice, NewProject, NewVendor, NewWorker,
+};
 use rollcall_device::backoff::Rng;
 use rollcall_device::photo::sample::{FACE_JPEG, SMALL_JPEG};
 use rollcall_device::{
     AttendanceRecord, Credentials, Device, DeviceConfig, DeviceEvent, DeviceHandle,
 };
 use rollcall_protocol::ids::Secret;
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 /// Flags of `rollcall simulate`.
@@ -111,8 +113,8 @@ impl Pattern {
 enum SimError {
     #[error("{0}")]
     Usage(String),
-    #[error("admin API {what}: {detail}")]
-    Admin { what: String, detail: String },
+    #[error("admin API {0}")]
+    Admin(#[from] ClientError),
     #[error(transparent)]
     Sdk(#[from] rollcall_device::SdkError),
     #[error("cannot start the runtime: {0}")]
@@ -162,55 +164,6 @@ fn init_tracing() {
         .try_init();
 }
 
-/// The admin API, as an operator would use it.
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: Secret,
-}
-
-impl Admin {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), SimError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base))
-            .bearer_auth(self.token.expose());
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| SimError::Admin {
-            what: path.to_owned(),
-            detail: e.without_url().to_string(),
-        })?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-
-    async fn expect(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: &Value,
-        ok: &[u16],
-    ) -> Result<(u16, Value), SimError> {
-        let (status, v) = self.send(method, path, Some(body)).await?;
-        if ok.contains(&status) {
-            Ok((status, v))
-        } else {
-            Err(SimError::Admin {
-                what: path.to_owned(),
-                detail: format!("HTTP {status}: {}", v["error"]["message"]),
-            })
-        }
-    }
-}
-
 /// Vendor credentials, a project with enrolled workers, devices bound to it.
 async fn set_up(args: &SimulateArgs, sns: &[String]) -> Result<Credentials, SimError> {
     let given = match (&args.access_id, &args.access_key, &args.access_secret) {
@@ -230,39 +183,32 @@ async fn set_up(args: &SimulateArgs, sns: &[String]) -> Result<Credentials, SimE
             )
         });
     };
-    let admin = Admin {
-        http: reqwest::Client::new(),
-        base: args.http.trim_end_matches('/').to_owned(),
-        token: token.clone(),
-    };
-    use reqwest::Method;
+    let admin = AdminClient::new(&args.http, token.expose());
     let (creds, vendor_id) = match given {
         Some(c) => {
             // Find the vendor these credentials belong to (devices are registered under it).
-            let (_, list) = admin.send(Method::GET, "/vendors", None).await?;
-            let id = list["vendors"]
-                .as_array()
+            let list = match admin.list_vendors().await {
+                Ok(list) => list,
+                Err(e @ ClientError::Transport { .. }) => return Err(e.into()),
+                Err(_) => Vec::new(),
+            };
+            let id = list
                 .into_iter()
-                .flatten()
-                .find(|v| v["accessId"] == c.access_id.as_str())
-                .and_then(|v| v["id"].as_str())
-                .map(str::to_owned);
+                .find(|v| v.access_id == c.access_id.as_str())
+                .map(|v| v.id);
             (c, id)
         }
         None => {
-            let (_, v) = admin
-                .expect(
-                    Method::POST,
-                    "/vendors",
-                    &json!({"name": format!("模拟厂商 {}", args.sn_prefix)}),
-                    &[201],
-                )
+            let v = admin
+                .create_vendor(&NewVendor {
+                    name: format!("模拟厂商 {}", args.sn_prefix),
+                    ..NewVendor::default()
+                })
                 .await?;
-            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-            eprintln!("厂商 / vendor: id {} accessId {}", s("id"), s("accessId"));
+            eprintln!("厂商 / vendor: id {} accessId {}", v.id, v.access_id);
             (
-                Credentials::new(s("accessId"), s("accessKey"), s("accessSecret")),
-                Some(s("id")),
+                Credentials::new(v.access_id, v.access_key, v.access_secret),
+                Some(v.id),
             )
         }
     };
@@ -270,61 +216,55 @@ async fn set_up(args: &SimulateArgs, sns: &[String]) -> Result<Credentials, SimE
         // Credentials the admin API does not list: let the devices register themselves.
         return Ok(creds);
     };
-    let (_, p) = admin
-        .expect(
-            Method::POST,
-            "/projects",
-            &json!({"name": format!("模拟工地 {}", args.sn_prefix)}),
-            &[201],
-        )
-        .await?;
-    let project = p["id"].as_str().unwrap_or_default().to_owned();
+    let project = admin
+        .create_project(&NewProject {
+            name: format!("模拟工地 {}", args.sn_prefix),
+            ..NewProject::default()
+        })
+        .await?
+        .id;
     let face = base64::engine::general_purpose::STANDARD.encode(FACE_JPEG);
     let mut rng = Rng::from_entropy();
     let base = rng.below(300_000) as u32;
     let mut persons = Vec::with_capacity(args.workers);
     for i in 0..args.workers {
-        let body = json!({
-            "idcardNo": idcard(base + i as u32),
-            "name": format!("模拟工人{:03}", i + 1),
-            "facePhoto": face,
-        });
-        let (status, w) = admin
-            .expect(Method::POST, "/workers", &body, &[201, 409])
-            .await?;
-        let id = if status == 201 {
-            w["personId"].as_str()
-        } else {
-            w["error"]["personId"].as_str()
+        let body = NewWorker {
+            idcard_no: idcard(base + i as u32),
+            name: format!("模拟工人{:03}", i + 1),
+            face_photo: face.clone(),
+            ..NewWorker::default()
         };
-        if let Some(id) = id {
-            persons.push(id.to_owned());
+        match admin.create_worker(&body).await {
+            Ok(w) => persons.push(w.person_id),
+            // Enrolled by an earlier run: the answer names the worker.
+            Err(e) if e.status() == Some(409) => {
+                persons.extend(e.existing_person_id().map(str::to_owned));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     if !persons.is_empty() {
-        admin
-            .expect(
-                Method::POST,
-                &format!("/projects/{project}/workers"),
-                &json!({ "personIds": persons }),
-                &[200],
-            )
-            .await?;
+        admin.join_project(&project, &persons).await?;
     }
     for sn in sns {
-        let body = json!({"sn": sn, "vendorId": vendor_id, "projectId": project, "kind": "face"});
-        let (status, _) = admin
-            .expect(Method::POST, "/devices", &body, &[201, 409])
-            .await?;
-        if status == 409 {
-            admin
-                .expect(
-                    Method::PATCH,
-                    &format!("/devices/{sn}"),
-                    &json!({ "projectId": project }),
-                    &[200],
-                )
-                .await?;
+        let body = NewDevice {
+            sn: sn.clone(),
+            vendor_id: vendor_id.clone(),
+            project_id: Some(project.clone()),
+            kind: "face".to_owned(),
+            ..NewDevice::default()
+        };
+        match admin.create_device(&body).await {
+            Ok(_) => {}
+            // Registered by an earlier run: bind it.
+            Err(e) if e.status() == Some(409) => {
+                let bind = DevicePatch {
+                    project_id: Some(Some(project.clone())),
+                    ..DevicePatch::default()
+                };
+                admin.patch_device(sn, &bind).await?;
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     eprintln!(

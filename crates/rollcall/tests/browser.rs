@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use rollcall_client::{AdminClient, NewProject, NewUser, NewVendor};
 use rollcall_device::{AttendanceRecord, Credentials, Device, DeviceConfig, DeviceEvent};
 use rollcall_platform::store::Store;
 use rollcall_platform::store::test_db::TestDb;
@@ -156,19 +157,9 @@ impl TestPlatform {
         }
     }
 
-    /// An admin API call with the root token; the answer's JSON.
-    async fn admin(&self, path: &str, body: Value) -> Value {
-        let r = reqwest::Client::new()
-            .post(format!("{}/api/v1{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("admin API");
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "POST {path}: {status} {v}");
-        v
+    /// The admin API with the root token.
+    fn admin(&self) -> AdminClient {
+        AdminClient::new(&self.base, ADMIN_TOKEN)
     }
 }
 
@@ -178,10 +169,6 @@ impl Drop for TestPlatform {
             let _ = tx.send(());
         }
     }
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_owned()
 }
 
 /// Signs in through the form and waits for the dashboard.
@@ -241,28 +228,41 @@ async fn a_manager_registers_a_gate_enrols_workers_and_downloads_the_month() {
     let base = platform.base.clone();
 
     // Set-up through the admin API with the root token.
-    let vendor = platform
-        .admin("/vendors", json!({"name": "闸机厂商"}))
-        .await;
-    let a = text(
-        &platform
-            .admin("/projects", json!({"name": "西溪项目"}))
-            .await,
-        "id",
-    );
-    let b_project = text(
-        &platform
-            .admin("/projects", json!({"name": "滨江项目"}))
-            .await,
-        "id",
-    );
+    let admin = platform.admin();
+    let vendor = admin
+        .create_vendor(&NewVendor {
+            name: "闸机厂商".into(),
+            ..NewVendor::default()
+        })
+        .await
+        .expect("create a vendor");
+    let project = |name: &str| {
+        let admin = admin.clone();
+        let name = name.to_owned();
+        async move {
+            admin
+                .create_project(&NewProject {
+                    name,
+                    ..NewProject::default()
+                })
+                .await
+                .expect("create a project")
+                .id
+        }
+    };
+    let a = project("西溪项目").await;
+    let b_project = project("滨江项目").await;
     for (user, project) in [("manager_a", &a), ("manager_b", &b_project)] {
-        platform
-            .admin(
-                "/users",
-                json!({"username": user, "displayName": user, "password": PASSWORD, "role": "project_manager", "projectIds": [project]}),
-            )
-            .await;
+        admin
+            .create_user(&NewUser {
+                username: user.into(),
+                display_name: Some(user.into()),
+                password: PASSWORD.into(),
+                role: "project_manager".into(),
+                project_ids: vec![project.clone()],
+            })
+            .await
+            .expect("create a user");
     }
     let sn = "GATE-A-01";
     let browser = driver.browser().await;
@@ -281,7 +281,7 @@ async fn a_manager_registers_a_gate_enrols_workers_and_downloads_the_month() {
         .await
         .expect("type the sn");
     for (field, value) in [
-        ("vendor_id", text(&vendor, "id")),
+        ("vendor_id", vendor.id.clone()),
         ("project_id", a.clone()),
         ("kind", "gate".to_owned()),
         ("direction", "in".to_owned()),
@@ -311,9 +311,9 @@ async fn a_manager_registers_a_gate_enrols_workers_and_downloads_the_month() {
     // The gate: the device SDK, authenticated over the TCP gateway.
     let device_dir = tempfile::tempdir().expect("device dir");
     let creds = Credentials::new(
-        text(&vendor, "accessId"),
-        text(&vendor, "accessKey"),
-        text(&vendor, "accessSecret"),
+        vendor.access_id.clone(),
+        vendor.access_key.clone(),
+        vendor.access_secret.clone(),
     );
     let mut device = Device::open(DeviceConfig::new(
         sn,

@@ -11,12 +11,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{ADMIN, Device, Server, admin_post, start_with, stored};
+use common::{Device, Server, admin, start_with, stored, vendor};
+use rollcall_client::{DevicePatch, NewProject, NewWorker};
 use rollcall_platform::store::test_db::TestDb;
 use rollcall_protocol::envelope::{Command, Response};
 use rollcall_protocol::params::{self, SignInResponse};
 use rollcall_protocol::{ApiCode, Packet};
-use serde_json::json;
 
 const FACE: &[u8] = include_bytes!("../../platform/tests/data/face1.jpg");
 /// The acceptance bound of issue 6 for a cross-node push.
@@ -52,24 +52,28 @@ async fn two_nodes_share_one_database() {
     let mut b = node(dir_b.path(), &url, "2");
 
     // Everything administrative goes through node B.
-    let vendor = admin_post(&b.http, "/vendors", json!({"name": "two nodes"})).await;
-    let project = admin_post(&b.http, "/projects", json!({"name": "工地"})).await;
-    let pid = project["id"].as_str().unwrap().to_owned();
+    let admin = admin(&b.http);
+    let vendor = vendor(&b.http, "two nodes").await;
+    let project = admin
+        .create_project(&NewProject {
+            name: "工地".into(),
+            ..NewProject::default()
+        })
+        .await
+        .expect("create a project");
+    let pid = project.id;
 
     // The device lives on node A (auto-registered, unbound).
     let mut device = Device::connect(&a.tcp, "NODE-A-1", &vendor).await;
-    let secret = vendor["accessSecret"].as_str().unwrap().to_owned();
+    let secret = vendor.access_secret.clone();
 
     // Binding through node B makes a T_SEND_PERSON that node A must push.
     let started = Instant::now();
-    let resp = reqwest::Client::new()
-        .patch(format!("{}/api/v1/devices/NODE-A-1", b.http))
-        .bearer_auth(ADMIN)
-        .json(&json!({"projectId": pid}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "bind: {}", resp.status());
+    let bind = DevicePatch {
+        project_id: Some(Some(pid.clone())),
+        ..DevicePatch::default()
+    };
+    admin.patch_device("NODE-A-1", &bind).await.expect("bind");
     let (cmd, packet) = next_command(&mut device, CROSS_NODE_PUSH)
         .await
         .expect("node A pushes the task node B created");
@@ -82,20 +86,21 @@ async fn two_nodes_share_one_database() {
 
     // Enrolment through node B reaches the device on node A too.
     let face = base64::engine::general_purpose::STANDARD.encode(FACE);
-    let worker = admin_post(
-        &b.http,
-        "/workers",
-        json!({"idcardNo": "11010519491231002X", "name": "张三", "facePhoto": face}),
-    )
-    .await;
-    let person = worker["personId"].as_str().unwrap().to_owned();
+    let worker = admin
+        .create_worker(&NewWorker {
+            idcard_no: "11010519491231002X".into(),
+            name: "张三".into(),
+            face_photo: face,
+            ..NewWorker::default()
+        })
+        .await
+        .expect("enrol");
+    let person = worker.person_id;
     let started = Instant::now();
-    admin_post(
-        &b.http,
-        &format!("/projects/{pid}/workers"),
-        json!({"personIds": [person]}),
-    )
-    .await;
+    admin
+        .join_project(&pid, std::slice::from_ref(&person))
+        .await
+        .expect("join");
     // Pushes are at-least-once: a second copy of the bind's T_SEND_PERSON (same task id) may
     // come first and is skipped, as a device does with a task it already has.
     let bind_taskid = cmd.taskid.clone();

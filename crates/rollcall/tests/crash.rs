@@ -8,16 +8,16 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{Device, admin_post, start, stored};
+use common::{Device, start, stored, vendor};
 use rollcall_protocol::envelope::Request;
 use rollcall_protocol::params::{self, SignInResponse};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_record_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path());
-    let vendor = admin_post(&server.http, "/vendors", json!({"name": "crash"})).await;
+    let vendor = vendor(&server.http, "crash").await;
     let mut device = Device::connect(&server.tcp, "CRASH-1", &vendor).await;
 
     // Pipeline sign-ins in windows of 32 and kill the server while a window is in flight.

@@ -1,5 +1,5 @@
 //! The harness: the real platform in-process on `127.0.0.1:0` with a temporary data dir,
-//! set up through its admin HTTP API (`reqwest`, bearer token), and SDK devices that talk to
+//! set up through its admin HTTP API (`rollcall-client`, bearer token), and SDK devices that talk to
 //! it over real TCP and HTTP.
 //!
 //! Only bulk enrolment reaches inside the platform ([`TestPlatform::enrol_fast`]): 10,000
@@ -16,6 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use rollcall_client::{
+    AdminClient, AttendanceQuery, AttendanceRecord, Method, NewDevice, NewProject, NewVendor,
+    NewWorker, RawResponse,
+};
 use rollcall_device::photo::sample::SMALL_JPEG;
 use rollcall_device::{Credentials, DeviceConfig};
 use rollcall_platform::config::Settings;
@@ -24,7 +28,7 @@ use rollcall_platform::store::test_db::TestDb;
 use rollcall_platform::store::{Store, Worker};
 use rollcall_platform::{Listeners, Platform, StartupError};
 use rollcall_protocol::ids::Secret;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -44,7 +48,8 @@ pub fn scaled(full: usize) -> usize {
 pub struct TestPlatform {
     pub tcp_addr: SocketAddr,
     pub base_url: String,
-    pub http: reqwest::Client,
+    /// The admin API with the admin token.
+    pub admin: AdminClient,
     state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartupError>>>,
@@ -86,8 +91,8 @@ impl TestPlatform {
         }));
         TestPlatform {
             tcp_addr,
+            admin: AdminClient::new(&base_url, ADMIN_TOKEN),
             base_url,
-            http: reqwest::Client::new(),
             state,
             shutdown: Some(tx),
             server: Some(server),
@@ -111,75 +116,75 @@ impl TestPlatform {
 
     // --- the admin API -----------------------------------------------------------------------
 
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base_url))
-            .bearer_auth(ADMIN_TOKEN);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.expect("admin API answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("admin body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> RawResponse {
+        self.admin
+            .send(method, path, body)
+            .await
+            .expect("admin API answers")
     }
 
     /// `POST`, expecting `want`.
     pub async fn post(&self, path: &str, body: &Value, want: u16) -> Value {
-        let (status, v) = self.admin(reqwest::Method::POST, path, Some(body)).await;
-        assert_eq!(status, want, "POST {path}: {v}");
-        v
+        let r = self.admin(Method::POST, path, Some(body)).await;
+        assert_eq!(r.status, want, "POST {path}: {}", r.body);
+        r.body
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> Value {
-        let (status, v) = self.admin(reqwest::Method::PATCH, path, Some(body)).await;
-        assert_eq!(status, 200, "PATCH {path}: {v}");
-        v
+        let r = self.admin(Method::PATCH, path, Some(body)).await;
+        assert_eq!(r.status, 200, "PATCH {path}: {}", r.body);
+        r.body
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        let (status, v) = self.admin(reqwest::Method::GET, path, None).await;
-        assert_eq!(status, 200, "GET {path}: {v}");
-        v
+        let r = self.admin(Method::GET, path, None).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        r.body
     }
 
     pub async fn delete(&self, path: &str) -> u16 {
-        self.admin(reqwest::Method::DELETE, path, None).await.0
+        self.admin(Method::DELETE, path, None).await.status
     }
 
     pub async fn vendor(&self) -> Vendor {
         let v = self
-            .post("/vendors", &json!({"name": "SDK 测试厂商"}), 201)
-            .await;
+            .admin
+            .create_vendor(&NewVendor {
+                name: "SDK 测试厂商".into(),
+                ..NewVendor::default()
+            })
+            .await
+            .expect("create a vendor");
         Vendor {
-            id: v["id"].as_str().expect("vendor id").to_owned(),
-            creds: Credentials::new(
-                v["accessId"].as_str().expect("accessId"),
-                v["accessKey"].as_str().expect("accessKey"),
-                v["accessSecret"].as_str().expect("accessSecret"),
-            ),
+            id: v.id,
+            creds: Credentials::new(v.access_id, v.access_key, v.access_secret),
         }
     }
 
     pub async fn project(&self) -> String {
-        let p = self
-            .post("/projects", &json!({"name": "SDK 工地"}), 201)
-            .await;
-        p["id"].as_str().expect("project id").to_owned()
+        let p = NewProject {
+            name: "SDK 工地".into(),
+            ..NewProject::default()
+        };
+        self.admin
+            .create_project(&p)
+            .await
+            .expect("create a project")
+            .id
     }
 
     pub async fn register_device(&self, sn: &str, vendor: &Vendor, project: Option<&str>) {
-        let mut body = json!({"sn": sn, "vendorId": vendor.id, "kind": "face"});
-        if let Some(p) = project {
-            body["projectId"] = p.into();
-        }
-        self.post("/devices", &body, 201).await;
+        let body = NewDevice {
+            sn: sn.to_owned(),
+            vendor_id: vendor.id.clone(),
+            project_id: project.map(str::to_owned),
+            kind: "face".to_owned(),
+            ..NewDevice::default()
+        };
+        self.admin
+            .create_device(&body)
+            .await
+            .expect("register a device");
     }
 
     pub async fn device(&self, sn: &str) -> Value {
@@ -194,42 +199,40 @@ impl TestPlatform {
 
     /// The status of one task.
     pub async fn task_status(&self, sn: &str, taskid: &str) -> String {
-        self.tasks(sn)
+        self.admin
+            .device_tasks(sn, 1000)
             .await
+            .expect("the device's tasks")
             .into_iter()
-            .find(|t| t["taskid"] == taskid)
-            .map(|t| t["status"].as_str().unwrap_or_default().to_owned())
+            .find(|t| t.taskid == taskid)
+            .map(|t| t.status)
             .unwrap_or_default()
     }
 
     /// Every attendance record of a device, paging with the cursor (newest first).
-    pub async fn records(&self, sn: &str) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!("/attendance?sn={sn}&limit=1000");
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let v = self.get(&path).await;
-            out.extend(v["records"].as_array().cloned().unwrap_or_default());
-            match v["nextCursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return out,
-            }
-        }
+    pub async fn records(&self, sn: &str) -> Vec<AttendanceRecord> {
+        let q = AttendanceQuery {
+            sn: Some(sn.to_owned()),
+            limit: Some(1000),
+            ..AttendanceQuery::default()
+        };
+        self.admin.attendance_all(&q).await.expect("attendance")
     }
 
     /// Enrols a worker through `POST /workers` (the real enrolment path); its person id.
     pub async fn enrol(&self, name: &str, photo: &[u8]) -> String {
         use base64::Engine as _;
-        let body = json!({
-            "idcardNo": idcard(next_serial()),
-            "name": name,
-            "facePhoto": base64::engine::general_purpose::STANDARD.encode(photo),
-        });
-        let w = self.post("/workers", &body, 201).await;
-        w["personId"].as_str().expect("personId").to_owned()
+        let body = NewWorker {
+            idcard_no: idcard(next_serial()),
+            name: name.to_owned(),
+            face_photo: base64::engine::general_purpose::STANDARD.encode(photo),
+            ..NewWorker::default()
+        };
+        self.admin
+            .create_worker(&body)
+            .await
+            .expect("enrol a worker")
+            .person_id
     }
 
     /// Enrols `n` workers with the small JPEG face straight into the platform's store (all
@@ -332,14 +335,8 @@ pub async fn assert_exactly_once_in_order(
 ) {
     let records = platform.records(sn).await;
     let mut got: Vec<(String, i64, i64)> = records
-        .iter()
-        .map(|r| {
-            (
-                r["personId"].as_str().unwrap_or_default().to_owned(),
-                r["recordTime"].as_i64().unwrap_or_default(),
-                r["receivedAt"].as_i64().unwrap_or_default(),
-            )
-        })
+        .into_iter()
+        .map(|r| (r.person_id, r.record_time, r.received_at))
         .collect();
     assert_eq!(
         got.len(),

@@ -341,15 +341,9 @@ async fn changes_and_bulk_reads_are_audited_with_who_and_what() {
     assert!(!log.to_string().contains(body["idcardNo"].as_str().unwrap()));
 
     // The export is a CSV download, audited itself.
-    let csv = app
-        .http
-        .get(format!("{}/api/v1/audit?format=csv", app.base_url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(csv.status(), 200);
-    let text = csv.text().await.unwrap();
+    let (status, csv) = app.download("/audit?format=csv").await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(csv).unwrap();
     assert!(text.starts_with('\u{feff}') && text.contains("时间,操作人,操作"));
     assert!(text.contains("zhou.liu"));
     let log = app.admin().get("/audit?actor=root").await.expect(200);

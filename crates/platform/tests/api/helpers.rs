@@ -18,6 +18,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use rollcall_client::{
+    AdminClient, AttendanceQuery, DevicePatch, Method, NewDevice, NewProject, NewTask, NewUser,
+    NewVendor, NewWorker,
+};
 use rollcall_platform::config::Settings;
 use rollcall_platform::state::AppState;
 use rollcall_platform::store::Store;
@@ -32,7 +36,6 @@ use rollcall_protocol::ids::Secret;
 use rollcall_protocol::params::{self, AuthResponse, HeartbeatResponse, SignInResponse};
 use rollcall_protocol::time::Timestamp;
 use rollcall_protocol::{ApiCode, ErrorCode, PROTOCOL_VERSION, Packet, ProtocolError};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -199,68 +202,46 @@ impl TestApp {
 
     /// The admin API with another bearer token (a personal `rcp_` token).
     pub fn api_as(&self, token: &str) -> Admin {
-        Admin {
-            http: self.http.clone(),
-            base: format!("{}/api/v1", self.base_url),
-            token: token.to_owned(),
-        }
+        Admin(AdminClient::with_http(
+            self.http.clone(),
+            &self.base_url,
+            token,
+        ))
     }
 
     /// Signs in (`POST /api/v1/login`): the `Cookie` header value and the CSRF token.
     pub async fn login(&self, username: &str, password: &str) -> (String, String) {
-        let login = self
-            .http
-            .post(format!("{}/api/v1/login", self.base_url))
-            .json(&json!({"username": username, "password": password}))
-            .send()
+        let s = self
+            .admin()
+            .0
+            .login(username, password)
             .await
-            .expect("login");
-        assert_eq!(login.status(), 200, "login of {username}");
-        let cookie = login
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .expect("a session cookie")
-            .to_owned();
-        let csrf = login.json::<Value>().await.expect("login body")["csrfToken"]
-            .as_str()
-            .expect("csrf")
-            .to_owned();
-        (cookie, csrf)
+            .unwrap_or_else(|e| panic!("login of {username}: {e}"));
+        assert!(!s.cookie.is_empty(), "a session cookie");
+        (s.cookie, s.csrf_token)
     }
 
     /// A console user with a personal API token (`POST /users`, `POST /login`,
     /// `POST /me/tokens`): returns the user id and the API as that user.
     pub async fn user(&self, username: &str, role: &str, projects: &[&str]) -> (String, Admin) {
-        let created = self
-            .admin()
-            .post(
-                "/users",
-                &json!({"username": username, "password": "密码-12345678", "role": role,
-                        "projectIds": projects}),
-            )
+        let admin = self.admin().0;
+        let created = admin
+            .create_user(&NewUser {
+                username: username.to_owned(),
+                display_name: None,
+                password: "密码-12345678".to_owned(),
+                role: role.to_owned(),
+                project_ids: projects.iter().map(|p| (*p).to_owned()).collect(),
+            })
             .await
-            .expect(201);
-        let (cookie, csrf) = self.login(username, "密码-12345678").await;
-        let token = self
-            .http
-            .post(format!("{}/api/v1/me/tokens", self.base_url))
-            .header("cookie", cookie)
-            .header("x-csrf-token", csrf)
-            .json(&json!({"name": "测试"}))
-            .send()
+            .expect("create a user");
+        let token = admin
+            .personal_token(username, "密码-12345678", "测试")
             .await
-            .expect("token");
-        assert_eq!(token.status(), 201);
-        let token = token.json::<Value>().await.expect("token body")["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
-        (
-            created["id"].as_str().expect("id").to_owned(),
-            self.api_as(&token),
-        )
+            .expect("a personal token")
+            .token
+            .expect("the token's text");
+        (created.id, self.api_as(&token))
     }
 
     // --- fixtures, through the admin API ---------------------------------------------------
@@ -272,140 +253,142 @@ impl TestApp {
 
     /// A new vendor that registered an RSA public key (§6).
     pub async fn vendor_with_key(&self, rsa_public_key: Option<&str>) -> VendorCreds {
-        let mut body = json!({"name": "测试厂商"});
-        if let Some(pem) = rsa_public_key {
-            body["rsaPublicKey"] = pem.into();
-        }
-        let v = self.admin().post("/vendors", &body).await.expect(201);
+        let body = NewVendor {
+            name: "测试厂商".to_owned(),
+            rsa_public_key: rsa_public_key.map(str::to_owned),
+        };
+        let v = self.client().create_vendor(&body).await.expect("a vendor");
         VendorCreds {
-            id: v["id"].as_str().expect("vendor id").to_owned(),
-            access_id: v["accessId"].as_str().expect("accessId").to_owned(),
-            access_key: v["accessKey"].as_str().expect("accessKey").to_owned(),
-            secret: v["accessSecret"].as_str().expect("accessSecret").to_owned(),
+            id: v.id,
+            access_id: v.access_id,
+            access_key: v.access_key,
+            secret: v.access_secret,
         }
     }
 
     /// Rotates a vendor's credentials; the old pair stops working.
     pub async fn rotate(&self, vendor: &VendorCreds) -> VendorCreds {
-        let path = format!("/vendors/{}/rotate-credentials", vendor.id);
-        let c = self.admin().post(&path, &json!({})).await.expect(200);
+        let c = self
+            .client()
+            .rotate_vendor_credentials(&vendor.id)
+            .await
+            .expect("rotated credentials");
         VendorCreds {
             id: vendor.id.clone(),
-            access_id: c["accessId"].as_str().expect("accessId").to_owned(),
-            access_key: c["accessKey"].as_str().expect("accessKey").to_owned(),
-            secret: c["accessSecret"].as_str().expect("accessSecret").to_owned(),
+            access_id: c.access_id,
+            access_key: c.access_key,
+            secret: c.access_secret,
         }
     }
 
     /// A new project, optionally fenced (GCJ-02); its id.
     pub async fn project(&self, fence: Option<Value>) -> String {
-        let mut body = json!({"name": "西湖工地"});
-        if let Some(fence) = fence {
-            body["fence"] = fence;
-        }
-        let p = self.admin().post("/projects", &body).await.expect(201);
-        p["id"].as_str().expect("project id").to_owned()
+        let body = NewProject {
+            name: "西湖工地".to_owned(),
+            fence,
+            ..NewProject::default()
+        };
+        self.client()
+            .create_project(&body)
+            .await
+            .expect("a project")
+            .id
     }
 
     /// Registers a face device for a vendor (`POST /devices`), bound to `project` when given
     /// (which makes its T_SEND_PERSON).
     pub async fn register_device(&self, sn: &str, vendor: &VendorCreds, project: Option<&str>) {
-        let mut body = json!({"sn": sn, "vendorId": vendor.id, "kind": "face"});
-        if let Some(p) = project {
-            body["projectId"] = p.into();
-        }
-        self.admin().post("/devices", &body).await.expect(201);
+        let body = NewDevice {
+            sn: sn.to_owned(),
+            vendor_id: vendor.id.clone(),
+            project_id: project.map(str::to_owned),
+            kind: "face".to_owned(),
+            ..NewDevice::default()
+        };
+        self.client()
+            .create_device(&body)
+            .await
+            .expect("a registered device");
     }
 
     /// Binds (or, with `None`, unbinds) a device (`PATCH /devices/{sn}`).
     pub async fn bind(&self, sn: &str, project: Option<&str>) {
-        let body = json!({ "projectId": project });
-        self.admin()
-            .patch(&format!("/devices/{sn}"), &body)
-            .await
-            .expect(200);
+        let body = DevicePatch {
+            project_id: Some(project.map(str::to_owned)),
+            ..DevicePatch::default()
+        };
+        self.client().patch_device(sn, &body).await.expect("bound");
     }
 
     pub async fn set_enabled(&self, sn: &str, enabled: bool) {
-        let body = json!({ "enabled": enabled });
-        self.admin()
-            .patch(&format!("/devices/{sn}"), &body)
+        let body = DevicePatch {
+            enabled: Some(enabled),
+            ..DevicePatch::default()
+        };
+        self.client()
+            .patch_device(sn, &body)
             .await
-            .expect(200);
+            .expect("patched");
     }
 
     /// Enrols a worker with a valid ID-card number and the JPEG face (`POST /workers`);
     /// returns the person id.
     pub async fn worker(&self, name: &str) -> i64 {
-        let body = json!({
-            "idcardNo": next_idcard_number(),
-            "name": name,
-            "facePhoto": b64(FACE_JPG),
-        });
-        let w = self.admin().post("/workers", &body).await.expect(201);
-        w["personId"]
-            .as_str()
-            .and_then(|p| p.parse().ok())
-            .expect("decimal personId")
+        let body = NewWorker {
+            idcard_no: next_idcard_number(),
+            name: name.to_owned(),
+            face_photo: b64(FACE_JPG),
+            ..NewWorker::default()
+        };
+        let w = self.client().create_worker(&body).await.expect("a worker");
+        w.person_id.parse().expect("decimal personId")
     }
 
     /// Workers join a project (`POST /projects/{id}/workers`): every device of the project
     /// gets an update task, pushed at once to connected ones.
     pub async fn assign(&self, project: &str, persons: &[i64]) {
         let ids: Vec<String> = persons.iter().map(i64::to_string).collect();
-        self.admin()
-            .post(
-                &format!("/projects/{project}/workers"),
-                &json!({ "personIds": ids }),
-            )
+        self.client()
+            .join_project(project, &ids)
             .await
-            .expect(200);
+            .expect("joined");
     }
 
     /// A worker leaves a project (`DELETE /projects/{id}/workers/{personId}`).
     pub async fn unassign(&self, project: &str, person: i64) {
-        let status = self
-            .admin()
-            .delete(&format!("/projects/{project}/workers/{person}"))
+        self.client()
+            .leave_project(project, &person.to_string())
             .await
-            .status;
-        assert!((200..300).contains(&status), "DELETE answered {status}");
+            .expect("left");
     }
 
     /// A task for a device (`POST /devices/{sn}/tasks`).
     pub async fn task(&self, sn: &str, api: ApiCode, param: Option<Value>) -> TaskInfo {
-        let mut body = json!({ "apicode": api.as_str() });
-        if let Some(p) = param {
-            body["param"] = p;
-        }
-        let t = self
-            .admin()
-            .post(&format!("/devices/{sn}/tasks"), &body)
-            .await
-            .expect(201);
-        serde_json::from_value(t).expect("a task")
+        let body = NewTask {
+            apicode: api.as_str().to_owned(),
+            param,
+        };
+        self.client().create_task(sn, &body).await.expect("a task")
     }
 
     // --- reading back, through the admin API -----------------------------------------------
 
     /// `GET /devices/{sn}`; `None` when the sn is not registered.
     pub async fn device_info(&self, sn: &str) -> Option<DeviceInfo> {
-        let r = self.admin().get(&format!("/devices/{sn}")).await;
-        if r.status == 404 {
-            return None;
+        match self.client().device(sn).await {
+            Ok(d) => Some(d),
+            Err(e) if e.status() == Some(404) => None,
+            Err(e) => panic!("a device: {e}"),
         }
-        Some(serde_json::from_value(r.expect(200)).expect("a device"))
     }
 
     /// `GET /devices/{sn}/tasks`, oldest first.
     pub async fn tasks_of(&self, sn: &str) -> Vec<TaskInfo> {
-        let v = self
-            .admin()
-            .get(&format!("/devices/{sn}/tasks?limit=1000"))
+        let mut tasks = self
+            .client()
+            .device_tasks(sn, 1000)
             .await
-            .expect(200);
-        let mut tasks: Vec<TaskInfo> =
-            serde_json::from_value(v["tasks"].clone()).expect("a task list");
+            .expect("a task list");
         tasks.sort_by_key(|t| t.taskid.parse::<i64>().expect("numeric taskid"));
         tasks
     }
@@ -421,12 +404,7 @@ impl TestApp {
 
     /// `GET /devices/{sn}/presence`.
     pub async fn presence(&self, sn: &str) -> PresenceInfo {
-        let v = self
-            .admin()
-            .get(&format!("/devices/{sn}/presence"))
-            .await
-            .expect(200);
-        serde_json::from_value(v).expect("presence")
+        self.client().device_presence(sn).await.expect("presence")
     }
 
     /// `GET /devices/{sn}/persons`: per-person sync state.
@@ -441,12 +419,12 @@ impl TestApp {
 
     /// `GET /attendance?sn=…`: the device's records, newest first.
     pub async fn records(&self, sn: &str) -> Vec<Record> {
-        let v = self
-            .admin()
-            .get(&format!("/attendance?sn={sn}&limit=1000"))
-            .await
-            .expect(200);
-        serde_json::from_value(v["records"].clone()).expect("records")
+        let q = AttendanceQuery {
+            sn: Some(sn.to_owned()),
+            limit: Some(1000),
+            ..AttendanceQuery::default()
+        };
+        self.client().attendance(&q).await.expect("records").records
     }
 
     /// The record answered with `record_id`.
@@ -488,13 +466,10 @@ impl Drop for TestApp {
     }
 }
 
-/// The admin API, `Authorization: Bearer` set.
+/// The admin API, `Authorization: Bearer` set: [`AdminClient`] with status-asserting
+/// `get`/`post`/`patch`/`delete` for tests that look at the raw answer.
 #[derive(Clone)]
-pub struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
+pub struct Admin(pub AdminClient);
 
 /// An admin API answer: status and JSON body.
 pub struct ApiResponse {
@@ -512,114 +487,40 @@ impl ApiResponse {
 }
 
 impl Admin {
-    async fn send(&self, req: reqwest::RequestBuilder) -> ApiResponse {
-        let r = req
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("admin API");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("admin API body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        ApiResponse { status, body }
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> ApiResponse {
+        let r = self.0.send(method, path, body).await.expect("admin API");
+        ApiResponse {
+            status: r.status,
+            body: r.body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> ApiResponse {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
+        self.send(Method::GET, path, None).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> ApiResponse {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
-            .await
+        self.send(Method::POST, path, Some(body)).await
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> ApiResponse {
-        self.send(self.http.patch(format!("{}{path}", self.base)).json(body))
-            .await
+        self.send(Method::PATCH, path, Some(body)).await
     }
 
     pub async fn delete(&self, path: &str) -> ApiResponse {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
+        self.send(Method::DELETE, path, None).await
     }
 }
 
 /// `GET /attendance` → one record.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Record {
-    pub record_id: String,
-    pub person_id: String,
-    pub sn: String,
-    pub project_id: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: u32,
-    pub bit_type: Option<u32>,
-    pub record_time: i64,
-    pub received_at: i64,
-    pub photo_url: Option<String>,
-    pub flags: Vec<String>,
-    pub temperature: Option<f64>,
-    pub coordinate: Option<Value>,
-}
-
+pub type Record = rollcall_client::AttendanceRecord;
 /// `GET /devices/{sn}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeviceInfo {
-    pub sn: String,
-    pub vendor_id: String,
-    pub project_id: Option<String>,
-    pub enabled: bool,
-    pub online: bool,
-    pub last_heartbeat_at: Option<i64>,
-    pub firmware_version: Option<String>,
-    pub ip: Option<String>,
-    pub person_count: Option<i64>,
-    pub face_count: Option<i64>,
-    pub expected_person_count: i64,
-}
-
+pub type DeviceInfo = rollcall_client::Device;
 /// `GET /devices/{sn}/tasks` → one task.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskInfo {
-    pub taskid: String,
-    pub apicode: String,
-    pub param: Value,
-    pub status: String,
-    pub created_at: i64,
-    pub delivered_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    #[serde(default)]
-    pub failed_persons: Vec<Failure>,
-    #[serde(default)]
-    pub failed_faces: Vec<Failure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Failure {
-    pub person_id: String,
-    pub err_code: String,
-}
-
+pub type TaskInfo = rollcall_client::Task;
+pub type Failure = rollcall_client::TaskFailure;
 /// `GET /devices/{sn}/presence`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PresenceInfo {
-    pub online: bool,
-    pub last_heartbeat_at: Option<i64>,
-    /// Newest first.
-    pub history: Vec<Transition>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Transition {
-    pub online: bool,
-    pub at: i64,
-}
+pub type PresenceInfo = rollcall_client::Presence;
 
 /// A vendor's credentials as a device holds them.
 #[derive(Debug, Clone)]
@@ -1086,32 +987,23 @@ impl TestApp {
     ) -> ApiResponse {
         let (content_type, body) = multipart(parts);
         let r = self
-            .http
-            .post(format!("{}/api/v1{path}", self.base_url))
-            .bearer_auth(ADMIN_TOKEN)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
+            .client()
+            .send_bytes(Method::POST, path, &content_type, body)
             .await
             .expect("multipart post");
-        let status = r.status().as_u16();
-        let text = r.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        ApiResponse { status, body }
+        ApiResponse {
+            status: r.status,
+            body: r.body,
+        }
     }
 
     /// A GET with the root token, as raw bytes.
     pub async fn download(&self, path: &str) -> (u16, Vec<u8>) {
-        let r = self
-            .http
-            .get(format!("{}/api/v1{path}", self.base_url))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("download");
-        (
-            r.status().as_u16(),
-            r.bytes().await.expect("bytes").to_vec(),
-        )
+        self.client().download(path).await.expect("download")
+    }
+
+    /// The admin API with the root token, typed.
+    fn client(&self) -> AdminClient {
+        self.admin().0
     }
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rollcall_device::photo::sample::{FACE_JPEG, SMALL_JPEG};
 use rollcall_device::{AttendanceRecord, Credentials, Device, DeviceConfig};
-use serde_json::json;
 use tokio::sync::watch;
 
 use super::load::{self, BenchResult, Server};
@@ -105,12 +104,7 @@ async fn drain(
         config.tuning.window = window;
     }
     let window = config.tuning.window;
-    admin
-        .post(
-            "/devices",
-            &json!({"sn": sn, "vendorId": vendor.id, "projectId": project, "kind": "face"}),
-        )
-        .await?;
+    admin.device(sn, &vendor, &project).await?;
     let device = Device::open(config).map_err(|e| format!("device: {e}"))?;
     let handle = device.handle();
     // Queued while offline: the device is not running yet.

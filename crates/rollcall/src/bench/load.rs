@@ -16,12 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use rollcall_client::{AdminClient, NewDevice, NewProject, NewVendor, NewWorker, VendorCreated};
 use rollcall_protocol::envelope::{Request, Response};
 use rollcall_protocol::frame::{self, FrameDecoder};
 use rollcall_protocol::params::{self, AuthResponse, HeartbeatParam};
 use rollcall_protocol::time::Timestamp;
 use rollcall_protocol::{ApiCode, PROTOCOL_VERSION};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
@@ -214,39 +215,15 @@ impl Server {
     }
 
     pub fn admin(&self) -> Admin {
-        Admin {
-            http: reqwest::Client::new(),
-            base: self.http.clone(),
-        }
+        Admin(AdminClient::new(&self.http, ADMIN_TOKEN))
     }
 }
 
-/// The admin API of the server under test.
+/// The admin API of the server under test, with the set-ups the scenarios share.
 #[derive(Clone)]
-pub struct Admin {
-    http: reqwest::Client,
-    base: String,
-}
+pub struct Admin(AdminClient);
 
 impl Admin {
-    pub async fn post(&self, path: &str, body: &Value) -> BenchResult<Value> {
-        let resp = self
-            .http
-            .post(format!("{}/api/v1{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| format!("POST {path}: {e}"))?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(v)
-        } else {
-            Err(format!("POST {path}: HTTP {status}: {v}"))
-        }
-    }
-
     /// A new project with `count` workers enrolled (face `face`, 16 enrolments at a time) on
     /// its roster: the project's id and the workers' person ids, in enrolment order.
     pub async fn project_with_workers(
@@ -256,57 +233,70 @@ impl Admin {
         face: &[u8],
     ) -> BenchResult<(String, Vec<String>)> {
         use base64::Engine as _;
-        let project = self.post("/projects", &json!({ "name": name })).await?["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let project = self
+            .0
+            .create_project(&NewProject {
+                name: name.to_owned(),
+                ..NewProject::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .id;
         let face = base64::engine::general_purpose::STANDARD.encode(face);
         let mut persons: Vec<String> = Vec::with_capacity(count);
         let serials: Vec<usize> = (0..count).collect();
         for chunk in serials.chunks(16) {
             let posts = chunk.iter().map(|&i| {
-                let body = json!({
-                    "idcardNo": crate::simulate::idcard(i as u32),
-                    "name": format!("压测工人{i:05}"),
-                    "facePhoto": face,
-                });
-                async move { self.post("/workers", &body).await }
+                let body = NewWorker {
+                    idcard_no: crate::simulate::idcard(i as u32),
+                    name: format!("压测工人{i:05}"),
+                    face_photo: face.clone(),
+                    ..NewWorker::default()
+                };
+                async move { self.0.create_worker(&body).await }
             });
             for w in futures_util::future::join_all(posts).await {
-                persons.push(w?["personId"].as_str().unwrap_or_default().to_owned());
+                persons.push(w.map_err(|e| e.to_string())?.person_id);
             }
         }
         for chunk in persons.chunks(500) {
-            self.post(
-                &format!("/projects/{project}/workers"),
-                &json!({ "personIds": chunk }),
-            )
-            .await?;
+            self.0
+                .join_project(&project, chunk)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok((project, persons))
     }
 
     /// A new vendor's credentials.
     pub async fn vendor(&self, name: &str) -> BenchResult<Vendor> {
-        let v = self.post("/vendors", &json!({ "name": name })).await?;
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-        Ok(Vendor {
-            id: s("id"),
-            access_id: s("accessId"),
-            access_key: s("accessKey"),
-            access_secret: s("accessSecret"),
-        })
+        self.0
+            .create_vendor(&NewVendor {
+                name: name.to_owned(),
+                ..NewVendor::default()
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Registers a face device of `vendor`, bound to `project`.
+    pub async fn device(&self, sn: &str, vendor: &Vendor, project: &str) -> BenchResult<()> {
+        self.0
+            .create_device(&NewDevice {
+                sn: sn.to_owned(),
+                vendor_id: vendor.id.clone(),
+                project_id: Some(project.to_owned()),
+                kind: "face".to_owned(),
+                ..NewDevice::default()
+            })
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
 /// Vendor credentials, as the admin API issued them.
-#[derive(Debug, Clone)]
-pub struct Vendor {
-    pub id: String,
-    pub access_id: String,
-    pub access_key: String,
-    pub access_secret: String,
-}
+pub type Vendor = VendorCreated;
 
 /// The binary whose `serve` is measured: this one, or `ROLLCALL_BENCH_SERVER` — so an older
 /// build can be measured by the same load generator for a before/after comparison.

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rollcall_device::photo::sample::FACE_JPEG;
 use rollcall_device::{Credentials, Device, DeviceConfig};
-use serde_json::json;
 use tokio::sync::watch;
 
 use super::load::{self, BenchResult, Server};
@@ -35,12 +34,7 @@ pub async fn run(args: SyncArgs, database_url: Option<&str>) -> BenchResult<Repo
         .project_with_workers("bench sync", args.persons, FACE_JPEG)
         .await?;
     let sn = "SYNC00001";
-    admin
-        .post(
-            "/devices",
-            &json!({"sn": sn, "vendorId": vendor.id, "projectId": project, "kind": "face"}),
-        )
-        .await?;
+    admin.device(sn, &vendor, &project).await?;
     let enrol_secs = enrol_started.elapsed().as_secs_f64();
 
     let dir = tempfile::Builder::new()

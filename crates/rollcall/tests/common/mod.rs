@@ -1,6 +1,6 @@
 //! What the binary's tests share: starting `rollcall serve` as a child process and reading
 //! the addresses it prints, a TCP device speaking the protocol through the protocol crate, and
-//! admin API helpers.
+//! the admin API through `rollcall-client`.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::HashMap;
@@ -10,12 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use rollcall_client::{AdminClient, AttendanceQuery, NewVendor, VendorCreated};
 use rollcall_protocol::envelope::{Request, Response};
 use rollcall_protocol::frame::{self, FrameDecoder};
 use rollcall_protocol::params::{self, AuthResponse};
 use rollcall_protocol::time::Timestamp;
 use rollcall_protocol::{ApiCode, PROTOCOL_VERSION};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -90,14 +91,11 @@ pub struct Device {
 }
 
 impl Device {
-    pub async fn connect(addr: &str, sn: &str, vendor: &Value) -> Device {
+    pub async fn connect(addr: &str, sn: &str, vendor: &VendorCreated) -> Device {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut d = Device {
             sn: sn.to_owned(),
-            secret: vendor["accessSecret"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            secret: vendor.access_secret.clone(),
             token: String::new(),
             stream,
             buf: BytesMut::new(),
@@ -107,8 +105,8 @@ impl Device {
             version: PROTOCOL_VERSION.into(),
             sn: sn.into(),
             apicode: ApiCode::Auth.as_str().into(),
-            access_id: vendor["accessId"].as_str().unwrap_or_default().into(),
-            access_key: vendor["accessKey"].as_str().unwrap_or_default().into(),
+            access_id: vendor.access_id.clone(),
+            access_key: vendor.access_key.clone(),
             time_stamp: now_wire(),
             ..Request::default()
         };
@@ -185,49 +183,38 @@ pub fn now_wire() -> String {
     Timestamp::from_epoch_ms(ms).to_wire()
 }
 
-pub async fn admin_post(http: &str, path: &str, body: Value) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("{http}/api/v1{path}"))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
+/// The admin API of a server started by [`start`].
+pub fn admin(http: &str) -> AdminClient {
+    AdminClient::new(http, ADMIN)
+}
+
+/// A new vendor (`POST /vendors`).
+pub async fn vendor(http: &str, name: &str) -> VendorCreated {
+    admin(http)
+        .create_vendor(&NewVendor {
+            name: name.to_owned(),
+            ..NewVendor::default()
+        })
         .await
-        .expect("admin request");
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    resp.json().await.expect("admin json")
+        .expect("create a vendor")
 }
 
 /// Every stored record of `sn`, keyed by (personId, recordTime) → recordIds.
 pub async fn stored(http: &str, sn: &str) -> HashMap<(String, i64), Vec<String>> {
-    let client = reqwest::Client::new();
+    let query = AttendanceQuery {
+        sn: Some(sn.to_owned()),
+        limit: Some(1000),
+        ..AttendanceQuery::default()
+    };
+    let records = admin(http)
+        .attendance_all(&query)
+        .await
+        .expect("attendance");
     let mut out: HashMap<(String, i64), Vec<String>> = HashMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{http}/api/v1/attendance?sn={sn}&limit=1000");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: Value = client
-            .get(url)
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("attendance")
-            .json()
-            .await
-            .expect("attendance json");
-        for r in page["records"].as_array().expect("records") {
-            let key = (
-                r["personId"].as_str().unwrap_or_default().to_owned(),
-                r["recordTime"].as_i64().unwrap_or_default(),
-            );
-            out.entry(key)
-                .or_default()
-                .push(r["recordId"].as_str().unwrap_or_default().to_owned());
-        }
-        match page["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
-        }
+    for r in records {
+        out.entry((r.person_id, r.record_time))
+            .or_default()
+            .push(r.record_id);
     }
+    out
 }
