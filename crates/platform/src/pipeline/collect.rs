@@ -4,6 +4,7 @@
 
 use rollcall_protocol::envelope::Request;
 use rollcall_protocol::params::{self, CollectPersonParam, CollectPersonResponse};
+use rollcall_protocol::time::today_beijing;
 
 use super::{Authed, param, reply};
 use crate::pipeline::error::DeviceError;
@@ -12,7 +13,6 @@ use crate::rules::photo;
 use crate::services::workers;
 use crate::state::App;
 use crate::store::{StoreError, Worker};
-use crate::runtime::util::today_beijing;
 
 pub(super) async fn handle(
     app: &App,
