@@ -1,5 +1,6 @@
 //! What a device is and how it behaves: identity, vendor credentials, where the platform is,
-//! and the tuning knobs, with defaults that suit a real terminal.
+//! and the tuning knobs, with defaults that suit a real terminal; and the session's part of
+//! it ([`SessionConfig`]).
 //!
 //! Credentials are [`Secret`]s: `Debug` of a config never shows `accessKey` or
 //! `accessSecret`.
@@ -10,7 +11,6 @@ use std::time::Duration;
 use rollcall_protocol::ids::Secret;
 
 use crate::backoff::Backoff;
-use crate::session::SessionConfig;
 
 /// The vendor credentials the platform issued (PROTOCOL.md §3).
 #[derive(Debug, Clone)]
@@ -164,6 +164,62 @@ impl Default for Tuning {
             http_timeout: Duration::from_secs(30),
             http_attempts: 6,
             task_attempts: 5,
+        }
+    }
+}
+
+/// What the session ([`crate::session::Session`]) needs to know; no I/O handles.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub sn: String,
+    pub access_id: String,
+    pub access_key: Secret,
+    pub access_secret: Secret,
+    /// Reported in every heartbeat (`deviceVersion`).
+    pub device_version: String,
+    /// Reported in every heartbeat (`deviceIp`).
+    pub device_ip: String,
+    pub heartbeat_interval: Duration,
+    /// An unanswered request older than this means the connection is dead.
+    pub response_timeout: Duration,
+    /// Sign-ins in flight at once.
+    pub window: usize,
+    /// Photo bytes in flight at once (one record is always let through, however large).
+    pub window_bytes: usize,
+    /// Records asked of the store at once.
+    pub load_batch: usize,
+    /// Between reconnect attempts.
+    pub reconnect: Backoff,
+    /// Pause of the window after a transient failure.
+    pub retry: Backoff,
+    /// Before reconnecting after the platform refused the device itself (401_02, 400_06,
+    /// 400_04 on C_AUTH).
+    pub refused_backoff: Duration,
+}
+
+impl SessionConfig {
+    /// Defaults for everything but identity and credentials.
+    pub fn new(
+        sn: impl Into<String>,
+        access_id: impl Into<String>,
+        access_key: Secret,
+        access_secret: Secret,
+    ) -> Self {
+        SessionConfig {
+            sn: sn.into(),
+            access_id: access_id.into(),
+            access_key,
+            access_secret,
+            device_version: "rollcall-device/0.1".into(),
+            device_ip: "127.0.0.1".into(),
+            heartbeat_interval: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(30),
+            window: 256,
+            window_bytes: 8 * 1024 * 1024,
+            load_batch: 256,
+            reconnect: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            retry: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
+            refused_backoff: Duration::from_secs(60),
         }
     }
 }

@@ -26,10 +26,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::BytesMut;
+use rollcall_protocol::Packet;
 use rollcall_protocol::frame::{self, FrameDecoder};
 use rollcall_protocol::jwe::JweDecrypter;
-use rollcall_protocol::params::TaskOutcome;
-use rollcall_protocol::{Packet, ProtocolError};
+use rollcall_protocol::time::now_ms;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -39,41 +39,14 @@ use tokio::time::Instant;
 use crate::backoff::Rng;
 use crate::config::DeviceConfig;
 use crate::error::SdkError;
-use crate::http::{DeviceHttp, now_ms};
+use crate::http::DeviceHttp;
 use crate::record::{AttendanceRecord, DeadLetter};
 use crate::session::{Action, Event, Session, SessionState, Timer};
 use crate::store::StoreHandle;
 use crate::store::ops::{self, StoredPerson};
 use crate::tasks::{META_FIRMWARE, RunnerMsg, RunnerNote, TaskRunner};
 
-/// Something that happened, for an application (or a simulator) that wants to know.
-#[derive(Debug, Clone)]
-pub enum DeviceEvent {
-    /// Authenticated: the device is online.
-    Online,
-    /// The connection is gone.
-    Offline,
-    /// The platform acknowledged a record (it left the queue).
-    Acked {
-        /// Its queue id.
-        id: i64,
-        record_time: i64,
-        record_id: String,
-        duplicate: bool,
-        /// Device time of the acknowledgement (epoch ms).
-        acked_at: i64,
-    },
-    /// The platform refused a record for good; it is in the dead letters.
-    DeadLettered { id: i64, error: ProtocolError },
-    /// A task finished and was logged for reporting.
-    TaskFinished {
-        taskid: String,
-        apicode: String,
-        outcome: TaskOutcome,
-    },
-    /// The platform refused the device itself (credentials, disabled): an operator must act.
-    Refused(ProtocolError),
-}
+pub use crate::event::DeviceEvent;
 
 /// Counters of one device (cumulative since it was opened).
 #[derive(Debug, Default)]

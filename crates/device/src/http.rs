@@ -14,7 +14,7 @@ use rollcall_protocol::envelope::{Request, Response};
 use rollcall_protocol::ids::Secret;
 use rollcall_protocol::jwe::JweDecrypter;
 use rollcall_protocol::params::{self, AuthResponse};
-use rollcall_protocol::time::Timestamp;
+use rollcall_protocol::time::{Timestamp, platform_time_in_detail};
 use rollcall_protocol::{ApiCode, ErrorCode, PROTOCOL_VERSION};
 
 use crate::backoff::Rng;
@@ -41,12 +41,9 @@ impl std::fmt::Debug for DeviceHttp {
     }
 }
 
-/// The current time on the device's clock, epoch ms.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// The current time on the device's clock, epoch ms: the protocol crate's one clock read,
+/// here for the applications and tools that import it from the SDK.
+pub use rollcall_protocol::time::now_ms;
 
 impl DeviceHttp {
     pub fn new(
@@ -158,10 +155,8 @@ impl DeviceHttp {
                     }
                     Some(ErrorCode::TimestampSkew) => {
                         if let SdkError::Refused { error, .. } = &e
-                            && let Some(t) = error
-                                .detail
-                                .as_deref()
-                                .and_then(crate::session::platform_time)
+                            && let Some(t) =
+                                error.detail.as_deref().and_then(platform_time_in_detail)
                         {
                             self.clock_offset_ms
                                 .store(t.epoch_ms() + 500 - now_ms(), Ordering::Relaxed);

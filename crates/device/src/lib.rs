@@ -17,15 +17,18 @@
 //!   on its own thread, with group commit.
 //! - [`record`]: attendance records, queued records, dead letters.
 //! - [`photo`]: what a usable photo is; sample pictures.
-//! - [`config`], [`error`], [`backoff`]: configuration, errors that know whether a retry can
-//!   help, jittered backoff.
+//! - [`config`], [`error`], [`backoff`]: configuration (the device's and the session's),
+//!   errors that know whether a retry can help, jittered backoff.
+//! - [`codes`]: the device's own errCodes for failed persons and faces.
 //!
 //! `docs/VENDOR_GUIDE.md` (English and Chinese) explains how to embed it.
 
 pub mod backoff;
+pub mod codes;
 pub mod config;
 pub mod device;
 pub mod error;
+mod event;
 pub mod http;
 pub mod photo;
 pub mod record;

@@ -3,34 +3,12 @@
 //! platform's 400 KB by default). Decoding and face checks are the vendor's recognition
 //! engine's business.
 
-/// The two photo formats of the standard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhotoFormat {
-    Jpeg,
-    Png,
-}
+use crate::codes;
 
-impl PhotoFormat {
-    /// The format whose magic bytes start `bytes`.
-    pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        const PNG: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            Some(PhotoFormat::Jpeg)
-        } else if bytes.starts_with(&PNG) {
-            Some(PhotoFormat::Png)
-        } else {
-            None
-        }
-    }
-
-    /// `jpeg` or `png`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PhotoFormat::Jpeg => "jpeg",
-            PhotoFormat::Png => "png",
-        }
-    }
-}
+/// The two photo formats of the standard (`PROTOCOL.md` rule ZJ-SIGNIN-04): the protocol
+/// crate's, with its magic-byte [`PhotoFormat::sniff`] (the platform asks the same one) and
+/// `as_str` (`jpeg` or `png`, as stored).
+pub use rollcall_protocol::photo::ImageFormat as PhotoFormat;
 
 /// Why a photo is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,8 +25,8 @@ impl PhotoError {
     /// The device's errCode for `failedFaces` (see the vendor guide).
     pub fn err_code(&self) -> &'static str {
         match self {
-            PhotoError::Empty | PhotoError::NotJpegOrPng => crate::tasks::ERR_FACE_FORMAT,
-            PhotoError::TooLarge { .. } => crate::tasks::ERR_FACE_SIZE,
+            PhotoError::Empty | PhotoError::NotJpegOrPng => codes::ERR_FACE_FORMAT,
+            PhotoError::TooLarge { .. } => codes::ERR_FACE_SIZE,
         }
     }
 }

@@ -17,7 +17,8 @@
 //! did not acknowledge are sent again with the next one.
 //!
 //! Device errCodes (the standard leaves them to the device; ours, documented in the vendor
-//! guide): [`ERR_FACE_DOWNLOAD`], [`ERR_FACE_FORMAT`], [`ERR_FACE_SIZE`], [`ERR_PERSON_INVALID`].
+//! guide, defined in [`crate::codes`]): [`ERR_FACE_DOWNLOAD`], [`ERR_FACE_FORMAT`],
+//! [`ERR_FACE_SIZE`], [`ERR_PERSON_INVALID`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,27 +30,21 @@ use rollcall_protocol::params::{
     GetTasksResponse, PageParam, PersonEntry, PersonPage, PostDevicePersonParam,
     PostDevicePersonTaskParam, TaskOutcome, TaskStatus, UpdateTasksStatusParam,
 };
+use rollcall_protocol::time::now_ms;
 use rollcall_protocol::{ApiCode, ErrorCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::config::DeviceConfig;
-use crate::device::DeviceEvent;
 use crate::error::SdkError;
-use crate::http::{DeviceHttp, now_ms};
+use crate::event::DeviceEvent;
+use crate::http::DeviceHttp;
 use crate::photo;
 use crate::session::TaskOrder;
 use crate::store::StoreHandle;
 use crate::store::ops::{self, FaceUpdate, PersonRow};
 
-/// errCode: the face photo could not be downloaded (HTTP error, expired URL, network).
-pub const ERR_FACE_DOWNLOAD: &str = "404_1";
-/// errCode: the face photo is not a JPEG/PNG.
-pub const ERR_FACE_FORMAT: &str = "415_1";
-/// errCode: the face photo is larger than `max_photo_bytes`.
-pub const ERR_FACE_SIZE: &str = "413_1";
-/// errCode: the person entry itself is unusable (no personId).
-pub const ERR_PERSON_INVALID: &str = "400_1";
+pub use crate::codes::{ERR_FACE_DOWNLOAD, ERR_FACE_FORMAT, ERR_FACE_SIZE, ERR_PERSON_INVALID};
 
 /// How often an idle runner resends status reports the platform has not acknowledged.
 const REPORT_RETRY: std::time::Duration = std::time::Duration::from_secs(30);

@@ -109,7 +109,8 @@ impl ApiCode {
     }
 
     /// Tasks that change the device's person list; a device runs them one at a time in
-    /// taskid order, and merging/superseding rules apply among them (§5).
+    /// taskid order (ZJ-TASK-04), and merging (ZJ-TASK-05) and superseding (ZJ-TASK-06) apply
+    /// among them (§5).
     pub const fn is_person_task(self) -> bool {
         matches!(
             self,

@@ -265,12 +265,8 @@ impl Request {
             let t = Timestamp::parse_wire(&self.time_stamp).map_err(|_| {
                 ProtocolError::with_detail(ErrorCode::TimestampMalformed, &self.time_stamp)
             })?;
-            check_skew(t, now, max_skew_secs).map_err(|e| {
-                ProtocolError::with_detail(
-                    ErrorCode::TimestampSkew,
-                    format!("设备时间 {}，平台时间 {}", e.device, e.platform),
-                )
-            })?;
+            check_skew(t, now, max_skew_secs)
+                .map_err(|e| ProtocolError::with_detail(ErrorCode::TimestampSkew, e.detail()))?;
             Some(t)
         };
         Ok(Checked { api, time })

@@ -1,9 +1,13 @@
 //! # rollcall-protocol
 //!
 //! The device protocol of the Zhejiang real-name attendance standard, as resolved in
-//! `PROTOCOL.md`, with **no I/O**: no sockets, no files, no clock reads, no async runtime.
+//! `PROTOCOL.md`, with **no I/O**: no sockets, no files, no async runtime, and no clock reads
+//! in any of its rules — they take "now" as an input. The one clock read it offers is
+//! [`time::now_ms`], for callers only (no function of the crate calls it), so that the platform,
+//! the device SDK and the tools share one definition of "now".
 //! The platform and the device SDK both stand on this crate, so every rule of the wire
-//! (framing, sign recipes, error codes and their Chinese messages, lenient JSON) exists once.
+//! (framing, sign recipes, error codes and their Chinese messages, lenient JSON, photo formats,
+//! task params, the `400_05` detail) exists once.
 //!
 //! ## Layout
 //! - [`packet`]: the protobuf `Packet` (`proto/packet.proto`).
@@ -15,9 +19,11 @@
 //! - [`envelope`]: a request or response independent of transport (TCP packet or HTTP body).
 //! - [`params`]: typed params and responses of every interface of §5.
 //! - [`sign`]: the signature recipe table of §2 and constant-time verification.
-//! - [`time`]: Beijing-time `yyyyMMddHHmmss` and the clock-skew check.
+//! - [`time`]: Beijing-time `yyyyMMddHHmmss`, the clock-skew check and its `400_05` detail,
+//!   Beijing dates, and [`time::now_ms`].
+//! - [`photo`]: JPEG or PNG, from the magic bytes (ZJ-SIGNIN-04).
 //! - [`jwe`]: JWE compact RSA-OAEP-256 + A256GCM (§6).
-//! - [`ids`]: newtypes for serial numbers, task ids, person ids, tokens and secrets.
+//! - [`ids`]: [`ids::Secret`], for tokens and secrets.
 
 pub mod apicode;
 pub mod code;
@@ -28,6 +34,7 @@ pub mod json;
 pub mod jwe;
 pub mod packet;
 pub mod params;
+pub mod photo;
 pub mod sign;
 pub mod time;
 

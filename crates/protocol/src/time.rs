@@ -6,7 +6,20 @@
 //! the storage layer keeps — and this module converts between the two and decides whether a
 //! device's stamp is close enough to the platform's clock.
 //!
-//! Like the rest of the crate it does no I/O: it never reads the clock. Callers pass "now" in.
+//! Like the rest of the crate it does no I/O: none of its rules reads the clock, callers pass
+//! "now" in. The one exception is offered, not used: [`now_ms`] reads the system clock once for
+//! callers (the platform, the device SDK, the tools), so that the workspace has a single
+//! definition of "now in epoch milliseconds". No function of this crate calls it.
+//!
+//! The `400_05` detail (ZJ-TIME-03) is written by [`SkewError::detail`] and read back by
+//! [`platform_time_in_detail`]: the platform writes it, the device SDK corrects its clock from it.
+//!
+//! ## Rules
+//! - ZJ-TIME-01 (`PROTOCOL.md` §3.4): `timeStamp` is `yyyyMMddHHmmss`, Beijing time —
+//!   [`Timestamp::parse_wire`], [`Timestamp::to_wire`], [`today_beijing`].
+//! - ZJ-TIME-02: a malformed stamp is `404_01` — [`TimeError`].
+//! - ZJ-TIME-03: a stamp too far from the platform's clock is `400_05`, whose detail carries the
+//!   platform's time — [`check_skew`], [`SkewError::detail`], [`platform_time_in_detail`].
 //!
 //! ## Decisions
 //! - **Strict parsing.** [`Timestamp::parse_wire`] accepts exactly 14 ASCII digits forming a real
@@ -28,6 +41,29 @@
 //! - **Bounded error payloads.** A malformed input is echoed in the error (useful in the error
 //!   detail sent back to the device) but cut to [`MAX_ECHO_CHARS`] characters, so a hostile
 //!   multi-megabyte `timeStamp` is not copied into logs and responses.
+
+/// Milliseconds since the Unix epoch, now, from the system clock (0 before 1970, saturating
+/// far in the future).
+///
+/// The one clock read this crate offers its callers, so the platform, the device SDK and the
+/// tools share one definition. The crate's own functions never call it: they take time as an
+/// input.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The Beijing date (ZJ-TIME-01) of an instant as the number `YYYYMMDD`, e.g. `20240101`
+/// (ID-card birth dates are checked against today's). Saturates like [`Timestamp::to_wire`]:
+/// `101` before `00000101`, `99991231` after the last wire day.
+pub fn today_beijing(now_ms: i64) -> u32 {
+    let within = Timestamp(now_ms).clamp(Timestamp::MIN_WIRE, Timestamp::MAX_WIRE);
+    let local_secs = within.epoch_secs_floor() + BEIJING_OFFSET_SECS;
+    let (year, month, day) = civil_from_days(local_secs.div_euclid(SECS_PER_DAY));
+    // Within the wire range: year 0..=9999, so the number fits a u32.
+    u32::try_from(year * 10_000 + month * 100 + day).unwrap_or(0)
+}
 
 /// Beijing time: UTC+8 all year round, in seconds.
 const BEIJING_OFFSET_SECS: i64 = 8 * 3600;
@@ -215,4 +251,81 @@ pub struct SkewError {
     pub platform: String,
     /// The allowed skew.
     pub max_skew_secs: u64,
+}
+
+impl SkewError {
+    /// The detail of the `400_05` error (ZJ-TIME-03): `设备时间 <device>，平台时间 <platform>`,
+    /// both in wire form, so that a device with a wrong clock can correct it
+    /// ([`platform_time_in_detail`] reads it back).
+    pub fn detail(&self) -> String {
+        format!("设备时间 {}，平台时间 {}", self.device, self.platform)
+    }
+}
+
+/// The platform's time carried by a `400_05` detail (ZJ-TIME-03): the **last** run of exactly
+/// 14 digits that is a valid wire timestamp, so it reads [`SkewError::detail`] and tolerates a
+/// platform that words the detail differently, as long as the platform time comes last.
+pub fn platform_time_in_detail(detail: &str) -> Option<Timestamp> {
+    let bytes = detail.as_bytes();
+    let mut end = bytes.len();
+    while end >= WIRE_LEN {
+        let start = end - WIRE_LEN;
+        let run = &bytes[start..end];
+        let bounded = start == 0 || !bytes[start - 1].is_ascii_digit();
+        if run.iter().all(u8::is_ascii_digit) && bounded {
+            return std::str::from_utf8(run)
+                .ok()
+                .and_then(|s| Timestamp::parse_wire(s).ok());
+        }
+        end -= 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_skew_detail_round_trips() {
+        let device = Timestamp::parse_wire("20240101000000").unwrap();
+        let platform = Timestamp::parse_wire("20240101080000").unwrap();
+        let err = check_skew(device, platform, 300).unwrap_err();
+        let detail = err.detail();
+        assert_eq!(detail, "设备时间 20240101000000，平台时间 20240101080000");
+        assert_eq!(platform_time_in_detail(&detail), Some(platform));
+    }
+
+    #[test]
+    fn the_platform_time_is_the_last_stamp() {
+        let t = platform_time_in_detail("设备时间 20240101000000，平台时间 20240101080000");
+        assert_eq!(t.unwrap().to_wire(), "20240101080000");
+        assert_eq!(platform_time_in_detail("no time"), None);
+        // A longer run of digits is no stamp.
+        assert_eq!(platform_time_in_detail("x 120240101080000"), None);
+    }
+
+    #[test]
+    fn today_beijing_is_the_wire_date() {
+        for ms in [
+            0,
+            1_704_038_400_000 - 1,
+            1_704_038_400_000,
+            1_750_000_000_000,
+            -1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let wire = Timestamp(ms).to_wire();
+            assert_eq!(today_beijing(ms), wire[..8].parse::<u32>().unwrap(), "{ms}");
+        }
+        // 2024-01-01T00:00:00+08:00 is 2023-12-31T16:00Z.
+        assert_eq!(today_beijing(1_704_038_400_000), 20_240_101);
+        assert_eq!(today_beijing(1_704_038_400_000 - 1), 20_231_231);
+    }
+
+    #[test]
+    fn now_is_after_2020() {
+        assert!(now_ms() > 1_577_836_800_000);
+    }
 }

@@ -428,7 +428,7 @@ async fn a_manager_registers_a_gate_enrols_workers_and_downloads_the_month() {
     assert!(row.text().await.expect("row").contains("已同步"));
 
     // The worker signs in at the gate; the record reaches the attendance page.
-    let now = rollcall_device::http::now_ms();
+    let now = rollcall_protocol::time::now_ms();
     gate.enqueue(AttendanceRecord::face(
         person_id.clone(),
         now,

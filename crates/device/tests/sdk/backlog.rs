@@ -12,7 +12,7 @@ use crate::helpers::{TestPlatform, assert_exactly_once_in_order, eventually, sca
 
 /// `n` face records with photos, one millisecond apart, ending an hour ago.
 pub fn offline_records(n: usize, persons: &[String]) -> Vec<AttendanceRecord> {
-    let start = rollcall_device::http::now_ms() - 3_600_000 - n as i64;
+    let start = rollcall_protocol::time::now_ms() - 3_600_000 - n as i64;
     (0..n)
         .map(|i| {
             AttendanceRecord::face(

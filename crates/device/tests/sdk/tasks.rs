@@ -187,7 +187,7 @@ async fn faces_the_device_cannot_use_are_reported() {
         .into_iter()
         .enumerate()
     {
-        let now = rollcall_platform::util::now_ms();
+        let now = rollcall_protocol::time::now_ms();
         let person_id = app.ids.next();
         app.store
             .create_worker(&Worker {

@@ -4,12 +4,12 @@
 
 use rollcall_protocol::envelope::Request;
 use rollcall_protocol::params::{self, CollectPersonParam, CollectPersonResponse};
+use rollcall_protocol::time::today_beijing;
 
 use super::{Authed, param, reply};
 use crate::pipeline::error::DeviceError;
 use crate::rules::idcard::IdCardNo;
 use crate::rules::photo;
-use crate::runtime::util::today_beijing;
 use crate::services::workers;
 use crate::state::App;
 use crate::store::{StoreError, Worker};

@@ -8,7 +8,9 @@
 //!    [`PhotoError::TooLarge`], before any parsing.
 //! 2. **Format from the magic bytes**: JPEG (`FF D8 FF`) or PNG (the 8-byte PNG signature); anything
 //!    else — BMP, GIF, WebP, text, empty input — is [`PhotoError::NotJpegOrPng`]. The format is
-//!    decided by our own magic check, never by a file name or a MIME type the device sent.
+//!    decided by the protocol crate's magic check ([`PhotoFormat::sniff`], PROTOCOL.md rule
+//!    ZJ-SIGNIN-04, shared with the device SDK), never by a file name or a MIME type the device
+//!    sent.
 //! 3. **Dimensions from the header only** (`image`'s `into_dimensions`, no pixel decoding), under
 //!    [`image::Limits`] for untrusted input: at most 10,000 px a side and 64 MiB of decoder memory.
 //!    Bytes that start like a JPEG or PNG but whose header cannot be parsed (truncated, corrupted,
@@ -21,57 +23,20 @@ use std::io::Cursor;
 
 use image::{ImageFormat, ImageReader, Limits};
 
+/// The two photo formats the standard accepts (ZJ-SIGNIN-04): the protocol crate's, with its
+/// magic-byte [`PhotoFormat::sniff`], extension and MIME type.
+pub use rollcall_protocol::photo::ImageFormat as PhotoFormat;
+
 /// Largest width or height accepted, in pixels.
 const MAX_SIDE: u32 = 10_000;
 /// Most memory the header parser may allocate.
 const MAX_ALLOC: u64 = 64 * 1024 * 1024;
-/// The 8-byte PNG signature.
-const PNG_MAGIC: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-/// Start of every JPEG: SOI marker followed by the first marker's `FF`.
-const JPEG_MAGIC: [u8; 3] = [0xFF, 0xD8, 0xFF];
 
-/// The two photo formats the standard accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhotoFormat {
-    /// JPEG (JFIF or Exif).
-    Jpeg,
-    /// PNG.
-    Png,
-}
-
-impl PhotoFormat {
-    /// File extension without the dot: `jpg` or `png`.
-    pub fn extension(self) -> &'static str {
-        match self {
-            PhotoFormat::Jpeg => "jpg",
-            PhotoFormat::Png => "png",
-        }
-    }
-
-    /// MIME type: `image/jpeg` or `image/png`.
-    pub fn mime(self) -> &'static str {
-        match self {
-            PhotoFormat::Jpeg => "image/jpeg",
-            PhotoFormat::Png => "image/png",
-        }
-    }
-
-    /// The format whose magic bytes start `bytes`, if any.
-    pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        if bytes.starts_with(&JPEG_MAGIC) {
-            Some(PhotoFormat::Jpeg)
-        } else if bytes.starts_with(&PNG_MAGIC) {
-            Some(PhotoFormat::Png)
-        } else {
-            None
-        }
-    }
-
-    fn image_format(self) -> ImageFormat {
-        match self {
-            PhotoFormat::Jpeg => ImageFormat::Jpeg,
-            PhotoFormat::Png => ImageFormat::Png,
-        }
+/// The `image` crate's name of a photo format.
+fn image_format(format: PhotoFormat) -> ImageFormat {
+    match format {
+        PhotoFormat::Jpeg => ImageFormat::Jpeg,
+        PhotoFormat::Png => ImageFormat::Png,
     }
 }
 
@@ -126,7 +91,7 @@ pub fn inspect(bytes: &[u8], max_bytes: usize) -> Result<PhotoInfo, PhotoError> 
     }
     let format = PhotoFormat::sniff(bytes).ok_or(PhotoError::NotJpegOrPng)?;
     // Parse as the format our own magic check found (image's content guess would agree).
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -156,6 +121,8 @@ mod tests {
     const FACE3_PNG: &[u8] = include_bytes!("../../tests/data/face3.png");
     const IRIS_BMP: &[u8] = include_bytes!("../../tests/data/iris.bmp");
     const MAX: usize = 409_600;
+    /// The 8-byte PNG signature.
+    const PNG_MAGIC: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
     /// The 1x1 JPEG of the protocol test vectors.
     const TINY_JPEG_B64: &str = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDA0NDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q==";
 

@@ -1,8 +1,7 @@
-//! Small shared helpers: the wall clock, random secrets, id generation.
+//! Small shared helpers: the wall clock (the protocol crate's), random secrets, id generation.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The shared copy of `text` in `set`, added if missing: for strings that many long-lived
 /// entries repeat (a vendor's credential id, a firmware version), so each is held once.
@@ -16,12 +15,9 @@ pub fn intern(set: &mut HashSet<Arc<str>>, text: &str) -> Arc<str> {
     shared
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// Milliseconds since the Unix epoch, now: the protocol crate's one clock read, here because
+/// the platform's modules and tests import it from here.
+pub use rollcall_protocol::time::now_ms;
 
 /// 128 random bits as 32 lowercase hex characters (credentials, tokens).
 pub fn random_hex128() -> String {
@@ -58,12 +54,6 @@ impl std::fmt::Debug for IdGen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("IdGen")
     }
-}
-
-/// Today's date in Beijing time as `YYYYMMDD` (ID-card birth dates are checked against it).
-pub fn today_beijing(now_ms: i64) -> u32 {
-    let wire = rollcall_protocol::time::Timestamp::from_epoch_ms(now_ms).to_wire();
-    wire.get(..8).and_then(|d| d.parse().ok()).unwrap_or(0)
 }
 
 /// A database URL with any password removed, for messages.

@@ -6,9 +6,11 @@
 //! its row number and field, and the report is kept as `.csv` and `.xlsx` in the file store
 //! for the user to download through a signed URL.
 
+use rollcall_protocol::time::today_beijing;
+
 use crate::accounts::Principal;
 use crate::rules::roster::{self, ImportRow, PhotoZip, RowError};
-use crate::runtime::util::{now_ms, today_beijing};
+use crate::runtime::util::now_ms;
 use crate::services::workers::{self, EnrolError, Enrolment};
 use crate::state::App;
 use crate::store::StoreError;

@@ -2,7 +2,7 @@
 //! with its roster — missing, extra and face-less persons — and the tasks that repair it.
 
 use rollcall_protocol::ApiCode;
-use rollcall_protocol::params::DevicePerson;
+use rollcall_protocol::params::{DevicePerson, PersonIdsParam};
 
 use crate::services::tasks;
 use crate::state::App;
@@ -79,8 +79,7 @@ pub async fn repair(app: &App, sn: &str, report: &Report) -> StoreResult<()> {
     tasks::enqueue_update(app, sn, &update).await?;
     let extra: Vec<i64> = report.extra.iter().filter_map(|p| p.parse().ok()).collect();
     if !extra.is_empty() {
-        let ids: Vec<String> = extra.iter().map(|i| format!("\"{i}\"")).collect();
-        let param = format!("{{\"personIds\":[{}]}}", ids.join(","));
+        let param = PersonIdsParam::new(&extra).to_text();
         tasks::create(app, sn, ApiCode::DelDevicePerson, param, extra).await?;
     }
     Ok(())

@@ -4,13 +4,15 @@
 //! T_DEL_DEVICE_PERSON for each device.
 
 use rollcall_protocol::ApiCode;
+use rollcall_protocol::params::PersonIdsParam;
+use rollcall_protocol::time::today_beijing;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::Principal;
 use crate::rules::idcard::{Gender, IdCardNo};
 use crate::rules::photo::{self, PhotoInfo};
 use crate::rules::validate::{FieldError, optional_text, required_text};
-use crate::runtime::util::{now_ms, today_beijing};
+use crate::runtime::util::now_ms;
 use crate::services::tasks;
 use crate::state::App;
 use crate::store::{StoreError, StoreResult, Worker};
@@ -233,7 +235,7 @@ pub async fn leave_project(app: &App, project_id: i64, person_id: i64) -> StoreR
         return Ok(false);
     }
     app.directory.forget_rosters();
-    let param = format!("{{\"personIds\":[\"{person_id}\"]}}");
+    let param = PersonIdsParam::new([person_id]).to_text();
     for device in app.store.devices(Some(project_id)).await? {
         tasks::create(
             app,
@@ -284,7 +286,7 @@ pub async fn blacklist(app: &App, person_id: i64, reason: &str, by: &str) -> Sto
     };
     app.store.blacklist_worker(&entry).await?;
     app.directory.forget_rosters();
-    let param = format!("{{\"personIds\":[\"{person_id}\"]}}");
+    let param = PersonIdsParam::new([person_id]).to_text();
     for m in app.store.memberships(person_id).await? {
         if m.status != "active" {
             continue;

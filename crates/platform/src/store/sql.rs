@@ -33,10 +33,9 @@ mod console;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use rollcall_protocol::ids::Secret;
+use rollcall_protocol::{ids::Secret, time::now_ms};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::query::Query;
@@ -402,12 +401,6 @@ fn constraint(e: sqlx::Error, conflict: impl FnOnce() -> String) -> StoreError {
         }
         _ => StoreError::Database(e),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A value bound to a dynamically built statement.

@@ -50,7 +50,7 @@ pub use persons::{
 };
 pub use sign_in::{AttendanceType, BitType, Coordinate, QrCodeInfo, SignInParam, SignInResponse};
 pub use tasks::{
-    FailedItem, GetTasksParam, GetTasksResponse, TaskItem, TaskOutcome, TaskStatus,
+    FailedItem, GetTasksParam, GetTasksResponse, PersonIdsParam, TaskItem, TaskOutcome, TaskStatus,
     UpdateTasksStatusParam,
 };
 

@@ -50,6 +50,36 @@ impl TaskItem {
     }
 }
 
+/// The param of a person task that names its persons, as the platform stores it and answers it:
+/// `{"personIds":["1","2"]}` — T_DEL_DEVICE_PERSON's persons to delete (`PROTOCOL.md` rule
+/// ZJ-PERSON-05), and the persons an operator names for T_UPDATE_DEVICE_PERSON (whose
+/// persons are merged into one task, ZJ-TASK-05).
+///
+/// Written strictly by [`PersonIdsParam::to_text`] (ids as decimal strings, compact); read
+/// leniently with [`super::parse`]: `personIds` is required, and numbers are taken as their
+/// text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonIdsParam {
+    /// Person ids as decimal strings.
+    #[serde(deserialize_with = "lenient::strings")]
+    pub person_ids: Vec<String>,
+}
+
+impl PersonIdsParam {
+    /// The param naming `ids`, in the order given.
+    pub fn new<I: fmt::Display>(ids: impl IntoIterator<Item = I>) -> Self {
+        PersonIdsParam {
+            person_ids: ids.into_iter().map(|id| id.to_string()).collect(),
+        }
+    }
+
+    /// The param's text: `{"personIds":["1","2"]}` (ZJ-PERSON-05).
+    pub fn to_text(&self) -> String {
+        super::to_json(self)
+    }
+}
+
 /// T_UPDATE_TASKS_STATUS param:
 /// `{task:[{taskid, status, failedPersons, failedFaces}], personCount, faceCount}`.
 /// The counts are required, as in the standard.
@@ -152,5 +182,26 @@ impl<'de> Deserialize<'de> for TaskOutcome {
                 .and_then(TaskOutcome::from_code)
                 .ok_or_else(|| format!("取值错误: 需要 1、2 或 3，收到 {n}"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_ids_param_text() {
+        assert_eq!(
+            PersonIdsParam::new([1_i64, 2]).to_text(),
+            r#"{"personIds":["1","2"]}"#
+        );
+        assert_eq!(
+            PersonIdsParam::new([7_i64]).to_text(),
+            format!("{{\"personIds\":[\"{}\"]}}", 7)
+        );
+        let read: PersonIdsParam = super::super::parse(r#"{"personIds":["3",1]}"#).unwrap();
+        assert_eq!(read.person_ids, ["3", "1"]);
+        let err = super::super::parse::<PersonIdsParam>(r#"{"ids":["1"]}"#).unwrap_err();
+        assert!(err.detail.unwrap().contains("personIds"));
     }
 }

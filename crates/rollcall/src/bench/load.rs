@@ -307,13 +307,8 @@ fn server_exe() -> BenchResult<PathBuf> {
     }
 }
 
-/// Device time now, epoch ms.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+/// Device time now, epoch ms (the protocol crate's one clock read).
+pub use rollcall_protocol::time::now_ms;
 
 /// One device's side of the protocol: builds signed requests as frames.
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rollcall_protocol::ApiCode;
-use rollcall_protocol::params::{self, FirmwareInfo, PostDevicePersonTaskParam};
+use rollcall_protocol::params::{self, FirmwareInfo, PersonIdsParam, PostDevicePersonTaskParam};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -174,14 +174,6 @@ pub struct Reconciliation {
     pub extra: Vec<String>,
     /// On both, but the device has no usable face.
     pub faceless: Vec<String>,
-}
-
-/// `{personIds: [...]}` of update and delete tasks.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PersonIdsParam {
-    #[serde(deserialize_with = "rollcall_protocol::params::lenient::strings")]
-    person_ids: Vec<String>,
 }
 
 fn failures(list: Vec<SyncFailure>) -> Vec<TaskFailure> {
@@ -361,8 +353,7 @@ async fn make_task(
         }
         ApiCode::DelDevicePerson => {
             let ids = person_ids(param)?;
-            let listed: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
-            let text = format!("{{\"personIds\":[{}]}}", listed.join(","));
+            let text = PersonIdsParam::new(&ids).to_text();
             services::tasks::create(app, sn, api, text, ids).await?
         }
         _ => return Err(unsupported(api.as_str())),
