@@ -15,18 +15,18 @@ use rollcall_protocol::ids::Secret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::store::blobs::{FileStore, SegmentStore};
 use crate::config::Settings;
+use crate::rules::signed_url::UrlSigner;
+use crate::runtime::device_tokens::Tokens;
 use crate::runtime::ingest::{Ingest, IngestStopper};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::presence::Presence;
 use crate::runtime::ratelimit::RateLimiter;
-use crate::transport::registry::Registry;
-use crate::rules::signed_url::UrlSigner;
-use crate::state::{App, AppState};
-use crate::store::{self, Store};
-use crate::runtime::device_tokens::Tokens;
 use crate::runtime::util::{IdGen, fill_random, now_ms, random_hex128};
+use crate::state::{App, AppState};
+use crate::store::blobs::{FileStore, SegmentStore};
+use crate::store::{self, Store};
+use crate::transport::registry::Registry;
 
 /// Creates the console's first administrator, `admin`, with a random password, when the
 /// store has no user yet: an operator can then sign in to the console and create the

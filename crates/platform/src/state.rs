@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use rollcall_protocol::ids::Secret;
 
-use crate::store::blobs::{FileStore, SegmentStore};
 use crate::config::Settings;
+use crate::rules::signed_url::UrlSigner;
 use crate::runtime::auth_cache::Directory;
+use crate::runtime::device_tokens::Tokens;
 use crate::runtime::ingest::Ingest;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::presence::Presence;
 use crate::runtime::ratelimit::RateLimiter;
-use crate::transport::registry::Registry;
-use crate::rules::signed_url::UrlSigner;
-use crate::store::Store;
-use crate::runtime::device_tokens::Tokens;
 use crate::runtime::util::IdGen;
+use crate::store::Store;
+use crate::store::blobs::{FileStore, SegmentStore};
+use crate::transport::registry::Registry;
 
 /// Shared by every connection, request and background task of one platform instance.
 pub type AppState = Arc<App>;

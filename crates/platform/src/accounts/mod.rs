@@ -14,8 +14,8 @@
 
 pub mod audit;
 pub mod password;
-pub mod sessions;
 pub mod personal_tokens;
+pub mod sessions;
 
 use crate::state::App;
 pub use crate::store::console::Role;

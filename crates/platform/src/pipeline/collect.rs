@@ -9,10 +9,10 @@ use super::{Authed, param, reply};
 use crate::pipeline::error::DeviceError;
 use crate::rules::idcard::IdCardNo;
 use crate::rules::photo;
+use crate::runtime::util::today_beijing;
 use crate::services::workers;
 use crate::state::App;
 use crate::store::{StoreError, Worker};
-use crate::runtime::util::today_beijing;
 
 pub(super) async fn handle(
     app: &App,

@@ -9,8 +9,8 @@
 
 mod auth;
 mod collect;
-mod heartbeat;
 pub mod error;
+mod heartbeat;
 pub mod order;
 mod persons;
 mod sign_in;
@@ -29,10 +29,10 @@ use rollcall_protocol::{ApiCode, params};
 use serde::Serialize;
 
 use crate::pipeline::error::DeviceError;
-use crate::transport::registry::{Binding, ConnHandle};
+use crate::runtime::util::now_ms;
 use crate::state::App;
 use crate::store::Device;
-use crate::runtime::util::now_ms;
+use crate::transport::registry::{Binding, ConnHandle};
 
 /// What a TCP connection knows about itself, for the binding rules of §1.3.
 ///

@@ -513,7 +513,8 @@ mod tests {
     const NO_FACE: &[u8] = include_bytes!("../../tests/data/faces/no_face.jpg");
     const TWO_FACES: &[u8] = include_bytes!("../../tests/data/faces/two_faces.jpg");
     const TOO_SMALL: &[u8] = include_bytes!("../../tests/data/faces/face_too_small.jpg");
-    const SMALL_IN_PICTURE: &[u8] = include_bytes!("../../tests/data/faces/face_small_in_picture.jpg");
+    const SMALL_IN_PICTURE: &[u8] =
+        include_bytes!("../../tests/data/faces/face_small_in_picture.jpg");
     const MAX: usize = 409_600;
 
     /// One checker for the whole test binary, as the server holds one.

@@ -13,8 +13,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use crate::store::{Store, StoreResult};
 use crate::runtime::util::{intern, random_hex128};
+use crate::store::{Store, StoreResult};
 
 #[derive(Debug, Clone)]
 struct Entry {

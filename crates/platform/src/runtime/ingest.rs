@@ -12,9 +12,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::blobs::SegmentStore;
 use crate::pipeline::error::DeviceError;
 use crate::runtime::metrics::Metrics;
+use crate::store::blobs::SegmentStore;
 use crate::store::{Inserted, NewAttendance, Store};
 
 struct Job {

@@ -7,10 +7,10 @@
 
 use rollcall_protocol::ApiCode;
 
+use crate::runtime::util::now_ms;
 use crate::services::tasks;
 use crate::state::App;
 use crate::store::{Device, DeviceKind, DevicePatch, Direction, StoreError, StoreResult, Task};
-use crate::runtime::util::now_ms;
 
 /// Registers a device (sn unique across the platform); a bound one gets its roster.
 pub async fn register(app: &App, device: Device) -> StoreResult<Device> {

@@ -8,11 +8,11 @@
 
 use crate::accounts::Principal;
 use crate::rules::roster::{self, ImportRow, PhotoZip, RowError};
+use crate::runtime::util::{now_ms, today_beijing};
 use crate::services::workers::{self, EnrolError, Enrolment};
 use crate::state::App;
 use crate::store::StoreError;
 use crate::store::console::Team;
-use crate::runtime::util::{now_ms, today_beijing};
 
 /// What an import did.
 #[derive(Debug, Default)]
@@ -205,10 +205,7 @@ async fn import_row(
             field: column_of(&f.field).to_owned(),
             message: f.message,
         }),
-        Err(
-            e
-            @ (EnrolError::Exists { .. } | EnrolError::Forbidden),
-        ) => Err(RowError {
+        Err(e @ (EnrolError::Exists { .. } | EnrolError::Forbidden)) => Err(RowError {
             row: row.row,
             field: roster::COL_IDCARD.to_owned(),
             message: e.to_string(),

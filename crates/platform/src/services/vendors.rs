@@ -3,9 +3,9 @@
 
 use rollcall_protocol::ids::Secret;
 
+use crate::runtime::util::{now_ms, random_hex128};
 use crate::state::App;
 use crate::store::{Credential, StoreResult, Vendor};
-use crate::runtime::util::{now_ms, random_hex128};
 
 /// Creates a vendor with fresh credentials.
 pub async fn create(app: &App, name: &str, rsa_public_key: Option<String>) -> StoreResult<Vendor> {

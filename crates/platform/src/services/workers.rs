@@ -9,11 +9,11 @@ use sha2::{Digest, Sha256};
 use crate::accounts::Principal;
 use crate::rules::idcard::{Gender, IdCardNo};
 use crate::rules::photo::{self, PhotoInfo};
+use crate::rules::validate::{FieldError, optional_text, required_text};
+use crate::runtime::util::{now_ms, today_beijing};
 use crate::services::tasks;
 use crate::state::App;
 use crate::store::{StoreError, StoreResult, Worker};
-use crate::runtime::util::{now_ms, today_beijing};
-use crate::rules::validate::{FieldError, optional_text, required_text};
 
 /// What an enrolment form or `POST /workers` gives: the person, their face, and optionally
 /// the project they start in (required of project managers), with team and trade.

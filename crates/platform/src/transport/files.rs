@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::store::blobs::BlobRef;
 use crate::rules::photo::PhotoFormat;
-use crate::state::AppState;
 use crate::runtime::util::now_ms;
+use crate::state::AppState;
+use crate::store::blobs::BlobRef;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/files/{*key}", get(file))

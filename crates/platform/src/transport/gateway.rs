@@ -44,8 +44,8 @@ use tokio::time::Instant;
 
 use crate::pipeline::{self, ConnCtx};
 use crate::runtime::metrics::Metrics;
-use crate::transport::registry::{ConnHandle, Outbox, Outgoing, Stop};
 use crate::state::AppState;
+use crate::transport::registry::{ConnHandle, Outbox, Outgoing, Stop};
 
 /// Requests of one connection handled at once; reading pages beyond this (backpressure).
 const MAX_IN_FLIGHT: usize = 256;

@@ -13,9 +13,9 @@ use super::error::ApiError;
 use super::extract::QueryParams;
 use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
+use crate::runtime::util::now_ms;
 use crate::state::{App, AppState};
 use crate::store::{Attendance, AttendanceQuery, Direction};
-use crate::runtime::util::now_ms;
 
 /// Default and largest page.
 const DEFAULT_PAGE: u32 = 100;

@@ -20,10 +20,10 @@ use super::access::Caller;
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, echo, optional_text, parse_id};
 use crate::accounts::Scope;
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, DeviceKind, DevicePatch, Direction, StoreError};
-use crate::runtime::util::now_ms;
 
 /// Longest serial number accepted, in characters.
 pub fn routes() -> Router<AppState> {

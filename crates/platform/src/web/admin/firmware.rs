@@ -19,11 +19,11 @@ use super::access::Caller;
 use super::devices::device_or_404;
 use super::error::ApiError;
 use super::extract::{ApiJson, echo, parse_id, path_id};
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::console::Firmware;
 use crate::store::{DeviceKind, StoreError, TaskState};
-use crate::runtime::util::now_ms;
 
 /// Largest firmware package.
 const MAX_PACKAGE_BYTES: usize = 512 * 1024 * 1024;

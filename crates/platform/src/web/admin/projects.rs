@@ -18,11 +18,11 @@ use super::extract::{ApiJson, echo, optional_text, parse_id, path_id, required_t
 use super::workers::{WorkerView, view};
 use crate::accounts::audit::AuditNote;
 use crate::rules::geo::{CoordinateSystem, Fence, Point};
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::console::Team;
 use crate::store::{Project, StoreError};
-use crate::runtime::util::now_ms;
 
 /// Most persons joined in one call.
 const MAX_JOIN: usize = 10_000;

@@ -16,10 +16,10 @@ use super::error::ApiError;
 use super::extract::QueryParams;
 use super::projects::project_or_404;
 use crate::accounts::audit::AuditNote;
+use crate::runtime::util::now_ms;
 use crate::services::import::{ImportFailure, import};
 use crate::services::reports::{self, ReportFailure};
 use crate::state::AppState;
-use crate::runtime::util::now_ms;
 
 /// Largest multipart body of an import (a roster and a zip of photos).
 const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;

@@ -19,10 +19,10 @@ use super::access::Caller;
 use super::devices::device_or_404;
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, echo, id_value, path_id};
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, SyncFailure, Task, TaskState};
-use crate::runtime::util::now_ms;
 
 /// Most persons in one update or delete task.
 const MAX_TASK_PERSONS: usize = 10_000;

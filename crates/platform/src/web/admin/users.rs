@@ -16,10 +16,10 @@ use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, path_id, required_text};
 use crate::accounts::audit::AuditNote;
 use crate::accounts::{Principal, Role, password, personal_tokens, sessions};
+use crate::runtime::util::now_ms;
 use crate::state::{App, AppState};
 use crate::store::StoreError;
 use crate::store::console::{ApiTokenRow, AuditEntry, AuditQuery, User, UserPatch};
-use crate::runtime::util::now_ms;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

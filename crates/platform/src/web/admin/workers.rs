@@ -20,12 +20,12 @@ use super::extract::{ApiJson, QueryParams, echo, path_id};
 use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
 use crate::rules::idcard;
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::services::workers::{EnrolError, Enrolment};
 use crate::state::{App, AppState};
 use crate::store::Worker;
 use crate::store::console::Member;
-use crate::runtime::util::now_ms;
 
 /// Default and largest page of `GET /workers`.
 const DEFAULT_PAGE: u32 = 100;

@@ -17,9 +17,9 @@ use super::page::{
     parse_date, render,
 };
 use crate::accounts::Scope;
+use crate::runtime::util::now_ms;
 use crate::state::AppState;
 use crate::store::AttendanceQuery;
-use crate::runtime::util::now_ms;
 
 /// Records per page.
 const PAGE: u32 = 50;

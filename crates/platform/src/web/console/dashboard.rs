@@ -10,10 +10,10 @@ use axum::response::Html;
 
 use super::error::ConsoleError;
 use super::page::{Ctx, Nav, beijing_day, date, day_start, render};
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::AttendanceQuery;
-use crate::runtime::util::now_ms;
 
 /// Days in the chart.
 const CHART_DAYS: i64 = 30;

@@ -16,10 +16,10 @@ use super::page::{
     Ctx, Nav, apicode_label, datetime, direction_label, enc, kind_label, opt_datetime, render,
     task_state_label,
 };
+use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, DeviceKind, Direction, StoreError};
-use crate::runtime::util::now_ms;
 
 /// Longest serial number, as on the admin API.
 /// History, tasks shown on a device's page.

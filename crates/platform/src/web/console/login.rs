@@ -12,8 +12,8 @@ use super::error::ConsoleError;
 use super::page::{Ctx, render};
 use crate::accounts::sessions::{self, LoginError};
 use crate::accounts::{Principal, audit};
-use crate::state::AppState;
 use crate::runtime::util::now_ms;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "console/login.html")]

@@ -13,11 +13,11 @@ use serde::Deserialize;
 
 use super::error::ConsoleError;
 use super::page::{Ctx, Nav, datetime, render};
+use crate::runtime::util::now_ms;
 use crate::services::import::{ImportFailure, import};
 use crate::services::reports::{self, ReportFailure};
 use crate::state::AppState;
 use crate::store::Project;
-use crate::runtime::util::now_ms;
 
 /// Largest import upload (a roster and a zip of photos).
 const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;

@@ -14,10 +14,10 @@ use serde::Deserialize;
 use super::error::ConsoleError;
 use super::page::{Ctx, DAY_MS, Nav, datetime, day_start, enc, parse_date, render};
 use crate::accounts::{Role, password};
+use crate::runtime::util::now_ms;
 use crate::state::{App, AppState};
 use crate::store::StoreError;
 use crate::store::console::{AuditQuery, User, UserPatch};
-use crate::runtime::util::now_ms;
 
 /// Audit-log lines per page.
 const AUDIT_PAGE: u32 = 100;
