@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
 use crate::runtime::util::intern;
+use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -254,6 +254,7 @@ impl Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::prelude::*;
 
     fn transitions(p: &Presence) -> Vec<(String, bool, i64)> {
         p.lock()

@@ -69,6 +69,9 @@ pub enum Direction {
 macro_rules! text_enum {
     ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
         impl $t {
+            /// Every value, in declaration order.
+            pub const ALL: &[Self] = &[$(Self::$v),*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$v => $s),* }
             }
