@@ -254,6 +254,7 @@ impl Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::prelude::*;
 
     fn transitions(p: &Presence) -> Vec<(String, bool, i64)> {
         p.lock()

@@ -1,12 +1,18 @@
 //! Tasks (ZJ-TASK-01 to ZJ-TASK-08): creation with merging and superseding, push to a
 //! connected device, and the param a device receives.
 //!
-//! Rules, in one place:
+//! Rules, in one place (the store only executes them):
 //! - **Order**: ids are time-ordered, and devices are given tasks oldest first.
+//! - **Person tasks** are those of [`ApiCode::is_person_task`] (T_SEND_PERSON,
+//!   T_UPDATE_DEVICE_PERSON, T_DEL_DEVICE_PERSON, T_CLEAR_DEVICE_PERSON); a task is **open**
+//!   while [`TaskState::is_open`] (pending or delivered). The store builds its statements from
+//!   these two functions.
 //! - **Merging**: enrolment changes join the device's newest person task when that is a
-//!   pending T_UPDATE_DEVICE_PERSON ([`enqueue_update`]); never past a newer person task.
-//! - **Superseding**: T_SEND_PERSON and T_CLEAR_DEVICE_PERSON cancel the device's older open
-//!   person tasks, in the same transaction that creates them.
+//!   pending T_UPDATE_DEVICE_PERSON ([`enqueue_update`], through
+//!   `TaskStore::merge_into_pending_update`); never past a newer person task.
+//! - **Superseding**: a task for which [`supersedes`] holds (T_SEND_PERSON and
+//!   T_CLEAR_DEVICE_PERSON) cancels the device's older open person tasks, in the same
+//!   transaction that creates it.
 //! - **Push on creation**: a task for a device connected to this node is sent at once as a
 //!   signed command and marked delivered.
 
@@ -20,6 +26,12 @@ use rollcall_protocol::{ApiCode, PROTOCOL_VERSION};
 use crate::runtime::util::now_ms;
 use crate::state::App;
 use crate::store::{NewTask, StoreResult, Task, TaskState};
+
+/// Whether a new task of `api` cancels the device's older open person tasks: those that
+/// replace the device's whole person list make every earlier change to it moot.
+pub(crate) fn supersedes(api: ApiCode) -> bool {
+    matches!(api, ApiCode::SendPerson | ApiCode::ClearDevicePerson)
+}
 
 /// Creates a task for a device and pushes it if the device is connected here.
 pub async fn create(
@@ -36,7 +48,7 @@ pub async fn create(
         apicode: api.as_str().to_owned(),
         param,
         persons,
-        supersede: matches!(api, ApiCode::SendPerson | ApiCode::ClearDevicePerson),
+        supersede: supersedes(api),
         created_at: now,
     };
     app.store.create_task(&new).await?;

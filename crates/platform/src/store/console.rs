@@ -1,15 +1,9 @@
-//! What the console and its access control keep: users and their roles and projects,
+//! The types the console and its access control keep: users and their roles and projects,
 //! sessions, personal API tokens, the audit log, teams (班组), each member's team and trade,
-//! the blacklist and firmware packages.
-//!
-//! A second trait beside [`super::Store`] (its supertrait) so that the device path's storage
-//! and the console's stay apart; both are implemented once over `sqlx::Any` in
-//! `sql/console.rs`.
+//! the blacklist and firmware packages. Their storage is in [`super::traits`] (mostly
+//! [`super::AccountStore`] and [`super::RosterStore`]).
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-
-use super::StoreResult;
 
 /// What a console user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -175,76 +169,4 @@ pub struct Firmware {
     pub size: i64,
     pub notes: Option<String>,
     pub created_at: i64,
-}
-
-/// Storage of the console and of access control.
-#[async_trait]
-pub trait ConsoleStore: Send + Sync + 'static {
-    // --- users ---------------------------------------------------------------------------
-    /// Fails with `Conflict` if the username is taken.
-    async fn create_user(&self, user: &User) -> StoreResult<()>;
-    async fn user(&self, id: i64) -> StoreResult<Option<User>>;
-    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
-    async fn users(&self) -> StoreResult<Vec<User>>;
-    async fn update_user(&self, id: i64, patch: &UserPatch) -> StoreResult<User>;
-    /// Replaces the user's projects.
-    async fn set_user_projects(&self, user_id: i64, project_ids: &[i64]) -> StoreResult<()>;
-    async fn user_projects(&self, user_id: i64) -> StoreResult<Vec<i64>>;
-
-    // --- sessions and API tokens ---------------------------------------------------------
-    async fn create_session(&self, session: &SessionRow) -> StoreResult<()>;
-    async fn session(&self, token_hash: &str) -> StoreResult<Option<SessionRow>>;
-    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
-    /// Ends every session of a user (disabled, password changed).
-    async fn delete_user_sessions(&self, user_id: i64) -> StoreResult<()>;
-    async fn delete_expired_sessions(&self, now: i64) -> StoreResult<u64>;
-    async fn create_api_token(&self, token: &ApiTokenRow) -> StoreResult<()>;
-    async fn api_token(&self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>>;
-    async fn api_tokens(&self, user_id: i64) -> StoreResult<Vec<ApiTokenRow>>;
-    async fn touch_api_token(&self, id: i64, now: i64) -> StoreResult<()>;
-    /// `false` if the user has no such unrevoked token.
-    async fn revoke_api_token(&self, user_id: i64, id: i64, now: i64) -> StoreResult<bool>;
-
-    // --- audit ---------------------------------------------------------------------------
-    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
-    async fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
-
-    // --- teams and memberships -----------------------------------------------------------
-    /// Fails with `Conflict` if the project has a team of that name.
-    async fn create_team(&self, team: &Team) -> StoreResult<()>;
-    async fn team(&self, id: i64) -> StoreResult<Option<Team>>;
-    async fn teams(&self, project_id: i64) -> StoreResult<Vec<Team>>;
-    /// Every membership of the project (active and exited), by person id.
-    async fn members(&self, project_id: i64) -> StoreResult<Vec<Member>>;
-    /// Every membership of a worker.
-    async fn memberships(&self, person_id: i64) -> StoreResult<Vec<Member>>;
-    /// Sets the team and trade of an existing membership; `false` if there is none.
-    async fn set_member_details(
-        &self,
-        project_id: i64,
-        person_id: i64,
-        team_id: Option<i64>,
-        trade: Option<&str>,
-    ) -> StoreResult<bool>;
-    /// Workers who are (or were) members of any of the projects, in person-id order.
-    async fn workers_in_projects(
-        &self,
-        project_ids: &[i64],
-        after: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<super::Worker>>;
-
-    // --- blacklist -----------------------------------------------------------------------
-    /// Lists the worker and takes them off every roster, in one transaction.
-    async fn blacklist_worker(&self, entry: &BlacklistEntry) -> StoreResult<()>;
-    /// `false` if the worker was not listed.
-    async fn unblacklist_worker(&self, person_id: i64) -> StoreResult<bool>;
-    async fn blacklist_entry(&self, person_id: i64) -> StoreResult<Option<BlacklistEntry>>;
-    async fn blacklist(&self) -> StoreResult<Vec<BlacklistEntry>>;
-
-    // --- firmware ------------------------------------------------------------------------
-    /// Fails with `Conflict` if the vendor already has this version for this kind.
-    async fn create_firmware(&self, firmware: &Firmware) -> StoreResult<()>;
-    async fn firmware(&self, id: i64) -> StoreResult<Option<Firmware>>;
-    async fn firmwares(&self) -> StoreResult<Vec<Firmware>>;
 }

@@ -1,5 +1,6 @@
 //! [`FaultyStore`]: a [`Store`] wrapper that fails on demand, for tests of the `500_01` paths.
 //!
+//! It implements every aggregate trait of [`super::traits`], one `delegate!` block each.
 //! Every method delegates to the inner store unless a switch is on: [`FaultyStore::fail_writes`]
 //! fails the methods that change data, [`FaultyStore::fail_all`] fails every method (reads and
 //! `ping` included) with [`StoreError::Injected`]. `backend()` never fails.
@@ -9,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 
 use super::console::*;
-use super::{Store, StoreError, StoreResult, model::*};
+use super::prelude::*;
+use super::{StoreError, StoreResult, model::*};
 
 /// Wraps a store; see the module docs.
 #[derive(Debug)]
@@ -85,13 +87,23 @@ delegate! {
     }
     Read fn ping(&self) -> StoreResult<()>;
     Write fn announce_tasks(&self, sn: &str) -> StoreResult<()>;
+}
 
+delegate! {
+    impl VendorStore {}
     Write fn create_vendor(&self, vendor: &Vendor) -> StoreResult<()>;
     Read fn vendor(&self, id: i64) -> StoreResult<Option<Vendor>>;
     Read fn vendors(&self) -> StoreResult<Vec<Vendor>>;
     Read fn credential(&self, access_id: &str) -> StoreResult<Option<Credential>>;
     Write fn rotate_credentials(&self, vendor_id: i64, new: &Credential) -> StoreResult<()>;
 
+    Write fn create_firmware(&self, firmware: &Firmware) -> StoreResult<()>;
+    Read fn firmware(&self, id: i64) -> StoreResult<Option<Firmware>>;
+    Read fn firmwares(&self) -> StoreResult<Vec<Firmware>>;
+}
+
+delegate! {
+    impl DeviceStore {}
     Write fn insert_token(&self, token: &str, sn: &str, access_id: &str, now: i64)
         -> StoreResult<()>;
     Read fn token(&self, token: &str) -> StoreResult<Option<(String, String, i64)>>;
@@ -109,12 +121,21 @@ delegate! {
     Write fn record_presence(&self, updates: &[PresenceUpdate], transitions: &[PresenceTransition])
         -> StoreResult<()>;
     Read fn presence_history(&self, sn: &str, limit: u32) -> StoreResult<Vec<PresenceTransition>>;
+}
 
+delegate! {
+    impl WorkerStore {}
     Write fn create_worker(&self, worker: &Worker) -> StoreResult<()>;
     Read fn worker(&self, person_id: i64) -> StoreResult<Option<Worker>>;
     Read fn worker_by_idcard(&self, idcard_no: &str) -> StoreResult<Option<Worker>>;
     Read fn workers_by_ids(&self, person_ids: &[i64]) -> StoreResult<Vec<Worker>>;
     Read fn workers(&self, after: Option<i64>, limit: u32) -> StoreResult<Vec<Worker>>;
+    Read fn workers_in_projects(&self, project_ids: &[i64], after: Option<i64>, limit: u32)
+        -> StoreResult<Vec<Worker>>;
+}
+
+delegate! {
+    impl RosterStore {}
     Write fn add_project_workers(&self, project_id: i64, person_ids: &[i64], now: i64)
         -> StoreResult<()>;
     Write fn remove_project_worker(&self, project_id: i64, person_id: i64, now: i64)
@@ -122,6 +143,22 @@ delegate! {
     Read fn roster(&self, project_id: i64) -> StoreResult<Vec<i64>>;
     Read fn on_roster(&self, project_id: i64, person_id: i64) -> StoreResult<bool>;
 
+    Write fn create_team(&self, team: &Team) -> StoreResult<()>;
+    Read fn team(&self, id: i64) -> StoreResult<Option<Team>>;
+    Read fn teams(&self, project_id: i64) -> StoreResult<Vec<Team>>;
+    Read fn members(&self, project_id: i64) -> StoreResult<Vec<Member>>;
+    Read fn memberships(&self, person_id: i64) -> StoreResult<Vec<Member>>;
+    Write fn set_member_details(&self, project_id: i64, person_id: i64, team_id: Option<i64>,
+        trade: Option<&str>) -> StoreResult<bool>;
+
+    Write fn blacklist_worker(&self, entry: &BlacklistEntry) -> StoreResult<()>;
+    Write fn unblacklist_worker(&self, person_id: i64) -> StoreResult<bool>;
+    Read fn blacklist_entry(&self, person_id: i64) -> StoreResult<Option<BlacklistEntry>>;
+    Read fn blacklist(&self) -> StoreResult<Vec<BlacklistEntry>>;
+}
+
+delegate! {
+    impl TaskStore {}
     Write fn create_task(&self, task: &NewTask) -> StoreResult<()>;
     Write fn merge_into_pending_update(&self, sn: &str, person_ids: &[i64])
         -> StoreResult<Option<i64>>;
@@ -140,14 +177,17 @@ delegate! {
     Write fn put_reconcile_page(&self, page: &ReconcilePage) -> StoreResult<()>;
     Read fn reconcile_pages(&self, taskid: i64) -> StoreResult<Vec<ReconcilePage>>;
     Read fn open_task_count(&self) -> StoreResult<i64>;
+}
 
+delegate! {
+    impl AttendanceStore {}
     Write fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>>;
     Read fn attendance(&self, query: &AttendanceQuery) -> StoreResult<Vec<Attendance>>;
     Read fn attendance_record(&self, record_id: i64) -> StoreResult<Option<Attendance>>;
 }
 
 delegate! {
-    impl ConsoleStore {}
+    impl AccountStore {}
     Write fn create_user(&self, user: &User) -> StoreResult<()>;
     Read fn user(&self, id: i64) -> StoreResult<Option<User>>;
     Read fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
@@ -169,23 +209,4 @@ delegate! {
 
     Write fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     Read fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
-
-    Write fn create_team(&self, team: &Team) -> StoreResult<()>;
-    Read fn team(&self, id: i64) -> StoreResult<Option<Team>>;
-    Read fn teams(&self, project_id: i64) -> StoreResult<Vec<Team>>;
-    Read fn members(&self, project_id: i64) -> StoreResult<Vec<Member>>;
-    Read fn memberships(&self, person_id: i64) -> StoreResult<Vec<Member>>;
-    Write fn set_member_details(&self, project_id: i64, person_id: i64, team_id: Option<i64>,
-        trade: Option<&str>) -> StoreResult<bool>;
-    Read fn workers_in_projects(&self, project_ids: &[i64], after: Option<i64>, limit: u32)
-        -> StoreResult<Vec<Worker>>;
-
-    Write fn blacklist_worker(&self, entry: &BlacklistEntry) -> StoreResult<()>;
-    Write fn unblacklist_worker(&self, person_id: i64) -> StoreResult<bool>;
-    Read fn blacklist_entry(&self, person_id: i64) -> StoreResult<Option<BlacklistEntry>>;
-    Read fn blacklist(&self) -> StoreResult<Vec<BlacklistEntry>>;
-
-    Write fn create_firmware(&self, firmware: &Firmware) -> StoreResult<()>;
-    Read fn firmware(&self, id: i64) -> StoreResult<Option<Firmware>>;
-    Read fn firmwares(&self) -> StoreResult<Vec<Firmware>>;
 }

@@ -54,21 +54,15 @@ pub enum DeviceKind {
     Collector,
 }
 
-/// Which way a gate counts.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    In,
-    Out,
-    #[default]
-    Both,
-}
+/// Which way a gate counts (a rule of the daily report, stored with the device).
+pub use crate::rules::reports::Direction;
 
 macro_rules! text_enum {
     ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
         impl $t {
+            /// Every value, in declaration order.
+            pub const ALL: &[Self] = &[$(Self::$v),*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$v => $s),* }
             }

@@ -14,7 +14,7 @@ use sqlx::{AnyConnection, Connection, Row};
 
 use super::StoreResult;
 use super::sql::SqlStore;
-use crate::runtime::util::now_ms;
+use rollcall_protocol::time::now_ms;
 
 /// The variable naming the PostgreSQL server tests use (e.g.
 /// `postgres://postgres@127.0.0.1:5432/test`).

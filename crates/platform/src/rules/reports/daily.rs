@@ -28,10 +28,28 @@ const MS_PER_TENTH_HOUR: i64 = 360_000;
 /// Beijing time: a fixed UTC+8 offset all year.
 const BEIJING: Offset = Offset::constant(8);
 
-/// The configured direction of the device that took a punch (the store's own type): an
-/// entrance's punches are candidates for "first in", an exit's for "last out", and a
-/// two-way device's are used when no directed punch exists.
-pub use crate::store::Direction;
+/// Which way a gate counts: an entrance's punches are candidates for "first in", an exit's
+/// for "last out", and a two-way device's are used when no directed punch exists. Devices
+/// are stored with one (`store::Device::direction`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+    #[default]
+    Both,
+}
 
 /// One attendance record, reduced to what the daily rule needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

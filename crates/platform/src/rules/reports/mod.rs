@@ -10,7 +10,7 @@
 pub mod daily;
 pub mod monthly;
 
-pub use daily::{DaySummary, Punch, beijing_date, beijing_day_start_ms, summarize};
+pub use daily::{DaySummary, Direction, Punch, beijing_date, beijing_day_start_ms, summarize};
 pub use monthly::{MonthlySheet, ProjectMonth, WorkerMonth, month_days, write_monthly};
 
 /// Why a report could not be produced. Messages are Chinese: they reach the console.

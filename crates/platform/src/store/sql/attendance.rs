@@ -1,0 +1,299 @@
+//! Attendance records: the group commit of sign-ins and queries over them.
+
+use async_trait::async_trait;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AssertSqlSafe};
+
+use super::{Arg, Backend, MAX_ATTENDANCE_PAGE, SqlStore, bind_all, col, values_list};
+use crate::store::model::*;
+use crate::store::{AttendanceStore, StoreError, StoreResult};
+
+#[async_trait]
+impl AttendanceStore for SqlStore {
+    // --- attendance ----------------------------------------------------------------------
+
+    /// Records are inserted in key order (stable, so the first of equal keys in the batch
+    /// wins): concurrent batches with overlapping keys then lock them in the same order and
+    /// cannot deadlock on PostgreSQL. A key already stored by a concurrent transaction is
+    /// waited for by `ON CONFLICT DO NOTHING` and then found by the follow-up select.
+    ///
+    /// The batch goes in as multi-row `INSERT … RETURNING record_id` statements (64 rows at
+    /// most, smaller ones in powers of two so a handful of statement shapes stay prepared): a
+    /// statement per record cost more than the rest of a sign-in (BENCHMARKS.md, "backlog
+    /// profile"). The rows not returned are the rare resends, looked up one by one.
+    async fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>> {
+        /// Rows per statement: 256 × 13 bound values, far below both backends' limits
+        /// (SQLite 32,766, PostgreSQL 65,535). Every statement is a round trip to sqlx's
+        /// SQLite worker thread, so a group commit of 256 records is one.
+        const ROWS: usize = 256;
+        let key = attendance_key;
+        // Key order avoids deadlocks between concurrent batches on PostgreSQL; among records
+        // of one key, the earliest arrival (smallest record id) is the one stored.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| (key(&batch[i]), batch[i].record_id));
+        // The first record of each key (equal keys are adjacent once sorted), and the others
+        // paired with their first.
+        let mut firsts: Vec<usize> = Vec::with_capacity(batch.len());
+        let mut copies: Vec<(usize, usize)> = Vec::new();
+        for i in order {
+            match firsts.last() {
+                Some(&f) if key(&batch[f]) == key(&batch[i]) => copies.push((i, f)),
+                _ => firsts.push(i),
+            }
+        }
+
+        let mut results: Vec<Option<Inserted>> = vec![None; batch.len()];
+        let mut stored = std::collections::HashSet::with_capacity(firsts.len());
+        let mut tx = self.write().await?;
+        let mut rest = &firsts[..];
+        while !rest.is_empty() {
+            let n = if rest.len() >= ROWS {
+                ROWS
+            } else {
+                1 << rest.len().ilog2()
+            };
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let values = values_list(matches!(self.backend, Backend::Sqlite), n, 13);
+            let sql = format!(
+                "INSERT INTO attendance ({}) VALUES {values} \
+                 ON CONFLICT DO NOTHING RETURNING record_id",
+                columns!(attendance)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for &i in chunk {
+                query = bind_attendance(query, &batch[i]);
+            }
+            for row in query.fetch_all(tx.conn()).await? {
+                stored.insert(col::<i64>(&row, "record_id")?);
+            }
+        }
+        for &i in &firsts {
+            let record = &batch[i];
+            results[i] = Some(if stored.contains(&record.record_id) {
+                Inserted {
+                    record_id: record.record_id,
+                    duplicate: false,
+                }
+            } else {
+                stored_attendance(tx.conn(), record).await?
+            });
+        }
+        for (copy, first) in copies {
+            let record_id = results[first]
+                .as_ref()
+                .map(|r| r.record_id)
+                .ok_or_else(|| StoreError::Corrupt("attendance batch result missing".into()))?;
+            results[copy] = Some(Inserted {
+                record_id,
+                duplicate: true,
+            });
+        }
+        tx.commit().await?;
+        results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| StoreError::Corrupt("attendance batch result missing".into())))
+            .collect()
+    }
+
+    /// Filters combine with AND; `from` is inclusive and `to` exclusive (record time).
+    async fn attendance(&self, query: &AttendanceQuery) -> StoreResult<Vec<Attendance>> {
+        let mut filters = Vec::new();
+        let mut args = Vec::new();
+        let mut filter = |condition: &str, arg: Arg| {
+            args.push(arg);
+            filters.push(format!("{condition} ${}", args.len()));
+        };
+        if let Some(project_id) = query.project_id {
+            filter("project_id =", Arg::Int(Some(project_id)));
+        }
+        if let Some(person_id) = &query.person_id {
+            filter("person_id =", Arg::Text(Some(person_id.clone())));
+        }
+        if let Some(sn) = &query.sn {
+            filter("sn =", Arg::Text(Some(sn.clone())));
+        }
+        if let Some(from) = query.from {
+            filter("record_time >=", Arg::Int(Some(from)));
+        }
+        if let Some(to) = query.to {
+            filter("record_time <", Arg::Int(Some(to)));
+        }
+        if let Some(cursor) = query.before_record_id {
+            filter("record_id <", Arg::Int(Some(cursor)));
+        }
+        args.push(Arg::Int(Some(i64::from(
+            query.limit.clamp(1, MAX_ATTENDANCE_PAGE),
+        ))));
+        let sql = format!(
+            "SELECT {} FROM attendance {} ORDER BY record_id DESC LIMIT ${}",
+            columns!(attendance),
+            if filters.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", filters.join(" AND "))
+            },
+            args.len()
+        );
+        self.fetch_all(bind_all(sqlx::query(AssertSqlSafe(sql)), args))
+            .await
+    }
+
+    async fn attendance_record(&self, record_id: i64) -> StoreResult<Option<Attendance>> {
+        self.fetch_optional(
+            sqlx::query(select!(attendance, "FROM attendance WHERE record_id = $1"))
+                .bind(record_id),
+        )
+        .await
+    }
+}
+
+/// Attendance flags are identifiers (`unknown_person`, …); stored comma-joined.
+fn join_flags(flags: &[String]) -> String {
+    flags.join(",")
+}
+
+/// Binds one attendance record in `columns!(attendance)` order.
+fn bind_attendance<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    r: &NewAttendance,
+) -> Query<'q, Any, AnyArguments> {
+    let query = query
+        .bind(r.record_id)
+        .bind(r.sn.clone())
+        .bind(r.person_id.clone())
+        .bind(i64::from(r.r#type))
+        .bind(r.bit_type.map(i64::from))
+        .bind(r.record_time)
+        .bind(r.received_at)
+        .bind(r.project_id)
+        .bind(r.direction.as_str())
+        .bind(r.photo_key.clone())
+        .bind(join_flags(&r.flags));
+    // sqlx 0.9.0's Any driver types a NULL `f64` as a 4-byte float for PostgreSQL; a later
+    // non-null 8-byte value through the same prepared statement is then refused ("incorrect
+    // binary data format"), failing the whole group commit (sqlx issue #4284). A NULL bound
+    // as `f32` is typed so that both agree; values are still bound as `f64`.
+    let query = match r.temperature {
+        Some(t) => query.bind(t),
+        None => query.bind(None::<f32>),
+    };
+    query.bind(r.extra.clone())
+}
+
+/// The idempotency key of an attendance record.
+type AttendanceKey<'a> = (&'a str, &'a str, i64, u32);
+
+fn attendance_key(r: &NewAttendance) -> AttendanceKey<'_> {
+    (&r.sn, &r.person_id, r.record_time, r.r#type)
+}
+
+/// The stored record under `record`'s key (its insert did nothing): a duplicate.
+async fn stored_attendance(
+    conn: &mut AnyConnection,
+    record: &NewAttendance,
+) -> StoreResult<Inserted> {
+    let existing = sqlx::query(
+        "SELECT record_id FROM attendance \
+         WHERE sn = $1 AND person_id = $2 AND record_time = $3 AND record_type = $4",
+    )
+    .bind(record.sn.clone())
+    .bind(record.person_id.clone())
+    .bind(record.record_time)
+    .bind(i64::from(record.r#type))
+    .fetch_optional(&mut *conn)
+    .await?;
+    match existing {
+        Some(row) => Ok(Inserted {
+            record_id: col(&row, "record_id")?,
+            duplicate: true,
+        }),
+        // Nothing under this key, so the record id itself was taken by another record.
+        None => Err(StoreError::Conflict(format!(
+            "attendance record id {}",
+            record.record_id
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::{SQLITE_MIGRATIONS, migrator_of, sqlite_pools};
+
+    fn record(record_id: i64, person_id: &str, record_time: i64) -> NewAttendance {
+        NewAttendance {
+            record_id,
+            sn: "SN1".into(),
+            person_id: person_id.into(),
+            r#type: 1,
+            bit_type: None,
+            record_time,
+            received_at: record_time + 5,
+            project_id: None,
+            direction: Direction::In,
+            photo_key: None,
+            flags: Vec::new(),
+            temperature: None,
+            extra: None,
+        }
+    }
+
+    /// A database made before `0003_attendance_key` (which rebuilds the table on SQLite)
+    /// keeps its records, and the reordered key still knows a resent one.
+    #[tokio::test]
+    async fn records_survive_the_attendance_key_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        sqlx::any::install_default_drivers();
+        let (pool, writes) = sqlite_pools(&url).await.unwrap();
+        migrator_of(&SQLITE_MIGRATIONS[..2])
+            .run(&writes)
+            .await
+            .unwrap();
+        let old = record(7, "42", 1_000);
+        bind_attendance(
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO attendance ({}) VALUES {}",
+                columns!(attendance),
+                values_list(true, 1, 13)
+            ))),
+            &old,
+        )
+        .execute(&writes)
+        .await
+        .unwrap();
+        pool.close().await;
+        writes.close().await;
+
+        let store = SqlStore::connect(&url).await.unwrap();
+        let got = store
+            .insert_attendance(&[record(8, "42", 1_000), record(9, "43", 1_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Inserted {
+                    record_id: 7,
+                    duplicate: true
+                },
+                Inserted {
+                    record_id: 9,
+                    duplicate: false
+                },
+            ]
+        );
+        let key: String = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'attendance'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+        assert!(
+            key.contains("UNIQUE (sn, record_time, person_id, record_type)"),
+            "{key}"
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! Projects (sites), the devices installed at them, device tokens and presence.
+
+use async_trait::async_trait;
+use sqlx::AssertSqlSafe;
+
+use super::{Arg, FromRow, SqlStore, bind_all, col, constraint, insert_rows};
+use crate::store::model::*;
+use crate::store::{DeviceStore, StoreError, StoreResult};
+
+#[async_trait]
+impl DeviceStore for SqlStore {
+    // --- tokens --------------------------------------------------------------------------
+
+    async fn insert_token(
+        &self,
+        token: &str,
+        sn: &str,
+        access_id: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        self.execute(
+            sqlx::query(
+                "INSERT INTO tokens (token, sn, access_id, last_used_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(token)
+            .bind(sn)
+            .bind(access_id)
+            .bind(now),
+        )
+        .await
+        .map_err(|e| constraint(e, || "token".to_owned()))?;
+        Ok(())
+    }
+
+    async fn token(&self, token: &str) -> StoreResult<Option<(String, String, i64)>> {
+        let row = sqlx::query("SELECT sn, access_id, last_used_at FROM tokens WHERE token = $1")
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok((
+                col(&row, "sn")?,
+                col(&row, "access_id")?,
+                col(&row, "last_used_at")?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn touch_tokens(&self, touches: &[(String, i64)]) -> StoreResult<()> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for (token, at) in touches {
+            // Never moves backwards (touches may arrive out of order from several nodes).
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = $2 WHERE token = $1 AND last_used_at < $2",
+            )
+            .bind(token.clone())
+            .bind(*at)
+            .execute(tx.conn())
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    // --- projects ------------------------------------------------------------------------
+
+    async fn create_project(&self, project: &Project) -> StoreResult<()> {
+        let fence = project
+            .fence
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("fence: {e}")))?;
+        self.execute(
+            sqlx::query(concat!(
+                "INSERT INTO projects (",
+                columns!(project),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ))
+            .bind(project.id)
+            .bind(project.name.clone())
+            .bind(project.code.clone())
+            .bind(project.address.clone())
+            .bind(project.coordinate_system.as_str())
+            .bind(fence)
+            .bind(project.created_at),
+        )
+        .await
+        .map_err(|e| constraint(e, || format!("project {}", project.id)))?;
+        Ok(())
+    }
+
+    async fn project(&self, id: i64) -> StoreResult<Option<Project>> {
+        self.fetch_optional(sqlx::query(select!(project, "FROM projects WHERE id = $1")).bind(id))
+            .await
+    }
+
+    async fn projects(&self) -> StoreResult<Vec<Project>> {
+        self.fetch_all(sqlx::query(select!(project, "FROM projects ORDER BY id")))
+            .await
+    }
+
+    // --- devices -------------------------------------------------------------------------
+
+    async fn create_device(&self, device: &Device) -> StoreResult<()> {
+        self.execute(
+            sqlx::query(concat!(
+                "INSERT INTO devices (",
+                columns!(device),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ))
+            .bind(device.sn.clone())
+            .bind(device.vendor_id)
+            .bind(device.project_id)
+            .bind(device.kind.as_str())
+            .bind(device.direction.as_str())
+            .bind(device.name.clone())
+            .bind(i64::from(device.enabled))
+            .bind(device.firmware_version.clone())
+            .bind(device.ip.clone())
+            .bind(device.last_heartbeat_at)
+            .bind(device.person_count)
+            .bind(device.face_count)
+            .bind(device.created_at),
+        )
+        .await
+        .map_err(|e| constraint(e, || format!("device {}", device.sn)))?;
+        Ok(())
+    }
+
+    async fn device(&self, sn: &str) -> StoreResult<Option<Device>> {
+        self.fetch_optional(sqlx::query(select!(device, "FROM devices WHERE sn = $1")).bind(sn))
+            .await
+    }
+
+    async fn devices(&self, project_id: Option<i64>) -> StoreResult<Vec<Device>> {
+        let query = match project_id {
+            Some(id) => sqlx::query(select!(
+                device,
+                "FROM devices WHERE project_id = $1 ORDER BY sn"
+            ))
+            .bind(id),
+            None => sqlx::query(select!(device, "FROM devices ORDER BY sn")),
+        };
+        self.fetch_all(query).await
+    }
+
+    async fn update_device(&self, sn: &str, patch: &DevicePatch) -> StoreResult<Device> {
+        let mut sets = Vec::new();
+        let mut args = vec![Arg::Text(Some(sn.to_owned()))];
+        let mut set = |column: &str, arg: Arg| {
+            args.push(arg);
+            sets.push(format!("{column} = ${}", args.len()));
+        };
+        if let Some(project_id) = patch.project_id {
+            set("project_id", Arg::Int(project_id));
+        }
+        if let Some(kind) = patch.kind {
+            set("kind", Arg::Text(Some(kind.as_str().to_owned())));
+        }
+        if let Some(direction) = patch.direction {
+            set("direction", Arg::Text(Some(direction.as_str().to_owned())));
+        }
+        if let Some(name) = &patch.name {
+            set("name", Arg::Text(name.clone()));
+        }
+        if let Some(enabled) = patch.enabled {
+            set("enabled", Arg::Int(Some(i64::from(enabled))));
+        }
+        let device = if sets.is_empty() {
+            self.device(sn).await?
+        } else {
+            let sql = format!(
+                "UPDATE devices SET {} WHERE sn = $1 RETURNING {}",
+                sets.join(", "),
+                columns!(device)
+            );
+            let _slot = self.write_slot().await;
+            bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+                .fetch_optional(&self.writes)
+                .await
+                .map_err(|e| constraint(e, || format!("device {sn}")))?
+                .as_ref()
+                .map(Device::from_row)
+                .transpose()?
+        };
+        device.ok_or_else(|| StoreError::NotFound(format!("device {sn}")))
+    }
+
+    async fn set_device_counts(&self, sn: &str, persons: i64, faces: i64) -> StoreResult<()> {
+        let changed = self
+            .execute(
+                sqlx::query("UPDATE devices SET person_count = $2, face_count = $3 WHERE sn = $1")
+                    .bind(sn)
+                    .bind(persons)
+                    .bind(faces),
+            )
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("device {sn}")));
+        }
+        Ok(())
+    }
+
+    async fn record_presence(
+        &self,
+        updates: &[PresenceUpdate],
+        transitions: &[PresenceTransition],
+    ) -> StoreResult<()> {
+        if updates.is_empty() && transitions.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for u in updates {
+            // Unknown devices are skipped; the last heartbeat never moves backwards; a missing
+            // version or IP keeps the one recorded.
+            sqlx::query(
+                "UPDATE devices SET last_heartbeat_at = $2, \
+                 firmware_version = COALESCE($3, firmware_version), ip = COALESCE($4, ip) \
+                 WHERE sn = $1 AND (last_heartbeat_at IS NULL OR last_heartbeat_at <= $2)",
+            )
+            .bind(u.sn.clone())
+            .bind(u.last_heartbeat_at)
+            .bind(u.firmware_version.clone())
+            .bind(u.ip.clone())
+            .execute(tx.conn())
+            .await?;
+        }
+        let rows = transitions
+            .iter()
+            .map(|t| {
+                vec![
+                    Arg::Text(Some(t.sn.clone())),
+                    Arg::Int(Some(i64::from(t.online))),
+                    Arg::Int(Some(t.at)),
+                ]
+            })
+            .collect();
+        insert_rows(
+            tx.conn(),
+            "INSERT INTO presence_transitions (sn, online, at)",
+            "",
+            3,
+            rows,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn presence_history(&self, sn: &str, limit: u32) -> StoreResult<Vec<PresenceTransition>> {
+        self.fetch_all(
+            sqlx::query(
+                "SELECT sn, online, at FROM presence_transitions WHERE sn = $1 \
+                 ORDER BY at DESC, id DESC LIMIT $2",
+            )
+            .bind(sn)
+            .bind(i64::from(limit)),
+        )
+        .await
+    }
+}

@@ -1,0 +1,53 @@
+//! [`TaskStore`]: tasks for devices, their person lists, sync reports and reconcile pages.
+
+use async_trait::async_trait;
+
+use crate::store::StoreResult;
+use crate::store::model::*;
+
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
+    // --- tasks ---------------------------------------------------------------------------
+    /// Creates a task with its frozen person list; with `supersede`, cancels the device's
+    /// older open person tasks in the same transaction.
+    async fn create_task(&self, task: &NewTask) -> StoreResult<()>;
+    /// If the device's newest person task is a pending T_UPDATE_DEVICE_PERSON, adds the
+    /// persons to it and returns its id; else `None` (the caller creates a new task).
+    async fn merge_into_pending_update(
+        &self,
+        sn: &str,
+        person_ids: &[i64],
+    ) -> StoreResult<Option<i64>>;
+    async fn task(&self, taskid: i64) -> StoreResult<Option<Task>>;
+    /// The device's tasks, newest first.
+    async fn tasks_of_device(&self, sn: &str, limit: u32) -> StoreResult<Vec<Task>>;
+    /// Pending tasks and tasks delivered before `redeliver_before`, oldest first.
+    async fn due_tasks(
+        &self,
+        sn: &str,
+        redeliver_before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Task>>;
+    /// Marks open tasks delivered (compare-and-set on an open state); returns those changed.
+    async fn mark_delivered(&self, taskids: &[i64], now: i64) -> StoreResult<Vec<i64>>;
+    /// Finishes an open task (compare-and-set); `false` if it was not open.
+    async fn finish_task(&self, taskid: i64, state: TaskState, now: i64) -> StoreResult<bool>;
+    /// A page of a task's frozen person list and the list's length.
+    async fn task_persons(
+        &self,
+        taskid: i64,
+        offset: u32,
+        limit: u32,
+    ) -> StoreResult<(Vec<i64>, u32)>;
+    /// Records which persons and faces a device accepted (per person and device).
+    async fn record_sync(&self, report: &SyncReport) -> StoreResult<()>;
+    async fn person_sync(&self, sn: &str) -> StoreResult<Vec<PersonSync>>;
+    /// Failures reported for a task: (failedPersons, failedFaces).
+    async fn task_failures(&self, taskid: i64)
+    -> StoreResult<(Vec<SyncFailure>, Vec<SyncFailure>)>;
+    /// Stores (replacing) one page of a T_POST_DEVICE_PERSON upload.
+    async fn put_reconcile_page(&self, page: &ReconcilePage) -> StoreResult<()>;
+    async fn reconcile_pages(&self, taskid: i64) -> StoreResult<Vec<ReconcilePage>>;
+    /// Open tasks across all devices (the task backlog metric).
+    async fn open_task_count(&self) -> StoreResult<i64>;
+}
