@@ -20,7 +20,7 @@
 //!     revoked, device disabled: stop, tell the app, reconnect slowly): the record is requeued;
 //!   - transient — `500_01`, `429_01`, an answer whose signature does not verify: requeued, and
 //!     the window pauses for a jittered backoff;
-//!   - permanent ([`ErrorCode::is_permanent`], e.g. `400_02`, `403_0x`), with a verified
+//!   - permanent ([`ErrorCode::is_permanent`](rollcall_protocol::ErrorCode::is_permanent), e.g. `400_02`, `403_0x`), with a verified
 //!     signature: the record is dead-lettered and the queue moves on.
 //! - **Commands**: a pushed task is checked against the vendor's secret (`Command::verify`)
 //!   and handed out once ([`Action::RunTask`]); task ids from heartbeats are handed out for
