@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use sqlx::AnyConnection;
 
 mod plan;
+mod rows;
 mod safety;
 mod transfer;
 mod verify;

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use super::plan::Plan;
-use super::transfer::{Cell, read_row};
+use super::rows::{Cell, read_row};
 use super::{CopyError, Side, db};
 
 /// A table's digest: the wrapping sum of a hash per row, so the order rows come in does not
