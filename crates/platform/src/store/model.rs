@@ -184,7 +184,7 @@ pub struct NewTask {
     /// T_DEL_DEVICE_PERSON.
     pub persons: Vec<i64>,
     /// Cancel the device's older open person tasks in the same transaction
-    /// (T_SEND_PERSON and T_CLEAR_DEVICE_PERSON supersede).
+    /// (decided by `services::tasks::supersedes`).
     pub supersede: bool,
     pub created_at: i64,
 }

@@ -3,14 +3,16 @@
 //! Which tasks are person tasks and which states are open are not decided here: the
 //! statements that need them are built once ([`RULES`]) from [`ApiCode::is_person_task`] and
 //! [`TaskState::is_open`], and whether a new task supersedes is decided by the caller
-//! ([`NewTask::supersede`], from `services::tasks::supersedes`). This file only executes them.
+//! ([`NewTask::supersede`], from `services::tasks::supersedes`). Merging is the mechanism of
+//! [`TaskStore::merge_into_pending_update`]: its target is a pending T_UPDATE_DEVICE_PERSON
+//! by contract. This file only executes the rules.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use rollcall_protocol::ApiCode;
 use sqlx::{AnyConnection, AssertSqlSafe};
-use std::collections::HashMap;
 
 use super::{
     Arg, MAX_PARAMS, SqlStore, bind_all, col, constraint, insert_rows, placeholders, unique,

@@ -8,7 +8,7 @@ use crate::store::model::*;
 
 #[async_trait]
 pub trait VendorStore: Send + Sync + 'static {
-    // --- vendors and credentials -------------------------------------------------------
+    // --- vendors and credentials ---------------------------------------------------------
     async fn create_vendor(&self, vendor: &Vendor) -> StoreResult<()>;
     async fn vendor(&self, id: i64) -> StoreResult<Option<Vendor>>;
     async fn vendors(&self) -> StoreResult<Vec<Vendor>>;
