@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod attendance;
+pub mod audit;
 pub mod devices;
 pub mod error;
 pub mod extract;
@@ -48,6 +49,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(tasks::routes())
         .merge(attendance::routes())
         .merge(users::routes())
+        .merge(audit::routes())
         .merge(reports::routes())
         .merge(firmware::routes())
         .route_layer(middleware::from_fn_with_state(app, access::authenticate))

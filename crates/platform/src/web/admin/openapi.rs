@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    attendance, devices, firmware, members, projects, reports, tasks, teams, users, vendors,
+    attendance, audit, devices, firmware, members, projects, reports, tasks, teams, users, vendors,
     workers,
 };
 
@@ -114,7 +114,7 @@ impl Modify for BearerAuth {
         users::create_token,
         users::list_tokens,
         users::revoke_token,
-        users::audit_log,
+        audit::audit_log,
         users::login,
         users::logout,
     ),

@@ -1,25 +1,24 @@
-//! `/api/v1/users`, `/api/v1/me`, `/api/v1/audit` and `/api/v1/login`: console accounts and
-//! roles (administrators manage them), the caller's own password and personal API tokens,
-//! the audit log (administrators and auditors read and export it), and password sign-in for
-//! scripts and the console's JavaScript-free forms alike (a session cookie).
+//! `/api/v1/users`, `/api/v1/me` and `/api/v1/login`: console accounts and roles
+//! (administrators manage them), the caller's own password and personal API tokens, and
+//! password sign-in for scripts and the console's JavaScript-free forms alike (a session
+//! cookie). The audit log is in `audit`.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::error::ApiError;
-use super::extract::{ApiJson, QueryParams, path_id, required_text};
-use crate::accounts::audit::AuditNote;
+use super::extract::{ApiJson, path_id, required_text};
 use crate::accounts::{Principal, Role, password, personal_tokens, sessions};
 use crate::runtime::util::now_ms;
 use crate::state::{App, AppState};
 use crate::store::StoreError;
-use crate::store::console::{ApiTokenRow, AuditEntry, AuditQuery, User, UserPatch};
+use crate::store::console::{ApiTokenRow, User, UserPatch};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -29,7 +28,6 @@ pub fn routes() -> Router<AppState> {
         .route("/me/password", post(change_password))
         .route("/me/tokens", post(create_token).get(list_tokens))
         .route("/me/tokens/{id}", delete(revoke_token))
-        .route("/audit", get(audit_log))
 }
 
 /// Routes that need no authentication.
@@ -134,27 +132,6 @@ pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }
 
-/// One audit-log line.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditView {
-    pub id: String,
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub detail: Option<String>,
-    pub ip: Option<String>,
-}
-
-/// `GET /audit`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditPage {
-    pub entries: Vec<AuditView>,
-    pub next_cursor: Option<String>,
-}
-
 /// `POST /login`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Login {
@@ -179,18 +156,6 @@ fn token_view(t: &ApiTokenRow, plain: Option<String>) -> TokenView {
         created_at: t.created_at,
         last_used_at: t.last_used_at,
         revoked_at: t.revoked_at,
-    }
-}
-
-fn audit_view(e: AuditEntry) -> AuditView {
-    AuditView {
-        id: e.id.to_string(),
-        at: e.at,
-        actor: e.actor,
-        action: e.action,
-        target: e.target,
-        detail: e.detail,
-        ip: e.ip,
     }
 }
 
@@ -485,82 +450,6 @@ pub async fn revoke_token(
     } else {
         Err(ApiError::NotFound(format!("令牌 {token_id}")))
     }
-}
-
-/// The audit log, newest first (administrators and auditors); `format=csv` exports it.
-#[utoipa::path(get, operation_id = "listAudit", path = "/api/v1/audit", tag = "users",
-    params(
-        ("actor" = Option<String>, Query, description = "Username (`root` for the admin token)"),
-        ("from" = Option<String>, Query, description = "Epoch ms or RFC 3339"),
-        ("to" = Option<String>, Query, description = "Epoch ms or RFC 3339"),
-        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
-        ("limit" = Option<u32>, Query, description = "Page size, default 100, at most 1000"),
-        ("format" = Option<String>, Query, description = "`csv` for a download"),
-    ),
-    responses((status = 200, description = "OK", body = AuditPage),
-              (status = 403, description = "Project managers cannot read the audit log", body = super::error::ErrorBody)))]
-pub async fn audit_log(
-    State(app): State<AppState>,
-    caller: Caller,
-    q: QueryParams,
-) -> Result<Response, ApiError> {
-    if caller.0.role() == Role::ProjectManager {
-        return Err(ApiError::Forbidden);
-    }
-    let limit = q.limit(100, 1000)?;
-    let query = AuditQuery {
-        actor: q.get("actor").map(str::to_owned),
-        from: q.time("from")?,
-        to: q.time("to")?,
-        before_id: q.id("cursor")?,
-        limit: limit + 1,
-    };
-    let mut entries = app.store.audit(&query).await?;
-    let next_cursor = (entries.len() > limit as usize)
-        .then(|| {
-            entries.truncate(limit as usize);
-            entries.last().map(|e| e.id.to_string())
-        })
-        .flatten();
-    if q.get("format") == Some("csv") {
-        let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-        let csv_err = |e: csv::Error| ApiError::Internal(format!("writing csv: {e}"));
-        out.write_record(["时间", "操作人", "操作", "对象", "详情", "IP"])
-            .map_err(csv_err)?;
-        for e in &entries {
-            out.write_record([
-                rollcall_protocol::time::Timestamp::from_epoch_ms(e.at)
-                    .to_wire()
-                    .as_str(),
-                &e.actor,
-                &e.action,
-                &e.target,
-                e.detail.as_deref().unwrap_or(""),
-                e.ip.as_deref().unwrap_or(""),
-            ])
-            .map_err(csv_err)?;
-        }
-        let bytes = out
-            .into_inner()
-            .map_err(|e| ApiError::Internal(format!("writing csv: {e}")))?;
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"audit.csv\"",
-                ),
-            ],
-            Extension(AuditNote(format!("导出审计日志 {} 条", entries.len()))),
-            bytes,
-        )
-            .into_response());
-    }
-    Ok(Json(AuditPage {
-        entries: entries.into_iter().map(audit_view).collect(),
-        next_cursor,
-    })
-    .into_response())
 }
 
 /// Signs in with a username and password: sets the session cookie.
