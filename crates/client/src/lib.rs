@@ -1,7 +1,7 @@
 //! A typed client of Rollcall's admin REST API (`/api/v1`), the one `rollcall bench`,
 //! `rollcall simulate` and the test harnesses use.
 //!
-//! It is a client of the HTTP contract only (PRODUCT.md "Admin REST API"): JSON in and out,
+//! It is a client of the HTTP contract only (RC-PROD-08, RC-PROD-09): JSON in and out,
 //! `Authorization: Bearer <token>` (the admin token or a personal `rcp_` token), ids as
 //! decimal strings, times as epoch milliseconds, errors as `{"error": {"code", "message", …}}`.
 //!

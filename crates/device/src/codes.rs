@@ -1,7 +1,6 @@
 //! The device's own errCodes for `failedPersons` / `failedFaces` of T_UPDATE_TASKS_STATUS
-//! (`PROTOCOL.md` rules ZJ-STATUS-01, ZJ-STATUS-04: the platform records them as the device
-//! sent them). The standard leaves their values to the device; these are ours, documented in
-//! the vendor guide.
+//! (ZJ-STATUS-01, ZJ-STATUS-04: the platform records them as the device sent them). The
+//! standard leaves their values to the device; these are ours, documented in the vendor guide.
 
 /// errCode: the face photo could not be downloaded (HTTP error, expired URL, network).
 pub const ERR_FACE_DOWNLOAD: &str = "404_1";

@@ -12,7 +12,8 @@ use rollcall_protocol::ids::Secret;
 
 use crate::backoff::Backoff;
 
-/// The vendor credentials the platform issued (PROTOCOL.md §3).
+/// The vendor credentials the platform issued (ZJ-CRED-01). The accessSecret only signs and
+/// verifies; it is never sent (ZJ-CRED-02).
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub access_id: String,
@@ -50,7 +51,8 @@ pub struct DeviceConfig {
     pub device_version: String,
     /// Reported in heartbeats.
     pub device_ip: String,
-    /// The device's RSA private key (PEM), for vendors whose responses are encrypted (§6).
+    /// The device's RSA private key (PEM), for vendors whose responses are encrypted
+    /// (ZJ-JWE-02).
     pub rsa_private_key_pem: Option<Secret>,
     pub tuning: Tuning,
 }

@@ -1,9 +1,9 @@
 //! # rollcall-device — the device SDK (reference attendance terminal)
 //!
 //! The device side of the Zhejiang attendance protocol (`PROTOCOL.md`), for vendors to embed
-//! in their terminals and for Rollcall's simulator, benchmarks and tests. The wire itself —
-//! framing, signatures, params, error codes — comes from `rollcall-protocol`, exactly as the
-//! platform uses it: nothing of the protocol is written twice.
+//! in their terminals (RC-DEV-22) and for Rollcall's simulator, benchmarks and tests. The wire
+//! itself — framing, signatures, params, error codes — comes from `rollcall-protocol`, exactly
+//! as the platform uses it: nothing of the protocol is written twice.
 //!
 //! ## Layout
 //! - [`session`]: the TCP session and offline queue as a **state machine without I/O**

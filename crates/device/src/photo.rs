@@ -5,7 +5,7 @@
 
 use crate::codes;
 
-/// The two photo formats of the standard (`PROTOCOL.md` rule ZJ-SIGNIN-04): the protocol
+/// The two photo formats of the standard (ZJ-SIGNIN-04): the protocol
 /// crate's, with its magic-byte [`PhotoFormat::sniff`] (the platform asks the same one) and
 /// `as_str` (`jpeg` or `png`, as stored).
 pub use rollcall_protocol::photo::ImageFormat as PhotoFormat;
@@ -51,7 +51,7 @@ pub mod sample {
     /// A 64×64 JPEG of 1.7 KB: a cheap attendance photo.
     pub const SMALL_JPEG: &[u8] = include_bytes!("assets/face_tiny.jpg");
     /// A 48 KB JPEG crop of NASA's public-domain astronaut portrait: one real face, passes
-    /// the enrolment rules of DEVICES.md.
+    /// the enrolment face rules (RC-DEV-07 to RC-DEV-12).
     pub const FACE_JPEG: &[u8] = include_bytes!("assets/face1.jpg");
 }
 

@@ -1,4 +1,4 @@
-//! Task execution (PROTOCOL.md §5 "Tasks"): every task apicode, run over HTTP, one at a
+//! Task execution (ZJ-CONN-07, ZJ-TASK-04): every task apicode, run over HTTP, one at a
 //! time in taskid order, each reported with `T_UPDATE_TASKS_STATUS`.
 //!
 //! | apicode | what the device does |
@@ -422,7 +422,8 @@ impl TaskRunner {
         rows
     }
 
-    /// T_UPDATE_DEVICE_VERSION: URL and sha256 come from the signed task param (§2 note).
+    /// T_UPDATE_DEVICE_VERSION: URL and sha256 come from the signed task param, and the
+    /// download must match them (ZJ-SIGN-14, ZJ-FW-03).
     async fn firmware(&self, task: &TaskOrder) -> Result<TaskReport, SdkError> {
         let api = ApiCode::UpdateDeviceVersion;
         // The interface call confirms the task is still ours (405_01 otherwise).
@@ -470,7 +471,8 @@ impl TaskRunner {
         Ok(TaskReport::done())
     }
 
-    /// T_POST_DEVICE_PERSON: the device's own list, paged, without the excluded members.
+    /// T_POST_DEVICE_PERSON: the device's own list, paged, without the excluded members
+    /// (ZJ-RECON-03).
     async fn post_persons(&self, task: &TaskOrder) -> Result<TaskReport, SdkError> {
         let api = ApiCode::PostDevicePerson;
         let p: PostDevicePersonTaskParam = if task.param.trim().is_empty() {

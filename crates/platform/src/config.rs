@@ -58,6 +58,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             data_dir: PathBuf::from("data"),
+            // ZJ-TRANS-05: HTTP on 0.0.0.0:8080, TCP on 0.0.0.0:7700.
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             tcp_addr: SocketAddr::from(([0, 0, 0, 0], 7700)),
             public_url: None,

@@ -1,13 +1,14 @@
 //! Interface identifiers (`apicode`) and what each one requires of a request.
 //!
-//! The per-apicode rules of PROTOCOL.md §1.3, §3 and §4 — which transport carries it, whether
-//! it needs a token, a timeStamp, a param, a taskid, and which image members its signature
-//! leaves out — are answered here, so the platform and the SDK ask rather than re-list them.
+//! The per-apicode rules — which transport carries it (ZJ-CONN-04), whether it needs a token,
+//! a timeStamp (ZJ-TIME-04), a param or a taskid (ZJ-ERR-02), and which image members its
+//! signature leaves out (ZJ-SIGN-08) — are answered here, so the platform and the SDK ask
+//! rather than re-list them.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// Every interface of the protocol (§5, §7).
+/// Every interface of the protocol (ZJ-TRANS-01), X_COLLECT_PERSON included (ZJ-COLLECT-01).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ApiCode {
     /// `C_AUTH`: exchange vendor credentials for a token.
@@ -36,7 +37,7 @@ pub enum ApiCode {
     CollectPerson,
 }
 
-/// Which members the signature of an apicode's param leaves out (§2 "param without img").
+/// Which members the signature of an apicode's param leaves out (ZJ-SIGN-08).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImgCut {
     /// The param is signed as sent.
@@ -47,7 +48,7 @@ pub enum ImgCut {
     DataRows(&'static str),
 }
 
-/// The image members of `X_COLLECT_PERSON`, all left out of its signature.
+/// The image members of `X_COLLECT_PERSON`, all left out of its signature (ZJ-COLLECT-03).
 pub const COLLECT_IMAGE_MEMBERS: &[&str] = &[
     "idCardPhoto",
     "idCardFront",
@@ -90,12 +91,12 @@ impl ApiCode {
         }
     }
 
-    /// `C_` apicodes: the only requests a device may send over TCP (§1.3).
+    /// `C_` apicodes: the only requests a device may send over TCP (ZJ-CONN-04).
     pub const fn is_connection(self) -> bool {
         matches!(self, ApiCode::Auth | ApiCode::Heartbeat | ApiCode::SignIn)
     }
 
-    /// Apicodes a task can have: what the platform asks a device to do (§5 "Tasks").
+    /// Apicodes a task can have: what the platform asks a device to do (ZJ-TASK-01).
     pub const fn is_task(self) -> bool {
         matches!(
             self,
@@ -110,7 +111,7 @@ impl ApiCode {
 
     /// Tasks that change the device's person list; a device runs them one at a time in
     /// taskid order (ZJ-TASK-04), and merging (ZJ-TASK-05) and superseding (ZJ-TASK-06) apply
-    /// among them (§5).
+    /// among them (ZJ-TASK-01).
     pub const fn is_person_task(self) -> bool {
         matches!(
             self,
@@ -127,17 +128,18 @@ impl ApiCode {
     }
 
     /// timeStamp is required on C_ apicodes (402_05) and on X_COLLECT_PERSON, whose
-    /// signature covers it; optional on T_ apicodes (validated when present).
+    /// signature covers it (ZJ-COLLECT-02); optional on T_ apicodes, validated when present
+    /// (ZJ-TIME-04).
     pub const fn requires_timestamp(self) -> bool {
         self.is_connection() || matches!(self, ApiCode::CollectPerson)
     }
 
-    /// Whether the signature covers the timeStamp (§2).
+    /// Whether the signature covers the timeStamp (ZJ-SIGN-05).
     pub const fn signs_timestamp(self) -> bool {
         self.requires_timestamp()
     }
 
-    /// param is required (402_06) on these interfaces (§4).
+    /// param is required (402_06) on these interfaces (ZJ-ERR-02).
     pub const fn requires_param(self) -> bool {
         matches!(
             self,
@@ -157,7 +159,7 @@ impl ApiCode {
         self.is_task()
     }
 
-    /// What the request signature leaves out of the param (§2).
+    /// What the request signature leaves out of the param (ZJ-SIGN-08).
     pub const fn img_cut(self) -> ImgCut {
         match self {
             ApiCode::SignIn => ImgCut::TopLevel(&["img"]),

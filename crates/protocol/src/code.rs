@@ -1,13 +1,14 @@
-//! Error codes of the standard (§1.3) and our extensions, with their messages and precedence.
+//! Error codes of the standard (the standard's §1.3; ZJ-ERR-02) and our extensions, with their
+//! messages and precedence.
 //!
 //! This module is **the one place** where a code meets its text: `errormsg` is the standard's
-//! Chinese message word for word, optionally followed by `: ` and a detail (PROTOCOL.md §4).
+//! Chinese message word for word, optionally followed by `: ` and a detail (ZJ-ERR-01).
 //! Higher layers (platform services, the SDK) map their own error enums onto [`ErrorCode`];
 //! nothing else spells a code or a message.
 
 use std::fmt;
 
-/// Every error code a response can carry (PROTOCOL.md §4).
+/// Every error code a response can carry (ZJ-ERR-02).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorCode {
     /// `413_01` (ext): a frame or body over its limit.
@@ -20,7 +21,8 @@ pub enum ErrorCode {
     SnMissing,
     /// `402_03`: token missing.
     TokenMissing,
-    /// `402_04`: never produced (400_01 covers a missing apicode); listed for completeness.
+    /// `402_04`: never produced (400_01 covers a missing apicode, ZJ-ERR-03); listed for
+    /// completeness.
     ApiCodeMissing,
     /// `402_05`: timeStamp missing on a C_ apicode.
     TimestampMissing,
@@ -59,7 +61,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, **in precedence order**: when several apply, the earliest wins (§4).
+    /// Every code, **in precedence order**: when several apply, the earliest wins (ZJ-ERR-04).
     /// `500_01` comes last: it is raised by faults, never chosen among input errors.
     pub const ALL: [ErrorCode; 23] = [
         ErrorCode::TooLarge,
@@ -145,7 +147,7 @@ impl ErrorCode {
         }
     }
 
-    /// Position in the precedence order of §4 (lower wins).
+    /// Position in the precedence order of ZJ-ERR-04 (lower wins).
     pub fn rank(self) -> usize {
         // ALL is written in precedence order; a linear scan of 23 entries is cheap.
         Self::ALL
@@ -198,7 +200,7 @@ impl ProtocolError {
         }
     }
 
-    /// `errormsg`: the standard's message, then `: detail` when there is one.
+    /// `errormsg`: the standard's message, then `: detail` when there is one (ZJ-ERR-01).
     pub fn errormsg(&self) -> String {
         match &self.detail {
             Some(d) if !d.is_empty() => format!("{}: {}", self.code.message(), d),

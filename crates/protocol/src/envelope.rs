@@ -1,8 +1,9 @@
-//! Requests, responses and commands independent of their transport (PROTOCOL.md §1.3, §1.4).
+//! Requests, responses and commands independent of their transport (ZJ-PKT-02, ZJ-HTTP-01,
+//! ZJ-HTTP-03).
 //!
 //! A TCP [`Packet`] and an HTTP JSON body carry the same envelope; both become a [`Request`]
 //! here, so the platform handles one type, and [`Response`] writes itself as either. The
-//! envelope checks whose order §4 fixes and that need no state (apicode, missing fields,
+//! envelope checks whose order ZJ-ERR-04 fixes and that need no state (apicode, missing fields,
 //! timeStamp format and skew) are [`Request::check`]; the platform continues from there
 //! with device, credential, token and signature checks.
 
@@ -15,14 +16,14 @@ use crate::packet::Packet;
 use crate::sign::{self, SignFields};
 use crate::time::{Timestamp, check_skew};
 
-/// Which transport a request came over; some apicodes are refused on TCP (§1.3).
+/// Which transport a request came over; some apicodes are refused on TCP (ZJ-CONN-04).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Tcp,
     Http,
 }
 
-/// A device's request, as received. Empty strings are absent fields.
+/// A device's request, as received. Empty strings are absent fields (ZJ-PKT-03).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Request {
     pub version: String,
@@ -36,7 +37,7 @@ pub struct Request {
     /// The param text as sent: a string param's value, or an object param's raw text.
     pub param: Option<String>,
     /// For an object param in a JSON5 envelope: the same object written compactly as strict
-    /// JSON, members in order — a second accepted signature form (§2).
+    /// JSON, members in order — a second accepted signature form (ZJ-SIGN-04).
     pub param_alt: Option<String>,
     pub sign: String,
     /// (ext) Echoed in the response; 0 = absent. TCP only.
@@ -110,9 +111,9 @@ impl Request {
         }
     }
 
-    /// A request carried by an HTTP body (§1.4), read leniently (§1.5): unquoted keys,
-    /// numbers for strings; `param` as a JSON string or an object/array kept as raw text.
-    /// Anything that is not a JSON object: `400_02`.
+    /// A request carried by an HTTP body (ZJ-HTTP-01), read leniently (ZJ-JSON-01): unquoted
+    /// keys, numbers for strings; `param` as a JSON string or an object/array kept as raw text
+    /// (ZJ-HTTP-02, ZJ-SIGN-03). Anything that is not a JSON object: `400_02` (ZJ-TRANS-03).
     pub fn from_http_body(body: &[u8]) -> Result<Self, ProtocolError> {
         let bad = |d: String| ProtocolError::with_detail(ErrorCode::ParamInvalid, d);
         let text = std::str::from_utf8(body).map_err(|_| bad("请求体不是 UTF-8 文本".into()))?;
@@ -177,7 +178,7 @@ impl Request {
     }
 
     /// For `POST /device/api/{apicode}`: the path's apicode fills in a body without one; a
-    /// body whose apicode differs gets `400_01`.
+    /// body whose apicode differs gets `400_01` (ZJ-TRANS-02).
     pub fn apply_path_apicode(&mut self, path_apicode: &str) -> Result<(), ProtocolError> {
         if self.apicode.is_empty() {
             self.apicode = path_apicode.to_owned();
@@ -216,7 +217,7 @@ impl Request {
         Ok(())
     }
 
-    /// The stateless envelope checks, in the precedence order of §4:
+    /// The stateless envelope checks, in the precedence order of ZJ-ERR-04:
     /// `400_01` → `402_01..07`, `402_08` → `404_01` → `400_05`.
     pub fn check(
         &self,
@@ -225,6 +226,7 @@ impl Request {
         max_skew_secs: u64,
     ) -> Result<Checked, ProtocolError> {
         let invalid_api = |d: String| ProtocolError::with_detail(ErrorCode::ApiCodeInvalid, d);
+        // ZJ-ERR-03: a missing apicode is 400_01, never 402_04.
         if self.apicode.is_empty() {
             return Err(ProtocolError::new(ErrorCode::ApiCodeInvalid));
         }
@@ -232,6 +234,7 @@ impl Request {
             .apicode
             .parse()
             .map_err(|_| invalid_api(format!("未知接口 {}", self.apicode)))?;
+        // ZJ-CONN-04: over TCP a device sends only C_ apicodes.
         if transport == Transport::Tcp && !api.is_connection() {
             return Err(invalid_api(format!("{api} 只能通过 HTTP 调用")));
         }
@@ -345,7 +348,7 @@ impl Response {
         }
     }
 
-    /// Signs the response with the response recipe of `api` (§2).
+    /// Signs the response with the response recipe of `api` (ZJ-SIGN-09).
     pub fn sign_with(&mut self, api: ApiCode, secret: &str) {
         self.sign = sign::sign_response(api, &self.sign_fields(), secret);
     }
@@ -355,7 +358,7 @@ impl Response {
         sign::verify_response(api, &self.sign_fields(), secret, &self.sign)
     }
 
-    /// The TCP packet: `{version, apicode, success, error | response, sign, seq}`.
+    /// The TCP packet: `{version, apicode, success, error | response, sign, seq}` (ZJ-CONN-05).
     pub fn to_packet(&self) -> Packet {
         let (error, response) = match &self.outcome {
             Ok(r) => (String::new(), r.clone().unwrap_or_default()),
@@ -392,7 +395,8 @@ impl Response {
     }
 
     /// The HTTP body: `{version, success, apicode, taskid?, error?, response?, sign}` with
-    /// `error` and a JSON `response` written as objects, a JWE `response` as a string.
+    /// `error` and a JSON `response` written as objects, a JWE `response` as a string
+    /// (ZJ-HTTP-03).
     pub fn to_http_json(&self) -> String {
         let mut out = String::with_capacity(128 + self.response_text().map_or(0, str::len));
         out.push_str("{\"version\":");
@@ -418,6 +422,7 @@ impl Response {
                     push_json_str(&mut out, text);
                 }
             }
+            // An acknowledgement: no `response` member (ZJ-HTTP-04).
             Ok(None) => {}
         }
         out.push_str(",\"sign\":");
@@ -491,7 +496,7 @@ fn push_json_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
-/// A task pushed to a device over its TCP connection (§1.3, ext).
+/// A task pushed to a device over its TCP connection (ZJ-CONN-07, ZJ-CONN-08).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     pub version: String,

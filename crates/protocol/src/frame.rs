@@ -1,4 +1,4 @@
-//! Varint length framing of the TCP transport (PROTOCOL.md §1.1).
+//! Varint length framing of the TCP transport (ZJ-FRAME-01).
 //!
 //! `frame = varint(len(body)) ‖ body`, `body` a protobuf [`Packet`]. The decoder is
 //! incremental and pure: it looks at the front of a buffer and says "a packet", "need more
@@ -12,12 +12,13 @@ use prost::Message;
 use crate::code::ErrorCode;
 use crate::packet::Packet;
 
-/// Default limit on one frame's body (`max_frame_bytes`, 2 MiB).
+/// Default limit on one frame's body (`max_frame_bytes`, 2 MiB; ZJ-FRAME-03).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
-/// A length varint may not be longer than this (5 bytes carry 35 bits).
+/// A length varint may not be longer than this (5 bytes carry 35 bits; ZJ-FRAME-03).
 pub const MAX_VARINT_BYTES: usize = 5;
 
-/// Why a byte stream is not a valid frame sequence. Every variant ends the connection.
+/// Why a byte stream is not a valid frame sequence (ZJ-FRAME-03). Every variant ends the
+/// connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     #[error("length varint longer than {MAX_VARINT_BYTES} bytes")]
@@ -29,7 +30,7 @@ pub enum FrameError {
 }
 
 impl FrameError {
-    /// The code of the error packet sent before closing (§1.1).
+    /// The code of the one error packet sent before closing (ZJ-FRAME-04).
     pub fn code(&self) -> ErrorCode {
         match self {
             FrameError::Oversize { .. } => ErrorCode::TooLarge,
@@ -63,7 +64,7 @@ impl Head {
 /// Reads the length varint at the front of `buf` and checks it against `max_frame_bytes`.
 ///
 /// At most [`MAX_VARINT_BYTES`] are looked at, so the verdict (and the refusal of an
-/// oversize length) comes before a single body byte is buffered.
+/// oversize length) comes before a single body byte is buffered (ZJ-FRAME-03).
 pub fn read_head(buf: &[u8], max_frame_bytes: usize) -> Result<Head, FrameError> {
     let mut len: u64 = 0;
     for (i, &byte) in buf.iter().take(MAX_VARINT_BYTES).enumerate() {
@@ -110,7 +111,8 @@ impl FrameDecoder {
         self.max_frame_bytes
     }
 
-    /// Decodes one packet from the front of `buf`, consuming its bytes.
+    /// Decodes one packet from the front of `buf`, consuming its bytes; a partial frame stays
+    /// in `buf` until it is complete (ZJ-FRAME-02).
     ///
     /// `Ok(None)`: need more bytes (`buf` untouched; see [`FrameDecoder::needed`]).
     /// `Err`: the stream is corrupt and the connection must end.

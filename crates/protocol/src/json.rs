@@ -1,8 +1,8 @@
-//! The lenient JSON of PROTOCOL.md §1.5, at the level of **tokens and spans**.
+//! The lenient JSON of ZJ-JSON-01, at the level of **tokens and spans**.
 //!
 //! Devices in the field copy the standard's examples: unquoted keys, single quotes, trailing
 //! commas. Signatures cover the param text *exactly as sent*, minus the `img` members for
-//! some apicodes (§2 "param without img"), so the platform must never re-serialise to verify.
+//! some apicodes (ZJ-SIGN-03, ZJ-SIGN-08), so the platform must never re-serialise to verify.
 //! Everything here therefore works on a token stream with byte spans into the original text:
 //!
 //! - [`tokenize`] splits text into tokens (whitespace and comments are skipped, not tokens);
@@ -487,7 +487,8 @@ impl Doc<'_> {
         self.write_strict_tokens(0..self.tokens.len())
     }
 
-    /// One value written as strict compact JSON, members in order, tokens as written.
+    /// One value written as strict compact JSON, members in order, tokens as written: the
+    /// extra signature form of an object param in a JSON5 envelope (ZJ-SIGN-04).
     pub fn compact_strict(&self, node: &Node) -> String {
         self.write_strict_tokens(node.tokens())
     }
@@ -537,7 +538,7 @@ pub enum Cut<'n> {
     DataRows(&'n str),
 }
 
-/// The two accepted "param without img" texts (PROTOCOL.md §2).
+/// The two accepted "param without img" texts (ZJ-SIGN-06, ZJ-SIGN-07).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CutForms {
     /// Form A: the members and one adjacent comma removed, whitespace outside strings dropped,
@@ -547,7 +548,7 @@ pub struct CutForms {
     pub spaced: String,
 }
 
-/// Cuts the named members out of `text` and returns both signature forms.
+/// Cuts the named members out of `text` and returns both signature forms (ZJ-SIGN-08).
 ///
 /// Needs only the token structure: nothing is re-serialised, so key quoting, number text
 /// (`36.70`) and string escapes (`\u5f20`) survive byte for byte. A run of consecutive cut

@@ -1,5 +1,5 @@
 //! Encrypted success responses: JWE compact serialization, `RSA-OAEP-256` + `A256GCM`
-//! (PROTOCOL.md §6, RFC 7516 / RFC 7518).
+//! (ZJ-JWE-01, ZJ-JWE-02; RFC 7516 / RFC 7518).
 //!
 //! This module owns the one JWE profile the protocol uses. A vendor may register an RSA public
 //! key; the platform then replaces the JSON text of every success `response` with

@@ -15,14 +15,14 @@
 //!   from "corrupt" and refuses oversize frames before buffering them.
 //! - [`apicode`]: the interface identifiers and what each requires.
 //! - [`code`]: error codes, their standard messages, their precedence; [`code::ProtocolError`].
-//! - [`json`]: the lenient JSON of §1.5 — a tokenizer, JSON5 → strict JSON, the img cut.
+//! - [`json`]: the lenient JSON of ZJ-JSON-01 — a tokenizer, JSON5 → strict JSON, the img cut.
 //! - [`envelope`]: a request or response independent of transport (TCP packet or HTTP body).
-//! - [`params`]: typed params and responses of every interface of §5.
-//! - [`sign`]: the signature recipe table of §2 and constant-time verification.
+//! - [`params`]: typed params and responses of every interface, read leniently (ZJ-JSON-02).
+//! - [`sign`]: the signature recipes (ZJ-SIGN-05, ZJ-SIGN-09) and constant-time verification.
 //! - [`time`]: Beijing-time `yyyyMMddHHmmss`, the clock-skew check and its `400_05` detail,
 //!   Beijing dates, and [`time::now_ms`].
 //! - [`photo`]: JPEG or PNG, from the magic bytes (ZJ-SIGNIN-04).
-//! - [`jwe`]: JWE compact RSA-OAEP-256 + A256GCM (§6).
+//! - [`jwe`]: JWE compact RSA-OAEP-256 + A256GCM (ZJ-JWE-02).
 //! - [`ids`]: [`ids::Secret`], for tokens and secrets.
 
 pub mod apicode;

@@ -1,5 +1,4 @@
-//! Which image formats the protocol accepts, decided by their magic bytes (`PROTOCOL.md`
-//! rule ZJ-SIGNIN-04).
+//! Which image formats the protocol accepts, decided by their magic bytes (ZJ-SIGNIN-04).
 //!
 //! An attendance `img` or an enrolment photo is a **JPEG or a PNG**; anything else (BMP, GIF,
 //! WebP, text, nothing) is not a photo of the standard. The format is decided from the first

@@ -1,4 +1,5 @@
-//! Signatures (PROTOCOL.md §2): **the** recipe table, for requests, responses and commands.
+//! Signatures: **the** recipe tables, for requests (ZJ-SIGN-05), responses (ZJ-SIGN-09) and
+//! commands (ZJ-CONN-08).
 //!
 //! `sign = lowercase_hex(MD5(concatenation of the listed fields ‖ accessSecret))`. Absent
 //! fields contribute nothing; `success` contributes `true`/`false`. The param contributes
@@ -31,17 +32,18 @@ pub enum Part {
     AccessKey,
     /// The param text as sent.
     Param,
-    /// The param text with the apicode's image members cut (§2 "param without img").
+    /// The param text with the apicode's image members cut (ZJ-SIGN-06, ZJ-SIGN-08).
     ParamWithoutImg,
     /// Responses: `true` or `false`.
     Success,
-    /// Responses: the exact response text (JSON or JWE); nothing for an acknowledgement.
+    /// Responses: the exact text written, JSON or JWE; nothing for an acknowledgement
+    /// (ZJ-SIGN-10).
     Response,
 }
 
 use Part as P;
 
-/// What a request of `api` is signed over, before the secret (§2, first table).
+/// What a request of `api` is signed over, before the secret (ZJ-SIGN-05).
 pub const fn request_recipe(api: ApiCode) -> &'static [Part] {
     match api {
         ApiCode::Auth => &[
@@ -86,6 +88,7 @@ pub const fn request_recipe(api: ApiCode) -> &'static [Part] {
             P::ApiCode,
             P::ParamWithoutImg,
         ],
+        // ZJ-COLLECT-02: timeStamp signed, every image member cut.
         ApiCode::CollectPerson => &[
             P::Version,
             P::Sn,
@@ -97,9 +100,9 @@ pub const fn request_recipe(api: ApiCode) -> &'static [Part] {
     }
 }
 
-/// What a response to `api` is signed over, before the secret (§2, second table).
+/// What a response to `api` is signed over, before the secret (ZJ-SIGN-09).
 /// The standard signs no C_ response; we sign them like T_GET_TASKS (ext), and
-/// X_COLLECT_PERSON likewise.
+/// X_COLLECT_PERSON likewise (ZJ-COLLECT-02).
 pub const fn response_recipe(api: ApiCode) -> &'static [Part] {
     match api {
         ApiCode::Auth
@@ -111,13 +114,14 @@ pub const fn response_recipe(api: ApiCode) -> &'static [Part] {
         ApiCode::SendPerson | ApiCode::UpdateDevicePerson | ApiCode::PostDevicePerson => {
             &[P::Version, P::Success, P::TaskId, P::Response]
         }
+        // ZJ-SIGN-14: T_UPDATE_DEVICE_VERSION's answer is not covered; its signed task param is.
         ApiCode::DelDevicePerson | ApiCode::ClearDevicePerson | ApiCode::UpdateDeviceVersion => {
             &[P::Version, P::Success, P::TaskId]
         }
     }
 }
 
-/// What a platform→device command is signed over, before the secret (§1.3, ext).
+/// What a platform→device command is signed over, before the secret (ZJ-CONN-08, ext).
 pub const COMMAND_RECIPE: &[Part] = &[
     P::Version,
     P::Sn,
@@ -148,7 +152,8 @@ pub struct SignFields<'a> {
 /// Why a request's signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignError {
-    /// The param cannot be tokenized, so the image cut is impossible (answered 400_02).
+    /// The param cannot be tokenized, so the image cut is impossible (answered 400_02,
+    /// ZJ-SIGN-08).
     #[error("param cannot be tokenized: {0}")]
     Untokenizable(#[from] JsonError),
     /// No accepted form of the material matches the presented sign (answered 400_04).
@@ -166,7 +171,8 @@ impl SignError {
 }
 
 /// Lowercase hex MD5 of `recipe` over `fields` with `param` in place of the param, then
-/// the secret.
+/// the secret (ZJ-SIGN-01): absent fields add nothing, `success` adds `true`/`false`
+/// (ZJ-SIGN-02). The secret is only hashed, never sent (ZJ-CRED-02).
 fn digest(recipe: &[Part], fields: &SignFields<'_>, param: Option<&str>, secret: &str) -> String {
     let mut md5 = Md5::new();
     for part in recipe {
@@ -212,10 +218,12 @@ fn cut_for(api: ApiCode) -> Option<Cut<'static>> {
     }
 }
 
-/// The param texts a request signature of `api` may cover, form A first.
+/// The param texts a request signature of `api` may cover, form A first (ZJ-SIGN-06,
+/// ZJ-SIGN-07).
 ///
-/// `param` is the text as sent. `alt` is an extra accepted rendering (the HTTP layer passes
-/// the compact strict rewrite of an object param found in a JSON5 envelope).
+/// `param` is the text as sent (ZJ-SIGN-03). `alt` is an extra accepted rendering (the HTTP
+/// layer passes the compact strict rewrite of an object param found in a JSON5 envelope,
+/// ZJ-SIGN-04).
 pub fn param_candidates(
     api: ApiCode,
     param: Option<&str>,
@@ -250,8 +258,9 @@ pub fn sign_request(
     Ok(digest(recipe, fields, param.as_deref(), secret))
 }
 
-/// Verifies a request's `presented` sign against every accepted form (§2), in constant time
-/// per comparison. Hex case is ignored: devices in the field send uppercase MD5 too.
+/// Verifies a request's `presented` sign against every accepted form (ZJ-SIGN-07), in
+/// constant time per comparison (ZJ-SIGN-13). Hex case is ignored: devices in the field send
+/// uppercase MD5 too.
 pub fn verify_request(
     api: ApiCode,
     fields: &SignFields<'_>,
@@ -297,7 +306,7 @@ pub fn verify_command(fields: &SignFields<'_>, secret: &str, presented: &str) ->
     matches(&sign_command(fields, secret), presented)
 }
 
-/// Constant-time comparison of an expected lowercase hex sign with a presented one.
+/// Constant-time comparison of an expected lowercase hex sign with a presented one (ZJ-SIGN-13).
 pub fn matches(expected: &str, presented: &str) -> bool {
     if expected.len() != presented.len() {
         return false;

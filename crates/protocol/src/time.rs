@@ -1,4 +1,4 @@
-//! Beijing-time wire timestamps and the clock-skew check (PROTOCOL.md §3).
+//! Beijing-time wire timestamps and the clock-skew check (ZJ-TIME-01, ZJ-TIME-02, ZJ-TIME-03).
 //!
 //! This module owns the one rule of the wire about time: `timeStamp` is `yyyyMMddHHmmss` in
 //! **Beijing time**, a fixed UTC+8 offset with no daylight saving time. Inside the workspace a
@@ -15,7 +15,7 @@
 //! [`platform_time_in_detail`]: the platform writes it, the device SDK corrects its clock from it.
 //!
 //! ## Rules
-//! - ZJ-TIME-01 (`PROTOCOL.md` §3.4): `timeStamp` is `yyyyMMddHHmmss`, Beijing time —
+//! - ZJ-TIME-01: `timeStamp` is `yyyyMMddHHmmss`, Beijing time —
 //!   [`Timestamp::parse_wire`], [`Timestamp::to_wire`], [`today_beijing`].
 //! - ZJ-TIME-02: a malformed stamp is `404_01` — [`TimeError`].
 //! - ZJ-TIME-03: a stamp too far from the platform's clock is `400_05`, whose detail carries the

@@ -1,5 +1,5 @@
 //! Transport-independent requests and responses: HTTP bodies read leniently with the param's
-//! raw text kept for the signature, the stateless checks in §4's precedence order, and
+//! raw text kept for the signature, the stateless checks in ZJ-ERR-04's precedence order, and
 //! responses written for both transports.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
@@ -35,6 +35,7 @@ fn code_of(r: &Request, t: Transport) -> Option<ErrorCode> {
     r.check(t, now(), 300).err().map(|e| e.code)
 }
 
+/// ZJ-HTTP-02, ZJ-SIGN-03: an object param keeps its raw text, byte for byte.
 #[test]
 fn an_object_param_is_signed_over_its_raw_text() {
     let body = r#"{"version":"v1.0.0","sn":"1388186","token":"696e8019b6fe4dbcb7e5ced91a1c771c","apicode":"T_GET_TASKS","param":{ "taskids" : ["6541951958563696640"] },"sign":"x"}"#;
@@ -49,6 +50,7 @@ fn an_object_param_is_signed_over_its_raw_text() {
     );
 }
 
+/// ZJ-SIGN-04: a JSON5 envelope also accepts a sign over the compact strict param.
 #[test]
 fn a_json5_envelope_also_accepts_the_compact_form() {
     let body = "{version:'v1.0.0', sn: 1388186, apicode:'T_GET_TASKS', token:'t', \
@@ -82,6 +84,7 @@ fn a_json5_envelope_also_accepts_the_compact_form() {
     .unwrap();
 }
 
+/// ZJ-HTTP-02, ZJ-SIGN-03: a string param contributes its value.
 #[test]
 fn a_string_param_is_its_value() {
     let body = r#"{"apicode":"C_HEARTBEAT","param":"{\"deviceVersion\":\"v1\"}"}"#;
@@ -89,6 +92,7 @@ fn a_string_param_is_its_value() {
     assert_eq!(req.param.as_deref(), Some(r#"{"deviceVersion":"v1"}"#));
 }
 
+/// ZJ-TRANS-03: a body that is not JSON gets 400_02.
 #[test]
 fn a_body_that_is_not_a_json_object_is_400_02() {
     for body in [&b"not json"[..], b"[1,2]", b"\xff\xfe", b"{\"sn\":{}}", b""] {
@@ -114,6 +118,7 @@ fn a_valid_request_passes_the_envelope_checks() {
     assert_eq!(checked.time, Some(now()));
 }
 
+/// ZJ-ERR-04: the envelope checks in precedence order.
 #[test]
 fn envelope_errors_come_in_the_order_of_section_4() {
     // Everything wrong at once: the apicode is reported first, and so on down the list.
@@ -149,6 +154,7 @@ fn envelope_errors_come_in_the_order_of_section_4() {
     assert!(order.windows(2).all(|w| w[0].rank() < w[1].rank()));
 }
 
+/// ZJ-ERR-03 (a missing apicode is 400_01) and ZJ-CONN-04 (T_ over TCP is 400_01).
 #[test]
 fn apicode_problems_are_400_01_and_win_over_everything_else() {
     let empty = Request::default();
@@ -179,6 +185,7 @@ fn apicode_problems_are_400_01_and_win_over_everything_else() {
     );
 }
 
+/// ZJ-TIME-04: timeStamp required on C_, optional but validated on T_.
 #[test]
 fn taskid_and_timestamp_rules_follow_the_apicode() {
     let base = Request {
@@ -243,6 +250,8 @@ fn packets_and_requests_convert_both_ways() {
     assert_eq!(via_http, Request { seq: 0, ..r });
 }
 
+/// ZJ-HTTP-03 (the response body), ZJ-HTTP-04 (an acknowledgement has no `response`),
+/// ZJ-SIGN-09 and ZJ-SIGN-10 (the response sign over the text written).
 #[test]
 fn responses_are_signed_and_written_for_both_transports() {
     let req = Request {

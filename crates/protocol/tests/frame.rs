@@ -60,6 +60,7 @@ fn decode_chunked(stream: &[u8], cuts: &[usize]) -> Result<Vec<Packet>, FrameErr
 }
 
 proptest! {
+    // ZJ-FRAME-02: frame boundaries do not follow read boundaries.
     #[test]
     fn round_trip_over_any_split(packets in prop::collection::vec(arb_packet(), 1..6),
                                  cuts in prop::collection::vec(any::<usize>(), 0..12)) {
@@ -100,6 +101,7 @@ proptest! {
     }
 }
 
+/// ZJ-FRAME-02: several frames of one read, in order.
 #[test]
 fn several_frames_in_one_read_decode_in_order() {
     let a = Packet {
@@ -121,6 +123,7 @@ fn several_frames_in_one_read_decode_in_order() {
     assert_eq!(dec.decode(&mut buf).unwrap(), None);
 }
 
+/// ZJ-FRAME-03: the length limit is checked on the header alone.
 #[test]
 fn the_limit_is_a_parameter_and_checked_before_the_body() {
     let p = Packet {
@@ -146,6 +149,7 @@ fn the_limit_is_a_parameter_and_checked_before_the_body() {
     );
 }
 
+/// ZJ-FRAME-03: a length varint of more than 5 bytes is malformed.
 #[test]
 fn a_five_byte_varint_is_allowed_and_a_sixth_byte_is_not() {
     // 5-byte encoding of a small length (non-canonical but valid): 0x81 0x80 0x80 0x80 0x00 = 1.
@@ -166,8 +170,8 @@ fn a_five_byte_varint_is_allowed_and_a_sixth_byte_is_not() {
     );
 }
 
-/// The hand-derived `Packet` and `proto/packet.proto` agree on every field name, number and
-/// type: each `type name = N;` line of the file is checked against what prost encodes.
+/// The hand-derived `Packet` and `proto/packet.proto` (ZJ-PKT-01) agree on every field name,
+/// number and type: each `type name = N;` line of the file is checked against what prost encodes.
 #[test]
 fn packet_matches_proto_file() {
     let mut declared = Vec::new();

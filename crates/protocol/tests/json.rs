@@ -1,4 +1,5 @@
-//! Lenient JSON: tokenizing, JSON5 → strict rewriting, and the image cut of §2.
+//! Lenient JSON (ZJ-JSON-01): tokenizing, JSON5 → strict rewriting, and the image cut
+//! (ZJ-SIGN-06 to ZJ-SIGN-08).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
 
@@ -68,6 +69,7 @@ fn deep_nesting_is_refused_not_overflowing_the_stack() {
     assert!(Doc::parse(&deep).is_err());
 }
 
+/// ZJ-SIGN-06 (form A) and ZJ-SIGN-07 (form B): every other byte is kept.
 #[test]
 fn the_cut_keeps_every_other_byte() {
     let img = Cut::TopLevel(&["img"]);
@@ -92,6 +94,7 @@ fn the_cut_keeps_every_other_byte() {
     assert_eq!(f.compact, r#"{"a":1}"#);
 }
 
+/// ZJ-SIGN-08: a run of cut members goes with one adjacent comma.
 #[test]
 fn consecutive_image_members_are_cut_together() {
     let names: &[&str] = &["facePhoto", "irisLeft"];
@@ -115,6 +118,7 @@ fn consecutive_image_members_are_cut_together() {
     assert_eq!(f.compact, r#"{"a":1,"b":2}"#);
 }
 
+/// ZJ-SIGN-08: T_POST_DEVICE_PERSON cuts the `img` of every `data` row.
 #[test]
 fn data_rows_lose_their_img_and_nothing_else() {
     let text = r#"{"img":"top","data":[{"personId":"1","img":"a"},{"img":"b"},7],"currentPage":1}"#;

@@ -1,4 +1,4 @@
-//! JWE compact RSA-OAEP-256 + A256GCM (PROTOCOL.md §6).
+//! JWE compact RSA-OAEP-256 + A256GCM (ZJ-JWE-01, ZJ-JWE-02).
 //!
 //! Keys are fixtures in `tests/data/jwe/` (see the README there): RSA key generation is far too
 //! slow for debug-mode tests.

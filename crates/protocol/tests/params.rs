@@ -1,5 +1,6 @@
-//! Typed params and responses (§5, §7): lenient reading, strict writing, member-naming
-//! errors, the 403 rules of C_SIGN_IN, and round trips through strict and relaxed JSON.
+//! Typed params and responses: lenient reading (ZJ-JSON-02), strict writing (ZJ-JSON-04),
+//! member-naming errors (ZJ-ERR-06), the 403 rules of C_SIGN_IN (ZJ-SIGNIN-02), and round
+//! trips through strict and relaxed JSON.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
 
@@ -260,6 +261,7 @@ fn writing_is_compact_strict_and_in_field_order() {
 
 // ---- the standard's relaxed forms ------------------------------------------------------
 
+/// ZJ-JSON-02: numbers as strings and strings as numbers read as the strict forms.
 #[test]
 fn relaxed_forms_read_as_the_strict_ones() {
     fn same<T>(relaxed: &str, strict: &str)
@@ -322,6 +324,7 @@ fn relaxed_forms_read_as_the_strict_ones() {
     );
 }
 
+/// ZJ-JSON-03: 64-bit ids keep every digit.
 #[test]
 fn ids_given_as_numbers_keep_every_digit() {
     let p: SignInParam =
@@ -333,6 +336,7 @@ fn ids_given_as_numbers_keep_every_digit() {
     assert_eq!(p.person_ids, ["4508004291609636864", "7"]);
 }
 
+/// The apicode of a task item; `excludeFields` (ZJ-RECON-03).
 #[test]
 fn task_items_know_their_apicode() {
     let r: GetTasksResponse =
@@ -350,6 +354,7 @@ fn task_items_know_their_apicode() {
     );
 }
 
+/// ZJ-PERSON-03: `size` defaults to 10 and is clamped to 100.
 #[test]
 fn page_size_defaults_and_clamps() {
     let size = |s: Option<u32>| {
@@ -372,6 +377,7 @@ fn page_size_defaults_and_clamps() {
 
 // ---- errors name the member ------------------------------------------------------------
 
+/// ZJ-ERR-06: a missing required member is 400_02 naming it (ZJ-STATUS-02: the counts).
 #[test]
 fn a_missing_required_member_is_named() {
     assert_invalid(
@@ -642,6 +648,7 @@ fn sign_in(r#type: u32, bit_type: Option<u32>, qr: Option<u32>) -> SignInParam {
     }
 }
 
+/// ZJ-SIGNIN-02: the dictionary checks, 403_01 → 403_02 → 403_03.
 #[test]
 fn validate_answers_403_per_the_rules() {
     use ErrorCode::{AttendanceBitType as B, AttendanceType as T, QrCodeType as Q};
@@ -719,6 +726,7 @@ fn attendance_methods_and_real_name() {
     assert_invalid(parse::<AttendanceType>("5"), &["5 不是考勤类型"]);
 }
 
+/// ZJ-SIGNIN-03, ZJ-COLLECT-04: an image that is not base64 is 400_02 naming it.
 #[test]
 fn images_are_decoded_or_refused_by_name() {
     let mut p = sign_in(1, None, None);

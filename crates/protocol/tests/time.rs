@@ -1,4 +1,4 @@
-//! Beijing-time wire timestamps and the skew check (PROTOCOL.md §3).
+//! Beijing-time wire timestamps and the skew check (ZJ-TIME-01, ZJ-TIME-02, ZJ-TIME-03).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
 

@@ -35,6 +35,7 @@ fn packet_from(v: &Value) -> Packet {
     }
 }
 
+/// ZJ-FRAME-01, ZJ-PKT-01: frames and packets byte for byte.
 #[test]
 fn every_frame_vector_encodes_and_decodes_exactly() {
     let doc: Value = serde_json::from_str(FRAMES).unwrap();
@@ -56,6 +57,7 @@ fn every_frame_vector_encodes_and_decodes_exactly() {
     }
 }
 
+/// ZJ-FRAME-02 (partial frames awaited), ZJ-FRAME-03 and ZJ-FRAME-04 (malformed ones).
 #[test]
 fn every_bad_frame_vector_is_refused_or_awaited() {
     let doc: Value = serde_json::from_str(FRAMES).unwrap();
@@ -121,6 +123,7 @@ fn fields_of<'a>(v: &'a Value, param: Option<&'a str>) -> SignFields<'a> {
     }
 }
 
+/// ZJ-SIGN-01, ZJ-SIGN-02, ZJ-SIGN-05: the request sign of every apicode.
 #[test]
 fn every_request_vector_signs_and_verifies() {
     let doc: Value = serde_json::from_str(SIGNS).unwrap();
@@ -160,6 +163,7 @@ fn every_request_vector_signs_and_verifies() {
     }
 }
 
+/// ZJ-SIGN-06, ZJ-SIGN-07, ZJ-SIGN-08: param without img, forms A and B.
 #[test]
 fn every_param_without_img_vector_gives_both_forms() {
     let doc: Value = serde_json::from_str(SIGNS).unwrap();
@@ -198,6 +202,7 @@ fn every_param_without_img_vector_gives_both_forms() {
     }
 }
 
+/// ZJ-SIGN-09, ZJ-SIGN-10: the response sign, acknowledgements included.
 #[test]
 fn every_response_vector_signs() {
     let doc: Value = serde_json::from_str(SIGNS).unwrap();
@@ -220,6 +225,7 @@ fn every_response_vector_signs() {
     }
 }
 
+/// ZJ-CONN-08: the command sign.
 #[test]
 fn the_command_vector_signs() {
     let doc: Value = serde_json::from_str(SIGNS).unwrap();

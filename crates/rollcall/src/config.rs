@@ -1,5 +1,5 @@
 //! Configuration layering for `rollcall serve`: defaults → config file → `ROLLCALL_*`
-//! environment → flags (PRODUCT.md "The command line"). Every setting can come from the
+//! environment → flags (RC-PROD-03, RC-PROD-04). Every setting can come from the
 //! file or the environment; the common ones also have flags.
 
 use std::net::SocketAddr;

@@ -24,7 +24,7 @@ VERSION = "v1.0.0"
 SN = "PY-INDEPENDENT-1"
 BEIJING = timezone(timedelta(hours=8))
 
-# --- PROTOCOL.md §1.2: the Packet, field numbers and types -------------------------------
+# --- ZJ-PKT-01: the Packet, field numbers and types --------------------------------------
 STRING_FIELDS = {
     "version": 1, "sn": 2, "token": 3, "apicode": 4, "timeStamp": 5, "param": 6, "sign": 7,
     "accessId": 8, "accessKey": 9, "error": 11, "response": 12, "taskid": 13,
@@ -54,7 +54,7 @@ def encode(packet):
             body += varint((10 << 3) | 0) + varint(1)
         elif name == "seq" and value:
             body += varint((14 << 3) | 0) + varint(value)
-    return varint(len(body)) + bytes(body)  # §1.1: varint(len) ‖ body
+    return varint(len(body)) + bytes(body)  # ZJ-FRAME-01: varint(len) ‖ body
 
 
 def read_varint(buf, i):
@@ -115,13 +115,13 @@ class Connection:
             self.buf += chunk
 
 
-# --- PROTOCOL.md §2: signatures ------------------------------------------------------------
+# --- ZJ-SIGN-01, ZJ-SIGN-05: signatures ----------------------------------------------------
 def md5(*parts):
     return hashlib.md5("".join(p for p in parts if p).encode("utf-8")).hexdigest()
 
 
 def now_stamp():
-    return datetime.now(BEIJING).strftime("%Y%m%d%H%M%S")  # §3: yyyyMMddHHmmss, Beijing
+    return datetime.now(BEIJING).strftime("%Y%m%d%H%M%S")  # ZJ-TIME-01: yyyyMMddHHmmss, Beijing
 
 
 def compact(obj):
@@ -135,7 +135,7 @@ def check(condition, what):
     print("ok: " + what)
 
 
-# --- admin API (PRODUCT.md) ----------------------------------------------------------------
+# --- admin API (RC-PROD-08, RC-PROD-09) ----------------------------------------------------
 def admin(method, path, body=None):
     data = None if body is None else json.dumps(body).encode("utf-8")
     req = urllib.request.Request(HTTP + "/api/v1" + path, data=data, method=method)
@@ -157,7 +157,7 @@ def device_http(body):
 
 
 def response_text(r):
-    """The exact text a response signature covers (§2): compact JSON, or nothing."""
+    """The exact text a response signature covers (ZJ-SIGN-10): compact JSON, or nothing."""
     return compact(r["response"]) if "response" in r else ""
 
 
@@ -168,7 +168,7 @@ def main():
     admin("POST", "/devices", {"sn": SN, "vendorId": vendor["id"], "projectId": project["id"],
                                "kind": "face", "direction": "in"})
 
-    # C_AUTH over TCP (§2.1).
+    # C_AUTH over TCP (ZJ-TOKEN-01).
     conn = Connection(TCP)
     ts = now_stamp()
     conn.send({"version": VERSION, "sn": SN, "apicode": "C_AUTH", "accessId": vendor["accessId"],
@@ -192,7 +192,7 @@ def main():
           "C_AUTH response signed over version+success+response")
     token = json.loads(auth["response"])["token"]
 
-    # C_HEARTBEAT (§2.2).
+    # C_HEARTBEAT (ZJ-HB-01, ZJ-HB-02).
     ts = now_stamp()
     param = compact({"deviceVersion": "py-1.0", "deviceIp": "127.0.0.1"})
     conn.send({"version": VERSION, "sn": SN, "token": token, "apicode": "C_HEARTBEAT",
@@ -202,7 +202,7 @@ def main():
     check(hb.get("success") is True and "taskids" in json.loads(hb["response"]),
           "C_HEARTBEAT answers {taskids}")
 
-    # Enrol a worker: the platform pushes a task to this connection (§1.3).
+    # Enrol a worker: the platform pushes a task to this connection (ZJ-CONN-07, ZJ-CONN-08).
     face = open(FACE, "rb").read()
     worker = admin("POST", "/workers", {"idcardNo": "11010519491231002X", "name": "李四",
                                         "facePhoto": base64.b64encode(face).decode()})
@@ -225,7 +225,8 @@ def main():
           "the command is signed over version+sn+apicode+taskid+timeStamp+param")
     taskid = command["taskid"]
 
-    # Page through the task's persons over HTTP and download their photos (§5).
+    # Page through the task's persons over HTTP and download their photos (ZJ-PERSON-04,
+    # ZJ-URL-02).
     param = compact({"currentPage": 1, "size": 10})
     r = device_http({"version": VERSION, "sn": SN, "token": token, "apicode":
                      "T_UPDATE_DEVICE_PERSON", "taskid": taskid, "param": param,
@@ -242,7 +243,7 @@ def main():
         photo = resp.read()
     check(photo == face, "the photo downloads from its signed URL")
 
-    # Report the task's status (§3).
+    # Report the task's status (ZJ-STATUS-01).
     param = compact({"task": [{"taskid": taskid, "status": 1, "failedPersons": [],
                                "failedFaces": []}], "personCount": 1, "faceCount": 1})
     r = device_http({"version": VERSION, "sn": SN, "token": token,
@@ -250,7 +251,7 @@ def main():
                      "sign": md5(VERSION, SN, token, "T_UPDATE_TASKS_STATUS", param, secret)})
     check(r["success"] is True and "response" not in r, "T_UPDATE_TASKS_STATUS acknowledged")
 
-    # Upload attendance over TCP, signed over the param without img (§2 form A), twice.
+    # Upload attendance over TCP, signed over the param without img (form A, ZJ-SIGN-06), twice.
     record_time = int(time.time() * 1000)
     without_img = compact({"personId": person, "type": 1, "recordTime": record_time})
     img = base64.b64encode(face).decode()

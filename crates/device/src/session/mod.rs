@@ -145,7 +145,7 @@ impl Session {
         }
     }
 
-    /// Decrypts JWE responses (vendors that registered an RSA key, PROTOCOL.md §6).
+    /// Decrypts JWE responses (vendors that registered an RSA key, ZJ-JWE-01, ZJ-JWE-02).
     pub fn with_decrypter(mut self, decrypter: std::sync::Arc<JweDecrypter>) -> Self {
         self.decrypter = Some(decrypter);
         self

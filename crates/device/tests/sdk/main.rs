@@ -1,8 +1,9 @@
 //! The device SDK against the real platform: one test binary, one module per story; the
 //! harness is in `helpers`.
 //!
-//! Sizes: the roster and backlog stories run at a tenth of the size of DEVICES.md (1,000
-//! persons, 6,000 records) unless `ROLLCALL_FULL_SIZE=1` (10,000 persons, 60,000 records).
+//! Sizes: the roster and backlog stories run at a tenth of the sizes of RC-DEV-17 and
+//! RC-DEV-18 (1,000 persons, 6,000 records) unless `ROLLCALL_FULL_SIZE=1` (10,000 persons,
+//! 60,000 records).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
 

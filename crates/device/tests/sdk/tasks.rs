@@ -79,8 +79,8 @@ async fn every_task_apicode_runs_and_is_reported() {
     counts(3).await;
     assert!(handle.person(&workers[1]).await.unwrap().is_none());
 
-    // T_POST_DEVICE_PERSON: the device uploads its list without phones; the platform finds
-    // it matches the roster.
+    // T_POST_DEVICE_PERSON: the device uploads its list without phones (ZJ-RECON-03); the
+    // platform finds it matches the roster.
     let task = platform
         .post(
             &format!("/devices/{sn}/tasks"),
@@ -136,7 +136,8 @@ async fn every_task_apicode_runs_and_is_reported() {
     })
     .await;
 
-    // A package whose digest does not match the signed param is refused: status failed.
+    // A package whose digest does not match the signed param is refused: status failed
+    // (ZJ-FW-03).
     let mut bad = good.clone();
     bad["param"]["version"] = "2.1".into();
     bad["param"]["sha256"] = hex::encode([7u8; 32]).into();

@@ -2,6 +2,7 @@
 //! bound to a project also enrols the worker into it, so the worker reaches every gate of
 //! the site at once. A worker already enrolled (same ID-card number) keeps their person id.
 
+use rollcall_protocol::code::{ErrorCode, ProtocolError};
 use rollcall_protocol::envelope::Request;
 use rollcall_protocol::params::{self, CollectPersonParam, CollectPersonResponse};
 use rollcall_protocol::time::today_beijing;
@@ -12,18 +13,28 @@ use crate::rules::idcard::IdCardNo;
 use crate::rules::photo;
 use crate::services::workers;
 use crate::state::App;
-use crate::store::{StoreError, Worker};
+use crate::store::{DeviceKind, StoreError, Worker};
 
 pub(super) async fn handle(
     app: &App,
     req: &Request,
     authed: &Authed,
 ) -> Result<Option<String>, DeviceError> {
+    // ZJ-COLLECT-07: only a collection device enrols; any other kind is refused before its
+    // param is read, so nothing is stored.
+    if authed.device.kind != DeviceKind::Collector {
+        return Err(ProtocolError::with_detail(
+            ErrorCode::ApiCodeInvalid,
+            "X_COLLECT_PERSON 仅限采集设备（kind collector）",
+        )
+        .into());
+    }
     let p: CollectPersonParam = param(req)?;
+    // ZJ-COLLECT-05: a failed enrolment rule is 400_02 naming the field (here RC-DEV-04).
     let idcard = IdCardNo::parse(&p.idcard_no, today_beijing(authed.now))
         .map_err(|e| DeviceError::param(format!("idcardNo: {e}")))?;
-    // Every image is base64 (400_02 naming it); the ID-card images are JPEG/PNG and the iris
-    // images 640×480 single-channel 8-bit (RC-DEV-14). The face's own
+    // Every image is base64 (400_02 naming it, ZJ-COLLECT-04); the ID-card images are JPEG/PNG
+    // (RC-DEV-06) and the iris images 640×480 single-channel 8-bit (RC-DEV-14). The face's own
     // rules follow.
     for (name, bytes) in p.decode_images()? {
         let checked = match name {

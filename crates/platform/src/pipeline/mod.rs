@@ -96,8 +96,8 @@ impl ConnCtx {
         lock(&self.state).order = None;
     }
 
-    /// The binding rule alone (400_04 when bound to another device), for checking before a
-    /// request changes anything.
+    /// The binding rule alone (400_04 when bound to another device, ZJ-CONN-02), for checking
+    /// before a request changes anything.
     fn check_binding(&self, sn: &str) -> Result<(), DeviceError> {
         match lock(&self.state).binding.as_ref() {
             Some(b) if &**b.sn() != sn => Err(DeviceError::AuthFailed(
@@ -108,7 +108,8 @@ impl ConnCtx {
     }
 
     /// Checks the binding rule and binds if unbound. A connection bound to another device
-    /// refuses the request (400_04). The sn is the token owner's, so the registry shares it.
+    /// refuses the request (400_04, ZJ-CONN-02). The sn is the token owner's, so the registry
+    /// shares it.
     fn bind(&self, app: &App, sn: &Arc<str>) -> Result<(), DeviceError> {
         let mut state = lock(&self.state);
         match state.binding.as_ref() {
@@ -196,6 +197,7 @@ async fn handle_arrived(
         Ok(_) => "ok",
         Err(e) => e.to_wire().code.as_str(),
     };
+    // Only a success is encrypted; errors stay in clear (ZJ-JWE-04).
     let outcome = match result {
         Ok(text) => encrypt(&signer, text).map_err(|e| e.to_wire()),
         Err(e) => {
@@ -282,7 +284,8 @@ async fn process(
 
     if api == ApiCode::Auth {
         // A C_AUTH flood is refused per source address before any lookup (so for a source
-        // over its budget 429_01 comes before 400_04); a device's own budget is never spent.
+        // over its budget 429_01 comes before 400_04); a device's own budget is never spent
+        // (ZJ-ERR-07).
         if let Some(ip) = arrival.peer
             && !app.addr_limiter.allow(&ip.to_string(), now)
         {
@@ -341,6 +344,7 @@ async fn authenticate(
     if cred.as_ref().is_none_or(|c| c.revoked_at.is_some()) {
         return Err(DeviceError::CredentialsRevoked);
     }
+    // ZJ-TOKEN-04: a token presented with another device's sn gets 400_04.
     if *owner.sn != *req.sn {
         return Err(DeviceError::AuthFailed("token of another device"));
     }
@@ -356,6 +360,7 @@ async fn authenticate(
     if let Some(conn) = conn {
         conn.bind(app, &owner.sn)?;
     }
+    // ZJ-ERR-07: the device's budget, checked after the token; never spent by C_SIGN_IN.
     if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
         return Err(DeviceError::RateLimited);
     }

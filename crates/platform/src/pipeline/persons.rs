@@ -88,8 +88,8 @@ pub(super) async fn clear(
     Ok(None)
 }
 
-/// T_UPDATE_DEVICE_VERSION: the firmware info with a freshly signed URL. Whatever the device
-/// echoes as param is ignored.
+/// T_UPDATE_DEVICE_VERSION: the firmware info with a freshly signed URL (ZJ-FW-02). Whatever
+/// the device echoes as param is ignored.
 pub(super) async fn firmware(
     app: &App,
     req: &Request,
@@ -101,9 +101,9 @@ pub(super) async fn firmware(
     reply(&info)
 }
 
-/// T_POST_DEVICE_PERSON: one page of the device's roster. Images are checked and not kept;
-/// a resent page replaces the old; when pages 1..totalPage are all present the comparison
-/// with the roster runs (and repairs, with `auto_repair`).
+/// T_POST_DEVICE_PERSON: one page of the device's roster. Images are checked and not kept
+/// (ZJ-RECON-04); a resent page replaces the old; when pages 1..totalPage are all present the
+/// comparison with the roster runs (ZJ-RECON-02; and repairs, with `auto_repair`).
 pub(super) async fn reconcile(
     app: &App,
     req: &Request,

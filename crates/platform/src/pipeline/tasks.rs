@@ -13,7 +13,7 @@ use crate::state::App;
 use crate::store::{SyncFailure, SyncReport, TaskState};
 
 /// Only this device's unfinished tasks; unknown, finished and cancelled ids are skipped.
-/// Returning a task delivers it.
+/// Returning a task delivers it (pending → delivered, ZJ-TASK-02).
 pub(super) async fn get_tasks(
     app: &App,
     req: &Request,
@@ -43,8 +43,8 @@ pub(super) async fn get_tasks(
     })
 }
 
-/// Applies each entry for this device's open tasks; others are logged and ignored (a late
-/// report for a cancelled task is acknowledged and changes nothing).
+/// Applies each entry for this device's open tasks; others are logged and ignored (ZJ-STATUS-03;
+/// a late report for a cancelled task is acknowledged and changes nothing).
 pub(super) async fn update_status(
     app: &App,
     req: &Request,

@@ -1,4 +1,4 @@
-//! Signed, expiring URLs for photos and firmware.
+//! Signed, expiring URLs for photos and firmware (ZJ-URL-02).
 //!
 //! Face photos are sensitive personal information (PIPL), so every photo or firmware URL the
 //! platform hands out (`imgUrls`, `downloadUrl`, `photoUrl`) carries an expiry time and an

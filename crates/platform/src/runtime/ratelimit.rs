@@ -1,4 +1,4 @@
-//! The per-device request budget of `429_01`: one token bucket per device.
+//! The per-device request budget of `429_01`: one token bucket per device (ZJ-ERR-07).
 //!
 //! Checked after the token (only authenticated devices spend a budget) and never applied to
 //! C_SIGN_IN: attendance must always get through.

@@ -2,18 +2,18 @@
 //! connected device, and the param a device receives.
 //!
 //! Rules, in one place (the store only executes them):
-//! - **Order**: ids are time-ordered, and devices are given tasks oldest first.
+//! - **Order** (ZJ-TASK-04): ids are time-ordered, and devices are given tasks oldest first.
 //! - **Person tasks** are those of [`ApiCode::is_person_task`] (T_SEND_PERSON,
 //!   T_UPDATE_DEVICE_PERSON, T_DEL_DEVICE_PERSON, T_CLEAR_DEVICE_PERSON); a task is **open**
 //!   while [`TaskState::is_open`] (pending or delivered). The store builds its statements from
 //!   these two functions.
-//! - **Merging**: enrolment changes join the device's newest person task when that is a
+//! - **Merging** (ZJ-TASK-05): enrolment changes join the device's newest person task when that is a
 //!   pending T_UPDATE_DEVICE_PERSON ([`enqueue_update`], through
 //!   `TaskStore::merge_into_pending_update`); never past a newer person task.
-//! - **Superseding**: a task for which [`supersedes`] holds (T_SEND_PERSON and
+//! - **Superseding** (ZJ-TASK-06): a task for which [`supersedes`] holds (T_SEND_PERSON and
 //!   T_CLEAR_DEVICE_PERSON) cancels the device's older open person tasks, in the same
 //!   transaction that creates it.
-//! - **Push on creation**: a task for a device connected to this node is sent at once as a
+//! - **Push on creation** (ZJ-TASK-03): a task for a device connected to this node is sent at once as a
 //!   signed command and marked delivered.
 
 use std::sync::Arc;
@@ -27,8 +27,8 @@ use crate::runtime::util::now_ms;
 use crate::state::App;
 use crate::store::{NewTask, StoreResult, Task, TaskState};
 
-/// Whether a new task of `api` cancels the device's older open person tasks: those that
-/// replace the device's whole person list make every earlier change to it moot.
+/// ZJ-TASK-06: whether a new task of `api` cancels the device's older open person tasks:
+/// those that replace the device's whole person list make every earlier change to it moot.
 pub(crate) fn supersedes(api: ApiCode) -> bool {
     matches!(api, ApiCode::SendPerson | ApiCode::ClearDevicePerson)
 }
@@ -74,7 +74,8 @@ pub async fn create(
     Ok(task)
 }
 
-/// Adds persons to the device's pending update task, or makes a new one; returns its id.
+/// ZJ-TASK-05: adds persons to the device's pending update task, or makes a new one;
+/// returns its id.
 pub async fn enqueue_update(app: &App, sn: &str, persons: &[i64]) -> StoreResult<i64> {
     if persons.is_empty() {
         return Ok(0);
@@ -192,7 +193,8 @@ fn is_due(t: &Task, redeliver_before: i64) -> bool {
 }
 
 /// The param a device receives for a task. Firmware URLs are signed when the task is
-/// delivered (not when it is made), so they are fresh whenever the device gets them.
+/// delivered (not when it is made), so they are fresh whenever the device gets them
+/// (ZJ-FW-02).
 pub fn deliverable_param(app: &App, task: &Task, now: i64) -> String {
     if task.apicode != ApiCode::UpdateDeviceVersion.as_str() {
         return task.param.clone();

@@ -138,7 +138,7 @@ pub struct Worker {
     pub updated_at: i64,
 }
 
-/// Where a task is in its life (PROTOCOL.md §5).
+/// Where a task is in its life (ZJ-TASK-02).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {

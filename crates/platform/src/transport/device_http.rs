@@ -60,6 +60,7 @@ async fn device_api(
     };
     let mut req = match Request::from_http_body(&bytes) {
         Ok(r) => r,
+        // ZJ-TRANS-03: a body that is not JSON gets 400_02, with HTTP status 200 all the same.
         Err(e) => {
             let mut blank = Request::default();
             if let Some(a) = &path_apicode {

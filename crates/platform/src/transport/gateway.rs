@@ -346,6 +346,8 @@ fn connection(
                         }
                         Some(Err(e)) => break End::Io(e),
                     }
+                    // ZJ-FRAME-02: every complete frame of the read, in order; a partial one
+                    // stays in `buf` for the next read.
                     let mut corrupt = None;
                     loop {
                         match FrameDecoder::new(app.settings.max_frame_bytes).decode(&mut buf) {
@@ -407,6 +409,8 @@ async fn finish(
         }
     }
     match &end {
+        // ZJ-FRAME-04: one error packet (413_01 or 400_02), then only this connection closes;
+        // the packet is never signed (ZJ-SIGN-12).
         End::Corrupt(e) => {
             app.metrics.frame_error(e.code().as_str());
             tracing::info!(%ip, error = %e, "closing a connection with a corrupt stream");

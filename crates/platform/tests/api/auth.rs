@@ -159,6 +159,7 @@ async fn a_bad_auth_sign_gets_400_04_and_registers_nothing() {
     assert!(app.device_info("SN-BADSIGN").await.is_none());
 }
 
+/// ZJ-CONN-02: another sn on a bound connection is 400_04.
 #[tokio::test]
 async fn an_auth_for_another_sn_on_a_bound_connection_gets_400_04_and_changes_nothing() {
     let app = TestApp::spawn().await;

@@ -26,7 +26,8 @@ fn collect_param(idcard_no: &str, face: &[u8]) -> Value {
 
 async fn collector(app: &TestApp, project: Option<&str>) -> HttpDevice {
     let vendor = app.vendor().await;
-    app.register_device("SN-COLLECT", &vendor, project).await;
+    app.register_device_of_kind("SN-COLLECT", &vendor, project, "collector")
+        .await;
     let mut dev = app.http_device(&vendor, "SN-COLLECT");
     dev.auth().await;
     dev
@@ -40,6 +41,7 @@ async fn collect(dev: &HttpDevice, param: &Value) -> rollcall_protocol::envelope
     .await
 }
 
+/// ZJ-COLLECT-02 (signed without its images), ZJ-COLLECT-06.
 #[tokio::test]
 async fn a_collected_worker_with_a_valid_id_number_gets_a_person_id_and_joins_the_project() {
     let app = TestApp::spawn().await;
@@ -91,6 +93,34 @@ async fn a_collected_worker_with_a_valid_id_number_gets_a_person_id_and_joins_th
     assert_eq!(r2.person_id, r.person_id);
 }
 
+/// ZJ-COLLECT-07: a device that is not a collector cannot enrol: 400_01, and no worker is
+/// stored.
+#[tokio::test]
+async fn a_device_that_is_not_a_collector_gets_400_01_and_enrols_nobody() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    app.register_device("SN-GATE", &vendor, None).await;
+    let mut dev = app.http_device(&vendor, "SN-GATE");
+    dev.auth().await;
+    let idcard = idcard_with_check("33010619850315123");
+
+    let resp = collect(&dev, &collect_param(&idcard, FACE_JPG)).await;
+
+    let e = expect_err(&resp, ErrorCode::ApiCodeInvalid);
+    assert!(
+        e.errormsg().contains("X_COLLECT_PERSON"),
+        "{}",
+        e.errormsg()
+    );
+    let workers = app.admin().get("/workers").await.expect(200);
+    assert_eq!(
+        workers["workers"].as_array().map(Vec::len),
+        Some(0),
+        "{workers}"
+    );
+}
+
+/// ZJ-COLLECT-05: a failed enrolment rule (RC-DEV-04) is 400_02 naming the field.
 #[tokio::test]
 async fn an_invalid_id_number_gets_400_02_naming_idcard_no() {
     let app = TestApp::spawn().await;
@@ -110,6 +140,7 @@ async fn an_invalid_id_number_gets_400_02_naming_idcard_no() {
     }
 }
 
+/// ZJ-COLLECT-05: the face photo rule (RC-DEV-07).
 #[tokio::test]
 async fn a_face_photo_that_is_not_a_jpeg_or_png_gets_400_02_naming_face_photo() {
     let app = TestApp::spawn().await;
@@ -128,6 +159,7 @@ async fn a_face_photo_that_is_not_a_jpeg_or_png_gets_400_02_naming_face_photo() 
     assert!(e.errormsg().contains("facePhoto"), "{}", e.errormsg());
 }
 
+/// ZJ-COLLECT-01, ZJ-CONN-04: X_COLLECT_PERSON is HTTP only.
 #[tokio::test]
 async fn x_collect_person_over_tcp_gets_400_01() {
     let app = TestApp::spawn().await;
@@ -152,6 +184,7 @@ fn grey_bmp(width: u32, height: u32) -> Vec<u8> {
     out.into_inner()
 }
 
+/// ZJ-COLLECT-03, ZJ-COLLECT-04: every image member is checked and named.
 #[tokio::test]
 async fn every_image_member_is_checked_and_a_bad_one_gets_400_02_naming_it() {
     let app = TestApp::spawn().await;

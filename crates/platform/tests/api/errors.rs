@@ -20,6 +20,7 @@ async fn http_setup(sn: &str) -> (TestApp, VendorCreds, HttpDevice) {
 
 // --- 400_01 -------------------------------------------------------------------------------
 
+/// ZJ-ERR-03: a missing apicode is 400_01, never 402_04.
 #[tokio::test]
 async fn a_missing_apicode_gets_400_01_and_never_402_04_over_both_transports() {
     let app = TestApp::spawn().await;
@@ -47,6 +48,7 @@ async fn a_missing_apicode_gets_400_01_and_never_402_04_over_both_transports() {
     }
 }
 
+/// ZJ-ERR-01: errormsg is the standard's text word for word, then `: ` and the detail.
 #[tokio::test]
 async fn an_unknown_apicode_gets_400_01_naming_it() {
     let (_app, _vendor, dev) = http_setup("SN-UNKAPI").await;
@@ -60,6 +62,7 @@ async fn an_unknown_apicode_gets_400_01_naming_it() {
     assert!(e.errormsg().contains("C_DANCE"), "{}", e.errormsg());
 }
 
+/// ZJ-CONN-04: over TCP a device sends only C_ apicodes.
 #[tokio::test]
 async fn a_task_apicode_sent_over_tcp_gets_400_01_and_the_connection_stays_usable() {
     let app = TestApp::spawn().await;
@@ -90,6 +93,7 @@ async fn a_param_that_is_not_json_gets_400_02() {
     assert!(resp.verify(ApiCode::Heartbeat, &vendor.secret));
 }
 
+/// ZJ-JSON-02: non-numeric text where a number is needed is 400_02.
 #[tokio::test]
 async fn a_param_member_of_the_wrong_type_gets_400_02() {
     let (app, _vendor, dev) = http_setup("SN-WRONGTYPE").await;
@@ -104,6 +108,7 @@ async fn a_param_member_of_the_wrong_type_gets_400_02() {
     assert!(app.records("SN-WRONGTYPE").await.is_empty());
 }
 
+/// ZJ-ERR-06: a required member missing inside param is 400_02 naming it.
 #[tokio::test]
 async fn a_missing_required_param_member_gets_400_02_naming_it() {
     let (_app, _vendor, dev) = http_setup("SN-MISSING-MEMBER").await;
@@ -190,6 +195,7 @@ async fn an_uppercase_hex_sign_is_accepted() {
     expect_ok(&resp, ApiCode::Heartbeat, &vendor.secret);
 }
 
+/// ZJ-TOKEN-04: a token presented with another device's sn is 400_04.
 #[tokio::test]
 async fn the_token_of_another_device_gets_400_04() {
     let app = TestApp::spawn().await;
@@ -208,6 +214,7 @@ async fn the_token_of_another_device_gets_400_04() {
     expect_err(&resp, ErrorCode::AuthFailed);
 }
 
+/// ZJ-CONN-02: another device's request on a bound connection is 400_04.
 #[tokio::test]
 async fn a_connection_bound_to_another_device_refuses_its_requests_with_400_04() {
     let app = TestApp::spawn().await;
@@ -314,6 +321,7 @@ async fn a_token_idle_for_longer_than_token_idle_secs_gets_401_01() {
     dev.heartbeat().await;
 }
 
+/// ZJ-TIME-04: on T_ apicodes timeStamp is optional, unsigned, validated when present.
 #[tokio::test]
 async fn a_timestamp_on_a_task_interface_is_optional_unsigned_and_checked_when_present() {
     let (_app, vendor, dev) = http_setup("SN-T-STAMP").await;
@@ -395,6 +403,7 @@ async fn a_task_interface_without_a_taskid_gets_402_08() {
 
 // --- 403_0x -------------------------------------------------------------------------------
 
+/// ZJ-SIGNIN-02: `type` outside the dictionary.
 #[tokio::test]
 async fn an_attendance_type_outside_the_dictionary_gets_403_01() {
     let (app, _vendor, dev) = http_setup("SN-403-01").await;
@@ -408,6 +417,7 @@ async fn an_attendance_type_outside_the_dictionary_gets_403_01() {
     assert!(app.records("SN-403-01").await.is_empty());
 }
 
+/// ZJ-SIGNIN-02: an invalid `bitType`.
 #[tokio::test]
 async fn an_invalid_composite_bit_type_gets_403_02() {
     let (app, _vendor, dev) = http_setup("SN-403-02").await;
@@ -422,6 +432,7 @@ async fn an_invalid_composite_bit_type_gets_403_02() {
     assert!(app.records("SN-403-02").await.is_empty());
 }
 
+/// ZJ-SIGNIN-02: an invalid `qrCodeInfo.type`.
 #[tokio::test]
 async fn a_qr_code_type_other_than_1_or_2_gets_403_03() {
     let (app, _vendor, dev) = http_setup("SN-403-03").await;
@@ -473,6 +484,7 @@ async fn an_unknown_task_another_devices_task_and_a_task_of_another_apicode_get_
 
 // --- 429_01 -------------------------------------------------------------------------------
 
+/// ZJ-ERR-07: the per-device budget, never applied to C_SIGN_IN.
 #[tokio::test]
 async fn a_device_over_its_budget_gets_429_01_but_its_sign_ins_always_pass() {
     let app = TestApp::spawn_with(|s| s.rate_limit = "2/s burst 2".parse().unwrap()).await;
@@ -566,6 +578,7 @@ async fn refused_requests_never_spend_a_devices_budget() {
     dev.heartbeat().await;
 }
 
+/// ZJ-ERR-07: unauthenticated floods are limited per source address.
 #[tokio::test]
 async fn a_c_auth_flood_is_limited_per_source_address_and_spends_no_device_budget() {
     let app = TestApp::spawn_with(|s| s.rate_limit = "1/s burst 3".parse().unwrap()).await;

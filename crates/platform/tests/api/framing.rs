@@ -30,6 +30,7 @@ async fn answers_to(app: &TestApp, vendor: &VendorCreds, bytes: &[u8]) -> Vec<Pa
     raw.expect_closed().await
 }
 
+/// ZJ-FRAME-04: exactly one error packet before the close, never signed (ZJ-SIGN-12).
 fn the_one_error(packets: &[Packet], code: ErrorCode) {
     assert_eq!(packets.len(), 1, "exactly one error packet: {packets:?}");
     let resp = Response::from_packet(packets[0].clone());
@@ -37,6 +38,7 @@ fn the_one_error(packets: &[Packet], code: ErrorCode) {
     assert!(resp.sign.is_empty(), "framing errors are never signed");
 }
 
+/// ZJ-FRAME-03, ZJ-FRAME-04: a length over the limit is refused on the header alone.
 #[tokio::test]
 async fn an_oversize_frame_gets_one_413_01_packet_then_the_connection_closes() {
     let app = TestApp::spawn().await;
@@ -50,6 +52,7 @@ async fn an_oversize_frame_gets_one_413_01_packet_then_the_connection_closes() {
     the_one_error(&packets, ErrorCode::TooLarge);
 }
 
+/// ZJ-FRAME-03: `max_frame_bytes` is a setting.
 #[tokio::test]
 async fn a_frame_over_a_configured_max_frame_bytes_gets_413_01() {
     let app = TestApp::spawn_with(|s| s.max_frame_bytes = 1024).await;
@@ -66,6 +69,7 @@ async fn a_frame_over_a_configured_max_frame_bytes_gets_413_01() {
     assert!(app.records("SN-FRAME-LIMIT").await.is_empty());
 }
 
+/// ZJ-FRAME-03, ZJ-FRAME-04: a body that is not a `Packet`.
 #[tokio::test]
 async fn a_body_that_is_not_a_packet_gets_one_400_02_packet_then_the_connection_closes() {
     let app = TestApp::spawn().await;
@@ -80,6 +84,7 @@ async fn a_body_that_is_not_a_packet_gets_one_400_02_packet_then_the_connection_
     the_one_error(&packets, ErrorCode::ParamInvalid);
 }
 
+/// ZJ-FRAME-03, ZJ-FRAME-04: a length varint over 5 bytes.
 #[tokio::test]
 async fn a_six_byte_varint_gets_one_400_02_packet_then_the_connection_closes() {
     let app = TestApp::spawn().await;
@@ -110,6 +115,7 @@ async fn answers_owed_before_a_corrupt_frame_are_written_before_the_error() {
     the_one_error(&packets[1..], ErrorCode::ParamInvalid);
 }
 
+/// ZJ-FRAME-04: no other connection is affected.
 #[tokio::test]
 async fn garbage_on_one_connection_closes_only_that_connection() {
     let app = TestApp::spawn().await;
@@ -136,6 +142,7 @@ async fn garbage_on_one_connection_closes_only_that_connection() {
     late.auth().await;
 }
 
+/// ZJ-FRAME-02: a partial frame is buffered until complete.
 #[tokio::test]
 async fn a_frame_split_across_many_small_writes_is_reassembled() {
     let app = TestApp::spawn().await;
@@ -173,6 +180,7 @@ async fn a_frame_split_across_many_small_writes_is_reassembled() {
     assert!(records[0].photo_url.is_some(), "the photo was stored");
 }
 
+/// ZJ-FRAME-02: every frame of one read is handled, in order.
 #[tokio::test]
 async fn several_frames_in_one_write_are_all_answered() {
     let app = TestApp::spawn().await;

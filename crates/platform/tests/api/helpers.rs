@@ -251,7 +251,7 @@ impl TestApp {
         self.vendor_with_key(None).await
     }
 
-    /// A new vendor that registered an RSA public key (§6).
+    /// A new vendor that registered an RSA public key (ZJ-JWE-01).
     pub async fn vendor_with_key(&self, rsa_public_key: Option<&str>) -> VendorCreds {
         let body = NewVendor {
             name: "测试厂商".to_owned(),
@@ -298,11 +298,23 @@ impl TestApp {
     /// Registers a face device for a vendor (`POST /devices`), bound to `project` when given
     /// (which makes its T_SEND_PERSON).
     pub async fn register_device(&self, sn: &str, vendor: &VendorCreds, project: Option<&str>) {
+        self.register_device_of_kind(sn, vendor, project, "face")
+            .await;
+    }
+
+    /// Registers a device of a given kind (`face`, `collector`, …).
+    pub async fn register_device_of_kind(
+        &self,
+        sn: &str,
+        vendor: &VendorCreds,
+        project: Option<&str>,
+        kind: &str,
+    ) {
         let body = NewDevice {
             sn: sn.to_owned(),
             vendor_id: vendor.id.clone(),
             project_id: project.map(str::to_owned),
-            kind: "face".to_owned(),
+            kind: kind.to_owned(),
             ..NewDevice::default()
         };
         self.client()

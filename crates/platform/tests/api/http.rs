@@ -15,6 +15,7 @@ async fn setup(sn: &str) -> (TestApp, VendorCreds, HttpDevice) {
     (app, vendor, dev)
 }
 
+/// ZJ-TRANS-03: a body that is not JSON gets 400_02 with HTTP status 200.
 #[tokio::test]
 async fn a_body_that_is_not_json_gets_http_200_with_400_02_unsigned() {
     let app = TestApp::spawn().await;
@@ -81,6 +82,7 @@ async fn a_body_apicode_that_contradicts_the_path_gets_400_01_signed() {
     assert!(resp.verify(ApiCode::Heartbeat, &vendor.secret));
 }
 
+/// ZJ-HTTP-02, ZJ-SIGN-03: an object param is signed over its raw text.
 #[tokio::test]
 async fn an_object_param_is_signed_over_its_raw_text_as_sent() {
     let (_app, vendor, dev) = setup("SN-RAWPARAM").await;
@@ -117,6 +119,7 @@ async fn a_json5_body_with_unquoted_keys_and_numbers_as_strings_is_accepted() {
     assert_eq!(records[0].record_time, now);
 }
 
+/// ZJ-TRANS-03, ZJ-HTTP-03: errors travel in the body, with HTTP status 200.
 #[tokio::test]
 async fn every_error_answer_is_http_200_with_a_protocol_body() {
     let (_app, _vendor, dev) = setup("SN-200").await;
@@ -133,6 +136,7 @@ async fn every_error_answer_is_http_200_with_a_protocol_body() {
     assert_eq!(body["apicode"], "C_HEARTBEAT");
 }
 
+/// ZJ-SIGN-04: the compact strict form of a JSON5 object param.
 #[tokio::test]
 async fn a_json5_object_param_may_be_signed_over_its_compact_strict_form() {
     let (_app, vendor, dev) = setup("SN-JSON5-ALT").await;
@@ -150,6 +154,7 @@ async fn a_json5_object_param_may_be_signed_over_its_compact_strict_form() {
     expect_ok(&resp, ApiCode::Heartbeat, &vendor.secret);
 }
 
+/// ZJ-SIGN-06, ZJ-SIGN-08: C_SIGN_IN is signed over its param without `img`.
 #[tokio::test]
 async fn a_sign_in_object_param_is_signed_without_its_img_and_the_photo_is_kept() {
     let (app, vendor, dev) = setup("SN-OBJ-IMG").await;

@@ -57,6 +57,7 @@ async fn success_responses_to_a_vendor_with_a_key_are_jwe_that_decrypt_to_the_js
     assert_eq!(app.records("SN-JWE").await[0].record_id, r.record_id);
 }
 
+/// ZJ-JWE-04: errors stay in clear; ZJ-HTTP-04: an acknowledgement has no `response`.
 #[tokio::test]
 async fn errors_and_acknowledgements_stay_in_clear_for_a_vendor_with_a_key() {
     let app = TestApp::spawn().await;

@@ -26,6 +26,7 @@ async fn roster(app: &TestApp, sn: &str, n: usize) -> (HttpDevice, Vec<i64>, Str
     (dev, persons, taskid, project)
 }
 
+/// ZJ-PERSON-02; ZJ-PERSON-03: size default, clamp, echo, and a page past the end.
 #[tokio::test]
 async fn t_send_person_pages_through_the_roster_frozen_when_the_task_was_made() {
     let app = TestApp::spawn().await;
@@ -75,6 +76,7 @@ async fn an_unbound_devices_roster_is_empty() {
     assert_eq!(p.total_page, 0);
 }
 
+/// ZJ-URL-02: photo URLs are signed; a tampered or unsigned one is refused.
 #[tokio::test]
 async fn a_face_is_downloaded_from_its_signed_img_url_and_a_tampered_one_is_403() {
     let app = TestApp::spawn().await;
@@ -126,6 +128,7 @@ async fn removing_a_worker_makes_a_t_del_device_person_naming_them() {
     assert_eq!(resp.taskid, del.taskid, "the taskid is echoed");
 }
 
+/// ZJ-HTTP-04: T_CLEAR_DEVICE_PERSON is answered with an acknowledgement.
 #[tokio::test]
 async fn unbinding_a_device_makes_a_t_clear_device_person_answered_with_an_acknowledgement() {
     let app = TestApp::spawn().await;
@@ -147,6 +150,8 @@ async fn unbinding_a_device_makes_a_t_clear_device_person_answered_with_an_ackno
     assert_eq!(dev.id.ok(&resp, ApiCode::ClearDevicePerson), None);
 }
 
+/// ZJ-RECON-02 (a resent page replaces the old; complete when every page is in) and
+/// ZJ-RECON-04 (uploaded images are checked).
 #[tokio::test]
 async fn t_post_device_person_pages_complete_a_reconciliation_that_repairs_the_device() {
     let app = TestApp::spawn_with(|s| s.auto_repair = true).await;
@@ -252,6 +257,7 @@ async fn a_reconciliation_page_out_of_range_gets_400_02() {
     }
 }
 
+/// ZJ-FW-02: the downloadUrl is signed at delivery.
 #[tokio::test]
 async fn t_update_device_version_answers_a_freshly_signed_download_url() {
     let app = TestApp::spawn().await;

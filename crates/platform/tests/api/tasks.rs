@@ -112,6 +112,7 @@ async fn binding_and_unbinding_a_connected_device_push_send_and_clear_commands()
     );
 }
 
+/// ZJ-TASK-06 (superseding), ZJ-TASK-07 (binding makes a T_SEND_PERSON).
 #[tokio::test]
 async fn binding_makes_a_t_send_person_that_supersedes_the_older_person_tasks() {
     let app = TestApp::spawn().await;
@@ -190,6 +191,7 @@ async fn the_heartbeat_lists_pending_tasks_oldest_first() {
     assert!(tasks.windows(2).all(|w| w[0].created_at <= w[1].created_at));
 }
 
+/// ZJ-PERSON-01; ZJ-TASK-02: a returned task goes from pending to delivered.
 #[tokio::test]
 async fn t_get_tasks_returns_only_this_devices_open_tasks_and_marks_them_delivered() {
     let app = TestApp::spawn().await;
@@ -299,6 +301,7 @@ async fn due_tasks_are_pushed_again_when_the_device_reconnects() {
     assert_eq!(second.expect_command().await.taskid, pushed.taskid);
 }
 
+/// ZJ-STATUS-03: entries for unknown or other devices' tasks are ignored, the rest applied.
 #[tokio::test]
 async fn a_status_report_records_failures_and_counts() {
     let app = TestApp::spawn().await;
@@ -375,6 +378,7 @@ async fn a_status_report_records_failures_and_counts() {
     assert!(dev.get_tasks(&[task.taskid]).await.tasks.is_empty());
 }
 
+/// ZJ-STATUS-02: personCount and faceCount are required.
 #[tokio::test]
 async fn a_status_report_without_its_counts_gets_400_02() {
     let app = TestApp::spawn().await;
@@ -391,6 +395,7 @@ async fn a_status_report_without_its_counts_gets_400_02() {
     assert!(e.errormsg().contains("personCount"), "{}", e.errormsg());
 }
 
+/// ZJ-TASK-05: merging into the pending T_UPDATE_DEVICE_PERSON.
 #[tokio::test]
 async fn two_enrolments_while_the_device_is_offline_merge_into_one_pending_update_task() {
     let app = TestApp::spawn().await;
@@ -422,6 +427,7 @@ async fn two_enrolments_while_the_device_is_offline_merge_into_one_pending_updat
     );
 }
 
+/// ZJ-TASK-05: never merged into a delivered task, nor past a newer person task.
 #[tokio::test]
 async fn an_enrolment_never_merges_into_a_delivered_task_or_past_a_newer_deletion() {
     let app = TestApp::spawn().await;

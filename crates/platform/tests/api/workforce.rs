@@ -397,6 +397,7 @@ async fn a_roster_import_enrols_joins_and_reports_refused_rows() {
     );
 }
 
+/// ZJ-FW-02: firmware URLs are signed on delivery.
 #[tokio::test]
 async fn firmware_rolls_out_to_a_vendors_devices_with_urls_signed_on_delivery() {
     let app = TestApp::spawn().await;

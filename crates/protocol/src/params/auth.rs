@@ -1,4 +1,4 @@
-//! C_AUTH: the response carrying the token (§3). The request has no param: its
+//! C_AUTH: the response carrying the token (ZJ-TOKEN-01). The request has no param: its
 //! credentials (`accessId`, `accessKey`) travel in the envelope.
 
 use serde::{Deserialize, Serialize};

@@ -1,8 +1,9 @@
-//! X_COLLECT_PERSON (§7, ext): a collection device (采集设备) uploads one enrolment — the ID
+//! X_COLLECT_PERSON (ZJ-COLLECT-01, ext): a collection device (采集设备) uploads one enrolment — the ID
 //! card's fields and images, a face photo, optional iris images.
 //!
-//! Only the types live here. The rules of DEVICES.md (ID card number check digit, face and
-//! iris image rules, expiry) are checked by the platform after parsing.
+//! Only the types live here. The enrolment rules (RC-DEV-04 to RC-DEV-15: ID card number check
+//! digit, face and iris image rules, expiry) are checked by the platform after parsing
+//! (ZJ-COLLECT-05).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,8 +11,8 @@ use super::lenient;
 use crate::apicode::COLLECT_IMAGE_MEMBERS;
 use crate::code::ProtocolError;
 
-/// X_COLLECT_PERSON param. `idcardNo`, `name` and `facePhoto` are required; the rest optional.
-/// Every image member is base64 and left out of the signature.
+/// X_COLLECT_PERSON param (ZJ-COLLECT-03). `idcardNo`, `name` and `facePhoto` are required;
+/// the rest optional. Every image member is base64 and left out of the signature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CollectPersonParam {
@@ -143,7 +144,8 @@ impl CollectPersonParam {
             .collect()
     }
 
-    /// Decodes every present image; the first that is not base64 → `400_02` naming it.
+    /// Decodes every present image; the first that is not base64 → `400_02` naming it
+    /// (ZJ-COLLECT-04).
     pub fn decode_images(&self) -> Result<Vec<(&'static str, Vec<u8>)>, ProtocolError> {
         self.images()
             .into_iter()

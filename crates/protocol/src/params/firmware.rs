@@ -1,8 +1,9 @@
-//! T_UPDATE_DEVICE_VERSION (§5): the firmware a device is asked to install.
+//! T_UPDATE_DEVICE_VERSION (ZJ-FW-01): the firmware a device is asked to install.
 //!
 //! The same object is the task's param (signed, in T_GET_TASKS or a pushed command) and the
-//! interface's response. The response's signature does not cover the response, so a device
-//! takes the URL and the sha256 from the signed task param and checks the download.
+//! interface's response. The response's signature does not cover the response (ZJ-SIGN-14),
+//! so a device takes the URL and the sha256 from the signed task param and checks the download
+//! (ZJ-FW-03).
 
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,7 @@ impl FirmwareInfo {
     }
 
     /// Whether a downloaded package has the announced size and digest (`digest` being its
-    /// SHA-256, computed by the caller).
+    /// SHA-256, computed by the caller; ZJ-FW-03).
     pub fn matches(&self, len: u64, digest: &[u8; 32]) -> bool {
         len == self.size && self.sha256_bytes().is_some_and(|d| &d == digest)
     }

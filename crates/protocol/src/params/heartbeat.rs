@@ -1,4 +1,5 @@
-//! C_HEARTBEAT (§5): what the device reports about itself, and the tasks waiting for it.
+//! C_HEARTBEAT (ZJ-HB-01, ZJ-HB-02): what the device reports about itself, and the tasks
+//! waiting for it.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Lenient readers for single members (PROTOCOL.md §1.5), for `#[serde(deserialize_with)]`.
+//! Lenient readers for single members (ZJ-JSON-02), for `#[serde(deserialize_with)]`.
 //!
 //! The standard's examples write numbers as strings (`recordTime:"1609744974000"`) and
 //! strings as numbers (`type:1`, `personId: 4508004291609636864`), and devices copy them.
@@ -329,7 +329,8 @@ pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
     scalar(d, "数字", opt_float_of)
 }
 
-/// A `String` from a string or a number (the number's JSON text, exact for 64-bit integers).
+/// A `String` from a string or a number (the number's JSON text, exact for 64-bit integers:
+/// ids, ZJ-JSON-03).
 pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     scalar(d, "字符串", string_of)
 }

@@ -1,17 +1,17 @@
-//! Typed params and responses of every interface of PROTOCOL.md §5 and §7.
+//! Typed params and responses of every interface, X_COLLECT_PERSON included (ZJ-COLLECT-03).
 //!
 //! The platform reads params and writes responses; the device SDK writes params and reads
 //! responses; both use the same types, so the two sides cannot drift apart.
 //!
-//! - **Reading is lenient** (§1.5): [`parse`] takes strict JSON or the JSON5 subset of
-//!   [`crate::json::to_strict`], numbers given as strings and strings given as numbers (the
-//!   [`lenient`] readers), ignores unknown members and treats `null` as absent for optional
-//!   ones. Every failure is `400_02` with a Chinese detail that **names the member**, with its
-//!   path when nested: `缺少字段 personId`, `缺少字段 task[0].status`,
+//! - **Reading is lenient** (ZJ-JSON-01, ZJ-JSON-02): [`parse`] takes strict JSON or the JSON5
+//!   subset of [`crate::json::to_strict`], numbers given as strings and strings given as
+//!   numbers (the [`lenient`] readers), ignores unknown members and treats `null` as absent for
+//!   optional ones. Every failure is `400_02` with a Chinese detail that **names the member**
+//!   (ZJ-ERR-06), with its path when nested: `缺少字段 personId`, `缺少字段 task[0].status`,
 //!   `字段 type 类型错误: 需要整数，收到字符串 "abc"`, `JSON 语法错误: 第 12 字节 (…)` (a 0-based byte offset).
 //! - **Writing is strict** ([`to_json`]): compact JSON, members in struct field order (the
 //!   response signature covers the exact text), optional members left out when `None`, ids
-//!   written as strings.
+//!   written as strings (ZJ-JSON-03).
 //!
 //! One module per interface group: [`auth`], [`heartbeat`], [`sign_in`], [`tasks`]
 //! (T_GET_TASKS, T_UPDATE_TASKS_STATUS), [`persons`] (T_SEND_PERSON, T_UPDATE_DEVICE_PERSON,
@@ -54,12 +54,12 @@ pub use tasks::{
     UpdateTasksStatusParam,
 };
 
-/// Reads a param (or response) leniently (§1.5).
+/// Reads a param (or response) leniently (ZJ-JSON-01, ZJ-JSON-02).
 ///
 /// Strict JSON goes straight to `serde_json`; on a *syntax* error the text is rewritten by
 /// [`crate::json::to_strict`] and read again. Members are read by the [`lenient`] readers
 /// wherever the standard's type is String/Int/Long/Double. Every error is
-/// [`ErrorCode::ParamInvalid`] (`400_02`) whose detail names the member (see the module docs).
+/// [`ErrorCode::ParamInvalid`] (`400_02`) whose detail names the member (ZJ-ERR-06).
 pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ProtocolError> {
     let first = match serde_json::from_str::<T>(text) {
         Ok(v) => return Ok(v),
@@ -103,8 +103,8 @@ pub(crate) fn invalid(detail: impl Into<String>) -> ProtocolError {
 /// Accepted: the standard alphabet, with or without `=` padding; ASCII whitespace anywhere
 /// (Android's `Base64.DEFAULT` and MIME encoders wrap lines every 76 characters); and a
 /// `data:<mime>;base64,` prefix as browsers and mobile apps write it. Not base64 → `400_02`
-/// naming the member. Whether the bytes are a JPEG/PNG, and their size, is the platform's
-/// business.
+/// naming the member (ZJ-SIGNIN-03, ZJ-COLLECT-04). Whether the bytes are a JPEG/PNG, and
+/// their size, is the platform's business.
 pub fn decode_base64(member: &str, text: &str) -> Result<Vec<u8>, ProtocolError> {
     const ENGINE: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,

@@ -1,6 +1,7 @@
-//! The person-list task interfaces of §5: T_SEND_PERSON and T_UPDATE_DEVICE_PERSON (paged
-//! roster download), T_DEL_DEVICE_PERSON (ids to delete) and T_POST_DEVICE_PERSON (the
-//! device uploads its list for reconciliation, with its task param `excludeFields`).
+//! The person-list task interfaces: T_SEND_PERSON and T_UPDATE_DEVICE_PERSON (paged roster
+//! download, ZJ-PERSON-02, ZJ-PERSON-04), T_DEL_DEVICE_PERSON (ids to delete, ZJ-PERSON-05)
+//! and T_POST_DEVICE_PERSON (the device uploads its list for reconciliation, with its task
+//! param `excludeFields`; ZJ-RECON-01, ZJ-RECON-03).
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +37,7 @@ pub struct PageParam {
 
 impl PageParam {
     /// The page size served and echoed: `size`, default [`DEFAULT_PAGE_SIZE`], clamped to
-    /// `1..=MAX_PAGE_SIZE`.
+    /// `1..=MAX_PAGE_SIZE` (ZJ-PERSON-03).
     pub fn effective_size(&self) -> u32 {
         self.size
             .unwrap_or(DEFAULT_PAGE_SIZE)
@@ -50,7 +51,8 @@ impl PageParam {
 }
 
 /// T_SEND_PERSON / T_UPDATE_DEVICE_PERSON response: one page of persons.
-/// A page past the end has empty `data`; an unbound device's roster has `totalPage` 0.
+/// A page past the end has empty `data` (ZJ-PERSON-03); an unbound device's roster has
+/// `totalPage` 0 (ZJ-TASK-09).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PersonPage {
@@ -101,7 +103,7 @@ pub struct DelPersonResponse {
 }
 
 /// T_POST_DEVICE_PERSON param: one page of the device's own person list.
-/// Pages are keyed by (taskid, currentPage); a resent page replaces the old one.
+/// Pages are keyed by (taskid, currentPage); a resent page replaces the old one (ZJ-RECON-02).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PostDevicePersonParam {
@@ -160,7 +162,7 @@ pub struct DevicePerson {
 }
 
 /// The task param of T_POST_DEVICE_PERSON: `{excludeFields:"img,phone"}` — members the
-/// device should leave out of its upload.
+/// device should leave out of its upload (ZJ-RECON-03).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PostDevicePersonTaskParam {

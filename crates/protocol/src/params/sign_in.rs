@@ -1,5 +1,5 @@
-//! C_SIGN_IN (§5): one attendance record, the attendance-method dictionary, and the
-//! 403_0x rules.
+//! C_SIGN_IN (ZJ-SIGNIN-01): one attendance record, the attendance-method dictionary, and the
+//! 403_0x rules (ZJ-SIGNIN-02).
 //!
 //! Parsing ([`super::parse`]) answers `400_02`; [`SignInParam::validate`], called after a
 //! successful parse, answers `403_01`/`403_02`/`403_03`, in that order. Everything else about a
@@ -55,7 +55,7 @@ impl AttendanceType {
         Self::ALL.into_iter().find(|t| t.code() == code)
     }
 
-    /// Whether the method alone is real-name attendance (§四: face, iris, mobile).
+    /// Whether the method alone is real-name attendance (RC-DEV-01: face, iris, mobile).
     pub const fn is_real_name(self) -> bool {
         matches!(
             self,
@@ -119,7 +119,8 @@ impl BitType {
         self.0 & method.code() != 0
     }
 
-    /// A valid composite `bitType`: only the seven bits, and at least two of them (§4 403_02).
+    /// A valid composite `bitType`: only the seven bits, and at least two of them (403_02,
+    /// ZJ-SIGNIN-02).
     pub const fn is_valid_composite(self) -> bool {
         self.0 & !Self::KNOWN_BITS == 0 && self.0.count_ones() >= 2
     }
@@ -252,7 +253,7 @@ pub struct SignInParam {
 }
 
 impl SignInParam {
-    /// The 403 checks of §4, in precedence order:
+    /// The 403 checks of ZJ-SIGNIN-02, in precedence order:
     /// `type` outside the dictionary → `403_01`; `bitType` present with bits outside the seven
     /// or fewer than two bits → `403_02`; `qrCodeInfo` present with a `type` other than 1 or 2
     /// → `403_03`. Call it after a successful [`super::parse`] (400_02 comes first).
@@ -290,21 +291,22 @@ impl SignInParam {
     /// Every method the record claims: `type` together with `bitType` when present.
     ///
     /// A well-formed composite contains its `type`, so this is simply `bitType` when present,
-    /// else `type`; the union also answers §5's flags ("type **or** bitType contains 64")
+    /// else `type`; the union also answers ZJ-SIGNIN-07's flags ("type **or** bitType contains 64")
     /// correctly for a device whose `bitType` leaves its `type` out.
     pub fn methods(&self) -> BitType {
         BitType(self.r#type | self.bit_type.unwrap_or(0))
     }
 
     /// Whether the record counts as real-name attendance: its methods include face, iris or
-    /// mobile (§四; otherwise the platform flags `indirect_method`).
+    /// mobile (RC-DEV-01, RC-DEV-03; otherwise the platform flags `indirect_method`).
     pub fn is_real_name(&self) -> bool {
         self.methods().is_real_name()
     }
 
     /// The photo's bytes: `None` when `img` is absent or empty; not base64 → `400_02` naming
-    /// `img`. Accepts what [`super::decode_base64`] accepts (padding optional, line breaks,
-    /// a `data:image/…;base64,` prefix). Whether the bytes are an image is the caller's check.
+    /// `img` (ZJ-SIGNIN-03). Accepts what [`super::decode_base64`] accepts (padding optional,
+    /// line breaks, a `data:image/…;base64,` prefix). Whether the bytes are an image is the
+    /// caller's check.
     pub fn decode_img(&self) -> Result<Option<Vec<u8>>, ProtocolError> {
         match self.img.as_deref() {
             None | Some("") => Ok(None),

@@ -1,5 +1,5 @@
-//! The task interfaces of §5: T_GET_TASKS (fetch tasks by id) and T_UPDATE_TASKS_STATUS
-//! (report their outcomes).
+//! The task interfaces T_GET_TASKS (fetch tasks by id, ZJ-PERSON-01) and T_UPDATE_TASKS_STATUS
+//! (report their outcomes, ZJ-STATUS-01).
 
 use std::fmt;
 
@@ -51,9 +51,9 @@ impl TaskItem {
 }
 
 /// The param of a person task that names its persons, as the platform stores it and answers it:
-/// `{"personIds":["1","2"]}` — T_DEL_DEVICE_PERSON's persons to delete (`PROTOCOL.md` rule
-/// ZJ-PERSON-05), and the persons an operator names for T_UPDATE_DEVICE_PERSON (whose
-/// persons are merged into one task, ZJ-TASK-05).
+/// `{"personIds":["1","2"]}` — T_DEL_DEVICE_PERSON's persons to delete (ZJ-PERSON-05), and the
+/// persons an operator names for T_UPDATE_DEVICE_PERSON (whose persons are merged into one
+/// task, ZJ-TASK-05).
 ///
 /// Written strictly by [`PersonIdsParam::to_text`] (ids as decimal strings, compact); read
 /// leniently with [`super::parse`]: `personIds` is required, and numbers are taken as their
@@ -82,7 +82,7 @@ impl PersonIdsParam {
 
 /// T_UPDATE_TASKS_STATUS param:
 /// `{task:[{taskid, status, failedPersons, failedFaces}], personCount, faceCount}`.
-/// The counts are required, as in the standard.
+/// The counts are required, as in the standard (ZJ-STATUS-02).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateTasksStatusParam {

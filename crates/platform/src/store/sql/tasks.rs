@@ -87,6 +87,8 @@ fn sql_list(items: impl Iterator<Item = &'static str>) -> String {
 impl TaskStore for SqlStore {
     // --- tasks ---------------------------------------------------------------------------
 
+    // ZJ-TASK-06: with `supersede`, the older open person tasks are cancelled in the same
+    // transaction.
     async fn create_task(&self, task: &NewTask) -> StoreResult<()> {
         let mut tx = self.write().await?;
         if task.supersede {
@@ -119,6 +121,7 @@ impl TaskStore for SqlStore {
     /// is not merged into), and after adding the persons the task is checked to still be the
     /// newest person task (a newer one committed meanwhile, e.g. a delete, rolls the merge
     /// back: a delete is never overtaken).
+    // ZJ-TASK-05: the mechanism of merging; the rule is decided in `services::tasks`.
     async fn merge_into_pending_update(
         &self,
         sn: &str,
