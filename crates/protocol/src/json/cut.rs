@@ -1,0 +1,120 @@
+//! The image cut: the two accepted "param without img" forms (ZJ-SIGN-06, ZJ-SIGN-07,
+//! ZJ-SIGN-08), made from tokens alone.
+
+use std::ops::Range;
+
+use super::JsonError;
+use super::doc::{Doc, Member, Node};
+
+/// Which members to cut from a param (mirrors [`crate::apicode::ImgCut`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Cut<'n> {
+    /// Members of the root object with these names.
+    TopLevel(&'n [&'n str]),
+    /// A member with this name in every object of the root's `data` array.
+    DataRows(&'n str),
+}
+
+/// The two accepted "param without img" texts (ZJ-SIGN-06, ZJ-SIGN-07).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutForms {
+    /// Form A: the members and one adjacent comma removed, whitespace outside strings dropped,
+    /// every token exactly as sent. What a device that signs before adding `img` produces.
+    pub compact: String,
+    /// Form B: the same cut, whitespace kept as sent.
+    pub spaced: String,
+}
+
+/// Cuts the named members out of `text` and returns both signature forms (ZJ-SIGN-08).
+///
+/// Needs only the token structure: nothing is re-serialised, so key quoting, number text
+/// (`36.70`) and string escapes (`\u5f20`) survive byte for byte. A run of consecutive cut
+/// members goes together with one adjacent comma — the following one if a kept member
+/// follows, else the preceding one — so what remains is still well-formed.
+pub fn cut_members(text: &str, cut: Cut<'_>) -> Result<CutForms, JsonError> {
+    let doc = Doc::parse(text)?;
+    let one_name;
+    let (names, objects): (&[&str], Vec<&[Member]>) = match cut {
+        Cut::TopLevel(names) => (names, doc.root_members().into_iter().collect()),
+        Cut::DataRows(name) => {
+            one_name = [name];
+            let rows = match doc
+                .root_members()
+                .and_then(|ms| ms.iter().find(|m| m.key == "data"))
+            {
+                Some(Member {
+                    value: Node::Array { items, .. },
+                    ..
+                }) => items
+                    .iter()
+                    .filter_map(|it| match it {
+                        Node::Object { members, .. } => Some(members.as_slice()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (&one_name[..], rows)
+        }
+    };
+
+    // (token range, byte range) of each removal, in text order.
+    let mut cuts: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+    for members in objects {
+        let is_cut = |m: &Member| names.contains(&m.key.as_str());
+        let mut idx = 0;
+        while idx < members.len() {
+            if !is_cut(&members[idx]) {
+                idx += 1;
+                continue;
+            }
+            let run_start = idx;
+            while idx < members.len() && is_cut(&members[idx]) {
+                idx += 1;
+            }
+            let first_tok = members[run_start].key_token;
+            let last_tok = members[idx - 1].value.tokens().end; // exclusive
+            let key_byte = doc.tokens[first_tok].span.start;
+            let value_end_byte = doc.tokens[last_tok - 1].span.end;
+            if idx < members.len() {
+                // A kept member follows: take the comma after the run and the whitespace
+                // up to that member.
+                let next = members[idx].key_token;
+                cuts.push((first_tok..next, key_byte..doc.tokens[next].span.start));
+            } else if run_start > 0 {
+                // The run ends the object: take the comma before it.
+                let comma = first_tok - 1;
+                cuts.push((
+                    comma..last_tok,
+                    doc.tokens[comma].span.start..value_end_byte,
+                ));
+            } else {
+                cuts.push((first_tok..last_tok, key_byte..value_end_byte));
+            }
+        }
+    }
+    cuts.sort_by_key(|(t, _)| t.start);
+
+    let mut compact = String::with_capacity(text.len());
+    let mut spaced = String::with_capacity(text.len());
+    let mut byte = 0;
+    for (_, bytes) in &cuts {
+        spaced.push_str(&text[byte..bytes.start]);
+        byte = bytes.end;
+    }
+    spaced.push_str(&text[byte..]);
+    let mut next_cut = cuts.iter().map(|(t, _)| t.clone()).peekable();
+    let mut i = 0;
+    while i < doc.tokens.len() {
+        if let Some(r) = next_cut.peek()
+            && r.start == i
+        {
+            i = r.end;
+            next_cut.next();
+            continue;
+        }
+        compact.push_str(&text[doc.tokens[i].span.clone()]);
+        i += 1;
+    }
+    Ok(CutForms { compact, spaced })
+}

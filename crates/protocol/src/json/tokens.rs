@@ -1,0 +1,218 @@
+//! The token level: byte spans of keys, strings, numbers and punctuation in the original text.
+
+use std::ops::Range;
+
+use super::{JsonError, err};
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    LBrace,
+    RBrace,
+    LBracket,
+    RBracket,
+    Colon,
+    Comma,
+    /// A double-quoted string (strict JSON).
+    Str,
+    /// A single-quoted string (JSON5).
+    SingleStr,
+    /// A number, strict or with a leading `+`.
+    Number,
+    /// A bare identifier: `true`, `false`, `null`, or an unquoted key.
+    Ident,
+}
+
+/// One token and its byte span in the source text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub kind: TokenKind,
+    pub span: Range<usize>,
+}
+
+/// Splits `text` into tokens. Whitespace and comments separate tokens and are not kept.
+pub fn tokenize(text: &str) -> Result<Vec<Token>, JsonError> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        let kind = match b[i] {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'/' => {
+                i = skip_comment(b, i)?;
+                continue;
+            }
+            b'{' => TokenKind::LBrace,
+            b'}' => TokenKind::RBrace,
+            b'[' => TokenKind::LBracket,
+            b']' => TokenKind::RBracket,
+            b':' => TokenKind::Colon,
+            b',' => TokenKind::Comma,
+            q @ (b'"' | b'\'') => {
+                i = string_end(b, i, q)?;
+                out.push(Token {
+                    kind: if q == b'"' {
+                        TokenKind::Str
+                    } else {
+                        TokenKind::SingleStr
+                    },
+                    span: start..i,
+                });
+                continue;
+            }
+            b'-' | b'+' | b'0'..=b'9' => {
+                i = number_end(b, i)?;
+                out.push(Token {
+                    kind: TokenKind::Number,
+                    span: start..i,
+                });
+                continue;
+            }
+            c if c == b'_' || c == b'$' || c.is_ascii_alphabetic() || c >= 0x80 => {
+                i = ident_end(text, i);
+                if i == start {
+                    // A non-ASCII character that cannot start a name (symbols, NBSP, BOM).
+                    return err(start, "unexpected character");
+                }
+                out.push(Token {
+                    kind: TokenKind::Ident,
+                    span: start..i,
+                });
+                continue;
+            }
+            _ => return err(i, "unexpected character"),
+        };
+        i += 1;
+        out.push(Token {
+            kind,
+            span: start..i,
+        });
+    }
+    Ok(out)
+}
+
+fn skip_comment(b: &[u8], i: usize) -> Result<usize, JsonError> {
+    match b.get(i + 1) {
+        Some(b'/') => Ok(b[i..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(b.len(), |p| i + p + 1)),
+        Some(b'*') => b[i + 2..]
+            .windows(2)
+            .position(|w| w == b"*/")
+            .map(|p| i + 2 + p + 2)
+            .ok_or(JsonError {
+                offset: i,
+                reason: "unterminated comment",
+            }),
+        _ => err(i, "unexpected character"),
+    }
+}
+
+/// End (exclusive) of the string starting with quote `q` at `i`.
+fn string_end(b: &[u8], mut i: usize, q: u8) -> Result<usize, JsonError> {
+    let start = i;
+    i += 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            c if c == q => return Ok(i + 1),
+            // Raw control characters are not allowed inside strings; a newline usually
+            // means a missing quote, and reporting it here names the right place.
+            b'\n' | b'\r' => return err(i, "line break inside a string"),
+            _ => i += 1,
+        }
+    }
+    err(start, "unterminated string")
+}
+
+fn number_end(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
+    let start = i;
+    if matches!(b[i], b'-' | b'+') {
+        i += 1;
+    }
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == int_start {
+        return err(start, "a sign without digits");
+    }
+    if b[int_start] == b'0' && i - int_start > 1 {
+        return err(start, "leading zero in a number");
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let frac = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == frac {
+            return err(start, "no digits after the decimal point");
+        }
+    }
+    if i < b.len() && matches!(b[i], b'e' | b'E') {
+        i += 1;
+        if i < b.len() && matches!(b[i], b'-' | b'+') {
+            i += 1;
+        }
+        let exp = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == exp {
+            return err(start, "no digits in the exponent");
+        }
+    }
+    if i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+        return err(start, "malformed number");
+    }
+    Ok(i)
+}
+
+fn ident_end(text: &str, i: usize) -> usize {
+    text[i..]
+        .char_indices()
+        .find(|&(_, c)| !(c == '_' || c == '$' || c.is_alphanumeric()))
+        .map_or(text.len(), |(p, _)| i + p)
+}
+
+/// The decoded text of a key token (quoted or bare); `None` if an escape is malformed.
+pub fn key_text(text: &str, tok: &Token) -> Option<String> {
+    let raw = &text[tok.span.clone()];
+    match tok.kind {
+        TokenKind::Ident => Some(raw.to_owned()),
+        TokenKind::Str => serde_json::from_str(raw).ok(),
+        TokenKind::SingleStr => serde_json::from_str(&single_to_double(raw)).ok(),
+        _ => None,
+    }
+}
+
+/// Rewrites a single-quoted string token as a double-quoted one with the same value.
+pub(super) fn single_to_double(raw: &str) -> String {
+    let inner = &raw[1..raw.len() - 1];
+    let mut out = String::with_capacity(raw.len() + 2);
+    out.push('"');
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                // \' needs no escape inside double quotes.
+                Some('\'') => out.push('\''),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push_str("\\\\"),
+            },
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
