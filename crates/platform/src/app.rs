@@ -169,6 +169,7 @@ impl Platform {
             tokens: Tokens::new(settings.token_idle_secs),
             limiter: RateLimiter::new(settings.rate_limit),
             addr_limiter: RateLimiter::new(settings.rate_limit),
+            failure_limiter: RateLimiter::new(settings.rate_limit),
             ids: IdGen::new(settings.node_id.unwrap_or_else(random_instance)),
             store,
             segments,
@@ -205,17 +206,12 @@ impl Platform {
             stop_rx.clone(),
         ));
         let router = crate::transport::router(Arc::clone(&self.app));
-        let mut http_stop = stop_rx.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(
-                listeners.http,
-                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
-        });
+        let http = tokio::spawn(crate::transport::http::serve(
+            Arc::clone(&self.app),
+            listeners.http,
+            router,
+            stop_rx.clone(),
+        ));
         let housekeeper = tokio::spawn(housekeep(Arc::clone(&self.app), stop_rx.clone()));
         let url = self.app.settings.database_url();
         let listener = (self.app.store.backend() == "postgres").then(|| {
@@ -230,17 +226,14 @@ impl Platform {
         tracing::info!("shutting down: draining connections");
         let _ = stop_tx.send(true);
         let _ = tcp.await;
-        let served = http.await;
+        let _ = http.await;
         self.ingest.stop().await;
         let _ = housekeeper.await;
         if let Some(l) = listener {
             let _ = l.await;
         }
         tracing::info!("shut down");
-        match served {
-            Ok(Err(e)) => Err(StartupError::Serve(e)),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -39,6 +39,26 @@ pub struct Settings {
     pub url_ttl_secs: u64,
     pub idle_timeout_secs: u64,
     pub max_connections: usize,
+    /// A TCP connection not bound to a device this long after it was accepted is closed,
+    /// whatever it sends (an unauthenticated client cannot keep a connection alive).
+    pub auth_timeout_secs: u64,
+    /// Bytes of incomplete TCP frames buffered at once, over all connections: a connection
+    /// whose announced frame does not fit waits; a frame larger than this gets 413_01.
+    pub max_inflight_frame_bytes: usize,
+    /// A TCP connection whose writes make no progress this long is closed (a device that
+    /// never reads its answers).
+    pub write_timeout_secs: u64,
+    /// At shutdown, connections get this long to answer what they have in flight; the ones
+    /// left after it are dropped.
+    pub shutdown_grace_secs: u64,
+    /// An HTTP connection that has not sent a whole request header this long is closed.
+    pub http_header_timeout_secs: u64,
+    /// An HTTP request (its body included) not answered this long gets 408.
+    pub http_request_timeout_secs: u64,
+    /// HTTP connections served at once; more wait in the listen queue.
+    pub max_http_connections: usize,
+    /// HTTP connections served at once from one source address; more are closed at once.
+    pub max_http_connections_per_addr: usize,
     pub rate_limit: RateLimit,
     /// A path (default `{data_dir}/files`); `s3://bucket` is reserved for S3-compatible
     /// storage (not yet supported: startup refuses it with a clear message).
@@ -77,6 +97,14 @@ impl Default for Settings {
             url_ttl_secs: 86_400,
             idle_timeout_secs: 90,
             max_connections: 20_000,
+            auth_timeout_secs: 20,
+            max_inflight_frame_bytes: 64 * 1024 * 1024,
+            write_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+            http_header_timeout_secs: 10,
+            http_request_timeout_secs: 60,
+            max_http_connections: 1024,
+            max_http_connections_per_addr: 128,
             rate_limit: RateLimit::default(),
             photo_store: None,
             flush_interval_ms: 1000,

@@ -42,6 +42,9 @@ pub struct App {
     /// Per-source-address budgets for C_AUTH, so unauthenticated floods never spend a
     /// device's budget.
     pub addr_limiter: RateLimiter,
+    /// Per-source-address budgets of unauthenticated requests' failures (bad token, bad sign,
+    /// unknown device…): looked at before their lookups, spent only by their refusals.
+    pub failure_limiter: RateLimiter,
     pub ingest: Ingest,
     pub ids: IdGen,
     pub metrics: Arc<Metrics>,

@@ -100,6 +100,14 @@ max_photo_bytes = 409600          # larger photos are not kept (photo_rejected)
 url_ttl_secs = 86400              # lifetime of signed photo/firmware URLs
 idle_timeout_secs = 90            # close TCP connections silent this long
 max_connections = 20000           # TCP connection limit
+auth_timeout_secs = 20            # close TCP connections not bound to a device this long
+max_inflight_frame_bytes = 67108864  # incomplete TCP frames buffered at once, all connections
+write_timeout_secs = 30           # close TCP connections whose writes make no progress this long
+shutdown_grace_secs = 10          # at shutdown, connections still open after this are dropped
+http_header_timeout_secs = 10     # close HTTP connections without a whole request header
+http_request_timeout_secs = 60    # HTTP requests (body included) not answered by then get 408
+max_http_connections = 1024       # HTTP connections at once; more wait
+max_http_connections_per_addr = 128  # HTTP connections at once from one address; more are closed
 rate_limit = "20/s burst 100"     # per device, never applied to C_SIGN_IN; "off" disables
 # photo_store = "/var/lib/rollcall/files"   # default: data_dir/files
 flush_interval_ms = 1000          # heartbeat state and token use written behind
@@ -125,6 +133,20 @@ mod tests {
         assert_eq!(parsed.max_photo_bytes, d.max_photo_bytes);
         assert_eq!(parsed.rate_limit, d.rate_limit);
         assert_eq!(parsed.ingest_batch_max, d.ingest_batch_max);
+        assert_eq!(parsed.auth_timeout_secs, d.auth_timeout_secs);
+        assert_eq!(parsed.max_inflight_frame_bytes, d.max_inflight_frame_bytes);
+        assert_eq!(parsed.write_timeout_secs, d.write_timeout_secs);
+        assert_eq!(parsed.shutdown_grace_secs, d.shutdown_grace_secs);
+        assert_eq!(parsed.http_header_timeout_secs, d.http_header_timeout_secs);
+        assert_eq!(
+            parsed.http_request_timeout_secs,
+            d.http_request_timeout_secs
+        );
+        assert_eq!(parsed.max_http_connections, d.max_http_connections);
+        assert_eq!(
+            parsed.max_http_connections_per_addr,
+            d.max_http_connections_per_addr
+        );
     }
 
     #[test]

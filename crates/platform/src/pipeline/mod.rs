@@ -147,6 +147,9 @@ pub(crate) struct Authed {
 struct Signer {
     secret: Option<String>,
     rsa_public_key: Option<String>,
+    /// Refused by a source address's budget: answered without looking up a secret to sign
+    /// with, so a flood costs no database work.
+    no_lookup: bool,
 }
 
 /// Handles one request and returns its signed answer.
@@ -210,7 +213,7 @@ async fn handle_arrived(
         }
     };
     let mut response = Response::to(&req, outcome);
-    if signer.secret.is_none() && response.outcome.is_err() {
+    if signer.secret.is_none() && !signer.no_lookup && response.outcome.is_err() {
         signer.secret = error_secret(app, &req, api).await;
     }
     if let Some(secret) = &signer.secret {
@@ -289,11 +292,39 @@ async fn process(
         if let Some(ip) = arrival.peer
             && !app.addr_limiter.allow(&ip.to_string(), now)
         {
+            signer.no_lookup = true;
             return Err(DeviceError::RateLimited);
         }
         return auth::handle(app, req, conn, now, signer).await;
     }
-    let mut authed = authenticate(app, req, api, conn, now, signer).await?;
+    // ZJ-ERR-07: a request not on a bound connection (HTTP, or TCP before its binding) is
+    // unauthenticated until its token checks out. Its source address's failure budget is
+    // looked at before any lookup (an exhausted address gets 429_01 at no database cost) and
+    // spent by every refusal of the checks below (401_01, 401_02, 400_04, 400_06…); a
+    // success spends nothing, so devices sharing an address are not limited by each other's
+    // traffic, and a device's own budget is never spent by anyone else's failures.
+    let source = arrival
+        .peer
+        .filter(|_| conn.is_none_or(|c| c.bound_sn().is_none()))
+        .map(|ip| ip.to_string());
+    if let Some(source) = &source
+        && !app.failure_limiter.has_budget(source, now)
+    {
+        signer.no_lookup = true;
+        return Err(DeviceError::RateLimited);
+    }
+    let mut authed = match authenticate(app, req, api, conn, now, signer).await {
+        Ok(authed) => authed,
+        Err(e) => {
+            if let Some(source) = &source
+                && !e.is_internal()
+                && !matches!(e, DeviceError::RateLimited)
+            {
+                app.failure_limiter.allow(source, now);
+            }
+            return Err(e);
+        }
+    };
     authed.arrival_id = arrival.id;
     match api {
         ApiCode::Auth => unreachable!("handled above"),

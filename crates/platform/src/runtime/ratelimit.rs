@@ -28,6 +28,19 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `key` has a request left in its budget, without spending it (a source
+    /// address's budget is spent only by its failures).
+    pub fn has_budget(&self, key: &str, now_ms: i64) -> bool {
+        let RateLimit::Bucket { per_sec, burst } = self.limit else {
+            return true;
+        };
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.get(key).is_none_or(|b| {
+            let elapsed = (now_ms - b.updated).max(0) as f64 / 1000.0;
+            (b.tokens + elapsed * per_sec).min(f64::from(burst)) >= 1.0
+        })
+    }
+
     /// Spends one request of `key`'s budget; `false` when it is exhausted.
     pub fn allow(&self, key: &str, now_ms: i64) -> bool {
         let RateLimit::Bucket { per_sec, burst } = self.limit else {
@@ -71,6 +84,13 @@ mod tests {
         assert!(r.allow("b", 0), "budgets are per device");
         assert!(r.allow("a", 500), "half a second refills one request");
         assert!(!r.allow("a", 500));
+        assert!(
+            !r.has_budget("a", 500),
+            "looking spends nothing, and finds nothing left"
+        );
+        assert!(r.has_budget("a", 1000));
+        assert!(r.has_budget("a", 1000), "looking twice spends nothing");
+        assert!(r.has_budget("c", 0), "an unseen key has its whole budget");
         let off = RateLimiter::new(RateLimit::Off);
         assert!((0..1000).all(|_| off.allow("a", 0)));
     }

@@ -39,6 +39,9 @@ pub struct Outbox {
     woken: AtomicBool,
     /// When the connection last received a whole frame (the gateway's clock, ms).
     last_active: AtomicU64,
+    /// When the connection's unfinished write began (the gateway's clock, ms, at least 1);
+    /// 0 when it is not writing.
+    write_since: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +59,8 @@ pub enum Stop {
     Kicked,
     /// No whole frame for the idle timeout.
     Idle,
+    /// Not bound to a device within the authentication timeout.
+    Unauthenticated,
     /// The platform is shutting down (answer what is in flight, then close).
     Shutdown,
 }
@@ -106,6 +111,21 @@ impl Outbox {
     /// The last activity recorded.
     pub fn last_active(&self) -> u64 {
         self.last_active.load(Ordering::Relaxed)
+    }
+
+    /// A write of the connection begins (`now` on the gateway's clock).
+    pub fn writing(&self, now: u64) {
+        self.write_since.store(now.max(1), Ordering::Relaxed);
+    }
+
+    /// The connection's write is done.
+    pub fn written(&self) {
+        self.write_since.store(0, Ordering::Relaxed);
+    }
+
+    /// When the connection's unfinished write began, if it is writing.
+    pub fn write_since(&self) -> Option<u64> {
+        Some(self.write_since.load(Ordering::Relaxed)).filter(|t| *t != 0)
     }
 
     /// A stored permit: wakes the connection even if it is not waiting yet.

@@ -35,11 +35,12 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use prost::Message;
 use rollcall_protocol::code::ProtocolError;
 use rollcall_protocol::envelope::{Request, Response, Transport};
-use rollcall_protocol::frame::{self, FrameDecoder, FrameError};
+use rollcall_protocol::frame::{self, FrameDecoder, FrameError, Head};
 use rollcall_protocol::{PROTOCOL_VERSION, Packet};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{AcquireError, Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::pipeline::{self, ConnCtx};
@@ -53,18 +54,42 @@ const MAX_IN_FLIGHT: usize = 256;
 /// Answers already due are gathered into one write up to this many bytes.
 const WRITE_COALESCE: usize = 64 * 1024;
 
-/// The live connections' outboxes, for the idle sweep and shutdown; the connection slots; and
-/// the gateway's clock.
+/// The live connections' outboxes, for the idle sweep and shutdown; the connection slots; the
+/// budget of frames in flight; and the gateway's clock.
 #[derive(Debug)]
 struct Live {
-    conns: Mutex<HashMap<u64, Arc<Outbox>>>,
+    conns: Mutex<HashMap<u64, Conn>>,
     epoch: Instant,
     /// `max_connections` slots: the accept loop takes one per connection, its [`Member`] gives
     /// it back.
     slots: Semaphore,
+    /// `max_inflight_frame_bytes`, one permit a byte: a connection reserves an incomplete
+    /// frame's announced length before buffering its body (ZJ-FRAME-03) and gives it back
+    /// once the frame is decoded or the connection ends.
+    frames: Arc<Semaphore>,
     /// Notified when the last connection has left (shutdown waits for it).
     emptied: Notify,
     metrics: Arc<Metrics>,
+}
+
+/// What the sweep knows of a live connection (kept here, not in its task).
+#[derive(Debug)]
+struct Conn {
+    outbox: Arc<Outbox>,
+    /// When it was accepted (the gateway's clock, ms).
+    accepted: u64,
+    /// Bound to a device: the authentication deadline no longer applies.
+    bound: bool,
+    /// Its task, to drop it when its writes stall or shutdown's grace is over.
+    abort: Option<AbortHandle>,
+}
+
+/// The deadlines the sweep enforces.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    idle: Duration,
+    auth: Duration,
+    write: Duration,
 }
 
 /// A connection's place among the live ones. Dropping it — when the connection ends, or if its
@@ -87,7 +112,7 @@ impl Drop for Member {
 }
 
 impl Live {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Outbox>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -98,10 +123,19 @@ impl Live {
 
     /// Adds a connection (its slot already taken); its membership.
     fn add(self: &Arc<Self>, id: u64, outbox: Arc<Outbox>) -> Member {
-        outbox.touch(self.now());
+        let now = self.now();
+        outbox.touch(now);
         let live = {
             let mut conns = self.lock();
-            conns.insert(id, outbox);
+            conns.insert(
+                id,
+                Conn {
+                    outbox,
+                    accepted: now,
+                    bound: false,
+                    abort: None,
+                },
+            );
             conns.len()
         };
         self.metrics.tcp_connections(live);
@@ -134,20 +168,63 @@ impl Live {
         }
     }
 
-    /// Tells every connection without a whole frame for `idle` to stop.
-    fn sweep(&self, idle: Duration) {
+    /// The connection's task, once spawned (unless it has already ended).
+    fn set_abort(&self, id: u64, abort: AbortHandle) {
+        if let Some(conn) = self.lock().get_mut(&id) {
+            conn.abort = Some(abort);
+        }
+    }
+
+    /// The connection is bound to a device.
+    fn bound(&self, id: u64) {
+        if let Some(conn) = self.lock().get_mut(&id) {
+            conn.bound = true;
+        }
+    }
+
+    /// Tells every connection without a whole frame for the idle timeout, or unbound after
+    /// the authentication timeout, to stop; drops every connection whose write has made no
+    /// progress for the write timeout (it cannot see a stop while its write waits).
+    fn sweep(&self, d: Deadlines) {
         let now = self.now();
-        let idle = idle.as_millis() as u64;
-        for outbox in self.lock().values() {
-            if now.saturating_sub(outbox.last_active()) >= idle {
+        let ms = |d: Duration| d.as_millis() as u64;
+        let mut stalled = Vec::new();
+        for conn in self.lock().values() {
+            let outbox = &conn.outbox;
+            if outbox
+                .write_since()
+                .is_some_and(|t| now.saturating_sub(t) >= ms(d.write))
+            {
+                stalled.extend(conn.abort.clone());
+            } else if now.saturating_sub(outbox.last_active()) >= ms(d.idle) {
                 outbox.stop(Stop::Idle);
+            } else if !conn.bound && now.saturating_sub(conn.accepted) >= ms(d.auth) {
+                // Whatever it sends: only a binding stops this clock.
+                outbox.stop(Stop::Unauthenticated);
             }
+        }
+        // Outside the lock: a dropped task takes itself off the list.
+        for task in stalled {
+            tracing::debug!("dropping a connection whose writes have stalled");
+            task.abort();
         }
     }
 
     fn stop_all(&self) {
-        for outbox in self.lock().values() {
-            outbox.stop(Stop::Shutdown);
+        for conn in self.lock().values() {
+            conn.outbox.stop(Stop::Shutdown);
+        }
+    }
+
+    /// Drops every connection still there.
+    fn abort_all(&self) {
+        let tasks: Vec<AbortHandle> = self
+            .lock()
+            .values()
+            .filter_map(|c| c.abort.clone())
+            .collect();
+        for task in tasks {
+            task.abort();
         }
     }
 }
@@ -179,18 +256,25 @@ pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Re
         conns: Mutex::new(HashMap::new()),
         epoch: Instant::now(),
         slots: Semaphore::new(app.settings.max_connections.max(1)),
+        frames: Arc::new(Semaphore::new(frame_budget(&app))),
         emptied: Notify::new(),
         metrics: Arc::clone(&app.metrics),
     });
-    let idle = Duration::from_secs(app.settings.idle_timeout_secs.max(1));
-    let mut sweep = tokio::time::interval(idle / 4);
+    let secs = |s: u64| Duration::from_secs(s.max(1));
+    let deadlines = Deadlines {
+        idle: secs(app.settings.idle_timeout_secs),
+        auth: secs(app.settings.auth_timeout_secs),
+        write: secs(app.settings.write_timeout_secs),
+    };
+    let mut sweep =
+        tokio::time::interval(deadlines.idle.min(deadlines.auth).min(deadlines.write) / 4);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (stream, peer) = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
             _ = sweep.tick() => {
-                live.sweep(idle);
+                live.sweep(deadlines);
                 continue;
             }
             // Cancel-safe: a slot or a connection not yet taken stays where it was.
@@ -207,16 +291,52 @@ pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Re
         let member = live.add(handle.id, Arc::clone(&handle.outbox));
         // Spawned as it is, with no wrapping block: a wrapper keeps the values it moves into
         // the connection a second time, a task size class up for every connection.
-        tokio::spawn(connection(
+        let id = handle.id;
+        let task = tokio::spawn(connection(
             Arc::clone(&app),
             member,
             stream,
             peer.ip(),
             ConnCtx::new(handle),
         ));
+        live.set_abort(id, task.abort_handle());
     }
     live.stop_all();
-    live.all_left().await;
+    // Every connection answers what it has in flight and closes, within the grace; the ones
+    // left then (a device that never reads its answers) are dropped.
+    let grace = Duration::from_secs(app.settings.shutdown_grace_secs);
+    if tokio::time::timeout(grace, live.all_left()).await.is_err() {
+        tracing::warn!("shutdown grace over: dropping the connections left");
+        live.abort_all();
+        live.all_left().await;
+    }
+}
+
+/// The bytes of frames in flight: `max_inflight_frame_bytes`, at least one frame's worth of
+/// a small request.
+fn frame_budget(app: &AppState) -> usize {
+    app.settings
+        .max_inflight_frame_bytes
+        .clamp(1024, Semaphore::MAX_PERMITS)
+}
+
+/// The largest frame a connection may announce: `max_frame_bytes`, and never more than the
+/// whole in-flight budget (such a frame could never be buffered: 413_01 on its header).
+fn max_frame(app: &AppState) -> usize {
+    app.settings
+        .max_frame_bytes
+        .min(frame_budget(app))
+        .min(u32::MAX as usize)
+}
+
+/// An incomplete frame's share of the in-flight budget: waited for, then held until the frame
+/// is decoded or the connection ends (dropping it gives the bytes back, on a panic too).
+enum Reservation {
+    Waiting(Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>),
+    Held(
+        #[expect(dead_code, reason = "held for its drop, which gives the bytes back")]
+        OwnedSemaphorePermit,
+    ),
 }
 
 type Pending<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
@@ -263,6 +383,8 @@ fn connection(
         // idle connection holds no queue.
         let mut in_flight: Option<Box<FuturesOrdered<Pending<'_>>>> = None;
         let mut out = BytesMut::new();
+        // The incomplete frame's share of the in-flight budget, while there is one.
+        let mut reserve: Option<Box<Reservation>> = None;
 
         let end = loop {
             let outbox = &ctx.handle.outbox;
@@ -290,7 +412,21 @@ fn connection(
                     }
                     return Poll::Ready(Event::Answered);
                 }
-                if busy < MAX_IN_FLIGHT && stream.poll_read_ready(cx).is_ready() {
+                if busy >= MAX_IN_FLIGHT {
+                    return Poll::Pending;
+                }
+                // An incomplete frame waiting for its share of the budget: no read until then.
+                let acquired = match reserve.as_deref_mut() {
+                    Some(Reservation::Waiting(acquire)) => match acquire.as_mut().poll(cx) {
+                        Poll::Ready(acquired) => Some(acquired),
+                        Poll::Pending => return Poll::Pending,
+                    },
+                    _ => None,
+                };
+                if let Some(acquired) = acquired {
+                    reserve = acquired.ok().map(|p| Box::new(Reservation::Held(p)));
+                }
+                if stream.poll_read_ready(cx).is_ready() {
                     return Poll::Ready(Event::Readable);
                 }
                 Poll::Pending
@@ -305,27 +441,35 @@ fn connection(
                     // Every command framed into one buffer before the write's await (one
                     // write for all).
                     encode_all(&mut out, commands);
+                    outbox.writing(member.live.now());
                     if let Err(e) = write_out(&mut stream, &mut out).await {
                         break End::Io(e);
                     }
+                    outbox.written();
                 }
                 Event::Answered => {
+                    outbox.writing(member.live.now());
                     if let Err(e) = write_out(&mut stream, &mut out).await {
                         break End::Io(e);
                     }
+                    outbox.written();
                     if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
                         in_flight = None;
                         ctx.rest();
                     }
                     if let Some(sn) = ctx.take_bound_now() {
+                        member.live.bound(member.id);
                         push_due_later(&app, sn);
                     }
                 }
                 Event::Readable => {
-                    let want = FrameDecoder::new(app.settings.max_frame_bytes)
-                        .needed(&buf)
-                        .unwrap_or(1)
-                        .clamp(512, 64 * 1024);
+                    let needed = FrameDecoder::new(max_frame(&app)).needed(&buf).unwrap_or(1);
+                    // A frame with its budget is read into exactly its size (growing by
+                    // doubling would hold twice what was reserved); otherwise a bounded read.
+                    let want = match reserve.as_deref() {
+                        Some(Reservation::Held(_)) => needed.max(1),
+                        _ => needed.clamp(512, 64 * 1024),
+                    };
                     buf.reserve(want);
                     // One poll of an ordinary read rather than `try_read_buf`: tokio's read
                     // takes a read that did not fill the buffer as proof the socket is
@@ -349,9 +493,11 @@ fn connection(
                     // ZJ-FRAME-02: every complete frame of the read, in order; a partial one
                     // stays in `buf` for the next read.
                     let mut corrupt = None;
+                    let mut decoded = false;
                     loop {
-                        match FrameDecoder::new(app.settings.max_frame_bytes).decode(&mut buf) {
+                        match FrameDecoder::new(max_frame(&app)).decode(&mut buf) {
                             Ok(Some(packet)) => {
+                                decoded = true;
                                 outbox.touch(member.live.now());
                                 let req = Request::from_packet(packet);
                                 in_flight
@@ -374,17 +520,51 @@ fn connection(
                     if let Some(e) = corrupt {
                         break End::Corrupt(e);
                     }
+                    // The reserved frame was the first one decoded: its bytes go back.
+                    if decoded {
+                        reserve = None;
+                    }
+                    // ZJ-FRAME-03: an incomplete frame's announced length is reserved from
+                    // the in-flight budget before its body is buffered; without room, the
+                    // connection reads nothing until there is.
+                    if reserve.is_none()
+                        && let Ok(Some(total)) = FrameDecoder::new(max_frame(&app))
+                            .head(&buf)
+                            .map(Head::frame_len)
+                        && total > buf.len()
+                    {
+                        let frames = &member.live.frames;
+                        let n = u32::try_from(total).unwrap_or(u32::MAX);
+                        reserve = Some(Box::new(
+                            match Arc::clone(frames).try_acquire_many_owned(n) {
+                                Ok(held) => Reservation::Held(held),
+                                Err(_) => Reservation::Waiting(Box::pin(
+                                    Arc::clone(frames).acquire_many_owned(n),
+                                )),
+                            },
+                        ));
+                    }
                     if buf.is_empty() {
                         buf = BytesMut::new();
                     }
                 }
             }
         };
+        drop(reserve);
         // Pushes from now on fail, so their tasks stay due (as when the queue was a channel whose
         // receiver is gone).
         ctx.handle.outbox.close();
         // Boxed: its awaits would otherwise size every connection's task, idle ones included.
-        Box::pin(finish(&mut stream, out, in_flight, end, ip, &app)).await;
+        Box::pin(finish(
+            &mut stream,
+            out,
+            in_flight,
+            end,
+            ip,
+            &app,
+            (&ctx.handle.outbox, &member.live),
+        ))
+        .await;
         drop(ctx);
         drop(member);
     }
@@ -399,13 +579,17 @@ async fn finish(
     end: End,
     ip: IpAddr,
     app: &AppState,
+    (outbox, live): (&Outbox, &Live),
 ) {
+    // Its writes are timed like any other (the sweep drops it when they stall).
     if let Some(mut pending) = in_flight {
         while let Some(resp) = pending.next().await {
             encode_response(&mut out, resp);
+            outbox.writing(live.now());
             if write_out(stream, &mut out).await.is_err() {
                 break;
             }
+            outbox.written();
         }
     }
     match &end {
@@ -421,7 +605,9 @@ async fn finish(
                 ..Packet::default()
             };
             encode(&mut out, packet);
+            outbox.writing(live.now());
             let _ = write_out(stream, &mut out).await;
+            outbox.written();
         }
         End::Io(e) => tracing::debug!(%ip, error = %e, "connection error"),
         End::Stopped(why) => tracing::debug!(%ip, reason = ?why, "connection told to stop"),

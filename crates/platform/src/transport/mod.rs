@@ -5,12 +5,14 @@
 //! - [`gateway`]: one task per TCP connection, pipelined requests, pushed commands.
 //! - [`device_http`]: `POST /device/api` and its `{apicode}` alias.
 //! - [`files`]: signed, expiring downloads of stored photos and firmware.
+//! - [`http`]: serves the router with header and request timeouts and connection caps.
 //! - [`cluster`]: PostgreSQL `LISTEN/NOTIFY` so a task made on any node reaches its device.
 
 pub(crate) mod cluster;
 pub(crate) mod device_http;
 pub(crate) mod files;
 pub(crate) mod gateway;
+pub(crate) mod http;
 
 use axum::Router;
 

@@ -569,8 +569,8 @@ async fn refused_requests_never_spend_a_devices_budget() {
             r.sign = "0".repeat(32);
         }
         let resp = flood.call(&r).await;
+        // Refused, or limited by the flood's source address (never by the device's budget).
         assert!(resp.outcome.is_err());
-        assert_ne!(resp.outcome.unwrap_err().code, ErrorCode::RateLimited);
     }
 
     // The device's own burst is intact.

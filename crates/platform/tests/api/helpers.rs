@@ -710,6 +710,11 @@ pub struct TestDevice {
 impl TestDevice {
     pub async fn connect(addr: SocketAddr, id: Identity) -> TestDevice {
         let stream = TcpStream::connect(addr).await.expect("connect tcp");
+        Self::over(stream, id)
+    }
+
+    /// A device over a stream the test connected itself (e.g. with a tiny receive buffer).
+    pub fn over(stream: TcpStream, id: Identity) -> TestDevice {
         stream.set_nodelay(true).expect("nodelay");
         TestDevice {
             id,
@@ -740,6 +745,15 @@ impl TestDevice {
         }
         self.send_bytes(&out).await;
         seqs
+    }
+
+    /// Writes `bytes` unless the platform stops taking them for `within`: whether they
+    /// were all written.
+    pub async fn try_send_bytes(&mut self, bytes: &[u8], within: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(within, self.stream.write_all(bytes)).await,
+            Ok(Ok(()))
+        )
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
