@@ -177,6 +177,11 @@ impl Platform {
             ingest,
             metrics,
             admin_token,
+            hasher: crate::accounts::password::Hasher::new(
+                settings.max_password_hashes,
+                settings.password_hash_wait_ms,
+            ),
+            login_throttle: crate::accounts::throttle::LoginThrottle::new(&settings),
             settings,
         });
         let generated_admin_password = first_administrator(&app).await?;
@@ -264,6 +269,9 @@ async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
         {
             app.metrics.task_backlog(n);
         }
+        if rounds.is_multiple_of(PURGE_EVERY_ROUNDS) {
+            purge_expired(&app, now).await;
+        }
         rounds += 1;
         if stopping {
             return;
@@ -271,13 +279,43 @@ async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Creates a directory of the platform's data (the data dir, the photo store) if missing,
+/// and makes it the platform's alone (0700, also when it existed with wider rights): it
+/// holds faces, ID numbers and keys.
+/// Expired sessions and device tokens are deleted every this many housekeeping rounds.
+const PURGE_EVERY_ROUNDS: u64 = 60;
+
+/// Deletes expired console sessions, and device tokens idle for twice their idle expiry
+/// (the margin covers touches not yet written behind, on this node or another).
+async fn purge_expired(app: &App, now: i64) {
+    if let Err(e) = app.store.delete_expired_sessions(now).await {
+        tracing::warn!(error = %e, "purging expired sessions failed; will retry");
+    }
+    let idle_ms =
+        i64::try_from(app.settings.token_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let before = now.saturating_sub(idle_ms.saturating_mul(2));
+    if let Err(e) = app.store.delete_idle_tokens(before).await {
+        tracing::warn!(error = %e, "purging expired device tokens failed; will retry");
+    }
+}
+
 async fn ensure_dir(path: &Path) -> Result<(), StartupError> {
-    tokio::fs::create_dir_all(path)
-        .await
-        .map_err(|source| StartupError::DataDir {
-            path: path.display().to_string(),
-            source,
-        })
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&owned)?;
+        std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o700))
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|r| r)
+    .map_err(|source| StartupError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 async fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {

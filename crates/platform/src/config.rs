@@ -72,6 +72,19 @@ pub struct Settings {
     /// Check enrolment face photos with the face detector (one face, ≥ 128×128 px, ≥ 1/3 of
     /// the picture — RC-DEV-09, RC-DEV-10). Off only for load tests with synthetic photos.
     pub face_rules: bool,
+    /// Most password hashes (argon2id, 19 MiB each) computed at once; sign-ins beyond wait
+    /// (see `password_hash_wait_ms`).
+    pub max_password_hashes: usize,
+    /// How long a sign-in waits for a free password hasher before it is answered 503.
+    pub password_hash_wait_ms: u64,
+    /// Failed sign-ins in a row after which a username is locked out (429).
+    pub login_max_failures: u32,
+    /// Failed sign-ins in a row after which a source address is locked out (429).
+    pub login_max_failures_per_addr: u32,
+    /// The first lockout; each further failure after it doubles it.
+    pub login_lockout_secs: u64,
+    /// The longest lockout; failures this long ago are forgotten.
+    pub login_lockout_max_secs: u64,
 }
 
 impl Default for Settings {
@@ -111,6 +124,12 @@ impl Default for Settings {
             ingest_batch_max: 512,
             node_id: None,
             face_rules: true,
+            max_password_hashes: 4,
+            password_hash_wait_ms: 2000,
+            login_max_failures: 5,
+            login_max_failures_per_addr: 20,
+            login_lockout_secs: 60,
+            login_lockout_max_secs: 3600,
         }
     }
 }

@@ -49,6 +49,10 @@ pub struct App {
     pub ids: IdGen,
     pub metrics: Arc<Metrics>,
     pub admin_token: Secret,
+    /// Password hashing, at most `max_password_hashes` at once.
+    pub hasher: crate::accounts::password::Hasher,
+    /// Failed sign-ins per username and per address.
+    pub login_throttle: crate::accounts::throttle::LoginThrottle,
 }
 
 impl std::fmt::Debug for dyn Store {

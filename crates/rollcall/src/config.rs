@@ -114,6 +114,12 @@ flush_interval_ms = 1000          # heartbeat state and token use written behind
 ingest_batch_max = 512            # most sign-ins per group commit
 # node_id = 1                     # 0..1023, distinct per node sharing a database
 face_rules = true                 # enrolment photos: one face, >= 128x128 px, >= 1/3 of the picture
+max_password_hashes = 4           # password hashes (argon2id, 19 MiB each) computed at once
+password_hash_wait_ms = 2000      # a sign-in waits this long for a hasher, then 503
+login_max_failures = 5            # failed sign-ins in a row that lock a username (429)
+login_max_failures_per_addr = 20  # failed sign-ins in a row that lock a source address (429)
+login_lockout_secs = 60           # first lockout; each further failure doubles it
+login_lockout_max_secs = 3600     # longest lockout; failures older than this are forgotten
 "#;
 
 #[cfg(test)]
@@ -147,6 +153,15 @@ mod tests {
             parsed.max_http_connections_per_addr,
             d.max_http_connections_per_addr
         );
+        assert_eq!(parsed.max_password_hashes, d.max_password_hashes);
+        assert_eq!(parsed.password_hash_wait_ms, d.password_hash_wait_ms);
+        assert_eq!(parsed.login_max_failures, d.login_max_failures);
+        assert_eq!(
+            parsed.login_max_failures_per_addr,
+            d.login_max_failures_per_addr
+        );
+        assert_eq!(parsed.login_lockout_secs, d.login_lockout_secs);
+        assert_eq!(parsed.login_lockout_max_secs, d.login_lockout_max_secs);
     }
 
     #[test]

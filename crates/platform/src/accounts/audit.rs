@@ -31,6 +31,40 @@ pub async fn record(
         detail,
         ip,
     };
+    append(app, entry).await;
+}
+
+/// The action of a failed sign-in in the audit log.
+pub const FAILED_LOGIN: &str = "登录失败";
+
+/// Records a failed sign-in. The actor is the username as typed (without control
+/// characters, at most 64 characters); the password is never written.
+pub async fn record_failed_login(
+    app: &App,
+    username: &str,
+    target: &str,
+    detail: String,
+    ip: Option<std::net::IpAddr>,
+) {
+    let actor: String = username
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let entry = AuditEntry {
+        id: app.ids.next(),
+        at: crate::runtime::util::now_ms(),
+        actor,
+        user_id: None,
+        action: FAILED_LOGIN.to_owned(),
+        target: target.to_owned(),
+        detail: Some(detail),
+        ip: ip.map(|ip| ip.to_string()),
+    };
+    append(app, entry).await;
+}
+
+async fn append(app: &App, entry: AuditEntry) {
     if let Err(e) = app.store.append_audit(&entry).await {
         tracing::error!(error = %e, actor = %entry.actor, action = %entry.action, "writing the audit log failed");
     }

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod password;
 pub mod personal_tokens;
 pub mod sessions;
+pub mod throttle;
 
 use crate::state::App;
 pub use crate::store::console::Role;
@@ -138,6 +139,16 @@ pub(crate) fn random_hex256() -> String {
     hex::encode(buf)
 }
 
+/// Whether a presented secret (the root admin token, a CSRF token) is exactly the expected
+/// one, compared in constant time. Case matters: only the protocol's MD5 signs ignore hex
+/// case (ZJ-SIGN-13), and that rule lives in the protocol crate, not here.
+pub(crate) fn secret_eq(expected: &str, presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    // `ct_eq` on slices of different lengths is false without looking at the bytes; the
+    // length of a secret is not itself secret.
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
+}
+
 /// SHA-256 of a secret, hex: what the store keeps of session cookies and API tokens.
 pub(crate) fn digest(secret: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -185,6 +196,15 @@ mod tests {
         assert!(auditor.sees_project(42));
         assert!(!auditor.can_write());
         assert_eq!(auditor.scope(), Scope::All);
+    }
+
+    #[test]
+    fn secrets_are_compared_exactly() {
+        assert!(secret_eq("Rollcall-Token-AbC", "Rollcall-Token-AbC"));
+        assert!(!secret_eq("Rollcall-Token-AbC", "rollcall-token-abc"));
+        assert!(!secret_eq("rollcall-token-abc", "ROLLCALL-TOKEN-ABC"));
+        assert!(!secret_eq("abc", "abcd"));
+        assert!(!secret_eq("abc", ""));
     }
 
     #[test]

@@ -1,10 +1,18 @@
 //! Password hashing (argon2id, PHC strings) and the rules a new password must meet.
 //!
-//! Hashing costs tens of milliseconds of CPU on purpose: callers run it on the blocking
-//! pool ([`hash`] and [`verify`] are async wrappers that do so).
+//! Hashing costs tens of milliseconds of CPU and 19 MiB of memory on purpose: callers run
+//! it on the blocking pool, and every hash asked for by a request goes through the
+//! [`Hasher`] of the `App`, which computes at most `max_password_hashes` at once (so a flood
+//! of sign-ins cannot take the process's memory: each hash holds its permit until the
+//! blocking work ends, even when the request is dropped). A request that finds no free
+//! hasher within `password_hash_wait_ms` gets [`Busy`] (503).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Shortest password accepted.
 pub const MIN_LEN: usize = 8;
@@ -27,26 +35,74 @@ pub fn check_new(password: &str) -> Result<(), PasswordError> {
     }
 }
 
-/// The argon2id PHC string of a password (random salt).
+/// Every password hasher is busy: try again shortly (503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("登录请求过多，请稍后再试")]
+pub struct Busy;
+
+/// The bounded pool of password hashers of one platform (see the module docs).
+#[derive(Debug)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Hasher {
+    pub fn new(max_at_once: usize, wait_ms: u64) -> Self {
+        Hasher {
+            permits: Arc::new(Semaphore::new(max_at_once.max(1))),
+            wait: Duration::from_millis(wait_ms),
+        }
+    }
+
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        if let Ok(p) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Ok(p);
+        }
+        match tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(Busy),
+        }
+    }
+
+    /// [`hash`], within the bound.
+    pub async fn hash(&self, password: &str) -> Result<String, Busy> {
+        let permit = self.permit().await?;
+        let password = password.to_owned();
+        Ok(tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_now(&password)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
+    }
+
+    /// [`verify`], within the bound.
+    pub async fn verify(&self, password: &str, stored: &str) -> Result<bool, Busy> {
+        let permit = self.permit().await?;
+        let (password, stored) = (password.to_owned(), stored.to_owned());
+        Ok(tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify_now(&password, &stored)
+        })
+        .await
+        .unwrap_or(false))
+    }
+
+    /// Spends the time of one verification without a user, so that "no such user" and
+    /// "wrong password" cannot be told apart by timing.
+    pub async fn waste_a_verification(&self) -> Result<(), Busy> {
+        self.verify("", DUMMY_HASH).await.map(|_| ())
+    }
+}
+
+/// The argon2id PHC string of a password (random salt), outside the bound: for startup
+/// only (the first administrator), never for a request.
 pub async fn hash(password: &str) -> String {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || hash_now(&password))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-}
-
-/// Whether `password` matches a stored PHC string. A malformed stored hash never matches.
-pub async fn verify(password: &str, stored: &str) -> bool {
-    let (password, stored) = (password.to_owned(), stored.to_owned());
-    tokio::task::spawn_blocking(move || verify_now(&password, &stored))
-        .await
-        .unwrap_or(false)
-}
-
-/// Spends the time of one verification without a user, so that "no such user" and "wrong
-/// password" cannot be told apart by timing.
-pub async fn waste_a_verification() {
-    let _ = verify("", DUMMY_HASH).await;
 }
 
 /// A valid argon2id hash of a random string, with the default cost parameters.
@@ -66,6 +122,7 @@ fn hash_now(password: &str) -> String {
         .to_string()
 }
 
+/// Whether `password` matches a stored PHC string. A malformed stored hash never matches.
 fn verify_now(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|parsed| {
         Argon2::default()
@@ -80,13 +137,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
-        let stored = hash("正确的密码123").await;
+        let h = Hasher::new(2, 1000);
+        let stored = h.hash("正确的密码123").await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert!(verify("正确的密码123", &stored).await);
-        assert!(!verify("错误的密码123", &stored).await);
-        assert!(!verify("正确的密码123", "not a hash").await);
+        assert_eq!(h.verify("正确的密码123", &stored).await, Ok(true));
+        assert_eq!(h.verify("错误的密码123", &stored).await, Ok(false));
+        assert_eq!(h.verify("正确的密码123", "not a hash").await, Ok(false));
         // Two hashes of one password differ (random salt).
         assert_ne!(stored, hash("正确的密码123").await);
+    }
+
+    #[tokio::test]
+    async fn a_hasher_computes_at_most_its_bound_at_once() {
+        let h = Hasher::new(1, 0);
+        let held = h.permit().await.unwrap();
+        assert_eq!(
+            h.verify("x", DUMMY_HASH).await,
+            Err(Busy),
+            "no wait: busy at once"
+        );
+        drop(held);
+        assert_eq!(h.verify("x", DUMMY_HASH).await, Ok(false));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 use axum::http::HeaderMap;
 use axum::http::header;
 
-use super::{Principal, digest, password, random_hex256};
+use std::net::IpAddr;
+
+use super::{Principal, audit, digest, password, random_hex256, throttle};
 use crate::state::App;
 use crate::store::StoreResult;
 use crate::store::console::{SessionRow, User};
@@ -27,6 +29,13 @@ pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
 pub enum LoginError {
     #[error("用户名或密码错误")]
     Invalid,
+    /// Too many failures of this username or from this address ([`super::throttle`]): 429
+    /// with `Retry-After`. The password was not even checked.
+    #[error("登录失败次数过多，请 {retry_after_secs} 秒后再试")]
+    Locked { retry_after_secs: u64 },
+    /// No password hasher was free in time: 503.
+    #[error(transparent)]
+    Busy(#[from] password::Busy),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -39,20 +48,61 @@ pub struct NewSession {
     pub user: User,
 }
 
-/// Checks a username and password and opens a session.
+/// Checks a username and password and opens a session. Sign-ins are throttled per
+/// username and per source address (`addr`), and every failure is written to the audit log
+/// (`target` names the door: `/api/v1/login`, `/console/login`).
 pub async fn login(
     app: &App,
     username: &str,
     password_text: &str,
+    addr: Option<IpAddr>,
+    target: &str,
     now: i64,
 ) -> Result<NewSession, LoginError> {
-    let Some(user) = app.store.user_by_name(username.trim()).await? else {
-        password::waste_a_verification().await;
-        return Err(LoginError::Invalid);
-    };
-    if !password::verify(password_text, &user.password_hash).await || user.disabled {
-        return Err(LoginError::Invalid);
+    let username = username.trim();
+    if let Some(until) = app.login_throttle.locked_until(username, addr, now) {
+        return Err(LoginError::Locked {
+            retry_after_secs: throttle::retry_after_secs(until, now),
+        });
     }
+    let user = app.store.user_by_name(username).await?;
+    let valid = match &user {
+        Some(user) => {
+            app.hasher
+                .verify(password_text, &user.password_hash)
+                .await?
+                && !user.disabled
+        }
+        None => {
+            app.hasher.waste_a_verification().await?;
+            false
+        }
+    };
+    // Sign-ins of one burst all pass the first check together: one that finds a lockout
+    // set meanwhile (by the burst's other failures) is answered as locked whatever its
+    // password, so a burst learns nothing past the threshold.
+    let locked_meanwhile = app
+        .login_throttle
+        .locked_until(username, addr, now)
+        .map(|until| LoginError::Locked {
+            retry_after_secs: throttle::retry_after_secs(until, now),
+        });
+    let Some(user) = user.filter(|_| valid) else {
+        let failed = app.login_throttle.failed(username, addr, now);
+        let detail = match failed.locked_until {
+            Some(until) => format!(
+                "用户名或密码错误；此后锁定 {} 秒",
+                throttle::retry_after_secs(until, now)
+            ),
+            None => "用户名或密码错误".to_owned(),
+        };
+        audit::record_failed_login(app, username, target, detail, addr).await;
+        return Err(locked_meanwhile.unwrap_or(LoginError::Invalid));
+    };
+    if let Some(locked) = locked_meanwhile {
+        return Err(locked);
+    }
+    app.login_throttle.succeeded(username);
     let cookie_value = random_hex256();
     let csrf = random_hex256();
     app.store
@@ -124,10 +174,10 @@ pub fn clear_cookie() -> String {
 /// Whether a presented CSRF token matches the session's (constant time).
 pub fn csrf_matches(principal: &Principal, presented: &str) -> bool {
     match principal {
-        Principal::User(u) => u.csrf.as_deref().is_some_and(|expected| {
-            expected.len() == presented.len()
-                && rollcall_protocol::sign::matches(expected, presented)
-        }),
+        Principal::User(u) => u
+            .csrf
+            .as_deref()
+            .is_some_and(|expected| super::secret_eq(expected, presented)),
         Principal::Root => false,
     }
 }
@@ -152,6 +202,22 @@ mod tests {
         );
         assert_eq!(cookie_value(&h), None);
         assert_eq!(cookie_value(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn csrf_tokens_are_compared_exactly() {
+        let p = Principal::User(super::super::UserPrincipal {
+            id: 1,
+            username: "li".into(),
+            display_name: "李".into(),
+            role: crate::accounts::Role::Administrator,
+            projects: vec![],
+            csrf: Some("ab12cd".into()),
+        });
+        assert!(csrf_matches(&p, "ab12cd"));
+        assert!(!csrf_matches(&p, "AB12CD"));
+        assert!(!csrf_matches(&p, "ab12c"));
+        assert!(!csrf_matches(&Principal::Root, ""));
     }
 
     #[test]

@@ -9,8 +9,9 @@ use rollcall_protocol::time::today_beijing;
 
 use super::{Authed, param, reply};
 use crate::pipeline::error::DeviceError;
-use crate::rules::idcard::IdCardNo;
+use crate::rules::idcard::{Gender, IdCardNo};
 use crate::rules::photo;
+use crate::rules::validate::{FieldError, optional_text, required_text};
 use crate::services::workers;
 use crate::state::App;
 use crate::store::{DeviceKind, StoreError, Worker};
@@ -33,6 +34,25 @@ pub(super) async fn handle(
     // ZJ-COLLECT-05: a failed enrolment rule is 400_02 naming the field (here RC-DEV-04).
     let idcard = IdCardNo::parse(&p.idcard_no, today_beijing(authed.now))
         .map_err(|e| DeviceError::param(format!("idcardNo: {e}")))?;
+    // The text rules of the admin API's enrolment (services::workers::enrol, with its
+    // limits): trimmed, capped, no control characters; a failure names the field and stores
+    // nothing.
+    let field = |e: FieldError| DeviceError::param(format!("{}: {}", e.field, e.message));
+    let name = required_text("name", &p.name, 64).map_err(field)?;
+    let gender = optional_text("gender", p.gender.as_deref(), 8)
+        .map_err(field)?
+        .or_else(|| {
+            Some(
+                match idcard.gender() {
+                    Gender::Male => "男",
+                    Gender::Female => "女",
+                }
+                .to_owned(),
+            )
+        });
+    let nation = optional_text("nation", p.nation.as_deref(), 32).map_err(field)?;
+    let address = optional_text("address", p.address.as_deref(), 200).map_err(field)?;
+    let phone = optional_text("phone", p.phone.as_deref(), 32).map_err(field)?;
     // Every image is base64 (400_02 naming it, ZJ-COLLECT-04); the ID-card images are JPEG/PNG
     // (RC-DEV-06) and the iris images 640×480 single-channel 8-bit (RC-DEV-14). The face's own
     // rules follow.
@@ -53,16 +73,20 @@ pub(super) async fn handle(
     let person_id = match app.store.worker_by_idcard(idcard.as_str()).await? {
         Some(existing) => existing.person_id,
         None => {
+            // The face rules of enrolment (RC-DEV-07…12, when `face_rules` is on), before
+            // anything is stored; the photo of a worker already enrolled is not kept.
+            let face = std::sync::Arc::new(face);
+            workers::check_face(app, &face).await.map_err(field)?;
             let person_id = app.ids.next();
             let face_key = workers::store_face(app, person_id, &face, info).await?;
             let worker = Worker {
                 person_id,
                 idcard_no: idcard.as_str().to_owned(),
-                name: p.name.clone(),
-                gender: p.gender.clone(),
-                nation: p.nation.clone(),
-                address: p.address.clone(),
-                phone: p.phone.clone(),
+                name,
+                gender,
+                nation,
+                address,
+                phone,
                 face_key: Some(face_key),
                 created_at: authed.now,
                 updated_at: authed.now,

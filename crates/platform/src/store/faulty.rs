@@ -108,6 +108,7 @@ delegate! {
         -> StoreResult<()>;
     Read fn token(&self, token: &str) -> StoreResult<Option<(String, String, i64)>>;
     Write fn touch_tokens(&self, touches: &[(String, i64)]) -> StoreResult<()>;
+    Write fn delete_idle_tokens(&self, before: i64) -> StoreResult<u64>;
 
     Write fn create_project(&self, project: &Project) -> StoreResult<()>;
     Read fn project(&self, id: i64) -> StoreResult<Option<Project>>;

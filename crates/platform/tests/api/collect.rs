@@ -216,3 +216,83 @@ async fn every_image_member_is_checked_and_a_bad_one_gets_400_02_naming_it() {
     p["idCardFront"] = b64(FACE_PNG).into();
     dev.id.ok(&collect(&dev, &p).await, ApiCode::CollectPerson);
 }
+
+/// A 1×1 JPEG: a picture, but no face.
+fn tiny_jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(1, 1, image::Rgb([200, 180, 160]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("encode JPEG");
+    out.into_inner()
+}
+
+async fn assert_no_worker(app: &TestApp) {
+    let workers = app.admin().get("/workers").await.expect(200);
+    assert_eq!(
+        workers["workers"].as_array().map(Vec::len),
+        Some(0),
+        "nothing stored: {workers}"
+    );
+}
+
+/// ZJ-COLLECT-05: the face rules of enrolment (RC-DEV-09, RC-DEV-10) apply to a collected
+/// face: a 1×1 picture gets 400_02 naming facePhoto, and nothing is stored.
+#[tokio::test]
+async fn a_collected_face_that_breaks_the_face_rules_gets_400_02_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let dev = collector(&app, None).await;
+
+    let resp = collect(
+        &dev,
+        &collect_param(&idcard_with_check("33010619850315123"), &tiny_jpeg()),
+    )
+    .await;
+
+    let e = expect_err(&resp, ErrorCode::ParamInvalid);
+    assert!(e.errormsg().contains("facePhoto"), "{}", e.errormsg());
+    assert_no_worker(&app).await;
+}
+
+/// ZJ-COLLECT-05: the text rules of enrolment apply to a collected worker's fields: too
+/// long, or with control characters, gets 400_02 naming the field, and nothing is stored.
+#[tokio::test]
+async fn collected_text_fields_follow_the_enrolment_rules() {
+    let app = TestApp::spawn().await;
+    let dev = collector(&app, None).await;
+    let base = collect_param(&idcard_with_check("33010619850315123"), FACE_JPG);
+    let long_name = format!("陈\u{7}{}", "六".repeat(5004));
+    let cases = [
+        ("name", json!(long_name)),
+        ("name", json!("陈\u{1b}[2J六")),
+        ("name", json!("   ")),
+        ("phone", json!("13800000000\r\nX-Injected: 1")),
+        ("address", json!("杭".repeat(201))),
+        ("nation", json!("汉\u{0}")),
+        ("gender", json!("男男男男男男男男男")),
+    ];
+    for (member, value) in cases {
+        let mut p = base.clone();
+        p[member] = value;
+
+        let resp = collect(&dev, &p).await;
+
+        let e = expect_err(&resp, ErrorCode::ParamInvalid);
+        assert!(e.errormsg().contains(member), "{member}: {}", e.errormsg());
+    }
+    assert_no_worker(&app).await;
+
+    // Surrounding spaces are trimmed, as in the admin API.
+    let mut p = base.clone();
+    p["name"] = json!("  陈六  ");
+    let text = dev
+        .id
+        .ok(&collect(&dev, &p).await, ApiCode::CollectPerson)
+        .expect("a person id");
+    let r: CollectPersonResponse = params::parse(&text).unwrap();
+    let worker = app
+        .admin()
+        .get(&format!("/workers/{}", r.person_id))
+        .await
+        .expect(200);
+    assert_eq!(worker["name"], "陈六");
+}

@@ -3,6 +3,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,14 @@ pub struct FileStore {
     root: Arc<PathBuf>,
 }
 
+/// Directories of personal data are the platform's alone (0700); files are 0600.
+fn private_dir_builder() -> fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut b = fs::DirBuilder::new();
+    b.mode(0o700);
+    b
+}
+
 /// Distinguishes temporary files written concurrently by one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -31,7 +40,7 @@ impl FileStore {
     pub async fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let root = dir.into();
         let root = blocking(move || {
-            fs::create_dir_all(&root)?;
+            private_dir_builder().recursive(true).create(&root)?;
             Ok(root)
         })
         .await?;
@@ -127,7 +136,7 @@ fn put_blocking(root: &Path, rel: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(rel_parent) = rel.parent() {
         for component in rel_parent.components() {
             let next = dir.join(component);
-            match fs::create_dir(&next) {
+            match private_dir_builder().create(&next) {
                 Ok(()) => to_sync.push(dir.clone()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && next.is_dir() => {}
                 Err(e) => return Err(e),
@@ -142,7 +151,11 @@ fn put_blocking(root: &Path, rel: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp_name.push(format!(".{}.{n}.tmp", std::process::id()));
     let tmp = parent.join(tmp_name);
     let written = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         io::Write::write_all(&mut file, bytes)?;
         file.sync_all()?;
         drop(file);

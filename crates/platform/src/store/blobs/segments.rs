@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -165,7 +166,14 @@ impl SegmentStore {
 impl Inner {
     fn open(dir: PathBuf, max_segment_bytes: u64) -> io::Result<Self> {
         if !dir.is_dir() {
-            fs::create_dir_all(&dir)?;
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                // Attendance photos are personal data: the platform's alone.
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)?;
+            }
             // The new directory's own entry lives in its parent.
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent)?;
@@ -176,6 +184,7 @@ impl Inner {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(dir.join(LOCK_FILE))?;
         match lock.try_lock() {
             Ok(()) => {}
@@ -413,6 +422,7 @@ fn create_segment(dir: &Path, segment: u32) -> io::Result<File> {
         .read(true)
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(segment_path(dir, segment))
 }
 

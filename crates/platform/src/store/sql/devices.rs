@@ -7,6 +7,14 @@ use super::{Arg, FromRow, SqlStore, bind_all, col, constraint, insert_rows};
 use crate::store::model::*;
 use crate::store::{DeviceStore, StoreError, StoreResult};
 
+/// What the `tokens` table keeps of a device token: its SHA-256 (lowercase hex), so a copy of
+/// the database signs no device in. Tokens are 128 random bits, so no salt or slow hash is
+/// needed; the callers of [`DeviceStore`] keep passing the token itself.
+fn token_digest(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
 #[async_trait]
 impl DeviceStore for SqlStore {
     // --- tokens --------------------------------------------------------------------------
@@ -23,7 +31,7 @@ impl DeviceStore for SqlStore {
                 "INSERT INTO tokens (token, sn, access_id, last_used_at, created_at) \
                  VALUES ($1, $2, $3, $4, $4)",
             )
-            .bind(token)
+            .bind(token_digest(token))
             .bind(sn)
             .bind(access_id)
             .bind(now),
@@ -35,7 +43,7 @@ impl DeviceStore for SqlStore {
 
     async fn token(&self, token: &str) -> StoreResult<Option<(String, String, i64)>> {
         let row = sqlx::query("SELECT sn, access_id, last_used_at FROM tokens WHERE token = $1")
-            .bind(token)
+            .bind(token_digest(token))
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| {
@@ -48,6 +56,12 @@ impl DeviceStore for SqlStore {
         .transpose()
     }
 
+    async fn delete_idle_tokens(&self, before: i64) -> StoreResult<u64> {
+        Ok(self
+            .execute(sqlx::query("DELETE FROM tokens WHERE last_used_at < $1").bind(before))
+            .await?)
+    }
+
     async fn touch_tokens(&self, touches: &[(String, i64)]) -> StoreResult<()> {
         if touches.is_empty() {
             return Ok(());
@@ -58,7 +72,7 @@ impl DeviceStore for SqlStore {
             sqlx::query(
                 "UPDATE tokens SET last_used_at = $2 WHERE token = $1 AND last_used_at < $2",
             )
-            .bind(token.clone())
+            .bind(token_digest(token))
             .bind(*at)
             .execute(tx.conn())
             .await?;
@@ -261,5 +275,46 @@ impl DeviceStore for SqlStore {
             .bind(i64::from(limit)),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use crate::store::test_db::TestDb;
+
+    /// Device tokens are stored as their SHA-256 only (on the suite's backend: SQLite, or
+    /// PostgreSQL with `ROLLCALL_TEST_DATABASE_URL`), and found, touched and purged by the
+    /// token itself.
+    #[tokio::test]
+    async fn device_tokens_are_stored_as_their_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new("tokens", dir.path());
+        let store = db.open().await.unwrap();
+        let token = "0123456789abcdef0123456789abcdef";
+        store
+            .insert_token(token, "SN-1", "AK", 1_000)
+            .await
+            .unwrap();
+
+        let raw: Vec<String> = sqlx::query_scalar("SELECT token FROM tokens")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(raw, vec![token_digest(token)]);
+        assert!(!raw[0].contains(token));
+
+        store
+            .touch_tokens(&[(token.to_owned(), 5_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.token(token).await.unwrap(),
+            Some(("SN-1".to_owned(), "AK".to_owned(), 5_000))
+        );
+        assert_eq!(store.token(&token_digest(token)).await.unwrap(), None);
+        assert_eq!(store.delete_idle_tokens(5_000).await.unwrap(), 0);
+        assert_eq!(store.delete_idle_tokens(5_001).await.unwrap(), 1);
+        assert_eq!(store.token(token).await.unwrap(), None);
     }
 }

@@ -125,6 +125,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "attendance key",
         include_str!("../../../migrations/sqlite/0003_attendance_key.sql"),
     ),
+    (
+        4,
+        "hashed device tokens",
+        include_str!("../../../migrations/sqlite/0004_hashed_device_tokens.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -141,6 +146,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "attendance key",
         include_str!("../../../migrations/postgres/0003_attendance_key.sql"),
+    ),
+    (
+        4,
+        "hashed device tokens",
+        include_str!("../../../migrations/postgres/0004_hashed_device_tokens.sql"),
     ),
 ];
 
@@ -328,6 +338,13 @@ impl SqlStore {
 /// connection would open a new, empty database).
 async fn sqlite_pools(url: &str) -> StoreResult<(AnyPool, AnyPool)> {
     let memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !memory && let Some(path) = sqlite_path(url) {
+        create_private(path).map_err(|e| {
+            StoreError::Database(sqlx::Error::Configuration(
+                format!("creating the database file: {e}").into(),
+            ))
+        })?;
+    }
     let url = match (url.contains("mode="), url.contains('?')) {
         (true, _) => url.to_owned(),
         (false, true) => format!("{url}&mode=rwc"),
@@ -350,6 +367,32 @@ async fn sqlite_pools(url: &str) -> StoreResult<(AnyPool, AnyPool)> {
     }
     let reads = options().max_connections(4).connect(&url).await?;
     Ok((reads, writes))
+}
+
+/// The file of a `sqlite:` URL (`sqlite://path?…`, `sqlite:path`); `None` for memory.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(':')).then_some(path)
+}
+
+/// Creates a missing database file with mode 0600 before SQLite opens it: the database
+/// holds personal data, and SQLite gives its `-wal` and `-shm` files the mode of the
+/// database file. An existing file is left as it is (the data directory is 0700).
+fn create_private(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn postgres_pool(url: &str, schema: Option<&str>) -> StoreResult<AnyPool> {

@@ -19,6 +19,8 @@ pub trait DeviceStore: Send + Sync + 'static {
     async fn token(&self, token: &str) -> StoreResult<Option<(String, String, i64)>>;
     /// Writes sliding-expiry touches behind, in one transaction.
     async fn touch_tokens(&self, touches: &[(String, i64)]) -> StoreResult<()>;
+    /// Deletes the tokens last used before `before` (long expired); how many.
+    async fn delete_idle_tokens(&self, before: i64) -> StoreResult<u64>;
 
     // --- projects ------------------------------------------------------------------------
     async fn create_project(&self, project: &Project) -> StoreResult<()>;

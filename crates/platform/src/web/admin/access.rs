@@ -73,8 +73,9 @@ pub async fn authenticate(
     let unsafe_method = is_unsafe(req.method());
     let principal = match bearer {
         Some(presented) => {
-            let root = app.admin_token.expose();
-            if presented.len() == root.len() && rollcall_protocol::sign::matches(root, presented) {
+            // Exact and constant-time: a token is a secret, not a hex sign (whose case
+            // ZJ-SIGN-13 ignores).
+            if crate::accounts::secret_eq(app.admin_token.expose(), presented) {
                 Principal::Root
             } else {
                 personal_tokens::resolve(&app, presented, now)

@@ -35,6 +35,12 @@ pub enum ApiError {
         message: String,
         extra: serde_json::Map<String, serde_json::Value>,
     },
+    /// Too many failed sign-ins of a username or from an address: 429 with `Retry-After`.
+    #[error("too many failed sign-ins")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// No password hasher free in time: 503 with `Retry-After: 1`.
+    #[error(transparent)]
+    Busy(#[from] crate::accounts::password::Busy),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -83,7 +89,24 @@ impl From<crate::rules::validate::FieldError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Busy(_) => Some(1),
+            _ => None,
+        };
         let (status, code, message, extra) = match self {
+            ApiError::TooManyAttempts { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("登录失败次数过多，请 {retry_after_secs} 秒后再试"),
+                None,
+            ),
+            ApiError::Busy(busy) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                busy.to_string(),
+                None,
+            ),
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -151,7 +174,13 @@ impl IntoResponse for ApiError {
         if let (Some(extra), Some(obj)) = (extra, error.as_object_mut()) {
             obj.extend(extra);
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

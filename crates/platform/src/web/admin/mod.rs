@@ -56,11 +56,29 @@ pub fn routes(app: AppState) -> Router<AppState> {
         // Added after the auth layer, so they need no token.
         .route("/openapi.json", get(openapi::serve))
         .merge(users::public_routes())
-        .fallback(not_found);
+        .fallback(not_found)
+        .layer(middleware::map_response(harden));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
+}
+
+/// Every `/api/v1` answer: not sniffed, and — unless it says otherwise (a download) — never
+/// cached, as answers carry personal data.
+async fn harden(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    response
 }
 
 /// Unknown paths under `/api/v1` answer in the API's error shape.

@@ -242,7 +242,7 @@ pub async fn create(
         id: app.ids.next(),
         username: username.clone(),
         display_name,
-        password_hash: password::hash(&body.password).await,
+        password_hash: app.hasher.hash(&body.password).await?,
         role: body.role,
         disabled: false,
         created_at: now_ms(),
@@ -304,7 +304,7 @@ pub async fn update(
     let password_hash = match &body.password {
         Some(p) => {
             check_password("password", p)?;
-            Some(password::hash(p).await)
+            Some(app.hasher.hash(p).await?)
         }
         None => None,
     };
@@ -382,7 +382,11 @@ pub async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     let id = user_only(&caller)?;
     let user = app.store.user(id).await?.ok_or(ApiError::Unauthorized)?;
-    if !password::verify(&body.current_password, &user.password_hash).await {
+    if !app
+        .hasher
+        .verify(&body.current_password, &user.password_hash)
+        .await?
+    {
         return Err(ApiError::invalid_field(
             "wrong_password",
             "currentPassword",
@@ -390,7 +394,7 @@ pub async fn change_password(
         ));
     }
     check_password("newPassword", &body.new_password)?;
-    let hash = password::hash(&body.new_password).await;
+    let hash = app.hasher.hash(&body.new_password).await?;
     app.store
         .update_user(
             id,
@@ -456,13 +460,37 @@ pub async fn revoke_token(
 #[utoipa::path(post, operation_id = "login", path = "/api/v1/login", tag = "users",
     request_body = Login, security(),
     responses((status = 200, description = "Signed in; `Set-Cookie` carries the session", body = LoginAnswer),
-              (status = 401, description = "`invalid_credentials`", body = super::error::ErrorBody)))]
+              (status = 401, description = "`invalid_credentials` (written to the audit log)", body = super::error::ErrorBody),
+              (status = 429, description = "`too_many_attempts`: too many failures of this username or from this address; `Retry-After` says when to try again", body = super::error::ErrorBody),
+              (status = 503, description = "`busy`: too many sign-ins at once; `Retry-After`", body = super::error::ErrorBody)))]
 pub async fn login(
     State(app): State<AppState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    match sessions::login(&app, &body.username, &body.password, now_ms()).await {
+    let addr = connect.map(|axum::Extension(c)| c.0.ip());
+    let now = now_ms();
+    match sessions::login(
+        &app,
+        &body.username,
+        &body.password,
+        addr,
+        "/api/v1/login",
+        now,
+    )
+    .await
+    {
         Ok(s) => {
+            let principal = Principal::of_user(&app, &s.user, None).await?;
+            crate::accounts::audit::record(
+                &app,
+                &principal,
+                "登录",
+                "/api/v1/login",
+                None,
+                addr.map(|a| a.to_string()),
+            )
+            .await;
             let cookie = sessions::set_cookie(&s.cookie_value, app.settings.public_url_is_https());
             Ok((
                 [(header::SET_COOKIE, cookie)],
@@ -479,6 +507,10 @@ pub async fn login(
             "invalid_credentials",
             "用户名或密码错误",
         )),
+        Err(sessions::LoginError::Locked { retry_after_secs }) => {
+            Err(ApiError::TooManyAttempts { retry_after_secs })
+        }
+        Err(sessions::LoginError::Busy(b)) => Err(b.into()),
         Err(sessions::LoginError::Store(e)) => Err(e.into()),
     }
 }

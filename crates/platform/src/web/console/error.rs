@@ -23,6 +23,9 @@ pub enum ConsoleError {
     /// A request the page cannot serve, with a message for the user.
     #[error("{0}")]
     BadRequest(String),
+    /// No password hasher free in time: 503 with `Retry-After: 1`.
+    #[error(transparent)]
+    Busy(#[from] crate::accounts::password::Busy),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("render: {0}")]
@@ -61,6 +64,11 @@ impl IntoResponse for ConsoleError {
                 "您访问的内容不存在或无权查看。",
             ),
             ConsoleError::BadRequest(m) => (StatusCode::BAD_REQUEST, "请求有误", m.as_str()),
+            ConsoleError::Busy(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "系统繁忙",
+                "登录请求过多，请稍后再试。",
+            ),
             ConsoleError::Store(StoreError::NotFound(_)) => (
                 StatusCode::NOT_FOUND,
                 "页面不存在",
@@ -80,12 +88,18 @@ impl IntoResponse for ConsoleError {
             title,
             message,
         };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(e) => {
                 tracing::error!(error = %e, "rendering the error page failed");
                 (status, title.to_owned()).into_response()
             }
+        };
+        if matches!(self, ConsoleError::Busy(_)) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, 1u64.into());
         }
+        response
     }
 }

@@ -45,12 +45,14 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// Only a console path may be a redirect target (no open redirect to another site).
+/// Only a console path may be a redirect target (no open redirect to another site): a
+/// relative path starting with a single `/`, of visible ASCII only — no control character
+/// (a CR or LF would break the `Location` header), no space, no backslash.
 fn safe_next(next: &str) -> &str {
     let ok = next.starts_with("/console")
         && !next.starts_with("//")
         && !next.contains("://")
-        && !next.contains('\\')
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
         && !next.starts_with("/console/login");
     if ok { next } else { "/console" }
 }
@@ -82,8 +84,10 @@ pub async fn submit(
     Form(f): Form<LoginForm>,
 ) -> Result<Response, ConsoleError> {
     let next = safe_next(&f.next).to_owned();
-    let ip = connect.map(|axum::Extension(c)| c.0.ip().to_string());
-    match sessions::login(&app, &f.username, &f.password, now_ms()).await {
+    let addr = connect.map(|axum::Extension(c)| c.0.ip());
+    let ip = addr.map(|a| a.to_string());
+    let now = now_ms();
+    match sessions::login(&app, &f.username, &f.password, addr, "/console/login", now).await {
         Ok(s) => {
             let principal = Principal::of_user(&app, &s.user, Some(s.csrf.clone())).await?;
             audit::record(&app, &principal, "登录控制台", "/console", None, ip).await;
@@ -103,6 +107,20 @@ pub async fn submit(
             })?;
             Ok((StatusCode::UNAUTHORIZED, page).into_response())
         }
+        Err(LoginError::Locked { retry_after_secs }) => {
+            let page = render(&LoginPage {
+                next,
+                username: f.username.trim().chars().take(64).collect(),
+                error: Some(format!("登录失败次数过多，请 {retry_after_secs} 秒后再试")),
+            })?;
+            Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after_secs.to_string())],
+                page,
+            )
+                .into_response())
+        }
+        Err(LoginError::Busy(b)) => Err(b.into()),
         Err(LoginError::Store(e)) => Err(e.into()),
     }
 }
@@ -144,8 +162,14 @@ mod tests {
             "//evil.example",
             "/api/v1",
             "/console/login",
+            "/console\r\nSet-Cookie: x=1",
+            "/console/workers\n",
+            "/console/a b",
+            "/console/\\evil",
+            "/console/\u{7f}",
+            "/console/工人",
         ] {
-            assert_eq!(safe_next(bad), "/console", "{bad}");
+            assert_eq!(safe_next(bad), "/console", "{bad:?}");
         }
     }
 }

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -47,6 +47,7 @@ pub const STYLESHEET: &str = include_str!("../../../templates/console/app.css");
 /// Every console route, ready to merge into the platform's router.
 pub fn routes(app: AppState) -> Router<AppState> {
     let max_photo_bytes = app.settings.max_photo_bytes;
+    let csp = content_security_policy(app.signer.public_url());
     let pages = Router::new()
         .route("/console", get(dashboard::show))
         .route("/console/", get(dashboard::show))
@@ -63,6 +64,46 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/console/login", get(login::form).post(login::submit))
         .route("/console/static/app.css", get(stylesheet))
         .merge(pages)
+        .layer(middleware::map_response_with_state(csp, harden))
+}
+
+/// The console's Content-Security-Policy: its own stylesheet, pictures from itself and from
+/// the public URL photos are signed under, forms posted to itself, no script, no frame.
+fn content_security_policy(public_url: &str) -> HeaderValue {
+    let origin = public_url
+        .split_once("://")
+        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)))
+        .filter(|o| {
+            o.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        })
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' {origin}; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::try_from(policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        )
+    })
+}
+
+/// Every console response: not framed (clickjacking), not sniffed, its CSP, and — unless it
+/// says otherwise (the stylesheet) — never cached, as pages show personal data.
+async fn harden(State(csp): State<HeaderValue>, mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn not_found() -> ConsoleError {

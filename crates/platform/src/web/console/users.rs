@@ -232,7 +232,7 @@ pub async fn create(
         id: app.ids.next(),
         username: username.clone(),
         display_name,
-        password_hash: password::hash(&form.password).await,
+        password_hash: app.hasher.hash(&form.password).await?,
         role,
         disabled: false,
         created_at: now_ms(),
