@@ -234,10 +234,16 @@ async fn a_device_that_never_reads_its_answers_is_dropped_after_the_write_timeou
     let vendor = app.vendor().await;
     let _stuck = a_device_that_never_reads(&app, &vendor, "SN-NEVER-READS").await;
 
-    eventually("the stalled connection is dropped", || async {
-        (!app.state().registry.is_connected("SN-NEVER-READS")).then_some(())
-    })
-    .await;
+    // A bound well above the 1 s write timeout: on a loaded 2-core machine the sweep and the
+    // stalled task may wait for a turn, and this test is about the drop, not its speed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while app.state().registry.is_connected("SN-NEVER-READS") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled connection is still registered after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Others are still served.
     let mut other = app.device(&vendor, "SN-READS").await;
     other.auth().await;
