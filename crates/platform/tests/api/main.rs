@@ -7,6 +7,7 @@
 
 mod access;
 mod auth;
+mod authz;
 mod collect;
 mod console;
 mod durability;
