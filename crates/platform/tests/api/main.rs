@@ -17,6 +17,7 @@ mod heartbeat;
 mod helpers;
 mod http;
 mod jwe;
+mod matrix;
 mod persons;
 mod pipelining;
 mod precedence;
