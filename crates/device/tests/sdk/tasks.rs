@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rollcall_device::Device;
 use rollcall_device::photo::sample::FACE_JPEG;
+use rollcall_platform::store::console::Firmware;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -108,14 +109,31 @@ async fn every_task_apicode_runs_and_is_reported() {
         .put("firmware/fw-2.0.bin", &package)
         .await
         .unwrap();
+    // Firmware tasks name a registered package (ZJ-FW-01); the packages are written to the
+    // store directly, so the corrupt one below can carry a digest its file does not have.
+    let package_row = |id: i64, version: &str, sha256: String| Firmware {
+        id,
+        vendor_id: vendor.id.parse().unwrap(),
+        kind: "face".into(),
+        version: version.into(),
+        file_key: "firmware/fw-2.0.bin".into(),
+        sha256,
+        size: package.len() as i64,
+        notes: None,
+        created_at: 1,
+    };
+    let store = &platform.state().store;
+    store
+        .create_firmware(&package_row(
+            9_000_001,
+            "2.0",
+            hex::encode(Sha256::digest(&package)),
+        ))
+        .await
+        .unwrap();
     let good = json!({
         "apicode": "T_UPDATE_DEVICE_VERSION",
-        "param": {
-            "version": "2.0",
-            "size": package.len(),
-            "downloadUrl": "/files/firmware/fw-2.0.bin",
-            "sha256": hex::encode(Sha256::digest(&package)),
-        }
+        "param": { "firmwareId": "9000001" }
     });
     let task = platform
         .post(&format!("/devices/{sn}/tasks"), &good, 201)
@@ -138,9 +156,12 @@ async fn every_task_apicode_runs_and_is_reported() {
 
     // A package whose digest does not match the signed param is refused: status failed
     // (ZJ-FW-03).
+    store
+        .create_firmware(&package_row(9_000_002, "2.1", hex::encode([7u8; 32])))
+        .await
+        .unwrap();
     let mut bad = good.clone();
-    bad["param"]["version"] = "2.1".into();
-    bad["param"]["sha256"] = hex::encode([7u8; 32]).into();
+    bad["param"]["firmwareId"] = "9000002".into();
     let task = platform
         .post(&format!("/devices/{sn}/tasks"), &bad, 201)
         .await;

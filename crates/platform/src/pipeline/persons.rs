@@ -31,7 +31,8 @@ async fn owned_task(
 }
 
 /// T_SEND_PERSON (the whole roster frozen at creation) and T_UPDATE_DEVICE_PERSON (the
-/// persons of this task): one page, names and photos read now, photo URLs signed now.
+/// persons of this task): one page, names and photos read now, photo URLs signed now, and
+/// only persons on the device's project roster now.
 pub(super) async fn page(
     app: &App,
     req: &Request,
@@ -44,7 +45,16 @@ pub(super) async fn page(
     let size = p.effective_size();
     let offset = u32::try_from(p.offset()).unwrap_or(u32::MAX);
     let (ids, total) = app.store.task_persons(task.taskid, offset, size).await?;
-    let workers = app.store.workers_by_ids(&ids).await?;
+    let mut workers = app.store.workers_by_ids(&ids).await?;
+    // ZJ-PERSON-04, defence in depth: a device only ever receives workers on its project's
+    // roster as it is when the page is read, whatever the task's frozen list says (a task
+    // made before the roster check, a worker who left or was blacklisted since). Pages keep
+    // their numbering; a left-out person is simply not in the page.
+    let roster = match authed.device.project_id {
+        Some(project) => app.store.roster(project).await?,
+        None => Vec::new(),
+    };
+    workers.retain(|w| roster.binary_search(&w.person_id).is_ok());
     let data = workers
         .iter()
         .map(|w| PersonEntry {

@@ -194,20 +194,35 @@ fn is_due(t: &Task, redeliver_before: i64) -> bool {
 
 /// The param a device receives for a task. Firmware URLs are signed when the task is
 /// delivered (not when it is made), so they are fresh whenever the device gets them
-/// (ZJ-FW-02).
+/// (ZJ-FW-02). Only keys of firmware packages (`firmware/…`) are ever signed here: a task
+/// made before firmware tasks had to name a package, whose URL names any other file (a
+/// photo, a face), is delivered with its URL unsigned, which fetches nothing.
 pub fn deliverable_param(app: &App, task: &Task, now: i64) -> String {
     if task.apicode != ApiCode::UpdateDeviceVersion.as_str() {
         return task.param.clone();
     }
     match params::parse::<FirmwareInfo>(&task.param) {
         Ok(mut info) => {
-            if let Some(key) = info.download_url.strip_prefix("/files/") {
+            if let Some(key) = info.download_url.strip_prefix("/files/")
+                && is_firmware_key(key)
+            {
                 info.download_url = app.file_url(key, now);
             }
             params::to_json(&info)
         }
         Err(_) => task.param.clone(),
     }
+}
+
+/// Whether a file key is a stored firmware package (`firmware/{id}/{digest}.bin`, as
+/// `POST /firmware` writes it): no `..`, no other folder.
+fn is_firmware_key(key: &str) -> bool {
+    key.strip_prefix("firmware/").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..")
+    })
 }
 
 /// The current secret of the vendor of a device.
@@ -220,4 +235,18 @@ pub async fn device_secret(app: &App, sn: &str) -> StoreResult<Option<String>> {
         .vendor(device.vendor_id)
         .await?
         .map(|v| v.access_secret.expose().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_firmware_keys_are_signed() {
+        assert!(is_firmware_key("firmware/1/abc.bin"));
+        assert!(!is_firmware_key("attendance/1.seg"));
+        assert!(!is_firmware_key("faces/1.jpg"));
+        assert!(!is_firmware_key("firmware/../faces/1.jpg"));
+        assert!(!is_firmware_key("firmware/"));
+    }
 }

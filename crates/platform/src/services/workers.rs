@@ -38,8 +38,13 @@ pub struct Enrolment {
 pub enum EnrolError {
     #[error(transparent)]
     Field(#[from] FieldError),
+    /// A worker with this ID-card number exists. Their person id is named only to a caller
+    /// who may see them (`services::scope::worker`: administrators, auditors, and project
+    /// managers of a project the worker is or was in); anyone else learns only that the
+    /// number is enrolled, and joins the worker to their project by ID-card number and name
+    /// (`POST /projects/{id}/workers` with `idcardNo` and `name`).
     #[error("该身份证号的工人已存在")]
-    Exists { person_id: i64 },
+    Exists { person_id: Option<i64> },
     /// The project is outside the caller's scope (or they may not change anything).
     #[error("无权在该项目登记工人")]
     Forbidden,
@@ -127,7 +132,7 @@ pub async fn enrol(app: &App, by: &Principal, e: Enrolment) -> Result<Worker, En
     })?;
     if let Some(existing) = app.store.worker_by_idcard(id.as_str()).await? {
         return Err(EnrolError::Exists {
-            person_id: existing.person_id,
+            person_id: visible_id(app, by, existing.person_id).await?,
         });
     }
     let photo = std::sync::Arc::new(e.photo);
@@ -153,10 +158,11 @@ pub async fn enrol(app: &App, by: &Principal, e: Enrolment) -> Result<Worker, En
             if let Err(err) = app.files.delete(&face_key).await {
                 tracing::warn!(error = %err, "removing an orphan face photo failed");
             }
-            let existing = app.store.worker_by_idcard(id.as_str()).await?;
-            return Err(EnrolError::Exists {
-                person_id: existing.map_or(0, |w| w.person_id),
-            });
+            let person_id = match app.store.worker_by_idcard(id.as_str()).await? {
+                Some(w) => visible_id(app, by, w.person_id).await?,
+                None => None,
+            };
+            return Err(EnrolError::Exists { person_id });
         }
         Err(err) => return Err(err.into()),
     }
@@ -165,6 +171,13 @@ pub async fn enrol(app: &App, by: &Principal, e: Enrolment) -> Result<Worker, En
         join_with_details(app, project, person_id, e.team_id, trade.as_deref()).await?;
     }
     Ok(worker)
+}
+
+/// The person id, if the caller may see that worker (the `worker_exists` rule above).
+async fn visible_id(app: &App, by: &Principal, person_id: i64) -> StoreResult<Option<i64>> {
+    Ok(crate::services::scope::worker(app, by, person_id)
+        .await?
+        .map(|w| w.worker.person_id))
 }
 
 /// One worker joins a project (devices told, as [`join_project`]) with their team and trade.

@@ -7,6 +7,7 @@
 
 mod access;
 mod auth;
+mod authz;
 mod bounds;
 mod collect;
 mod console;
@@ -19,6 +20,7 @@ mod helpers;
 mod http;
 mod jwe;
 mod login;
+mod matrix;
 mod persons;
 mod pipelining;
 mod precedence;

@@ -263,16 +263,21 @@ async fn t_update_device_version_answers_a_freshly_signed_download_url() {
     let app = TestApp::spawn().await;
     let vendor = app.vendor().await;
     let firmware = b"\x7fELF firmware image v2.0".repeat(100);
-    app.state()
-        .files
-        .put("firmware/fw-2.0.bin", &firmware)
-        .await
-        .unwrap();
     let sha = hex::encode(Sha256::digest(&firmware));
-    let param = json!({
-        "version": "2.0", "size": firmware.len(),
-        "downloadUrl": "/files/firmware/fw-2.0.bin", "sha256": sha
-    });
+    // A registered package (ZJ-FW-01): tasks name it by id, never by a raw URL.
+    let package = app
+        .post_multipart(
+            "/firmware",
+            &[
+                ("vendorId", None, vendor.id.as_bytes()),
+                ("kind", None, b"face"),
+                ("version", None, b"2.0"),
+                ("file", Some("fw.bin"), &firmware),
+            ],
+        )
+        .await
+        .expect(201);
+    let param = json!({ "firmwareId": package["id"] });
     let mut tcp = app.device(&vendor, "SN-FW").await;
     tcp.auth().await;
 

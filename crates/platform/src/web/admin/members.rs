@@ -14,10 +14,11 @@ use super::access::{Caller, project_or_404};
 use super::error::ApiError;
 use super::extract::{ApiJson, optional_text, parse_id, path_id};
 use super::workers::{WorkerView, view};
+use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
 use crate::runtime::util::now_ms;
 use crate::services;
-use crate::state::AppState;
+use crate::state::{App, AppState};
 
 /// Most persons joined in one call.
 const MAX_JOIN: usize = 10_000;
@@ -31,12 +32,22 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// `POST /projects/{id}/workers`: person ids (decimal strings).
+/// `POST /projects/{id}/workers`: either person ids (decimal strings) of workers the caller
+/// sees, or one enrolled worker by ID-card number and name (the way a project manager takes
+/// on a worker enrolled elsewhere: "enrol once", `409 worker_exists`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinWorkers {
-    #[serde(deserialize_with = "rollcall_protocol::params::lenient::strings")]
+    #[serde(
+        default,
+        deserialize_with = "rollcall_protocol::params::lenient::strings"
+    )]
     pub person_ids: Vec<String>,
+    /// With `name`: the worker enrolled with this ID-card number and this name.
+    #[serde(default)]
+    pub idcard_no: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// The workers that joined.
@@ -67,6 +78,13 @@ pub struct RosterEntry {
 
 /// Workers join the project; every device of the project gets a T_UPDATE_DEVICE_PERSON,
 /// pushed at once to connected devices.
+///
+/// By `personIds`, a project manager names only workers they already see (members, past or
+/// present, of one of their projects); any other id is answered `unknown_person`, exactly as
+/// an id that does not exist. A worker of another project joins by `idcardNo` and `name`
+/// together (both must match the enrolment: what the manager reads off the worker's ID card
+/// when they arrive), so knowing a person id is never enough to pull a worker, their name
+/// and face onto one's devices.
 #[utoipa::path(
     post,
     operation_id = "joinProject",
@@ -77,7 +95,7 @@ pub struct RosterEntry {
     responses(
         (status = 200, description = "OK", body = Joined),
         (status = 404, description = "Unknown project", body = super::error::ErrorBody),
-        (status = 422, description = "Empty or malformed list, or unknown person ids (`unknown_person`, listed in `personIds`)", body = super::error::ErrorBody),
+        (status = 422, description = "Empty or malformed list, unknown person ids or ones the caller does not see (`unknown_person`, listed in `personIds`), or no worker of that `idcardNo` and `name` (`unknown_person`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn join(
@@ -85,30 +103,91 @@ pub async fn join(
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<JoinWorkers>,
-) -> Result<Json<Joined>, ApiError> {
+) -> Result<(Extension<AuditNote>, Json<Joined>), ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;
-    if body.person_ids.is_empty() {
+    let ids = match (&body.idcard_no, body.person_ids.is_empty()) {
+        (Some(idcard_no), true) => {
+            vec![by_idcard(&app, idcard_no, body.name.as_deref().unwrap_or("")).await?]
+        }
+        (Some(_), false) => {
+            return Err(ApiError::invalid_field(
+                "invalid_field",
+                "idcardNo",
+                "字段 personIds 与 idcardNo 只能给一个",
+            ));
+        }
+        (None, _) => person_ids(&app, &caller, &body.person_ids).await?,
+    };
+    let listed = services::workers::blacklisted_among(&app, &ids).await?;
+    if !listed.is_empty() {
+        let listed: Vec<String> = listed.iter().map(i64::to_string).collect();
+        return Err(ApiError::Conflict {
+            code: "worker_blacklisted",
+            message: format!("工人在黑名单中，不能进场：{}", listed.join(", ")),
+            extra: serde_json::Map::new(),
+        }
+        .with("personIds", serde_json::Value::from(listed)));
+    }
+    services::workers::join_project(&app, project.id, &ids).await?;
+    tracing::info!(project = project.id, count = ids.len(), "workers joined");
+    let person_ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    // Who added whom (the access layer writes it with the actor).
+    let note = AuditNote(format!(
+        "工人进场 项目 {}：{}",
+        project.id,
+        person_ids.join(", ")
+    ));
+    Ok((
+        Extension(note),
+        Json(Joined {
+            project_id: project.id.to_string(),
+            person_ids,
+        }),
+    ))
+}
+
+/// The person ids of a join: decimal, at most [`MAX_JOIN`], each a worker the caller sees.
+async fn person_ids(app: &App, caller: &Caller, raw: &[String]) -> Result<Vec<i64>, ApiError> {
+    if raw.is_empty() {
         return Err(ApiError::invalid_field(
             "invalid_field",
             "personIds",
             "字段 personIds 不能为空",
         ));
     }
-    if body.person_ids.len() > MAX_JOIN {
+    if raw.len() > MAX_JOIN {
         return Err(ApiError::invalid_field(
             "invalid_field",
             "personIds",
             format!("字段 personIds 一次最多 {MAX_JOIN} 人"),
         ));
     }
-    let mut ids = Vec::with_capacity(body.person_ids.len());
-    for raw in &body.person_ids {
+    let mut ids = Vec::with_capacity(raw.len());
+    for raw in raw {
         let id = parse_id("personIds", raw)?;
         if !ids.contains(&id) {
             ids.push(id);
         }
     }
-    let known = app.store.workers_by_ids(&ids).await?;
+    let mut known = app.store.workers_by_ids(&ids).await?;
+    if caller.0.scope() != Scope::All {
+        // A project manager names only workers they see (services::scope); others read as
+        // unknown, so this answer reveals nothing about other projects.
+        let mut visible = Vec::with_capacity(known.len());
+        for w in known {
+            let projects: Vec<i64> = app
+                .store
+                .memberships(w.person_id)
+                .await?
+                .iter()
+                .map(|m| m.project_id)
+                .collect();
+            if caller.0.sees_member_of(&projects) {
+                visible.push(w);
+            }
+        }
+        known = visible;
+    }
     let unknown: Vec<String> = ids
         .iter()
         .filter(|id| known.binary_search_by_key(*id, |w| w.person_id).is_err())
@@ -122,22 +201,37 @@ pub async fn join(
         )
         .with("personIds", serde_json::Value::from(unknown)));
     }
-    let listed = services::workers::blacklisted_among(&app, &ids).await?;
-    if !listed.is_empty() {
-        let listed: Vec<String> = listed.iter().map(i64::to_string).collect();
-        return Err(ApiError::Conflict {
-            code: "worker_blacklisted",
-            message: format!("工人在黑名单中，不能进场：{}", listed.join(", ")),
-            extra: serde_json::Map::new(),
-        }
-        .with("personIds", serde_json::Value::from(listed)));
+    Ok(ids)
+}
+
+/// The worker enrolled with this ID-card number and this name; one answer for "no such
+/// number" and "another name", so the endpoint is no oracle for either.
+async fn by_idcard(app: &App, idcard_no: &str, name: &str) -> Result<i64, ApiError> {
+    let unknown = || {
+        ApiError::invalid_field(
+            "unknown_person",
+            "idcardNo",
+            "未找到该身份证号与姓名的已登记工人",
+        )
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::invalid_field(
+            "invalid_field",
+            "name",
+            "以身份证号加入时须同时给出姓名（name）",
+        ));
     }
-    services::workers::join_project(&app, project.id, &ids).await?;
-    tracing::info!(project = project.id, count = ids.len(), "workers joined");
-    Ok(Json(Joined {
-        project_id: project.id.to_string(),
-        person_ids: ids.iter().map(i64::to_string).collect(),
-    }))
+    let number = idcard_no.trim().to_ascii_uppercase();
+    let worker = app
+        .store
+        .worker_by_idcard(&number)
+        .await?
+        .ok_or_else(unknown)?;
+    if worker.name.trim() != name {
+        return Err(unknown());
+    }
+    Ok(worker.person_id)
 }
 
 /// A worker leaves the project; every device of the project gets a T_DEL_DEVICE_PERSON.

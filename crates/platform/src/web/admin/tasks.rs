@@ -5,11 +5,25 @@
 //! Tasks are made by `services::tasks::create` (merging, superseding and push live there);
 //! a full resync uses `services::devices::send_roster`. Params are checked with the protocol
 //! crate's types before a task is made, so a device never receives a param it cannot read.
+//!
+//! Two rules keep a task from carrying what its device may not have:
+//! - **Firmware only from registered packages** (ZJ-FW-01, ZJ-FW-02): a `T_UPDATE_DEVICE_VERSION`
+//!   names a package by `firmwareId` (`web::admin::firmware`); the URL, size and digest come
+//!   from the package's own row, and a raw `downloadUrl` is refused (422, field
+//!   `param.downloadUrl`). Otherwise the platform would sign any `/files/` key on delivery and
+//!   hand it back: a signing oracle for other projects' photos. Firmware is the
+//!   administrators' (as `POST /firmware/{id}/deploy`).
+//! - **Persons only from the device's roster** (ZJ-PERSON-04): a `T_UPDATE_DEVICE_PERSON` names
+//!   only workers on the roster of the device's project (422 `unknown_person` otherwise,
+//!   without telling a worker of another project from one that does not exist).
+//!
+//! Admin views of tasks show the param as stored: firmware URLs unsigned (`/files/…`), never
+//! a signed, fetchable URL; devices get theirs signed at delivery.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use rollcall_protocol::ApiCode;
 use rollcall_protocol::params::{self, FirmwareInfo, PersonIdsParam, PostDevicePersonTaskParam};
 use serde::{Deserialize, Serialize};
@@ -19,7 +33,7 @@ use super::access::Caller;
 use super::access::device_or_404;
 use super::error::ApiError;
 use super::extract::{ApiJson, QueryParams, echo, id_value, path_id};
-use crate::runtime::util::now_ms;
+use crate::accounts::audit::AuditNote;
 use crate::services;
 use crate::state::{App, AppState};
 use crate::store::{Device, SyncFailure, Task, TaskState};
@@ -87,6 +101,9 @@ pub async fn retry(
         .collect();
     failed.sort_unstable();
     failed.dedup();
+    // Only workers still on the device's roster go to it again (ZJ-PERSON-04).
+    let roster = device_roster(&app, &device).await?;
+    failed.retain(|id| roster.binary_search(id).is_ok());
     let new = if !failed.is_empty() {
         let taskid = services::tasks::enqueue_update(&app, &device.sn, &failed).await?;
         app.store
@@ -107,7 +124,7 @@ pub async fn retry(
         ));
     };
     tracing::info!(sn = %device.sn, from = task.taskid, taskid = new.taskid, "task retried");
-    let shown = param_json(&services::tasks::deliverable_param(&app, &new, now_ms()));
+    let shown = param_json(&new.param);
     Ok((
         StatusCode::CREATED,
         Json(task_view(new, shown, (Vec::new(), Vec::new()))),
@@ -117,8 +134,10 @@ pub async fn retry(
 /// `POST /devices/{sn}/tasks`. Params by apicode:
 /// - `T_SEND_PERSON` (full resync), `T_CLEAR_DEVICE_PERSON`: none.
 /// - `T_POST_DEVICE_PERSON` (reconcile): optional `{excludeFields: "img,phone"}`.
-/// - `T_UPDATE_DEVICE_VERSION`: `{version, size, downloadUrl, sha256}` (sha256: 64 hex).
-/// - `T_UPDATE_DEVICE_PERSON`, `T_DEL_DEVICE_PERSON`: `{personIds: [...]}`.
+/// - `T_UPDATE_DEVICE_VERSION` (administrators): `{firmwareId}`, a package of the device's
+///   vendor and kind; a raw `downloadUrl` is refused.
+/// - `T_UPDATE_DEVICE_PERSON`: `{personIds: [...]}`, workers on the device's project roster.
+/// - `T_DEL_DEVICE_PERSON`: `{personIds: [...]}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTask {
@@ -145,7 +164,8 @@ pub struct TaskView {
     pub taskid: String,
     pub sn: String,
     pub apicode: String,
-    /// The task param as the device receives it (firmware URLs are signed on delivery).
+    /// The task param as stored. Firmware URLs are shown unsigned (`/files/…`): devices get
+    /// them signed on delivery, people never.
     #[schema(value_type = Object)]
     pub param: serde_json::Value,
     pub status: TaskState,
@@ -262,37 +282,80 @@ fn person_ids(text: Option<&str>) -> Result<Vec<i64>, ApiError> {
     Ok(ids)
 }
 
-/// Firmware info: every member present, a non-empty version and URL (absolute http(s), or a
-/// `/files/` key that is signed on delivery), a positive size, a 64-hex sha256 (lowercased).
-fn firmware(text: Option<&str>) -> Result<FirmwareInfo, ApiError> {
-    let text =
-        text.ok_or_else(|| bad_param("param 不能为空，需要 {version, size, downloadUrl, sha256}"))?;
-    let mut info: FirmwareInfo = read_param(text)?;
-    if info.version.trim().is_empty() {
-        return Err(bad_param("param.version 不能为空"));
-    }
-    if info.size == 0 {
-        return Err(bad_param("param.size 应大于 0"));
-    }
-    let url = info.download_url.trim();
-    if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("/files/"))
-        || url.chars().any(char::is_whitespace)
-    {
-        return Err(bad_param(
-            "param.downloadUrl 应为 http(s) 绝对地址或 /files/ 下的文件",
+/// `T_UPDATE_DEVICE_VERSION`'s param as the API takes it: the package's id only.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FirmwareTaskParam {
+    #[serde(default)]
+    firmware_id: Option<serde_json::Value>,
+    #[serde(default)]
+    download_url: Option<serde_json::Value>,
+}
+
+/// ZJ-FW-01/ZJ-FW-02: the firmware info of a registered package for this device. A raw
+/// `downloadUrl` is refused: the URL is always the package's own stored file.
+async fn firmware(
+    app: &App,
+    device: &Device,
+    text: Option<&str>,
+) -> Result<FirmwareInfo, ApiError> {
+    let text = text.ok_or_else(|| bad_param("param 不能为空，需要 {firmwareId}"))?;
+    let p: FirmwareTaskParam = serde_json::from_str(text)
+        .map_err(|_| bad_param("param 应为 JSON 对象，需要 {firmwareId}"))?;
+    if p.download_url.is_some() {
+        return Err(ApiError::invalid_field(
+            "invalid_param",
+            "param.downloadUrl",
+            "不接受 param.downloadUrl：请先上传固件（POST /firmware），再以 param.firmwareId 指定",
         ));
     }
-    if info.sha256_bytes().is_none() {
-        return Err(bad_param("param.sha256 应为 64 位十六进制 SHA-256"));
+    let raw = match &p.firmware_id {
+        Some(serde_json::Value::String(s)) => s.trim().to_owned(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "invalid_param",
+                "param.firmwareId",
+                "param.firmwareId 不能为空（固件包的 id）",
+            ));
+        }
+    };
+    let unknown = || {
+        ApiError::invalid_field(
+            "unknown_firmware",
+            "param.firmwareId",
+            format!("固件 {} 不存在", echo(&raw)),
+        )
+    };
+    let id = id_value(&raw).ok_or_else(unknown)?;
+    let package = app.store.firmware(id).await?.ok_or_else(unknown)?;
+    if package.vendor_id != device.vendor_id || package.kind != device.kind.as_str() {
+        return Err(ApiError::invalid_field(
+            "wrong_device",
+            "param.firmwareId",
+            format!("设备 {} 的厂商或类型与固件不符", device.sn),
+        ));
     }
-    info.download_url = url.to_owned();
-    info.sha256 = info.sha256.to_ascii_lowercase();
-    Ok(info)
+    Ok(FirmwareInfo {
+        version: package.version.clone(),
+        size: u64::try_from(package.size).unwrap_or(0),
+        download_url: format!("/files/{}", package.file_key),
+        sha256: package.sha256.clone(),
+    })
+}
+
+/// The roster of the device's project (empty for an unbound device), sorted.
+async fn device_roster(app: &App, device: &Device) -> Result<Vec<i64>, ApiError> {
+    Ok(match device.project_id {
+        Some(project) => app.store.roster(project).await?,
+        None => Vec::new(),
+    })
 }
 
 /// Makes the task an apicode asks for, after checking its param.
 async fn make_task(
     app: &App,
+    caller: &Caller,
     device: &Device,
     api: ApiCode,
     param: Option<&str>,
@@ -330,22 +393,26 @@ async fn make_task(
             services::tasks::create(app, sn, api, params::to_json(&p), Vec::new()).await?
         }
         ApiCode::UpdateDeviceVersion => {
-            let info = firmware(param)?;
+            // Firmware is the administrators' (as its upload and deploy).
+            caller.require_admin()?;
+            let info = firmware(app, device, param).await?;
             services::tasks::create(app, sn, api, params::to_json(&info), Vec::new()).await?
         }
         ApiCode::UpdateDevicePerson => {
             let ids = person_ids(param)?;
-            let known = app.store.workers_by_ids(&ids).await?;
+            // ZJ-PERSON-04: a device only ever receives workers on its project's roster. A
+            // worker of another project is answered like one that does not exist.
+            let roster = device_roster(app, device).await?;
             let unknown: Vec<String> = ids
                 .iter()
-                .filter(|id| known.binary_search_by_key(*id, |w| w.person_id).is_err())
+                .filter(|id| roster.binary_search(*id).is_err())
                 .map(i64::to_string)
                 .collect();
             if !unknown.is_empty() {
                 return Err(ApiError::invalid_field(
                     "unknown_person",
                     "param",
-                    format!("工人不存在：{}", unknown.join(", ")),
+                    format!("工人不在设备所属项目的花名册上：{}", unknown.join(", ")),
                 )
                 .with("personIds", serde_json::Value::from(unknown)));
             }
@@ -383,8 +450,9 @@ fn unsupported(apicode: &str) -> ApiError {
     request_body = CreateTask,
     responses(
         (status = 201, description = "Created", body = TaskView),
+        (status = 403, description = "`T_UPDATE_DEVICE_VERSION` by someone not an administrator", body = super::error::ErrorBody),
         (status = 404, description = "Unknown device", body = super::error::ErrorBody),
-        (status = 422, description = "An apicode that cannot be given, or a bad param (`invalid_param`, `unknown_person`)", body = super::error::ErrorBody),
+        (status = 422, description = "An apicode that cannot be given, or a bad param (`invalid_param`; `unknown_person`: not on the device's project roster; `unknown_firmware`, `wrong_device`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn create(
@@ -392,21 +460,37 @@ pub async fn create(
     caller: Caller,
     Path(sn): Path<String>,
     ApiJson(body): ApiJson<CreateTask>,
-) -> Result<(StatusCode, Json<TaskView>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditNote>, Json<TaskView>), ApiError> {
     let device = device_or_404(&app, &caller, &sn).await?;
     let apicode = body.apicode.trim();
     let api = apicode
         .parse::<ApiCode>()
         .map_err(|_| unsupported(apicode))?;
     let param = param_text(body.param.as_ref())?;
-    let task = make_task(&app, &device, api, param.as_deref()).await?;
+    let task = make_task(&app, &caller, &device, api, param.as_deref()).await?;
     tracing::info!(sn = %device.sn, taskid = task.taskid, apicode = task.apicode, "task created");
-    let now = crate::runtime::util::now_ms();
-    let shown = param_json(&services::tasks::deliverable_param(&app, &task, now));
+    let note = AuditNote(audit_detail(&app, &task).await?);
+    let shown = param_json(&task.param);
     Ok((
         StatusCode::CREATED,
+        Extension(note),
         Json(task_view(task, shown, (Vec::new(), Vec::new()))),
     ))
+}
+
+/// What the audit log says of a task: its apicode, device and the persons it carries (who
+/// sent whom to which device).
+async fn audit_detail(app: &App, task: &Task) -> Result<String, ApiError> {
+    let (persons, total) = app.store.task_persons(task.taskid, 0, 1000).await?;
+    let mut detail = format!("任务 {} {} 设备 {}", task.taskid, task.apicode, task.sn);
+    if total > 0 {
+        let ids: Vec<String> = persons.iter().map(i64::to_string).collect();
+        detail.push_str(&format!("，人员 {} 人：{}", total, ids.join(", ")));
+        if u64::from(total) > persons.len() as u64 {
+            detail.push('…');
+        }
+    }
+    Ok(detail)
 }
 
 /// A device's tasks, newest first, with the failures it reported.
@@ -433,11 +517,11 @@ pub async fn list(
     let limit = q.limit(100, 1000)?;
     let device = device_or_404(&app, &caller, &sn).await?;
     let rows = app.store.tasks_of_device(&device.sn, limit).await?;
-    let now = crate::runtime::util::now_ms();
     let mut tasks = Vec::with_capacity(rows.len());
     for task in rows {
         let failed = app.store.task_failures(task.taskid).await?;
-        let shown = param_json(&services::tasks::deliverable_param(&app, &task, now));
+        // As stored: never a signed URL.
+        let shown = param_json(&task.param);
         tasks.push(task_view(task, shown, failed));
     }
     Ok(Json(TaskList { tasks }))
@@ -522,34 +606,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("personIds"), "{err}");
-    }
-
-    #[test]
-    fn firmware_params() {
-        let sha = "AB".repeat(32);
-        let ok = format!(
-            r#"{{"version":"2.1.0","size":"1024","downloadUrl":"https://cdn.example/fw.bin","sha256":"{sha}"}}"#
-        );
-        let info = firmware(Some(&ok)).unwrap();
-        assert_eq!(info.size, 1024);
-        assert_eq!(info.sha256, "ab".repeat(32));
-        let short = ok.replace(&sha, "abc");
-        assert!(
-            firmware(Some(&short))
-                .unwrap_err()
-                .to_string()
-                .contains("sha256")
-        );
-        let ftp = ok.replace("https://cdn.example", "ftp://x");
-        assert!(firmware(Some(&ftp)).is_err());
-        let missing = r#"{"version":"1","size":1,"sha256":"x"}"#;
-        assert!(
-            firmware(Some(missing))
-                .unwrap_err()
-                .to_string()
-                .contains("downloadUrl")
-        );
-        assert!(firmware(None).is_err());
     }
 
     #[test]

@@ -2,6 +2,14 @@
 //! once, on creation and on rotation (`services::vendors`); lists and single reads never
 //! carry secrets. An RSA public key, when given, is checked with the protocol crate's JWE
 //! encrypter, and `require_encryption` makes it mandatory.
+//!
+//! Who may do what (finding "vendor credentials open to every role"): creating a vendor and
+//! rotating its credentials are the administrators' (403 otherwise), because the answer
+//! carries the `accessSecret` with which any device of that vendor, in any project, can be
+//! impersonated. Everyone signed in may list and read vendors — a project manager needs a
+//! vendor's id to register a device in their project — and those answers carry no key and
+//! no secret (`VendorView`), only the id, name, `accessId` (which a device sends in clear
+//! in `C_AUTH`; it grants nothing without the key and secret) and whether an RSA key is set.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,6 +19,7 @@ use rollcall_protocol::jwe::JweEncrypter;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::error::ApiError;
 use super::extract::{ApiJson, path_id, required_text};
 use crate::services;
@@ -99,7 +108,7 @@ impl From<&Credential> for Credentials {
 /// PEM text is long; anything past this is not a public key.
 const MAX_PEM_CHARS: usize = 16 * 1024;
 
-/// Create a vendor with fresh credentials.
+/// Create a vendor with fresh credentials (administrators).
 #[utoipa::path(
     post,
     operation_id = "createVendor",
@@ -108,13 +117,16 @@ const MAX_PEM_CHARS: usize = 16 * 1024;
     request_body = CreateVendor,
     responses(
         (status = 201, description = "Created; the secrets are shown only now", body = VendorCreated),
+        (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
         (status = 422, description = "Invalid name or RSA key", body = super::error::ErrorBody),
     )
 )]
 pub async fn create(
     State(app): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<CreateVendor>,
 ) -> Result<(StatusCode, Json<VendorCreated>), ApiError> {
+    caller.require_admin()?;
     let name = required_text("name", &body.name, 100)?;
     // PEM spans lines, so it is not an ordinary text field.
     let key = body
@@ -205,7 +217,7 @@ pub async fn show(
     Ok(Json(VendorView::from(&vendor)))
 }
 
-/// Issue new credentials; the old ones are revoked at once.
+/// Issue new credentials; the old ones are revoked at once (administrators).
 #[utoipa::path(
     post,
     operation_id = "rotateVendorCredentials",
@@ -214,13 +226,16 @@ pub async fn show(
     params(("id" = String, Path, description = "Vendor id")),
     responses(
         (status = 200, description = "The new credentials, shown only now", body = Credentials),
+        (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
         (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn rotate(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Credentials>, ApiError> {
+    caller.require_admin()?;
     let id = path_id("厂商", &id)?;
     if app.store.vendor(id).await?.is_none() {
         return Err(ApiError::NotFound(format!("厂商 {id}")));

@@ -152,13 +152,23 @@ fn decode_photo(text: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-fn worker_exists(person_id: i64) -> ApiError {
-    ApiError::Conflict {
-        code: "worker_exists",
-        message: "该身份证号的工人已存在".to_owned(),
-        extra: serde_json::Map::new(),
+/// `409 worker_exists`: with the existing `personId` only when the caller may see that
+/// worker; otherwise the message says how to join them (by ID-card number and name).
+fn worker_exists(person_id: Option<i64>) -> ApiError {
+    match person_id {
+        Some(id) => ApiError::Conflict {
+            code: "worker_exists",
+            message: "该身份证号的工人已存在".to_owned(),
+            extra: serde_json::Map::new(),
+        }
+        .with("personId", serde_json::Value::from(id.to_string())),
+        None => ApiError::Conflict {
+            code: "worker_exists",
+            message: "该身份证号的工人已存在；如需进场，请以身份证号和姓名加入项目（POST /projects/{id}/workers）"
+                .to_owned(),
+            extra: serde_json::Map::new(),
+        },
     }
-    .with("personId", serde_json::Value::from(person_id.to_string()))
 }
 
 /// Enrol a worker with a face photo.
@@ -170,7 +180,7 @@ fn worker_exists(person_id: i64) -> ApiError {
     request_body = CreateWorker,
     responses(
         (status = 201, description = "Created", body = WorkerView),
-        (status = 409, description = "A worker with this ID-card number exists (`worker_exists`, with its `personId`)", body = super::error::ErrorBody),
+        (status = 409, description = "A worker with this ID-card number exists (`worker_exists`; with its `personId` only if the caller may see the worker)", body = super::error::ErrorBody),
         (status = 413, description = "Body over the limit", body = super::error::ErrorBody),
         (status = 422, description = "`invalid_idcard`, `invalid_photo` or another field error", body = super::error::ErrorBody),
     )

@@ -506,7 +506,7 @@ pub async fn enrol(
                 &ctx,
                 form,
                 vec![("idcard_no", "该身份证号的工人已登记".to_owned())],
-                Some(person_id),
+                person_id,
             )
             .await?;
             Ok((StatusCode::CONFLICT, render(&page)?).into_response())
