@@ -156,7 +156,17 @@ async fn import_row(
         .await
         .map_err(store_err)?
     {
-        // Already on the platform: enrolled once, now joins this project too.
+        // Already on the platform: enrolled once, now joins this project too — when the row
+        // names them as enrolled (ID-card number and name together, as
+        // `POST /projects/{id}/workers` with `idcardNo` and `name`): a number alone does
+        // not pull a worker of another project, their name and face, onto this project.
+        if existing.name.trim() != row.name.trim() {
+            return Err(RowError {
+                row: row.row,
+                field: roster::COL_NAME.to_owned(),
+                message: "该身份证号已登记的工人姓名与本行不符".to_owned(),
+            });
+        }
         if workers::blacklisted_among(app, &[existing.person_id])
             .await
             .map_err(store_err)?

@@ -252,6 +252,28 @@ async fn worker_exists_names_the_worker_only_to_those_who_see_them() {
     assert_eq!(r.expect(422)["error"]["code"], "unknown_person");
     assert_eq!(manager.get(&format!("/workers/{person}")).await.status, 404);
 
+    // Nor by a roster import row whose name is not the enrolled one (the import joins
+    // enrolled workers by ID-card number).
+    let (content_type, form) = multipart(&[(
+        "roster",
+        Some("花名册.csv"),
+        format!("\u{feff}姓名,身份证号,手机号,班组,工种\n李四,{idcard},,,\n").as_bytes(),
+    )]);
+    let r = manager
+        .0
+        .send_bytes(
+            reqwest::Method::POST,
+            &format!("/projects/{a}/import"),
+            &content_type,
+            form,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["joined"], json!([]), "{}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "姓名", "{}", r.body);
+    assert_eq!(manager.get(&format!("/workers/{person}")).await.status, 404);
+
     // By ID-card number and name they can (the worker stands before them with the card).
     let join = |name: &str| json!({"idcardNo": idcard, "name": name});
     let r = manager
