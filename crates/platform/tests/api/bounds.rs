@@ -226,7 +226,8 @@ async fn a_device_that_never_reads(
         let written = std::sync::Arc::clone(&written);
         async move {
             let before = written.load(std::sync::atomic::Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Long enough that a merely slow (loaded) platform is not taken for a blocked one.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
             (before > 0 && written.load(std::sync::atomic::Ordering::Relaxed) == before)
                 .then_some(())
         }
