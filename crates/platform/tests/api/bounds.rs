@@ -195,10 +195,16 @@ async fn a_frame_larger_than_the_whole_inflight_budget_gets_413_01() {
 
 // --- writes that make no progress ---------------------------------------------------------
 
-/// A bound device connected with a tiny receive buffer, then flooding heartbeats without
-/// reading a single answer until the platform stops taking its requests (its writes are
-/// blocked on this device).
-async fn a_device_that_never_reads(app: &TestApp, vendor: &VendorCreds, sn: &str) -> TestDevice {
+/// A bound device connected with a tiny receive buffer that floods heartbeats without ever
+/// reading an answer, in a task that writes whole batches (never a cut frame) until its write
+/// fails. Returns once the platform has stopped taking its requests for a while (its answers
+/// fill the buffers, so the platform's writes to it are blocked); the task goes on writing, so
+/// the platform stays blocked on it.
+async fn a_device_that_never_reads(
+    app: &TestApp,
+    vendor: &VendorCreds,
+    sn: &str,
+) -> tokio::task::JoinHandle<()> {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(app.tcp_addr).await.unwrap();
@@ -209,18 +215,25 @@ async fn a_device_that_never_reads(app: &TestApp, vendor: &VendorCreds, sn: &str
         let hb = dev.id.signed(ApiCode::Heartbeat, Some(&heartbeat_param()));
         batch.extend(frame::encode_to_vec(&hb.to_packet()));
     }
-    let mut blocked = false;
-    for _ in 0..2000 {
-        if !dev.try_send_bytes(&batch, Duration::from_millis(500)).await {
-            blocked = true;
-            break;
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = std::sync::Arc::clone(&written);
+    let writer = tokio::spawn(async move {
+        while dev.write_raw(&batch).await.is_ok() {
+            progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-    }
-    assert!(
-        blocked,
-        "the platform stops reading a device that never reads"
-    );
-    dev
+    });
+    eventually("the platform stops taking the requests", || {
+        let written = std::sync::Arc::clone(&written);
+        async move {
+            let before = written.load(std::sync::atomic::Ordering::Relaxed);
+            // Long enough that a merely slow (loaded) platform is not taken for a blocked one.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            (before > 0 && written.load(std::sync::atomic::Ordering::Relaxed) == before)
+                .then_some(())
+        }
+    })
+    .await;
+    writer
 }
 
 #[tokio::test]
@@ -232,7 +245,7 @@ async fn a_device_that_never_reads_its_answers_is_dropped_after_the_write_timeou
     })
     .await;
     let vendor = app.vendor().await;
-    let _stuck = a_device_that_never_reads(&app, &vendor, "SN-NEVER-READS").await;
+    let writer = a_device_that_never_reads(&app, &vendor, "SN-NEVER-READS").await;
 
     // A bound well above the 1 s write timeout: on a loaded 2-core machine the sweep and the
     // stalled task may wait for a turn, and this test is about the drop, not its speed.
@@ -244,6 +257,8 @@ async fn a_device_that_never_reads_its_answers_is_dropped_after_the_write_timeou
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Its writes fail once it is gone.
+    tokio::time::timeout(WAIT, writer).await.unwrap().unwrap();
     // Others are still served.
     let mut other = app.device(&vendor, "SN-READS").await;
     other.auth().await;
@@ -262,7 +277,7 @@ async fn shutdown_finishes_within_the_grace_despite_a_device_that_never_reads() 
     })
     .await;
     let vendor = app.vendor().await;
-    let _stuck = a_device_that_never_reads(&app, &vendor, "SN-NEVER-READS-2").await;
+    let _writer = a_device_that_never_reads(&app, &vendor, "SN-NEVER-READS-2").await;
 
     // Within the harness's bound (it fails the test otherwise).
     app.shutdown().await;

@@ -747,13 +747,9 @@ impl TestDevice {
         seqs
     }
 
-    /// Writes `bytes` unless the platform stops taking them for `within`: whether they
-    /// were all written.
-    pub async fn try_send_bytes(&mut self, bytes: &[u8], within: Duration) -> bool {
-        matches!(
-            tokio::time::timeout(within, self.stream.write_all(bytes)).await,
-            Ok(Ok(()))
-        )
+    /// Writes `bytes` whole, or fails (e.g. once the platform has dropped the connection).
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
