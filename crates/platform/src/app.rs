@@ -45,7 +45,7 @@ async fn first_administrator(app: &App) -> Result<Option<String>, StartupError> 
         id: app.ids.next(),
         username: "admin".to_owned(),
         display_name: "平台管理员".to_owned(),
-        password_hash: crate::accounts::password::hash(&password).await,
+        password_hash: crate::runtime::password::hash(&password).await,
         role: Role::Administrator,
         disabled: false,
         created_at: now_ms(),
@@ -177,11 +177,11 @@ impl Platform {
             ingest,
             metrics,
             admin_token,
-            hasher: crate::accounts::password::Hasher::new(
+            hasher: crate::runtime::password::Hasher::new(
                 settings.max_password_hashes,
                 settings.password_hash_wait_ms,
             ),
-            login_throttle: crate::accounts::throttle::LoginThrottle::new(&settings),
+            login_throttle: crate::runtime::login_throttle::LoginThrottle::new(&settings),
             settings,
         });
         let generated_admin_password = first_administrator(&app).await?;

@@ -50,9 +50,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub admin_token: Secret,
     /// Password hashing, at most `max_password_hashes` at once.
-    pub hasher: crate::accounts::password::Hasher,
+    pub hasher: crate::runtime::password::Hasher,
     /// Failed sign-ins per username and per address.
-    pub login_throttle: crate::accounts::throttle::LoginThrottle,
+    pub login_throttle: crate::runtime::login_throttle::LoginThrottle,
 }
 
 impl std::fmt::Debug for dyn Store {

@@ -10,13 +10,11 @@
 //! Roles ([`Role`]): administrators do everything; project managers see and change only the
 //! projects assigned to them (and the devices bound to, and workers enrolled in, those
 //! projects); auditors read everything and change nothing. Passwords are argon2id
-//! ([`password`]). What a principal did is written to the audit log by [`audit`].
+//! (`runtime::password`). What a principal did is written to the audit log by [`audit`].
 
 pub mod audit;
-pub mod password;
 pub mod personal_tokens;
 pub mod sessions;
-pub mod throttle;
 
 use crate::state::App;
 pub use crate::store::console::Role;

@@ -13,7 +13,8 @@ use axum::http::header;
 
 use std::net::IpAddr;
 
-use super::{Principal, audit, digest, password, random_hex256, throttle};
+use super::{Principal, audit, digest, random_hex256};
+use crate::runtime::{login_throttle as throttle, password};
 use crate::state::App;
 use crate::store::StoreResult;
 use crate::store::console::{SessionRow, User};
@@ -29,7 +30,7 @@ pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
 pub enum LoginError {
     #[error("用户名或密码错误")]
     Invalid,
-    /// Too many failures of this username or from this address ([`super::throttle`]): 429
+    /// Too many failures of this username or from this address (`runtime::login_throttle`): 429
     /// with `Retry-After`. The password was not even checked.
     #[error("登录失败次数过多，请 {retry_after_secs} 秒后再试")]
     Locked { retry_after_secs: u64 },

@@ -8,13 +8,17 @@
 //! - [`ratelimit`]: token buckets per device and per source address.
 //! - [`registry`]: the devices connected to this node, for push; newest connection wins.
 //! - [`ingest`]: durable attendance ingest with group commit.
+//! - [`login_throttle`]: failed sign-ins per username and source address, with lockouts.
+//! - [`password`]: argon2id password hashing, bounded to a few at a time ([`password::Hasher`]).
 //! - [`metrics`]: Prometheus metrics of this instance.
 //! - [`util`]: interning, random secrets, id generation.
 
 pub(crate) mod auth_cache;
 pub(crate) mod device_tokens;
 pub(crate) mod ingest;
+pub(crate) mod login_throttle;
 pub(crate) mod metrics;
+pub(crate) mod password;
 pub(crate) mod presence;
 pub(crate) mod ratelimit;
 pub(crate) mod registry;

@@ -40,7 +40,7 @@ pub enum ApiError {
     TooManyAttempts { retry_after_secs: u64 },
     /// No password hasher free in time: 503 with `Retry-After: 1`.
     #[error(transparent)]
-    Busy(#[from] crate::accounts::password::Busy),
+    Busy(#[from] crate::runtime::password::Busy),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]

@@ -25,7 +25,7 @@ pub enum ConsoleError {
     BadRequest(String),
     /// No password hasher free in time: 503 with `Retry-After: 1`.
     #[error(transparent)]
-    Busy(#[from] crate::accounts::password::Busy),
+    Busy(#[from] crate::runtime::password::Busy),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("render: {0}")]

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use super::error::ConsoleError;
 use super::page::{Ctx, DAY_MS, Nav, datetime, day_start, enc, parse_date, render};
-use crate::accounts::{Role, password};
+use crate::accounts::Role;
+use crate::runtime::password;
 use crate::runtime::util::now_ms;
 use crate::state::{App, AppState};
 use crate::store::StoreError;
