@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use rollcall_protocol::envelope::Request;
 use rollcall_protocol::params::AuthResponse;
-use rollcall_protocol::sign;
 
 use super::{ConnCtx, Signer, reply, verify_sign};
 use crate::pipeline::error::DeviceError;
@@ -36,7 +35,7 @@ pub(super) async fn handle(
         .directory
         .credential(store, &req.access_id, now)
         .await?
-        .filter(|c| sign::matches(c.access_key.expose(), &req.access_key))
+        .filter(|c| crate::accounts::secret_eq(c.access_key.expose(), &req.access_key))
         .ok_or(DeviceError::AuthFailed("credentials"))?;
     // ZJ-CRED-03: the pair rotated away (id and key both matching) gets 401_02.
     if cred.revoked_at.is_some() {

@@ -252,8 +252,8 @@ async fn error_secret(app: &App, req: &Request, api: Option<ApiCode>) -> Option<
             .credential(app.store.as_ref(), &req.access_id, now_ms())
             .await
             .ok()??;
-        let valid =
-            cred.revoked_at.is_none() && sign::matches(cred.access_key.expose(), &req.access_key);
+        let valid = cred.revoked_at.is_none()
+            && crate::accounts::secret_eq(cred.access_key.expose(), &req.access_key);
         return valid.then(|| cred.access_secret.expose().to_owned());
     }
     if req.sn.is_empty() {

@@ -127,8 +127,12 @@ async fn an_unknown_access_id_or_a_wrong_access_key_gets_400_04_unsigned() {
     unknown_id.access_id = "0123456789abcdef0123456789abcdef".into();
     let mut wrong_key = vendor.clone();
     wrong_key.access_key = "fedcba9876543210fedcba9876543210".into();
+    // A secret is compared exactly: only signs (MD5 hex) ignore case.
+    let mut key_in_another_case = vendor.clone();
+    key_in_another_case.access_key = vendor.access_key.to_uppercase();
+    assert_ne!(key_in_another_case.access_key, vendor.access_key);
 
-    for creds in [unknown_id, wrong_key] {
+    for creds in [unknown_id, wrong_key, key_in_another_case] {
         let dev = app.http_device(&creds, "SN-BADCRED");
         let resp = dev.call(&dev.id.signed(ApiCode::Auth, None)).await;
         let e = expect_err(&resp, ErrorCode::AuthFailed);
