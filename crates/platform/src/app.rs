@@ -26,6 +26,7 @@ use crate::runtime::registry::Registry;
 use crate::runtime::util::{IdGen, fill_random, now_ms, random_hex128};
 use crate::state::{App, AppState};
 use crate::store::blobs::{FileStore, SegmentStore};
+use crate::store::sealing::Keyring;
 use crate::store::{self, Store};
 
 /// Creates the console's first administrator, `admin`, with a random password, when the
@@ -75,6 +76,8 @@ pub enum StartupError {
     },
     #[error("photo store: {0}")]
     PhotoStore(String),
+    #[error("secret key: {0}")]
+    SecretKey(String),
     #[error("server: {0}")]
     Serve(std::io::Error),
 }
@@ -100,16 +103,20 @@ impl Platform {
     pub async fn build(settings: Settings, public_url: &str) -> Result<Platform, StartupError> {
         let url = settings.database_url();
         ensure_dir(&settings.data_dir).await?;
+        let keys = load_keyring(&settings).await?;
         let store = store::connect(&url)
             .await
             .map_err(|source| StartupError::Database {
                 url: crate::runtime::util::redact_url(&url),
                 source,
-            })?;
+            })?
+            .with_keys(keys);
         Self::build_with_store(settings, public_url, Arc::new(store)).await
     }
 
-    /// Builds on a given store (tests inject faults this way).
+    /// Builds on a given store (tests inject faults this way). The store seals vendor secrets
+    /// under its own keys ([`crate::store::sql::SqlStore::with_keys`]); values not under its
+    /// current key are resealed here, before anything is served.
     pub async fn build_with_store(
         settings: Settings,
         public_url: &str,
@@ -123,6 +130,7 @@ impl Platform {
             )));
         }
         ensure_dir(&settings.data_dir).await?;
+        reseal_secrets(store.as_ref()).await?;
         let files_dir = settings.files_dir();
         ensure_dir(&files_dir).await?;
         let io = |path: &Path| {
@@ -316,6 +324,71 @@ async fn ensure_dir(path: &Path) -> Result<(), StartupError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// The keyring that seals vendor secrets: `secret_key` (in practice the environment, e.g.
+/// from a secret manager), or else the key file (`secret_key_file`, default
+/// `{data_dir}/secret.key`), generated on first start. A key file others can read is refused.
+async fn load_keyring(settings: &Settings) -> Result<Keyring, StartupError> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(text) = &settings.secret_key {
+        return Keyring::parse(text.expose())
+            .map_err(|e| StartupError::SecretKey(format!("secret_key: {e}")));
+    }
+    let path = settings.secret_key_file();
+    let shown = path.display().to_string();
+    match tokio::fs::metadata(&path).await {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(StartupError::SecretKey(format!(
+                    "{shown} can be read by other users (mode {mode:o}): chmod 600 {shown}"
+                )));
+            }
+            let text = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| StartupError::SecretKey(format!("{shown}: {e}")))?;
+            Keyring::parse(&text).map_err(|e| StartupError::SecretKey(format!("{shown}: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Keyring::generate_key()
+                .map_err(|e| StartupError::SecretKey(format!("{shown}: {e}")))?;
+            write_private(&path, format!("{key}\n").as_bytes())
+                .await
+                .map_err(|e| StartupError::SecretKey(format!("{shown}: {e}")))?;
+            tracing::warn!(
+                path = %shown,
+                "generated the secret key that seals vendor secrets: back it up with the \
+                 database; every node sharing the database needs the same key"
+            );
+            Keyring::parse(&key).map_err(|e| StartupError::SecretKey(format!("{shown}: {e}")))
+        }
+        Err(e) => Err(StartupError::SecretKey(format!("{shown}: {e}"))),
+    }
+}
+
+/// Reseals stored secrets not under the current key (after a rotation, or written before
+/// sealing). A value under a key this node lacks stops the start: serving would fail every
+/// device of that vendor.
+async fn reseal_secrets(store: &dyn Store) -> Result<(), StartupError> {
+    match store.reseal_secrets().await {
+        Ok(0) => Ok(()),
+        Ok(count) => {
+            tracing::info!(
+                count,
+                "resealed stored secrets under the current secret key"
+            );
+            Ok(())
+        }
+        Err(store::StoreError::Sealing(e)) => Err(StartupError::SecretKey(format!(
+            "stored vendor secrets: {e}; every node sharing a database needs the same keys \
+             (secret_key or secret_key_file; see SECURITY.md)"
+        ))),
+        Err(source) => Err(StartupError::Database {
+            url: "(resealing secrets)".to_owned(),
+            source,
+        }),
+    }
 }
 
 async fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {

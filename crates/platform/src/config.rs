@@ -26,6 +26,12 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Default: `sqlite://{data_dir}/rollcall.db`.
     pub database_url: Option<String>,
+    /// The keys that seal vendor secrets at rest, base64, comma-separated, current first
+    /// (`ROLLCALL_SECRET_KEY`). Wins over `secret_key_file`.
+    pub secret_key: Option<Secret>,
+    /// The same keys in a file, one per line (mode 0600). Default `{data_dir}/secret.key`,
+    /// generated on first start.
+    pub secret_key_file: Option<PathBuf>,
     pub token_idle_secs: u64,
     pub offline_after_secs: u64,
     pub clock_skew_secs: u64,
@@ -97,6 +103,8 @@ impl Default for Settings {
             public_url: None,
             admin_token: None,
             database_url: None,
+            secret_key: None,
+            secret_key_file: None,
             token_idle_secs: 1800,
             offline_after_secs: 60,
             clock_skew_secs: 300,
@@ -135,6 +143,13 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The secret key file in force.
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
     /// The database URL in force.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {

@@ -814,7 +814,10 @@ async fn sqlite_to_sqlite_copies_every_row() {
     let dir = tempfile::tempdir().expect("temp dir");
     let from_url = sqlite_url(&dir, "embedded.db");
     let to_url = sqlite_url(&dir, "copy.db");
-    let source = SqlStore::connect(&from_url).await.expect("source");
+    let source = SqlStore::connect(&from_url)
+        .await
+        .expect("source")
+        .with_keys(test_db::test_keys());
     populate(&source).await;
     let before = snapshot(&source).await;
     check_populated(&before);
@@ -841,13 +844,19 @@ async fn sqlite_to_sqlite_copies_every_row() {
         TABLES.len()
     );
 
-    let target = SqlStore::connect(&to_url).await.expect("target");
+    let target = SqlStore::connect(&to_url)
+        .await
+        .expect("target")
+        .with_keys(test_db::test_keys());
     assert_eq!(snapshot(&target).await, before);
     check_writable(&target).await;
     target.close().await;
 
     // The source is untouched.
-    let source = SqlStore::connect(&from_url).await.expect("source");
+    let source = SqlStore::connect(&from_url)
+        .await
+        .expect("source")
+        .with_keys(test_db::test_keys());
     assert_eq!(snapshot(&source).await, before);
     source.close().await;
 }
@@ -857,7 +866,10 @@ async fn a_non_empty_target_is_refused_unless_forced() {
     let dir = tempfile::tempdir().expect("temp dir");
     let from_url = sqlite_url(&dir, "embedded.db");
     let to_url = sqlite_url(&dir, "copy.db");
-    let source = SqlStore::connect(&from_url).await.expect("source");
+    let source = SqlStore::connect(&from_url)
+        .await
+        .expect("source")
+        .with_keys(test_db::test_keys());
     populate(&source).await;
     let before = snapshot(&source).await;
     source.close().await;
@@ -879,7 +891,10 @@ async fn a_non_empty_target_is_refused_unless_forced() {
     assert!(err.to_string().contains("not empty"), "{err}");
 
     // Forced: the target's rows are replaced by the source's.
-    let target = SqlStore::connect(&to_url).await.expect("target");
+    let target = SqlStore::connect(&to_url)
+        .await
+        .expect("target")
+        .with_keys(test_db::test_keys());
     check_writable(&target).await; // the target now differs from the source
     target.close().await;
     let forced = Options {
@@ -893,7 +908,10 @@ async fn a_non_empty_target_is_refused_unless_forced() {
     assert!(summary.cleared_rows > RECORDS as u64);
     assert!(log[0].starts_with("cleared"), "{log:?}");
     check_summary(&summary);
-    let target = SqlStore::connect(&to_url).await.expect("target");
+    let target = SqlStore::connect(&to_url)
+        .await
+        .expect("target")
+        .with_keys(test_db::test_keys());
     assert_eq!(snapshot(&target).await, before);
     target.close().await;
 
@@ -907,7 +925,10 @@ async fn a_non_empty_target_is_refused_unless_forced() {
         .await
         .expect_err("same file");
     assert!(matches!(err, CopyError::SameDatabase), "{err:?}");
-    let source = SqlStore::connect(&from_url).await.expect("source");
+    let source = SqlStore::connect(&from_url)
+        .await
+        .expect("source")
+        .with_keys(test_db::test_keys());
     assert_eq!(snapshot(&source).await, before, "the source is intact");
     source.close().await;
 
@@ -933,7 +954,10 @@ async fn sqlite_to_postgres_and_back() {
     let db = TestDb::postgres("migrate");
     db.open_postgres().await.close().await;
     let from_url = sqlite_url(&dir, "embedded.db");
-    let source = SqlStore::connect(&from_url).await.expect("source");
+    let source = SqlStore::connect(&from_url)
+        .await
+        .expect("source")
+        .with_keys(test_db::test_keys());
     populate(&source).await;
     let before = snapshot(&source).await;
     check_populated(&before);
@@ -950,13 +974,17 @@ async fn sqlite_to_postgres_and_back() {
     check_summary(&summary);
     assert_eq!(summary.target_backend, "postgres");
 
-    let target = SqlStore::connect(&to_url).await.expect("target");
+    let target = SqlStore::connect(&to_url)
+        .await
+        .expect("target")
+        .with_keys(test_db::test_keys());
     assert_eq!(snapshot(&target).await, before);
 
     // And back again: PostgreSQL as the source.
     let back = SqlStore::connect(&sqlite_url(&dir, "back.db"))
         .await
-        .expect("back");
+        .expect("back")
+        .with_keys(test_db::test_keys());
     let summary = copy::copy_stores(&target, &back, &options, &mut |_| {})
         .await
         .expect("migrate back");

@@ -21,7 +21,10 @@ use sqlx::{Connection, Executor};
 async fn sqlite_story() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("rollcall.db").display());
-    let store = SqlStore::connect(&url).await.expect("connect sqlite");
+    let store = SqlStore::connect(&url)
+        .await
+        .expect("connect sqlite")
+        .with_keys(rollcall_platform::store::test_db::test_keys());
     assert_eq!(store.backend(), "sqlite");
     story(&store).await;
     assert!(
@@ -31,7 +34,10 @@ async fn sqlite_story() {
     store.close().await;
 
     // Reopening runs the migrations again (a no-op) and finds everything stored.
-    let reopened = SqlStore::connect(&url).await.expect("reopen sqlite");
+    let reopened = SqlStore::connect(&url)
+        .await
+        .expect("reopen sqlite")
+        .with_keys(rollcall_platform::store::test_db::test_keys());
     assert_eq!(reopened.vendor(1).await.unwrap().unwrap().name, "Acme");
     assert_eq!(
         reopened
@@ -49,7 +55,8 @@ async fn sqlite_story() {
 async fn sqlite_in_memory_opens() {
     let store = SqlStore::connect("sqlite::memory:")
         .await
-        .expect("connect memory");
+        .expect("connect memory")
+        .with_keys(rollcall_platform::store::test_db::test_keys());
     store.create_vendor(&vendor(1, "AK-MEM")).await.unwrap();
     assert_eq!(store.vendors().await.unwrap().len(), 1);
 }
@@ -65,7 +72,8 @@ async fn postgres_story() {
     let schema = format!("story_{}_{nanos}", std::process::id());
     let store = SqlStore::connect_with_schema(&url, &schema)
         .await
-        .unwrap_or_else(|e| panic!("{}", test_db::postgres_missing(&url, &e)));
+        .unwrap_or_else(|e| panic!("{}", test_db::postgres_missing(&url, &e)))
+        .with_keys(test_db::test_keys());
     assert_eq!(store.backend(), "postgres");
     story(&store).await;
     store.close().await;
@@ -1287,7 +1295,10 @@ async fn injected_faults(store: &SqlStore) {
 async fn a_missing_then_present_temperature_stores_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let sqlite = SqlStore::connect(&url).await.unwrap();
+    let sqlite = SqlStore::connect(&url)
+        .await
+        .unwrap()
+        .with_keys(rollcall_platform::store::test_db::test_keys());
     temperatures(&sqlite).await;
     if let Ok(base) = std::env::var("ROLLCALL_TEST_DATABASE_URL") {
         let nanos = std::time::SystemTime::now()
@@ -1295,7 +1306,10 @@ async fn a_missing_then_present_temperature_stores_on_both_backends() {
             .unwrap()
             .as_nanos();
         let schema = format!("story_{}_{nanos}", std::process::id());
-        let pg = SqlStore::connect_with_schema(&base, &schema).await.unwrap();
+        let pg = SqlStore::connect_with_schema(&base, &schema)
+            .await
+            .unwrap()
+            .with_keys(rollcall_platform::store::test_db::test_keys());
         temperatures(&pg).await;
         pg.close().await;
         if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {

@@ -87,6 +87,9 @@ tcp_addr = "0.0.0.0:7700"         # device TCP connections
 # public_url = "http://HOST:8080" # base of photo/firmware URLs given to devices
 # admin_token = "..."             # default: generated on first start, kept in data_dir
 # database_url = "postgres://user@host/db"   # default: sqlite in data_dir
+# secret_key = "..."              # keys sealing vendor secrets (base64, comma-separated, current
+#                                 #   first); better ROLLCALL_SECRET_KEY from a secret manager
+# secret_key_file = "data/secret.key"  # default: data_dir/secret.key, generated on first start
 token_idle_secs = 1800            # tokens expire after 30 min without use
 offline_after_secs = 60           # online while the last heartbeat is younger
 clock_skew_secs = 300             # allowed device clock difference (400_05)

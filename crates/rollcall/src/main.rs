@@ -38,6 +38,15 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Copy an installation's data into another database (SQLite → PostgreSQL). / 迁移数据到另一数据库
     MigrateData(migrate::MigrateArgs),
+    /// The secret keys that seal vendor secrets at rest (SECURITY.md). / 密钥
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random key (base64) for `secret_key` or the key file. / 生成新密钥
+    Generate,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,18 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::MigrateData(args) => migrate::run(args),
+        Command::Keys(KeysCommand::Generate) => {
+            match rollcall_platform::store::sealing::Keyring::generate_key() {
+                Ok(key) => {
+                    println!("{key}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rollcall: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Config => {
             print!("{}", config::EXAMPLE);
             ExitCode::SUCCESS

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::{Device, Server, admin, start_with, stored, vendor};
 use rollcall_client::{DevicePatch, NewProject, NewWorker};
-use rollcall_platform::store::test_db::TestDb;
+use rollcall_platform::store::test_db::{self, TestDb};
 use rollcall_protocol::envelope::{Command, Response};
 use rollcall_protocol::params::{self, SignInResponse};
 use rollcall_protocol::{ApiCode, Packet};
@@ -22,8 +22,16 @@ const FACE: &[u8] = include_bytes!("../../platform/tests/data/face1.jpg");
 /// The acceptance bound of issue 6 for a cross-node push.
 const CROSS_NODE_PUSH: Duration = Duration::from_secs(2);
 
+/// A node on its own data dir; nodes sharing a database share the secret key (SECURITY.md).
 fn node(dir: &std::path::Path, url: &str, id: &str) -> Server {
-    start_with(dir, &["--database-url", url], &[("ROLLCALL_NODE_ID", id)])
+    start_with(
+        dir,
+        &["--database-url", url],
+        &[
+            ("ROLLCALL_NODE_ID", id),
+            ("ROLLCALL_SECRET_KEY", test_db::TEST_SECRET_KEY),
+        ],
+    )
 }
 
 /// Waits for the next command packet, skipping responses.

@@ -219,7 +219,8 @@ mod tests {
     async fn a_vendors_devices_share_one_credential_id_until_their_tokens_expire() {
         let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
             .await
-            .unwrap();
+            .unwrap()
+            .with_keys(crate::store::test_db::test_keys());
         let tokens = Tokens::new(60);
         let (a, b): (Arc<str>, Arc<str>) = ("SN-A".into(), "SN-B".into());
         let ta = tokens.issue(&store, &a, "AK-1", 1_000).await.unwrap();

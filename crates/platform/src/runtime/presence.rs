@@ -288,7 +288,8 @@ mod tests {
         use rollcall_protocol::ids::Secret;
         let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
             .await
-            .unwrap();
+            .unwrap()
+            .with_keys(crate::store::test_db::test_keys());
         let vendor = Vendor {
             id: 1,
             name: "v".into(),

@@ -96,6 +96,7 @@ delegate! {
     Read fn vendors(&self) -> StoreResult<Vec<Vendor>>;
     Read fn credential(&self, access_id: &str) -> StoreResult<Option<Credential>>;
     Write fn rotate_credentials(&self, vendor_id: i64, new: &Credential) -> StoreResult<()>;
+    Write fn reseal_secrets(&self) -> StoreResult<usize>;
 
     Write fn create_firmware(&self, firmware: &Firmware) -> StoreResult<()>;
     Read fn firmware(&self, id: i64) -> StoreResult<Option<Firmware>>;

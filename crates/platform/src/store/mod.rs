@@ -24,6 +24,7 @@ pub mod console;
 pub mod copy;
 pub mod faulty;
 pub mod model;
+pub mod sealing;
 pub mod sql;
 pub mod test_db;
 pub mod traits;
@@ -50,6 +51,9 @@ pub enum StoreError {
     /// Stored data that cannot be read back (a bad enum text, bad JSON).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A stored secret that cannot be sealed or opened with the keys given.
+    #[error("secret key: {0}")]
+    Sealing(#[from] sealing::SealError),
     /// A fault injected by a test.
     #[error("injected fault")]
     Injected,

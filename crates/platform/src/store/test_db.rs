@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::{AnyConnection, Connection, Row};
 
 use super::StoreResult;
+use super::sealing::Keyring;
 use super::sql::SqlStore;
 use rollcall_protocol::time::now_ms;
 
@@ -41,6 +42,19 @@ pub fn postgres_missing(url: &str, error: &dyn std::fmt::Display) -> String {
         "this test needs PostgreSQL at {url} ({error}): start it (pg_ctlcluster 15 main start) \
          or point {TEST_DATABASE_URL} at a server"
     )
+}
+
+/// The secret key of test stores (a fixed one, so a store reopened by a test opens what it
+/// sealed before). Never a production key: production keys are generated per installation.
+pub const TEST_SECRET_KEY: &str = "cm9sbGNhbGwtdGVzdC1rZXktbm90LWEtc2VjcmV0ISE=";
+
+/// A keyring of [`TEST_SECRET_KEY`], for test stores opened without [`TestDb`].
+#[allow(
+    clippy::expect_used,
+    reason = "test support: the constant is a valid key, checked by this module's use"
+)]
+pub fn test_keys() -> Keyring {
+    Keyring::parse(TEST_SECRET_KEY).expect("the test key parses")
 }
 
 /// Test schemas older than this are dropped by later tests of the same prefix.
@@ -96,15 +110,17 @@ impl TestDb {
 
     /// Opens and migrates the database; on PostgreSQL this creates the schema (after dropping
     /// stale schemas of the same prefix).
+    /// Vendor secrets are sealed under [`TEST_SECRET_KEY`].
     pub async fn open(&self) -> StoreResult<SqlStore> {
-        match &self.postgres {
+        let store = match &self.postgres {
             Some((base, schema)) => {
                 let prefix = schema.split('_').next().unwrap_or(schema);
                 drop_stale_schemas(base, prefix).await;
                 SqlStore::connect_with_schema(base, schema).await
             }
             None => SqlStore::connect(&self.url).await,
-        }
+        }?;
+        Ok(store.with_keys(test_keys()))
     }
 
     /// [`TestDb::open`] for a PostgreSQL-only test: a server that cannot be reached fails the

@@ -5,6 +5,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use rollcall_platform::store::sealing::Keyring;
+use rollcall_platform::store::test_db::TEST_SECRET_KEY;
+use rollcall_platform::{Platform, StartupError};
+use rollcall_protocol::ids::Secret;
 use serde_json::json;
 
 use crate::helpers::{FACE_JPG, TestApp, b64, next_idcard_number};
@@ -34,18 +38,19 @@ fn assert_private_tree(dir: &Path) -> usize {
 }
 
 /// The data dir is 0700 (also when it existed as 0755), and what the platform creates in it
-/// is 0600: admin.token, url-signing.key, the SQLite database and its -wal/-shm files, face
+/// is 0600: admin.token, url-signing.key, secret.key, the SQLite database and its -wal/-shm files, face
 /// photos and attendance segments.
 #[tokio::test]
 async fn the_data_dir_is_0700_and_the_files_the_platform_creates_0600() {
     let mut data_dir = None;
-    let app = TestApp::spawn_with(|s| {
+    let app = TestApp::spawn_from_settings(|s| {
         let dir = s.data_dir.join("data");
         std::fs::create_dir(&dir).expect("mkdir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         s.data_dir = dir.clone();
-        // Without a configured token, one is generated into the data dir.
+        // Without a configured token or secret key, both are generated into the data dir.
         s.admin_token = None;
+        s.secret_key = None;
         data_dir = Some(dir);
     })
     .await;
@@ -61,7 +66,7 @@ async fn the_data_dir_is_0700_and_the_files_the_platform_creates_0600() {
         .expect(201);
 
     assert_eq!(mode(&data_dir), 0o700);
-    for name in ["admin.token", "url-signing.key"] {
+    for name in ["admin.token", "url-signing.key", "secret.key"] {
         assert_eq!(mode(&data_dir.join(name)), 0o600, "{name}");
     }
     let files = assert_private_tree(&data_dir.join("files"));
@@ -208,5 +213,194 @@ async fn expired_sessions_and_idle_device_tokens_are_purged() {
             .expect("read")
             .is_some(),
         "a live session stays"
+    );
+}
+
+// --- vendor secrets at rest (sealed under the secret key) ---------------------------------
+
+/// Every stored `access_key` and `access_secret`, vendors' and credentials', read with SQL
+/// from the database itself (what a stolen copy of it shows).
+async fn stored_secrets(app: &TestApp) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.settings().database_url())
+        .await
+        .expect("open the database");
+    let mut values = Vec::new();
+    for sql in [
+        "SELECT access_key, access_secret FROM vendors",
+        "SELECT access_key, access_secret FROM credentials",
+    ] {
+        for row in sqlx::query(sql).fetch_all(&mut conn).await.expect(sql) {
+            values.push(row.get::<String, _>(0));
+            values.push(row.get::<String, _>(1));
+        }
+    }
+    conn.close().await.expect("close");
+    values
+}
+
+/// Asserts that every stored secret is sealed under the key `key_id`, and that none of
+/// `clear` appears.
+fn assert_sealed(values: &[String], key_id: &str, clear: &[&str]) {
+    assert!(!values.is_empty());
+    for value in values {
+        assert!(
+            value.starts_with(&format!("sealed:v1:{key_id}:")),
+            "not sealed under {key_id}: {value}"
+        );
+        for c in clear {
+            assert!(!value.contains(c), "clear secret in {value}");
+        }
+    }
+}
+
+fn key_id(keys: &str) -> String {
+    Keyring::parse(keys)
+        .expect("keys")
+        .current_id()
+        .expect("a key")
+        .to_owned()
+}
+
+/// Regression (trust review, finding 9): vendor secrets were stored in clear. They are
+/// sealed, and devices still sign with them; rotated credentials are sealed too.
+#[tokio::test]
+async fn vendor_secrets_are_sealed_at_rest_and_devices_still_sign_with_them() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let mut dev = app.http_device(&vendor, "SN-SEALED-1");
+    dev.auth().await;
+    let test_key = key_id(TEST_SECRET_KEY);
+    assert_sealed(
+        &stored_secrets(&app).await,
+        &test_key,
+        &[&vendor.access_key, &vendor.secret],
+    );
+
+    let rotated = app.rotate(&vendor).await;
+    let mut dev = app.http_device(&rotated, "SN-SEALED-1");
+    dev.auth().await;
+    let values = stored_secrets(&app).await;
+    assert_eq!(values.len(), 6, "the vendor row and two credentials");
+    assert_sealed(
+        &values,
+        &test_key,
+        &[
+            &vendor.access_key,
+            &vendor.secret,
+            &rotated.access_key,
+            &rotated.secret,
+        ],
+    );
+}
+
+/// Rotation as SECURITY.md gives it: a new key first and the old one after it reseals every
+/// value at startup; then the old key can go. A node without the key that sealed the values
+/// refuses to start, naming the key, instead of failing every device.
+#[tokio::test]
+async fn a_new_key_reseals_every_secret_at_startup_and_a_missing_key_stops_the_start() {
+    let mut app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let new_key = Keyring::generate_key().expect("a key");
+
+    app.restart_with(|s| s.secret_key = Some(Secret::new(format!("{new_key},{TEST_SECRET_KEY}"))))
+        .await;
+    assert_sealed(
+        &stored_secrets(&app).await,
+        &key_id(&new_key),
+        &[&vendor.access_key, &vendor.secret],
+    );
+    app.restart_with(|s| s.secret_key = Some(Secret::new(new_key.clone())))
+        .await;
+    let mut dev = app.http_device(&vendor, "SN-SEALED-2");
+    dev.auth().await;
+
+    app.shutdown().await;
+    let mut settings = app.settings().clone();
+    settings.secret_key = Some(Secret::new(TEST_SECRET_KEY));
+    let Err(StartupError::SecretKey(message)) =
+        Platform::build(settings, "http://127.0.0.1:1").await
+    else {
+        panic!("a node without the sealing key must not start");
+    };
+    assert!(message.contains(&key_id(&new_key)), "{message}");
+}
+
+/// Secrets written before sealing existed (a database from an earlier release) are sealed
+/// at the next start, and still work.
+#[tokio::test]
+async fn clear_secrets_from_an_earlier_release_are_sealed_at_the_next_start() {
+    use sqlx::Connection;
+    let mut app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    app.shutdown().await;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.settings().database_url())
+        .await
+        .expect("open the database");
+    for table in ["vendors", "credentials"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET access_key = $1, access_secret = $2"
+        )))
+        .bind(vendor.access_key.clone())
+        .bind(vendor.secret.clone())
+        .execute(&mut conn)
+        .await
+        .expect("write clear secrets");
+    }
+    conn.close().await.expect("close");
+    assert!(stored_secrets(&app).await.contains(&vendor.secret));
+
+    app.restart().await;
+    assert_sealed(
+        &stored_secrets(&app).await,
+        &key_id(TEST_SECRET_KEY),
+        &[&vendor.access_key, &vendor.secret],
+    );
+    let mut dev = app.http_device(&vendor, "SN-SEALED-3");
+    dev.auth().await;
+}
+
+/// Without a configured key, one is generated into `secret.key` (0600) and reused; a key
+/// file others can read, or one that is not a key, stops the start with a clear message.
+#[tokio::test]
+async fn the_generated_key_file_is_private_reused_and_checked() {
+    let mut app = TestApp::spawn_from_settings(|s| s.secret_key = None).await;
+    let path = app.settings().data_dir.join("secret.key");
+    assert_eq!(mode(&path), 0o600);
+    let first = std::fs::read_to_string(&path).expect("secret.key");
+    let vendor = app.vendor().await;
+    assert_sealed(
+        &stored_secrets(&app).await,
+        &key_id(&first),
+        &[&vendor.secret],
+    );
+
+    app.restart().await;
+    assert_eq!(std::fs::read_to_string(&path).expect("secret.key"), first);
+    let mut dev = app.http_device(&vendor, "SN-SEALED-4");
+    dev.auth().await;
+    app.shutdown().await;
+
+    let settings = app.settings().clone();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let Err(StartupError::SecretKey(message)) =
+        Platform::build(settings.clone(), "http://127.0.0.1:1").await
+    else {
+        panic!("a key file others can read must stop the start");
+    };
+    assert!(message.contains("chmod 600"), "{message}");
+
+    std::fs::write(&path, "not a key\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let Err(StartupError::SecretKey(message)) =
+        Platform::build(settings, "http://127.0.0.1:1").await
+    else {
+        panic!("a key file without a key must stop the start");
+    };
+    assert!(
+        message.contains("secret.key") && message.contains("base64"),
+        "{message}"
     );
 }

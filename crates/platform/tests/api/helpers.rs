@@ -27,7 +27,7 @@ use rollcall_platform::state::AppState;
 use rollcall_platform::store::Store;
 use rollcall_platform::store::faulty::FaultyStore;
 use rollcall_platform::store::sql::SqlStore;
-use rollcall_platform::store::test_db::TestDb;
+use rollcall_platform::store::test_db::{TEST_SECRET_KEY, TestDb};
 pub use rollcall_platform::util::now_ms;
 use rollcall_platform::{Listeners, Platform, StartupError};
 use rollcall_protocol::envelope::{Command, Request, Response};
@@ -118,6 +118,20 @@ impl TestApp {
         Self::spawn_in(dir, db, f, Some(store)).await
     }
 
+    /// A platform that opens its store from the settings, as `rollcall serve` does (the
+    /// secret key and the key file included), with settings adjusted by `f`.
+    pub async fn spawn_from_settings(f: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDb::new("api", dir.path());
+        // On PostgreSQL this creates the schema the settings' URL names.
+        db.open()
+            .await
+            .expect("open the test database")
+            .close()
+            .await;
+        Self::spawn_in(dir, db, f, None).await
+    }
+
     /// A platform over a [`FaultyStore`], for 500_01.
     pub async fn spawn_faulty() -> (TestApp, Arc<FaultyStore<SqlStore>>) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -139,6 +153,9 @@ impl TestApp {
             data_dir: dir.path().to_owned(),
             database_url: Some(db.url.clone()),
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            // The test store's key, so a restart (which opens the store from the settings)
+            // opens what the first start sealed.
+            secret_key: Some(Secret::new(TEST_SECRET_KEY)),
             flush_interval_ms: 50,
             ..Settings::default()
         };
@@ -175,7 +192,13 @@ impl TestApp {
     /// Shuts down gracefully, then starts a new platform on the same data directory (new
     /// ports: devices reconnect).
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await;
+    }
+
+    /// [`TestApp::restart`] with settings changed by `f` (kept for later restarts).
+    pub async fn restart_with(&mut self, f: impl FnOnce(&mut Settings)) {
         self.shutdown().await;
+        f(&mut self.settings);
         // The photo segment store stays locked while anything holds the old state.
         self.state = None;
         let run = start(self.settings.clone(), None).await;
@@ -184,6 +207,11 @@ impl TestApp {
         self.state = Some(run.state);
         self.shutdown = Some(run.shutdown);
         self.server = Some(run.server);
+    }
+
+    /// The settings the platform was (last) started with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The platform's shared state: store, registry, presence, files.

@@ -267,7 +267,10 @@ mod tests {
         pool.close().await;
         writes.close().await;
 
-        let store = SqlStore::connect(&url).await.unwrap();
+        let store = SqlStore::connect(&url)
+            .await
+            .unwrap()
+            .with_keys(crate::store::test_db::test_keys());
         let got = store
             .insert_attendance(&[record(8, "42", 1_000), record(9, "43", 1_000)])
             .await

@@ -40,6 +40,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor, Row, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::sealing::Keyring;
 use super::{Store, StoreError, StoreResult};
 
 /// Column lists, as literals so that `concat!` builds `&'static str` statements.
@@ -219,6 +220,9 @@ pub struct SqlStore {
     backend: Backend,
     /// SQLite only: this process's writers queue here (see the module docs).
     writer: Arc<Mutex<()>>,
+    /// Seals and opens vendor secrets ([`crate::store::sealing`]); empty until
+    /// [`SqlStore::with_keys`], and then reading or writing a vendor secret fails.
+    keys: Keyring,
 }
 
 /// A write transaction, holding the SQLite writer slot until it is committed or dropped.
@@ -281,7 +285,14 @@ impl SqlStore {
             writes,
             backend,
             writer: Arc::new(Mutex::new(())),
+            keys: Keyring::default(),
         })
+    }
+
+    /// The store, sealing vendor secrets under `keys` (the first seals, all open).
+    pub fn with_keys(mut self, keys: Keyring) -> SqlStore {
+        self.keys = keys;
+        self
     }
 
     /// The SQLite writer slot; `None` on PostgreSQL.

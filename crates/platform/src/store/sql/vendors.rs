@@ -2,6 +2,10 @@
 //!
 //! Rotating credentials is one transaction: the old ones are revoked (kept, so a revoked
 //! access id is still recognised) and the new ones installed.
+//!
+//! `access_key` and `access_secret` are stored sealed ([`crate::store::sealing`]): sealed
+//! here on the way in, opened here on the way out, so nothing above the store sees the
+//! stored form and nothing below it sees the clear one.
 
 use async_trait::async_trait;
 use rollcall_protocol::ids::Secret;
@@ -12,6 +16,7 @@ use rollcall_protocol::time::now_ms;
 use super::{SqlStore, constraint};
 use crate::store::console::*;
 use crate::store::model::*;
+use crate::store::sealing::Keyring;
 use crate::store::{StoreError, StoreResult, VendorStore};
 
 const FIRMWARE_COLUMNS: &str =
@@ -32,8 +37,14 @@ impl VendorStore for SqlStore {
         .bind(vendor.id)
         .bind(vendor.name.clone())
         .bind(vendor.access_id.clone())
-        .bind(vendor.access_key.expose())
-        .bind(vendor.access_secret.expose())
+        .bind(
+            self.keys
+                .seal(ACCESS_KEY, &vendor.access_id, &vendor.access_key)?,
+        )
+        .bind(
+            self.keys
+                .seal(ACCESS_SECRET, &vendor.access_id, &vendor.access_secret)?,
+        )
         .bind(vendor.rsa_public_key.clone())
         .bind(vendor.created_at)
         .execute(tx.conn())
@@ -43,8 +54,12 @@ impl VendorStore for SqlStore {
             tx.conn(),
             vendor.id,
             &vendor.access_id,
-            &vendor.access_key,
-            &vendor.access_secret,
+            seal_pair(
+                &self.keys,
+                &vendor.access_id,
+                &vendor.access_key,
+                &vendor.access_secret,
+            )?,
         )
         .await
         .map_err(|e| constraint(e, conflict))?;
@@ -52,21 +67,105 @@ impl VendorStore for SqlStore {
     }
 
     async fn vendor(&self, id: i64) -> StoreResult<Option<Vendor>> {
-        self.fetch_optional(sqlx::query(select!(vendor, "FROM vendors WHERE id = $1")).bind(id))
-            .await
+        let vendor: Option<Vendor> = self
+            .fetch_optional(sqlx::query(select!(vendor, "FROM vendors WHERE id = $1")).bind(id))
+            .await?;
+        vendor
+            .map(|v| self.open_vendor(v).map(|(v, _)| v))
+            .transpose()
     }
 
     async fn vendors(&self) -> StoreResult<Vec<Vendor>> {
-        self.fetch_all(sqlx::query(select!(vendor, "FROM vendors ORDER BY id")))
-            .await
+        let vendors: Vec<Vendor> = self
+            .fetch_all(sqlx::query(select!(vendor, "FROM vendors ORDER BY id")))
+            .await?;
+        vendors
+            .into_iter()
+            .map(|v| self.open_vendor(v).map(|(v, _)| v))
+            .collect()
     }
 
     async fn credential(&self, access_id: &str) -> StoreResult<Option<Credential>> {
-        self.fetch_optional(
-            sqlx::query(select!(credential, "FROM credentials WHERE access_id = $1"))
-                .bind(access_id),
-        )
-        .await
+        let credential: Option<Credential> = self
+            .fetch_optional(
+                sqlx::query(select!(credential, "FROM credentials WHERE access_id = $1"))
+                    .bind(access_id),
+            )
+            .await?;
+        credential
+            .map(|c| self.open_credential(c).map(|(c, _)| c))
+            .transpose()
+    }
+
+    async fn reseal_secrets(&self) -> StoreResult<usize> {
+        let vendors: Vec<Vendor> = self
+            .fetch_all(sqlx::query(select!(vendor, "FROM vendors ORDER BY id")))
+            .await?;
+        let credentials: Vec<Credential> = self
+            .fetch_all(sqlx::query(select!(
+                credential,
+                "FROM credentials ORDER BY access_id"
+            )))
+            .await?;
+        // Every value is opened before anything is written: a value under a key this node
+        // lacks fails the whole pass and changes nothing.
+        let mut vendor_updates = Vec::new();
+        for stored in vendors {
+            let (key, secret) = (stored.access_key.clone(), stored.access_secret.clone());
+            let (vendor, stale) = self.open_vendor(stored)?;
+            if stale {
+                vendor_updates.push((vendor, key, secret));
+            }
+        }
+        let mut credential_updates = Vec::new();
+        for stored in credentials {
+            let (key, secret) = (stored.access_key.clone(), stored.access_secret.clone());
+            let (credential, stale) = self.open_credential(stored)?;
+            if stale {
+                credential_updates.push((credential, key, secret));
+            }
+        }
+        let count = vendor_updates.len() + credential_updates.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let mut tx = self.write().await?;
+        // Each update names the stored values it replaces, so two nodes resealing at once
+        // cannot overwrite each other's newer write.
+        for (v, old_key, old_secret) in &vendor_updates {
+            sqlx::query(
+                "UPDATE vendors SET access_key = $2, access_secret = $3 \
+                 WHERE id = $1 AND access_key = $4 AND access_secret = $5",
+            )
+            .bind(v.id)
+            .bind(self.keys.seal(ACCESS_KEY, &v.access_id, &v.access_key)?)
+            .bind(
+                self.keys
+                    .seal(ACCESS_SECRET, &v.access_id, &v.access_secret)?,
+            )
+            .bind(old_key.expose())
+            .bind(old_secret.expose())
+            .execute(tx.conn())
+            .await?;
+        }
+        for (c, old_key, old_secret) in &credential_updates {
+            sqlx::query(
+                "UPDATE credentials SET access_key = $2, access_secret = $3 \
+                 WHERE access_id = $1 AND access_key = $4 AND access_secret = $5",
+            )
+            .bind(c.access_id.clone())
+            .bind(self.keys.seal(ACCESS_KEY, &c.access_id, &c.access_key)?)
+            .bind(
+                self.keys
+                    .seal(ACCESS_SECRET, &c.access_id, &c.access_secret)?,
+            )
+            .bind(old_key.expose())
+            .bind(old_secret.expose())
+            .execute(tx.conn())
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(count)
     }
 
     async fn rotate_credentials(&self, vendor_id: i64, new: &Credential) -> StoreResult<()> {
@@ -77,8 +176,14 @@ impl VendorStore for SqlStore {
         )
         .bind(vendor_id)
         .bind(new.access_id.clone())
-        .bind(new.access_key.expose())
-        .bind(new.access_secret.expose())
+        .bind(
+            self.keys
+                .seal(ACCESS_KEY, &new.access_id, &new.access_key)?,
+        )
+        .bind(
+            self.keys
+                .seal(ACCESS_SECRET, &new.access_id, &new.access_secret)?,
+        )
         .execute(tx.conn())
         .await
         .map_err(|e| constraint(e, conflict))?
@@ -97,8 +202,12 @@ impl VendorStore for SqlStore {
             tx.conn(),
             vendor_id,
             &new.access_id,
-            &new.access_key,
-            &new.access_secret,
+            seal_pair(
+                &self.keys,
+                &new.access_id,
+                &new.access_key,
+                &new.access_secret,
+            )?,
         )
         .await
         .map_err(|e| constraint(e, conflict))?;
@@ -146,12 +255,56 @@ impl VendorStore for SqlStore {
     }
 }
 
+/// Column names, bound into each sealed value (see [`crate::store::sealing`]).
+const ACCESS_KEY: &str = "access_key";
+const ACCESS_SECRET: &str = "access_secret";
+
+impl SqlStore {
+    /// A vendor as read, with its secrets opened; `true` if they should be resealed.
+    fn open_vendor(&self, mut v: Vendor) -> StoreResult<(Vendor, bool)> {
+        let key = self
+            .keys
+            .open(ACCESS_KEY, &v.access_id, v.access_key.expose())?;
+        let secret = self
+            .keys
+            .open(ACCESS_SECRET, &v.access_id, v.access_secret.expose())?;
+        v.access_key = key.secret;
+        v.access_secret = secret.secret;
+        Ok((v, key.stale || secret.stale))
+    }
+
+    /// A credential as read, with its secrets opened; `true` if they should be resealed.
+    fn open_credential(&self, mut c: Credential) -> StoreResult<(Credential, bool)> {
+        let key = self
+            .keys
+            .open(ACCESS_KEY, &c.access_id, c.access_key.expose())?;
+        let secret = self
+            .keys
+            .open(ACCESS_SECRET, &c.access_id, c.access_secret.expose())?;
+        c.access_key = key.secret;
+        c.access_secret = secret.secret;
+        Ok((c, key.stale || secret.stale))
+    }
+}
+
+/// Seals a credential's secrets for [`insert_credential`].
+fn seal_pair(
+    keys: &Keyring,
+    access_id: &str,
+    key: &Secret,
+    secret: &Secret,
+) -> StoreResult<[String; 2]> {
+    Ok([
+        keys.seal(ACCESS_KEY, access_id, key)?,
+        keys.seal(ACCESS_SECRET, access_id, secret)?,
+    ])
+}
+
 async fn insert_credential(
     conn: &mut AnyConnection,
     vendor_id: i64,
     access_id: &str,
-    access_key: &Secret,
-    access_secret: &Secret,
+    [access_key, access_secret]: [String; 2],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(concat!(
         "INSERT INTO credentials (",
@@ -159,8 +312,8 @@ async fn insert_credential(
         ") VALUES ($1, $2, $3, $4, NULL)"
     ))
     .bind(access_id)
-    .bind(access_key.expose())
-    .bind(access_secret.expose())
+    .bind(access_key)
+    .bind(access_secret)
     .bind(vendor_id)
     .execute(conn)
     .await?;

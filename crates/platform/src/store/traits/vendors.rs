@@ -16,6 +16,10 @@ pub trait VendorStore: Send + Sync + 'static {
     async fn credential(&self, access_id: &str) -> StoreResult<Option<Credential>>;
     /// Revokes the vendor's current credentials and installs the new ones (one transaction).
     async fn rotate_credentials(&self, vendor_id: i64, new: &Credential) -> StoreResult<()>;
+    /// Reseals every stored secret not sealed under the current key (an older key's, or
+    /// none: written before sealing). Opens every value first and writes nothing if one
+    /// does not open. Returns how many rows were resealed.
+    async fn reseal_secrets(&self) -> StoreResult<usize>;
 
     // --- firmware ------------------------------------------------------------------------
     /// Fails with `Conflict` if the vendor already has this version for this kind.
