@@ -14,7 +14,7 @@
 //! | `services` | every business rule and every scoped read: the one place that decides who sees and changes what |
 //! | `accounts` | principals, roles, sessions, personal tokens, audit |
 //! | `runtime` | in-memory state written behind: auth cache, device tokens, presence, rate limits, ingest, metrics |
-//! | [`rules`] | pure rules without I/O: fences, ID cards, fields, photos, faces, signed URLs, reports, roster files |
+//! | [`rules`] | pure rules without I/O: fences, ID cards, fields, photos, faces, signed URLs, reports, roster files (the `rollcall-rules` crate, re-exported) |
 //! | [`store`] | storage: one trait per aggregate, the SQL backend, photo blobs, database-to-database copy |
 //!
 //! The wire protocol itself (framing, signatures, error codes, params) is not here: it lives
@@ -24,7 +24,6 @@ mod accounts;
 mod app;
 pub mod config;
 mod pipeline;
-pub mod rules;
 mod runtime;
 mod services;
 pub mod state;
@@ -34,4 +33,5 @@ mod web;
 
 pub use app::{Listeners, Platform, StartupError};
 pub use config::Settings;
+pub use rollcall_rules as rules;
 pub use runtime::util;

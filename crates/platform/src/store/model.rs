@@ -54,7 +54,8 @@ pub enum DeviceKind {
     Collector,
 }
 
-/// Which way a gate counts (a rule of the daily report, stored with the device).
+/// Which way a gate counts (a rule of the daily report, stored with the device; its text form
+/// is defined beside it, in `rollcall-rules`).
 pub use crate::rules::reports::Direction;
 
 macro_rules! text_enum {
@@ -74,7 +75,6 @@ macro_rules! text_enum {
 }
 
 text_enum!(DeviceKind { Face => "face", Iris => "iris", Mobile => "mobile", Qr => "qr", Gate => "gate", Collector => "collector" });
-text_enum!(Direction { In => "in", Out => "out", Both => "both" });
 
 /// An attendance device, identified by its sn (unique across the platform).
 #[derive(Debug, Clone, PartialEq)]

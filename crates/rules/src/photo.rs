@@ -117,9 +117,9 @@ mod tests {
     use super::*;
     use base64::Engine as _;
 
-    const FACE1_JPG: &[u8] = include_bytes!("../../tests/data/face1.jpg");
-    const FACE3_PNG: &[u8] = include_bytes!("../../tests/data/face3.png");
-    const IRIS_BMP: &[u8] = include_bytes!("../../tests/data/iris.bmp");
+    const FACE1_JPG: &[u8] = include_bytes!("../../platform/tests/data/face1.jpg");
+    const FACE3_PNG: &[u8] = include_bytes!("../../platform/tests/data/face3.png");
+    const IRIS_BMP: &[u8] = include_bytes!("../../platform/tests/data/iris.bmp");
     const MAX: usize = 409_600;
     /// The 8-byte PNG signature.
     const PNG_MAGIC: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];

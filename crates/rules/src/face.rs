@@ -5,7 +5,7 @@
 //! ≥ 1/3 of the picture (read as: the face box is at least 1/3 of the picture's width **and** of
 //! its height), exactly one face. This module owns everything after the container checks:
 //! decoding the pixels, finding the faces, and the three face rules. The container rules (size,
-//! format by magic bytes, readable header) stay in [`crate::rules::photo::inspect`], which
+//! format by magic bytes, readable header) stay in [`crate::photo::inspect`], which
 //! [`FaceChecker::check`] calls first.
 //!
 //! ## How a check runs
@@ -82,10 +82,10 @@ use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use rustface::{ImageData, Model};
 
-use crate::rules::photo::{self, PhotoError, PhotoFormat};
+use crate::photo::{self, PhotoError, PhotoFormat};
 
 /// The SeetaFace frontal detection model, compiled in (see `assets/README.md`).
-static MODEL_BYTES: &[u8] = include_bytes!("../../assets/seeta_fd_frontal_v1.0.bin");
+static MODEL_BYTES: &[u8] = include_bytes!("../assets/seeta_fd_frontal_v1.0.bin");
 
 /// Smallest face region accepted, in pixels a side (RC-DEV-09).
 pub const MIN_FACE_SIDE: u32 = 128;
@@ -509,12 +509,12 @@ mod tests {
     use std::sync::OnceLock;
     use std::time::Instant;
 
-    const PORTRAIT_OK: &[u8] = include_bytes!("../../tests/data/faces/portrait_ok.jpg");
-    const NO_FACE: &[u8] = include_bytes!("../../tests/data/faces/no_face.jpg");
-    const TWO_FACES: &[u8] = include_bytes!("../../tests/data/faces/two_faces.jpg");
-    const TOO_SMALL: &[u8] = include_bytes!("../../tests/data/faces/face_too_small.jpg");
+    const PORTRAIT_OK: &[u8] = include_bytes!("../../platform/tests/data/faces/portrait_ok.jpg");
+    const NO_FACE: &[u8] = include_bytes!("../../platform/tests/data/faces/no_face.jpg");
+    const TWO_FACES: &[u8] = include_bytes!("../../platform/tests/data/faces/two_faces.jpg");
+    const TOO_SMALL: &[u8] = include_bytes!("../../platform/tests/data/faces/face_too_small.jpg");
     const SMALL_IN_PICTURE: &[u8] =
-        include_bytes!("../../tests/data/faces/face_small_in_picture.jpg");
+        include_bytes!("../../platform/tests/data/faces/face_small_in_picture.jpg");
     const MAX: usize = 409_600;
 
     /// One checker for the whole test binary, as the server holds one.

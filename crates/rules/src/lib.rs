@@ -10,11 +10,11 @@
 //! - [`reports`]: daily and monthly attendance sheets from punches.
 //! - [`roster`]: roster files (.xlsx/.csv, photo .zip) read into rows.
 
-pub(crate) mod face;
+pub mod face;
 pub mod geo;
 pub mod idcard;
-pub(crate) mod photo;
-pub(crate) mod reports;
-pub(crate) mod roster;
-pub(crate) mod signed_url;
-pub(crate) mod validate;
+pub mod photo;
+pub mod reports;
+pub mod roster;
+pub mod signed_url;
+pub mod validate;

@@ -346,7 +346,7 @@ fn truncate_utf16(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::reports::daily::{Direction, Punch, summarize};
+    use crate::reports::daily::{Direction, Punch, summarize};
     use calamine::{Data, Reader, Xlsx};
     use std::io::Cursor;
 

@@ -35,7 +35,7 @@ use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx};
 
-use crate::rules::idcard::IdCardNo;
+use crate::idcard::IdCardNo;
 
 mod photos;
 mod report;

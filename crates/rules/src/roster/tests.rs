@@ -1,7 +1,7 @@
 //! Roster import: the file rules, row by row, and the photo zip bounds.
 
 use super::*;
-use crate::rules::idcard;
+use crate::idcard;
 use proptest::prelude::*;
 use rust_xlsxwriter::Workbook;
 use std::io::Write;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{Cursor, Read};
 
 use super::{FIELD_PHOTO, ImportRow, MAX_ZIP_ENTRIES, MAX_ZIP_TOTAL_BYTES, RowError};
-use crate::rules::idcard::{self, IdCardNo};
+use crate::idcard::{self, IdCardNo};
 
 /// Why a photo zip cannot be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 use rust_xlsxwriter::{Format, Workbook};
 
 use super::{RowError, UTF8_BOM};
-use crate::rules::reports::ReportError;
+use crate::reports::ReportError;
 
 /// The header of the error report.
 const REPORT_HEADERS: [&str; 3] = ["行号", "字段", "错误"];

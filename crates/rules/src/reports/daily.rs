@@ -51,6 +51,24 @@ pub enum Direction {
     Both,
 }
 
+impl Direction {
+    /// Every value, in declaration order.
+    pub const ALL: &[Self] = &[Self::In, Self::Out, Self::Both];
+
+    /// The stored and wire text (`in`, `out`, `both`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::In => "in",
+            Self::Out => "out",
+            Self::Both => "both",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|d| d.as_str() == s)
+    }
+}
+
 /// One attendance record, reduced to what the daily rule needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Punch {
