@@ -29,6 +29,7 @@ use rollcall_protocol::{ApiCode, params};
 use serde::Serialize;
 
 use crate::pipeline::error::DeviceError;
+use crate::runtime::device_tokens::TokenCheck;
 use crate::runtime::registry::{Binding, ConnHandle};
 use crate::runtime::util::now_ms;
 use crate::state::App;
@@ -362,11 +363,27 @@ async fn authenticate(
         Some(d) if !d.enabled => return Err(DeviceError::DeviceUnavailable),
         _ => {}
     }
-    let owner = app
+    let owner = match app
         .tokens
         .validate(app.store.as_ref(), &req.token, now)
         .await?
-        .ok_or(DeviceError::TokenNotFound)?;
+    {
+        TokenCheck::Valid(owner) => owner,
+        TokenCheck::Unknown => return Err(DeviceError::TokenNotFound),
+        // ZJ-CRED-03 precedes ZJ-TOKEN-02: an expired token of since-revoked credentials
+        // answers 401_02, the code that tells the device to fetch new credentials.
+        TokenCheck::Expired { access_id } => {
+            let cred = app
+                .directory
+                .credential(app.store.as_ref(), &access_id, now)
+                .await?;
+            return Err(if cred.is_none_or(|c| c.revoked_at.is_some()) {
+                DeviceError::CredentialsRevoked
+            } else {
+                DeviceError::TokenNotFound
+            });
+        }
+    };
     let cred = app
         .directory
         .credential(app.store.as_ref(), &owner.access_id, now)

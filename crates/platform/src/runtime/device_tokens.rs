@@ -31,6 +31,18 @@ pub struct TokenOwner {
     pub access_id: Arc<str>,
 }
 
+/// What a presented token is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// Known and within its idle time; the use slid its expiry.
+    Valid(TokenOwner),
+    /// Known but idle-expired (until purged): the credential it was issued under, so that a
+    /// token of since-revoked credentials answers 401_02, which precedes 401_01.
+    Expired { access_id: Arc<str> },
+    /// Never issued, or purged.
+    Unknown,
+}
+
 /// The cache key of a token as issued (32 lowercase hex characters, [`random_hex128`]);
 /// `None` for any other text, which can then only be looked up in the store. Strict on
 /// purpose: a laxer parse (`u128::from_str_radix` takes a leading `+`) would let two
@@ -115,24 +127,26 @@ impl Tokens {
         Ok(token)
     }
 
-    /// The owner of a token that is known and not idle-expired; the use slides its expiry.
+    /// What `token` is; a valid token's use slides its expiry.
     pub async fn validate(
         &self,
         store: &dyn Store,
         token: &str,
         now: i64,
-    ) -> StoreResult<Option<TokenOwner>> {
-        if let Some(owner) = self.touch_cached(token, now) {
-            return Ok(owner);
+    ) -> StoreResult<TokenCheck> {
+        if let Some(check) = self.touch_cached(token, now) {
+            return Ok(check);
         }
         let Some((sn, access_id, last_used)) = store.token(token).await? else {
-            return Ok(None);
+            return Ok(TokenCheck::Unknown);
         };
         if now - last_used > self.idle_ms {
-            return Ok(None);
+            return Ok(TokenCheck::Expired {
+                access_id: access_id.into(),
+            });
         }
         let sn: Arc<str> = sn.into();
-        Ok(Some(match key(token) {
+        Ok(TokenCheck::Valid(match key(token) {
             Some(k) => self.lock().insert(k, sn, &access_id, now, true),
             None => TokenOwner {
                 sn,
@@ -141,18 +155,19 @@ impl Tokens {
         }))
     }
 
-    /// `Some(result)` when the cache can answer: `Some(None)` for an expired token.
-    fn touch_cached(&self, token: &str, now: i64) -> Option<Option<TokenOwner>> {
+    /// `Some(check)` when the cache can answer.
+    fn touch_cached(&self, token: &str, now: i64) -> Option<TokenCheck> {
         let k = key(token)?;
         let mut cache = self.lock();
         let e = cache.tokens.get_mut(&k)?;
         if now - e.last_used > self.idle_ms {
+            let access_id = Arc::clone(&e.owner.access_id);
             cache.tokens.remove(&k);
-            return Some(None);
+            return Some(TokenCheck::Expired { access_id });
         }
         e.last_used = now.max(e.last_used);
         e.dirty = true;
-        Some(Some(e.owner.clone()))
+        Some(TokenCheck::Valid(e.owner.clone()))
     }
 
     /// Writes the touches behind and forgets expired tokens.
@@ -225,8 +240,12 @@ mod tests {
         let (a, b): (Arc<str>, Arc<str>) = ("SN-A".into(), "SN-B".into());
         let ta = tokens.issue(&store, &a, "AK-1", 1_000).await.unwrap();
         let tb = tokens.issue(&store, &b, "AK-1", 1_000).await.unwrap();
-        let oa = tokens.validate(&store, &ta, 2_000).await.unwrap().unwrap();
-        let ob = tokens.validate(&store, &tb, 2_000).await.unwrap().unwrap();
+        let TokenCheck::Valid(oa) = tokens.validate(&store, &ta, 2_000).await.unwrap() else {
+            panic!("a valid token")
+        };
+        let TokenCheck::Valid(ob) = tokens.validate(&store, &tb, 2_000).await.unwrap() else {
+            panic!("a valid token")
+        };
         assert!(Arc::ptr_eq(&oa.access_id, &ob.access_id), "one copy");
         assert!(Arc::ptr_eq(&oa.sn, &a), "the caller's sn");
         drop((oa, ob));

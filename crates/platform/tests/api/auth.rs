@@ -211,6 +211,26 @@ async fn rotated_credentials_get_401_02_and_so_do_tokens_issued_under_them() {
     );
 }
 
+/// ZJ-CRED-03 precedes ZJ-TOKEN-02 (the precedence of ZJ-ERR): a token that has both expired
+/// and been issued under since-rotated credentials answers 401_02, not 401_01, so the device
+/// fetches new credentials instead of retrying C_AUTH with the revoked ones. (A departure
+/// found by the conformance review: it answered 401_01.)
+#[tokio::test]
+async fn an_expired_token_of_rotated_credentials_gets_401_02_not_401_01() {
+    let app = TestApp::spawn_with(|s| s.token_idle_secs = 1).await;
+    let old = app.vendor().await;
+    let mut dev = app.http_device(&old, "SN-ROT-IDLE");
+    dev.auth().await;
+    let old_identity = dev.id.clone();
+    app.rotate(&old).await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let hb = dev
+        .call(&old_identity.signed(ApiCode::Heartbeat, Some(&heartbeat_param())))
+        .await;
+    expect_err(&hb, ErrorCode::CredentialsRevoked);
+}
+
 #[tokio::test]
 async fn a_new_auth_does_not_revoke_earlier_tokens() {
     let app = TestApp::spawn().await;
