@@ -35,3 +35,4 @@ mod web;
 pub use app::{Listeners, Platform, StartupError};
 pub use config::Settings;
 pub use runtime::util;
+pub use transport::tls::TlsError;
