@@ -27,6 +27,10 @@ pub enum ClientError {
         message: String,
         body: Value,
     },
+    /// The client cannot be set up: an extra CA file without a certificate in it, a TLS
+    /// library that cannot start.
+    #[error("{0}")]
+    Config(String),
     /// A success whose body is not the expected shape.
     #[error("{request}: unexpected answer: {source}")]
     Decode {
@@ -87,6 +91,22 @@ impl ClientError {
             body,
         }
     }
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message is terse: "error sending
+/// request"; the sources say why — refused, reset, a certificate that does not verify).
+pub(crate) fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.ends_with(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! HTTPS servers are verified against the system's trust roots; a server whose certificate
+//! comes from a private CA is reached with [`AdminClient::with_extra_ca`] (or a client from
+//! [`http_client`]). Verification cannot be turned off.
+//!
 //! Each typed call expects its documented success status (201 for a creation, 204 for a
 //! removal, 200 otherwise); any other answer is [`ClientError::Api`] with the status and the
 //! error's `code`. Negative tests that need the raw answer, or calls this client has no
@@ -46,10 +50,45 @@ pub struct RawResponse {
     pub body: Value,
 }
 
+/// An HTTP client for [`AdminClient::with_http`] that verifies HTTPS certificates against
+/// the system's trust roots plus the certificates of `extra_ca_pem` (a private CA). On a
+/// system without trust roots (a minimal image) only the extra CA is trusted; without one,
+/// every HTTPS certificate is refused and plain HTTP still works.
+pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, ClientError> {
+    let roots = match extra_ca_pem {
+        None => Vec::new(),
+        Some(pem) => {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Config(format!("extra CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Config(
+                    "extra CA certificate: no PEM `CERTIFICATE` block in it".into(),
+                ));
+            }
+            certs
+        }
+    };
+    reqwest::Client::builder()
+        .tls_certs_merge(roots.clone())
+        .build()
+        .or_else(|_| reqwest::Client::builder().tls_certs_only(roots).build())
+        .map_err(|e| ClientError::Config(format!("HTTP client: {}", error::with_sources(&e))))
+}
+
 impl AdminClient {
-    /// A client of the server at `base_url` (`http://host:port`, without `/api/v1`).
+    /// A client of the server at `base_url` (`http://host:port` or `https://…`, without
+    /// `/api/v1`).
     pub fn new(base_url: &str, token: &str) -> Self {
-        Self::with_http(reqwest::Client::new(), base_url, token)
+        // Only a TLS library that cannot start fails here; reqwest's own client panics then
+        // too.
+        let http = http_client(None).unwrap_or_default();
+        Self::with_http(http, base_url, token)
+    }
+
+    /// [`AdminClient::new`] for a server whose HTTPS certificate is issued by a private CA:
+    /// `ca_pem` holds its certificate(s), trusted besides the system's roots.
+    pub fn with_extra_ca(base_url: &str, token: &str, ca_pem: &[u8]) -> Result<Self, ClientError> {
+        Ok(Self::with_http(http_client(Some(ca_pem))?, base_url, token))
     }
 
     /// [`AdminClient::new`] sharing an HTTP client (its connection pool).

@@ -43,8 +43,13 @@ pub struct DeviceConfig {
     pub credentials: Credentials,
     /// The platform's TCP gateway, `host:port`.
     pub tcp_addr: String,
-    /// The platform's HTTP base URL, e.g. `http://192.0.2.10:8080` (`/device/api` is appended).
+    /// The platform's HTTP base URL, e.g. `http://192.0.2.10:8080` or
+    /// `https://rollcall.example.com` (`/device/api` is appended).
     pub http_url: String,
+    /// Extra trust roots (PEM, one or more certificates) for a platform whose HTTPS certificate
+    /// is issued by a private CA. The system's trust roots apply as well; certificates are
+    /// always verified (there is no switch to turn that off).
+    pub ca_cert_pem: Option<String>,
     /// Where the store (`device.db`) and downloaded firmware live.
     pub data_dir: PathBuf,
     /// Reported in heartbeats until a firmware task installs another.
@@ -71,6 +76,7 @@ impl DeviceConfig {
             credentials,
             tcp_addr: tcp_addr.into(),
             http_url: http_url.into().trim_end_matches('/').to_owned(),
+            ca_cert_pem: None,
             data_dir: data_dir.into(),
             device_version: concat!("rollcall-device/", env!("CARGO_PKG_VERSION")).to_owned(),
             device_ip: "127.0.0.1".to_owned(),

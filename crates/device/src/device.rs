@@ -225,6 +225,8 @@ impl Device {
             )),
             None => None,
         };
+        // A CA file that holds no certificate is a configuration error now, not at run.
+        crate::http::extra_roots(config.ca_cert_pem.as_deref())?;
         let store = StoreHandle::open(config.store_path())?;
         let (control, control_rx) = mpsc::unbounded_channel();
         let handle = DeviceHandle {

@@ -6,6 +6,10 @@
 //! read with `Response::from_http_body` and checked with `Response::verify`; nothing here
 //! knows a sign recipe. Retries follow [`SdkError::is_retryable`]: `401_01` re-authenticates,
 //! `400_05` corrects the clock, transient failures back off and try again.
+//!
+//! HTTPS (rustls) verifies the platform's certificate against the system's trust roots plus
+//! the configured extra CA ([`DeviceConfig::ca_cert_pem`]); a certificate that does not verify
+//! fails the call before any request is sent.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,12 +55,16 @@ impl DeviceHttp {
         clock_offset_ms: Arc<AtomicI64>,
         decrypter: Option<Arc<JweDecrypter>>,
     ) -> Result<Self, SdkError> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.tuning.http_timeout)
-            .connect_timeout(cfg.tuning.connect_timeout)
-            .pool_max_idle_per_host(cfg.tuning.download_concurrency.max(1))
-            .build()
-            .map_err(|e| SdkError::Config(format!("HTTP client: {e}")))?;
+        let roots = extra_roots(cfg.ca_cert_pem.as_deref())?;
+        let client = build_client(
+            || {
+                reqwest::Client::builder()
+                    .timeout(cfg.tuning.http_timeout)
+                    .connect_timeout(cfg.tuning.connect_timeout)
+                    .pool_max_idle_per_host(cfg.tuning.download_concurrency.max(1))
+            },
+            roots,
+        )?;
         Ok(DeviceHttp {
             client,
             api_url: format!("{}/device/api", cfg.http_url),
@@ -275,14 +283,65 @@ impl DeviceHttp {
     }
 }
 
+/// The certificates of an extra CA (PEM): at least one, or a [`SdkError::Config`].
+pub(crate) fn extra_roots(pem: Option<&str>) -> Result<Vec<reqwest::Certificate>, SdkError> {
+    let Some(pem) = pem else {
+        return Ok(Vec::new());
+    };
+    let bad = |detail: String| SdkError::Config(format!("extra CA certificate: {detail}"));
+    let certs =
+        reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| bad(with_sources(&e)))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM `CERTIFICATE` block in it".into()));
+    }
+    Ok(certs)
+}
+
+/// A client trusting the system's roots and `roots`. On a system without any trust roots (a
+/// minimal image) only `roots` are trusted: with none, every HTTPS certificate is refused and
+/// plain HTTP still works. Verification is never turned off.
+fn build_client(
+    builder: impl Fn() -> reqwest::ClientBuilder,
+    roots: Vec<reqwest::Certificate>,
+) -> Result<reqwest::Client, SdkError> {
+    match builder().tls_certs_merge(roots.clone()).build() {
+        Ok(client) => Ok(client),
+        Err(e) => {
+            tracing::warn!(error = %with_sources(&e), "no system trust roots; trusting the configured CA only");
+            builder()
+                .tls_certs_only(roots)
+                .build()
+                .map_err(|e| SdkError::Config(format!("HTTP client: {}", with_sources(&e))))
+        }
+    }
+}
+
 fn transport_error(e: reqwest::Error, what: &str) -> SdkError {
     // Never print the URL: a signed URL is a credential for a face photo.
     let e = e.without_url();
+    // The sources say why (refused, reset, a certificate that does not verify).
+    let why = with_sources(&e);
     if e.is_timeout() {
-        SdkError::Timeout(format!("{what}: {e}"))
+        SdkError::Timeout(format!("{what}: {why}"))
     } else {
-        SdkError::Network(format!("{what}: {e}"))
+        SdkError::Network(format!("{what}: {why}"))
     }
+}
+
+/// An error and its sources, `: `-separated.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        // hyper and reqwest sometimes repeat their source in their own message.
+        if !text.ends_with(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -65,6 +65,11 @@ pub struct Settings {
     pub max_http_connections: usize,
     /// HTTP connections served at once from one source address; more are closed at once.
     pub max_http_connections_per_addr: usize,
+    /// A PEM certificate chain (end-entity first): with [`Settings::tls_key`], the HTTP
+    /// listener speaks HTTPS only. Both or neither. The device TCP gateway is not affected.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of [`Settings::tls_cert`].
+    pub tls_key: Option<PathBuf>,
     pub rate_limit: RateLimit,
     /// A path (default `{data_dir}/files`); `s3://bucket` is reserved for S3-compatible
     /// storage (not yet supported: startup refuses it with a clear message).
@@ -126,6 +131,8 @@ impl Default for Settings {
             http_request_timeout_secs: 60,
             max_http_connections: 1024,
             max_http_connections_per_addr: 128,
+            tls_cert: None,
+            tls_key: None,
             rate_limit: RateLimit::default(),
             photo_store: None,
             flush_interval_ms: 1000,
@@ -168,18 +175,29 @@ impl Settings {
         }
     }
 
-    /// The public base URL, for a platform whose HTTP listener is bound to `bound`.
-    /// Whether the configured public URL is https (session cookies are then `Secure`).
-    pub fn public_url_is_https(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+    /// Whether the HTTP listener serves TLS (a certificate is configured; the key is checked
+    /// with it at startup).
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some()
     }
 
+    /// Whether browsers reach the platform over https: it serves TLS itself, or the configured
+    /// public URL is https (a TLS proxy in front). Session cookies are then `Secure`.
+    pub fn public_url_is_https(&self) -> bool {
+        self.serves_tls()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The public base URL, for a platform whose HTTP listener is bound to `bound`: the
+    /// configured one, or `http(s)://{bound}` (https when it serves TLS).
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
         if let Some(u) = &self.public_url {
             return u.trim_end_matches('/').to_owned();
         }
+        let scheme = if self.serves_tls() { "https" } else { "http" };
         let host = if bound.ip().is_unspecified() {
             "127.0.0.1".to_owned()
         } else if bound.is_ipv6() {
@@ -187,7 +205,7 @@ impl Settings {
         } else {
             bound.ip().to_string()
         };
-        format!("http://{host}:{}", bound.port())
+        format!("{scheme}://{host}:{}", bound.port())
     }
 }
 
@@ -208,9 +226,9 @@ pub fn loopback_url_warning(public_url: &str) -> Option<String> {
     loopback.then(|| {
         format!(
             "警告：设备将收到回环地址 {public_url} 下的照片和固件 URL，其他机器上的设备无法下载；\
-             请用 --public-url http://<设备可访问的地址>:<端口> 指定。 / warning: devices \
+             请用 --public-url http(s)://<设备可访问的地址>:<端口> 指定。 / warning: devices \
              would be given photo and firmware URLs under {public_url}, which no other machine \
-             can reach; set --public-url http://<address devices reach>:<port>"
+             can reach; set --public-url http(s)://<address devices reach>:<port>"
         )
     })
 }
@@ -325,6 +343,16 @@ mod tests {
             "http://127.0.0.1:8080"
         );
         assert!(s.database_url().starts_with("sqlite://data/rollcall.db"));
+        let tls = Settings {
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            tls.public_url_for("0.0.0.0:8443".parse().unwrap()),
+            "https://127.0.0.1:8443"
+        );
+        assert!(tls.public_url_is_https() && !s.public_url_is_https());
         let s = Settings {
             public_url: Some("https://x.example/".into()),
             ..s

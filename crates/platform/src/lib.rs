@@ -35,3 +35,4 @@ pub use app::{Listeners, Platform, StartupError};
 pub use config::Settings;
 pub use rollcall_rules as rules;
 pub use runtime::util;
+pub use transport::tls::TlsError;

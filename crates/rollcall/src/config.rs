@@ -58,6 +58,14 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLLCALL_RATE_LIMIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<String>,
+    /// PEM certificate chain: the HTTP listener serves HTTPS only (with --tls-key). / TLS 证书
+    #[arg(long, env = "ROLLCALL_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, RSA or EC) of --tls-cert. / TLS 私钥
+    #[arg(long, env = "ROLLCALL_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// A TOML file with any of the settings (`rollcall config` prints an example). / 配置文件
     #[arg(long, env = "ROLLCALL_CONFIG")]
     #[serde(skip)]
@@ -111,6 +119,8 @@ http_header_timeout_secs = 10     # close HTTP connections without a whole reque
 http_request_timeout_secs = 60    # HTTP requests (body included) not answered by then get 408
 max_http_connections = 1024       # HTTP connections at once; more wait
 max_http_connections_per_addr = 128  # HTTP connections at once from one address; more are closed
+# tls_cert = "/etc/rollcall/cert.pem"  # PEM chain: the HTTP listener serves HTTPS only (needs tls_key);
+# tls_key = "/etc/rollcall/key.pem"    # the TLS handshake must finish within http_header_timeout_secs
 rate_limit = "20/s burst 100"     # per device, never applied to C_SIGN_IN; "off" disables
 # photo_store = "/var/lib/rollcall/files"   # default: data_dir/files
 flush_interval_ms = 1000          # heartbeat state and token use written behind
@@ -165,6 +175,7 @@ mod tests {
         );
         assert_eq!(parsed.login_lockout_secs, d.login_lockout_secs);
         assert_eq!(parsed.login_lockout_max_secs, d.login_lockout_max_secs);
+        assert_eq!((parsed.tls_cert, parsed.tls_key), (None, None));
     }
 
     #[test]
@@ -180,5 +191,30 @@ mod tests {
         let s = load(&args).unwrap();
         assert_eq!(s.token_idle_secs, 9);
         assert_eq!(s.redelivery_secs, 7);
+    }
+
+    #[test]
+    fn tls_paths_come_from_the_file_and_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.toml");
+        std::fs::write(
+            &file,
+            "tls_cert = \"/a/cert.pem\"\ntls_key = \"/a/key.pem\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            tls_key: Some("/b/key.pem".into()),
+            ..ServeArgs::default()
+        };
+        let s = load(&args).unwrap();
+        assert_eq!(
+            s.tls_cert.as_deref(),
+            Some(std::path::Path::new("/a/cert.pem"))
+        );
+        assert_eq!(
+            s.tls_key.as_deref(),
+            Some(std::path::Path::new("/b/key.pem"))
+        );
     }
 }

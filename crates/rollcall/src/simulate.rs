@@ -39,9 +39,12 @@ pub struct SimulateArgs {
     /// The platform's device TCP address. / 平台 TCP 地址
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub tcp: String,
-    /// The platform's HTTP base URL. / 平台 HTTP 地址
+    /// The platform's HTTP base URL (http:// or https://). / 平台 HTTP 地址
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub http: String,
+    /// A PEM CA certificate to trust for an https:// platform, besides the system's roots. / 额外信任的 CA 证书
+    #[arg(long, env = "ROLLCALL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Vendor accessId (made with --admin-token when absent). / 厂商 accessId
     #[arg(long, env = "ROLLCALL_ACCESS_ID")]
     pub access_id: Option<String>,
@@ -165,7 +168,11 @@ fn init_tracing() {
 }
 
 /// Vendor credentials, a project with enrolled workers, devices bound to it.
-async fn set_up(args: &SimulateArgs, sns: &[String]) -> Result<Credentials, SimError> {
+async fn set_up(
+    args: &SimulateArgs,
+    ca_pem: Option<&str>,
+    sns: &[String],
+) -> Result<Credentials, SimError> {
     let given = match (&args.access_id, &args.access_key, &args.access_secret) {
         (Some(i), Some(k), Some(s)) => Some(Credentials::new(i.as_str(), k.clone(), s.clone())),
         (None, None, None) => None,
@@ -183,7 +190,10 @@ async fn set_up(args: &SimulateArgs, sns: &[String]) -> Result<Credentials, SimE
             )
         });
     };
-    let admin = AdminClient::new(&args.http, token.expose());
+    let admin = match ca_pem {
+        Some(pem) => AdminClient::with_extra_ca(&args.http, token.expose(), pem.as_bytes())?,
+        None => AdminClient::new(&args.http, token.expose()),
+    };
     let (creds, vendor_id) = match given {
         Some(c) => {
             // Find the vendor these credentials belong to (devices are registered under it).
@@ -365,7 +375,14 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
     let sns: Vec<String> = (1..=args.devices)
         .map(|i| format!("{}{i:04}", args.sn_prefix))
         .collect();
-    let creds = set_up(&args, &sns).await?;
+    let ca_pem = match &args.ca_cert {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| SimError::Usage(format!("--ca-cert {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let creds = set_up(&args, ca_pem.as_deref(), &sns).await?;
 
     let tally = Arc::new(Tally::default());
     let (latency_tx, mut latency_rx) = mpsc::unbounded_channel::<i64>();
@@ -381,6 +398,7 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
             args.data_dir.join(sn),
         );
         config.device_version = "SIM-1.0".into();
+        config.ca_cert_pem = ca_pem.clone();
         config.tuning.window = args.window.max(1);
         let mut device = Device::open(config)?;
         let mut events = device.subscribe();

@@ -66,16 +66,36 @@ pub struct Vendor {
 
 impl TestPlatform {
     pub async fn spawn() -> TestPlatform {
+        Self::spawn_with(|_| {}, None).await
+    }
+
+    /// A platform serving HTTPS with `pki`'s server certificate; its admin client trusts
+    /// the test CA.
+    pub async fn spawn_tls(pki: &TestPki) -> TestPlatform {
+        let (cert, key) = (pki.cert.clone(), pki.key.clone());
+        Self::spawn_with(
+            move |s| {
+                s.tls_cert = Some(cert);
+                s.tls_key = Some(key);
+            },
+            Some(&pki.ca_pem),
+        )
+        .await
+    }
+
+    /// A platform with settings adjusted by `f`; the admin client trusts `ca_pem` too.
+    async fn spawn_with(f: impl FnOnce(&mut Settings), ca_pem: Option<&str>) -> TestPlatform {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = TestDb::new("sdk", dir.path());
         let store: Arc<dyn Store> = Arc::new(db.open().await.expect("open the test database"));
-        let settings = Settings {
+        let mut settings = Settings {
             data_dir: dir.path().to_owned(),
             database_url: Some(db.url.clone()),
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             flush_interval_ms: 50,
             ..Settings::default()
         };
+        f(&mut settings);
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
         let http_addr = http.local_addr().expect("http addr");
@@ -89,9 +109,14 @@ impl TestPlatform {
         let server = tokio::spawn(platform.run(Listeners { http, tcp }, async move {
             let _ = rx.await;
         }));
+        let admin = match ca_pem {
+            Some(pem) => AdminClient::with_extra_ca(&base_url, ADMIN_TOKEN, pem.as_bytes())
+                .expect("an admin client trusting the test CA"),
+            None => AdminClient::new(&base_url, ADMIN_TOKEN),
+        };
         TestPlatform {
             tcp_addr,
-            admin: AdminClient::new(&base_url, ADMIN_TOKEN),
+            admin,
             base_url,
             state,
             shutdown: Some(tx),
@@ -289,6 +314,48 @@ impl TestPlatform {
             Duration::from_secs(1),
         );
         c
+    }
+}
+
+/// A test CA and a server certificate for `localhost` and `127.0.0.1` it signed, as PEM
+/// files in a temporary directory.
+pub struct TestPki {
+    _dir: tempfile::TempDir,
+    pub ca_pem: String,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "Rollcall SDK test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("server key");
+        let mut server =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server params");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = server.signed_by(&key, &issuer).expect("server certificate");
+        let pki = TestPki {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            ca_pem: ca_cert.pem(),
+            _dir: dir,
+        };
+        std::fs::write(&pki.cert, cert.pem()).expect("write cert.pem");
+        std::fs::write(&pki.key, key.serialize_pem()).expect("write key.pem");
+        pki
     }
 }
 

@@ -12,3 +12,4 @@ mod crash;
 mod helpers;
 mod roster;
 mod tasks;
+mod tls;

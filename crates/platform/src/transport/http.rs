@@ -12,7 +12,12 @@
 //! - a **cap per source address** (`max_http_connections_per_addr`): beyond it a connection
 //!   is closed at once, so one address cannot take every slot;
 //! - a **bounded drain** at shutdown: connections get `shutdown_grace_secs` to finish, then
-//!   are dropped.
+//!   are dropped;
+//! - with `tls_cert` / `tls_key`, **HTTPS only** ([`super::tls`]): the TLS handshake runs in
+//!   the connection's own task (the accept loop never waits on a client), holding the
+//!   connection's slot, and must complete within the header timeout; a connection that does
+//!   not (silent, or not speaking TLS) is closed. The header timeout then starts afresh for
+//!   the first request.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -26,9 +31,11 @@ use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
 
 use crate::state::AppState;
@@ -39,6 +46,7 @@ pub async fn serve(
     app: AppState,
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let settings = &app.settings;
@@ -47,8 +55,10 @@ pub async fn serve(
         counts: Mutex::new(HashMap::new()),
         limit: settings.max_http_connections_per_addr.max(1),
     });
-    let header_timeout = Duration::from_secs(settings.http_header_timeout_secs.max(1));
-    let request_timeout = Duration::from_secs(settings.http_request_timeout_secs.max(1));
+    let bounds = Bounds {
+        header: Duration::from_secs(settings.http_header_timeout_secs.max(1)),
+        request: Duration::from_secs(settings.http_request_timeout_secs.max(1)),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     loop {
@@ -67,32 +77,23 @@ pub async fn serve(
         };
         let router = router.clone();
         let mut stop = stop_rx.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
+            // The slot and the address's place are held through the handshake too.
             let _held = (slot, at_addr);
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                let call = router.clone().call(req);
-                async move {
-                    Ok::<Response, Infallible>(
-                        match tokio::time::timeout(request_timeout, call).await {
-                            Ok(Ok(resp)) => resp,
-                            Ok(Err(never)) => match never {},
-                            Err(_) => timed_out(),
-                        },
-                    )
-                }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+            let Some(tls) = tls else {
+                return connection(stream, router, peer, &bounds, stop).await;
+            };
+            let handshake = tokio::select! {
+                done = tokio::time::timeout(bounds.header, tls.accept(stream)) => done,
+                // Nothing in flight yet: nothing to drain.
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => connection(stream, router, peer, &bounds, stop).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
-            let _ = conn.await;
         });
     }
     drop(listener);
@@ -104,6 +105,51 @@ pub async fn serve(
         tracing::warn!("shutdown grace over: dropping the HTTP connections left");
         conns.shutdown().await;
     }
+}
+
+/// The timeouts every connection is served with.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    /// For the whole request header; with TLS, for the handshake as well (each in turn).
+    header: Duration,
+    /// For a request and its body.
+    request: Duration,
+}
+
+/// Serves one connection (plain TCP or TLS) until it closes, or until `stop` turns true and
+/// the request in flight is answered.
+async fn connection<S>(
+    stream: S,
+    router: Router,
+    peer: SocketAddr,
+    bounds: &Bounds,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let request_timeout = bounds.request;
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let call = router.clone().call(req);
+        async move {
+            Ok::<Response, Infallible>(match tokio::time::timeout(request_timeout, call).await {
+                Ok(Ok(resp)) => resp,
+                Ok(Err(never)) => match never {},
+                Err(_) => timed_out(),
+            })
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(bounds.header);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
 }
 
 /// A connection slot, then a connection.

@@ -5,7 +5,8 @@
 //! - [`gateway`]: one task per TCP connection, pipelined requests, pushed commands.
 //! - [`device_http`]: `POST /device/api` and its `{apicode}` alias.
 //! - [`files`]: signed, expiring downloads of stored photos and firmware.
-//! - [`http`]: serves the router with header and request timeouts and connection caps.
+//! - [`http`]: serves the router with header and request timeouts and connection caps, over
+//!   TLS when configured ([`tls`]: certificate and key into a rustls configuration).
 //! - [`cluster`]: PostgreSQL `LISTEN/NOTIFY` so a task made on any node reaches its device.
 
 pub(crate) mod cluster;
@@ -13,6 +14,7 @@ pub(crate) mod device_http;
 pub(crate) mod files;
 pub(crate) mod gateway;
 pub(crate) mod http;
+pub(crate) mod tls;
 
 use axum::Router;
 

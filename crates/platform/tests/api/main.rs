@@ -27,4 +27,5 @@ mod precedence;
 mod presence;
 mod sign_in;
 mod tasks;
+mod tls;
 mod workforce;
