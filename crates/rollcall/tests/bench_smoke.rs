@@ -8,13 +8,22 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs `rollcall bench <args…> --json FILE` and returns the JSON.
+/// Runs `rollcall bench <args…> --runs 1 --json FILE` and returns the JSON.
 fn bench(args: &[&str]) -> Value {
+    bench_runs(args, 1)
+}
+
+/// Runs `rollcall bench <args…> --runs N --json FILE` and returns the JSON.
+fn bench_runs(args: &[&str], runs: u32) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
     let svg = dir.path().join("out.svg");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
-    cmd.arg("bench").args(args).arg("--json").arg(&json);
+    cmd.arg("bench")
+        .args(args)
+        .args(["--runs", &runs.to_string()])
+        .arg("--json")
+        .arg(&json);
     let chart = args.first() == Some(&"heartbeat");
     if chart {
         cmd.arg("--svg").arg(&svg);
@@ -32,6 +41,12 @@ fn bench(args: &[&str]) -> Value {
     assert!(stdout.contains("== rollcall bench"), "{stdout}");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(v["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert_eq!(v["runs"], runs);
+    assert!(
+        v["machine"]["disk"]["fsync_4k_per_s"].as_f64().unwrap() > 0.0,
+        "{}",
+        v["machine"]
+    );
     if chart {
         let svg = std::fs::read_to_string(&svg).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
@@ -43,6 +58,20 @@ fn rows(v: &Value) -> &Vec<Value> {
     let rows = v["rows"].as_array().unwrap();
     assert!(!rows.is_empty(), "{v}");
     rows
+}
+
+/// `--runs 3`: three fresh servers, medians in the rows, the runs' values where they differ.
+#[test]
+fn repeated_runs_report_medians_and_their_spread() {
+    let v = bench_runs(&["idle", "--devices", "5", "--settle", "0.2"], 3);
+    let r = &rows(&v)[0];
+    assert_eq!(r["devices"], 5);
+    assert!(r["rss_after_kib"].as_u64().unwrap() > 0);
+    let spread = v["spread"][0].as_object().unwrap();
+    for (column, s) in spread {
+        assert_eq!(s["values"].as_array().unwrap().len(), 3, "{column}");
+        assert!(s["min"].as_f64() <= r[column].as_f64() && r[column].as_f64() <= s["max"].as_f64());
+    }
 }
 
 #[test]

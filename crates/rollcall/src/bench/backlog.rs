@@ -22,7 +22,7 @@ use super::report::{Report, Row};
 const WORKERS: usize = 500;
 
 /// Flags of `rollcall bench backlog`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BacklogArgs {
     /// Records queued offline. / 离线积压记录数
     #[arg(long, default_value_t = 60_000)]

@@ -21,7 +21,7 @@ use super::report::{Report, Row};
 use super::{floor, mqtt};
 
 /// Flags of `rollcall bench heartbeat`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct HeartbeatArgs {
     /// Connection counts, closed-loop (one request in flight per connection). / 连接数
     #[arg(long, value_delimiter = ',', default_value = "1,64,1000")]

@@ -15,7 +15,7 @@ use super::load::{self, BenchResult, Server, authenticate};
 use super::report::{Report, Row};
 
 /// Flags of `rollcall bench idle`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct IdleArgs {
     /// Device counts, one fresh server each. / 设备数
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,9000")]

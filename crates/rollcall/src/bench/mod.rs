@@ -14,6 +14,11 @@
 //!
 //! [`load`] holds what they share (the child server, `/proc`, the protocol client, the
 //! pipelined driver) and [`report`] the table, JSON and SVG.
+//!
+//! Every scenario runs `--runs` times (default 5) in one sitting, each run against a fresh
+//! server; the report gives each value's median with its min and max, ratios taken inside each
+//! run, and the machine's fingerprint (CPU, kernel, clock source, the disk's measured rates), so
+//! that figures of different machines are never compared as if alike.
 
 mod backlog;
 mod floor;
@@ -44,6 +49,9 @@ pub struct BenchArgs {
     /// Run the server on PostgreSQL instead of SQLite. / 使用 PostgreSQL
     #[arg(long, global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Runs of the scenario; the report gives medians with min and max. / 重复次数（取中位数）
+    #[arg(long, global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub runs: u32,
 }
 
 /// The scenarios.
@@ -67,6 +75,18 @@ pub enum Scenario {
     },
 }
 
+/// One run of a scenario, against a fresh server.
+async fn run_once(scenario: &Scenario, db: Option<&str>) -> load::BenchResult<report::Report> {
+    match scenario {
+        Scenario::Idle(a) => idle::run(a.clone(), db).await,
+        Scenario::Heartbeat(a) => heartbeat::run(a.clone(), db).await,
+        Scenario::Signin(a) => signin::run(a.clone(), db).await,
+        Scenario::Sync(a) => sync::run(a.clone(), db).await,
+        Scenario::Backlog(a) => backlog::run(a.clone(), db).await,
+        Scenario::FloorServer { .. } => Err("the floor server is not a scenario to repeat".into()),
+    }
+}
+
 /// Runs a scenario; the exit code of `rollcall bench`.
 pub fn run(args: BenchArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -81,17 +101,24 @@ pub fn run(args: BenchArgs) -> ExitCode {
     };
     let db = args.database_url.as_deref();
     let result = runtime.block_on(async {
-        match args.scenario {
-            Scenario::Idle(a) => idle::run(a, db).await,
-            Scenario::Heartbeat(a) => heartbeat::run(a, db).await,
-            Scenario::Signin(a) => signin::run(a, db).await,
-            Scenario::Sync(a) => sync::run(a, db).await,
-            Scenario::Backlog(a) => backlog::run(a, db).await,
-            Scenario::FloorServer { listen } => match floor::serve(&listen).await {
+        if let Scenario::FloorServer { listen } = &args.scenario {
+            return match floor::serve(listen).await {
                 Ok(()) => std::process::exit(0),
                 Err(e) => Err(format!("floor server: {e}")),
-            },
+            };
         }
+        // Measured once, before the runs: what the disk does on its own.
+        let machine = report::fingerprint();
+        let mut runs = Vec::new();
+        for run in 1..=args.runs {
+            if args.runs > 1 {
+                eprintln!("rollcall bench: run {run} of {}", args.runs);
+            }
+            runs.push(run_once(&args.scenario, db).await?);
+        }
+        let mut report = report::Report::aggregate(runs);
+        report.machine = Some(machine);
+        Ok(report)
     });
     let report = match result {
         Ok(r) => r,

@@ -1,9 +1,13 @@
 //! What a bench run reports: rows of named values, printed as a table on stdout, written as
 //! JSON (`--json FILE`), and for the heartbeat scenario drawn as an SVG chart of latency
 //! against connections (`--svg FILE`) by a small hand-written SVG writer that reads the same
-//! JSON.
+//! JSON. Several runs are folded into one report of medians ([`Report::aggregate`]); the
+//! machine is described by [`fingerprint`].
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
@@ -22,6 +26,11 @@ impl Row {
         self
     }
 
+    /// The value of a column.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     fn to_json(&self) -> Value {
         let mut m = Map::new();
         for (k, v) in &self.0 {
@@ -31,6 +40,15 @@ impl Row {
     }
 }
 
+/// How a numeric value varied over the runs (only values that did vary are kept).
+#[derive(Debug, Clone)]
+pub struct Spread {
+    pub min: Value,
+    pub max: Value,
+    /// Every run's value, in run order.
+    pub values: Vec<Value>,
+}
+
 /// A scenario's result.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -38,22 +56,90 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Free-text remarks (what was skipped and why, the machine's state).
     pub notes: Vec<String>,
+    /// How many runs the rows are the medians of (1 for a single run).
+    pub runs: usize,
+    /// Per row: the columns that varied between runs.
+    pub spreads: Vec<BTreeMap<String, Spread>>,
+    /// The machine ([`fingerprint`]); [`machine`] when unset.
+    pub machine: Option<Value>,
 }
 
 impl Report {
     pub fn new(scenario: &str) -> Self {
         Report {
             scenario: scenario.to_owned(),
+            runs: 1,
             ..Report::default()
         }
     }
 
+    /// Folds the runs of one scenario into one report: each numeric value becomes the median
+    /// of the runs (a run's own ratios are medians of ratios taken inside each run, never
+    /// ratios of medians), with min, max and every run's value where they differ. Rows are
+    /// matched by position; other values are the first run's. Notes are kept once each.
+    pub fn aggregate(runs: Vec<Report>) -> Report {
+        let Some(first) = runs.first() else {
+            return Report::default();
+        };
+        if runs.len() == 1 {
+            return runs.into_iter().next().unwrap_or_default();
+        }
+        let mut out = Report::new(&first.scenario);
+        out.runs = runs.len();
+        for (i, row) in first.rows.iter().enumerate() {
+            let mut merged = Row::new();
+            let mut spread = BTreeMap::new();
+            for (key, first_value) in &row.0 {
+                let values: Vec<Value> = runs
+                    .iter()
+                    .filter_map(|r| r.rows.get(i)?.get(key).cloned())
+                    .collect();
+                let numeric = values.len() == runs.len() && values.iter().all(Value::is_number);
+                if !numeric {
+                    merged = merged.with(key, first_value.clone());
+                    continue;
+                }
+                let (median, min, max) = median_min_max(&values);
+                if min != max {
+                    spread.insert(key.clone(), Spread { min, max, values });
+                }
+                merged = merged.with(key, median);
+            }
+            out.rows.push(merged);
+            out.spreads.push(spread);
+        }
+        for note in runs.iter().flat_map(|r| &r.notes) {
+            if !out.notes.contains(note) {
+                out.notes.push(note.clone());
+            }
+        }
+        out
+    }
+
     /// The whole report, machine included, as JSON.
     pub fn to_json(&self) -> Value {
+        let spread: Vec<Value> = self
+            .spreads
+            .iter()
+            .map(|row| {
+                Value::Object(
+                    row.iter()
+                        .map(|(k, s)| {
+                            (
+                                k.clone(),
+                                json!({"min": s.min, "max": s.max, "values": s.values}),
+                            )
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
         json!({
             "scenario": self.scenario,
-            "machine": machine(),
+            "machine": self.machine.clone().unwrap_or_else(machine),
+            "runs": self.runs,
             "rows": self.rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+            "spread": spread,
             "notes": self.notes,
         })
     }
@@ -68,15 +154,21 @@ impl Report {
                 }
             }
         }
+        let no_spread = BTreeMap::new();
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
+                let spread = self.spreads.get(i).unwrap_or(&no_spread);
                 cols.iter()
-                    .map(|c| {
-                        r.0.iter()
-                            .find(|(k, _)| k == c)
-                            .map_or(String::new(), |(_, v)| cell(v))
+                    .map(|c| match (r.get(c), spread.get(c)) {
+                        (None, _) => String::new(),
+                        (Some(v), None) => cell(v),
+                        // The median, then the range over the runs.
+                        (Some(v), Some(s)) => {
+                            format!("{} [{}–{}]", cell(v), cell(&s.min), cell(&s.max))
+                        }
                     })
                     .collect()
             })
@@ -94,6 +186,13 @@ impl Report {
             })
             .collect();
         let mut out = format!("== rollcall bench {} ==\n", self.scenario);
+        if self.runs > 1 {
+            let _ = writeln!(
+                out,
+                "medians of {} runs; [min–max] where the runs differ",
+                self.runs
+            );
+        }
         let line = |out: &mut String, vals: &[String]| {
             for (i, v) in vals.iter().enumerate() {
                 let _ = write!(out, "{:>w$}  ", v, w = widths[i]);
@@ -129,6 +228,110 @@ fn cell(v: &Value) -> String {
             _ => n.to_string(),
         },
         other => other.to_string(),
+    }
+}
+
+/// The median (for an even count, the mean of the middle two), min and max of numbers; an odd
+/// count's median is one of the values, so integers stay integers.
+fn median_min_max(values: &[Value]) -> (Value, Value, Value) {
+    let mut sorted: Vec<&Value> = values.iter().collect();
+    sorted.sort_by(|a, b| {
+        let (a, b) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+        a.total_cmp(&b)
+    });
+    let n = sorted.len();
+    let (Some(&min), Some(&max)) = (sorted.first(), sorted.last()) else {
+        return (Value::Null, Value::Null, Value::Null);
+    };
+    let median = if n % 2 == 1 || sorted[n / 2 - 1] == sorted[n / 2] {
+        sorted[n / 2].clone()
+    } else {
+        let mid = |v: &Value| v.as_f64().unwrap_or(0.0);
+        json!((mid(sorted[n / 2 - 1]) + mid(sorted[n / 2])) / 2.0)
+    };
+    (median, min.clone(), max.clone())
+}
+
+/// The machine as [`machine`] describes it, plus what decides whether two machines' figures
+/// compare: kernel, clock source, whether it is a guest, and the disk's rates measured now in
+/// the directory the scenarios' servers keep their data in (the temporary directory).
+pub fn fingerprint() -> Value {
+    let mut m = machine();
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+    };
+    let guest = field("flags").map(|f| f.split_whitespace().any(|x| x == "hypervisor"));
+    if let Value::Object(obj) = &mut m {
+        obj.insert("kernel".into(), json!(read("/proc/sys/kernel/osrelease")));
+        obj.insert(
+            "clocksource".into(),
+            json!(read(
+                "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+            )),
+        );
+        obj.insert("cpu_mhz".into(), json!(field("cpu MHz")));
+        obj.insert("virtualized".into(), json!(guest));
+        obj.insert("disk".into(), disk_rates(&std::env::temp_dir()));
+    }
+    m
+}
+
+/// The filesystem of `dir`, and two rates measured there: 4 KiB writes each followed by
+/// fsync (what a commit costs) and one 32 MiB write with one fsync (what a photo stream
+/// costs).
+fn disk_rates(dir: &std::path::Path) -> Value {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let fs = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, kind) = (f.next()?, f.next()?, f.next()?);
+            dir.starts_with(point)
+                .then(|| (point.len(), kind.to_owned()))
+        })
+        .max()
+        .map(|(_, kind)| kind);
+    let measure = || -> std::io::Result<(f64, f64)> {
+        let path = dir.join(format!("rollcall-bench-disk-{}", std::process::id()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&path)?;
+            let block = [0x5au8; 4096];
+            let started = Instant::now();
+            let syncs = 64;
+            for _ in 0..syncs {
+                f.write_all(&block)?;
+                f.sync_data()?;
+            }
+            let fsync_per_s = f64::from(syncs) / started.elapsed().as_secs_f64();
+            let chunk = vec![0xa5u8; 1 << 20];
+            let started = Instant::now();
+            for _ in 0..32 {
+                f.write_all(&chunk)?;
+            }
+            f.sync_all()?;
+            let mib_per_s = 32.0 / started.elapsed().as_secs_f64();
+            Ok((fsync_per_s, mib_per_s))
+        })();
+        let _ = std::fs::remove_file(&path);
+        result
+    };
+    match measure() {
+        Ok((fsync_per_s, mib_per_s)) => json!({
+            "dir": dir.display().to_string(),
+            "fs": fs,
+            "fsync_4k_per_s": fsync_per_s.round(),
+            "seq_write_mib_per_s": mib_per_s.round(),
+        }),
+        Err(e) => json!({"dir": dir.display().to_string(), "fs": fs, "error": e.to_string()}),
     }
 }
 
@@ -309,4 +512,82 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rss: u64, ratio: f64, note: &str) -> Report {
+        let mut r = Report::new("idle");
+        r.rows.push(
+            Row::new()
+                .with("devices", 1000)
+                .with("target", "rollcall")
+                .with("rss_per_device_b", rss)
+                .with("cpu_vs_floor", ratio),
+        );
+        r.notes.push(note.to_owned());
+        r
+    }
+
+    #[test]
+    fn runs_fold_into_medians_with_the_range_of_what_varied() {
+        let report = Report::aggregate(vec![
+            run(2100, 1.9, "mosquitto skipped"),
+            run(1900, 1.2, "mosquitto skipped"),
+            run(2500, 1.4, "disk busy"),
+            run(1950, 3.0, "mosquitto skipped"),
+            run(2000, 1.3, "mosquitto skipped"),
+        ]);
+        assert_eq!(report.runs, 5);
+        let row = &report.rows[0];
+        // Odd count: the middle value itself, so integers stay integers.
+        assert_eq!(row.get("rss_per_device_b"), Some(&json!(2000)));
+        assert_eq!(row.get("cpu_vs_floor"), Some(&json!(1.4)));
+        assert_eq!(row.get("devices"), Some(&json!(1000)));
+        assert_eq!(row.get("target"), Some(&json!("rollcall")));
+        // Only what varied has a range.
+        let spread = &report.spreads[0];
+        assert!(!spread.contains_key("devices"));
+        assert_eq!(spread["rss_per_device_b"].min, json!(1900));
+        assert_eq!(spread["rss_per_device_b"].max, json!(2500));
+        assert_eq!(spread["cpu_vs_floor"].values.len(), 5);
+        assert_eq!(report.notes, ["mosquitto skipped", "disk busy"]);
+
+        let table = report.table();
+        assert!(table.contains("medians of 5 runs"), "{table}");
+        assert!(table.contains("2000 [1900–2500]"), "{table}");
+        let json = report.to_json();
+        assert_eq!(json["runs"], 5);
+        assert_eq!(json["spread"][0]["cpu_vs_floor"]["max"], 3.0);
+    }
+
+    #[test]
+    fn an_even_count_takes_the_mean_of_the_middle_two_and_one_run_is_itself() {
+        let report = Report::aggregate(vec![run(1000, 1.0, "a"), run(2000, 2.0, "a")]);
+        assert_eq!(report.rows[0].get("rss_per_device_b"), Some(&json!(1500.0)));
+        let single = Report::aggregate(vec![run(1234, 1.1, "a")]);
+        assert_eq!(single.runs, 1);
+        assert!(single.spreads.is_empty());
+        assert!(!single.table().contains("medians"));
+    }
+
+    #[test]
+    fn the_fingerprint_names_kernel_clock_and_measured_disk_rates() {
+        let m = fingerprint();
+        assert!(m["cores"].as_u64().is_some_and(|c| c >= 1));
+        assert!(m["kernel"].is_string(), "{m}");
+        let disk = &m["disk"];
+        assert!(
+            disk["fsync_4k_per_s"].as_f64().is_some_and(|r| r > 0.0),
+            "{m}"
+        );
+        assert!(
+            disk["seq_write_mib_per_s"]
+                .as_f64()
+                .is_some_and(|r| r > 0.0),
+            "{m}"
+        );
+    }
 }

@@ -21,7 +21,7 @@ use super::load::{self, BenchResult, Pace, Samples, Server, authenticate, parse_
 use super::report::{Report, Row};
 
 /// Flags of `rollcall bench signin`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SignInArgs {
     /// Devices (connections). / 设备数
     #[arg(long, default_value_t = 8)]

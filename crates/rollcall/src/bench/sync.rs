@@ -14,7 +14,7 @@ use super::load::{self, BenchResult, Server};
 use super::report::{Report, Row};
 
 /// Flags of `rollcall bench sync`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SyncArgs {
     /// Persons on the roster. / 人员数
     #[arg(long, default_value_t = 10_000)]
