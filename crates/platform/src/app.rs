@@ -231,6 +231,7 @@ impl Platform {
         listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartupError> {
+        warn_if_descriptors_short(&self.app.settings);
         let (stop_tx, stop_rx) = watch::channel(false);
         let tcp = tokio::spawn(crate::transport::gateway::serve(
             Arc::clone(&self.app),
@@ -455,10 +456,59 @@ async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     .map_err(std::io::Error::other)?
 }
 
+/// Descriptors beyond the connection caps: listeners, the database, photo segments, logs.
+const SPARE_DESCRIPTORS: u64 = 256;
+
+/// Warns when the process may open fewer files than its connection caps need: the HTTP cap
+/// keeps idle HTTP clients from starving the device TCP listener only if both caps fit
+/// under the limit (systemd's default soft limit is 1,024).
+fn warn_if_descriptors_short(settings: &Settings) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let Some(soft) = soft_open_files(&limits) else {
+        return;
+    };
+    let needed = (settings.max_connections as u64)
+        .saturating_add(settings.max_http_connections as u64)
+        .saturating_add(SPARE_DESCRIPTORS);
+    if soft < needed {
+        tracing::warn!(
+            open_files_limit = soft,
+            needed,
+            "max_connections + max_http_connections do not fit under the open-files limit: \
+             raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower the caps"
+        );
+    }
+}
+
+/// The soft "Max open files" of a `/proc/<pid>/limits` text; `None` when unlimited or absent.
+fn soft_open_files(limits: &str) -> Option<u64> {
+    let rest = limits.lines().find_map(|l| l.strip_prefix("Max open files"))?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// A random instance number for id generation, so nodes sharing a database without a
 /// configured `node_id` are very unlikely to mint the same id.
 fn random_instance() -> u16 {
     let mut b = [0u8; 2];
     fill_random(&mut b);
     u16::from_le_bytes(b) & 0x3ff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::soft_open_files;
+
+    #[test]
+    fn the_soft_open_files_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             95000                95000                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(soft_open_files(limits), Some(1024));
+        let unlimited = "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(soft_open_files(unlimited), None);
+        assert_eq!(soft_open_files(""), None);
+        // This process's own limits parse (Linux).
+        let own = std::fs::read_to_string("/proc/self/limits").unwrap();
+        assert!(soft_open_files(&own).is_some_and(|n| n > 0));
+    }
 }
