@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document of the admin REST API, served without authentication at
 //! `GET /api/v1/openapi.json`. It is assembled by utoipa from the `#[utoipa::path]`
 //! attributes of the handlers and the `ToSchema` derives of their request and response
-//! types, so it cannot drift from the code; every operation requires the bearer token.
+//! types, so it cannot drift from the code; every operation but sign-in and sign-out requires
+//! the bearer token, and [`CommonAnswers`] adds the answers of the layers every handler shares.
 
 use axum::Json;
 use utoipa::openapi::path::{Operation, ParameterIn};
