@@ -51,9 +51,12 @@ cleanup() {
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
-  if [ "$STATUS" -ne 0 ]; then
-    echo "--- rollcall serve: last 60 lines of its log ---" >&2
-    tail -n 60 "$WORK/server.log" >&2 2>/dev/null || true
+  if [ "$STATUS" -ne 0 ] && [ -f "$WORK/server.log" ]; then
+    # A 5xx is logged at ERROR by the handler, maybe long before the end of the log.
+    echo "--- rollcall serve: its last 40 errors and warnings ---" >&2
+    grep -E ' (ERROR|WARN) ' "$WORK/server.log" | tail -n 40 >&2 || true
+    echo "--- rollcall serve: the last 30 lines of its log ---" >&2
+    tail -n 30 "$WORK/server.log" >&2 || true
   fi
   rm -rf "$WORK"
 }
@@ -61,7 +64,9 @@ trap cleanup EXIT
 
 ADMIN_TOKEN="st-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
 # Port 0: the kernel picks free ports and serve prints the addresses it bound. Only
-# loopback; the ROLLCALL_* environment of the caller does not leak into this server.
+# loopback; the ROLLCALL_* environment of the caller does not leak into this server. The log
+# exists before the server starts, so the loop below can read it at once.
+: >"$WORK/server.log"
 env -u ROLLCALL_DATABASE_URL -u ROLLCALL_CONFIG -u ROLLCALL_PUBLIC_URL \
   RUST_LOG="${RUST_LOG:-info}" "$BIN" serve \
   --data-dir "$WORK/data" \
@@ -203,7 +208,8 @@ run_pass() {
   local who="$1" token="$2" examples="$3"
   shift 3
   echo "schemathesis: $who pass, $examples examples per operation, seed $ST_SEED"
-  if ! "$ST" --config-file "$WORK/schemathesis.toml" run "$BASE/api/v1/openapi.json" \
+  # From the scratch dir: hypothesis keeps a `.hypothesis/` in the working directory.
+  if ! (cd "$WORK" && "$ST" --config-file "$WORK/schemathesis.toml" run "$BASE/api/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
     --max-examples "$examples" \
     --seed "$ST_SEED" \
@@ -211,7 +217,7 @@ run_pass() {
     --request-timeout 30 \
     --generation-database none \
     --no-color \
-    "$@"; then
+    "$@"); then
     FAILED="$FAILED $who"
   fi
 }

@@ -1,7 +1,7 @@
 //! The admin API keeps the promises of its OpenAPI document where schemathesis
 //! (`.ci/schemathesis.sh`) found that it did not: every error is `{"error": {...}}` JSON
-//! (never axum's plain-text rejections), with a status the document lists, and a request the
-//! document's schema forbids is refused.
+//! (never axum's plain-text rejections) with a status the document lists (RC-PROD-08), and a
+//! request the document's schema forbids is refused and changes nothing (RC-PROD-13).
 
 use reqwest::Method;
 use serde_json::{Value, json};
