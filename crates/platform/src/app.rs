@@ -482,7 +482,9 @@ fn warn_if_descriptors_short(settings: &Settings) {
 
 /// The soft "Max open files" of a `/proc/<pid>/limits` text; `None` when unlimited or absent.
 fn soft_open_files(limits: &str) -> Option<u64> {
-    let rest = limits.lines().find_map(|l| l.strip_prefix("Max open files"))?;
+    let rest = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
     rest.split_whitespace().next()?.parse().ok()
 }
 
@@ -504,7 +506,8 @@ mod tests {
                       Max processes             95000                95000                processes \n\
                       Max open files            1024                 524288               files     \n";
         assert_eq!(soft_open_files(limits), Some(1024));
-        let unlimited = "Max open files            unlimited            unlimited            files\n";
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
         assert_eq!(soft_open_files(unlimited), None);
         assert_eq!(soft_open_files(""), None);
         // This process's own limits parse (Linux).

@@ -11,6 +11,7 @@ mod authz;
 mod bounds;
 mod collect;
 mod console;
+mod contract;
 mod durability;
 mod errors;
 mod framing;

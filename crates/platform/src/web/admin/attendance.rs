@@ -136,12 +136,13 @@ fn query(q: &QueryParams) -> Result<AttendanceQuery, ApiError> {
         ("sn" = Option<String>, Query, description = "Records of this device"),
         ("from" = Option<String>, Query, description = "recordTime at or after: epoch ms or RFC 3339"),
         ("to" = Option<String>, Query, description = "recordTime before: epoch ms or RFC 3339"),
-        ("limit" = Option<u32>, Query, description = "Page size, default 100, at most 1000"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, at most 1000 (a larger one counts as 1000)"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "OK", body = AttendancePage),
-        (status = 422, description = "A bad query value (`invalid_query`, naming it in `field`)", body = super::error::ErrorBody),
+        (status = 404, description = "`projectId` names a project outside the caller's scope", body = super::error::ErrorBody),
+        (status = 422, description = "A bad query value (`invalid_query`, naming it in `field`; a project manager of several projects must give `projectId`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn list(

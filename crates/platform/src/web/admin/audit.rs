@@ -61,10 +61,13 @@ fn audit_view(e: AuditEntry) -> AuditView {
         ("from" = Option<String>, Query, description = "Epoch ms or RFC 3339"),
         ("to" = Option<String>, Query, description = "Epoch ms or RFC 3339"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
-        ("limit" = Option<u32>, Query, description = "Page size, default 100, at most 1000"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, at most 1000 (a larger one counts as 1000)"),
         ("format" = Option<String>, Query, description = "`csv` for a download"),
     ),
-    responses((status = 200, description = "OK", body = AuditPage),
+    responses((status = 200, description = "The page; with `format=csv`, the log as a CSV download", content(
+                  (AuditPage = "application/json"),
+                  (String = "text/csv"),
+              )),
               (status = 403, description = "Project managers cannot read the audit log", body = super::error::ErrorBody)))]
 pub async fn audit_log(
     State(app): State<AppState>,

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::access::{Caller, device_or_404};
 use super::error::ApiError;
-use super::extract::{ApiJson, QueryParams, echo, optional_text, parse_id};
+use super::extract::{ApiJson, ApiPath, QueryParams, echo, optional_text, parse_id};
 use crate::accounts::Scope;
 use crate::runtime::util::now_ms;
 use crate::services;
@@ -332,7 +332,7 @@ pub async fn create(
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
-    Path(sn): Path<String>,
+    ApiPath(sn): ApiPath<String>,
     ApiJson(body): ApiJson<PatchDevice>,
 ) -> Result<Json<DeviceView>, ApiError> {
     device_or_404(&app, &caller, &sn).await?;
@@ -364,7 +364,15 @@ pub async fn update(
     if let Some(name) = body.name {
         patch.name = Some(match name {
             None => None,
-            Some(v) => optional_text("name", Some(value_text("name", &v)?.as_str()), 100)?,
+            // A name is text: a number is refused, unlike the lenient ids.
+            Some(serde_json::Value::String(v)) => optional_text("name", Some(&v), 100)?,
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "invalid_json",
+                    "name",
+                    "字段 name 类型错误: 需要字符串",
+                ));
+            }
         });
     }
     let device = services::devices::update(&app, &sn, &patch).await?;
@@ -401,7 +409,7 @@ fn value_text(field: &str, v: &serde_json::Value) -> Result<String, ApiError> {
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
-    Path(sn): Path<String>,
+    ApiPath(sn): ApiPath<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
     let device = device_or_404(&app, &caller, &sn).await?;
     let expected = expected(&app, device.project_id).await?;
@@ -455,7 +463,7 @@ pub async fn list(
     tag = "devices",
     params(
         ("sn" = String, Path, description = "Serial number"),
-        ("limit" = Option<u32>, Query, description = "Most transitions, default 100, at most 1000"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Most transitions, default 100, at most 1000 (a larger one counts as 1000)"),
     ),
     responses(
         (status = 200, description = "OK", body = PresenceHistory),
@@ -465,7 +473,7 @@ pub async fn list(
 pub async fn presence(
     State(app): State<AppState>,
     caller: Caller,
-    Path(sn): Path<String>,
+    ApiPath(sn): ApiPath<String>,
     q: QueryParams,
 ) -> Result<Json<PresenceHistory>, ApiError> {
     let limit = q.limit(100, 1000)?;
@@ -503,7 +511,7 @@ pub async fn presence(
 pub async fn persons(
     State(app): State<AppState>,
     caller: Caller,
-    Path(sn): Path<String>,
+    ApiPath(sn): ApiPath<String>,
 ) -> Result<Json<PersonSyncList>, ApiError> {
     let device = device_or_404(&app, &caller, &sn).await?;
     let rows = app.store.person_sync(&device.sn).await?;

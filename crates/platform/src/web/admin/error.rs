@@ -201,4 +201,5 @@ pub struct ErrorDetail {
     pub field: Option<String>,
     pub person_id: Option<String>,
     pub person_ids: Option<Vec<String>>,
+    pub sn: Option<String>,
 }

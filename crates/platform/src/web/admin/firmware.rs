@@ -5,7 +5,7 @@
 //! (`services::tasks::deliverable_param`), so a late delivery never carries an expired URL.
 //! Per-device status is the status of those tasks (`GET /firmware/{id}`).
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::access::device_or_404;
 use super::error::ApiError;
-use super::extract::{ApiJson, echo, parse_id, path_id};
+use super::extract::{ApiJson, ApiMultipart, ApiPath, echo, form_error, parse_id, path_id};
 use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::{App, AppState};
@@ -130,27 +130,22 @@ async fn package_or_404(app: &App, raw: &str) -> Result<Firmware, ApiError> {
 #[utoipa::path(post, operation_id = "uploadFirmware", path = "/api/v1/firmware", tag = "firmware",
     request_body(content_type = "multipart/form-data", description = "`vendorId`, `kind`, `version`, `notes`?, `file`"),
     responses((status = 201, description = "Stored", body = FirmwareView),
+              (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
               (status = 409, description = "`firmware_exists`: this version of this vendor and kind", body = super::error::ErrorBody),
               (status = 422, description = "A missing or bad field, named", body = super::error::ErrorBody)))]
 pub async fn upload(
     State(app): State<AppState>,
     caller: Caller,
-    mut form: Multipart,
+    ApiMultipart(mut form): ApiMultipart,
 ) -> Result<(StatusCode, Json<FirmwareView>), ApiError> {
     caller.require_admin()?;
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        ApiError::invalid(
-            "invalid_form",
-            format!("无法读取上传的表单：{}", e.body_text()),
-        )
-    };
     let (mut vendor, mut kind, mut version, mut notes, mut file) = (None, None, None, None, None);
-    while let Some(field) = form.next_field().await.map_err(bad_form)? {
+    while let Some(field) = form.next_field().await.map_err(form_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
-            "file" => file = Some(field.bytes().await.map_err(bad_form)?),
+            "file" => file = Some(field.bytes().await.map_err(form_error)?),
             "vendorId" | "kind" | "version" | "notes" => {
-                let text = field.text().await.map_err(bad_form)?;
+                let text = field.text().await.map_err(form_error)?;
                 match name.as_str() {
                     "vendorId" => vendor = Some(text),
                     "kind" => kind = Some(text),
@@ -218,7 +213,8 @@ pub async fn upload(
 
 /// Lists packages (administrators and auditors).
 #[utoipa::path(get, operation_id = "listFirmware", path = "/api/v1/firmware", tag = "firmware",
-    responses((status = 200, description = "OK", body = FirmwareList)))]
+    responses((status = 200, description = "OK", body = FirmwareList),
+              (status = 403, description = "Project managers cannot read firmware packages", body = super::error::ErrorBody)))]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -236,11 +232,12 @@ pub async fn list(
 #[utoipa::path(get, operation_id = "getFirmware", path = "/api/v1/firmware/{id}", tag = "firmware",
     params(("id" = String, Path, description = "Package id")),
     responses((status = 200, description = "OK", body = FirmwareDetail),
+              (status = 403, description = "Project managers cannot read firmware packages", body = super::error::ErrorBody),
               (status = 404, description = "Not found", body = super::error::ErrorBody)))]
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<FirmwareDetail>, ApiError> {
     if caller.0.scope() != crate::accounts::Scope::All {
         return Err(ApiError::Forbidden);
@@ -285,11 +282,13 @@ pub async fn show(
     params(("id" = String, Path, description = "Package id")),
     request_body = Deploy,
     responses((status = 201, description = "Tasks made", body = Deployed),
+              (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
+              (status = 404, description = "No such package, or no such device `sn`", body = super::error::ErrorBody),
               (status = 422, description = "`wrong_device`: the device's vendor or kind differs", body = super::error::ErrorBody)))]
 pub async fn deploy(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Deploy>,
 ) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     caller.require_admin()?;

@@ -3,7 +3,7 @@
 //! makes the device tasks (ZJ-TASK-05, ZJ-PERSON-04, ZJ-PERSON-05): every device of the project
 //! gets a T_UPDATE_DEVICE_PERSON (merged into a pending one) or a T_DEL_DEVICE_PERSON.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Extension, Json, Router};
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::access::{Caller, project_or_404};
 use super::error::ApiError;
-use super::extract::{ApiJson, optional_text, parse_id, path_id};
+use super::extract::{ApiJson, ApiPath, optional_text, parse_id, path_id};
 use super::workers::{WorkerView, view};
 use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/projects/{id}/workers", post(join).get(roster))
         .route(
-            "/projects/{id}/workers/{person_id}",
+            "/projects/{id}/workers/{personId}",
             delete(leave).patch(update_member),
         )
 }
@@ -95,13 +95,14 @@ pub struct RosterEntry {
     responses(
         (status = 200, description = "OK", body = Joined),
         (status = 404, description = "Unknown project", body = super::error::ErrorBody),
+        (status = 409, description = "`worker_blacklisted`: a worker on the blacklist, listed in `personIds`", body = super::error::ErrorBody),
         (status = 422, description = "Empty or malformed list, unknown person ids or ones the caller does not see (`unknown_person`, listed in `personIds`), or no worker of that `idcardNo` and `name` (`unknown_person`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn join(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<JoinWorkers>,
 ) -> Result<(Extension<AuditNote>, Json<Joined>), ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;
@@ -252,7 +253,7 @@ async fn by_idcard(app: &App, idcard_no: &str, name: &str) -> Result<i64, ApiErr
 pub async fn leave(
     State(app): State<AppState>,
     caller: Caller,
-    Path((id, person_id)): Path<(String, String)>,
+    ApiPath((id, person_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;
     let person = path_id("工人", &person_id)?;
@@ -281,7 +282,7 @@ pub async fn leave(
 pub async fn roster(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(Extension<AuditNote>, Json<Roster>), ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;
     let ids = app.store.roster(project.id).await?;
@@ -344,7 +345,7 @@ pub struct UpdateMember {
 pub async fn update_member(
     State(app): State<AppState>,
     caller: Caller,
-    Path((id, person_id)): Path<(String, String)>,
+    ApiPath((id, person_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<UpdateMember>,
 ) -> Result<StatusCode, ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;

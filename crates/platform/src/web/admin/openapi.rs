@@ -1,11 +1,13 @@
 //! The OpenAPI 3.1 document of the admin REST API, served without authentication at
 //! `GET /api/v1/openapi.json`. It is assembled by utoipa from the `#[utoipa::path]`
 //! attributes of the handlers and the `ToSchema` derives of their request and response
-//! types, so it cannot drift from the code; every operation requires the bearer token.
+//! types, so it cannot drift from the code; every operation but sign-in and sign-out requires
+//! the bearer token, and [`CommonAnswers`] adds the answers of the layers every handler shares.
 
 use axum::Json;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, Ref, ResponseBuilder};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
@@ -31,29 +33,121 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
-        // Every operation answers 401 without a valid token.
-        let unauthorized = ResponseBuilder::new()
-            .description("Missing or wrong admin token (`unauthorized`)")
-            .content(
-                "application/json",
-                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
-            )
-            .build();
+    }
+}
+
+/// The answers that come from the plumbing every handler shares rather than from the
+/// handler itself, added to every operation they apply to (a handler's own description of
+/// the same status wins):
+/// - 401: every operation behind the access layer (`access::authenticate`);
+/// - 403: every change behind it (auditors change nothing but their own password and
+///   tokens; a session cookie needs its `X-CSRF-Token`);
+/// - 404: every path with a parameter (an unknown or malformed id, or an object outside
+///   the caller's scope: `access::device_or_404` and friends, `extract::ApiPath`);
+/// - 413, 415, 422: every request body (`extract::ApiJson`, `extract::ApiMultipart`);
+/// - 422: every query string (`extract::QueryParams`).
+struct CommonAnswers;
+
+/// Whether an operation is behind the access layer: public ones declare `security: []`.
+fn authenticated(op: &Operation) -> bool {
+    op.security.as_ref().is_none_or(|s| !s.is_empty())
+}
+
+fn error_answer(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        )
+        .build()
+        .into()
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                op.responses
-                    .responses
-                    .entry("401".to_owned())
-                    .or_insert_with(|| unauthorized.clone().into());
+            let ops = [
+                (false, &mut item.get),
+                (true, &mut item.post),
+                (true, &mut item.put),
+                (true, &mut item.patch),
+                (true, &mut item.delete),
+            ];
+            for (changes, op) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                // An empty query value counts as absent (`QueryParams::get`). utoipa has no
+                // field for `allowEmptyValue`, so it goes in through the flattened map.
+                for param in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(p) = param
+                        && p.parameter_in == ParameterIn::Query
+                    {
+                        p.extensions
+                            .get_or_insert_with(Default::default)
+                            .insert("allowEmptyValue".to_owned(), serde_json::Value::Bool(true));
+                    }
+                }
+                let has = |place: ParameterIn, op: &Operation| {
+                    op.parameters.iter().flatten().any(|p| match p {
+                        RefOr::T(p) => p.parameter_in == place,
+                        RefOr::Ref(_) => false,
+                    })
+                };
+                let (in_path, in_query) = (has(ParameterIn::Path, op), has(ParameterIn::Query, op));
+                let body = match &op.request_body {
+                    Some(RefOr::T(b)) => b.content.keys().next().cloned(),
+                    _ => None,
+                };
+                let authenticated = authenticated(op);
+                let responses = &mut op.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_answer(description));
+                };
+                if authenticated {
+                    add(
+                        "401",
+                        "Missing or wrong token, or no session (`unauthorized`)",
+                    );
+                    if changes {
+                        add(
+                            "403",
+                            "The caller's role may not change this (`forbidden`), or a session \
+                             cookie came without its `X-CSRF-Token` (`csrf`)",
+                        );
+                    }
+                }
+                if in_path {
+                    add(
+                        "404",
+                        "No such object, a malformed id, or one outside the caller's scope \
+                         (`not_found`)",
+                    );
+                }
+                if let Some(content_type) = body {
+                    add("413", "The body is over the limit (`payload_too_large`)");
+                    if content_type == "multipart/form-data" {
+                        add(
+                            "415",
+                            "Not `multipart/form-data` (`unsupported_media_type`)",
+                        );
+                        add("422", "A form that cannot be read (`invalid_form`)");
+                    } else {
+                        add("415", "Not `application/json` (`unsupported_media_type`)");
+                        add(
+                            "422",
+                            "Not JSON, or a member missing or of the wrong type \
+                             (`invalid_json`, naming it in `field`); a bad value, named in `field`",
+                        );
+                    }
+                }
+                if in_query {
+                    add(
+                        "422",
+                        "A bad query parameter (`invalid_query`, naming it in `field`)",
+                    );
+                }
             }
         }
     }
@@ -119,7 +213,7 @@ impl Modify for BearerAuth {
         users::logout,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     security(("bearerAuth" = [])),
     tags(
         (name = "session", description = "Who the token or session is"),
@@ -236,14 +330,42 @@ mod tests {
             schemas["DeviceView"]["properties"]["expectedPersonCount"].is_object(),
             "camelCase properties"
         );
-        // Operation ids are unique, every response has a description, and 401 is documented.
+        // Operation ids are unique, every response has a description, every authenticated
+        // operation documents 401, every change 403, every path parameter 404, every body
+        // 413/415/422 and every query string 422.
         let mut ids = std::collections::HashSet::new();
         for (path, item) in paths {
             for (method, op) in item.as_object().expect("path item") {
                 let id = op["operationId"].as_str().expect("operationId");
                 assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
                 let responses = op["responses"].as_object().expect("responses");
-                assert!(responses.contains_key("401"), "{method} {path}: no 401");
+                let public = op["security"] == serde_json::json!([]);
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                let mut expected = Vec::new();
+                if !public {
+                    expected.push("401");
+                    if method != "get" {
+                        expected.push("403");
+                    }
+                }
+                if params.iter().any(|p| p["in"] == "path") {
+                    expected.push("404");
+                }
+                if op["requestBody"].is_object() {
+                    expected.extend(["413", "415", "422"]);
+                }
+                if params.iter().any(|p| p["in"] == "query") {
+                    expected.push("422");
+                }
+                for status in expected {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path}: no {status}"
+                    );
+                }
+                if public {
+                    assert!(!responses.contains_key("403"), "{method} {path}: 403");
+                }
                 for (status, r) in responses {
                     assert!(
                         r["description"].is_string(),

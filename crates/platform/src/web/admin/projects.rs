@@ -2,7 +2,7 @@
 //! electronic fence (ZJ-SIGNIN-08). Fences are checked with [`Fence::validate`] when set.
 //! Rosters are in `members`, teams in `teams`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::access::{Caller, project_or_404};
 use super::error::ApiError;
-use super::extract::{ApiJson, echo, optional_text, required_text};
+use super::extract::{ApiJson, ApiPath, echo, optional_text, required_text};
 use crate::rules::geo::{CoordinateSystem, Fence, Point};
 use crate::runtime::util::now_ms;
 use crate::services;
@@ -248,7 +248,7 @@ pub async fn list(
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ProjectView>, ApiError> {
     Ok(Json(project_view(
         &project_or_404(&app, &caller, &id).await?,

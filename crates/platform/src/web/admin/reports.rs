@@ -3,7 +3,7 @@
 //! (`POST /projects/{id}/import`, multipart). Every one of them reads or writes personal
 //! data in bulk, so every one is audited.
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::access::project_or_404;
 use super::error::ApiError;
-use super::extract::QueryParams;
+use super::extract::{ApiMultipart, ApiPath, QueryParams, form_error};
 use crate::accounts::audit::AuditNote;
 use crate::runtime::util::now_ms;
 use crate::services::import::{ImportFailure, import};
@@ -113,7 +113,7 @@ fn report_error(e: ReportFailure) -> ApiError {
 pub async fn daily(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     q: QueryParams,
 ) -> Result<(Extension<AuditNote>, Json<DailySummary>), ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;
@@ -162,7 +162,8 @@ pub async fn daily(
     params(("month" = String, Query, description = "`YYYY-MM`"),
            ("projectId" = Option<String>, Query, description = "One project; default every visible project")),
     responses((status = 200, description = "The workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-              (status = 422, description = "A bad `month`", body = super::error::ErrorBody)))]
+              (status = 404, description = "`projectId` names no project the caller sees", body = super::error::ErrorBody),
+              (status = 422, description = "A bad `month` or `projectId`", body = super::error::ErrorBody)))]
 pub async fn monthly(
     State(app): State<AppState>,
     caller: Caller,
@@ -210,25 +211,21 @@ pub async fn monthly(
     params(("id" = String, Path, description = "Project id")),
     request_body(content_type = "multipart/form-data", description = "`roster` file, optional `photos` zip"),
     responses((status = 200, description = "Imported; refused rows are listed", body = ImportAnswer),
-              (status = 422, description = "A whole-file problem (`invalid_file`), naming it", body = super::error::ErrorBody)))]
+              (status = 403, description = "The caller may not enrol workers", body = super::error::ErrorBody),
+              (status = 404, description = "Unknown project", body = super::error::ErrorBody),
+              (status = 422, description = "A whole-file problem (`invalid_file`), naming it, or a form that cannot be read (`invalid_form`)", body = super::error::ErrorBody)))]
 pub async fn import_roster(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    mut form: Multipart,
+    ApiPath(id): ApiPath<String>,
+    ApiMultipart(mut form): ApiMultipart,
 ) -> Result<(Extension<AuditNote>, Json<ImportAnswer>), ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;
     let (mut roster, mut photos) = (None, None);
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        ApiError::invalid(
-            "invalid_form",
-            format!("无法读取上传的表单：{}", e.body_text()),
-        )
-    };
-    while let Some(field) = form.next_field().await.map_err(bad_form)? {
+    while let Some(field) = form.next_field().await.map_err(form_error)? {
         match field.name() {
-            Some("roster") => roster = Some(field.bytes().await.map_err(bad_form)?),
-            Some("photos") => photos = Some(field.bytes().await.map_err(bad_form)?),
+            Some("roster") => roster = Some(field.bytes().await.map_err(form_error)?),
+            Some("photos") => photos = Some(field.bytes().await.map_err(form_error)?),
             _ => {}
         }
     }

@@ -20,7 +20,7 @@
 //! Admin views of tasks show the param as stored: firmware URLs unsigned (`/files/…`), never
 //! a signed, fetchable URL; devices get theirs signed at delivery.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -32,7 +32,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::access::device_or_404;
 use super::error::ApiError;
-use super::extract::{ApiJson, QueryParams, echo, id_value, path_id};
+use super::extract::{ApiJson, ApiPath, QueryParams, echo, id_value, path_id};
 use crate::accounts::audit::AuditNote;
 use crate::services;
 use crate::state::{App, AppState};
@@ -70,12 +70,13 @@ pub fn routes() -> Router<AppState> {
         (status = 201, description = "The new task", body = TaskView),
         (status = 404, description = "Unknown device or task", body = super::error::ErrorBody),
         (status = 409, description = "`task_open` or `nothing_to_retry`", body = super::error::ErrorBody),
+        (status = 422, description = "The task's apicode or param can no longer be given (`invalid_apicode`, `invalid_param`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn retry(
     State(app): State<AppState>,
     caller: Caller,
-    Path((sn, taskid)): Path<(String, String)>,
+    ApiPath((sn, taskid)): ApiPath<(String, String)>,
 ) -> Result<(StatusCode, Json<TaskView>), ApiError> {
     let device = device_or_404(&app, &caller, &sn).await?;
     let id = path_id("任务", &taskid)?;
@@ -458,7 +459,7 @@ fn unsupported(apicode: &str) -> ApiError {
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
-    Path(sn): Path<String>,
+    ApiPath(sn): ApiPath<String>,
     ApiJson(body): ApiJson<CreateTask>,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<TaskView>), ApiError> {
     let device = device_or_404(&app, &caller, &sn).await?;
@@ -501,7 +502,7 @@ async fn audit_detail(app: &App, task: &Task) -> Result<String, ApiError> {
     tag = "tasks",
     params(
         ("sn" = String, Path, description = "Serial number"),
-        ("limit" = Option<u32>, Query, description = "Most tasks, default 100, at most 1000"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Most tasks, default 100, at most 1000 (a larger one counts as 1000)"),
     ),
     responses(
         (status = 200, description = "OK", body = TaskList),
@@ -511,7 +512,7 @@ async fn audit_detail(app: &App, task: &Task) -> Result<String, ApiError> {
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    Path(sn): Path<String>,
+    ApiPath(sn): ApiPath<String>,
     q: QueryParams,
 ) -> Result<Json<TaskList>, ApiError> {
     let limit = q.limit(100, 1000)?;
@@ -545,7 +546,7 @@ pub async fn list(
 pub async fn reconciliation(
     State(app): State<AppState>,
     caller: Caller,
-    Path((sn, taskid)): Path<(String, String)>,
+    ApiPath((sn, taskid)): ApiPath<(String, String)>,
 ) -> Result<Json<Reconciliation>, ApiError> {
     let device = device_or_404(&app, &caller, &sn).await?;
     let id = path_id("任务", &taskid)?;

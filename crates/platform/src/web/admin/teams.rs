@@ -1,6 +1,6 @@
 //! `/api/v1/projects/{id}/teams`: a project's teams (班组).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::access::{Caller, project_or_404};
 use super::error::ApiError;
-use super::extract::{ApiJson, optional_text, required_text};
+use super::extract::{ApiJson, ApiPath, optional_text, required_text};
 use crate::runtime::util::now_ms;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -71,7 +71,7 @@ fn team_view(t: &Team) -> TeamView {
 pub async fn create_team(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateTeam>,
 ) -> Result<(StatusCode, Json<TeamView>), ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;
@@ -105,7 +105,7 @@ pub async fn create_team(
 pub async fn teams(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TeamList>, ApiError> {
     let project = project_or_404(&app, &caller, &id).await?;
     let teams = app.store.teams(project.id).await?;

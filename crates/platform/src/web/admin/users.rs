@@ -3,7 +3,7 @@
 //! password sign-in for scripts and the console's JavaScript-free forms alike (a session
 //! cookie). The audit log is in `audit`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::error::ApiError;
-use super::extract::{ApiJson, path_id, required_text};
+use super::extract::{ApiJson, ApiPath, path_id, required_text};
 use crate::accounts::{Principal, Role, personal_tokens, sessions};
 use crate::runtime::password;
 use crate::runtime::util::now_ms;
@@ -215,6 +215,7 @@ async fn project_ids(app: &App, ids: &[String]) -> Result<Vec<i64>, ApiError> {
         (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
         (status = 409, description = "`username_taken`", body = super::error::ErrorBody),
         (status = 422, description = "A field error, named in `field`", body = super::error::ErrorBody),
+        (status = 503, description = "`busy`: no password hasher free in time; `Retry-After`", body = super::error::ErrorBody),
     ))]
 pub async fn create(
     State(app): State<AppState>,
@@ -282,11 +283,13 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Us
     request_body = UpdateUser,
     responses((status = 200, description = "OK", body = UserView),
               (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
-              (status = 404, description = "Not found", body = super::error::ErrorBody)))]
+              (status = 404, description = "Not found", body = super::error::ErrorBody),
+              (status = 422, description = "A field error, named in `field`, or `self_lockout`", body = super::error::ErrorBody),
+              (status = 503, description = "`busy`: no password hasher free in time; `Retry-After`", body = super::error::ErrorBody),))]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<UserView>, ApiError> {
     caller.require_admin()?;
@@ -375,7 +378,8 @@ fn user_only(caller: &Caller) -> Result<i64, ApiError> {
 #[utoipa::path(post, operation_id = "changePassword", path = "/api/v1/me/password", tag = "users",
     request_body = ChangePassword,
     responses((status = 204, description = "Changed"),
-              (status = 422, description = "`wrong_password` or `invalid_password`", body = super::error::ErrorBody)))]
+              (status = 422, description = "`wrong_password` or `invalid_password`; `not_a_user` for the admin token", body = super::error::ErrorBody),
+              (status = 503, description = "`busy`: no password hasher free in time; `Retry-After`", body = super::error::ErrorBody)))]
 pub async fn change_password(
     State(app): State<AppState>,
     caller: Caller,
@@ -412,7 +416,8 @@ pub async fn change_password(
 /// Creates a personal API token; the token is shown in this answer only.
 #[utoipa::path(post, operation_id = "createToken", path = "/api/v1/me/tokens", tag = "users",
     request_body = CreateToken,
-    responses((status = 201, description = "Created", body = TokenView)))]
+    responses((status = 201, description = "Created", body = TokenView),
+              (status = 422, description = "A bad `name`, named in `field`; `not_a_user`: the admin token has no account", body = super::error::ErrorBody)))]
 pub async fn create_token(
     State(app): State<AppState>,
     caller: Caller,
@@ -426,7 +431,8 @@ pub async fn create_token(
 
 /// The caller's personal tokens (never the tokens themselves).
 #[utoipa::path(get, operation_id = "listTokens", path = "/api/v1/me/tokens", tag = "users",
-    responses((status = 200, description = "OK", body = TokenList)))]
+    responses((status = 200, description = "OK", body = TokenList),
+              (status = 422, description = "`not_a_user`: the admin token has no account", body = super::error::ErrorBody)))]
 pub async fn list_tokens(
     State(app): State<AppState>,
     caller: Caller,
@@ -442,11 +448,12 @@ pub async fn list_tokens(
 #[utoipa::path(delete, operation_id = "revokeToken", path = "/api/v1/me/tokens/{id}", tag = "users",
     params(("id" = String, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"),
-              (status = 404, description = "No such live token", body = super::error::ErrorBody)))]
+              (status = 404, description = "No such live token", body = super::error::ErrorBody),
+              (status = 422, description = "`not_a_user`: the admin token has no account", body = super::error::ErrorBody)))]
 pub async fn revoke_token(
     State(app): State<AppState>,
     caller: Caller,
-    Path(token_id): Path<String>,
+    ApiPath(token_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = user_only(&caller)?;
     let token_id = path_id("令牌", &token_id)?;

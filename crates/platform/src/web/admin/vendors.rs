@@ -11,7 +11,7 @@
 //! no secret (`VendorView`), only the id, name, `accessId` (which a device sends in clear
 //! in `C_AUTH`; it grants nothing without the key and secret) and whether an RSA key is set.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::error::ApiError;
-use super::extract::{ApiJson, path_id, required_text};
+use super::extract::{ApiJson, ApiPath, path_id, required_text};
 use crate::services;
 use crate::state::AppState;
 use crate::store::{Credential, Vendor};
@@ -206,7 +206,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<VendorList>, ApiEr
 )]
 pub async fn show(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VendorView>, ApiError> {
     let id = path_id("厂商", &id)?;
     let vendor = app
@@ -233,7 +233,7 @@ pub async fn show(
 pub async fn rotate(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Credentials>, ApiError> {
     caller.require_admin()?;
     let id = path_id("厂商", &id)?;

@@ -6,7 +6,7 @@
 //! (JPEG/PNG, `max_photo_bytes`), stored with `services::workers::store_face`, and shown as
 //! signed, expiring URLs.
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::access::{Caller, visible_worker};
 use super::error::ApiError;
-use super::extract::{ApiJson, QueryParams};
+use super::extract::{ApiJson, ApiPath, QueryParams};
 use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
 use crate::rules::idcard;
@@ -45,9 +45,9 @@ pub fn routes(max_photo_bytes: usize) -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(body_limit(max_photo_bytes)))
                 .get(list),
         )
-        .route("/workers/{person_id}", get(show))
+        .route("/workers/{personId}", get(show))
         .route(
-            "/workers/{person_id}/blacklist",
+            "/workers/{personId}/blacklist",
             post(blacklist).delete(unblacklist),
         )
         .route("/blacklist", get(list_blacklist))
@@ -251,7 +251,7 @@ pub fn enrol_error(e: EnrolError) -> ApiError {
     tag = "workers",
     params(
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
-        ("limit" = Option<u32>, Query, description = "Page size, default 100, at most 1000"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, default 100, at most 1000 (a larger one counts as 1000)"),
     ),
     responses(
         (status = 200, description = "OK", body = WorkerPage),
@@ -294,14 +294,14 @@ pub async fn list(
     tag = "workers",
     params(("personId" = String, Path, description = "Person id")),
     responses(
-        (status = 200, description = "OK", body = WorkerView),
+        (status = 200, description = "OK", body = WorkerDetail),
         (status = 404, description = "Not found", body = super::error::ErrorBody),
     )
 )]
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
-    Path(person_id): Path<String>,
+    ApiPath(person_id): ApiPath<String>,
 ) -> Result<Json<WorkerDetail>, ApiError> {
     let services::scope::VisibleWorker {
         worker,
@@ -348,12 +348,13 @@ pub struct BlacklistBody {
         (status = 204, description = "Listed"),
         (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
         (status = 404, description = "Not found", body = super::error::ErrorBody),
+        (status = 422, description = "An empty or too long `reason`, named in `field`", body = super::error::ErrorBody),
     )
 )]
 pub async fn blacklist(
     State(app): State<AppState>,
     caller: Caller,
-    Path(person_id): Path<String>,
+    ApiPath(person_id): ApiPath<String>,
     ApiJson(body): ApiJson<BlacklistBody>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
@@ -373,13 +374,14 @@ pub async fn blacklist(
     params(("personId" = String, Path, description = "Person id")),
     responses(
         (status = 204, description = "Removed from the list"),
-        (status = 404, description = "Not on the list", body = super::error::ErrorBody),
+        (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown worker, or not on the list", body = super::error::ErrorBody),
     )
 )]
 pub async fn unblacklist(
     State(app): State<AppState>,
     caller: Caller,
-    Path(person_id): Path<String>,
+    ApiPath(person_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let worker = visible_worker(&app, &caller, &person_id).await?.worker;
@@ -399,7 +401,10 @@ pub async fn unblacklist(
     operation_id = "listBlacklist",
     path = "/api/v1/blacklist",
     tag = "workers",
-    responses((status = 200, description = "OK", body = BlacklistPage))
+    responses(
+        (status = 200, description = "OK", body = BlacklistPage),
+        (status = 403, description = "Project managers cannot read the blacklist", body = super::error::ErrorBody),
+    )
 )]
 pub async fn list_blacklist(
     State(app): State<AppState>,
