@@ -459,25 +459,35 @@ async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Descriptors beyond the connection caps: listeners, the database, photo segments, logs.
 const SPARE_DESCRIPTORS: u64 = 256;
 
-/// Warns when the process may open fewer files than its connection caps need: the HTTP cap
-/// keeps idle HTTP clients from starving the device TCP listener only if both caps fit
-/// under the limit (systemd's default soft limit is 1,024).
+/// Warns when the HTTP cap leaves the device TCP listener too few descriptors: the cap keeps
+/// idle HTTP clients from starving device connections only if, under the open-files limit,
+/// it leaves room for `max_connections` devices or at least half the limit (systemd's
+/// default soft limit is 1,024).
 fn warn_if_descriptors_short(settings: &Settings) {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let Some(soft) = soft_open_files(&limits) else {
         return;
     };
-    let needed = (settings.max_connections as u64)
-        .saturating_add(settings.max_http_connections as u64)
-        .saturating_add(SPARE_DESCRIPTORS);
-    if soft < needed {
+    if let Some(room) = descriptors_short(
+        soft,
+        settings.max_connections as u64,
+        settings.max_http_connections as u64,
+    ) {
         tracing::warn!(
             open_files_limit = soft,
-            needed,
-            "max_connections + max_http_connections do not fit under the open-files limit: \
-             raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower the caps"
+            left_for_devices = room,
+            "the open-files limit leaves the device TCP listener too few descriptors beside \
+             max_http_connections: raise it (LimitNOFILE= in the systemd unit, ulimit -n) or \
+             lower max_http_connections"
         );
     }
+}
+
+/// `Some(descriptors left for device connections)` when that is fewer than `max_tcp` and
+/// fewer than half of `soft`.
+fn descriptors_short(soft: u64, max_tcp: u64, max_http: u64) -> Option<u64> {
+    let room = soft.saturating_sub(max_http.saturating_add(SPARE_DESCRIPTORS));
+    (room < max_tcp.min(soft / 2)).then_some(room)
 }
 
 /// The soft "Max open files" of a `/proc/<pid>/limits` text; `None` when unlimited or absent.
@@ -498,7 +508,18 @@ fn random_instance() -> u16 {
 
 #[cfg(test)]
 mod tests {
-    use super::soft_open_files;
+    use super::{descriptors_short, soft_open_files};
+
+    #[test]
+    fn the_http_cap_must_leave_the_devices_room_under_the_open_files_limit() {
+        // systemd's default soft limit with the default caps: nothing left for devices.
+        assert_eq!(descriptors_short(1024, 20_000, 1024), Some(0));
+        // This machine kind's 20,000 with the defaults: 18,720 for devices is enough.
+        assert_eq!(descriptors_short(20_000, 20_000, 1024), None);
+        // A small installation that caps devices low enough is fine under 4,096.
+        assert_eq!(descriptors_short(4096, 2000, 1024), None);
+        assert_eq!(descriptors_short(4096, 20_000, 3500), Some(340));
+    }
 
     #[test]
     fn the_soft_open_files_limit_is_read_from_proc_limits() {
