@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Settings;
-use crate::rules::signed_url::UrlSigner;
 use crate::runtime::device_tokens::Tokens;
 use crate::runtime::ingest::{Ingest, IngestStopper};
 use crate::runtime::metrics::Metrics;
@@ -28,6 +27,7 @@ use crate::state::{App, AppState};
 use crate::store::blobs::{FileStore, SegmentStore};
 use crate::store::sealing::Keyring;
 use crate::store::{self, Store};
+use rollcall_rules::signed_url::UrlSigner;
 
 /// Creates the console's first administrator, `admin`, with a random password, when the
 /// store has no user yet: an operator can then sign in to the console and create the
@@ -180,7 +180,7 @@ impl Platform {
             settings.ingest_batch_max,
         );
         let faces = if settings.face_rules {
-            let checker = crate::rules::face::FaceChecker::new(settings.max_photo_bytes)
+            let checker = rollcall_rules::face::FaceChecker::new(settings.max_photo_bytes)
                 .map_err(|e| StartupError::PhotoStore(format!("face detector model: {e}")))?;
             Some(Arc::new(checker))
         } else {

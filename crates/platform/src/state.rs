@@ -6,7 +6,6 @@ use std::sync::Arc;
 use rollcall_protocol::ids::Secret;
 
 use crate::config::Settings;
-use crate::rules::signed_url::UrlSigner;
 use crate::runtime::auth_cache::Directory;
 use crate::runtime::device_tokens::Tokens;
 use crate::runtime::ingest::Ingest;
@@ -17,6 +16,7 @@ use crate::runtime::registry::Registry;
 use crate::runtime::util::IdGen;
 use crate::store::Store;
 use crate::store::blobs::{FileStore, SegmentStore};
+use rollcall_rules::signed_url::UrlSigner;
 
 /// Shared by every connection, request and background task of one platform instance.
 pub type AppState = Arc<App>;
@@ -30,7 +30,7 @@ pub struct App {
     /// Face photos and firmware packages (one file per key).
     pub files: FileStore,
     /// The face detector of the enrolment photo rules; `None` when `face_rules` is off.
-    pub faces: Option<Arc<crate::rules::face::FaceChecker>>,
+    pub faces: Option<Arc<rollcall_rules::face::FaceChecker>>,
     pub signer: UrlSigner,
     pub registry: Arc<Registry>,
     /// Device, credential and vendor rows of the authentication path, cached briefly.

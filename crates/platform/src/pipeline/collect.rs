@@ -9,12 +9,12 @@ use rollcall_protocol::time::today_beijing;
 
 use super::{Authed, param, reply};
 use crate::pipeline::error::DeviceError;
-use crate::rules::idcard::{Gender, IdCardNo};
-use crate::rules::photo;
-use crate::rules::validate::{FieldError, optional_text, required_text};
 use crate::services::workers;
 use crate::state::App;
 use crate::store::{DeviceKind, StoreError, Worker};
+use rollcall_rules::idcard::{Gender, IdCardNo};
+use rollcall_rules::photo;
+use rollcall_rules::validate::{FieldError, optional_text, required_text};
 
 pub(super) async fn handle(
     app: &App,

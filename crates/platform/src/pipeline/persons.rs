@@ -10,10 +10,10 @@ use rollcall_protocol::params::{
 
 use super::{Authed, param, reply, taskid};
 use crate::pipeline::error::DeviceError;
-use crate::rules::photo;
 use crate::services::{reconcile, tasks::deliverable_param};
 use crate::state::App;
 use crate::store::{ReconcilePage, Task};
+use rollcall_rules::photo;
 
 /// The task a request names: this device's, and of this apicode; else 405_01.
 async fn owned_task(

@@ -8,10 +8,10 @@ use rollcall_protocol::params::{SignInParam, SignInResponse};
 use super::order::Ticket;
 use super::{Authed, param, reply};
 use crate::pipeline::error::DeviceError;
-use crate::rules::photo;
 use crate::services::attendance;
 use crate::state::App;
 use crate::store::NewAttendance;
+use rollcall_rules::photo;
 
 pub(super) async fn handle(
     app: &App,

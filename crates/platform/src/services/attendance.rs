@@ -3,9 +3,9 @@
 
 use rollcall_protocol::params::{AttendanceType, BitType, SignInParam};
 
-use crate::rules::geo::{Fence, Point};
 use crate::state::App;
 use crate::store::{Device, StoreResult};
+use rollcall_rules::geo::{Fence, Point};
 
 /// A record received more than this long after it was taken is flagged `late_upload`
 /// (devices must upload within 10 s while online, RC-DEV-19).

@@ -1,5 +1,5 @@
 //! Roster import (花名册导入) into a project: the rows of a `.xlsx`/`.csv` file
-//! ([`crate::rules::roster`]) and the photos of a `.zip` named by ID number become workers
+//! ([`rollcall_rules::roster`]) and the photos of a `.zip` named by ID number become workers
 //! enrolled through [`workers::enrol`] — the same rules as a single enrolment, face rules
 //! included — or, for a number already on the platform, members of the project. Teams are
 //! found by name in the project and created when missing. Every refused row is reported with
@@ -9,12 +9,12 @@
 use rollcall_protocol::time::today_beijing;
 
 use crate::accounts::Principal;
-use crate::rules::roster::{self, ImportRow, PhotoZip, RowError};
 use crate::runtime::util::now_ms;
 use crate::services::workers::{self, EnrolError, Enrolment};
 use crate::state::App;
 use crate::store::StoreError;
 use crate::store::console::Team;
+use rollcall_rules::roster::{self, ImportRow, PhotoZip, RowError};
 
 /// What an import did.
 #[derive(Debug, Default)]

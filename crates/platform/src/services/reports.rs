@@ -1,5 +1,5 @@
 //! Loads what the reports need from the store and hands it to the pure rules of
-//! [`crate::rules::reports`]: a project's punches over a time range, the daily summary per project
+//! [`rollcall_rules::reports`]: a project's punches over a time range, the daily summary per project
 //! (first in, last out, hours — with names, teams and trades), and the monthly sheet of one
 //! or more projects as `.xlsx` bytes. Used by the admin API and the console alike.
 
@@ -7,10 +7,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use jiff::civil::Date;
 
-use crate::rules::idcard;
-use crate::rules::reports::{self, DaySummary, Punch, ReportError};
 use crate::state::App;
 use crate::store::{AttendanceQuery, Project, StoreError, Worker};
+use rollcall_rules::idcard;
+use rollcall_rules::reports::{self, DaySummary, Punch, ReportError};
 
 /// The store's page size when reading a range of records.
 const PAGE: u32 = 1000;

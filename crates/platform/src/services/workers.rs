@@ -9,13 +9,13 @@ use rollcall_protocol::time::today_beijing;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::Principal;
-use crate::rules::idcard::{Gender, IdCardNo};
-use crate::rules::photo::{self, PhotoInfo};
-use crate::rules::validate::{FieldError, optional_text, required_text};
 use crate::runtime::util::now_ms;
 use crate::services::tasks;
 use crate::state::App;
 use crate::store::{StoreError, StoreResult, Worker};
+use rollcall_rules::idcard::{Gender, IdCardNo};
+use rollcall_rules::photo::{self, PhotoInfo};
+use rollcall_rules::validate::{FieldError, optional_text, required_text};
 
 /// What an enrolment form or `POST /workers` gives: the person, their face, and optionally
 /// the project they start in (required of project managers), with team and trade.

@@ -5,7 +5,7 @@
 use rollcall_protocol::ids::Secret;
 use serde::{Deserialize, Serialize};
 
-use crate::rules::geo::{CoordinateSystem, Fence};
+use rollcall_rules::geo::{CoordinateSystem, Fence};
 
 /// A device vendor (厂商) with its current credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub enum DeviceKind {
 
 /// Which way a gate counts (a rule of the daily report, stored with the device; its text form
 /// is defined beside it, in `rollcall-rules`).
-pub use crate::rules::reports::Direction;
+pub use rollcall_rules::reports::Direction;
 
 macro_rules! text_enum {
     ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {

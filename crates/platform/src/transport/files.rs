@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::rules::photo::PhotoFormat;
 use crate::runtime::util::now_ms;
 use crate::state::AppState;
 use crate::store::blobs::BlobRef;
+use rollcall_rules::photo::PhotoFormat;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/files/{*key}", get(file))

@@ -4,10 +4,10 @@ use rollcall_protocol::ids::Secret;
 use sqlx::any::AnyRow;
 
 use super::{FromRow, col, col_bool, col_parsed, col_u32};
-use crate::rules::geo::{CoordinateSystem, Fence};
 use crate::store::console::*;
 use crate::store::model::*;
 use crate::store::{StoreError, StoreResult};
+use rollcall_rules::geo::{CoordinateSystem, Fence};
 
 impl FromRow for Vendor {
     fn from_row(row: &AnyRow) -> StoreResult<Self> {

@@ -197,7 +197,7 @@ async fn expected(app: &App, project: Option<i64>) -> Result<i64, ApiError> {
 }
 
 fn check_sn(sn: &str) -> Result<String, ApiError> {
-    Ok(crate::rules::validate::sn(sn)?)
+    Ok(rollcall_rules::validate::sn(sn)?)
 }
 
 fn kind(value: &str) -> Result<DeviceKind, ApiError> {

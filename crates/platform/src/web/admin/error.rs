@@ -81,8 +81,8 @@ impl ApiError {
     }
 }
 
-impl From<crate::rules::validate::FieldError> for ApiError {
-    fn from(e: crate::rules::validate::FieldError) -> Self {
+impl From<rollcall_rules::validate::FieldError> for ApiError {
+    fn from(e: rollcall_rules::validate::FieldError) -> Self {
         ApiError::invalid_field(e.code, &e.field, e.message)
     }
 }

@@ -328,7 +328,7 @@ pub fn echo(s: &str) -> String {
 
 /// A required text field: trimmed, not empty, at most `max` characters.
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    Ok(crate::rules::validate::required_text(field, value, max)?)
+    Ok(rollcall_rules::validate::required_text(field, value, max)?)
 }
 
 /// An optional text field: trimmed, empty counts as absent, at most `max` characters.
@@ -337,7 +337,7 @@ pub fn optional_text(
     value: Option<&str>,
     max: usize,
 ) -> Result<Option<String>, ApiError> {
-    Ok(crate::rules::validate::optional_text(field, value, max)?)
+    Ok(rollcall_rules::validate::optional_text(field, value, max)?)
 }
 
 /// Epoch milliseconds (an optionally signed integer) or an RFC 3339 date-time.

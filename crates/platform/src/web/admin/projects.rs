@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 use super::access::{Caller, project_or_404};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, echo, optional_text, required_text};
-use crate::rules::geo::{CoordinateSystem, Fence, Point};
 use crate::runtime::util::now_ms;
 use crate::services;
 use crate::state::AppState;
 use crate::store::Project;
+use rollcall_rules::geo::{CoordinateSystem, Fence, Point};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

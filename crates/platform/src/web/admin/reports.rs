@@ -121,7 +121,7 @@ pub async fn daily(
         Some(d) => d.trim().parse::<jiff::civil::Date>().map_err(|_| {
             ApiError::invalid_field("invalid_query", "date", "参数 date 应为 YYYY-MM-DD")
         })?,
-        None => crate::rules::reports::beijing_date(now_ms())
+        None => rollcall_rules::reports::beijing_date(now_ms())
             .ok_or_else(|| ApiError::Internal("the clock is out of range".into()))?,
     };
     let lines = reports::daily(&app, project.id, day)

@@ -19,13 +19,13 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, QueryParams};
 use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
-use crate::rules::idcard;
 use crate::runtime::util::now_ms;
 use crate::services;
 use crate::services::workers::{EnrolError, Enrolment};
 use crate::state::{App, AppState};
 use crate::store::Worker;
 use crate::store::console::Member;
+use rollcall_rules::idcard;
 
 /// Default and largest page of `GET /workers`.
 const DEFAULT_PAGE: u32 = 100;

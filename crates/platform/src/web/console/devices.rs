@@ -371,7 +371,7 @@ pub async fn new_form(State(app): State<AppState>, ctx: Ctx) -> Result<Html<Stri
 
 /// The admin API's serial-number rule (`validate::sn`), as a message for the form.
 fn check_sn(sn: &str) -> Result<String, String> {
-    crate::rules::validate::sn(sn).map_err(|e| e.message)
+    rollcall_rules::validate::sn(sn).map_err(|e| e.message)
 }
 
 /// `POST /console/devices/new`: registers the device; a bound one gets its roster at once.

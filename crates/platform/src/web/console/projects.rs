@@ -11,8 +11,8 @@ use axum::routing::get;
 
 use super::error::ConsoleError;
 use super::page::{Ctx, Nav, datetime, render};
-use crate::rules::idcard;
 use crate::state::AppState;
+use rollcall_rules::idcard;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -108,7 +108,7 @@ async fn page(
 ) -> Result<Html<String>, ConsoleError> {
     let projects = ctx.projects(app).await?;
     let selected = pick(&projects, &q.project);
-    let today = crate::rules::reports::beijing_date(now_ms())
+    let today = rollcall_rules::reports::beijing_date(now_ms())
         .ok_or_else(|| ConsoleError::Internal("the clock is out of range".into()))?;
     let day = match q.date.trim() {
         "" => today,

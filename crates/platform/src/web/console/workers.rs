@@ -15,12 +15,12 @@ use serde::Deserialize;
 use super::error::ConsoleError;
 use super::page::{Ctx, Nav, datetime, direction_label, flag_label, method_label, render};
 use crate::accounts::Scope;
-use crate::rules::idcard;
 use crate::runtime::util::now_ms;
 use crate::services;
 use crate::services::workers::{EnrolError, Enrolment};
 use crate::state::{App, AppState};
 use crate::store::AttendanceQuery;
+use rollcall_rules::idcard;
 
 /// Workers per page of the list.
 const PAGE: u32 = 50;
