@@ -509,6 +509,12 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
                 offline_done = true;
                 handles.iter().for_each(|h| h.set_network(true));
             }
+            // Wait for the generators' last records to be queued before judging the queues
+            // drained: `queued` above was read while they still ran.
+            for g in std::mem::take(&mut generators) {
+                let _ = g.await;
+            }
+            continue;
         }
         if draining && (queued == 0 || t >= drain_deadline) {
             break;
