@@ -262,28 +262,29 @@ const ACCESS_SECRET: &str = "access_secret";
 impl SqlStore {
     /// A vendor as read, with its secrets opened; `true` if they should be resealed.
     fn open_vendor(&self, mut v: Vendor) -> StoreResult<(Vendor, bool)> {
-        let key = self
-            .keys
-            .open(ACCESS_KEY, &v.access_id, v.access_key.expose())?;
-        let secret = self
-            .keys
-            .open(ACCESS_SECRET, &v.access_id, v.access_secret.expose())?;
-        v.access_key = key.secret;
-        v.access_secret = secret.secret;
-        Ok((v, key.stale || secret.stale))
+        let stale = self.open_pair(&v.access_id, &mut v.access_key, &mut v.access_secret)?;
+        Ok((v, stale))
     }
 
     /// A credential as read, with its secrets opened; `true` if they should be resealed.
     fn open_credential(&self, mut c: Credential) -> StoreResult<(Credential, bool)> {
-        let key = self
-            .keys
-            .open(ACCESS_KEY, &c.access_id, c.access_key.expose())?;
-        let secret = self
-            .keys
-            .open(ACCESS_SECRET, &c.access_id, c.access_secret.expose())?;
-        c.access_key = key.secret;
-        c.access_secret = secret.secret;
-        Ok((c, key.stale || secret.stale))
+        let stale = self.open_pair(&c.access_id, &mut c.access_key, &mut c.access_secret)?;
+        Ok((c, stale))
+    }
+
+    /// Replaces the stored forms of a credential's key and secret by their clear values;
+    /// `true` if either should be resealed.
+    fn open_pair(
+        &self,
+        access_id: &str,
+        key: &mut Secret,
+        secret: &mut Secret,
+    ) -> StoreResult<bool> {
+        let opened_key = self.keys.open(ACCESS_KEY, access_id, key.expose())?;
+        let opened_secret = self.keys.open(ACCESS_SECRET, access_id, secret.expose())?;
+        *key = opened_key.secret;
+        *secret = opened_secret.secret;
+        Ok(opened_key.stale || opened_secret.stale)
     }
 }
 
