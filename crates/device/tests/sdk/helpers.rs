@@ -266,7 +266,7 @@ impl TestPlatform {
     pub async fn enrol_fast(&self, n: usize, project: &str) -> Vec<i64> {
         let app = self.state();
         let key = "faces/shared/sdk-test.jpg";
-        app.files.put(key, SMALL_JPEG).await.expect("store a face");
+        app.blobs.put(key, SMALL_JPEG).await.expect("store a face");
         let now = rollcall_platform::util::now_ms();
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {

@@ -67,6 +67,7 @@ pub const TABLES: &[Table] = &[
     table("projects", "id"),
     table("devices", "sn"),
     table("presence_transitions", "id"),
+    table("device_sessions", "sn"),
     table("workers", "person_id"),
     table("project_workers", "project_id, person_id"),
     table("tasks", "taskid"),
