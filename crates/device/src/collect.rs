@@ -210,7 +210,7 @@ impl Collector {
     /// A collector for `config` (its sn, credentials, `http_url`, CA, RSA key and tuning;
     /// the TCP address and the data directory are not used).
     pub fn new(config: DeviceConfig) -> Result<Collector, SdkError> {
-        let decrypter = crate::device::decrypter_of(&config)?;
+        let decrypter = crate::http::decrypter_of(&config)?;
         let max_photo_bytes = config.tuning.max_photo_bytes;
         let http = DeviceHttp::new(Arc::new(config), Arc::new(AtomicI64::new(0)), decrypter)?;
         Ok(Collector {

@@ -199,17 +199,6 @@ impl DeviceHandle {
     }
 }
 
-/// The JWE decrypter of the device's RSA key, when it has one (ZJ-JWE-02).
-pub(crate) fn decrypter_of(config: &DeviceConfig) -> Result<Option<Arc<JweDecrypter>>, SdkError> {
-    match &config.rsa_private_key_pem {
-        Some(pem) => Ok(Some(Arc::new(
-            JweDecrypter::from_private_key_pem(pem.expose())
-                .map_err(|e| SdkError::Config(format!("device RSA key: {e}")))?,
-        ))),
-        None => Ok(None),
-    }
-}
-
 /// An opened device, ready to [`run`](Device::run).
 pub struct Device {
     cfg: Arc<DeviceConfig>,
@@ -229,7 +218,7 @@ impl std::fmt::Debug for Device {
 impl Device {
     /// Opens the device's store under `config.data_dir` (creating it).
     pub fn open(config: DeviceConfig) -> Result<Device, SdkError> {
-        let decrypter = decrypter_of(&config)?;
+        let decrypter = crate::http::decrypter_of(&config)?;
         // A CA file that holds no certificate is a configuration error now, not at run.
         crate::http::extra_roots(config.ca_cert_pem.as_deref())?;
         let store = StoreHandle::open(config.store_path())?;

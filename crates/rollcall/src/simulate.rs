@@ -607,8 +607,16 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
         let queued = queued(&handles).await;
         let online = handles.iter().filter(|h| h.stats().online()).count();
         bar.set_position(t.as_secs().min(args.duration));
+        let enrolments = if collector_count > 0 {
+            format!(
+                " | 登记 collected {}",
+                tally.collected.load(Ordering::Relaxed)
+            )
+        } else {
+            String::new()
+        };
         bar.set_message(format!(
-            "在线 online {online}/{} | 采集 taken {} | 确认 acked {} | 队列 queued {queued} | 重复 dup {} | 死信 dead {}",
+            "在线 online {online}/{} | 采集 taken {} | 确认 acked {} | 队列 queued {queued} | 重复 dup {} | 死信 dead {}{enrolments}",
             handles.len(),
             tally.taken.load(Ordering::Relaxed),
             tally.acked.load(Ordering::Relaxed),
