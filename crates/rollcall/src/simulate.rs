@@ -37,7 +37,7 @@ use rollcall_device::{Collector, Credentials, Device, DeviceConfig, DeviceEvent,
 use rollcall_protocol::ids::Secret;
 use tokio::sync::{mpsc, watch};
 
-mod kinds;
+pub(crate) mod kinds;
 
 use kinds::{KindMix, Site, Terminal};
 

@@ -185,3 +185,40 @@ async fn the_simulator_plays_every_kind_of_terminal_and_the_platform_files_each_
     server.child.kill().unwrap();
     let _ = server.child.wait();
 }
+
+/// A mix or a share that cannot be played is refused before anything is set up (exit 2, the
+/// flag named), with no platform needed.
+#[test]
+fn an_unplayable_mix_is_refused_naming_the_flag() {
+    for (args, names) in [
+        (&["--kinds", "face=2,palm=1"][..], "palm"),
+        (&["--kind", "fingerprint"][..], "fingerprint"),
+        (
+            &["--kind", "mobile", "--outside-fence-share", "1.5"][..],
+            "--outside-fence-share",
+        ),
+        (
+            &["--kind", "mobile", "--fence-radius", "0"][..],
+            "--fence-radius",
+        ),
+        (&["--kinds", "face=1", "--devices", "3"][..], "--devices"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .arg("simulate")
+            .args(args)
+            .args([
+                "--access-id",
+                "a",
+                "--access-key",
+                "k",
+                "--access-secret",
+                "s",
+            ])
+            .args(["--tcp", "127.0.0.1:1", "--http", "http://127.0.0.1:1"])
+            .output()
+            .expect("run rollcall simulate");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(names), "{args:?}: {stderr}");
+    }
+}
