@@ -214,6 +214,13 @@ impl TestApp {
         }
     }
 
+    /// Shuts down and lets go of the platform's state, so another process may open its files
+    /// (the photo store's lock included).
+    pub async fn stop(&mut self) {
+        self.shutdown().await;
+        self.state = None;
+    }
+
     /// Shuts down gracefully, then starts a new platform on the same data directory (new
     /// ports: devices reconnect).
     pub async fn restart(&mut self) {

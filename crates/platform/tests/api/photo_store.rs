@@ -141,3 +141,75 @@ async fn a_photo_store_that_cannot_be_used_stops_the_start_with_a_message_naming
         assert!(err.contains(expect), "{store}: {err}");
     }
 }
+
+/// Issue 15: an installation whose photos are on its disk moves them into S3 with
+/// `migrate-data --photos-to` (here its library function): every file and attendance photo is
+/// copied and read back, the attendance keys are rewritten, and the platform restarted on the
+/// S3 store serves every record's own photo and every face. A second run has nothing left to
+/// move.
+#[tokio::test]
+async fn photos_on_a_disk_move_into_s3_and_every_record_keeps_its_own_photo() {
+    use rollcall_platform::store::blobs::open_s3;
+    use rollcall_platform::store::copy::photos::copy_photos;
+
+    let s3 = TestS3::new("api-migrate");
+    s3.require().await;
+    let mut app = TestApp::spawn_with(shared_url_key).await;
+    let vendor = app.vendor().await;
+    let jpg = sign_in_with_photo(&app, &vendor, "SN-MOVE-1", FACE_JPG).await;
+    sign_in_with_photo(&app, &vendor, "SN-MOVE-2", FACE_PNG).await;
+    let person = app.worker("王五").await;
+    let record_path = |url: &str, app: &TestApp| {
+        url.strip_prefix(&app.base_url)
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(record_path(&jpg, &app).starts_with("/files/s/"), "{jpg}");
+
+    let to = open_s3(&s3.photo_store(), &s3.options().0).unwrap();
+    let db_url = app.settings().database_url();
+    let files_dir = app.settings().files_dir();
+    // Not while the platform that owns the photos runs.
+    let running = copy_photos(&files_dir, &to, &db_url, &mut |_| {}).await;
+    assert!(
+        running.unwrap_err().to_string().contains("already open"),
+        "the store's lock keeps the copy out"
+    );
+    app.stop().await;
+    let mut seen = 0;
+    let summary = copy_photos(&files_dir, &to, &db_url, &mut |_| seen += 1)
+        .await
+        .expect("copy the photos");
+    assert_eq!(summary.attendance, 2);
+    assert!(summary.files >= 3, "three faces at least: {summary:?}");
+    assert!(seen > 0, "progress reported");
+    let again = copy_photos(&files_dir, &to, &db_url, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.attendance, 0, "nothing left to move");
+
+    app.restart_with(|s| {
+        s.photo_store = Some(s3.photo_store());
+        s.photo_store_options = s3.options();
+    })
+    .await;
+    for (sn, bytes) in [("SN-MOVE-1", FACE_JPG), ("SN-MOVE-2", FACE_PNG)] {
+        let records = app.records(sn).await;
+        let url = records[0].photo_url.clone().expect("a photo URL");
+        assert!(
+            record_path(&url, &app).starts_with("/files/o/"),
+            "re-keyed: {url}"
+        );
+        assert_eq!(fetch(&app, &url).await, (200, bytes.to_vec()));
+    }
+    let view: Value = app
+        .admin()
+        .get(&format!("/workers/{person}"))
+        .await
+        .expect(200);
+    let face = view["faceUrl"].as_str().unwrap();
+    assert_eq!(fetch(&app, face).await, (200, FACE_JPG.to_vec()));
+}
