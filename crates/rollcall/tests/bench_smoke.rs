@@ -178,6 +178,52 @@ fn signin_with_an_s3_photo_store_is_reported_beside_the_local_store() {
     assert!(s3_row["vs_local"].as_f64().unwrap() > 0.0, "{s3_row}");
 }
 
+/// Issue 15's multi-node run: the S3 run on three nodes of one PostgreSQL database, the
+/// devices spread over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signin_on_three_nodes_of_one_database() {
+    let db = rollcall_platform::store::test_db::TestDb::postgres("bench");
+    db.open_postgres().await.close().await;
+    let s3 = rollcall_platform::store::test_s3::TestS3::new("bench-nodes");
+    let store = s3.photo_store();
+    let env: Vec<(&str, String)> = s3
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .collect();
+    let url = db.url.clone();
+    let v = tokio::task::spawn_blocking(move || {
+        bench_env(
+            &[
+                "--database-url",
+                &url,
+                "signin",
+                "--devices",
+                "3",
+                "--window",
+                "2",
+                "--count",
+                "4",
+                "--photo-store",
+                &store,
+                "--nodes",
+                "3",
+            ],
+            1,
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    let rows = rows(&v);
+    let nodes_row = rows
+        .iter()
+        .find(|r| r["nodes"] == 3)
+        .unwrap_or_else(|| panic!("a three-node row: {v}"));
+    assert_eq!(nodes_row["ops"], 12, "{nodes_row}");
+    assert_eq!(nodes_row["failed"], 0, "{nodes_row}");
+}
+
 #[test]
 fn sync_fills_a_device() {
     let v = bench(&["sync", "--persons", "5", "--timeout", "120"]);

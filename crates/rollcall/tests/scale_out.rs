@@ -46,12 +46,25 @@ const URL_KEY: &str = "c2NhbGUtb3V0LXRlc3QtdXJsLXNpZ25pbmcta2V5ISE=";
 /// How long the devices get to empty their queues after the kill.
 const DRAIN: Duration = Duration::from_secs(300);
 
+/// A port free now, below Linux's ephemeral range (32768–60999): nothing takes it for an
+/// outgoing connection or a port-0 listener while a killed node is down, so the node can
+/// restart on it behind the proxy. (SeaweedFS's fixed ports are below 24000.)
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+    for _ in 0..1000 {
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let port = 24_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 8_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 24000 and 32000");
 }
 
 fn haproxy_binary() -> PathBuf {

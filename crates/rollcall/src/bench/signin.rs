@@ -11,7 +11,9 @@
 //!
 //! With `--photo-store s3://…` the same load runs a second time against a platform whose
 //! photos go to that S3-compatible store (endpoint and keys from `AWS_*`), and its row gives
-//! sign-ins/s and p99 beside the local store's of the same run (`vs_local`).
+//! sign-ins/s and p99 beside the local store's of the same run (`vs_local`). With `--nodes N`
+//! as well (and `--database-url postgres://…`), that second run is N nodes sharing the
+//! database and the store, the devices spread over them: the multi-node figure.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -39,6 +41,9 @@ pub struct SignInArgs {
     /// Also run against this photo store (s3://BUCKET[/PREFIX], endpoint and keys from AWS_*). / 另测该照片存储
     #[arg(long, value_name = "URL")]
     pub photo_store: Option<String>,
+    /// Nodes of the --photo-store run (sharing --database-url; the devices spread over them). / 节点数
+    #[arg(long, default_value_t = 1, requires = "photo_store")]
+    pub nodes: usize,
 }
 
 /// One load against one platform.
@@ -50,16 +55,32 @@ struct Measured {
     cpu_ms_per_op: f64,
 }
 
-/// Drives `args`' load of sign-ins against `server` and measures it.
-async fn measure(server: &Server, args: &SignInArgs, img: &'static str) -> BenchResult<Measured> {
-    let vendor = server.admin().vendor("bench signin").await?;
+/// Drives `args`' load of sign-ins against `servers` (the devices spread over them; nodes of
+/// one database) and measures it; server CPU is the sum of every node's.
+async fn measure(
+    servers: &[Server],
+    args: &SignInArgs,
+    img: &'static str,
+    sn_prefix: &str,
+) -> BenchResult<Measured> {
+    let first = servers.first().ok_or("no server")?;
+    let vendor = first.admin().vendor("bench signin").await?;
     let devices = args.devices.max(1);
     let mut conns = Vec::with_capacity(devices);
     for i in 0..devices {
-        conns.push(authenticate(&server.tcp, &format!("SIGN{i:05}"), &vendor).await?);
+        let server = &servers[i % servers.len()];
+        // Each run's devices are its own (its vendor's), even on a shared database.
+        let sn = format!("{sn_prefix}{i:05}");
+        conns.push(authenticate(&server.tcp, &sn, &vendor).await?);
     }
     let base = load::now_ms() - 3_600_000;
-    let before = server.proc.sample()?;
+    let cpu = || -> BenchResult<u64> {
+        servers
+            .iter()
+            .map(|s| s.proc.sample().map(|p| p.cpu_ticks))
+            .sum()
+    };
+    let before = cpu()?;
     let started = Instant::now();
     let far = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
     let runs = conns.into_iter().map(|(stream, mut proto)| {
@@ -84,16 +105,14 @@ async fn measure(server: &Server, args: &SignInArgs, img: &'static str) -> Bench
         all.merge(r?);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let after = server.proc.sample()?;
+    let after = cpu()?;
     all.sort();
     let ops = all.ops();
     let clk = load::clock_ticks() as f64;
     Ok(Measured {
         per_s: ops as f64 / elapsed.max(1e-9),
         p99_ms: all.percentile_us(0.99) / 1000.0,
-        cpu_ms_per_op: after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0
-            / clk
-            / ops.max(1) as f64,
+        cpu_ms_per_op: after.saturating_sub(before) as f64 * 1000.0 / clk / ops.max(1) as f64,
         ops,
         all,
     })
@@ -101,14 +120,21 @@ async fn measure(server: &Server, args: &SignInArgs, img: &'static str) -> Bench
 
 pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Report> {
     let mut report = Report::new("signin");
-    let server = Server::start(database_url)?;
+    // Every platform of the run shares one secret key: on a shared database each seals
+    // vendor secrets under it, and a node that cannot open them refuses to start.
+    let key = rollcall_platform::store::sealing::Keyring::generate_key()
+        .map_err(|e| format!("secret key: {e}"))?;
+    let server = vec![Server::start_env(
+        database_url,
+        &[("ROLLCALL_SECRET_KEY", key.as_str())],
+    )?];
     let devices = args.devices.max(1);
     let img: &'static str = Box::leak(
         base64::engine::general_purpose::STANDARD
             .encode(FACE_JPEG)
             .into_boxed_str(),
     );
-    let m = measure(&server, &args, img).await?;
+    let m = measure(&server, &args, img, "SIGN").await?;
     let Measured {
         ref all,
         ops,
@@ -120,10 +146,10 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
     let batch = devices * args.window.max(1);
     let total = ops.max(batch as u64) as usize;
     let near = server
-        .data_dir
-        .parent()
-        .unwrap_or(&server.data_dir)
-        .to_path_buf();
+        .first()
+        .map(|s| s.data_dir.clone())
+        .unwrap_or_default();
+    let near = near.parent().unwrap_or(&near).to_path_buf();
     let (segment, files) = tokio::task::spawn_blocking(move || {
         // The segment first: the files leave dirty metadata behind that would slow it.
         Ok::<_, String>((
@@ -169,11 +195,27 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
     }
     if let Some(store) = &args.photo_store {
         drop(server);
-        let other = Server::start_env(database_url, &[("ROLLCALL_PHOTO_STORE", store.as_str())])?;
-        let o = measure(&other, &args, img).await?;
+        let nodes = args.nodes.max(1);
+        if nodes > 1 && !database_url.is_some_and(|u| u.starts_with("postgres")) {
+            return Err("--nodes needs --database-url postgres://… (the nodes share it)".into());
+        }
+        let mut others = Vec::with_capacity(nodes);
+        for id in 1..=nodes {
+            let id = id.to_string();
+            others.push(Server::start_env(
+                database_url,
+                &[
+                    ("ROLLCALL_PHOTO_STORE", store.as_str()),
+                    ("ROLLCALL_NODE_ID", id.as_str()),
+                    ("ROLLCALL_SECRET_KEY", key.as_str()),
+                ],
+            )?);
+        }
+        let o = measure(&others, &args, img, "SIGS").await?;
         report.rows.push(
             Row::new()
                 .with("what", format!("rollcall sign-ins, photo store {store}"))
+                .with("nodes", nodes)
                 .with("ops", o.ops)
                 .with("failed", o.all.failed)
                 .with("per_s", o.per_s)
