@@ -38,11 +38,13 @@ if [ ! -x "$VENV/bin/weed" ]; then
 fi
 
 mkdir -p "$DATA"
-# Its defaults bind 0.0.0.0: every listener is pinned to loopback (STACK.md).
+# Its defaults bind 0.0.0.0: every listener is pinned to loopback (STACK.md). Without
+# -volume.max it sizes itself from the free disk and refuses writes on a full build machine.
 AWS_ACCESS_KEY_ID=rollcall-test AWS_SECRET_ACCESS_KEY=rollcall-test-secret \
   setsid nohup "$VENV/bin/weed" mini -dir="$DATA" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.telemetry=false -admin.ui=false -webdav=false \
     -s3.port.iceberg=0 -s3.port.lance=0 -bucket=photos \
+    -volume.max=64 -master.volumeSizeLimitMB=64 \
     > target/seaweedfs.log 2>&1 < /dev/null &
 echo $! > "$PIDFILE"
 
