@@ -247,6 +247,10 @@ impl Platform {
             stop_rx.clone(),
         ));
         let housekeeper = tokio::spawn(housekeep(Arc::clone(&self.app), stop_rx.clone()));
+        let uplink = tokio::spawn(crate::uplink::sender::run(
+            Arc::clone(&self.app),
+            stop_rx.clone(),
+        ));
         let url = self.app.settings.database_url();
         let listener = (self.app.store.backend() == "postgres").then(|| {
             tokio::spawn(crate::transport::cluster::listen(
@@ -263,6 +267,7 @@ impl Platform {
         let _ = http.await;
         self.ingest.stop().await;
         let _ = housekeeper.await;
+        let _ = uplink.await;
         if let Some(l) = listener {
             let _ = l.await;
         }

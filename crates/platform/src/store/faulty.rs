@@ -212,3 +212,32 @@ delegate! {
     Write fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     Read fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 }
+
+delegate! {
+    impl UplinkStore {}
+    Write fn put_uplink_config(&self, config: &UplinkConfig, backfill_from: i64)
+        -> StoreResult<()>;
+    Read fn uplink_config(&self, project_id: i64) -> StoreResult<Option<UplinkConfig>>;
+    Read fn enabled_uplinks(&self) -> StoreResult<Vec<UplinkConfig>>;
+    Write fn take_uplink_lease(&self, project_id: i64, owner: &str, now: i64, until: i64)
+        -> StoreResult<bool>;
+    Write fn record_uplink_attempt(&self, project_id: i64, result: Result<i64, (String, i64)>)
+        -> StoreResult<()>;
+    Read fn uplink_in_flight(&self, project_id: i64) -> StoreResult<Vec<UplinkItem>>;
+    Read fn uplink_due(&self, project_id: i64, now: i64, limit: u32)
+        -> StoreResult<Vec<UplinkItem>>;
+    Write fn uplink_mark_sending(&self, ids: &[i64], request: &str, now: i64)
+        -> StoreResult<()>;
+    Write fn uplink_mark_sent(&self, ids: &[i64], request: &str, serial: &str)
+        -> StoreResult<()>;
+    Write fn uplink_settle(&self, ids: &[i64], outcome: &UplinkOutcome, now: i64,
+        team_sys_no: Option<(i64, i64)>) -> StoreResult<()>;
+    Read fn uplink_team_sys_no(&self, team_id: i64) -> StoreResult<Option<i64>>;
+    Read fn uplink_items(&self, project_id: i64, state: Option<UplinkState>,
+        before_id: Option<i64>, limit: u32) -> StoreResult<Vec<UplinkItem>>;
+    Read fn uplink_items_of(&self, kind: UplinkKind, ref_id: i64)
+        -> StoreResult<Vec<UplinkItem>>;
+    Read fn uplink_stats(&self, project_id: i64, day: (i64, i64)) -> StoreResult<UplinkStats>;
+    Write fn uplink_requeue_refused(&self, project_id: i64, now: i64) -> StoreResult<u64>;
+    Write fn uplink_wake_person(&self, person_id: i64) -> StoreResult<()>;
+}

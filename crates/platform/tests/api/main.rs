@@ -29,4 +29,8 @@ mod presence;
 mod sign_in;
 mod tasks;
 mod tls;
+mod uplink;
 mod workforce;
+
+#[path = "../support/national.rs"]
+mod national;

@@ -83,6 +83,9 @@ pub const TABLES: &[Table] = &[
     table("teams", "id"),
     table("blacklist", "person_id"),
     table("firmware", "id"),
+    table("uplink_configs", "project_id"),
+    table("uplink_outbox", "id"),
+    table("uplink_teams", "team_id"),
 ];
 
 const fn table(name: &'static str, key: &'static str) -> Table {

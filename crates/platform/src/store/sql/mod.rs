@@ -85,6 +85,7 @@ mod devices;
 mod rosters;
 mod rows;
 mod tasks;
+mod uplink;
 mod vendors;
 mod workers;
 
@@ -131,6 +132,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "hashed device tokens",
         include_str!("../../../migrations/sqlite/0004_hashed_device_tokens.sql"),
     ),
+    (
+        6,
+        "uplink",
+        include_str!("../../../migrations/sqlite/0006_uplink.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -152,6 +158,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "hashed device tokens",
         include_str!("../../../migrations/postgres/0004_hashed_device_tokens.sql"),
+    ),
+    (
+        6,
+        "uplink",
+        include_str!("../../../migrations/postgres/0006_uplink.sql"),
     ),
 ];
 

@@ -8,6 +8,7 @@ mod attendance;
 mod devices;
 mod rosters;
 mod tasks;
+mod uplink;
 mod vendors;
 mod workers;
 
@@ -16,5 +17,6 @@ pub use attendance::AttendanceStore;
 pub use devices::DeviceStore;
 pub use rosters::RosterStore;
 pub use tasks::TaskStore;
+pub use uplink::UplinkStore;
 pub use vendors::VendorStore;
 pub use workers::WorkerStore;

@@ -21,6 +21,7 @@ pub mod projects;
 pub mod reports;
 pub mod tasks;
 pub mod teams;
+pub mod uplink;
 pub mod users;
 pub mod vendors;
 pub mod workers;
@@ -52,6 +53,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(audit::routes())
         .merge(reports::routes())
         .merge(firmware::routes())
+        .merge(uplink::routes())
         .route_layer(middleware::from_fn_with_state(app, access::authenticate))
         // Added after the auth layer, so they need no token.
         .route("/openapi.json", get(openapi::serve))

@@ -12,8 +12,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    attendance, audit, devices, firmware, members, projects, reports, tasks, teams, users, vendors,
-    workers,
+    attendance, audit, devices, firmware, members, projects, reports, tasks, teams, uplink, users,
+    vendors, workers,
 };
 
 /// The name of the security scheme every operation requires.
@@ -209,6 +209,10 @@ impl Modify for CommonAnswers {
         users::list_tokens,
         users::revoke_token,
         audit::audit_log,
+        uplink::put,
+        uplink::show,
+        uplink::items,
+        uplink::retry,
         users::login,
         users::logout,
     ),
@@ -226,6 +230,7 @@ impl Modify for CommonAnswers {
         (name = "reports", description = "Daily summary, monthly sheet, roster import"),
         (name = "firmware", description = "Firmware packages and their rollout"),
         (name = "users", description = "Console users, roles, personal tokens, sign-in and the audit log"),
+        (name = "uplink", description = "Reporting to the national real-name platform"),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,620 @@
+//! The uplink's settings, outbox and sender lease (docs/UPLINK.md), and the `enqueue_*`
+//! statements the other aggregates run **inside their own write transactions**, so that a
+//! team, a membership or an attendance record is never stored without its outbox row (nor
+//! the row without the thing).
+//!
+//! What is queued is decided here in SQL from the data just written: only projects whose
+//! uplink is enabled queue anything, a team or an attendance record is queued once per
+//! project (a partial unique index), a worker once per project, an entry on every (re)join
+//! and an exit on every leave. The queue order is the outbox's identity column.
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+use super::{
+    Arg, FromRow, MAX_PARAMS, SqlStore, bind_all, col, col_bool, col_parsed, col_u32,
+    placeholders,
+};
+use crate::store::model::*;
+use crate::store::{StoreError, StoreResult, UplinkStore};
+
+/// The column (and associated-data label) the appsecret is sealed under.
+const APPSECRET: &str = "uplink_appsecret";
+
+const CONFIG_COLUMNS: &str = "project_id, endpoint, appid, appsecret, corp_code, corp_name, \
+     enabled, updated_at, last_success_at, last_error, failures, retry_at";
+const ITEM_COLUMNS: &str = "id, project_id, kind, ref_id, person_id, at, state, attempts, \
+     next_at, solo, request, serial, message, created_at, sent_at, done_at";
+const OUTBOX_INSERT: &str =
+    "INSERT INTO uplink_outbox (project_id, kind, ref_id, person_id, at, state, created_at)";
+/// Items whose request is not settled.
+const UNFINISHED: &str = "('pending', 'sending', 'sent')";
+
+impl FromRow for UplinkConfig {
+    fn from_row(row: &AnyRow) -> StoreResult<Self> {
+        Ok(UplinkConfig {
+            project_id: col(row, "project_id")?,
+            endpoint: col(row, "endpoint")?,
+            appid: col(row, "appid")?,
+            // Opened by the store method that read it (needs the keyring).
+            appsecret: col::<String>(row, "appsecret")?.as_str().into(),
+            corp_code: col(row, "corp_code")?,
+            corp_name: col(row, "corp_name")?,
+            enabled: col_bool(row, "enabled")?,
+            updated_at: col(row, "updated_at")?,
+            last_success_at: col(row, "last_success_at")?,
+            last_error: col(row, "last_error")?,
+            failures: col_u32(row, "failures")?,
+            retry_at: col(row, "retry_at")?,
+        })
+    }
+}
+
+impl FromRow for UplinkItem {
+    fn from_row(row: &AnyRow) -> StoreResult<Self> {
+        Ok(UplinkItem {
+            id: col(row, "id")?,
+            project_id: col(row, "project_id")?,
+            kind: col_parsed(row, "kind", UplinkKind::parse)?,
+            ref_id: col(row, "ref_id")?,
+            person_id: col(row, "person_id")?,
+            at: col(row, "at")?,
+            state: col_parsed(row, "state", UplinkState::parse)?,
+            attempts: col_u32(row, "attempts")?,
+            next_at: col(row, "next_at")?,
+            solo: col_bool(row, "solo")?,
+            request: col(row, "request")?,
+            serial: col(row, "serial")?,
+            message: col(row, "message")?,
+            created_at: col(row, "created_at")?,
+            sent_at: col(row, "sent_at")?,
+            done_at: col(row, "done_at")?,
+        })
+    }
+}
+
+impl SqlStore {
+    fn open_uplink(&self, mut c: UplinkConfig) -> StoreResult<UplinkConfig> {
+        let opened = self.keys.open(
+            APPSECRET,
+            &c.project_id.to_string(),
+            c.appsecret.expose(),
+        )?;
+        c.appsecret = opened.secret;
+        Ok(c)
+    }
+
+    /// Runs `sql` (an `UPDATE … WHERE id IN (…)`) over `ids` in chunks; `$1..$fixed` are
+    /// `fixed_args`, the ids follow.
+    async fn update_items(
+        &self,
+        conn: &mut AnyConnection,
+        sql: &str,
+        fixed_args: impl Fn() -> Vec<Arg>,
+        ids: &[i64],
+    ) -> StoreResult<u64> {
+        let mut changed = 0;
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let mut args = fixed_args();
+            let first = args.len() + 1;
+            args.extend(chunk.iter().map(|&id| Arg::Int(Some(id))));
+            let statement = sql.replace("{ids}", &placeholders(first, chunk.len()));
+            changed += bind_all(sqlx::query(AssertSqlSafe(statement)), args)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+        }
+        Ok(changed)
+    }
+}
+
+// --- queueing, inside other aggregates' transactions --------------------------------------
+
+/// Queues the new attendance records among `record_ids` whose project reports.
+pub(super) async fn enqueue_attendance(
+    conn: &mut AnyConnection,
+    record_ids: &[i64],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for chunk in record_ids.chunks(MAX_PARAMS) {
+        let sql = format!(
+            "{OUTBOX_INSERT} SELECT a.project_id, 'attendance', a.record_id, a.person_id, \
+             a.record_time, 'pending', $1 FROM attendance a JOIN uplink_configs c \
+             ON c.project_id = a.project_id WHERE c.enabled = 1 AND a.record_id IN ({}) \
+             ORDER BY a.record_time, a.record_id",
+            placeholders(2, chunk.len())
+        );
+        let mut args = vec![Arg::Int(Some(now))];
+        args.extend(chunk.iter().map(|&id| Arg::Int(Some(id))));
+        bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Queues a new team when its project reports.
+pub(super) async fn enqueue_team(
+    conn: &mut AnyConnection,
+    team_id: i64,
+    project_id: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "{OUTBOX_INSERT} SELECT project_id, 'team', $2, NULL, $3, 'pending', $3 \
+         FROM uplink_configs WHERE project_id = $1 AND enabled = 1 ON CONFLICT DO NOTHING"
+    )))
+    .bind(project_id)
+    .bind(team_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues the workers who joined `project_id` at `joined_at` (the memberships just made or
+/// renewed): the worker once per project, an entry every time.
+pub(super) async fn enqueue_joins(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    joined_at: i64,
+) -> Result<(), sqlx::Error> {
+    for (kind, once) in [
+        (
+            "worker",
+            "AND NOT EXISTS (SELECT 1 FROM uplink_outbox o WHERE o.project_id = pw.project_id \
+             AND o.kind = 'worker' AND o.ref_id = pw.person_id)",
+        ),
+        ("entry", ""),
+    ] {
+        sqlx::query(AssertSqlSafe(format!(
+            "{OUTBOX_INSERT} SELECT pw.project_id, '{kind}', pw.person_id, \
+             CAST(pw.person_id AS TEXT), pw.joined_at, 'pending', $2 FROM project_workers pw \
+             JOIN uplink_configs c ON c.project_id = pw.project_id WHERE c.enabled = 1 \
+             AND pw.project_id = $1 AND pw.joined_at = $2 AND pw.status = 'active' {once} \
+             ORDER BY pw.person_id"
+        )))
+        .bind(project_id)
+        .bind(joined_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Queues a worker's exit from a project that reports.
+pub(super) async fn enqueue_exit(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    person_id: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "{OUTBOX_INSERT} SELECT project_id, 'exit', $2, $3, $4, 'pending', $4 \
+         FROM uplink_configs WHERE project_id = $1 AND enabled = 1"
+    )))
+    .bind(project_id)
+    .bind(person_id)
+    .bind(person_id.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues what a project already has when its uplink is first set up: teams, active
+/// workers and their entries, attendance from `from` on — in that order.
+async fn backfill(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    from: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let teams = format!(
+        "{OUTBOX_INSERT} SELECT project_id, 'team', id, NULL, created_at, 'pending', $2 \
+         FROM teams WHERE project_id = $1 ORDER BY id ON CONFLICT DO NOTHING"
+    );
+    let members = |kind: &str| {
+        format!(
+            "{OUTBOX_INSERT} SELECT project_id, '{kind}', person_id, CAST(person_id AS TEXT), \
+             joined_at, 'pending', $2 FROM project_workers WHERE project_id = $1 \
+             AND status = 'active' ORDER BY person_id"
+        )
+    };
+    for sql in [teams, members("worker"), members("entry")] {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "{OUTBOX_INSERT} SELECT project_id, 'attendance', record_id, person_id, \
+         record_time, 'pending', $2 FROM attendance WHERE project_id = $1 \
+         AND record_time >= $3 ORDER BY record_time, record_id ON CONFLICT DO NOTHING"
+    )))
+    .bind(project_id)
+    .bind(now)
+    .bind(from)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+
+#[async_trait]
+impl UplinkStore for SqlStore {
+    // --- settings ------------------------------------------------------------------------
+
+    async fn put_uplink_config(
+        &self,
+        c: &UplinkConfig,
+        backfill_from: i64,
+    ) -> StoreResult<()> {
+        let sealed = self
+            .keys
+            .seal(APPSECRET, &c.project_id.to_string(), &c.appsecret)?;
+        let mut tx = self.write().await?;
+        let existed = sqlx::query("SELECT project_id FROM uplink_configs WHERE project_id = $1")
+            .bind(c.project_id)
+            .fetch_optional(tx.conn())
+            .await?
+            .is_some();
+        sqlx::query(
+            "INSERT INTO uplink_configs (project_id, endpoint, appid, appsecret, corp_code, \
+             corp_name, enabled, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (project_id) DO UPDATE SET endpoint = excluded.endpoint, \
+             appid = excluded.appid, appsecret = excluded.appsecret, \
+             corp_code = excluded.corp_code, corp_name = excluded.corp_name, \
+             enabled = excluded.enabled, updated_at = excluded.updated_at, \
+             failures = 0, retry_at = 0",
+        )
+        .bind(c.project_id)
+        .bind(c.endpoint.clone())
+        .bind(c.appid.clone())
+        .bind(sealed)
+        .bind(c.corp_code.clone())
+        .bind(c.corp_name.clone())
+        .bind(i64::from(c.enabled))
+        .bind(c.updated_at)
+        .execute(tx.conn())
+        .await
+        .map_err(|e| super::constraint(e, || format!("uplink of project {}", c.project_id)))?;
+        if !existed && c.enabled {
+            backfill(tx.conn(), c.project_id, backfill_from, c.updated_at).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn uplink_config(&self, project_id: i64) -> StoreResult<Option<UplinkConfig>> {
+        let config: Option<UplinkConfig> = self
+            .fetch_optional(
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {CONFIG_COLUMNS} FROM uplink_configs WHERE project_id = $1"
+                )))
+                .bind(project_id),
+            )
+            .await?;
+        config.map(|c| self.open_uplink(c)).transpose()
+    }
+
+    async fn enabled_uplinks(&self) -> StoreResult<Vec<UplinkConfig>> {
+        let configs: Vec<UplinkConfig> = self
+            .fetch_all(sqlx::query(AssertSqlSafe(format!(
+                "SELECT {CONFIG_COLUMNS} FROM uplink_configs WHERE enabled = 1 \
+                 ORDER BY project_id"
+            ))))
+            .await?;
+        configs.into_iter().map(|c| self.open_uplink(c)).collect()
+    }
+
+    async fn take_uplink_lease(
+        &self,
+        project_id: i64,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool> {
+        // Compare-and-set: one statement, so two nodes cannot both win.
+        let changed = self
+            .execute(
+                sqlx::query(
+                    "UPDATE uplink_configs SET lease_owner = $2, lease_until = $4 \
+                     WHERE project_id = $1 AND (lease_owner IS NULL OR lease_owner = $2 \
+                     OR lease_until < $3)",
+                )
+                .bind(project_id)
+                .bind(owner.to_owned())
+                .bind(now)
+                .bind(until),
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn record_uplink_attempt(
+        &self,
+        project_id: i64,
+        result: Result<i64, (String, i64)>,
+    ) -> StoreResult<()> {
+        let query = match result {
+            Ok(at) => sqlx::query(
+                "UPDATE uplink_configs SET last_success_at = $2, failures = 0, retry_at = 0, \
+                 last_error = NULL WHERE project_id = $1",
+            )
+            .bind(project_id)
+            .bind(at),
+            Err((message, retry_at)) => sqlx::query(
+                "UPDATE uplink_configs SET failures = failures + 1, retry_at = $2, \
+                 last_error = $3 WHERE project_id = $1",
+            )
+            .bind(project_id)
+            .bind(retry_at)
+            .bind(message),
+        };
+        self.execute(query).await?;
+        Ok(())
+    }
+
+    // --- the outbox ----------------------------------------------------------------------
+
+    async fn uplink_in_flight(&self, project_id: i64) -> StoreResult<Vec<UplinkItem>> {
+        self.fetch_all(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {ITEM_COLUMNS} FROM uplink_outbox WHERE project_id = $1 \
+                 AND state IN ('sending', 'sent') ORDER BY id"
+            )))
+            .bind(project_id),
+        )
+        .await
+    }
+
+    async fn uplink_due(
+        &self,
+        project_id: i64,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<UplinkItem>> {
+        self.fetch_all(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {ITEM_COLUMNS} FROM uplink_outbox WHERE project_id = $1 \
+                 AND state = 'pending' AND next_at <= $2 ORDER BY id LIMIT $3"
+            )))
+            .bind(project_id)
+            .bind(now)
+            .bind(i64::from(limit.clamp(1, 1000))),
+        )
+        .await
+    }
+
+    async fn uplink_mark_sending(&self, ids: &[i64], request: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let request = request.to_owned();
+        let changed = self
+            .update_items(
+                tx.conn(),
+                "UPDATE uplink_outbox SET state = 'sending', request = $1, sent_at = $2 \
+                 WHERE state = 'pending' AND id IN ({ids})",
+                || vec![Arg::Text(Some(request.clone())), Arg::Int(Some(now))],
+                ids,
+            )
+            .await?;
+        if changed != ids.len() as u64 {
+            // Another sender moved an item: send nothing (the transaction rolls back).
+            return Err(StoreError::Conflict(format!(
+                "uplink items of request {request} are no longer pending"
+            )));
+        }
+        tx.commit().await
+    }
+
+    async fn uplink_mark_sent(&self, ids: &[i64], request: &str, serial: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let (request, serial) = (request.to_owned(), serial.to_owned());
+        self.update_items(
+            tx.conn(),
+            "UPDATE uplink_outbox SET state = 'sent', serial = $2 \
+             WHERE state = 'sending' AND request = $1 AND id IN ({ids})",
+            || {
+                vec![
+                    Arg::Text(Some(request.clone())),
+                    Arg::Text(Some(serial.clone())),
+                ]
+            },
+            ids,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn uplink_settle(
+        &self,
+        ids: &[i64],
+        outcome: &UplinkOutcome,
+        now: i64,
+        team_sys_no: Option<(i64, i64)>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        if let Some((team_id, sys_no)) = team_sys_no {
+            sqlx::query(
+                "INSERT INTO uplink_teams (team_id, project_id, team_sys_no) \
+                 SELECT id, project_id, $2 FROM teams WHERE id = $1 \
+                 ON CONFLICT (team_id) DO UPDATE SET team_sys_no = excluded.team_sys_no",
+            )
+            .bind(team_id)
+            .bind(sys_no)
+            .execute(tx.conn())
+            .await?;
+        }
+        let unfinished = format!("state IN {UNFINISHED} AND id IN ({{ids}})");
+        match outcome {
+            UplinkOutcome::Accepted => {
+                self.update_items(
+                    tx.conn(),
+                    &format!(
+                        "UPDATE uplink_outbox SET state = 'accepted', done_at = $1, \
+                         message = NULL WHERE {unfinished}"
+                    ),
+                    || vec![Arg::Int(Some(now))],
+                    ids,
+                )
+                .await?;
+                // What waited for these (the same workers' next items; for a team, the
+                // project's) is due at once.
+                self.update_items(
+                    tx.conn(),
+                    "UPDATE uplink_outbox SET next_at = 0 WHERE state = 'pending' \
+                     AND next_at > 0 AND EXISTS (SELECT 1 FROM uplink_outbox d \
+                     WHERE d.id IN ({ids}) AND d.project_id = uplink_outbox.project_id \
+                     AND (d.kind = 'team' OR d.person_id = uplink_outbox.person_id))",
+                    Vec::new,
+                    ids,
+                )
+                .await?;
+            }
+            UplinkOutcome::Refused(message) => {
+                self.update_items(
+                    tx.conn(),
+                    &format!(
+                        "UPDATE uplink_outbox SET state = 'refused', done_at = $1, \
+                         message = $2 WHERE {unfinished}"
+                    ),
+                    || vec![Arg::Int(Some(now)), Arg::Text(Some(message.clone()))],
+                    ids,
+                )
+                .await?;
+            }
+            UplinkOutcome::Retry {
+                next_at,
+                solo,
+                message,
+            } => {
+                self.update_items(
+                    tx.conn(),
+                    &format!(
+                        "UPDATE uplink_outbox SET state = 'pending', attempts = attempts + 1, \
+                         next_at = $1, solo = CASE WHEN $2 = 1 THEN 1 ELSE solo END, \
+                         message = $3, request = NULL, serial = NULL WHERE {unfinished}"
+                    ),
+                    || {
+                        vec![
+                            Arg::Int(Some(*next_at)),
+                            Arg::Int(Some(i64::from(*solo))),
+                            Arg::Text(message.clone()),
+                        ]
+                    },
+                    ids,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    async fn uplink_team_sys_no(&self, team_id: i64) -> StoreResult<Option<i64>> {
+        let row = sqlx::query("SELECT team_sys_no FROM uplink_teams WHERE team_id = $1")
+            .bind(team_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| col(&r, "team_sys_no")).transpose()
+    }
+
+    async fn uplink_items(
+        &self,
+        project_id: i64,
+        state: Option<UplinkState>,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<UplinkItem>> {
+        let mut args = vec![
+            Arg::Int(Some(project_id)),
+            Arg::Int(Some(before_id.unwrap_or(i64::MAX))),
+        ];
+        let mut filter = String::new();
+        if let Some(state) = state {
+            args.push(Arg::Text(Some(state.as_str().to_owned())));
+            filter = format!("AND state = ${}", args.len());
+        }
+        args.push(Arg::Int(Some(i64::from(limit.clamp(1, 1000)))));
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM uplink_outbox WHERE project_id = $1 AND id < $2 \
+             {filter} ORDER BY id DESC LIMIT ${}",
+            args.len()
+        );
+        self.fetch_all(bind_all(sqlx::query(AssertSqlSafe(sql)), args))
+            .await
+    }
+
+    async fn uplink_items_of(&self, kind: UplinkKind, ref_id: i64) -> StoreResult<Vec<UplinkItem>> {
+        self.fetch_all(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {ITEM_COLUMNS} FROM uplink_outbox WHERE kind = $1 AND ref_id = $2 \
+                 ORDER BY id"
+            )))
+            .bind(kind.as_str())
+            .bind(ref_id),
+        )
+        .await
+    }
+
+    async fn uplink_stats(&self, project_id: i64, day: (i64, i64)) -> StoreResult<UplinkStats> {
+        let queue = sqlx::query(AssertSqlSafe(format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(MIN(created_at) AS BIGINT) AS oldest \
+             FROM uplink_outbox WHERE project_id = $1 AND state IN {UNFINISHED}"
+        )))
+        .bind(project_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let refused = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM uplink_outbox \
+             WHERE project_id = $1 AND state = 'refused'",
+        )
+        .bind(project_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let today = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n, \
+             CAST(SUM(CASE WHEN state = 'accepted' THEN 1 ELSE 0 END) AS BIGINT) AS accepted \
+             FROM uplink_outbox WHERE project_id = $1 AND kind = 'attendance' \
+             AND at >= $2 AND at < $3",
+        )
+        .bind(project_id)
+        .bind(day.0)
+        .bind(day.1)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(UplinkStats {
+            pending: col(&queue, "n")?,
+            oldest_pending_at: col(&queue, "oldest")?,
+            refused: col(&refused, "n")?,
+            today_records: col(&today, "n")?,
+            today_accepted: col::<Option<i64>>(&today, "accepted")?.unwrap_or(0),
+        })
+    }
+
+    async fn uplink_requeue_refused(&self, project_id: i64, now: i64) -> StoreResult<u64> {
+        Ok(self
+            .execute(
+                sqlx::query(
+                    "UPDATE uplink_outbox SET state = 'pending', next_at = $2, done_at = NULL, \
+                     solo = 1, request = NULL, serial = NULL \
+                     WHERE project_id = $1 AND state = 'refused'",
+                )
+                .bind(project_id)
+                .bind(now),
+            )
+            .await?)
+    }
+
+    async fn uplink_wake_person(&self, person_id: i64) -> StoreResult<()> {
+        self.execute(
+            sqlx::query(
+                "UPDATE uplink_outbox SET next_at = 0 WHERE person_id = $1 AND state = 'pending'",
+            )
+            .bind(person_id.to_string()),
+        )
+        .await?;
+        Ok(())
+    }
+}
