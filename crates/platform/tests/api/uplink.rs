@@ -423,3 +423,4 @@ async fn uplink_settings_are_for_administrators_masked_and_audited() {
     assert!(!text.contains(SECRET));
 }
 
+

@@ -120,7 +120,7 @@ pub(super) async fn enqueue_attendance(
     for chunk in record_ids.chunks(MAX_PARAMS) {
         let sql = format!(
             "{OUTBOX_INSERT} SELECT a.project_id, 'attendance', a.record_id, a.person_id, \
-             a.record_time, 'pending', $1 FROM attendance a JOIN uplink_configs c \
+             a.record_time, 'pending', CAST($1 AS BIGINT) FROM attendance a JOIN uplink_configs c \
              ON c.project_id = a.project_id WHERE c.enabled = 1 AND a.record_id IN ({}) \
              ORDER BY a.record_time, a.record_id",
             placeholders(2, chunk.len())
@@ -142,7 +142,8 @@ pub(super) async fn enqueue_team(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(AssertSqlSafe(format!(
-        "{OUTBOX_INSERT} SELECT project_id, 'team', $2, NULL, $3, 'pending', $3 \
+        "{OUTBOX_INSERT} SELECT project_id, 'team', CAST($2 AS BIGINT), NULL, CAST($3 AS BIGINT), 'pending', \
+         CAST($3 AS BIGINT) \
          FROM uplink_configs WHERE project_id = $1 AND enabled = 1 ON CONFLICT DO NOTHING"
     )))
     .bind(project_id)
@@ -170,7 +171,8 @@ pub(super) async fn enqueue_joins(
     ] {
         sqlx::query(AssertSqlSafe(format!(
             "{OUTBOX_INSERT} SELECT pw.project_id, '{kind}', pw.person_id, \
-             CAST(pw.person_id AS TEXT), pw.joined_at, 'pending', $2 FROM project_workers pw \
+             CAST(pw.person_id AS TEXT), pw.joined_at, 'pending', CAST($2 AS BIGINT) \
+             FROM project_workers pw \
              JOIN uplink_configs c ON c.project_id = pw.project_id WHERE c.enabled = 1 \
              AND pw.project_id = $1 AND pw.joined_at = $2 AND pw.status = 'active' {once} \
              ORDER BY pw.person_id"
@@ -191,7 +193,8 @@ pub(super) async fn enqueue_exit(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(AssertSqlSafe(format!(
-        "{OUTBOX_INSERT} SELECT project_id, 'exit', $2, $3, $4, 'pending', $4 \
+        "{OUTBOX_INSERT} SELECT project_id, 'exit', CAST($2 AS BIGINT), CAST($3 AS TEXT), \
+         CAST($4 AS BIGINT), 'pending', CAST($4 AS BIGINT) \
          FROM uplink_configs WHERE project_id = $1 AND enabled = 1"
     )))
     .bind(project_id)
@@ -212,14 +215,15 @@ async fn backfill(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let teams = format!(
-        "{OUTBOX_INSERT} SELECT project_id, 'team', id, NULL, created_at, 'pending', $2 \
+        "{OUTBOX_INSERT} SELECT project_id, 'team', id, NULL, created_at, 'pending', CAST($2 AS BIGINT) \
          FROM teams WHERE project_id = $1 ORDER BY id ON CONFLICT DO NOTHING"
     );
     let members = |kind: &str| {
         format!(
-            "{OUTBOX_INSERT} SELECT project_id, '{kind}', person_id, CAST(person_id AS TEXT), \
-             joined_at, 'pending', $2 FROM project_workers WHERE project_id = $1 \
-             AND status = 'active' ORDER BY person_id"
+            "{OUTBOX_INSERT} SELECT pw.project_id, '{kind}', pw.person_id, \
+             CAST(pw.person_id AS TEXT), pw.joined_at, 'pending', CAST($2 AS BIGINT) \
+             FROM project_workers pw WHERE pw.project_id = $1 AND pw.status = 'active' \
+             ORDER BY pw.person_id"
         )
     };
     for sql in [teams, members("worker"), members("entry")] {
@@ -231,7 +235,7 @@ async fn backfill(
     }
     sqlx::query(AssertSqlSafe(format!(
         "{OUTBOX_INSERT} SELECT project_id, 'attendance', record_id, person_id, \
-         record_time, 'pending', $2 FROM attendance WHERE project_id = $1 \
+         record_time, 'pending', CAST($2 AS BIGINT) FROM attendance WHERE project_id = $1 \
          AND record_time >= $3 ORDER BY record_time, record_id ON CONFLICT DO NOTHING"
     )))
     .bind(project_id)
@@ -494,7 +498,7 @@ impl UplinkStore for SqlStore {
                     tx.conn(),
                     &format!(
                         "UPDATE uplink_outbox SET state = 'pending', attempts = attempts + 1, \
-                         next_at = $1, solo = CASE WHEN $2 = 1 THEN 1 ELSE solo END, \
+                         next_at = $1, solo = CASE WHEN CAST($2 AS BIGINT) = 1 THEN 1 ELSE solo END, \
                          message = $3, request = NULL, serial = NULL WHERE {unfinished}"
                     ),
                     || {
