@@ -241,6 +241,70 @@ async fn a_sites_records_reach_the_national_platform_once_and_in_order() {
     assert!(status["today"]["deadline"].as_i64().unwrap() > now_ms());
     assert!(status["lastSuccessAt"].as_i64().is_some());
     assert_eq!(status["appsecret"], "********");
+
+    // Metrics: the queue's depth and age per project.
+    let metrics = eventually("the uplink gauges", || async {
+        let (_, body) = fetch(&s.app.http, &format!("{}/metrics", s.app.base_url)).await;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let line = format!("rollcall_uplink_queue_depth{{project=\"{}\"}} 0", s.project);
+        text.contains(&line).then_some(text)
+    })
+    .await;
+    assert!(metrics.contains("rollcall_uplink_oldest_pending_seconds"));
+    assert!(metrics.contains("rollcall_uplink_requests_total"));
+
+    // The console's dashboard: today's records against the 24:00 deadline.
+    let html = dashboard(&s.app).await;
+    let row = html
+        .split(&format!("<tr id=\"uplink-{}\"", s.project))
+        .nth(1)
+        .expect("the project's uplink row")
+        .split("</tr>")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(row.contains("<td class=\"uploaded\">12</td>"), "{row}");
+    assert!(row.contains("<td class=\"waiting\">0</td>"), "{row}");
+    assert!(html.contains("24:00 截止"), "{html}");
+}
+
+/// The console's dashboard as an administrator sees it.
+async fn dashboard(app: &TestApp) -> String {
+    const PASSWORD: &str = "Zhejiang-2026-uplink";
+    app.admin()
+        .post(
+            "/users",
+            &json!({"username": "uplink-admin", "password": PASSWORD, "role": "administrator", "projectIds": []}),
+        )
+        .await
+        .expect(201);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{}/console/login", app.base_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("username=uplink-admin&password={PASSWORD}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    http.get(format!("{}/console", app.base_url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
