@@ -10,6 +10,7 @@
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
+use rollcall_protocol::ids::Secret;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use super::{
@@ -83,6 +84,45 @@ impl SqlStore {
         )?;
         c.appsecret = opened.secret;
         Ok(c)
+    }
+
+    /// Uplink secrets not sealed under the current key: `(project, stored form, secret)`.
+    /// Fails (changing nothing) if one does not open.
+    pub(super) async fn stale_uplink_secrets(&self) -> StoreResult<Vec<(i64, String, Secret)>> {
+        let rows = sqlx::query("SELECT project_id, appsecret FROM uplink_configs")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut stale = Vec::new();
+        for row in &rows {
+            let project_id: i64 = col(row, "project_id")?;
+            let stored: String = col(row, "appsecret")?;
+            let opened = self
+                .keys
+                .open(APPSECRET, &project_id.to_string(), &stored)?;
+            if opened.stale {
+                stale.push((project_id, stored, opened.secret));
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Reseals them under the current key, each only if unchanged since it was read.
+    pub(super) async fn reseal_uplink_secrets(
+        &self,
+        conn: &mut AnyConnection,
+        stale: &[(i64, String, Secret)],
+    ) -> StoreResult<()> {
+        for (project_id, old, secret) in stale {
+            sqlx::query(
+                "UPDATE uplink_configs SET appsecret = $2 WHERE project_id = $1 AND appsecret = $3",
+            )
+            .bind(*project_id)
+            .bind(self.keys.seal(APPSECRET, &project_id.to_string(), secret)?)
+            .bind(old.clone())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
     }
 
     /// Runs `sql` (an `UPDATE … WHERE id IN (…)`) over `ids` in chunks; `$1..$fixed` are
@@ -620,5 +660,116 @@ impl UplinkStore for SqlStore {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeviceStore, VendorStore};
+    use crate::store::test_db::TestDb;
+
+    fn config(project_id: i64, enabled: bool) -> UplinkConfig {
+        UplinkConfig {
+            project_id,
+            endpoint: "http://127.0.0.1:9/open.api".into(),
+            appid: "330100000000000001".into(),
+            appsecret: "0123456789abcdef0123456789abcdef".into(),
+            corp_code: "c".into(),
+            corp_name: "n".into(),
+            enabled,
+            updated_at: 1,
+            last_success_at: None,
+            last_error: None,
+            failures: 0,
+            retry_at: 0,
+        }
+    }
+
+    async fn store_with_project(dir: &std::path::Path) -> (SqlStore, i64) {
+        let store = TestDb::new("uplink", dir).open().await.unwrap();
+        let project = Project {
+            id: 42,
+            name: "p".into(),
+            code: None,
+            address: None,
+            coordinate_system: Default::default(),
+            fence: None,
+            created_at: 1,
+        };
+        store.create_project(&project).await.unwrap();
+        (store, 42)
+    }
+
+    /// One sender per project: a second node cannot take a held lease until it lapses.
+    #[tokio::test]
+    async fn the_sender_lease_is_held_by_one_node_until_it_lapses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, project) = store_with_project(dir.path()).await;
+        store.put_uplink_config(&config(project, true), 0).await.unwrap();
+        assert!(store.take_uplink_lease(project, "a", 1000, 2000).await.unwrap());
+        assert!(!store.take_uplink_lease(project, "b", 1500, 2500).await.unwrap());
+        // The holder renews.
+        assert!(store.take_uplink_lease(project, "a", 1900, 2900).await.unwrap());
+        assert!(!store.take_uplink_lease(project, "b", 2800, 3800).await.unwrap());
+        // Lapsed: another node takes over.
+        assert!(store.take_uplink_lease(project, "b", 3000, 4000).await.unwrap());
+        assert!(!store.take_uplink_lease(project, "a", 3100, 4100).await.unwrap());
+    }
+
+    /// The secret is sealed at rest and opens again; a settle moves only unsettled items.
+    #[tokio::test]
+    async fn the_secret_is_sealed_and_settled_items_stay_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, project) = store_with_project(dir.path()).await;
+        store.put_uplink_config(&config(project, true), 0).await.unwrap();
+        let raw: String = sqlx::query_scalar("SELECT appsecret FROM uplink_configs")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert!(raw.starts_with("sealed:v1:"), "{raw}");
+        assert!(!raw.contains("0123456789abcdef"));
+        let opened = store.uplink_config(project).await.unwrap().unwrap();
+        assert_eq!(opened.appsecret.expose(), "0123456789abcdef0123456789abcdef");
+        // A new current key: resealed at startup, still opening to the same secret.
+        let rotated = crate::store::sealing::Keyring::parse(&format!(
+            "{},{}",
+            crate::store::sealing::Keyring::generate_key().unwrap(),
+            crate::store::test_db::TEST_SECRET_KEY
+        ))
+        .unwrap();
+        let store = store.with_keys(rotated);
+        assert!(store.reseal_secrets().await.unwrap() >= 1);
+        let again: String = sqlx::query_scalar("SELECT appsecret FROM uplink_configs")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_ne!(again, raw);
+        let opened = store.uplink_config(project).await.unwrap().unwrap();
+        assert_eq!(opened.appsecret.expose(), "0123456789abcdef0123456789abcdef");
+
+        let team = crate::store::console::Team {
+            id: 7,
+            project_id: project,
+            name: "班".into(),
+            leader: None,
+            created_at: 5,
+        };
+        crate::store::RosterStore::create_team(&store, &team).await.unwrap();
+        let due = store.uplink_due(project, 10, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].kind, UplinkKind::Team);
+        let id = due[0].id;
+        store.uplink_mark_sending(&[id], "req-1", 10).await.unwrap();
+        // Marking twice fails: another sender moved it.
+        assert!(store.uplink_mark_sending(&[id], "req-2", 11).await.is_err());
+        store.uplink_settle(&[id], &UplinkOutcome::Accepted, 12, Some((7, 1001))).await.unwrap();
+        assert_eq!(store.uplink_team_sys_no(7).await.unwrap(), Some(1001));
+        // An accepted item is never moved back to pending.
+        let retry = UplinkOutcome::Retry { next_at: 0, solo: false, message: None };
+        store.uplink_settle(&[id], &retry, 13, None).await.unwrap();
+        let items = store.uplink_items_of(UplinkKind::Team, 7).await.unwrap();
+        assert_eq!(items[0].state, UplinkState::Accepted);
+        assert!(store.uplink_due(project, 100, 10).await.unwrap().is_empty());
     }
 }
