@@ -119,6 +119,15 @@ async fn every_acknowledged_record_is_accepted_once_and_in_order_despite_sigkill
             .await
             .unwrap();
         assert!(r.status < 300, "{}", r.body);
+        let r = api
+            .send(
+                Method::PATCH,
+                &format!("/workers/{p}"),
+                Some(&json!({"grantOrg": "杭州市公安局拱墅分局", "idValidTo": "长期"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
     }
     let vendor = vendor(&server.http, "uplink-crash").await;
     api.create_device(&NewDevice {

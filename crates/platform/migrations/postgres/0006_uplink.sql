@@ -57,3 +57,27 @@ CREATE TABLE uplink_teams (
     project_id  BIGINT  NOT NULL,
     team_sys_no BIGINT  NOT NULL
 );
+
+-- What the national platform needs of a worker beyond the workers table: the ID card's
+-- issuing authority (grantOrg) and validity (YYYY-MM-DD; id_valid_to may be '长期'), the
+-- politics type and national work-type code (dictionary codes), and whether the worker
+-- leads their team.
+CREATE TABLE worker_national (
+    person_id     BIGINT  PRIMARY KEY REFERENCES workers (person_id),
+    grant_org     TEXT,
+    id_valid_from TEXT,
+    id_valid_to   TEXT,
+    politics_type TEXT,
+    work_type     TEXT,
+    team_leader   BIGINT  NOT NULL DEFAULT 0,
+    updated_at    BIGINT  NOT NULL
+);
+
+-- The operator's additions to (and renamings of) the built-in dictionaries
+-- (uplink/dictionaries.rs): kind 'work_type' | 'politics_type' | 'nation'.
+CREATE TABLE dictionaries (
+    kind TEXT NOT NULL,
+    code TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (kind, code)
+);

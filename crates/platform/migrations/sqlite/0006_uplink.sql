@@ -57,3 +57,27 @@ CREATE TABLE uplink_teams (
     project_id  INTEGER NOT NULL,
     team_sys_no INTEGER NOT NULL
 ) STRICT;
+
+-- What the national platform needs of a worker beyond the workers table: the ID card's
+-- issuing authority (grantOrg) and validity (YYYY-MM-DD; id_valid_to may be '长期'), the
+-- politics type and national work-type code (dictionary codes), and whether the worker
+-- leads their team.
+CREATE TABLE worker_national (
+    person_id     INTEGER PRIMARY KEY REFERENCES workers (person_id),
+    grant_org     TEXT,
+    id_valid_from TEXT,
+    id_valid_to   TEXT,
+    politics_type TEXT,
+    work_type     TEXT,
+    team_leader   INTEGER NOT NULL DEFAULT 0,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+
+-- The operator's additions to (and renamings of) the built-in dictionaries
+-- (uplink/dictionaries.rs): kind 'work_type' | 'politics_type' | 'nation'.
+CREATE TABLE dictionaries (
+    kind TEXT NOT NULL,
+    code TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (kind, code)
+) STRICT;

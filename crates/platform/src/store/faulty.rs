@@ -134,6 +134,8 @@ delegate! {
     Read fn workers(&self, after: Option<i64>, limit: u32) -> StoreResult<Vec<Worker>>;
     Read fn workers_in_projects(&self, project_ids: &[i64], after: Option<i64>, limit: u32)
         -> StoreResult<Vec<Worker>>;
+    Write fn update_worker(&self, person_id: i64, patch: &WorkerPatch)
+        -> StoreResult<Option<Worker>>;
 }
 
 delegate! {
@@ -240,4 +242,8 @@ delegate! {
     Read fn uplink_stats(&self, project_id: i64, day: (i64, i64)) -> StoreResult<UplinkStats>;
     Write fn uplink_requeue_refused(&self, project_id: i64, now: i64) -> StoreResult<u64>;
     Write fn uplink_wake_person(&self, person_id: i64) -> StoreResult<()>;
+    Read fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>>;
+    Write fn put_worker_national(&self, data: &WorkerNational) -> StoreResult<()>;
+    Read fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>>;
+    Write fn put_dictionary_entry(&self, entry: &DictionaryEntry) -> StoreResult<()>;
 }

@@ -428,3 +428,40 @@ pub struct UplinkStats {
     /// Of those, accepted by the national platform.
     pub today_accepted: i64,
 }
+
+/// What the national platform needs of a worker beyond [`Worker`] (docs/UPLINK.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerNational {
+    pub person_id: i64,
+    /// The ID card's issuing authority (签发机关, `grantOrg`).
+    pub grant_org: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub id_valid_from: Option<String>,
+    /// `YYYY-MM-DD`, or `长期` (no expiry).
+    pub id_valid_to: Option<String>,
+    /// A `politics_type` dictionary code.
+    pub politics_type: Option<String>,
+    /// A `work_type` dictionary code (3 digits).
+    pub work_type: Option<String>,
+    pub team_leader: bool,
+    pub updated_at: i64,
+}
+
+/// A change to a worker's own fields (absent: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerPatch {
+    pub name: Option<String>,
+    pub nation: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub updated_at: i64,
+}
+
+/// One entry of a dictionary the operator can extend (`work_type`, `politics_type`,
+/// `nation`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DictionaryEntry {
+    pub kind: String,
+    pub code: String,
+    pub name: String,
+}

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::codec;
+use super::dictionaries;
 use super::photo;
 use crate::state::App;
 use crate::store::{Direction, StoreResult, UplinkConfig, UplinkItem, UplinkKind};
@@ -170,11 +171,14 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
 
     let prepared = match item.kind {
         UplinkKind::Worker => {
-            let Some(face_key) = &worker.face_key else {
-                return Ok(Resolved::Wait(
-                    "缺少人脸照片（国家平台要求 headImage）".to_owned(),
-                ));
+            let national = app.store.worker_national(person).await?;
+            let today = rollcall_protocol::time::today_beijing(crate::runtime::util::now_ms());
+            let problems =
+                dictionaries::problems(national.as_ref(), worker.face_key.is_some(), today);
+            let (Some(face_key), true) = (&worker.face_key, problems.is_empty()) else {
+                return Ok(Resolved::Wait(problems.join("；")));
             };
+            let national = national.unwrap_or_default();
             let bytes = match app.files.get(face_key).await {
                 Ok(b) => b,
                 Err(e) => return Ok(Resolved::Wait(format!("人脸照片读取失败：{e}"))),
@@ -185,31 +189,46 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
                 Ok(Err(e)) => return Ok(Resolved::Refuse(format!("人脸照片无法上报：{e}"))),
                 Err(e) => return Ok(Resolved::Wait(format!("人脸照片处理失败：{e}"))),
             };
-            let work_type = member
-                .trade
+            let work_type = national
+                .work_type
                 .as_deref()
+                .or(member.trade.as_deref())
                 .filter(|t| t.len() == 3 && t.bytes().all(|b| b.is_ascii_digit()))
                 .unwrap_or(DEFAULT_WORK_TYPE);
-            let is_leader = team_name.1.as_deref() == Some(worker.name.as_str());
+            let is_leader =
+                national.team_leader || team_name.1.as_deref() == Some(worker.name.as_str());
+            let mut entry = json!({
+                "workerName": worker.name,
+                "isTeamLeader": i32::from(is_leader),
+                "idCardType": RESIDENT_ID,
+                "idCardNumber": id_number,
+                "workType": work_type,
+                "workRole": WORK_ROLE_WORKER,
+                "nation": worker.nation.clone().unwrap_or_default(),
+                "address": worker.address.clone().unwrap_or_default(),
+                "headImage": head,
+                "politicsType": national.politics_type.as_deref().unwrap_or(DEFAULT_POLITICS_TYPE),
+                "cellPhone": worker.phone.clone().unwrap_or_default(),
+                "grantOrg": national.grant_org.clone().unwrap_or_default(),
+            });
+            if let Some(map) = entry.as_object_mut() {
+                // The ID card's validity, when known.
+                for (key, value) in [
+                    ("startDate", &national.id_valid_from),
+                    ("expiryDate", &national.id_valid_to),
+                ] {
+                    if let Some(v) = value {
+                        map.insert(key.to_owned(), json!(v));
+                    }
+                }
+            }
             Prepared {
                 group: Group {
                     method: "ProjectWorker.Add",
                     team,
                     single: false,
                 },
-                entry: json!({
-                    "workerName": worker.name,
-                    "isTeamLeader": i32::from(is_leader),
-                    "idCardType": RESIDENT_ID,
-                    "idCardNumber": id_number,
-                    "workType": work_type,
-                    "workRole": WORK_ROLE_WORKER,
-                    "nation": worker.nation.clone().unwrap_or_default(),
-                    "address": worker.address.clone().unwrap_or_default(),
-                    "headImage": head,
-                    "politicsType": DEFAULT_POLITICS_TYPE,
-                    "cellPhone": worker.phone.clone().unwrap_or_default(),
-                }),
+                entry,
                 query: (
                     "ProjectWorker.Query",
                     json!({"idCardType": RESIDENT_ID, "idCardNumber": id_number}),

@@ -5,6 +5,7 @@
 //!   ID numbers, answers, async statuses) with UPLINK.md's known-answer vectors as tests;
 //! - [`client`]: the HTTP call, classifying failures as unavailable / in doubt / refused;
 //! - [`photo`]: head images re-encoded to ≤ 50 KB JPEG;
+//! - [`dictionaries`]: work types, politics types, nations, and why a worker would be refused;
 //! - [`items`]: what each outbox item becomes on the wire, or why it waits or is refused;
 //! - [`sender`]: the background loop that moves each project's outbox, one node per
 //!   project (a lease), in queue order.
@@ -15,6 +16,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod dictionaries;
 pub mod items;
 pub mod photo;
 pub mod sender;

@@ -49,6 +49,17 @@ async fn put(app: &TestApp, project: &str, body: &Value) -> ApiResponse {
     }
 }
 
+/// What the national platform needs of a worker beyond enrolment (`PATCH /workers/{id}`).
+async fn national_data(app: &TestApp, person: i64) -> Value {
+    app.admin()
+        .patch(
+            &format!("/workers/{person}"),
+            &json!({"grantOrg": "杭州市公安局西湖分局", "idValidTo": "长期"}),
+        )
+        .await
+        .expect(200)
+}
+
 /// A site: a project with a team, a bound device, workers on the team.
 struct Site {
     app: TestApp,
@@ -95,6 +106,7 @@ async fn site(workers: usize, uplink_first: bool) -> Site {
             )
             .await
             .expect(204);
+        national_data(&app, *id).await;
     }
     if !uplink_first {
         put(&app, &project, &settings_body(&national.endpoint))
@@ -389,6 +401,7 @@ async fn a_worker_without_a_team_waits_with_the_reason_and_goes_once_assigned() 
         .await
         .expect(200);
     let person = app.worker("无班组").await;
+    national_data(&app, person).await;
     app.assign(&project, &[person]).await;
     let waiting = eventually("the worker to wait with a reason", || async {
         let items = app
@@ -488,3 +501,165 @@ async fn uplink_settings_are_for_administrators_masked_and_audited() {
 }
 
 
+
+#[tokio::test]
+async fn editing_a_worker_reaches_the_devices_and_the_national_platform() {
+    let national = National::start().await;
+    national.project(APPID, SECRET);
+    let app = TestApp::spawn_with(fast).await;
+    let vendor = app.vendor().await;
+    let project = app.project(None).await;
+    put(&app, &project, &settings_body(&national.endpoint))
+        .await
+        .expect(200);
+    let team = app
+        .admin()
+        .post(&format!("/projects/{project}/teams"), &json!({"name": "电工班"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.register_device("SN-EDIT", &vendor, Some(&project)).await;
+    let person = app.worker("待补全").await;
+    app.assign(&project, &[person]).await;
+    app.admin()
+        .patch(
+            &format!("/projects/{project}/workers/{person}"),
+            &json!({"teamId": team}),
+        )
+        .await
+        .expect(204);
+
+    // What the national platform would refuse is shown before anything is sent.
+    let shown = app.admin().get(&format!("/workers/{person}")).await.expect(200);
+    let problems = shown["national"]["uplinkProblems"].to_string();
+    assert!(problems.contains("grantOrg"), "{shown}");
+    let waiting = eventually("the worker to wait with the reason", || async {
+        let items = app
+            .admin()
+            .get(&format!("/projects/{project}/uplink/items?state=pending"))
+            .await
+            .expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .clone();
+        items.into_iter().find(|i| {
+            i["kind"] == "worker" && i["message"].as_str().is_some_and(|m| m.contains("grantOrg"))
+        })
+    })
+    .await;
+    assert_eq!(waiting["state"], "pending");
+
+    // An expired card is flagged; a code outside the dictionaries is refused.
+    let expired = app
+        .admin()
+        .patch(
+            &format!("/workers/{person}"),
+            &json!({"grantOrg": "杭州市公安局", "idValidTo": "2020-01-01"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(expired["national"]["idCardExpired"], true);
+    assert!(expired["national"]["uplinkProblems"].to_string().contains("身份证已过期"));
+    let bad = app
+        .admin()
+        .patch(&format!("/workers/{person}"), &json!({"workType": "xyz"}))
+        .await;
+    assert_eq!(bad.status, 422);
+    assert_eq!(bad.body["error"]["code"], "unknown_code");
+    assert_eq!(national.rows("ProjectWorker.Add").len(), 0, "nothing sent yet");
+
+    // Fixed: sent with the new data; the edit reached the device as one merged update.
+    let updates_before = app
+        .tasks_of("SN-EDIT")
+        .await
+        .iter()
+        .filter(|t| t.apicode == "T_UPDATE_DEVICE_PERSON")
+        .count();
+    let fixed = app
+        .admin()
+        .patch(
+            &format!("/workers/{person}"),
+            &json!({"name": "已补全", "idValidFrom": "2020-01-01", "idValidTo": "2040-01-01",
+                    "politicsType": "01", "workType": "020", "teamLeader": true}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(fixed["name"], "已补全");
+    assert_eq!(fixed["national"]["uplinkProblems"], json!([]));
+    app.admin()
+        .patch(&format!("/workers/{person}"), &json!({"phone": "13800000000"}))
+        .await
+        .expect(200);
+    let updates: Vec<_> = app
+        .tasks_of("SN-EDIT")
+        .await
+        .into_iter()
+        .filter(|t| t.apicode == "T_UPDATE_DEVICE_PERSON")
+        .collect();
+    assert!(!updates.is_empty(), "the edit reached the device");
+    assert!(
+        updates.len() <= updates_before + 1,
+        "two edits merged into one pending update ({} before, {} after)",
+        updates_before,
+        updates.len()
+    );
+    eventually("the worker accepted", || async {
+        (national.rows("WorkerEntryExit.Add").len() == 1).then_some(())
+    })
+    .await;
+    let sent = &national.rows("ProjectWorker.Add")[0].item;
+    assert_eq!(sent["workerName"], "已补全");
+    assert_eq!(sent["grantOrg"], "杭州市公安局");
+    assert_eq!(sent["politicsType"], "01");
+    assert_eq!(sent["workType"], "020");
+    assert_eq!(sent["isTeamLeader"], 1);
+    assert_eq!(sent["expiryDate"], "2040-01-01");
+    assert_eq!(sent["cellPhone"], "13800000000");
+}
+
+#[tokio::test]
+async fn dictionaries_are_listed_to_all_and_extended_by_administrators() {
+    let app = TestApp::spawn().await;
+    let project = app.project(None).await;
+    let all = app.admin().get("/dictionaries").await.expect(200);
+    let entries = all["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["kind"] == "politics_type" && e["code"] == "13"));
+    let r = app
+        .admin()
+        .0
+        .send(
+            rollcall_client::Method::PUT,
+            "/dictionaries/work_type/999",
+            Some(&json!({"name": "测量放线工"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let all = app.admin().get("/dictionaries").await.expect(200);
+    assert!(all["entries"].as_array().unwrap().iter().any(|e| e["code"] == "999"));
+    let (_, pm) = app.user("pm-dict", "project_manager", &[&project]).await;
+    assert_eq!(pm.get("/dictionaries").await.status, 200);
+    let r = pm
+        .0
+        .send(
+            rollcall_client::Method::PUT,
+            "/dictionaries/work_type/998",
+            Some(&json!({"name": "x"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    let r = app
+        .admin()
+        .0
+        .send(
+            rollcall_client::Method::PUT,
+            "/dictionaries/colour/1",
+            Some(&json!({"name": "x"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422);
+}

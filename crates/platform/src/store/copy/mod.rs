@@ -86,6 +86,8 @@ pub const TABLES: &[Table] = &[
     table("uplink_configs", "project_id"),
     table("uplink_outbox", "id"),
     table("uplink_teams", "team_id"),
+    table("worker_national", "person_id"),
+    table("dictionaries", "kind, code"),
 ];
 
 const fn table(name: &'static str, key: &'static str) -> Table {

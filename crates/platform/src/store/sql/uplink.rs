@@ -661,6 +661,91 @@ impl UplinkStore for SqlStore {
         .await?;
         Ok(())
     }
+
+    // --- worker data and dictionaries --------------------------------------------------
+
+    async fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>> {
+        let row = sqlx::query(
+            "SELECT person_id, grant_org, id_valid_from, id_valid_to, politics_type, \
+             work_type, team_leader, updated_at FROM worker_national WHERE person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(WorkerNational {
+                person_id: col(&r, "person_id")?,
+                grant_org: col(&r, "grant_org")?,
+                id_valid_from: col(&r, "id_valid_from")?,
+                id_valid_to: col(&r, "id_valid_to")?,
+                politics_type: col(&r, "politics_type")?,
+                work_type: col(&r, "work_type")?,
+                team_leader: col_bool(&r, "team_leader")?,
+                updated_at: col(&r, "updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_worker_national(&self, d: &WorkerNational) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO worker_national (person_id, grant_org, id_valid_from, id_valid_to, \
+             politics_type, work_type, team_leader, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (person_id) DO UPDATE SET \
+             grant_org = excluded.grant_org, id_valid_from = excluded.id_valid_from, \
+             id_valid_to = excluded.id_valid_to, politics_type = excluded.politics_type, \
+             work_type = excluded.work_type, team_leader = excluded.team_leader, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(d.person_id)
+        .bind(d.grant_org.clone())
+        .bind(d.id_valid_from.clone())
+        .bind(d.id_valid_to.clone())
+        .bind(d.politics_type.clone())
+        .bind(d.work_type.clone())
+        .bind(i64::from(d.team_leader))
+        .bind(d.updated_at)
+        .execute(tx.conn())
+        .await
+        .map_err(|e| super::constraint(e, || format!("worker {}", d.person_id)))?;
+        sqlx::query(
+            "UPDATE uplink_outbox SET next_at = 0 WHERE person_id = $1 AND state = 'pending'",
+        )
+        .bind(d.person_id.to_string())
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    async fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>> {
+        let rows = sqlx::query("SELECT kind, code, name FROM dictionaries ORDER BY kind, code")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DictionaryEntry {
+                    kind: col(r, "kind")?,
+                    code: col(r, "code")?,
+                    name: col(r, "name")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_dictionary_entry(&self, e: &DictionaryEntry) -> StoreResult<()> {
+        self.execute(
+            sqlx::query(
+                "INSERT INTO dictionaries (kind, code, name) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, code) DO UPDATE SET name = excluded.name",
+            )
+            .bind(e.kind.clone())
+            .bind(e.code.clone())
+            .bind(e.name.clone()),
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

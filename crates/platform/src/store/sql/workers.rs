@@ -117,4 +117,26 @@ impl WorkerStore for SqlStore {
         self.fetch_all(bind_all(sqlx::query(AssertSqlSafe(sql)), args))
             .await
     }
+
+    async fn update_worker(
+        &self,
+        person_id: i64,
+        patch: &WorkerPatch,
+    ) -> StoreResult<Option<Worker>> {
+        self.execute(
+            sqlx::query(
+                "UPDATE workers SET name = COALESCE($2, name), nation = COALESCE($3, nation), \
+                 address = COALESCE($4, address), phone = COALESCE($5, phone), \
+                 updated_at = $6 WHERE person_id = $1",
+            )
+            .bind(person_id)
+            .bind(patch.name.clone())
+            .bind(patch.nation.clone())
+            .bind(patch.address.clone())
+            .bind(patch.phone.clone())
+            .bind(patch.updated_at),
+        )
+        .await?;
+        self.worker(person_id).await
+    }
 }

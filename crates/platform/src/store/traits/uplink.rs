@@ -73,4 +73,13 @@ pub trait UplinkStore: Send + Sync + 'static {
     async fn uplink_requeue_refused(&self, project_id: i64, now: i64) -> StoreResult<u64>;
     /// Makes a person's waiting items due now (their data changed).
     async fn uplink_wake_person(&self, person_id: i64) -> StoreResult<()>;
+
+    // --- worker data and dictionaries --------------------------------------------------
+    async fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>>;
+    /// Replaces a worker's national data and makes their waiting uplink items due, in one
+    /// transaction.
+    async fn put_worker_national(&self, data: &WorkerNational) -> StoreResult<()>;
+    /// The operator's dictionary entries (the built-in ones are in `uplink::dictionaries`).
+    async fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>>;
+    async fn put_dictionary_entry(&self, entry: &DictionaryEntry) -> StoreResult<()>;
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod firmware;
 pub mod members;
+pub mod national;
 pub mod openapi;
 pub mod projects;
 pub mod reports;
@@ -54,6 +55,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(reports::routes())
         .merge(firmware::routes())
         .merge(uplink::routes())
+        .merge(national::routes())
         .route_layer(middleware::from_fn_with_state(app, access::authenticate))
         // Added after the auth layer, so they need no token.
         .route("/openapi.json", get(openapi::serve))

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    attendance, audit, devices, firmware, members, projects, reports, tasks, teams, uplink, users,
+    attendance, audit, devices, firmware, members, national, projects, reports, tasks, teams, uplink, users,
     vendors, workers,
 };
 
@@ -213,6 +213,9 @@ impl Modify for CommonAnswers {
         uplink::show,
         uplink::items,
         uplink::retry,
+        national::update_worker,
+        national::list_dictionaries,
+        national::put_dictionary_entry,
         users::login,
         users::logout,
     ),

@@ -45,7 +45,10 @@ pub fn routes(max_photo_bytes: usize) -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(body_limit(max_photo_bytes)))
                 .get(list),
         )
-        .route("/workers/{personId}", get(show))
+        .route(
+            "/workers/{personId}",
+            get(show).merge(super::national::worker_routes()),
+        )
         .route(
             "/workers/{personId}/blacklist",
             post(blacklist).delete(unblacklist),
@@ -313,6 +316,7 @@ pub async fn show(
         projects: memberships.iter().map(membership_view).collect(),
         blacklisted: blacklist.is_some(),
         blacklist_reason: blacklist.map(|b| b.reason),
+        national: super::national::national_view(&app, &worker).await?,
     }))
 }
 
@@ -444,6 +448,8 @@ pub struct WorkerDetail {
     pub projects: Vec<MembershipView>,
     pub blacklisted: bool,
     pub blacklist_reason: Option<String>,
+    /// What the national platform needs of the worker, and what it would refuse.
+    pub national: super::national::NationalView,
 }
 
 /// A worker's membership of a project.
