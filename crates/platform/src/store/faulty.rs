@@ -243,6 +243,7 @@ delegate! {
     Write fn uplink_requeue_refused(&self, project_id: i64, now: i64) -> StoreResult<u64>;
     Write fn uplink_wake_person(&self, person_id: i64) -> StoreResult<()>;
     Read fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>>;
+    Read fn worker_nationals(&self, person_ids: &[i64]) -> StoreResult<Vec<WorkerNational>>;
     Write fn put_worker_national(&self, data: &WorkerNational) -> StoreResult<()>;
     Read fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>>;
     Write fn put_dictionary_entry(&self, entry: &DictionaryEntry) -> StoreResult<()>;

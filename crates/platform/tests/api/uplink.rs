@@ -582,14 +582,15 @@ async fn editing_a_worker_reaches_the_devices_and_the_national_platform() {
         .patch(
             &format!("/workers/{person}"),
             &json!({"name": "已补全", "idValidFrom": "2020-01-01", "idValidTo": "2040-01-01",
-                    "politicsType": "01", "workType": "020", "teamLeader": true}),
+                    "politicsType": "01", "workType": "020", "teamLeader": true,
+                    "phone": "13800000000"}),
         )
         .await
         .expect(200);
     assert_eq!(fixed["name"], "已补全");
     assert_eq!(fixed["national"]["uplinkProblems"], json!([]));
     app.admin()
-        .patch(&format!("/workers/{person}"), &json!({"phone": "13800000000"}))
+        .patch(&format!("/workers/{person}"), &json!({"address": "杭州市西湖区"}))
         .await
         .expect(200);
     let updates: Vec<_> = app
@@ -662,4 +663,52 @@ async fn dictionaries_are_listed_to_all_and_extended_by_administrators() {
         .await
         .unwrap();
     assert_eq!(r.status, 422);
+}
+
+#[tokio::test]
+async fn an_expired_id_card_is_flagged_at_enrolment_and_in_lists() {
+    let app = TestApp::spawn().await;
+    let enrolled = app
+        .admin()
+        .post(
+            "/workers",
+            &json!({"idcardNo": next_idcard_number(), "name": "过期证件", "facePhoto": b64(FACE_JPG),
+                    "grantOrg": "杭州市公安局", "idValidFrom": "2000-01-01", "idValidTo": "2020-01-01"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(enrolled["idCardExpired"], true);
+    let fine = app
+        .admin()
+        .post(
+            "/workers",
+            &json!({"idcardNo": next_idcard_number(), "name": "长期证件", "facePhoto": b64(FACE_JPG),
+                    "grantOrg": "杭州市公安局", "idValidTo": "长期"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(fine["idCardExpired"], false);
+    let bad = app
+        .admin()
+        .post(
+            "/workers",
+            &json!({"idcardNo": next_idcard_number(), "name": "坏日期", "facePhoto": b64(FACE_JPG),
+                    "idValidTo": "2020-02-30"}),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    let list = app.admin().get("/workers?limit=100").await.expect(200);
+    let flags: HashMap<String, bool> = list["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["personId"].as_str().unwrap().to_owned(),
+                w["idCardExpired"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flags[enrolled["personId"].as_str().unwrap()], true);
+    assert_eq!(flags[fine["personId"].as_str().unwrap()], false);
 }

@@ -665,26 +665,36 @@ impl UplinkStore for SqlStore {
     // --- worker data and dictionaries --------------------------------------------------
 
     async fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>> {
-        let row = sqlx::query(
-            "SELECT person_id, grant_org, id_valid_from, id_valid_to, politics_type, \
-             work_type, team_leader, updated_at FROM worker_national WHERE person_id = $1",
-        )
-        .bind(person_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(WorkerNational {
-                person_id: col(&r, "person_id")?,
-                grant_org: col(&r, "grant_org")?,
-                id_valid_from: col(&r, "id_valid_from")?,
-                id_valid_to: col(&r, "id_valid_to")?,
-                politics_type: col(&r, "politics_type")?,
-                work_type: col(&r, "work_type")?,
-                team_leader: col_bool(&r, "team_leader")?,
-                updated_at: col(&r, "updated_at")?,
-            })
-        })
-        .transpose()
+        Ok(self.worker_nationals(&[person_id]).await?.into_iter().next())
+    }
+
+    async fn worker_nationals(&self, person_ids: &[i64]) -> StoreResult<Vec<WorkerNational>> {
+        let mut out = Vec::new();
+        for chunk in person_ids.chunks(MAX_PARAMS) {
+            let sql = format!(
+                "SELECT person_id, grant_org, id_valid_from, id_valid_to, politics_type, \
+                 work_type, team_leader, updated_at FROM worker_national \
+                 WHERE person_id IN ({}) ORDER BY person_id",
+                placeholders(1, chunk.len())
+            );
+            let args = chunk.iter().map(|&id| Arg::Int(Some(id))).collect();
+            let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+                .fetch_all(&self.pool)
+                .await?;
+            for r in &rows {
+                out.push(WorkerNational {
+                    person_id: col(r, "person_id")?,
+                    grant_org: col(r, "grant_org")?,
+                    id_valid_from: col(r, "id_valid_from")?,
+                    id_valid_to: col(r, "id_valid_to")?,
+                    politics_type: col(r, "politics_type")?,
+                    work_type: col(r, "work_type")?,
+                    team_leader: col_bool(r, "team_leader")?,
+                    updated_at: col(r, "updated_at")?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn put_worker_national(&self, d: &WorkerNational) -> StoreResult<()> {

@@ -76,6 +76,8 @@ pub trait UplinkStore: Send + Sync + 'static {
 
     // --- worker data and dictionaries --------------------------------------------------
     async fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>>;
+    /// The national data of those of `person_ids` who have some.
+    async fn worker_nationals(&self, person_ids: &[i64]) -> StoreResult<Vec<WorkerNational>>;
     /// Replaces a worker's national data and makes their waiting uplink items due, in one
     /// transaction.
     async fn put_worker_national(&self, data: &WorkerNational) -> StoreResult<()>;

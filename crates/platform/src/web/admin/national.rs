@@ -110,7 +110,7 @@ pub struct PatchedWorker {
     pub national: NationalView,
 }
 
-fn date_field(field: &str, value: Option<&str>, forever: bool) -> Result<Option<String>, ApiError> {
+pub fn date_field(field: &str, value: Option<&str>, forever: bool) -> Result<Option<String>, ApiError> {
     let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
