@@ -194,8 +194,18 @@ mod tests {
             (du.enabled, du.poll_ms, du.batch_max, du.request_timeout_ms)
         );
         assert_eq!(
-            (u.backoff_ms, u.backoff_max_ms, u.blocked_retry_ms, u.lease_ms),
-            (du.backoff_ms, du.backoff_max_ms, du.blocked_retry_ms, du.lease_ms)
+            (
+                u.backoff_ms,
+                u.backoff_max_ms,
+                u.blocked_retry_ms,
+                u.lease_ms
+            ),
+            (
+                du.backoff_ms,
+                du.backoff_max_ms,
+                du.blocked_retry_ms,
+                du.lease_ms
+            )
         );
         assert_eq!(u.alert_after_secs, du.alert_after_secs);
     }

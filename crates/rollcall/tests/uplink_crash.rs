@@ -46,7 +46,10 @@ async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -96,7 +99,10 @@ async fn every_acknowledged_record_is_accepted_once_and_in_order_despite_sigkill
         .unwrap()
         .to_owned();
     let mut persons = Vec::new();
-    for (i, id) in ["330102198001010018", "330102198001020013"].iter().enumerate() {
+    for (i, id) in ["330102198001010018", "330102198001020013"]
+        .iter()
+        .enumerate()
+    {
         let w = api
             .create_worker(&NewWorker {
                 idcard_no: (*id).into(),
@@ -169,7 +175,10 @@ async fn every_acknowledged_record_is_accepted_once_and_in_order_despite_sigkill
             national.inject("WorkerAttendance.Add", Fault::Slow(Duration::from_secs(3)));
         }
     }
-    eventually("a request in flight", || (national.faults_left() == 0).then_some(())).await;
+    eventually("a request in flight", || {
+        (national.faults_left() == 0).then_some(())
+    })
+    .await;
     let taken_before_kill = national.rows("WorkerAttendance.Add").len();
     server.child.kill().expect("SIGKILL");
     let _ = server.child.wait();
@@ -215,7 +224,10 @@ async fn every_acknowledged_record_is_accepted_once_and_in_order_despite_sigkill
             id_of[person].clone(),
             rollcall_platform::uplink::codec::beijing_datetime(*t),
         );
-        assert!(count.contains_key(&key), "acknowledged {key:?} not accepted");
+        assert!(
+            count.contains_key(&key),
+            "acknowledged {key:?} not accepted"
+        );
     }
     assert_eq!(accepted.len(), acked.len());
     // The request in doubt was looked up, not blindly sent again.

@@ -157,10 +157,16 @@ impl Metrics {
     pub fn uplink_queue(&self, project_id: i64, depth: i64, oldest_age_secs: f64) {
         let l = labels(&[("project", &project_id.to_string())]);
         self.recorder
-            .register_gauge(&Key::from_parts("rollcall_uplink_queue_depth", l.clone()), &META)
+            .register_gauge(
+                &Key::from_parts("rollcall_uplink_queue_depth", l.clone()),
+                &META,
+            )
             .set(depth as f64);
         self.recorder
-            .register_gauge(&Key::from_parts("rollcall_uplink_oldest_pending_seconds", l), &META)
+            .register_gauge(
+                &Key::from_parts("rollcall_uplink_oldest_pending_seconds", l),
+                &META,
+            )
             .set(oldest_age_secs);
     }
 

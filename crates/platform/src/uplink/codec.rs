@@ -86,8 +86,7 @@ pub fn decrypt_id(secret: &Secret, encoded: &str) -> Result<String, CodecError> 
     for chunk in data.chunks_exact_mut(BLOCK) {
         let mut saved = [0u8; BLOCK];
         saved.copy_from_slice(chunk);
-        let mut block =
-            Array::<u8, _>::try_from(&*chunk).map_err(|_| CodecError::BadCiphertext)?;
+        let mut block = Array::<u8, _>::try_from(&*chunk).map_err(|_| CodecError::BadCiphertext)?;
         aes.decrypt_block(&mut block);
         for ((out, b), p) in chunk.iter_mut().zip(block.iter()).zip(previous) {
             *out = b ^ p;
@@ -95,7 +94,12 @@ pub fn decrypt_id(secret: &Secret, encoded: &str) -> Result<String, CodecError> 
         previous = saved;
     }
     let pad = usize::from(*data.last().ok_or(CodecError::BadPadding)?);
-    if pad == 0 || pad > BLOCK || data[data.len() - pad..].iter().any(|&b| usize::from(b) != pad) {
+    if pad == 0
+        || pad > BLOCK
+        || data[data.len() - pad..]
+            .iter()
+            .any(|&b| usize::from(b) != pad)
+    {
         return Err(CodecError::BadPadding);
     }
     data.truncate(data.len() - pad);
@@ -288,8 +292,7 @@ mod tests {
         let form = envelope.form(&secret);
         assert_eq!(form.last().unwrap().0, "sign");
         // The same fields in another order sign the same.
-        let mut fields: Vec<(&str, &str)> =
-            form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
         fields.reverse();
         assert_eq!(sign(&fields, &secret), envelope.sign(&secret));
     }
@@ -324,19 +327,27 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(ok["requestSerialCode"], "abc");
-        let refused = parse_answer(r#"{"code":"1","message":"[teamSysNo]值超出范围或无效"}"#.as_bytes())
-            .unwrap()
-            .unwrap_err();
+        let refused =
+            parse_answer(r#"{"code":"1","message":"[teamSysNo]值超出范围或无效"}"#.as_bytes())
+                .unwrap()
+                .unwrap_err();
         assert_eq!(refused.code, 1);
         assert!(refused.message.contains("teamSysNo"));
         assert!(parse_answer(b"<html>").is_err());
-        let failed = async_status(&serde_json::json!({"status": "10", "result": "[date]不能大于当天!"}));
-        assert_eq!(failed, Ok(AsyncStatus::Failed("[date]不能大于当天!".into())));
+        let failed =
+            async_status(&serde_json::json!({"status": "10", "result": "[date]不能大于当天!"}));
+        assert_eq!(
+            failed,
+            Ok(AsyncStatus::Failed("[date]不能大于当天!".into()))
+        );
         assert_eq!(
             async_status(&serde_json::json!({"status": 0})),
             Ok(AsyncStatus::Pending)
         );
-        assert_eq!(team_sys_no(&serde_json::json!({"teamSysNo": "1001"})), Some(1001));
+        assert_eq!(
+            team_sys_no(&serde_json::json!({"teamSysNo": "1001"})),
+            Some(1001)
+        );
         assert_eq!(team_sys_no(&serde_json::json!(7)), Some(7));
     }
 }

@@ -82,7 +82,10 @@ pub fn merged(stored: &[DictionaryEntry]) -> Vec<DictionaryEntry> {
         }
     }
     for e in stored {
-        match out.iter_mut().find(|o| o.kind == e.kind && o.code == e.code) {
+        match out
+            .iter_mut()
+            .find(|o| o.kind == e.kind && o.code == e.code)
+        {
             Some(o) => o.name.clone_from(&e.name),
             None => out.push(e.clone()),
         }

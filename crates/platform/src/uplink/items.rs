@@ -63,7 +63,9 @@ pub fn request_data(config: &UplinkConfig, group: &Group, entries: Vec<Value>) -
     let (sys_no, team_name) = group
         .team
         .clone()
-        .map_or((Value::Null, Value::Null), |(n, name)| (json!(n), json!(name)));
+        .map_or((Value::Null, Value::Null), |(n, name)| {
+            (json!(n), json!(name))
+        });
     match group.method {
         "ProjectWorker.Add" => json!({
             "projectCode": config.appid, "corpCode": config.corp_code,
@@ -117,12 +119,19 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
         })));
     }
 
-    let person = item.person_id.as_deref().and_then(|p| p.parse::<i64>().ok());
+    let person = item
+        .person_id
+        .as_deref()
+        .and_then(|p| p.parse::<i64>().ok());
     let Some(person) = person else {
-        return Ok(Resolved::Refuse("记录的人员编号不是平台登记的工人".to_owned()));
+        return Ok(Resolved::Refuse(
+            "记录的人员编号不是平台登记的工人".to_owned(),
+        ));
     };
     let Some(worker) = app.store.worker(person).await? else {
-        return Ok(Resolved::Refuse(format!("人员 {person} 未在平台登记，无法上报")));
+        return Ok(Resolved::Refuse(format!(
+            "人员 {person} 未在平台登记，无法上报"
+        )));
     };
     let membership = app
         .store
@@ -155,7 +164,9 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
     // The platform refuses an entry of a worker it does not know, and attendance of a
     // worker not entered: wait for those first.
     let needs = match item.kind {
-        UplinkKind::Entry | UplinkKind::Exit => Some((UplinkKind::Worker, "工人信息尚未被国家平台接受")),
+        UplinkKind::Entry | UplinkKind::Exit => {
+            Some((UplinkKind::Worker, "工人信息尚未被国家平台接受"))
+        }
         UplinkKind::Attendance => Some((UplinkKind::Entry, "工人进场尚未被国家平台接受")),
         _ => None,
     };

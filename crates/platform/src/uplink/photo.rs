@@ -82,6 +82,9 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_photo() {
-        assert!(matches!(head_image(b"not a photo"), Err(PhotoError::Decode(_))));
+        assert!(matches!(
+            head_image(b"not a photo"),
+            Err(PhotoError::Decode(_))
+        ));
     }
 }

@@ -151,7 +151,9 @@ async fn observe(app: &App, alerts: &mut HashMap<i64, i64>) {
         else {
             continue;
         };
-        let age = stats.oldest_pending_at.map_or(0, |at| now.saturating_sub(at));
+        let age = stats
+            .oldest_pending_at
+            .map_or(0, |at| now.saturating_sub(at));
         app.metrics
             .uplink_queue(config.project_id, stats.pending, age as f64 / 1000.0);
         if age > limit_ms {
@@ -240,7 +242,11 @@ impl Sender<'_> {
         if fresh.retry_at > now {
             return Ok(Step::Idle);
         }
-        let in_flight = self.app.store.uplink_in_flight(self.config.project_id).await?;
+        let in_flight = self
+            .app
+            .store
+            .uplink_in_flight(self.config.project_id)
+            .await?;
         if !in_flight.is_empty() {
             let (sending, sent): (Vec<_>, Vec<_>) = in_flight
                 .into_iter()
@@ -281,13 +287,20 @@ impl Sender<'_> {
                 Ok(answer) => {
                     let rows = answer["rows"].as_array().cloned().unwrap_or_default();
                     if let Some(row) = rows.first() {
-                        tracing::info!(project = self.config.project_id, item = item.id, "uplink: an item in doubt was found on the national platform");
-                        let team = prepared
-                            .team_id
-                            .zip(codec::team_sys_no(row));
-                        self.settle(&[item.id], UplinkOutcome::Accepted, team).await?;
+                        tracing::info!(
+                            project = self.config.project_id,
+                            item = item.id,
+                            "uplink: an item in doubt was found on the national platform"
+                        );
+                        let team = prepared.team_id.zip(codec::team_sys_no(row));
+                        self.settle(&[item.id], UplinkOutcome::Accepted, team)
+                            .await?;
                     } else {
-                        tracing::info!(project = self.config.project_id, item = item.id, "uplink: an item in doubt is not on the national platform; sending it again");
+                        tracing::info!(
+                            project = self.config.project_id,
+                            item = item.id,
+                            "uplink: an item in doubt is not on the national platform; sending it again"
+                        );
                         self.settle(
                             &[item.id],
                             UplinkOutcome::Retry {
@@ -460,7 +473,11 @@ impl Sender<'_> {
             }
         }
         let Some((_, first)) = batch.first() else {
-            return Ok(if settled_locally { Step::More } else { Step::Idle });
+            return Ok(if settled_locally {
+                Step::More
+            } else {
+                Step::Idle
+            });
         };
         let group = first.group.clone();
         let ids: Vec<i64> = batch.iter().map(|(i, _)| i.id).collect();

@@ -191,7 +191,10 @@ fn assert_once_in_order(national: &National, expected: usize) {
     for r in &rows {
         *seen.entry(r.clone()).or_insert(0) += 1;
     }
-    assert!(seen.values().all(|&n| n == 1), "a record was accepted twice: {seen:?}");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a record was accepted twice: {seen:?}"
+    );
     assert_eq!(rows.len(), expected, "every record accepted");
     let mut last: HashMap<&str, &str> = HashMap::new();
     for (id, date) in &rows {
@@ -232,22 +235,39 @@ async fn a_sites_records_reach_the_national_platform_once_and_in_order() {
     // What the mock decrypted is what the platform holds.
     let workers = s.national.rows("ProjectWorker.Add");
     assert_eq!(workers.len(), 3);
-    let leader = workers.iter().find(|w| w.item["workerName"] == "工人0").unwrap();
+    let leader = workers
+        .iter()
+        .find(|w| w.item["workerName"] == "工人0")
+        .unwrap();
     assert_eq!(leader.item["isTeamLeader"], 1);
     assert_eq!(leader.item["workType"], "010");
-    let person = s.app.admin().get(&format!("/workers/{}", s.workers[0])).await.expect(200);
+    let person = s
+        .app
+        .admin()
+        .get(&format!("/workers/{}", s.workers[0]))
+        .await
+        .expect(200);
     let masked = person["idcardNo"].as_str().unwrap_or_default().to_owned();
     let plain = leader.item["idCardNumber"].as_str().unwrap();
     assert_eq!(plain.len(), 18);
     assert_eq!(&plain[..3], &masked[..3.min(masked.len())]);
-    let dates: Vec<String> = accepted_attendance(&s.national).into_iter().map(|r| r.1).collect();
+    let dates: Vec<String> = accepted_attendance(&s.national)
+        .into_iter()
+        .map(|r| r.1)
+        .collect();
     for t in &times {
         assert!(dates.contains(&beijing(*t)), "{} reported", beijing(*t));
     }
 
     // Per record and per project, visible.
     let accepted = s.items("state=accepted&limit=1000").await;
-    assert_eq!(accepted.iter().filter(|i| i["kind"] == "attendance").count(), 12);
+    assert_eq!(
+        accepted
+            .iter()
+            .filter(|i| i["kind"] == "attendance")
+            .count(),
+        12
+    );
     assert_eq!(status["today"]["records"], 12);
     assert_eq!(status["today"]["uploaded"], 12);
     assert!(status["today"]["deadline"].as_i64().unwrap() > now_ms());
@@ -339,11 +359,16 @@ async fn failures_are_retried_and_resolved_without_resending_what_was_taken() {
     .await;
     // HTTP 503, a request-level refusal, a refused async job (a batch split and resent
     // alone), and a slow answer: processed, but the answer comes after the timeout.
-    s.national.inject("WorkerAttendance.Add", Fault::Unavailable);
     s.national
-        .inject("WorkerAttendance.Add", Fault::Refuse(500, "Internal Error".into()));
-    s.national
-        .inject("WorkerAttendance.Add", Fault::AsyncFailed("系统繁忙".into()));
+        .inject("WorkerAttendance.Add", Fault::Unavailable);
+    s.national.inject(
+        "WorkerAttendance.Add",
+        Fault::Refuse(500, "Internal Error".into()),
+    );
+    s.national.inject(
+        "WorkerAttendance.Add",
+        Fault::AsyncFailed("系统繁忙".into()),
+    );
     s.national.inject(
         "WorkerAttendance.Add",
         Fault::Slow(Duration::from_millis(900)),
@@ -424,7 +449,10 @@ async fn a_worker_without_a_team_waits_with_the_reason_and_goes_once_assigned() 
     assert_eq!(national.rows("ProjectWorker.Add").len(), 0);
     let team = app
         .admin()
-        .post(&format!("/projects/{project}/teams"), &json!({"name": "木工班"}))
+        .post(
+            &format!("/projects/{project}/teams"),
+            &json!({"name": "木工班"}),
+        )
         .await
         .expect(201)["id"]
         .as_str()
@@ -476,15 +504,22 @@ async fn uplink_settings_are_for_administrators_masked_and_audited() {
         .await
         .expect(200);
     assert!(!shown.to_string().contains(SECRET), "{shown}");
-    let stored = app.store().uplink_config(project.parse().unwrap()).await.unwrap().unwrap();
+    let stored = app
+        .store()
+        .uplink_config(project.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.appsecret.expose(), SECRET);
 
     // A project manager of the project may not read or change them.
     let (_, pm) = app.user("pm-uplink", "project_manager", &[&project]).await;
-    assert_eq!(pm.get(&format!("/projects/{project}/uplink")).await.status, 403);
-    let r = pm
-        .0
-        .send(
+    assert_eq!(
+        pm.get(&format!("/projects/{project}/uplink")).await.status,
+        403
+    );
+    let r =
+        pm.0.send(
             rollcall_client::Method::PUT,
             &format!("/projects/{project}/uplink"),
             Some(&body),
@@ -496,11 +531,12 @@ async fn uplink_settings_are_for_administrators_masked_and_audited() {
     // Audited.
     let audit = app.admin().get("/audit?limit=100").await.expect(200);
     let text = audit.to_string();
-    assert!(text.contains(&format!("PUT /api/v1/projects/{project}/uplink")), "{text}");
+    assert!(
+        text.contains(&format!("PUT /api/v1/projects/{project}/uplink")),
+        "{text}"
+    );
     assert!(!text.contains(SECRET));
 }
-
-
 
 #[tokio::test]
 async fn editing_a_worker_reaches_the_devices_and_the_national_platform() {
@@ -514,13 +550,17 @@ async fn editing_a_worker_reaches_the_devices_and_the_national_platform() {
         .expect(200);
     let team = app
         .admin()
-        .post(&format!("/projects/{project}/teams"), &json!({"name": "电工班"}))
+        .post(
+            &format!("/projects/{project}/teams"),
+            &json!({"name": "电工班"}),
+        )
         .await
         .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    app.register_device("SN-EDIT", &vendor, Some(&project)).await;
+    app.register_device("SN-EDIT", &vendor, Some(&project))
+        .await;
     let person = app.worker("待补全").await;
     app.assign(&project, &[person]).await;
     app.admin()
@@ -532,7 +572,11 @@ async fn editing_a_worker_reaches_the_devices_and_the_national_platform() {
         .expect(204);
 
     // What the national platform would refuse is shown before anything is sent.
-    let shown = app.admin().get(&format!("/workers/{person}")).await.expect(200);
+    let shown = app
+        .admin()
+        .get(&format!("/workers/{person}"))
+        .await
+        .expect(200);
     let problems = shown["national"]["uplinkProblems"].to_string();
     assert!(problems.contains("grantOrg"), "{shown}");
     let waiting = eventually("the worker to wait with the reason", || async {
@@ -545,7 +589,10 @@ async fn editing_a_worker_reaches_the_devices_and_the_national_platform() {
             .unwrap()
             .clone();
         items.into_iter().find(|i| {
-            i["kind"] == "worker" && i["message"].as_str().is_some_and(|m| m.contains("grantOrg"))
+            i["kind"] == "worker"
+                && i["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("grantOrg"))
         })
     })
     .await;
@@ -561,14 +608,22 @@ async fn editing_a_worker_reaches_the_devices_and_the_national_platform() {
         .await
         .expect(200);
     assert_eq!(expired["national"]["idCardExpired"], true);
-    assert!(expired["national"]["uplinkProblems"].to_string().contains("身份证已过期"));
+    assert!(
+        expired["national"]["uplinkProblems"]
+            .to_string()
+            .contains("身份证已过期")
+    );
     let bad = app
         .admin()
         .patch(&format!("/workers/{person}"), &json!({"workType": "xyz"}))
         .await;
     assert_eq!(bad.status, 422);
     assert_eq!(bad.body["error"]["code"], "unknown_code");
-    assert_eq!(national.rows("ProjectWorker.Add").len(), 0, "nothing sent yet");
+    assert_eq!(
+        national.rows("ProjectWorker.Add").len(),
+        0,
+        "nothing sent yet"
+    );
 
     // Fixed: sent with the new data; the edit reached the device as one merged update.
     let updates_before = app
@@ -590,7 +645,10 @@ async fn editing_a_worker_reaches_the_devices_and_the_national_platform() {
     assert_eq!(fixed["name"], "已补全");
     assert_eq!(fixed["national"]["uplinkProblems"], json!([]));
     app.admin()
-        .patch(&format!("/workers/{person}"), &json!({"address": "杭州市西湖区"}))
+        .patch(
+            &format!("/workers/{person}"),
+            &json!({"address": "杭州市西湖区"}),
+        )
         .await
         .expect(200);
     let updates: Vec<_> = app
@@ -626,7 +684,11 @@ async fn dictionaries_are_listed_to_all_and_extended_by_administrators() {
     let project = app.project(None).await;
     let all = app.admin().get("/dictionaries").await.expect(200);
     let entries = all["entries"].as_array().unwrap();
-    assert!(entries.iter().any(|e| e["kind"] == "politics_type" && e["code"] == "13"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["kind"] == "politics_type" && e["code"] == "13")
+    );
     let r = app
         .admin()
         .0
@@ -639,12 +701,17 @@ async fn dictionaries_are_listed_to_all_and_extended_by_administrators() {
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let all = app.admin().get("/dictionaries").await.expect(200);
-    assert!(all["entries"].as_array().unwrap().iter().any(|e| e["code"] == "999"));
+    assert!(
+        all["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["code"] == "999")
+    );
     let (_, pm) = app.user("pm-dict", "project_manager", &[&project]).await;
     assert_eq!(pm.get("/dictionaries").await.status, 200);
-    let r = pm
-        .0
-        .send(
+    let r =
+        pm.0.send(
             rollcall_client::Method::PUT,
             "/dictionaries/work_type/998",
             Some(&json!({"name": "x"})),
@@ -709,6 +776,6 @@ async fn an_expired_id_card_is_flagged_at_enrolment_and_in_lists() {
             )
         })
         .collect();
-    assert_eq!(flags[enrolled["personId"].as_str().unwrap()], true);
-    assert_eq!(flags[fine["personId"].as_str().unwrap()], false);
+    assert!(flags[enrolled["personId"].as_str().unwrap()]);
+    assert!(!flags[fine["personId"].as_str().unwrap()]);
 }

@@ -161,9 +161,21 @@ async fn handle(
 
 fn process(st: &mut Inner, form: &HashMap<String, String>) -> (Response, Option<Duration>) {
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
-    for k in ["appid", "data", "format", "method", "nonce", "timestamp", "version", "sign"] {
+    for k in [
+        "appid",
+        "data",
+        "format",
+        "method",
+        "nonce",
+        "timestamp",
+        "version",
+        "sign",
+    ] {
         if !form.contains_key(k) {
-            return (answer(1, &format!("请求参数无效:{k}不能为空!"), Value::Null), None);
+            return (
+                answer(1, &format!("请求参数无效:{k}不能为空!"), Value::Null),
+                None,
+            );
         }
     }
     let Some(secret) = st.secrets.get(&field("appid")).cloned() else {
@@ -183,8 +195,13 @@ fn process(st: &mut Inner, form: &HashMap<String, String>) -> (Response, Option<
         return (answer(1, "请求参数无效:data格式错误!", Value::Null), None);
     };
     st.calls.push((method.clone(), data.clone()));
-    if method != "AsyncHandleResult.Query" && data["projectCode"].as_str() != Some(field("appid").as_str()) {
-        return (answer(1, "[projectCode]值超出范围或无效", Value::Null), None);
+    if method != "AsyncHandleResult.Query"
+        && data["projectCode"].as_str() != Some(field("appid").as_str())
+    {
+        return (
+            answer(1, "[projectCode]值超出范围或无效", Value::Null),
+            None,
+        );
     }
     let fault = st
         .faults
@@ -196,7 +213,10 @@ fn process(st: &mut Inner, form: &HashMap<String, String>) -> (Response, Option<
     let mut async_failed = None;
     match fault {
         Some(Fault::Unavailable) => {
-            return ((StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(), None);
+            return (
+                (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(),
+                None,
+            );
         }
         Some(Fault::Refuse(code, message)) => {
             return (answer(code, &message, Value::Null), None);
@@ -232,8 +252,8 @@ fn process(st: &mut Inner, form: &HashMap<String, String>) -> (Response, Option<
 fn plain_id(secret: &Secret, item: &Value) -> Result<Value, String> {
     let mut item = item.clone();
     if let Some(enc) = item["idCardNumber"].as_str() {
-        let plain = codec::decrypt_id(secret, enc)
-            .map_err(|_| "[idCardNumber]解密失败".to_owned())?;
+        let plain =
+            codec::decrypt_id(secret, enc).map_err(|_| "[idCardNumber]解密失败".to_owned())?;
         item["idCardNumber"] = json!(plain);
     }
     Ok(item)
@@ -344,7 +364,8 @@ fn add(
     st.next_serial += 1;
     let serial = format!("SN{:08}", st.next_serial);
     if let Some(message) = async_failed {
-        st.jobs.insert(serial.clone(), ("10".into(), json!(message)));
+        st.jobs
+            .insert(serial.clone(), ("10".into(), json!(message)));
         return Ok(serial);
     }
     let mut result = Value::Null;

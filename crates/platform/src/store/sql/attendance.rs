@@ -94,7 +94,11 @@ impl AttendanceStore for SqlStore {
         if !stored.is_empty() && batch.iter().any(|r| r.project_id.is_some()) {
             let mut ids: Vec<i64> = stored.iter().copied().collect();
             ids.sort_unstable();
-            let now = batch.iter().map(|r| r.received_at).max().unwrap_or_default();
+            let now = batch
+                .iter()
+                .map(|r| r.received_at)
+                .max()
+                .unwrap_or_default();
             super::uplink::enqueue_attendance(tx.conn(), &ids, now).await?;
         }
         tx.commit().await?;

@@ -9,13 +9,12 @@
 //! and an exit on every leave. The queue order is the outbox's identity column.
 
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
 use rollcall_protocol::ids::Secret;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use super::{
-    Arg, FromRow, MAX_PARAMS, SqlStore, bind_all, col, col_bool, col_parsed, col_u32,
-    placeholders,
+    Arg, FromRow, MAX_PARAMS, SqlStore, bind_all, col, col_bool, col_parsed, col_u32, placeholders,
 };
 use crate::store::model::*;
 use crate::store::{StoreError, StoreResult, UplinkStore};
@@ -77,11 +76,9 @@ impl FromRow for UplinkItem {
 
 impl SqlStore {
     fn open_uplink(&self, mut c: UplinkConfig) -> StoreResult<UplinkConfig> {
-        let opened = self.keys.open(
-            APPSECRET,
-            &c.project_id.to_string(),
-            c.appsecret.expose(),
-        )?;
+        let opened = self
+            .keys
+            .open(APPSECRET, &c.project_id.to_string(), c.appsecret.expose())?;
         c.appsecret = opened.secret;
         Ok(c)
     }
@@ -286,16 +283,11 @@ async fn backfill(
     Ok(())
 }
 
-
 #[async_trait]
 impl UplinkStore for SqlStore {
     // --- settings ------------------------------------------------------------------------
 
-    async fn put_uplink_config(
-        &self,
-        c: &UplinkConfig,
-        backfill_from: i64,
-    ) -> StoreResult<()> {
+    async fn put_uplink_config(&self, c: &UplinkConfig, backfill_from: i64) -> StoreResult<()> {
         let sealed = self
             .keys
             .seal(APPSECRET, &c.project_id.to_string(), &c.appsecret)?;
@@ -665,7 +657,11 @@ impl UplinkStore for SqlStore {
     // --- worker data and dictionaries --------------------------------------------------
 
     async fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>> {
-        Ok(self.worker_nationals(&[person_id]).await?.into_iter().next())
+        Ok(self
+            .worker_nationals(&[person_id])
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn worker_nationals(&self, person_ids: &[i64]) -> StoreResult<Vec<WorkerNational>> {
@@ -761,8 +757,8 @@ impl UplinkStore for SqlStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DeviceStore, VendorStore};
     use crate::store::test_db::TestDb;
+    use crate::store::{DeviceStore, VendorStore};
 
     fn config(project_id: i64, enabled: bool) -> UplinkConfig {
         UplinkConfig {
@@ -801,15 +797,48 @@ mod tests {
     async fn the_sender_lease_is_held_by_one_node_until_it_lapses() {
         let dir = tempfile::tempdir().unwrap();
         let (store, project) = store_with_project(dir.path()).await;
-        store.put_uplink_config(&config(project, true), 0).await.unwrap();
-        assert!(store.take_uplink_lease(project, "a", 1000, 2000).await.unwrap());
-        assert!(!store.take_uplink_lease(project, "b", 1500, 2500).await.unwrap());
+        store
+            .put_uplink_config(&config(project, true), 0)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .take_uplink_lease(project, "a", 1000, 2000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take_uplink_lease(project, "b", 1500, 2500)
+                .await
+                .unwrap()
+        );
         // The holder renews.
-        assert!(store.take_uplink_lease(project, "a", 1900, 2900).await.unwrap());
-        assert!(!store.take_uplink_lease(project, "b", 2800, 3800).await.unwrap());
+        assert!(
+            store
+                .take_uplink_lease(project, "a", 1900, 2900)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take_uplink_lease(project, "b", 2800, 3800)
+                .await
+                .unwrap()
+        );
         // Lapsed: another node takes over.
-        assert!(store.take_uplink_lease(project, "b", 3000, 4000).await.unwrap());
-        assert!(!store.take_uplink_lease(project, "a", 3100, 4100).await.unwrap());
+        assert!(
+            store
+                .take_uplink_lease(project, "b", 3000, 4000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take_uplink_lease(project, "a", 3100, 4100)
+                .await
+                .unwrap()
+        );
     }
 
     /// The secret is sealed at rest and opens again; a settle moves only unsettled items.
@@ -817,7 +846,10 @@ mod tests {
     async fn the_secret_is_sealed_and_settled_items_stay_settled() {
         let dir = tempfile::tempdir().unwrap();
         let (store, project) = store_with_project(dir.path()).await;
-        store.put_uplink_config(&config(project, true), 0).await.unwrap();
+        store
+            .put_uplink_config(&config(project, true), 0)
+            .await
+            .unwrap();
         let raw: String = sqlx::query_scalar("SELECT appsecret FROM uplink_configs")
             .fetch_one(&store.pool)
             .await
@@ -825,7 +857,10 @@ mod tests {
         assert!(raw.starts_with("sealed:v1:"), "{raw}");
         assert!(!raw.contains("0123456789abcdef"));
         let opened = store.uplink_config(project).await.unwrap().unwrap();
-        assert_eq!(opened.appsecret.expose(), "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            opened.appsecret.expose(),
+            "0123456789abcdef0123456789abcdef"
+        );
         // A new current key: resealed at startup, still opening to the same secret.
         let rotated = crate::store::sealing::Keyring::parse(&format!(
             "{},{}",
@@ -841,7 +876,10 @@ mod tests {
             .unwrap();
         assert_ne!(again, raw);
         let opened = store.uplink_config(project).await.unwrap().unwrap();
-        assert_eq!(opened.appsecret.expose(), "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            opened.appsecret.expose(),
+            "0123456789abcdef0123456789abcdef"
+        );
 
         let team = crate::store::console::Team {
             id: 7,
@@ -850,7 +888,9 @@ mod tests {
             leader: None,
             created_at: 5,
         };
-        crate::store::RosterStore::create_team(&store, &team).await.unwrap();
+        crate::store::RosterStore::create_team(&store, &team)
+            .await
+            .unwrap();
         let due = store.uplink_due(project, 10, 10).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].kind, UplinkKind::Team);
@@ -858,10 +898,17 @@ mod tests {
         store.uplink_mark_sending(&[id], "req-1", 10).await.unwrap();
         // Marking twice fails: another sender moved it.
         assert!(store.uplink_mark_sending(&[id], "req-2", 11).await.is_err());
-        store.uplink_settle(&[id], &UplinkOutcome::Accepted, 12, Some((7, 1001))).await.unwrap();
+        store
+            .uplink_settle(&[id], &UplinkOutcome::Accepted, 12, Some((7, 1001)))
+            .await
+            .unwrap();
         assert_eq!(store.uplink_team_sys_no(7).await.unwrap(), Some(1001));
         // An accepted item is never moved back to pending.
-        let retry = UplinkOutcome::Retry { next_at: 0, solo: false, message: None };
+        let retry = UplinkOutcome::Retry {
+            next_at: 0,
+            solo: false,
+            message: None,
+        };
         store.uplink_settle(&[id], &retry, 13, None).await.unwrap();
         let items = store.uplink_items_of(UplinkKind::Team, 7).await.unwrap();
         assert_eq!(items[0].state, UplinkState::Accepted);

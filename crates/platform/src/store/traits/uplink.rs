@@ -39,14 +39,16 @@ pub trait UplinkStore: Send + Sync + 'static {
     /// Items sending or sent (a request's answer or result not recorded yet), in queue order.
     async fn uplink_in_flight(&self, project_id: i64) -> StoreResult<Vec<UplinkItem>>;
     /// Pending items due at `now`, in queue order.
-    async fn uplink_due(&self, project_id: i64, now: i64, limit: u32)
-    -> StoreResult<Vec<UplinkItem>>;
+    async fn uplink_due(
+        &self,
+        project_id: i64,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<UplinkItem>>;
     /// Marks pending items as carried by `request` (committed before the request is sent).
-    async fn uplink_mark_sending(&self, ids: &[i64], request: &str, now: i64)
-    -> StoreResult<()>;
+    async fn uplink_mark_sending(&self, ids: &[i64], request: &str, now: i64) -> StoreResult<()>;
     /// Marks the items of `request` taken, awaiting the async result `serial`.
-    async fn uplink_mark_sent(&self, ids: &[i64], request: &str, serial: &str)
-    -> StoreResult<()>;
+    async fn uplink_mark_sent(&self, ids: &[i64], request: &str, serial: &str) -> StoreResult<()>;
     /// Ends (or requeues) items that are not accepted yet, and — for an accepted team —
     /// records its `teamSysNo`, in one transaction.
     async fn uplink_settle(

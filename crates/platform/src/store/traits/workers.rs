@@ -25,6 +25,9 @@ pub trait WorkerStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Worker>>;
 
     /// Applies a patch; the worker as it now is, or `None` if there is no such worker.
-    async fn update_worker(&self, person_id: i64, patch: &WorkerPatch)
-    -> StoreResult<Option<Worker>>;
+    async fn update_worker(
+        &self,
+        person_id: i64,
+        patch: &WorkerPatch,
+    ) -> StoreResult<Option<Worker>>;
 }

@@ -110,7 +110,11 @@ pub struct PatchedWorker {
     pub national: NationalView,
 }
 
-pub fn date_field(field: &str, value: Option<&str>, forever: bool) -> Result<Option<String>, ApiError> {
+pub fn date_field(
+    field: &str,
+    value: Option<&str>,
+    forever: bool,
+) -> Result<Option<String>, ApiError> {
     let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -266,7 +270,10 @@ pub async fn put_dictionary_entry(
         return Err(ApiError::invalid_field(
             "invalid_field",
             "kind",
-            format!("字典应为 work_type、politics_type 或 nation，收到 {}", echo(&kind)),
+            format!(
+                "字典应为 work_type、politics_type 或 nation，收到 {}",
+                echo(&kind)
+            ),
         ));
     }
     if code.is_empty() || code.len() > 8 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {

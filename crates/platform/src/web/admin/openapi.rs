@@ -12,8 +12,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    attendance, audit, devices, firmware, members, national, projects, reports, tasks, teams, uplink, users,
-    vendors, workers,
+    attendance, audit, devices, firmware, members, national, projects, reports, tasks, teams,
+    uplink, users, vendors, workers,
 };
 
 /// The name of the security scheme every operation requires.

@@ -243,7 +243,11 @@ pub async fn put(
     app.store
         .put_uplink_config(&config, beijing_day(now).0)
         .await?;
-    tracing::info!(project = project.id, enabled = config.enabled, "uplink settings changed");
+    tracing::info!(
+        project = project.id,
+        enabled = config.enabled,
+        "uplink settings changed"
+    );
     Ok(Json(view(&app, &config).await?))
 }
 

@@ -258,7 +258,10 @@ pub async fn create(
         updated_at: now,
         ..Default::default()
     };
-    if national.grant_org.is_some() || national.id_valid_from.is_some() || national.id_valid_to.is_some() {
+    if national.grant_org.is_some()
+        || national.id_valid_from.is_some()
+        || national.id_valid_to.is_some()
+    {
         app.store.put_worker_national(&national).await?;
     }
     let mut shown = view(&app, &worker, now);
@@ -361,7 +364,10 @@ async fn with_expiry(
     mut views: Vec<WorkerView>,
     now: i64,
 ) -> Result<Vec<WorkerView>, ApiError> {
-    let ids: Vec<i64> = views.iter().filter_map(|v| v.person_id.parse().ok()).collect();
+    let ids: Vec<i64> = views
+        .iter()
+        .filter_map(|v| v.person_id.parse().ok())
+        .collect();
     let today = rollcall_protocol::time::today_beijing(now);
     let nationals = app.store.worker_nationals(&ids).await?;
     for v in &mut views {

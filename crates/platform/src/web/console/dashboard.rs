@@ -190,11 +190,14 @@ async fn uplinks(
             failed: stats.refused,
             oldest_minutes: oldest.map(|ms| ms / 60_000),
             last_error: config.last_error.unwrap_or_default(),
-            late: oldest.is_some_and(|ms| ms > alert_ms)
-                || (waiting > 0 && left_ms < 3_600_000),
+            late: oldest.is_some_and(|ms| ms > alert_ms) || (waiting > 0 && left_ms < 3_600_000),
         });
     }
-    let left = format!("{} 小时 {} 分", left_ms / 3_600_000, left_ms % 3_600_000 / 60_000);
+    let left = format!(
+        "{} 小时 {} 分",
+        left_ms / 3_600_000,
+        left_ms % 3_600_000 / 60_000
+    );
     Ok((out, left))
 }
 
