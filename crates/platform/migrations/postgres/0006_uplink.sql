@@ -81,3 +81,36 @@ CREATE TABLE dictionaries (
     name TEXT NOT NULL,
     PRIMARY KEY (kind, code)
 );
+
+-- Webhooks for integrators: the outbox's second profile. An endpoint subscribes to events
+-- ('attendance', 'worker', 'device', 'task', or '*'); its secret (HMAC-SHA256 key) is sealed
+-- like the uplink's. lease_owner/lease_until: the one node delivering to it.
+CREATE TABLE webhook_endpoints (
+    id          BIGINT  PRIMARY KEY,
+    url         TEXT    NOT NULL,
+    secret      TEXT    NOT NULL,
+    events      TEXT    NOT NULL,
+    enabled     BIGINT  NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    failures    BIGINT  NOT NULL DEFAULT 0,
+    retry_at    BIGINT  NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until BIGINT  NOT NULL DEFAULT 0
+);
+
+-- One row per event and endpoint, written in the transaction that stores the event; the
+-- payload is built from ref when it is delivered. state: 'pending' | 'delivered' |
+-- 'failed' (gave up after max_attempts). The endpoint's delivery log.
+CREATE TABLE webhook_deliveries (
+    id           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    endpoint_id  BIGINT  NOT NULL,
+    event        TEXT    NOT NULL,
+    ref          TEXT    NOT NULL,
+    state        TEXT    NOT NULL,
+    attempts     BIGINT  NOT NULL DEFAULT 0,
+    last_status  BIGINT ,
+    last_error   TEXT,
+    created_at   BIGINT  NOT NULL,
+    delivered_at BIGINT 
+);
+CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (endpoint_id, state, id);

@@ -81,3 +81,36 @@ CREATE TABLE dictionaries (
     name TEXT NOT NULL,
     PRIMARY KEY (kind, code)
 ) STRICT;
+
+-- Webhooks for integrators: the outbox's second profile. An endpoint subscribes to events
+-- ('attendance', 'worker', 'device', 'task', or '*'); its secret (HMAC-SHA256 key) is sealed
+-- like the uplink's. lease_owner/lease_until: the one node delivering to it.
+CREATE TABLE webhook_endpoints (
+    id          INTEGER PRIMARY KEY,
+    url         TEXT    NOT NULL,
+    secret      TEXT    NOT NULL,
+    events      TEXT    NOT NULL,
+    enabled     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    failures    INTEGER NOT NULL DEFAULT 0,
+    retry_at    INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- One row per event and endpoint, written in the transaction that stores the event; the
+-- payload is built from ref when it is delivered. state: 'pending' | 'delivered' |
+-- 'failed' (gave up after max_attempts). The endpoint's delivery log.
+CREATE TABLE webhook_deliveries (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint_id  INTEGER NOT NULL,
+    event        TEXT    NOT NULL,
+    ref          TEXT    NOT NULL,
+    state        TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_status  INTEGER,
+    last_error   TEXT,
+    created_at   INTEGER NOT NULL,
+    delivered_at INTEGER
+) STRICT;
+CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (endpoint_id, state, id);

@@ -248,3 +248,18 @@ delegate! {
     Read fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>>;
     Write fn put_dictionary_entry(&self, entry: &DictionaryEntry) -> StoreResult<()>;
 }
+
+delegate! {
+    impl WebhookStore {}
+    Write fn create_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    Read fn webhook(&self, id: i64) -> StoreResult<Option<WebhookEndpoint>>;
+    Read fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+    Write fn disable_webhook(&self, id: i64) -> StoreResult<bool>;
+    Write fn take_webhook_lease(&self, id: i64, owner: &str, now: i64, until: i64)
+        -> StoreResult<bool>;
+    Read fn webhook_due(&self, endpoint_id: i64, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    Write fn record_webhook_attempt(&self, delivery: &WebhookDelivery, state: &str, now: i64,
+        retry_at: i64) -> StoreResult<()>;
+    Read fn webhook_deliveries(&self, endpoint_id: i64, before_id: Option<i64>, limit: u32)
+        -> StoreResult<Vec<WebhookDelivery>>;
+}

@@ -465,3 +465,36 @@ pub struct DictionaryEntry {
     pub code: String,
     pub name: String,
 }
+
+/// An integrator's webhook endpoint (docs/UPLINK.md, "Webhooks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: i64,
+    pub url: String,
+    /// The HMAC-SHA256 key of its signatures; sealed at rest.
+    pub secret: Secret,
+    /// Subscribed events (`attendance`, `worker`, `device`, `task`), or `["*"]`.
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+    /// Failed deliveries in a row (the endpoint's backoff).
+    pub failures: u32,
+    pub retry_at: i64,
+}
+
+/// One event for one endpoint: its delivery log row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub endpoint_id: i64,
+    pub event: String,
+    /// What the event is about (a record id, a person id, `sn|online|at`, a task id).
+    pub r#ref: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub state: String,
+    pub attempts: u32,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}

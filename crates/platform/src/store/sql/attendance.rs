@@ -91,7 +91,8 @@ impl AttendanceStore for SqlStore {
             });
         }
         // The new records' outbox rows, in the same transaction (docs/UPLINK.md).
-        if !stored.is_empty() && batch.iter().any(|r| r.project_id.is_some()) {
+        // And their webhook events.
+        if !stored.is_empty() {
             let mut ids: Vec<i64> = stored.iter().copied().collect();
             ids.sort_unstable();
             let now = batch
@@ -99,7 +100,10 @@ impl AttendanceStore for SqlStore {
                 .map(|r| r.received_at)
                 .max()
                 .unwrap_or_default();
-            super::uplink::enqueue_attendance(tx.conn(), &ids, now).await?;
+            if batch.iter().any(|r| r.project_id.is_some()) {
+                super::uplink::enqueue_attendance(tx.conn(), &ids, now).await?;
+            }
+            super::webhooks::enqueue_attendance(tx.conn(), &ids, now).await?;
         }
         tx.commit().await?;
         results

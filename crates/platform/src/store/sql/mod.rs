@@ -87,6 +87,7 @@ mod rows;
 mod tasks;
 mod uplink;
 mod vendors;
+mod webhooks;
 mod workers;
 
 /// Bound values per statement for `IN` lists and multi-row inserts (far below every limit).

@@ -10,6 +10,7 @@ mod rosters;
 mod tasks;
 mod uplink;
 mod vendors;
+mod webhooks;
 mod workers;
 
 pub use accounts::AccountStore;
@@ -19,4 +20,5 @@ pub use rosters::RosterStore;
 pub use tasks::TaskStore;
 pub use uplink::UplinkStore;
 pub use vendors::VendorStore;
+pub use webhooks::WebhookStore;
 pub use workers::WorkerStore;
