@@ -251,6 +251,10 @@ impl Platform {
             Arc::clone(&self.app),
             stop_rx.clone(),
         ));
+        let webhooks = tokio::spawn(crate::uplink::webhooks::run(
+            Arc::clone(&self.app),
+            stop_rx.clone(),
+        ));
         let url = self.app.settings.database_url();
         let listener = (self.app.store.backend() == "postgres").then(|| {
             tokio::spawn(crate::transport::cluster::listen(
@@ -268,6 +272,7 @@ impl Platform {
         self.ingest.stop().await;
         let _ = housekeeper.await;
         let _ = uplink.await;
+        let _ = webhooks.await;
         if let Some(l) = listener {
             let _ = l.await;
         }

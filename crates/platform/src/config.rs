@@ -173,6 +173,10 @@ pub struct UplinkSettings {
     pub lease_ms: u64,
     /// A log alert when a project's oldest pending item is older than this (seconds).
     pub alert_after_secs: u64,
+    /// A webhook receiver not answering this long fails the attempt.
+    pub webhook_timeout_ms: u64,
+    /// Attempts per webhook event before it is marked failed and the next one goes.
+    pub webhook_max_attempts: u32,
 }
 
 impl Default for UplinkSettings {
@@ -187,6 +191,8 @@ impl Default for UplinkSettings {
             blocked_retry_ms: 600_000,
             lease_ms: 60_000,
             alert_after_secs: 3600,
+            webhook_timeout_ms: 10_000,
+            webhook_max_attempts: 20,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - [`dictionaries`]: work types, politics types, nations, and why a worker would be refused;
 //! - [`items`]: what each outbox item becomes on the wire, or why it waits or is refused;
 //! - [`sender`]: the background loop that moves each project's outbox, one node per
-//!   project (a lease), in queue order.
+//!   project (a lease), in queue order;
+//! - [`webhooks`]: the outbox's second profile, signed webhooks delivered to integrators.
 //!
 //! The outbox itself is storage ([`crate::store::UplinkStore`], `store/sql/uplink.rs`): rows
 //! are written in the same transaction as the team, membership or attendance record they
@@ -20,3 +21,4 @@ pub mod dictionaries;
 pub mod items;
 pub mod photo;
 pub mod sender;
+pub mod webhooks;

@@ -30,6 +30,7 @@ mod sign_in;
 mod tasks;
 mod tls;
 mod uplink;
+mod webhooks;
 mod workforce;
 
 #[path = "../support/national.rs"]

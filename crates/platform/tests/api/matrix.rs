@@ -122,6 +122,11 @@ const MATRIX: &[(&str, &str, &str, Body, [Cell; 5])] = &[
     ("POST",   "/api/v1/projects/{id}/uplink/retry",                   "",                           Body::None,                                                                            [D, D, D, D, A]),
     ("GET",    "/api/v1/dictionaries",                                 "",                           Body::None,                                                                            [D, A, A, A, A]),
     ("PUT",    "/api/v1/dictionaries/{kind}/{code}",                   "",                           Body::Json(r#"{"name":"矩阵工种"}"#),                                                 [D, D, D, D, A]),
+    // Webhooks: the administrators'.
+    ("POST",   "/api/v1/webhooks",                                     "",                           Body::Json(r#"{"url":"http://127.0.0.1:9/hook-$role","events":["worker"]}"#),          [D, D, D, D, A]),
+    ("GET",    "/api/v1/webhooks",                                     "",                           Body::None,                                                                            [D, D, D, D, A]),
+    ("GET",    "/api/v1/webhooks/{id}/deliveries",                     "",                           Body::None,                                                                            [D, D, D, D, A]),
+    ("DELETE", "/api/v1/webhooks/{id}",                                "",                           Body::None,                                                                            [D, D, D, D, A]),
 ];
 
 /// The objects one caller acts on.
@@ -138,6 +143,7 @@ struct World {
     vendor: String,
     firmware: String,
     spare_user: String,
+    webhook: String,
 }
 
 const PASSWORD: &str = "密码-12345678";
@@ -184,6 +190,8 @@ fn path_id(path: &str, objects: &Objects, world: &World, token_id: &str) -> Stri
         world.vendor.clone()
     } else if path.starts_with("/api/v1/firmware/") {
         world.firmware.clone()
+    } else if path.starts_with("/api/v1/webhooks/") {
+        world.webhook.clone()
     } else if path.starts_with("/api/v1/users/") {
         world.spare_user.clone()
     } else if path.starts_with("/api/v1/me/tokens/") {
@@ -227,10 +235,22 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
         .as_str()
         .unwrap()
         .to_owned();
+    let webhook = app
+        .admin()
+        .post(
+            "/webhooks",
+            &json!({"url": "http://127.0.0.1:9/hook", "events": ["task"]}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let world = World {
         vendor: vendor.id.clone(),
         firmware,
         spare_user: spare,
+        webhook,
     };
     // Callers: (token, objects they act on).
     let tokens: [Option<String>; 5] = [

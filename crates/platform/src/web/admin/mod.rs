@@ -25,6 +25,7 @@ pub mod teams;
 pub mod uplink;
 pub mod users;
 pub mod vendors;
+pub mod webhooks;
 pub mod workers;
 
 use axum::Router;
@@ -56,6 +57,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(firmware::routes())
         .merge(uplink::routes())
         .merge(national::routes())
+        .merge(webhooks::routes())
         .route_layer(middleware::from_fn_with_state(app, access::authenticate))
         // Added after the auth layer, so they need no token.
         .route("/openapi.json", get(openapi::serve))

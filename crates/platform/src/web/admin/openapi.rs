@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     attendance, audit, devices, firmware, members, national, projects, reports, tasks, teams,
-    uplink, users, vendors, workers,
+    uplink, users, vendors, webhooks, workers,
 };
 
 /// The name of the security scheme every operation requires.
@@ -216,6 +216,10 @@ impl Modify for CommonAnswers {
         national::update_worker,
         national::list_dictionaries,
         national::put_dictionary_entry,
+        webhooks::create,
+        webhooks::list,
+        webhooks::disable,
+        webhooks::deliveries,
         users::login,
         users::logout,
     ),
