@@ -461,7 +461,12 @@ async fn populate_uplink(store: &SqlStore) {
         .expect("a team");
     let items = store.uplink_items_of(UplinkKind::Team, 77).await.unwrap();
     store
-        .uplink_settle(&[items[0].id], &UplinkOutcome::Accepted, NOW, Some((77, 1001)))
+        .uplink_settle(
+            &[items[0].id],
+            &UplinkOutcome::Accepted,
+            NOW,
+            Some((77, 1001)),
+        )
         .await
         .unwrap();
     store

@@ -140,7 +140,10 @@ async fn deliver_due(
                     .chars()
                     .take(MAX_ERROR_CHARS)
                     .collect();
-                (Some(i64::from(status)), Some(format!("HTTP {status} {text}")))
+                (
+                    Some(i64::from(status)),
+                    Some(format!("HTTP {status} {text}")),
+                )
             }
             Err(e) => (None, Some(e.to_string())),
         };
@@ -155,7 +158,11 @@ async fn deliver_due(
         }
         let s = &app.settings.uplink;
         if delivery.attempts + 1 >= s.webhook_max_attempts.max(1) {
-            tracing::warn!(endpoint = endpoint.id, delivery = delivery.id, "webhook event given up after its last attempt");
+            tracing::warn!(
+                endpoint = endpoint.id,
+                delivery = delivery.id,
+                "webhook event given up after its last attempt"
+            );
             app.store
                 .record_webhook_attempt(&delivery, "failed", now, 0)
                 .await?;
@@ -228,6 +235,9 @@ mod tests {
             "sha256=31eb1ba523eef495c25683b818d449a2ee3dcff2abe5630a2a042fe786e59839"
         );
         assert_ne!(sig, signature("other", 1_700_000_000, br#"{"id":"1"}"#));
-        assert_ne!(sig, signature("whsec-test", 1_700_000_001, br#"{"id":"1"}"#));
+        assert_ne!(
+            sig,
+            signature("whsec-test", 1_700_000_001, br#"{"id":"1"}"#)
+        );
     }
 }

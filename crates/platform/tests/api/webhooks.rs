@@ -113,7 +113,8 @@ async fn events_are_signed_retried_and_delivered_in_order() {
     let project = app.project(None).await;
     let person = app.worker("回调工人").await;
     app.assign(&project, &[person]).await;
-    app.register_device("SN-HOOK", &vendor, Some(&project)).await;
+    app.register_device("SN-HOOK", &vendor, Some(&project))
+        .await;
     let mut device = app.http_device(&vendor, "SN-HOOK");
     device.auth().await;
     device.heartbeat().await;
@@ -139,7 +140,12 @@ async fn events_are_signed_retried_and_delivered_in_order() {
     assert_eq!(ids, sorted, "delivered in order, each once");
     let by_event = |e: &str| taken.iter().find(|t| t.1 == e).unwrap().2.clone();
     assert_eq!(by_event("worker")["data"]["personId"], person.to_string());
-    assert!(by_event("worker")["data"]["idcardNo"].as_str().unwrap().contains('*'));
+    assert!(
+        by_event("worker")["data"]["idcardNo"]
+            .as_str()
+            .unwrap()
+            .contains('*')
+    );
     assert_eq!(by_event("attendance")["data"]["recordId"], r.record_id);
     assert_eq!(by_event("device")["data"]["sn"], "SN-HOOK");
     assert_eq!(by_event("device")["data"]["online"], true);
@@ -157,10 +163,7 @@ async fn events_are_signed_retried_and_delivered_in_order() {
     assert_eq!(first["lastStatus"], 204);
 
     // Disabled: nothing more is delivered.
-    let r = app
-        .admin()
-        .delete(&format!("/webhooks/{id}"))
-        .await;
+    let r = app.admin().delete(&format!("/webhooks/{id}")).await;
     assert_eq!(r.status, 204);
     let (_, pm) = app.user("pm-hooks", "project_manager", &[&project]).await;
     assert_eq!(pm.get("/webhooks").await.status, 403);

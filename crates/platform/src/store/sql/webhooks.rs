@@ -13,8 +13,7 @@ use crate::store::{StoreResult, WebhookStore};
 
 /// The column (and associated-data label) an endpoint's secret is sealed under.
 const SECRET: &str = "webhook_secret";
-const ENDPOINT_COLUMNS: &str =
-    "id, url, secret, events, enabled, created_at, failures, retry_at";
+const ENDPOINT_COLUMNS: &str = "id, url, secret, events, enabled, created_at, failures, retry_at";
 const DELIVERY_COLUMNS: &str = "id, endpoint_id, event, ref, state, attempts, last_status, \
      last_error, created_at, delivered_at";
 /// The endpoints of `e` subscribed to the event bound as `$1`.

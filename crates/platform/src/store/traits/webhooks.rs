@@ -17,8 +17,13 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// Stops deliveries to an endpoint; `false` if there is none.
     async fn disable_webhook(&self, id: i64) -> StoreResult<bool>;
     /// Takes or renews the endpoint's delivery lease (as `take_uplink_lease`).
-    async fn take_webhook_lease(&self, id: i64, owner: &str, now: i64, until: i64)
-    -> StoreResult<bool>;
+    async fn take_webhook_lease(
+        &self,
+        id: i64,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool>;
     /// The endpoint's pending deliveries, oldest first.
     async fn webhook_due(&self, endpoint_id: i64, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
     /// Records an attempt: `delivered`, or still `pending` / `failed` with the status and

@@ -192,7 +192,10 @@ pub async fn create(
         (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
     )
 )]
-pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<WebhookList>, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<WebhookList>, ApiError> {
     caller.require_admin()?;
     let all = app.store.webhooks().await?;
     Ok(Json(WebhookList {
