@@ -31,8 +31,11 @@ struct Receiver {
     _server: tokio::task::JoinHandle<()>,
 }
 
+/// What the receiver shares with its handler: what it got, and the secret to check with.
+type Shared = (Arc<Mutex<Received>>, Arc<Mutex<String>>);
+
 async fn receive(
-    State((got, secret)): State<(Arc<Mutex<Received>>, Arc<Mutex<String>>)>,
+    State((got, secret)): State<Shared>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> StatusCode {
