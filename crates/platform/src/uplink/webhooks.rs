@@ -131,12 +131,17 @@ async fn deliver_due(
             .await;
         let (status, error) = match sent {
             Ok(r) if r.status().is_success() => (Some(i64::from(r.status().as_u16())), None),
-            Ok(r) => {
+            Ok(mut r) => {
                 let status = r.status().as_u16();
-                let text: String = r
-                    .text()
-                    .await
-                    .unwrap_or_default()
+                // Only the start of the answer is read (a receiver's body is not bounded).
+                let mut head = Vec::new();
+                while head.len() < MAX_ERROR_CHARS * 4 {
+                    match r.chunk().await {
+                        Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                        _ => break,
+                    }
+                }
+                let text: String = String::from_utf8_lossy(&head)
                     .chars()
                     .take(MAX_ERROR_CHARS)
                     .collect();
