@@ -2,7 +2,9 @@
 //! site's attendance to a mock national platform; it is killed while a request is in flight
 //! (the mock has taken it but its answer is slow), restarted on the same data dir, and in
 //! the end every acknowledged attendance record was accepted by the mock exactly once, each
-//! worker's in order — the request in doubt was resolved by querying, not by resending.
+//! worker's in order — the request in doubt was resolved by querying, not by resending. And
+//! two nodes over one PostgreSQL database: one sender per project, taken over when the
+//! holder dies.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
 
@@ -18,6 +20,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::{Device, admin, start_with, vendor};
 use national::{Fault, National};
+use rollcall_client::VendorCreated;
 use rollcall_client::{Method, NewDevice, NewProject, NewWorker};
 use rollcall_protocol::envelope::{Command, Response};
 use rollcall_protocol::params::{self, SignInResponse};
@@ -54,17 +57,14 @@ async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_record_is_accepted_once_and_in_order_despite_sigkill_mid_upload() {
-    let national = National::start().await;
-    national.project(APPID, SECRET);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let conf = config(dir.path());
-    let args = ["--config", conf.as_str()];
-    let mut server = start_with(&data, &args, &[]);
-    let api = admin(&server.http);
-
+/// A site set up through the admin API at `http`: a project reporting to the mock, a team,
+/// two workers on it (with the data the national platform needs), devices bound to it.
+async fn site(
+    http: &str,
+    national: &National,
+    sns: &[&str],
+) -> (String, Vec<String>, VendorCreated) {
+    let api = admin(http);
     // A site: a project reporting to the mock, a team, two workers on it, a bound device.
     let project = api
         .create_project(&NewProject {
@@ -135,16 +135,32 @@ async fn every_acknowledged_record_is_accepted_once_and_in_order_despite_sigkill
             .unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let vendor = vendor(&server.http, "uplink-crash").await;
-    api.create_device(&NewDevice {
-        sn: "UPLINK-CRASH-1".into(),
-        vendor_id: vendor.id.clone(),
-        project_id: Some(project.clone()),
-        kind: "face".into(),
-        ..NewDevice::default()
-    })
-    .await
-    .unwrap();
+    let vendor = vendor(http, "uplink").await;
+    for sn in sns {
+        api.create_device(&NewDevice {
+            sn: (*sn).into(),
+            vendor_id: vendor.id.clone(),
+            project_id: Some(project.clone()),
+            kind: "face".into(),
+            ..NewDevice::default()
+        })
+        .await
+        .unwrap();
+    }
+    (project, persons, vendor)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_record_is_accepted_once_and_in_order_despite_sigkill_mid_upload() {
+    let national = National::start().await;
+    national.project(APPID, SECRET);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let conf = config(dir.path());
+    let args = ["--config", conf.as_str()];
+    let mut server = start_with(&data, &args, &[]);
+
+    let (project, persons, vendor) = site(&server.http, &national, &["UPLINK-CRASH-1"]).await;
     eventually("the workers' entries", || {
         (national.rows("WorkerEntryExit.Add").len() == 2).then_some(())
     })
@@ -255,4 +271,95 @@ fn futures_block(http: &str, project: &str) -> Value {
                 .unwrap_or(Value::Null)
         })
     })
+}
+
+/// Two nodes over one PostgreSQL database both run the sender: one sends per project at a
+/// time (the lease), and when the node holding it is SIGKILLed the other takes the project
+/// over once the lease lapses (or keeps it, if it held it). Every acknowledged record, from either node, is accepted
+/// exactly once, each worker's in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_send_each_record_once_and_take_over_a_dead_nodes_project() {
+    use rollcall_platform::store::test_db::{self, TestDb};
+    let national = National::start().await;
+    national.project(APPID, SECRET);
+    let db = TestDb::postgres("uplinknodes");
+    db.open_postgres().await.close().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path());
+    let node = |name: &str, id: &str| {
+        start_with(
+            &dir.path().join(name),
+            &["--database-url", db.url.as_str(), "--config", conf.as_str()],
+            &[
+                ("ROLLCALL_NODE_ID", id),
+                ("ROLLCALL_SECRET_KEY", test_db::TEST_SECRET_KEY),
+            ],
+        )
+    };
+    // Node B alone first: faces are files of the node that stored them (README, "Several
+    // nodes"), so the workers' head images go from B; then node A joins for attendance.
+    let mut b = node("b", "2");
+    let (_, persons, vendor) = site(&b.http, &national, &["TWO-A", "TWO-B"]).await;
+    eventually("the workers' entries", || {
+        (national.rows("WorkerEntryExit.Add").len() == 2).then_some(())
+    })
+    .await;
+    let mut a = node("a", "1");
+    let mut on_a = Device::connect(&a.tcp, "TWO-A", &vendor).await;
+    let mut on_b = Device::connect(&b.tcp, "TWO-B", &vendor).await;
+    let base = rollcall_platform::util::now_ms() - 7_200_000;
+    let mut acked: Vec<(String, i64)> = Vec::new();
+    for i in 0..60usize {
+        let person = &persons[i % 2];
+        let t = base + i as i64 * 1000;
+        // Alternate nodes; once node B (the lease holder: it started first) is killed,
+        // node A takes everything, and the project once B's lease lapses.
+        let device = if i >= 30 || i % 2 == 0 {
+            &mut on_a
+        } else {
+            &mut on_b
+        };
+        let req = device.sign_in(person.parse().unwrap(), t);
+        device.send(req).await.unwrap();
+        let resp = loop {
+            let packet = device.recv_packet().await.expect("sign-in answer");
+            if Command::from_packet(&packet).is_none() {
+                break Response::from_packet(packet);
+            }
+        };
+        assert!(resp.success(), "{:?}", resp.outcome);
+        acked.push((person.clone(), t));
+        if i == 30 {
+            b.child.kill().expect("SIGKILL node B");
+            let _ = b.child.wait();
+        }
+    }
+    let rows = eventually("every acknowledged record accepted", || {
+        let rows = national.rows("WorkerAttendance.Add");
+        (rows.len() >= acked.len()).then_some(rows)
+    })
+    .await;
+    let mut count: HashMap<(String, String), usize> = HashMap::new();
+    for r in &rows {
+        let key = (
+            r.item["idCardNumber"].as_str().unwrap().to_owned(),
+            r.item["date"].as_str().unwrap().to_owned(),
+        );
+        *count.entry(key).or_default() += 1;
+    }
+    assert!(count.values().all(|&n| n == 1), "accepted twice: {count:?}");
+    assert_eq!(rows.len(), acked.len());
+    let mut last: HashMap<String, String> = HashMap::new();
+    for r in &rows {
+        let id = r.item["idCardNumber"].as_str().unwrap().to_owned();
+        let date = r.item["date"].as_str().unwrap().to_owned();
+        if let Some(prev) = last.insert(id.clone(), date.clone()) {
+            assert!(prev < date, "{id}: {date} after {prev}");
+        }
+    }
+    // One team, two workers, two entries: nothing sent twice by two senders.
+    assert_eq!(national.rows("Team.Add").len(), 1);
+    assert_eq!(national.rows("ProjectWorker.Add").len(), 2);
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
 }
