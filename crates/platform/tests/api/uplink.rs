@@ -300,13 +300,13 @@ async fn a_sites_records_reach_the_national_platform_once_and_in_order() {
     assert!(html.contains("24:00 截止"), "{html}");
 }
 
-/// The console's dashboard as an administrator sees it.
-async fn dashboard(app: &TestApp) -> String {
+/// A console session of a new administrator: the client and the session cookie.
+async fn console_admin(app: &TestApp, username: &str) -> (reqwest::Client, String) {
     const PASSWORD: &str = "Zhejiang-2026-uplink";
     app.admin()
         .post(
             "/users",
-            &json!({"username": "uplink-admin", "password": PASSWORD, "role": "administrator", "projectIds": []}),
+            &json!({"username": username, "password": PASSWORD, "role": "administrator", "projectIds": []}),
         )
         .await
         .expect(201);
@@ -317,7 +317,7 @@ async fn dashboard(app: &TestApp) -> String {
     let r = http
         .post(format!("{}/console/login", app.base_url))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("username=uplink-admin&password={PASSWORD}"))
+        .body(format!("username={username}&password={PASSWORD}"))
         .send()
         .await
         .unwrap();
@@ -329,14 +329,28 @@ async fn dashboard(app: &TestApp) -> String {
         .and_then(|v| v.split(';').next())
         .unwrap()
         .to_owned();
-    http.get(format!("{}/console", app.base_url))
-        .header("cookie", cookie)
+    (http, cookie)
+}
+
+async fn console_get(
+    app: &TestApp,
+    session: &(reqwest::Client, String),
+    path: &str,
+) -> (u16, String) {
+    let r = session
+        .0
+        .get(format!("{}{path}", app.base_url))
+        .header("cookie", &session.1)
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The console's dashboard as an administrator sees it.
+async fn dashboard(app: &TestApp) -> String {
+    let session = console_admin(app, "uplink-admin").await;
+    console_get(app, &session, "/console").await.1
 }
 
 #[tokio::test]
@@ -778,4 +792,68 @@ async fn an_expired_id_card_is_flagged_at_enrolment_and_in_lists() {
         .collect();
     assert!(flags[enrolled["personId"].as_str().unwrap()]);
     assert!(!flags[fine["personId"].as_str().unwrap()]);
+}
+
+#[tokio::test]
+async fn the_console_sets_a_projects_uplink_without_showing_the_secret() {
+    let app = TestApp::spawn_with(fast).await;
+    let project = app.project(None).await;
+    let session = console_admin(&app, "uplink-console").await;
+    let (status, html) = console_get(
+        &app,
+        &session,
+        &format!("/console/projects/{project}/uplink"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    let csrf = html[start..].split('"').next().unwrap().to_owned();
+    let form = format!(
+        "csrf={csrf}&endpoint=http%3A%2F%2F127.0.0.1%3A9%2Fopen.api&appid={APPID}&appsecret={SECRET}\
+         &corp_code=91330100MA00000000&corp_name=%E8%A5%BF%E6%B9%96&enabled=1"
+    );
+    let r = session
+        .0
+        .post(format!(
+            "{}/console/projects/{project}/uplink",
+            app.base_url
+        ))
+        .header("cookie", &session.1)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, html) = console_get(
+        &app,
+        &session,
+        &format!("/console/projects/{project}/uplink?saved=1"),
+    )
+    .await;
+    assert!(html.contains("id=\"saved\""), "{html}");
+    assert!(html.contains(APPID));
+    assert!(!html.contains(SECRET), "the secret is never shown");
+    let shown = app
+        .admin()
+        .get(&format!("/projects/{project}/uplink"))
+        .await
+        .expect(200);
+    assert_eq!(shown["corpName"], "西湖");
+    assert_eq!(shown["enabled"], true);
+    // Without the CSRF token: refused.
+    let r = session
+        .0
+        .post(format!(
+            "{}/console/projects/{project}/uplink",
+            app.base_url
+        ))
+        .header("cookie", &session.1)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("endpoint=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }
