@@ -343,10 +343,9 @@ pub async fn edit(
     patch: &crate::store::WorkerPatch,
     national: &crate::store::WorkerNational,
 ) -> StoreResult<Option<Worker>> {
-    let Some(worker) = app.store.update_worker(person_id, patch).await? else {
+    let Some(worker) = app.store.edit_worker(person_id, patch, national).await? else {
         return Ok(None);
     };
-    app.store.put_worker_national(national).await?;
     if app.store.blacklist_entry(person_id).await?.is_none() {
         for m in app.store.memberships(person_id).await? {
             if m.status == "active" {

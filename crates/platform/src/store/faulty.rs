@@ -245,6 +245,8 @@ delegate! {
     Read fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>>;
     Read fn worker_nationals(&self, person_ids: &[i64]) -> StoreResult<Vec<WorkerNational>>;
     Write fn put_worker_national(&self, data: &WorkerNational) -> StoreResult<()>;
+    Write fn edit_worker(&self, person_id: i64, patch: &WorkerPatch, data: &WorkerNational)
+        -> StoreResult<Option<Worker>>;
     Read fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>>;
     Write fn put_dictionary_entry(&self, entry: &DictionaryEntry) -> StoreResult<()>;
 }

@@ -128,6 +128,12 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
             "记录的人员编号不是平台登记的工人".to_owned(),
         ));
     };
+    // The national data before the worker: an edit writes both in one transaction, so a
+    // sender that sees the new national data reads the new worker too.
+    let national = match item.kind {
+        UplinkKind::Worker => app.store.worker_national(person).await?,
+        _ => None,
+    };
     let Some(worker) = app.store.worker(person).await? else {
         return Ok(Resolved::Refuse(format!(
             "人员 {person} 未在平台登记，无法上报"
@@ -182,7 +188,6 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
 
     let prepared = match item.kind {
         UplinkKind::Worker => {
-            let national = app.store.worker_national(person).await?;
             let today = rollcall_protocol::time::today_beijing(crate::runtime::util::now_ms());
             let problems =
                 dictionaries::problems(national.as_ref(), worker.face_key.is_some(), today);

@@ -283,6 +283,35 @@ async fn backfill(
     Ok(())
 }
 
+/// Writes a worker's national data and makes their waiting uplink items due.
+async fn write_worker_national(conn: &mut AnyConnection, d: &WorkerNational) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO worker_national (person_id, grant_org, id_valid_from, id_valid_to, \
+         politics_type, work_type, team_leader, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (person_id) DO UPDATE SET \
+         grant_org = excluded.grant_org, id_valid_from = excluded.id_valid_from, \
+         id_valid_to = excluded.id_valid_to, politics_type = excluded.politics_type, \
+         work_type = excluded.work_type, team_leader = excluded.team_leader, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(d.person_id)
+    .bind(d.grant_org.clone())
+    .bind(d.id_valid_from.clone())
+    .bind(d.id_valid_to.clone())
+    .bind(d.politics_type.clone())
+    .bind(d.work_type.clone())
+    .bind(i64::from(d.team_leader))
+    .bind(d.updated_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| super::constraint(e, || format!("worker {}", d.person_id)))?;
+    sqlx::query("UPDATE uplink_outbox SET next_at = 0 WHERE person_id = $1 AND state = 'pending'")
+        .bind(d.person_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl UplinkStore for SqlStore {
     // --- settings ------------------------------------------------------------------------
@@ -695,33 +724,23 @@ impl UplinkStore for SqlStore {
 
     async fn put_worker_national(&self, d: &WorkerNational) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO worker_national (person_id, grant_org, id_valid_from, id_valid_to, \
-             politics_type, work_type, team_leader, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (person_id) DO UPDATE SET \
-             grant_org = excluded.grant_org, id_valid_from = excluded.id_valid_from, \
-             id_valid_to = excluded.id_valid_to, politics_type = excluded.politics_type, \
-             work_type = excluded.work_type, team_leader = excluded.team_leader, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(d.person_id)
-        .bind(d.grant_org.clone())
-        .bind(d.id_valid_from.clone())
-        .bind(d.id_valid_to.clone())
-        .bind(d.politics_type.clone())
-        .bind(d.work_type.clone())
-        .bind(i64::from(d.team_leader))
-        .bind(d.updated_at)
-        .execute(tx.conn())
-        .await
-        .map_err(|e| super::constraint(e, || format!("worker {}", d.person_id)))?;
-        sqlx::query(
-            "UPDATE uplink_outbox SET next_at = 0 WHERE person_id = $1 AND state = 'pending'",
-        )
-        .bind(d.person_id.to_string())
-        .execute(tx.conn())
-        .await?;
+        write_worker_national(tx.conn(), d).await?;
         tx.commit().await
+    }
+
+    async fn edit_worker(
+        &self,
+        person_id: i64,
+        patch: &WorkerPatch,
+        d: &WorkerNational,
+    ) -> StoreResult<Option<Worker>> {
+        let mut tx = self.write().await?;
+        if !super::workers::patch_worker(tx.conn(), person_id, patch).await? {
+            return Ok(None);
+        }
+        write_worker_national(tx.conn(), d).await?;
+        tx.commit().await?;
+        crate::store::WorkerStore::worker(self, person_id).await
     }
 
     async fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>> {

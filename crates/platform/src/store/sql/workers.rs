@@ -127,25 +127,36 @@ impl WorkerStore for SqlStore {
         patch: &WorkerPatch,
     ) -> StoreResult<Option<Worker>> {
         let mut tx = self.write().await?;
-        let changed = sqlx::query(
-            "UPDATE workers SET name = COALESCE($2, name), nation = COALESCE($3, nation), \
-             address = COALESCE($4, address), phone = COALESCE($5, phone), \
-             updated_at = $6 WHERE person_id = $1",
-        )
-        .bind(person_id)
-        .bind(patch.name.clone())
-        .bind(patch.nation.clone())
-        .bind(patch.address.clone())
-        .bind(patch.phone.clone())
-        .bind(patch.updated_at)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-        if changed == 1 {
-            let person = [person_id.to_string()];
-            super::webhooks::enqueue(tx.conn(), "worker", &person, patch.updated_at).await?;
-        }
+        patch_worker(tx.conn(), person_id, patch).await?;
         tx.commit().await?;
         self.worker(person_id).await
     }
+}
+
+/// Applies a patch inside a transaction, with the worker's webhook event; `false` if there
+/// is no such worker.
+pub(super) async fn patch_worker(
+    conn: &mut sqlx::AnyConnection,
+    person_id: i64,
+    patch: &WorkerPatch,
+) -> StoreResult<bool> {
+    let changed = sqlx::query(
+        "UPDATE workers SET name = COALESCE($2, name), nation = COALESCE($3, nation), \
+         address = COALESCE($4, address), phone = COALESCE($5, phone), \
+         updated_at = $6 WHERE person_id = $1",
+    )
+    .bind(person_id)
+    .bind(patch.name.clone())
+    .bind(patch.nation.clone())
+    .bind(patch.address.clone())
+    .bind(patch.phone.clone())
+    .bind(patch.updated_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 1 {
+        let person = [person_id.to_string()];
+        super::webhooks::enqueue(conn, "worker", &person, patch.updated_at).await?;
+    }
+    Ok(changed == 1)
 }

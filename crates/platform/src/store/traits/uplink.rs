@@ -83,6 +83,14 @@ pub trait UplinkStore: Send + Sync + 'static {
     /// Replaces a worker's national data and makes their waiting uplink items due, in one
     /// transaction.
     async fn put_worker_national(&self, data: &WorkerNational) -> StoreResult<()>;
+    /// A worker edit: their own fields and their national data in one transaction (a sender
+    /// that sees the new national data sees the new worker too); `None` if no such worker.
+    async fn edit_worker(
+        &self,
+        person_id: i64,
+        patch: &WorkerPatch,
+        data: &WorkerNational,
+    ) -> StoreResult<Option<Worker>>;
     /// The operator's dictionary entries (the built-in ones are in `uplink::dictionaries`).
     async fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>>;
     async fn put_dictionary_entry(&self, entry: &DictionaryEntry) -> StoreResult<()>;
