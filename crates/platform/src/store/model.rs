@@ -407,6 +407,9 @@ pub struct UplinkItem {
 pub enum UplinkOutcome {
     Accepted,
     Refused(String),
+    /// Back to `sending` (sent items only): their fate is looked up by query, as after a
+    /// crash — the platform no longer knows their async job.
+    InDoubt,
     /// Back to pending: sent again from `next_at` (alone when `solo`), `message` says why.
     Retry {
         next_at: i64,

@@ -343,6 +343,14 @@ impl Sender<'_> {
                 .await;
             let data = match answer {
                 Ok(d) => d,
+                Err(CallError::Refused(r)) if r.message.starts_with('[') => {
+                    // The platform does not know the job (`[requestSerialCode]…`): whether
+                    // the items were taken is looked up, never assumed.
+                    tracing::warn!(project = self.config.project_id, message = %r.message, "uplink: an async job is unknown to the national platform; looking its items up");
+                    self.settle(&ids, UplinkOutcome::InDoubt, None).await?;
+                    moved = true;
+                    continue;
+                }
                 Err(e) => {
                     self.back_off(e.to_string()).await?;
                     return Ok(Step::Idle);

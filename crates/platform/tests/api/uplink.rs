@@ -387,6 +387,11 @@ async fn failures_are_retried_and_resolved_without_resending_what_was_taken() {
         "WorkerAttendance.Add",
         Fault::Slow(Duration::from_millis(900)),
     );
+    // An async job the platform has forgotten: its items are looked up, not resent.
+    s.national.inject(
+        "AsyncHandleResult.Query",
+        Fault::Refuse(1, "[requestSerialCode]值超出范围或无效".into()),
+    );
     s.sign_ins(10, now_ms() - 50_000).await;
     let status = s.drained().await;
     assert_eq!(s.national.faults_left(), 0, "every fault was met");

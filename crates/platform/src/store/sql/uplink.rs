@@ -538,6 +538,16 @@ impl UplinkStore for SqlStore {
                 )
                 .await?;
             }
+            UplinkOutcome::InDoubt => {
+                self.update_items(
+                    tx.conn(),
+                    "UPDATE uplink_outbox SET state = 'sending', serial = NULL \
+                     WHERE state = 'sent' AND id IN ({ids})",
+                    Vec::new,
+                    ids,
+                )
+                .await?;
+            }
             UplinkOutcome::Refused(message) => {
                 self.update_items(
                     tx.conn(),
