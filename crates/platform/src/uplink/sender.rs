@@ -21,7 +21,8 @@
 //! platform's message.
 //!
 //! One sender per project across nodes: a lease row (compare-and-set on
-//! `uplink_configs.lease_owner/lease_until`) renewed every round.
+//! `uplink_configs.lease_owner/lease_until`) renewed every round and before every request
+//! that sends or looks up items; a node that finds it lost the lease stops at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -103,6 +104,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
                     app: &app,
                     client: &client,
                     config: &config,
+                    owner: &owner,
                 };
                 for _ in 0..MAX_STEPS_PER_ROUND {
                     match sender.step().await {
@@ -179,6 +181,8 @@ struct Sender<'a> {
     app: &'a App,
     client: &'a Client,
     config: &'a UplinkConfig,
+    /// This node's lease owner id.
+    owner: &'a str,
 }
 
 impl Sender<'_> {
@@ -188,6 +192,17 @@ impl Sender<'_> {
             appid: &self.config.appid,
             appsecret: &self.config.appsecret,
         }
+    }
+
+    /// Renews the project's lease before a request; `false` when another node holds it now
+    /// (this one was too slow), and then this node sends nothing more for the project.
+    async fn still_holds_lease(&self) -> StoreResult<bool> {
+        let now = now_ms();
+        let until = now.saturating_add(self.app.settings.uplink.lease_ms as i64);
+        self.app
+            .store
+            .take_uplink_lease(self.config.project_id, self.owner, now, until)
+            .await
     }
 
     async fn call(&self, method: &str, data: &Value) -> Result<Value, CallError> {
@@ -268,6 +283,9 @@ impl Sender<'_> {
             return Ok(Step::Idle);
         }
         for item in items {
+            if !self.still_holds_lease().await? {
+                return Ok(Step::Idle);
+            }
             let prepared = match items::resolve(self.app, self.config, &item).await? {
                 Resolved::Send(p) => p,
                 Resolved::Wait(message) => {
@@ -492,6 +510,9 @@ impl Sender<'_> {
         let team_id = first.team_id;
         let entries: Vec<Value> = batch.iter().map(|(_, p)| p.entry.clone()).collect();
         let data = items::request_data(self.config, &group, entries);
+        if !self.still_holds_lease().await? {
+            return Ok(Step::Idle);
+        }
         let request = random_hex128();
         // Committed before the request leaves: a crash from here on leaves them in doubt.
         self.app
