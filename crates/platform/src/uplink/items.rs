@@ -195,7 +195,7 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
                 return Ok(Resolved::Wait(problems.join("；")));
             };
             let national = national.unwrap_or_default();
-            let bytes = match app.files.get(face_key).await {
+            let bytes = match app.blobs.get(face_key).await {
                 Ok(b) => b,
                 Err(e) => return Ok(Resolved::Wait(format!("人脸照片读取失败：{e}"))),
             };

@@ -63,7 +63,8 @@ pub struct TestApp {
     settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartupError>>>,
-    _db: TestDb,
+    /// `None` for a second node ([`TestApp::join`]): the first node owns the database.
+    _db: Option<TestDb>,
     _dir: tempfile::TempDir,
 }
 
@@ -132,6 +133,30 @@ impl TestApp {
         Self::spawn_in(dir, db, f, None).await
     }
 
+    /// Another node on this platform's database, on a data dir of its own, with settings
+    /// adjusted by `f` (start from this node's settings: same secret key and admin token).
+    pub async fn join(&self, f: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings {
+            data_dir: dir.path().to_owned(),
+            public_url: None,
+            ..self.settings.clone()
+        };
+        f(&mut settings);
+        let run = start(settings.clone(), None).await;
+        TestApp {
+            tcp_addr: run.tcp_addr,
+            base_url: run.base_url,
+            state: Some(run.state),
+            http: reqwest::Client::new(),
+            settings,
+            shutdown: Some(run.shutdown),
+            server: Some(run.server),
+            _db: None,
+            _dir: dir,
+        }
+    }
+
     /// A platform over a [`FaultyStore`], for 500_01.
     pub async fn spawn_faulty() -> (TestApp, Arc<FaultyStore<SqlStore>>) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -169,7 +194,7 @@ impl TestApp {
             settings,
             shutdown: Some(run.shutdown),
             server: Some(run.server),
-            _db: db,
+            _db: Some(db),
             _dir: dir,
         }
     }
@@ -187,6 +212,13 @@ impl TestApp {
                 .expect("platform task")
                 .expect("platform ran cleanly");
         }
+    }
+
+    /// Shuts down and lets go of the platform's state, so another process may open its files
+    /// (the photo store's lock included).
+    pub async fn stop(&mut self) {
+        self.shutdown().await;
+        self.state = None;
     }
 
     /// Shuts down gracefully, then starts a new platform on the same data directory (new

@@ -134,6 +134,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0004_hashed_device_tokens.sql"),
     ),
     (
+        5,
+        "device sessions",
+        include_str!("../../../migrations/sqlite/0005_device_sessions.sql"),
+    ),
+    (
         6,
         "uplink",
         include_str!("../../../migrations/sqlite/0006_uplink.sql"),
@@ -159,6 +164,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "hashed device tokens",
         include_str!("../../../migrations/postgres/0004_hashed_device_tokens.sql"),
+    ),
+    (
+        5,
+        "device sessions",
+        include_str!("../../../migrations/postgres/0005_device_sessions.sql"),
     ),
     (
         6,
