@@ -144,17 +144,7 @@ impl TestApp {
         };
         f(&mut settings);
         let run = start(settings.clone(), None).await;
-        TestApp {
-            tcp_addr: run.tcp_addr,
-            base_url: run.base_url,
-            state: Some(run.state),
-            http: reqwest::Client::new(),
-            settings,
-            shutdown: Some(run.shutdown),
-            server: Some(run.server),
-            _db: None,
-            _dir: dir,
-        }
+        Self::running(run, settings, None, dir)
     }
 
     /// A platform over a [`FaultyStore`], for 500_01.
@@ -186,6 +176,15 @@ impl TestApp {
         };
         f(&mut settings);
         let run = start(settings.clone(), store).await;
+        Self::running(run, settings, Some(db), dir)
+    }
+
+    fn running(
+        run: Running,
+        settings: Settings,
+        db: Option<TestDb>,
+        dir: tempfile::TempDir,
+    ) -> TestApp {
         TestApp {
             tcp_addr: run.tcp_addr,
             base_url: run.base_url,
@@ -194,7 +193,7 @@ impl TestApp {
             settings,
             shutdown: Some(run.shutdown),
             server: Some(run.server),
-            _db: Some(db),
+            _db: db,
             _dir: dir,
         }
     }

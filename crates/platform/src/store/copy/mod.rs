@@ -419,11 +419,13 @@ mod tests {
     const SQLITE: &str = concat!(
         include_str!("../../../migrations/sqlite/0001_init.sql"),
         include_str!("../../../migrations/sqlite/0002_console.sql"),
+        include_str!("../../../migrations/sqlite/0005_device_sessions.sql"),
         include_str!("../../../migrations/sqlite/0006_uplink.sql")
     );
     const POSTGRES: &str = concat!(
         include_str!("../../../migrations/postgres/0001_init.sql"),
         include_str!("../../../migrations/postgres/0002_console.sql"),
+        include_str!("../../../migrations/postgres/0005_device_sessions.sql"),
         include_str!("../../../migrations/postgres/0006_uplink.sql")
     );
 
