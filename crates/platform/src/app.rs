@@ -241,6 +241,14 @@ impl Platform {
             stop_rx.clone(),
         ));
         let housekeeper = tokio::spawn(housekeep(Arc::clone(&self.app), stop_rx.clone()));
+        let uplink = tokio::spawn(crate::uplink::sender::run(
+            Arc::clone(&self.app),
+            stop_rx.clone(),
+        ));
+        let webhooks = tokio::spawn(crate::uplink::webhooks::run(
+            Arc::clone(&self.app),
+            stop_rx.clone(),
+        ));
         let url = self.app.settings.database_url();
         let listener = (self.app.store.backend() == "postgres").then(|| {
             tokio::spawn(crate::transport::cluster::listen(
@@ -257,6 +265,8 @@ impl Platform {
         let _ = http.await;
         self.ingest.stop().await;
         let _ = housekeeper.await;
+        let _ = uplink.await;
+        let _ = webhooks.await;
         if let Some(l) = listener {
             let _ = l.await;
         }

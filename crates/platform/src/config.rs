@@ -105,6 +105,8 @@ pub struct Settings {
     pub login_lockout_secs: u64,
     /// The longest lockout; failures this long ago are forgotten.
     pub login_lockout_max_secs: u64,
+    /// Reporting to the national real-name platform (docs/UPLINK.md).
+    pub uplink: UplinkSettings,
 }
 
 /// Settings of an object store, by object_store's key names. `Debug` shows the keys only:
@@ -168,6 +170,52 @@ impl Default for Settings {
             login_max_failures_per_addr: 20,
             login_lockout_secs: 60,
             login_lockout_max_secs: 3600,
+            uplink: UplinkSettings::default(),
+        }
+    }
+}
+
+/// How the uplink sender works (docs/UPLINK.md). Times in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct UplinkSettings {
+    /// Runs the sender on this node (every node may; one sends per project at a time).
+    pub enabled: bool,
+    /// How often each project's queue is looked at (and async results polled).
+    pub poll_ms: u64,
+    /// Items per request (UPLINK.md: at most 50).
+    pub batch_max: u32,
+    /// A request not answered this long is in doubt (resolved by querying).
+    pub request_timeout_ms: u64,
+    /// First backoff after a failed request; doubles per failure up to `backoff_max_ms`.
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+    /// An item waiting for data (a team, a photo) is looked at again after this.
+    pub blocked_retry_ms: u64,
+    /// A sender's hold on a project; another node takes over after it lapses.
+    pub lease_ms: u64,
+    /// A log alert when a project's oldest pending item is older than this (seconds).
+    pub alert_after_secs: u64,
+    /// A webhook receiver not answering this long fails the attempt.
+    pub webhook_timeout_ms: u64,
+    /// Attempts per webhook event before it is marked failed and the next one goes.
+    pub webhook_max_attempts: u32,
+}
+
+impl Default for UplinkSettings {
+    fn default() -> Self {
+        UplinkSettings {
+            enabled: true,
+            poll_ms: 2000,
+            batch_max: 50,
+            request_timeout_ms: 30_000,
+            backoff_ms: 2000,
+            backoff_max_ms: 300_000,
+            blocked_retry_ms: 600_000,
+            lease_ms: 60_000,
+            alert_after_secs: 3600,
+            webhook_timeout_ms: 10_000,
+            webhook_max_attempts: 20,
         }
     }
 }

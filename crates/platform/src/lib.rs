@@ -29,6 +29,7 @@ mod services;
 pub mod state;
 pub mod store;
 mod transport;
+pub mod uplink;
 mod web;
 
 pub use app::{Listeners, Platform, StartupError};

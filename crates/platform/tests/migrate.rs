@@ -419,6 +419,96 @@ async fn populate(store: &SqlStore) {
         assert!(inserted.iter().all(|r| !r.duplicate));
     }
     populate_console(store).await;
+    populate_uplink(store).await;
+}
+
+/// The uplink's and webhooks' tables: settings, outbox rows (a team accepted with its
+/// `teamSysNo`), a worker's national data, a dictionary entry, an endpoint and a delivery.
+async fn populate_uplink(store: &SqlStore) {
+    use rollcall_platform::store::console::Team;
+    store
+        .create_webhook(&WebhookEndpoint {
+            id: 900,
+            url: "http://127.0.0.1:9/hook".into(),
+            secret: secret("hook-secret"),
+            events: vec!["*".into()],
+            enabled: true,
+            created_at: NOW,
+            failures: 0,
+            retry_at: 0,
+        })
+        .await
+        .expect("a webhook");
+    store
+        .put_uplink_config(
+            &UplinkConfig {
+                project_id: PROJECTS[1],
+                endpoint: "http://127.0.0.1:9/open.api".into(),
+                appid: "330100000000000001".into(),
+                appsecret: secret("0123456789abcdef0123456789abcdef"),
+                corp_code: "c".into(),
+                corp_name: "n".into(),
+                enabled: true,
+                updated_at: NOW,
+                last_success_at: None,
+                last_error: None,
+                failures: 0,
+                retry_at: 0,
+            },
+            NOW,
+        )
+        .await
+        .expect("uplink settings");
+    store
+        .create_team(&Team {
+            id: 77,
+            project_id: PROJECTS[1],
+            name: "上报班".into(),
+            leader: None,
+            created_at: NOW,
+        })
+        .await
+        .expect("a team");
+    let items = store.uplink_items_of(UplinkKind::Team, 77).await.unwrap();
+    store
+        .uplink_settle(
+            &[items[0].id],
+            &UplinkOutcome::Accepted,
+            NOW,
+            Some((77, 1001)),
+        )
+        .await
+        .unwrap();
+    store
+        .put_worker_national(&WorkerNational {
+            person_id: person(1),
+            grant_org: Some("杭州市公安局".into()),
+            id_valid_to: Some("长期".into()),
+            updated_at: NOW,
+            ..WorkerNational::default()
+        })
+        .await
+        .unwrap();
+    store
+        .put_dictionary_entry(&DictionaryEntry {
+            kind: "work_type".into(),
+            code: "999".into(),
+            name: "测量放线工".into(),
+        })
+        .await
+        .unwrap();
+    // A presence transition: a webhook delivery.
+    store
+        .record_presence(
+            &[],
+            &[PresenceTransition {
+                sn: SN_LOOSE.into(),
+                online: true,
+                at: NOW,
+            }],
+        )
+        .await
+        .unwrap();
 }
 
 /// The console's tables: users with projects, a session, a token, audit lines, a team with

@@ -141,6 +141,20 @@ login_max_failures = 5            # failed sign-ins in a row that lock a usernam
 login_max_failures_per_addr = 20  # failed sign-ins in a row that lock a source address (429)
 login_lockout_secs = 60           # first lockout; each further failure doubles it
 login_lockout_max_secs = 3600     # longest lockout; failures older than this are forgotten
+
+[uplink]                          # reporting to the national real-name platform (docs/UPLINK.md);
+                                  #   each project's endpoint and credentials are set by the admin API
+enabled = true                    # run the sender on this node (one node sends per project at a time)
+poll_ms = 2000                    # how often each project's queue is looked at
+batch_max = 50                    # items per request (the national platform takes at most 50)
+request_timeout_ms = 30000        # unanswered this long: in doubt, resolved by querying
+backoff_ms = 2000                 # first wait after a failed request; doubles per failure
+backoff_max_ms = 300000           # longest wait
+blocked_retry_ms = 600000         # an item waiting for data (team, photo) is looked at again after this
+lease_ms = 60000                  # a node's hold on a project; another takes over after it lapses
+alert_after_secs = 3600           # log an alert when a project's oldest pending item is older
+webhook_timeout_ms = 10000        # a webhook receiver not answering this long fails the attempt
+webhook_max_attempts = 20         # attempts per webhook event before it is marked failed
 "#;
 
 #[cfg(test)]
@@ -184,6 +198,30 @@ mod tests {
         assert_eq!(parsed.login_lockout_secs, d.login_lockout_secs);
         assert_eq!(parsed.login_lockout_max_secs, d.login_lockout_max_secs);
         assert_eq!((parsed.tls_cert, parsed.tls_key), (None, None));
+        let (u, du) = (&parsed.uplink, &d.uplink);
+        assert_eq!(
+            (u.enabled, u.poll_ms, u.batch_max, u.request_timeout_ms),
+            (du.enabled, du.poll_ms, du.batch_max, du.request_timeout_ms)
+        );
+        assert_eq!(
+            (
+                u.backoff_ms,
+                u.backoff_max_ms,
+                u.blocked_retry_ms,
+                u.lease_ms
+            ),
+            (
+                du.backoff_ms,
+                du.backoff_max_ms,
+                du.blocked_retry_ms,
+                du.lease_ms
+            )
+        );
+        assert_eq!(u.alert_after_secs, du.alert_after_secs);
+        assert_eq!(
+            (u.webhook_timeout_ms, u.webhook_max_attempts),
+            (du.webhook_timeout_ms, du.webhook_max_attempts)
+        );
     }
 
     #[test]

@@ -152,6 +152,33 @@ impl Metrics {
         self.gauge("rollcall_task_backlog", open_tasks as f64);
     }
 
+    /// A project's uplink queue: items not yet accepted or refused, and the age of the
+    /// oldest (seconds; 0 when empty).
+    pub fn uplink_queue(&self, project_id: i64, depth: i64, oldest_age_secs: f64) {
+        let l = labels(&[("project", &project_id.to_string())]);
+        self.recorder
+            .register_gauge(
+                &Key::from_parts("rollcall_uplink_queue_depth", l.clone()),
+                &META,
+            )
+            .set(depth as f64);
+        self.recorder
+            .register_gauge(
+                &Key::from_parts("rollcall_uplink_oldest_pending_seconds", l),
+                &META,
+            )
+            .set(oldest_age_secs);
+    }
+
+    /// One request to the national platform, by method and outcome (`ok`, `refused`,
+    /// `unavailable`, `in_doubt`).
+    pub fn uplink_request(&self, method: &str, outcome: &'static str) {
+        let l = labels(&[("method", method), ("outcome", outcome)]);
+        self.recorder
+            .register_counter(&Key::from_parts("rollcall_uplink_requests_total", l), &META)
+            .increment(1);
+    }
+
     /// Frames refused by the decoder (the connection is closed).
     pub fn frame_error(&self, code: &str) {
         let l = labels(&[("code", code)]);

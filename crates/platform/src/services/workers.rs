@@ -334,6 +334,30 @@ pub async fn unblacklist(app: &App, person_id: i64) -> StoreResult<bool> {
     Ok(true)
 }
 
+/// Edits a worker and their national data; the change reaches every device of their
+/// active projects by merging into the pending person update (ZJ-TASK-05), and their
+/// waiting uplink items are due again. `None` if there is no such worker.
+pub async fn edit(
+    app: &App,
+    person_id: i64,
+    patch: &crate::store::WorkerPatch,
+    national: &crate::store::WorkerNational,
+) -> StoreResult<Option<Worker>> {
+    let Some(worker) = app.store.edit_worker(person_id, patch, national).await? else {
+        return Ok(None);
+    };
+    if app.store.blacklist_entry(person_id).await?.is_none() {
+        for m in app.store.memberships(person_id).await? {
+            if m.status == "active" {
+                for device in app.store.devices(Some(m.project_id)).await? {
+                    tasks::enqueue_update(app, &device.sn, &[person_id]).await?;
+                }
+            }
+        }
+    }
+    Ok(Some(worker))
+}
+
 /// Those of `person_ids` who are on the blacklist.
 pub async fn blacklisted_among(app: &App, person_ids: &[i64]) -> StoreResult<Vec<i64>> {
     let mut listed = Vec::new();

@@ -136,6 +136,8 @@ delegate! {
     Read fn workers(&self, after: Option<i64>, limit: u32) -> StoreResult<Vec<Worker>>;
     Read fn workers_in_projects(&self, project_ids: &[i64], after: Option<i64>, limit: u32)
         -> StoreResult<Vec<Worker>>;
+    Write fn update_worker(&self, person_id: i64, patch: &WorkerPatch)
+        -> StoreResult<Option<Worker>>;
 }
 
 delegate! {
@@ -213,4 +215,55 @@ delegate! {
 
     Write fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     Read fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+}
+
+delegate! {
+    impl UplinkStore {}
+    Write fn put_uplink_config(&self, config: &UplinkConfig, backfill_from: i64)
+        -> StoreResult<()>;
+    Read fn uplink_config(&self, project_id: i64) -> StoreResult<Option<UplinkConfig>>;
+    Read fn enabled_uplinks(&self) -> StoreResult<Vec<UplinkConfig>>;
+    Write fn take_uplink_lease(&self, project_id: i64, owner: &str, now: i64, until: i64)
+        -> StoreResult<bool>;
+    Write fn record_uplink_attempt(&self, project_id: i64, result: Result<i64, (String, i64)>)
+        -> StoreResult<()>;
+    Read fn uplink_in_flight(&self, project_id: i64) -> StoreResult<Vec<UplinkItem>>;
+    Read fn uplink_due(&self, project_id: i64, now: i64, limit: u32)
+        -> StoreResult<Vec<UplinkItem>>;
+    Write fn uplink_mark_sending(&self, ids: &[i64], request: &str, now: i64)
+        -> StoreResult<()>;
+    Write fn uplink_mark_sent(&self, ids: &[i64], request: &str, serial: &str)
+        -> StoreResult<()>;
+    Write fn uplink_settle(&self, ids: &[i64], outcome: &UplinkOutcome, now: i64,
+        team_sys_no: Option<(i64, i64)>) -> StoreResult<()>;
+    Read fn uplink_team_sys_no(&self, team_id: i64) -> StoreResult<Option<i64>>;
+    Read fn uplink_items(&self, project_id: i64, state: Option<UplinkState>,
+        before_id: Option<i64>, limit: u32) -> StoreResult<Vec<UplinkItem>>;
+    Read fn uplink_items_of(&self, kind: UplinkKind, ref_id: i64)
+        -> StoreResult<Vec<UplinkItem>>;
+    Read fn uplink_stats(&self, project_id: i64, day: (i64, i64)) -> StoreResult<UplinkStats>;
+    Write fn uplink_requeue_refused(&self, project_id: i64, now: i64) -> StoreResult<u64>;
+    Write fn uplink_wake_person(&self, person_id: i64) -> StoreResult<()>;
+    Read fn worker_national(&self, person_id: i64) -> StoreResult<Option<WorkerNational>>;
+    Read fn worker_nationals(&self, person_ids: &[i64]) -> StoreResult<Vec<WorkerNational>>;
+    Write fn put_worker_national(&self, data: &WorkerNational) -> StoreResult<()>;
+    Write fn edit_worker(&self, person_id: i64, patch: &WorkerPatch, data: &WorkerNational)
+        -> StoreResult<Option<Worker>>;
+    Read fn dictionary_entries(&self) -> StoreResult<Vec<DictionaryEntry>>;
+    Write fn put_dictionary_entry(&self, entry: &DictionaryEntry) -> StoreResult<()>;
+}
+
+delegate! {
+    impl WebhookStore {}
+    Write fn create_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    Read fn webhook(&self, id: i64) -> StoreResult<Option<WebhookEndpoint>>;
+    Read fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+    Write fn disable_webhook(&self, id: i64) -> StoreResult<bool>;
+    Write fn take_webhook_lease(&self, id: i64, owner: &str, now: i64, until: i64)
+        -> StoreResult<bool>;
+    Read fn webhook_due(&self, endpoint_id: i64, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    Write fn record_webhook_attempt(&self, delivery: &WebhookDelivery, state: &str, now: i64,
+        retry_at: i64) -> StoreResult<()>;
+    Read fn webhook_deliveries(&self, endpoint_id: i64, before_id: Option<i64>, limit: u32)
+        -> StoreResult<Vec<WebhookDelivery>>;
 }

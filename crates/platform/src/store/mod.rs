@@ -2,7 +2,7 @@
 //!
 //! The platform's storage is one trait per aggregate, in [`traits`]: [`VendorStore`],
 //! [`DeviceStore`], [`WorkerStore`], [`RosterStore`], [`TaskStore`], [`AttendanceStore`] and
-//! [`AccountStore`]. [`Store`] is all of them together plus what is about the store itself
+//! [`AccountStore`], [`UplinkStore`] and [`WebhookStore`]. [`Store`] is all of them together plus what is about the store itself
 //! (`backend`, `ping`, `announce_tasks`), so `Arc<dyn Store>` is what the application holds.
 //! A method of an aggregate trait is called with that trait in scope: call sites write
 //! `use crate::store::prelude::*;` (every storage trait) rather than one import per trait.
@@ -71,7 +71,15 @@ pub const SESSION_CHANNEL: &str = "rollcall_sessions";
 /// Everything the platform keeps durably: every aggregate's store, and the store itself.
 #[async_trait]
 pub trait Store:
-    VendorStore + DeviceStore + WorkerStore + RosterStore + TaskStore + AttendanceStore + AccountStore
+    VendorStore
+    + DeviceStore
+    + WorkerStore
+    + RosterStore
+    + TaskStore
+    + AttendanceStore
+    + AccountStore
+    + UplinkStore
+    + WebhookStore
 {
     /// Which backend this is ("sqlite", "postgres"), for logs and health.
     fn backend(&self) -> &'static str;

@@ -273,6 +273,235 @@ pub struct ReconcilePage {
     pub data: String,
 }
 
+// --- uplink (docs/UPLINK.md) -------------------------------------------------------------
+
+/// A project's settings for the national real-name platform. The secret is opened by the
+/// store (sealed at rest) and never leaves the platform again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkConfig {
+    pub project_id: i64,
+    /// The national API's URL (ends in `/open.api`).
+    pub endpoint: String,
+    /// The project's code on the national platform (`projectCode`).
+    pub appid: String,
+    pub appsecret: Secret,
+    pub corp_code: String,
+    pub corp_name: String,
+    pub enabled: bool,
+    pub updated_at: i64,
+    pub last_success_at: Option<i64>,
+    /// The last request-level failure (HTTP, `code != 0` without a field), for the console.
+    pub last_error: Option<String>,
+    /// Request-level failures in a row (the project's backoff).
+    pub failures: u32,
+    /// Nothing is sent for the project before this (backoff).
+    pub retry_at: i64,
+}
+
+/// What an outbox item reports, in the order the national platform needs them
+/// (`Team.Add` → `ProjectWorker.Add` → `WorkerEntryExit.Add` → `WorkerAttendance.Add`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UplinkKind {
+    Team,
+    Worker,
+    Entry,
+    Exit,
+    Attendance,
+}
+
+impl UplinkKind {
+    pub const ALL: &[Self] = &[
+        Self::Team,
+        Self::Worker,
+        Self::Entry,
+        Self::Exit,
+        Self::Attendance,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Team => "team",
+            Self::Worker => "worker",
+            Self::Entry => "entry",
+            Self::Exit => "exit",
+            Self::Attendance => "attendance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+/// Where an outbox item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UplinkState {
+    /// Waiting to be sent (or to be retried; `message` says why it waits).
+    Pending,
+    /// In a request whose answer is not recorded yet: in flight, or in doubt after a crash
+    /// or a timeout (resolved by querying the platform, not by sending again).
+    Sending,
+    /// Taken by the platform; its asynchronous result (`serial`) is awaited.
+    Sent,
+    Accepted,
+    /// Refused by the national platform (or by the checks before sending); `message` says why.
+    Refused,
+}
+
+impl UplinkState {
+    pub const ALL: &[Self] = &[
+        Self::Pending,
+        Self::Sending,
+        Self::Sent,
+        Self::Accepted,
+        Self::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Accepted => "accepted",
+            Self::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+/// One row of the uplink outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkItem {
+    /// The queue order.
+    pub id: i64,
+    pub project_id: i64,
+    pub kind: UplinkKind,
+    /// The team id, person id or attendance record id.
+    pub ref_id: i64,
+    /// The worker concerned (none for a team).
+    pub person_id: Option<String>,
+    /// When it happened (the record's time, the day of joining or leaving).
+    pub at: i64,
+    pub state: UplinkState,
+    pub attempts: u32,
+    pub next_at: i64,
+    /// Sent alone: the batch it was in was refused as a whole.
+    pub solo: bool,
+    /// The nonce of the request that carried it.
+    pub request: Option<String>,
+    /// The platform's `requestSerialCode`.
+    pub serial: Option<String>,
+    pub message: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub done_at: Option<i64>,
+}
+
+/// How an item ends or waits again ([`crate::store::UplinkStore::uplink_settle`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkOutcome {
+    Accepted,
+    Refused(String),
+    /// Back to `sending` (sent items only): their fate is looked up by query, as after a
+    /// crash — the platform no longer knows their async job.
+    InDoubt,
+    /// Back to pending: sent again from `next_at` (alone when `solo`), `message` says why.
+    Retry {
+        next_at: i64,
+        solo: bool,
+        message: Option<String>,
+    },
+}
+
+/// A project's queue at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UplinkStats {
+    /// Items not yet accepted or refused (pending, sending, sent).
+    pub pending: i64,
+    pub refused: i64,
+    /// When the oldest of `pending` was queued.
+    pub oldest_pending_at: Option<i64>,
+    /// Attendance records of the day asked for (by record time).
+    pub today_records: i64,
+    /// Of those, accepted by the national platform.
+    pub today_accepted: i64,
+}
+
+/// What the national platform needs of a worker beyond [`Worker`] (docs/UPLINK.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerNational {
+    pub person_id: i64,
+    /// The ID card's issuing authority (签发机关, `grantOrg`).
+    pub grant_org: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub id_valid_from: Option<String>,
+    /// `YYYY-MM-DD`, or `长期` (no expiry).
+    pub id_valid_to: Option<String>,
+    /// A `politics_type` dictionary code.
+    pub politics_type: Option<String>,
+    /// A `work_type` dictionary code (3 digits).
+    pub work_type: Option<String>,
+    pub team_leader: bool,
+    pub updated_at: i64,
+}
+
+/// A change to a worker's own fields (absent: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerPatch {
+    pub name: Option<String>,
+    pub nation: Option<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub updated_at: i64,
+}
+
+/// One entry of a dictionary the operator can extend (`work_type`, `politics_type`,
+/// `nation`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DictionaryEntry {
+    pub kind: String,
+    pub code: String,
+    pub name: String,
+}
+
+/// An integrator's webhook endpoint (docs/UPLINK.md, "Webhooks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: i64,
+    pub url: String,
+    /// The HMAC-SHA256 key of its signatures; sealed at rest.
+    pub secret: Secret,
+    /// Subscribed events (`attendance`, `worker`, `device`, `task`), or `["*"]`.
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+    /// Failed deliveries in a row (the endpoint's backoff).
+    pub failures: u32,
+    pub retry_at: i64,
+}
+
+/// One event for one endpoint: its delivery log row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub endpoint_id: i64,
+    pub event: String,
+    /// What the event is about (a record id, a person id, `sn|online|at`, a task id).
+    pub r#ref: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub state: String,
+    pub attempts: u32,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
 /// Which node holds a device's TCP connection (issue 15): taking a session over raises its
 /// epoch, the fencing token of [`crate::store::DeviceStore::claim_session`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,4 +30,9 @@ mod presence;
 mod sign_in;
 mod tasks;
 mod tls;
+mod uplink;
+mod webhooks;
 mod workforce;
+
+#[path = "../support/national.rs"]
+mod national;

@@ -93,6 +93,7 @@ const MATRIX: &[(&str, &str, &str, Body, [Cell; 5])] = &[
     ("POST",   "/api/v1/workers",                                      "",                           Body::Json(r#"{"idcardNo":"$idcard","name":"矩阵工人","facePhoto":"$face","projectId":"$project"}"#), [D, D, A, D, A]),
     ("GET",    "/api/v1/workers",                                      "",                           Body::None,                                                                            [D, A, A, A, A]),
     ("GET",    "/api/v1/workers/{personId}",                           "",                           Body::None,                                                                            [D, A, A, D, A]),
+    ("PATCH",  "/api/v1/workers/{personId}",                           "",                           Body::Json(r#"{"phone":"13900000000"}"#),                                             [D, D, A, D, A]),
     ("DELETE", "/api/v1/projects/{id}/workers/{personId}",             "",                           Body::None,                                                                            [D, D, A, D, A]),
     ("POST",   "/api/v1/workers/{personId}/blacklist",                 "",                           Body::Json(r#"{"reason":"矩阵"}"#),                                                   [D, D, D, D, A]),
     ("GET",    "/api/v1/blacklist",                                    "",                           Body::None,                                                                            [D, A, D, D, A]),
@@ -114,6 +115,18 @@ const MATRIX: &[(&str, &str, &str, Body, [Cell; 5])] = &[
     ("GET",    "/api/v1/audit",                                        "",                           Body::None,                                                                            [D, A, D, D, A]),
     ("POST",   "/api/v1/login",                                        "",                           Body::Json(r#"{"username":"nobody","password":"x"}"#),                                [P, P, P, P, P]),
     ("POST",   "/api/v1/logout",                                       "",                           Body::None,                                                                            [P, P, P, P, P]),
+    // Uplink to the national platform: settings are the administrators'; items are read by whoever sees the project.
+    ("PUT",    "/api/v1/projects/{id}/uplink",                         "",                           Body::Json(r#"{"endpoint":"http://127.0.0.1:9/open.api","appid":"330100000000000001","appsecret":"0123456789abcdef0123456789abcdef","corpCode":"c","corpName":"n","enabled":false}"#), [D, D, D, D, A]),
+    ("GET",    "/api/v1/projects/{id}/uplink",                         "",                           Body::None,                                                                            [D, D, D, D, A]),
+    ("GET",    "/api/v1/projects/{id}/uplink/items",                   "",                           Body::None,                                                                            [D, A, A, D, A]),
+    ("POST",   "/api/v1/projects/{id}/uplink/retry",                   "",                           Body::None,                                                                            [D, D, D, D, A]),
+    ("GET",    "/api/v1/dictionaries",                                 "",                           Body::None,                                                                            [D, A, A, A, A]),
+    ("PUT",    "/api/v1/dictionaries/{kind}/{code}",                   "",                           Body::Json(r#"{"name":"矩阵工种"}"#),                                                 [D, D, D, D, A]),
+    // Webhooks: the administrators'.
+    ("POST",   "/api/v1/webhooks",                                     "",                           Body::Json(r#"{"url":"http://127.0.0.1:9/hook-$role","events":["worker"]}"#),          [D, D, D, D, A]),
+    ("GET",    "/api/v1/webhooks",                                     "",                           Body::None,                                                                            [D, D, D, D, A]),
+    ("GET",    "/api/v1/webhooks/{id}/deliveries",                     "",                           Body::None,                                                                            [D, D, D, D, A]),
+    ("DELETE", "/api/v1/webhooks/{id}",                                "",                           Body::None,                                                                            [D, D, D, D, A]),
 ];
 
 /// The objects one caller acts on.
@@ -130,6 +143,7 @@ struct World {
     vendor: String,
     firmware: String,
     spare_user: String,
+    webhook: String,
 }
 
 const PASSWORD: &str = "密码-12345678";
@@ -176,6 +190,8 @@ fn path_id(path: &str, objects: &Objects, world: &World, token_id: &str) -> Stri
         world.vendor.clone()
     } else if path.starts_with("/api/v1/firmware/") {
         world.firmware.clone()
+    } else if path.starts_with("/api/v1/webhooks/") {
+        world.webhook.clone()
     } else if path.starts_with("/api/v1/users/") {
         world.spare_user.clone()
     } else if path.starts_with("/api/v1/me/tokens/") {
@@ -219,10 +235,22 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
         .as_str()
         .unwrap()
         .to_owned();
+    let webhook = app
+        .admin()
+        .post(
+            "/webhooks",
+            &json!({"url": "http://127.0.0.1:9/hook", "events": ["task"]}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let world = World {
         vendor: vendor.id.clone(),
         firmware,
         spare_user: spare,
+        webhook,
     };
     // Callers: (token, objects they act on).
     let tokens: [Option<String>; 5] = [
@@ -282,7 +310,9 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
                 .replace("{id}", &path_id(template, o, &world, &spare_tokens[i].1))
                 .replace("{sn}", &o.sn)
                 .replace("{personId}", &o.person)
-                .replace("{taskid}", &o.taskid);
+                .replace("{taskid}", &o.taskid)
+                .replace("{kind}", "work_type")
+                .replace("{code}", "990");
             let fill = |text: &str| {
                 text.replace("$project", &o.project)
                     .replace("$vendor", &world.vendor)

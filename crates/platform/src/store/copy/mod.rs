@@ -86,6 +86,13 @@ pub const TABLES: &[Table] = &[
     table("teams", "id"),
     table("blacklist", "person_id"),
     table("firmware", "id"),
+    table("uplink_configs", "project_id"),
+    table("uplink_outbox", "id"),
+    table("uplink_teams", "team_id"),
+    table("worker_national", "person_id"),
+    table("dictionaries", "kind, code"),
+    table("webhook_endpoints", "id"),
+    table("webhook_deliveries", "id"),
 ];
 
 const fn table(name: &'static str, key: &'static str) -> Table {
@@ -412,12 +419,14 @@ mod tests {
     const SQLITE: &str = concat!(
         include_str!("../../../migrations/sqlite/0001_init.sql"),
         include_str!("../../../migrations/sqlite/0002_console.sql"),
-        include_str!("../../../migrations/sqlite/0005_device_sessions.sql")
+        include_str!("../../../migrations/sqlite/0005_device_sessions.sql"),
+        include_str!("../../../migrations/sqlite/0006_uplink.sql")
     );
     const POSTGRES: &str = concat!(
         include_str!("../../../migrations/postgres/0001_init.sql"),
         include_str!("../../../migrations/postgres/0002_console.sql"),
-        include_str!("../../../migrations/postgres/0005_device_sessions.sql")
+        include_str!("../../../migrations/postgres/0005_device_sessions.sql"),
+        include_str!("../../../migrations/postgres/0006_uplink.sql")
     );
 
     /// `(table, tables it references)` in declaration order.

@@ -90,6 +90,21 @@ impl AttendanceStore for SqlStore {
                 duplicate: true,
             });
         }
+        // The new records' outbox rows, in the same transaction (docs/UPLINK.md).
+        // And their webhook events.
+        if !stored.is_empty() {
+            let mut ids: Vec<i64> = stored.iter().copied().collect();
+            ids.sort_unstable();
+            let now = batch
+                .iter()
+                .map(|r| r.received_at)
+                .max()
+                .unwrap_or_default();
+            if batch.iter().any(|r| r.project_id.is_some()) {
+                super::uplink::enqueue_attendance(tx.conn(), &ids, now).await?;
+            }
+            super::webhooks::enqueue_attendance(tx.conn(), &ids, now).await?;
+        }
         tx.commit().await?;
         results
             .into_iter()

@@ -307,6 +307,13 @@ impl DeviceStore for SqlStore {
             rows,
         )
         .await?;
+        // Online/offline events for webhooks, in the same transaction.
+        let refs: Vec<String> = transitions
+            .iter()
+            .map(|t| format!("{}|{}|{}", t.sn, i32::from(t.online), t.at))
+            .collect();
+        let now = transitions.iter().map(|t| t.at).max().unwrap_or_default();
+        super::webhooks::enqueue(tx.conn(), "device", &refs, now).await?;
         tx.commit().await
     }
 

@@ -85,7 +85,9 @@ mod devices;
 mod rosters;
 mod rows;
 mod tasks;
+mod uplink;
 mod vendors;
+mod webhooks;
 mod workers;
 
 /// Bound values per statement for `IN` lists and multi-row inserts (far below every limit).
@@ -136,6 +138,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "device sessions",
         include_str!("../../../migrations/sqlite/0005_device_sessions.sql"),
     ),
+    (
+        6,
+        "uplink",
+        include_str!("../../../migrations/sqlite/0006_uplink.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -162,6 +169,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "device sessions",
         include_str!("../../../migrations/postgres/0005_device_sessions.sql"),
+    ),
+    (
+        6,
+        "uplink",
+        include_str!("../../../migrations/postgres/0006_uplink.sql"),
     ),
 ];
 

@@ -47,6 +47,7 @@ impl RosterStore for SqlStore {
         )
         .await
         .map_err(|e| constraint(e, || format!("project {project_id} workers")))?;
+        super::uplink::enqueue_joins(tx.conn(), project_id, now).await?;
         tx.commit().await
     }
 
@@ -56,17 +57,21 @@ impl RosterStore for SqlStore {
         person_id: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        let changed = self
-            .execute(
-                sqlx::query(
-                    "UPDATE project_workers SET status = 'exited', exited_at = $3 \
-                     WHERE project_id = $1 AND person_id = $2 AND status = 'active'",
-                )
-                .bind(project_id)
-                .bind(person_id)
-                .bind(now),
-            )
-            .await?;
+        let mut tx = self.write().await?;
+        let changed = sqlx::query(
+            "UPDATE project_workers SET status = 'exited', exited_at = $3 \
+             WHERE project_id = $1 AND person_id = $2 AND status = 'active'",
+        )
+        .bind(project_id)
+        .bind(person_id)
+        .bind(now)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            super::uplink::enqueue_exit(tx.conn(), project_id, person_id, now).await?;
+        }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
@@ -96,20 +101,21 @@ impl RosterStore for SqlStore {
     // --- teams and members ---------------------------------------------------------------
 
     async fn create_team(&self, t: &Team) -> StoreResult<()> {
-        self.execute(
-            sqlx::query(
-                "INSERT INTO teams (id, project_id, name, leader, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(t.id)
-            .bind(t.project_id)
-            .bind(t.name.clone())
-            .bind(t.leader.clone())
-            .bind(t.created_at),
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO teams (id, project_id, name, leader, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
+        .bind(t.id)
+        .bind(t.project_id)
+        .bind(t.name.clone())
+        .bind(t.leader.clone())
+        .bind(t.created_at)
+        .execute(tx.conn())
         .await
         .map_err(|e| constraint(e, || format!("team {}", t.name)))?;
-        Ok(())
+        super::uplink::enqueue_team(tx.conn(), t.id, t.project_id, t.created_at).await?;
+        tx.commit().await
     }
 
     async fn team(&self, id: i64) -> StoreResult<Option<Team>> {
@@ -160,18 +166,28 @@ impl RosterStore for SqlStore {
         team_id: Option<i64>,
         trade: Option<&str>,
     ) -> StoreResult<bool> {
-        let changed = self
-            .execute(
-                sqlx::query(
-                    "UPDATE project_workers SET team_id = $1, trade = $2 \
-                     WHERE project_id = $3 AND person_id = $4",
-                )
-                .bind(team_id)
-                .bind(trade.map(str::to_owned))
-                .bind(project_id)
-                .bind(person_id),
-            )
-            .await?;
+        let mut tx = self.write().await?;
+        let changed = sqlx::query(
+            "UPDATE project_workers SET team_id = $1, trade = $2 \
+             WHERE project_id = $3 AND person_id = $4",
+        )
+        .bind(team_id)
+        .bind(trade.map(str::to_owned))
+        .bind(project_id)
+        .bind(person_id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        // Items of this worker waiting for a team (or a trade) are due again at once.
+        sqlx::query(
+            "UPDATE uplink_outbox SET next_at = 0 WHERE project_id = $1 AND person_id = $2 \
+             AND state = 'pending'",
+        )
+        .bind(project_id)
+        .bind(person_id.to_string())
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
         Ok(changed > 0)
     }
 

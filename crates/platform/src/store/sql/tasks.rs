@@ -214,14 +214,18 @@ impl TaskStore for SqlStore {
     }
 
     async fn finish_task(&self, taskid: i64, state: TaskState, now: i64) -> StoreResult<bool> {
-        let changed = self
-            .execute(
-                sqlx::query(RULES.finish_task.as_str())
-                    .bind(taskid)
-                    .bind(state.as_str())
-                    .bind(now),
-            )
-            .await?;
+        let mut tx = self.write().await?;
+        let changed = sqlx::query(RULES.finish_task.as_str())
+            .bind(taskid)
+            .bind(state.as_str())
+            .bind(now)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        if changed == 1 {
+            super::webhooks::enqueue(tx.conn(), "task", &[taskid.to_string()], now).await?;
+        }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 

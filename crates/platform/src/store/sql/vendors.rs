@@ -125,7 +125,8 @@ impl VendorStore for SqlStore {
                 credential_updates.push((credential, key, secret));
             }
         }
-        let count = vendor_updates.len() + credential_updates.len();
+        let uplink_updates = self.stale_uplink_secrets().await?;
+        let count = vendor_updates.len() + credential_updates.len() + uplink_updates.len();
         if count == 0 {
             return Ok(0);
         }
@@ -164,6 +165,8 @@ impl VendorStore for SqlStore {
             .execute(tx.conn())
             .await?;
         }
+        self.reseal_uplink_secrets(tx.conn(), &uplink_updates)
+            .await?;
         tx.commit().await?;
         Ok(count)
     }

@@ -14,8 +14,8 @@ const WORKER_COLUMNS_W: &str = "w.person_id, w.idcard_no, w.name, w.gender, w.na
 #[async_trait]
 impl WorkerStore for SqlStore {
     async fn create_worker(&self, worker: &Worker) -> StoreResult<()> {
+        let mut tx = self.write().await?;
         let inserted = {
-            let _slot = self.write_slot().await;
             sqlx::query(concat!(
                 "INSERT INTO workers (",
                 columns!(worker),
@@ -32,12 +32,15 @@ impl WorkerStore for SqlStore {
             .bind(worker.face_key.clone())
             .bind(worker.created_at)
             .bind(worker.updated_at)
-            .fetch_optional(&self.writes)
+            .fetch_optional(tx.conn())
             .await?
         };
         if inserted.is_some() {
-            return Ok(());
+            let person = [worker.person_id.to_string()];
+            super::webhooks::enqueue(tx.conn(), "worker", &person, worker.created_at).await?;
+            return tx.commit().await;
         }
+        drop(tx);
         // Either the ID-card number or the person id is taken: name the existing worker.
         let existing = sqlx::query("SELECT person_id FROM workers WHERE idcard_no = $1")
             .bind(worker.idcard_no.clone())
@@ -117,4 +120,43 @@ impl WorkerStore for SqlStore {
         self.fetch_all(bind_all(sqlx::query(AssertSqlSafe(sql)), args))
             .await
     }
+
+    async fn update_worker(
+        &self,
+        person_id: i64,
+        patch: &WorkerPatch,
+    ) -> StoreResult<Option<Worker>> {
+        let mut tx = self.write().await?;
+        patch_worker(tx.conn(), person_id, patch).await?;
+        tx.commit().await?;
+        self.worker(person_id).await
+    }
+}
+
+/// Applies a patch inside a transaction, with the worker's webhook event; `false` if there
+/// is no such worker.
+pub(super) async fn patch_worker(
+    conn: &mut sqlx::AnyConnection,
+    person_id: i64,
+    patch: &WorkerPatch,
+) -> StoreResult<bool> {
+    let changed = sqlx::query(
+        "UPDATE workers SET name = COALESCE($2, name), nation = COALESCE($3, nation), \
+         address = COALESCE($4, address), phone = COALESCE($5, phone), \
+         updated_at = $6 WHERE person_id = $1",
+    )
+    .bind(person_id)
+    .bind(patch.name.clone())
+    .bind(patch.nation.clone())
+    .bind(patch.address.clone())
+    .bind(patch.phone.clone())
+    .bind(patch.updated_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 1 {
+        let person = [person_id.to_string()];
+        super::webhooks::enqueue(conn, "worker", &person, patch.updated_at).await?;
+    }
+    Ok(changed == 1)
 }

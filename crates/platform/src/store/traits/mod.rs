@@ -8,7 +8,9 @@ mod attendance;
 mod devices;
 mod rosters;
 mod tasks;
+mod uplink;
 mod vendors;
+mod webhooks;
 mod workers;
 
 pub use accounts::AccountStore;
@@ -16,5 +18,7 @@ pub use attendance::AttendanceStore;
 pub use devices::DeviceStore;
 pub use rosters::RosterStore;
 pub use tasks::TaskStore;
+pub use uplink::UplinkStore;
 pub use vendors::VendorStore;
+pub use webhooks::WebhookStore;
 pub use workers::WorkerStore;

@@ -23,4 +23,11 @@ pub trait WorkerStore: Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Worker>>;
+
+    /// Applies a patch; the worker as it now is, or `None` if there is no such worker.
+    async fn update_worker(
+        &self,
+        person_id: i64,
+        patch: &WorkerPatch,
+    ) -> StoreResult<Option<Worker>>;
 }

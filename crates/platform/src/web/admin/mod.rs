@@ -16,13 +16,16 @@ pub mod error;
 pub mod extract;
 pub mod firmware;
 pub mod members;
+pub mod national;
 pub mod openapi;
 pub mod projects;
 pub mod reports;
 pub mod tasks;
 pub mod teams;
+pub mod uplink;
 pub mod users;
 pub mod vendors;
+pub mod webhooks;
 pub mod workers;
 
 use axum::Router;
@@ -52,6 +55,9 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(audit::routes())
         .merge(reports::routes())
         .merge(firmware::routes())
+        .merge(uplink::routes())
+        .merge(national::routes())
+        .merge(webhooks::routes())
         .route_layer(middleware::from_fn_with_state(app, access::authenticate))
         // Added after the auth layer, so they need no token.
         .route("/openapi.json", get(openapi::serve))

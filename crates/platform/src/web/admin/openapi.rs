@@ -12,8 +12,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    attendance, audit, devices, firmware, members, projects, reports, tasks, teams, users, vendors,
-    workers,
+    attendance, audit, devices, firmware, members, national, projects, reports, tasks, teams,
+    uplink, users, vendors, webhooks, workers,
 };
 
 /// The name of the security scheme every operation requires.
@@ -209,6 +209,17 @@ impl Modify for CommonAnswers {
         users::list_tokens,
         users::revoke_token,
         audit::audit_log,
+        uplink::put,
+        uplink::show,
+        uplink::items,
+        uplink::retry,
+        national::update_worker,
+        national::list_dictionaries,
+        national::put_dictionary_entry,
+        webhooks::create,
+        webhooks::list,
+        webhooks::disable,
+        webhooks::deliveries,
         users::login,
         users::logout,
     ),
@@ -226,6 +237,7 @@ impl Modify for CommonAnswers {
         (name = "reports", description = "Daily summary, monthly sheet, roster import"),
         (name = "firmware", description = "Firmware packages and their rollout"),
         (name = "users", description = "Console users, roles, personal tokens, sign-in and the audit log"),
+        (name = "uplink", description = "Reporting to the national real-name platform"),
     )
 )]
 pub struct ApiDoc;

@@ -45,7 +45,10 @@ pub fn routes(max_photo_bytes: usize) -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(body_limit(max_photo_bytes)))
                 .get(list),
         )
-        .route("/workers/{personId}", get(show))
+        .route(
+            "/workers/{personId}",
+            get(show).merge(super::national::worker_routes()),
+        )
         .route(
             "/workers/{personId}/blacklist",
             post(blacklist).delete(unblacklist),
@@ -81,6 +84,15 @@ pub struct CreateWorker {
     /// Their trade (工种) in that project, e.g. 钢筋工.
     #[serde(default)]
     pub trade: Option<String>,
+    /// The ID card's issuing authority (签发机关), for the national platform.
+    #[serde(default)]
+    pub grant_org: Option<String>,
+    /// The ID card's validity, `YYYY-MM-DD`; `idValidTo` may be `长期`. An expired card is
+    /// enrolled and flagged (`idCardExpired`).
+    #[serde(default)]
+    pub id_valid_from: Option<String>,
+    #[serde(default)]
+    pub id_valid_to: Option<String>,
 }
 
 /// A worker as the admin API shows it: the ID-card number masked, the face as a signed URL.
@@ -99,6 +111,9 @@ pub struct WorkerView {
     pub face_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The ID card's validity has ended (on enrolment and in lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_card_expired: Option<bool>,
 }
 
 /// `GET /workers`: a page in person-id order.
@@ -128,6 +143,7 @@ pub fn worker_view(w: &Worker, face_url: Option<String>) -> WorkerView {
         face_url,
         created_at: w.created_at,
         updated_at: w.updated_at,
+        id_card_expired: None,
     }
 }
 
@@ -214,6 +230,10 @@ pub async fn create(
         .as_deref()
         .map(|t| super::extract::parse_id("teamId", t))
         .transpose()?;
+    let grant_org = super::extract::optional_text("grantOrg", body.grant_org.as_deref(), 64)?;
+    let id_valid_from =
+        super::national::date_field("idValidFrom", body.id_valid_from.as_deref(), false)?;
+    let id_valid_to = super::national::date_field("idValidTo", body.id_valid_to.as_deref(), true)?;
     let enrolment = Enrolment {
         idcard_no: body.idcard_no,
         name: body.name,
@@ -229,7 +249,27 @@ pub async fn create(
     let worker = services::workers::enrol(&app, &caller.0, enrolment)
         .await
         .map_err(enrol_error)?;
-    Ok((StatusCode::CREATED, Json(view(&app, &worker, now_ms()))))
+    let now = now_ms();
+    let national = crate::store::WorkerNational {
+        person_id: worker.person_id,
+        grant_org,
+        id_valid_from,
+        id_valid_to,
+        updated_at: now,
+        ..Default::default()
+    };
+    if national.grant_org.is_some()
+        || national.id_valid_from.is_some()
+        || national.id_valid_to.is_some()
+    {
+        app.store.put_worker_national(&national).await?;
+    }
+    let mut shown = view(&app, &worker, now);
+    shown.id_card_expired = Some(crate::uplink::dictionaries::id_card_expired(
+        &national,
+        rollcall_protocol::time::today_beijing(now),
+    ));
+    Ok((StatusCode::CREATED, Json(shown)))
 }
 
 /// The API's answer to a refused enrolment.
@@ -280,7 +320,8 @@ pub async fn list(
     Ok((
         Extension(note),
         Json(WorkerPage {
-            workers: rows.iter().map(|w| view(&app, w, now)).collect(),
+            workers: with_expiry(&app, rows.iter().map(|w| view(&app, w, now)).collect(), now)
+                .await?,
             next_cursor,
         }),
     ))
@@ -313,7 +354,30 @@ pub async fn show(
         projects: memberships.iter().map(membership_view).collect(),
         blacklisted: blacklist.is_some(),
         blacklist_reason: blacklist.map(|b| b.reason),
+        national: super::national::national_view(&app, &worker).await?,
     }))
+}
+
+/// Flags the expired ID cards of a page of workers.
+async fn with_expiry(
+    app: &App,
+    mut views: Vec<WorkerView>,
+    now: i64,
+) -> Result<Vec<WorkerView>, ApiError> {
+    let ids: Vec<i64> = views
+        .iter()
+        .filter_map(|v| v.person_id.parse().ok())
+        .collect();
+    let today = rollcall_protocol::time::today_beijing(now);
+    let nationals = app.store.worker_nationals(&ids).await?;
+    for v in &mut views {
+        let expired = nationals
+            .iter()
+            .find(|n| n.person_id.to_string() == v.person_id)
+            .is_some_and(|n| crate::uplink::dictionaries::id_card_expired(n, today));
+        v.id_card_expired = Some(expired);
+    }
+    Ok(views)
 }
 
 fn membership_view(m: &Member) -> MembershipView {
@@ -444,6 +508,8 @@ pub struct WorkerDetail {
     pub projects: Vec<MembershipView>,
     pub blacklisted: bool,
     pub blacklist_reason: Option<String>,
+    /// What the national platform needs of the worker, and what it would refuse.
+    pub national: super::national::NationalView,
 }
 
 /// A worker's membership of a project.

@@ -1,6 +1,8 @@
 //! `GET /console`: the overview — devices online and offline, today's headcount per project
 //! (distinct workers with attendance today, Beijing time) and the last 30 days' daily
-//! headcount as server-rendered SVG bars.
+//! headcount as server-rendered SVG bars, and — for projects that report to the national
+//! platform — today's attendance not yet accepted there against the 24:00 deadline
+//! (docs/UPLINK.md).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -34,6 +36,28 @@ struct DashboardPage {
     bars: Vec<Bar>,
     chart_max: usize,
     partial: bool,
+    uplinks: Vec<UplinkToday>,
+    /// Time left until today's 24:00 (Beijing), e.g. `5 小时 12 分`.
+    time_left: String,
+}
+
+/// A reporting project's day against the 24:00 deadline.
+struct UplinkToday {
+    id: i64,
+    name: String,
+    enabled: bool,
+    records: i64,
+    uploaded: i64,
+    /// Today's records not yet accepted.
+    waiting: i64,
+    /// Items refused (any day), with a message each on the items list.
+    failed: i64,
+    /// Minutes the oldest pending item has waited.
+    oldest_minutes: Option<i64>,
+    last_error: String,
+    /// Behind: something waits longer than `alert_after_secs`, or the deadline is within an
+    /// hour and records are still waiting.
+    late: bool,
 }
 
 struct ProjectToday {
@@ -123,7 +147,10 @@ pub async fn show(State(app): State<AppState>, ctx: Ctx) -> Result<Html<String>,
             }
         })
         .collect();
+    let (uplinks, time_left) = uplinks(&app, &projects, now).await?;
     render(&DashboardPage {
+        uplinks,
+        time_left,
         nav: ctx.nav("dashboard"),
         online,
         offline: devices.len() - online,
@@ -134,6 +161,44 @@ pub async fn show(State(app): State<AppState>, ctx: Ctx) -> Result<Html<String>,
         chart_max,
         partial,
     })
+}
+
+/// Today's uplink state of every visible project that has uplink settings.
+async fn uplinks(
+    app: &App,
+    projects: &[crate::store::Project],
+    now: i64,
+) -> Result<(Vec<UplinkToday>, String), ConsoleError> {
+    let day = crate::uplink::sender::beijing_day(now);
+    let left_ms = (day.1 - now).max(0);
+    let alert_ms = (app.settings.uplink.alert_after_secs as i64).saturating_mul(1000);
+    let mut out = Vec::new();
+    for p in projects {
+        let Some(config) = app.store.uplink_config(p.id).await? else {
+            continue;
+        };
+        let stats = app.store.uplink_stats(p.id, day).await?;
+        let waiting = stats.today_records - stats.today_accepted;
+        let oldest = stats.oldest_pending_at.map(|at| now.saturating_sub(at));
+        out.push(UplinkToday {
+            id: p.id,
+            name: p.name.clone(),
+            enabled: config.enabled,
+            records: stats.today_records,
+            uploaded: stats.today_accepted,
+            waiting,
+            failed: stats.refused,
+            oldest_minutes: oldest.map(|ms| ms / 60_000),
+            last_error: config.last_error.unwrap_or_default(),
+            late: oldest.is_some_and(|ms| ms > alert_ms) || (waiting > 0 && left_ms < 3_600_000),
+        });
+    }
+    let left = format!(
+        "{} 小时 {} 分",
+        left_ms / 3_600_000,
+        left_ms % 3_600_000 / 60_000
+    );
+    Ok((out, left))
 }
 
 /// Reads a project's records since `from`, newest first, calling `each(day, person)`;

@@ -24,6 +24,7 @@ pub mod login;
 pub mod page;
 pub mod projects;
 pub mod reports;
+pub mod uplink;
 pub mod users;
 pub mod workers;
 
@@ -58,6 +59,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .merge(projects::routes())
         .merge(reports::routes())
         .merge(users::routes())
+        .merge(uplink::routes())
         .route("/console/{*rest}", get(not_found))
         .route_layer(middleware::from_fn_with_state(app, require_session));
     Router::new()
