@@ -89,6 +89,8 @@ pub enum Seen {
     },
     /// A TCP packet from the terminal that is not a request (e.g. a reply to a command).
     Stray { conn: u64, packet: Packet },
+    /// A photo URL the kit handed out was downloaded.
+    Photo(String),
     Connected(u64),
     Closed(u64),
 }
@@ -107,6 +109,8 @@ struct Shared {
     public_url: String,
     tokens: HashMap<String, String>,
     fail_next_heartbeat: bool,
+    /// Answer the next heartbeat 400_05, naming as the platform's time now + this offset (ms).
+    skew_next_heartbeat: Option<i64>,
     /// Close the connection after this many more sign-in acknowledgements.
     cut_after_acks: Option<usize>,
     tasks: BTreeMap<String, KitTask>,
@@ -195,6 +199,15 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
                     s.fail_next_heartbeat = false;
                     s.tokens.remove(&req.token);
                     return Err(ProtocolError::new(ErrorCode::TokenNotFound));
+                }
+                if let Some(offset) = s.skew_next_heartbeat.take() {
+                    let platform = rollcall_protocol::time::Timestamp::from_epoch_ms(rollcall_protocol::time::now_ms() + offset);
+                    let skew = rollcall_protocol::time::SkewError {
+                        device: req.time_stamp.clone(),
+                        platform: platform.to_wire(),
+                        max_skew_secs: 300,
+                    };
+                    return Err(ProtocolError::with_detail(ErrorCode::TimestampSkew, skew.detail()));
                 }
                 Ok(Some(json!({"taskids": s.offered}).to_string()))
             }
@@ -383,6 +396,7 @@ async fn device_api_path(state: State<Kit>, path: Path<String>, body: Bytes) -> 
 
 async fn photo(State(kit): State<Kit>, Path(name): Path<String>) -> impl IntoResponse {
     lock(&kit).log.push(Dir::Received, "http GET", format!("/photos/{name}"));
+    let _ = lock(&kit).seen.send(Seen::Photo(name));
     ([("content-type", "image/jpeg")], rollcall_device::photo::sample::FACE_JPEG)
 }
 
@@ -395,6 +409,7 @@ pub async fn run(target: &DeviceTarget, tcp: TcpListener, http: TcpListener) -> 
         public_url: target.public_url.clone(),
         tokens: HashMap::new(),
         fail_next_heartbeat: false,
+        skew_next_heartbeat: None,
         cut_after_acks: None,
         tasks: BTreeMap::new(),
         offered: Vec::new(),
@@ -487,6 +502,10 @@ impl DCtx<'_> {
 
     /// The next thing seen within `within`.
     async fn next(&mut self, within: Duration) -> Option<Seen> {
+        // A spent deadline ends every waiting loop, however busy the terminal is.
+        if within.is_zero() {
+            return None;
+        }
         tokio::time::timeout(within, self.seen.recv()).await.ok().flatten()
     }
 
@@ -552,7 +571,10 @@ async fn run_case(id: &str, c: &mut DCtx<'_>) -> Result<(), KitError> {
         "D-AUTH-01" => d_auth(c).await,
         "D-HB-01" => d_heartbeat(c).await,
         "D-TOKEN-01" => d_token(c).await,
+        "D-TIME-01" => d_time(c).await,
         "D-TASK-01" => d_tasks(c).await,
+        "D-PERSON-01" => d_persons(c).await,
+        "D-RECON-01" => d_reconcile(c).await,
         "D-SIGNIN-01" => d_sign_in(c).await,
         other => Err(KitError::Setup(format!("no executor for case {other}"))),
     }
@@ -764,5 +786,152 @@ async fn d_sign_in(c: &mut DCtx<'_>) -> Result<(), KitError> {
     c.check("ZJ-SIGN-06", all_signed && all_form_a, "every record is signed over the param without img, form A");
     c.check("ZJ-SIGNIN-01", members_ok, "every record has personId, type and recordTime");
     c.check("ZJ-SIGNIN-05", resent_after_ack == 0, format!("no acknowledged record was sent again after the cut ({resent_after_ack} were)"));
+    Ok(())
+}
+
+/// The timeStamp of a request as epoch ms.
+fn stamp_ms(req: &Request) -> Option<i64> {
+    rollcall_protocol::time::Timestamp::parse_wire(&req.time_stamp).ok().map(|t| t.epoch_ms())
+}
+
+async fn d_time(c: &mut DCtx<'_>) -> Result<(), KitError> {
+    for (offset, what) in [(600_000i64, "10 minutes ahead"), (0, "back to the real time")] {
+        lock(&c.kit).skew_next_heartbeat = Some(offset);
+        c.log.note(format!("the next heartbeat is answered 400_05 with the platform's time {what}"));
+        let (_, found) = c
+            .until(c.t.step_timeout, |s| request_of(s).is_some_and(|(_, _, _, _, a)| a.outcome.as_ref().err().is_some_and(|e| e.code == ErrorCode::TimestampSkew)))
+            .await;
+        if !found {
+            return Err(KitError::Timeout("the terminal sent no heartbeat".into()));
+        }
+        let (seen, got) = c.until(c.t.step_timeout, |s| request_of(s).is_some_and(|(r, ..)| !r.time_stamp.is_empty())).await;
+        let next = seen.last().and_then(request_of).and_then(|(r, ..)| stamp_ms(r));
+        let want = rollcall_protocol::time::now_ms() + offset;
+        let off = next.map(|t| (t - want).abs());
+        c.check(
+            "ZJ-TIME-03",
+            got && off.is_some_and(|d| d <= 120_000),
+            format!("after 400_05 the terminal's timeStamps follow the platform's time ({what}): off by {:?} s", off.map(|d| d / 1000)),
+        );
+    }
+    Ok(())
+}
+
+/// Offers a task (pushed when a connection is bound, and listed by heartbeats).
+fn offer(c: &DCtx<'_>, sn: &str, api: ApiCode, param: String, persons: Vec<String>) -> String {
+    let id = fresh_taskid();
+    let bound = {
+        let mut s = lock(&c.kit);
+        s.tasks.insert(id.clone(), KitTask { apicode: api, param: param.clone(), persons });
+        s.offered.push(id.clone());
+        s.bound.clone()
+    };
+    if let Some(tx) = bound {
+        let cmd = Command {
+            version: PROTOCOL_VERSION.into(),
+            sn: sn.to_owned(),
+            apicode: api,
+            taskid: id.clone(),
+            time_stamp: crate::probe::now_wire(),
+            param,
+        };
+        let _ = tx.send(Out::Packet(cmd.to_packet(&c.t.vendor.access_secret)));
+    }
+    id
+}
+
+/// Whether a status report names `taskid`, and its personCount.
+fn reports(req: &Request, taskid: &str) -> Option<Option<u64>> {
+    if req.apicode != ApiCode::UpdateTasksStatus.as_str() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(req.param.as_deref().unwrap_or("")).ok()?;
+    let named = v.get("task")?.as_array()?.iter().any(|t| t.get("taskid").and_then(|i| i.as_str()) == Some(taskid));
+    named.then(|| v.get("personCount").and_then(|n| n.as_u64().or_else(|| n.as_str().and_then(|x| x.parse().ok()))))
+}
+
+async fn d_persons(c: &mut DCtx<'_>) -> Result<(), KitError> {
+    let sn = c.flow.sn.clone().unwrap_or_default();
+    let persons: Vec<String> = (9201..=9212).map(|n: u32| n.to_string()).collect();
+    let taskid = offer(c, &sn, ApiCode::SendPerson, "{}".into(), persons.clone());
+    c.log.note(format!("T_SEND_PERSON {taskid} of 12 persons offered (two pages of 10)"));
+    let mut pages = HashSet::new();
+    let mut size = 10u32;
+    let mut photos = HashSet::new();
+    let mut count = None;
+    let deadline = tokio::time::Instant::now() + c.t.step_timeout;
+    while count.is_none() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(s) = c.next(left).await else { break };
+        match &s {
+            Seen::Photo(name) => {
+                photos.insert(name.trim_end_matches(".jpg").to_owned());
+            }
+            Seen::Request { req, .. } if req.taskid == taskid => {
+                if let Ok(p) = params::parse::<PageParam>(req.param.as_deref().unwrap_or("{}")) {
+                    pages.insert(p.current_page);
+                    size = p.effective_size().max(1);
+                }
+            }
+            Seen::Request { req, .. } => {
+                if let Some(n) = reports(req, &taskid) {
+                    count = Some(n);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Downloads may finish just after the report: a second more for them.
+    let grace = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let left = grace.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match c.next(left).await {
+            Some(Seen::Photo(name)) => {
+                photos.insert(name.trim_end_matches(".jpg").to_owned());
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let mut got: Vec<u32> = pages.into_iter().collect();
+    got.sort_unstable();
+    let needed: Vec<u32> = (1..=12u32.div_ceil(size)).collect();
+    c.check("ZJ-PERSON-03", got.starts_with(&needed), format!("the terminal fetched every page of size {size}: {got:?}"));
+    let missing = persons.iter().filter(|p| !photos.contains(*p)).count();
+    c.check("ZJ-URL-01", missing == 0, format!("the terminal downloaded every face from its imgUrl ({missing} of 12 not)"));
+    c.check("ZJ-PERSON-02", count == Some(Some(12)), format!("it replaced its whole list: personCount {:?} reported, 12 expected", count.flatten()));
+    Ok(())
+}
+
+async fn d_reconcile(c: &mut DCtx<'_>) -> Result<(), KitError> {
+    let sn = c.flow.sn.clone().unwrap_or_default();
+    let taskid = offer(c, &sn, ApiCode::PostDevicePerson, json!({"excludeFields": "img"}).to_string(), Vec::new());
+    c.log.note(format!("T_POST_DEVICE_PERSON {taskid} offered with excludeFields img"));
+    let mut pages: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut with_img = 0;
+    let mut reported = false;
+    let deadline = tokio::time::Instant::now() + c.t.step_timeout;
+    while !reported {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(s) = c.next(left).await else { break };
+        let Seen::Request { req, sign_ok, .. } = &s else { continue };
+        if req.taskid == taskid && req.apicode == ApiCode::PostDevicePerson.as_str() {
+            let v: serde_json::Value = serde_json::from_str(req.param.as_deref().unwrap_or("")).unwrap_or_default();
+            let n = |k: &str| v.get(k).and_then(|x| x.as_u64().or_else(|| x.as_str().and_then(|t| t.parse().ok()))).unwrap_or(0) as u32;
+            if *sign_ok {
+                pages.insert(n("currentPage"), n("totalPage"));
+            }
+            with_img += v.get("data").and_then(|d| d.as_array()).map_or(0, |rows| rows.iter().filter(|r| r.get("img").is_some_and(|i| !i.is_null() && i != "")).count());
+        } else if reports(req, &taskid).is_some() {
+            reported = true;
+        }
+    }
+    let total = pages.values().copied().max().unwrap_or(0);
+    let complete = total >= 1 && (1..=total).all(|p| pages.contains_key(&p)) && pages.values().all(|t| *t == total);
+    c.check("ZJ-RECON-01", complete && reported, format!("the terminal uploaded pages 1..{total} with one totalPage, signed, then reported the task: pages {:?}", pages.keys().collect::<Vec<_>>()));
+    c.check("ZJ-RECON-03", with_img == 0, format!("excludeFields img: no row carries img ({with_img} did)"));
     Ok(())
 }

@@ -39,6 +39,8 @@ async fn kit() -> Kit {
     target.heartbeat_window = Duration::from_secs(3);
     target.step_timeout = Duration::from_secs(20);
     target.records = 3;
+    // Verdicts on stderr as they come (shown when a test fails).
+    target.interactive = true;
     let (tx, prompts) = mpsc::unbounded_channel();
     target.prompts = Some(tx);
     Kit { tcp, http, target, prompts }
@@ -68,6 +70,7 @@ async fn against_scripted(faults: Faults) -> Report {
         tcp: tcp.local_addr().unwrap().to_string(),
         http: format!("http://{}", http.local_addr().unwrap()),
         faults,
+        clock_offset_ms: Default::default(),
     };
     let (rec_tx, rec_rx) = mpsc::unbounded_channel();
     let device = tokio::spawn(dev.run(rec_rx));

@@ -34,15 +34,14 @@ pub struct Scripted {
     pub tcp: String,
     pub http: String,
     pub faults: Faults,
+    /// Platform time − local time, learnt from a 400_05 (ZJ-TIME-03).
+    pub clock_offset_ms: std::sync::atomic::AtomicI64,
 }
 
 async fn send(s: &mut TcpStream, r: Request) -> std::io::Result<()> {
     s.write_all(&frame::encode_to_vec(&r.to_packet())).await
 }
 
-fn now_wire() -> String {
-    Timestamp::from_epoch_ms(rollcall_protocol::time::now_ms()).to_wire()
-}
 
 impl Scripted {
     fn request(&self, token: &str, api: ApiCode, taskid: &str, param: Option<String>) -> Request {
@@ -53,7 +52,7 @@ impl Scripted {
             token: if auth { String::new() } else { token.to_owned() },
             apicode: api.as_str().into(),
             taskid: taskid.to_owned(),
-            time_stamp: now_wire(),
+            time_stamp: Timestamp::from_epoch_ms(rollcall_protocol::time::now_ms() + self.clock_offset_ms.load(std::sync::atomic::Ordering::Relaxed)).to_wire(),
             access_id: if auth { self.access_id.clone() } else { String::new() },
             access_key: if auth { self.access_key.clone() } else { String::new() },
             param,
@@ -136,6 +135,9 @@ impl Scripted {
                                     let r = self.request(&token, api, &id, Some(json!({"currentPage": page}).to_string()));
                                     let Some(p) = self.http_call(&client, &r).await.and_then(|r| r.response_text().and_then(|t| params::parse::<PersonPage>(t).ok())) else { break };
                                     persons.extend(p.data.iter().map(|e| e.person_id.clone()));
+                                    for url in p.data.iter().flat_map(|e| e.img_urls.iter()) {
+                                        let _ = client.get(url).send().await;
+                                    }
                                     if page >= p.total_page {
                                         break;
                                     }
@@ -149,6 +151,11 @@ impl Scripted {
                                         persons.remove(&p);
                                     }
                                 }
+                            }
+                            ApiCode::PostDevicePerson => {
+                                let rows: Vec<_> = persons.iter().map(|p| json!({"personId": p, "name": "x", "hasImg": true})).collect();
+                                let page = json!({"currentPage": 1, "totalPage": 1, "data": rows}).to_string();
+                                let _ = self.http_call(&client, &self.request(&token, api, &id, Some(page))).await;
                             }
                             _ => {}
                         }
@@ -177,7 +184,9 @@ impl Scripted {
                                     }
                                 }
                                 "C_HEARTBEAT" => {
-                                    if r.outcome.as_ref().err().is_some_and(|e| e.code == ErrorCode::TokenNotFound) {
+                                    if let Some(platform) = r.outcome.as_ref().err().filter(|e| e.code == ErrorCode::TimestampSkew).and_then(|e| e.detail.as_deref()).and_then(rollcall_protocol::time::platform_time_in_detail) {
+                                        self.clock_offset_ms.store(platform.epoch_ms() - rollcall_protocol::time::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                                    } else if r.outcome.as_ref().err().is_some_and(|e| e.code == ErrorCode::TokenNotFound) {
                                         if !self.faults.ignore_401 {
                                             token.clear();
                                             if send(&mut stream, self.request("", ApiCode::Auth, "", None)).await.is_err() {
