@@ -88,7 +88,10 @@ pub enum Seen {
         answer: Response,
     },
     /// A TCP packet from the terminal that is not a request (e.g. a reply to a command).
-    Stray { conn: u64, packet: Packet },
+    Stray {
+        conn: u64,
+        packet: Packet,
+    },
     /// A photo URL the kit handed out was downloaded.
     Photo(String),
     Connected(u64),
@@ -170,7 +173,14 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
             return (r, false, false, false);
         }
     };
-    let sign_ok = rollcall_protocol::sign::verify_request(api, &req.sign_fields(), req.param_alt.as_deref(), &secret, &req.sign).is_ok();
+    let sign_ok = rollcall_protocol::sign::verify_request(
+        api,
+        &req.sign_fields(),
+        req.param_alt.as_deref(),
+        &secret,
+        &req.sign,
+    )
+    .is_ok();
     let form_a = rollcall_protocol::sign::sign_request(api, &req.sign_fields(), &secret)
         .is_ok_and(|s| rollcall_protocol::sign::matches(&s, &req.sign));
     let outcome: Result<Option<String>, ProtocolError> = (|| {
@@ -178,7 +188,10 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
             return Err(ProtocolError::new(ErrorCode::ApiCodeInvalid));
         }
         if api == ApiCode::Auth {
-            if req.access_id != s.vendor.access_id || req.access_key != s.vendor.access_key || !sign_ok {
+            if req.access_id != s.vendor.access_id
+                || req.access_key != s.vendor.access_key
+                || !sign_ok
+            {
                 return Err(ProtocolError::new(ErrorCode::AuthFailed));
             }
             let token = fresh_hex();
@@ -201,19 +214,29 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
                     return Err(ProtocolError::new(ErrorCode::TokenNotFound));
                 }
                 if let Some(offset) = s.skew_next_heartbeat.take() {
-                    let platform = rollcall_protocol::time::Timestamp::from_epoch_ms(rollcall_protocol::time::now_ms() + offset);
+                    let platform = rollcall_protocol::time::Timestamp::from_epoch_ms(
+                        rollcall_protocol::time::now_ms() + offset,
+                    );
                     let skew = rollcall_protocol::time::SkewError {
                         device: req.time_stamp.clone(),
                         platform: platform.to_wire(),
                         max_skew_secs: 300,
                     };
-                    return Err(ProtocolError::with_detail(ErrorCode::TimestampSkew, skew.detail()));
+                    return Err(ProtocolError::with_detail(
+                        ErrorCode::TimestampSkew,
+                        skew.detail(),
+                    ));
                 }
                 Ok(Some(json!({"taskids": s.offered}).to_string()))
             }
             ApiCode::SignIn => {
                 let p: SignInParam = params::parse(req.param.as_deref().unwrap_or(""))?;
-                let key = (req.sn.clone(), p.person_id.clone(), p.record_time, format!("{:?}", p.r#type));
+                let key = (
+                    req.sn.clone(),
+                    p.person_id.clone(),
+                    p.record_time,
+                    format!("{:?}", p.r#type),
+                );
                 let n = s.records.len() as u64 + 1;
                 let (id, dup) = match s.records.get(&key) {
                     Some(id) => (*id, true),
@@ -229,7 +252,9 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
                         cut = true;
                     }
                 }
-                Ok(Some(json!({"recordId": id.to_string(), "duplicate": dup}).to_string()))
+                Ok(Some(
+                    json!({"recordId": id.to_string(), "duplicate": dup}).to_string(),
+                ))
             }
             ApiCode::GetTasks => {
                 let p: params::GetTasksParam = params::parse(req.param.as_deref().unwrap_or(""))?;
@@ -241,7 +266,10 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
                 Ok(Some(json!({"tasks": tasks}).to_string()))
             }
             ApiCode::SendPerson | ApiCode::UpdateDevicePerson => {
-                let task = s.tasks.get(&req.taskid).ok_or_else(|| ProtocolError::new(ErrorCode::TaskNotFound))?;
+                let task = s
+                    .tasks
+                    .get(&req.taskid)
+                    .ok_or_else(|| ProtocolError::new(ErrorCode::TaskNotFound))?;
                 let p: PageParam = params::parse(req.param.as_deref().unwrap_or("{}"))?;
                 let size = p.effective_size().max(1);
                 let total = task.persons.len().div_ceil(size as usize) as u32;
@@ -255,11 +283,15 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
                 Ok(Some(json!({"data": data, "currentPage": p.current_page, "totalPage": total, "size": size}).to_string()))
             }
             ApiCode::DelDevicePerson => {
-                let task = s.tasks.get(&req.taskid).ok_or_else(|| ProtocolError::new(ErrorCode::TaskNotFound))?;
+                let task = s
+                    .tasks
+                    .get(&req.taskid)
+                    .ok_or_else(|| ProtocolError::new(ErrorCode::TaskNotFound))?;
                 Ok(Some(json!({"personIds": task.persons}).to_string()))
             }
             ApiCode::UpdateTasksStatus => {
-                let p: params::UpdateTasksStatusParam = params::parse(req.param.as_deref().unwrap_or(""))?;
+                let p: params::UpdateTasksStatusParam =
+                    params::parse(req.param.as_deref().unwrap_or(""))?;
                 let done: HashSet<String> = p.task.iter().map(|t| t.taskid.clone()).collect();
                 s.offered.retain(|t| !done.contains(t));
                 Ok(None)
@@ -326,7 +358,8 @@ async fn connection(kit: Kit, stream: TcpStream, conn: u64) {
             match dec.decode(&mut buf) {
                 Ok(Some(p)) => {
                     log_of(&kit).packet(Dir::Received, &channel, &p);
-                    let is_request = !p.apicode.is_empty() && (p.apicode.starts_with("C_") || p.taskid.is_empty());
+                    let is_request = !p.apicode.is_empty()
+                        && (p.apicode.starts_with("C_") || p.taskid.is_empty());
                     if !is_request || p.success || !p.error.is_empty() {
                         let _ = lock(&kit).seen.send(Seen::Stray { conn, packet: p });
                         continue;
@@ -340,7 +373,14 @@ async fn connection(kit: Kit, stream: TcpStream, conn: u64) {
                     if cut {
                         let _ = tx.send(Out::Close);
                     }
-                    let _ = lock(&kit).seen.send(Seen::Request { tcp: true, conn, req, sign_ok, form_a, answer });
+                    let _ = lock(&kit).seen.send(Seen::Request {
+                        tcp: true,
+                        conn,
+                        req,
+                        sign_ok,
+                        form_a,
+                        answer,
+                    });
                     if cut {
                         break 'read;
                     }
@@ -363,7 +403,11 @@ async fn connection(kit: Kit, stream: TcpStream, conn: u64) {
     let _ = lock(&kit).seen.send(Seen::Closed(conn));
 }
 
-async fn device_api(State(kit): State<Kit>, path: Option<Path<String>>, body: Bytes) -> impl IntoResponse {
+async fn device_api(
+    State(kit): State<Kit>,
+    path: Option<Path<String>>,
+    body: Bytes,
+) -> impl IntoResponse {
     let log = lock(&kit).log.clone();
     let channel = "http POST /device/api";
     log.body(Dir::Received, channel, &body);
@@ -382,7 +426,14 @@ async fn device_api(State(kit): State<Kit>, path: Option<Path<String>>, body: By
     let (answer, sign_ok, form_a, _) = handle(&kit, &req, false);
     let text = answer.to_http_json();
     log.body(Dir::Sent, channel, text.as_bytes());
-    let _ = lock(&kit).seen.send(Seen::Request { tcp: false, conn: 0, req, sign_ok, form_a, answer });
+    let _ = lock(&kit).seen.send(Seen::Request {
+        tcp: false,
+        conn: 0,
+        req,
+        sign_ok,
+        form_a,
+        answer,
+    });
     (StatusCode::OK, text)
 }
 
@@ -395,9 +446,14 @@ async fn device_api_path(state: State<Kit>, path: Path<String>, body: Bytes) -> 
 }
 
 async fn photo(State(kit): State<Kit>, Path(name): Path<String>) -> impl IntoResponse {
-    lock(&kit).log.push(Dir::Received, "http GET", format!("/photos/{name}"));
+    lock(&kit)
+        .log
+        .push(Dir::Received, "http GET", format!("/photos/{name}"));
     let _ = lock(&kit).seen.send(Seen::Photo(name));
-    ([("content-type", "image/jpeg")], rollcall_device::photo::sample::FACE_JPEG)
+    (
+        [("content-type", "image/jpeg")],
+        rollcall_device::photo::sample::FACE_JPEG,
+    )
 }
 
 /// Runs the selected device cases with the kit listening on `tcp` and `http`; stops serving
@@ -444,13 +500,27 @@ pub async fn run(target: &DeviceTarget, tcp: TcpListener, http: TcpListener) -> 
         } else {
             let log = Log::default();
             lock(&kit).log = log.clone();
-            let mut c = DCtx { case: case.id, t: target, kit: kit.clone(), log, checks: Vec::new(), inconclusive: None, seen: &mut seen, flow: &mut state };
+            let mut c = DCtx {
+                case: case.id,
+                t: target,
+                kit: kit.clone(),
+                log,
+                checks: Vec::new(),
+                inconclusive: None,
+                seen: &mut seen,
+                flow: &mut state,
+            };
             let started = Instant::now();
             let outcome = run_case(case.id, &mut c).await;
             c.finish(case, outcome, started)
         };
         if target.interactive {
-            eprintln!("{:<14} {:<12} {}", result.verdict.as_str().to_uppercase(), result.id, result.title_zh);
+            eprintln!(
+                "{:<14} {:<12} {}",
+                result.verdict.as_str().to_uppercase(),
+                result.id,
+                result.title_zh
+            );
         }
         results.push(result);
     }
@@ -479,8 +549,15 @@ struct DCtx<'a> {
 impl DCtx<'_> {
     fn check(&mut self, rule: &str, ok: bool, text: impl Into<String>) -> bool {
         let text = text.into();
-        self.log.note(format!("check {rule}: {} — {text}", if ok { "ok" } else { "FAILED" }));
-        self.checks.push(Check { rule: rule.to_owned(), passed: ok, text });
+        self.log.note(format!(
+            "check {rule}: {} — {text}",
+            if ok { "ok" } else { "FAILED" }
+        ));
+        self.checks.push(Check {
+            rule: rule.to_owned(),
+            passed: ok,
+            text,
+        });
         ok
     }
 
@@ -506,11 +583,18 @@ impl DCtx<'_> {
         if within.is_zero() {
             return None;
         }
-        tokio::time::timeout(within, self.seen.recv()).await.ok().flatten()
+        tokio::time::timeout(within, self.seen.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Requests seen until `pred` holds for one (returned last), or `within` passes.
-    async fn until(&mut self, within: Duration, mut pred: impl FnMut(&Seen) -> bool) -> (Vec<Seen>, bool) {
+    async fn until(
+        &mut self,
+        within: Duration,
+        mut pred: impl FnMut(&Seen) -> bool,
+    ) -> (Vec<Seen>, bool) {
         let deadline = tokio::time::Instant::now() + within;
         let mut out = Vec::new();
         loop {
@@ -531,7 +615,14 @@ impl DCtx<'_> {
     fn finish(self, case: &Case, outcome: Result<(), KitError>, started: Instant) -> CaseResult {
         let failed: Vec<&Check> = self.checks.iter().filter(|c| !c.passed).collect();
         let (verdict, reason) = if !failed.is_empty() {
-            (Verdict::Fail, failed.iter().map(|c| format!("{}: {}", c.rule, c.text)).collect::<Vec<_>>().join("\n"))
+            (
+                Verdict::Fail,
+                failed
+                    .iter()
+                    .map(|c| format!("{}: {}", c.rule, c.text))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
         } else if let Err(e) = &outcome {
             (Verdict::Error, e.to_string())
         } else if let Some(why) = self.inconclusive.clone() {
@@ -557,7 +648,14 @@ impl DCtx<'_> {
 
 fn request_of(s: &Seen) -> Option<(&Request, bool, bool, bool, &Response)> {
     match s {
-        Seen::Request { req, sign_ok, form_a, answer, tcp, .. } => Some((req, *sign_ok, *form_a, *tcp, answer)),
+        Seen::Request {
+            req,
+            sign_ok,
+            form_a,
+            answer,
+            tcp,
+            ..
+        } => Some((req, *sign_ok, *form_a, *tcp, answer)),
         _ => None,
     }
 }
@@ -582,7 +680,9 @@ async fn run_case(id: &str, c: &mut DCtx<'_>) -> Result<(), KitError> {
 
 async fn d_auth(c: &mut DCtx<'_>) -> Result<(), KitError> {
     c.prompt("请启动终端，并将其平台地址设为本工具的监听地址 / Start the terminal pointed at the kit's addresses.");
-    let (seen, found) = c.until(c.t.step_timeout, |s| is_api(s, ApiCode::Auth)).await;
+    let (seen, found) = c
+        .until(c.t.step_timeout, |s| is_api(s, ApiCode::Auth))
+        .await;
     if !found {
         return Err(KitError::Timeout("the terminal sent no C_AUTH".into()));
     }
@@ -592,13 +692,37 @@ async fn d_auth(c: &mut DCtx<'_>) -> Result<(), KitError> {
     let v = c.t.vendor.clone();
     c.flow.sn = Some(req.sn.clone());
     let (req, answer) = (req.clone(), answer.clone());
-    c.check("ZJ-FRAME-01", tcp, "the C_AUTH came as a varint-framed Packet over TCP");
-    c.check("ZJ-SIGN-05", req.access_id == v.access_id && req.access_key == v.access_key, "C_AUTH carries the configured accessId and accessKey");
+    c.check(
+        "ZJ-FRAME-01",
+        tcp,
+        "the C_AUTH came as a varint-framed Packet over TCP",
+    );
+    c.check(
+        "ZJ-SIGN-05",
+        req.access_id == v.access_id && req.access_key == v.access_key,
+        "C_AUTH carries the configured accessId and accessKey",
+    );
     c.check("ZJ-SIGN-01", sign_ok, "its sign verifies: lowercase hex MD5 of version+sn+apicode+accessId+accessKey+timeStamp+secret");
     let stamp = rollcall_protocol::time::Timestamp::parse_wire(&req.time_stamp);
-    let skew = stamp.as_ref().map(|t| (t.epoch_ms() - rollcall_protocol::time::now_ms()).abs());
-    c.check("ZJ-TIME-01", skew.is_ok_and(|s| s <= 300_000), format!("timeStamp {:?} is Beijing time within 5 minutes", req.time_stamp));
-    c.check("ZJ-CRED-02", !c.log.entries().iter().any(|e| e.text.contains(&v.access_secret)), "no frame carries the accessSecret");
+    let skew = stamp
+        .as_ref()
+        .map(|t| (t.epoch_ms() - rollcall_protocol::time::now_ms()).abs());
+    c.check(
+        "ZJ-TIME-01",
+        skew.is_ok_and(|s| s <= 300_000),
+        format!(
+            "timeStamp {:?} is Beijing time within 5 minutes",
+            req.time_stamp
+        ),
+    );
+    c.check(
+        "ZJ-CRED-02",
+        !c.log
+            .entries()
+            .iter()
+            .any(|e| e.text.contains(&v.access_secret)),
+        "no frame carries the accessSecret",
+    );
     if !answer.success() {
         c.inconclusive("the kit refused the C_AUTH (check the credentials given to the kit)");
     }
@@ -621,12 +745,28 @@ async fn d_heartbeat(c: &mut DCtx<'_>) -> Result<(), KitError> {
             None => break,
         }
     }
-    c.check("ZJ-HB-01", beats.len() >= 2, format!("{} heartbeats in {window:?}", beats.len()));
+    c.check(
+        "ZJ-HB-01",
+        beats.len() >= 2,
+        format!("{} heartbeats in {window:?}", beats.len()),
+    );
     for b in &beats {
         if let Some((req, sign_ok, _, tcp, answer)) = request_of(b) {
-            let p: Result<params::HeartbeatParam, _> = params::parse(req.param.as_deref().unwrap_or(""));
-            c.check("ZJ-HB-01", sign_ok && p.is_ok(), format!("heartbeat signed, with deviceVersion and deviceIp ({})", if sign_ok { "sign ok" } else { "bad sign" }));
-            c.check("ZJ-CONN-01", !tcp || answer.success(), "the heartbeat is sent on a bound connection with a valid token");
+            let p: Result<params::HeartbeatParam, _> =
+                params::parse(req.param.as_deref().unwrap_or(""));
+            c.check(
+                "ZJ-HB-01",
+                sign_ok && p.is_ok(),
+                format!(
+                    "heartbeat signed, with deviceVersion and deviceIp ({})",
+                    if sign_ok { "sign ok" } else { "bad sign" }
+                ),
+            );
+            c.check(
+                "ZJ-CONN-01",
+                !tcp || answer.success(),
+                "the heartbeat is sent on a bound connection with a valid token",
+            );
         }
     }
     Ok(())
@@ -636,24 +776,48 @@ async fn d_token(c: &mut DCtx<'_>) -> Result<(), KitError> {
     lock(&c.kit).fail_next_heartbeat = true;
     c.log.note("the next heartbeat will be answered 401_01");
     let (seen, found) = c
-        .until(c.t.step_timeout, |s| request_of(s).is_some_and(|(r, _, _, _, a)| r.apicode == ApiCode::Heartbeat.as_str() && a.outcome.as_ref().err().is_some_and(|e| e.code == ErrorCode::TokenNotFound)))
+        .until(c.t.step_timeout, |s| {
+            request_of(s).is_some_and(|(r, _, _, _, a)| {
+                r.apicode == ApiCode::Heartbeat.as_str()
+                    && a.outcome
+                        .as_ref()
+                        .err()
+                        .is_some_and(|e| e.code == ErrorCode::TokenNotFound)
+            })
+        })
         .await;
     if !found {
         return Err(KitError::Timeout("the terminal sent no heartbeat".into()));
     }
-    let dead = seen.last().and_then(request_of).map(|(r, ..)| (r.token.clone(), r.sn.clone())).unwrap_or_default();
-    let within = c.t.heartbeat_window.max(Duration::from_secs(5)).min(c.t.step_timeout);
+    let dead = seen
+        .last()
+        .and_then(request_of)
+        .map(|(r, ..)| (r.token.clone(), r.sn.clone()))
+        .unwrap_or_default();
+    let within =
+        c.t.heartbeat_window
+            .max(Duration::from_secs(5))
+            .min(c.t.step_timeout);
     let (after, authed) = c.until(within, |s| is_api(s, ApiCode::Auth)).await;
     let stale = after
         .iter()
         .filter(|s| request_of(s).is_some_and(|(r, ..)| r.token == dead.0 && !r.token.is_empty()))
         .count();
-    c.check("ZJ-TOKEN-03", authed, "after 401_01 the terminal authenticates again");
-    c.check("ZJ-TOKEN-03", stale == 0, format!("and sends nothing more with the dead token ({stale} requests did)"));
+    c.check(
+        "ZJ-TOKEN-03",
+        authed,
+        "after 401_01 the terminal authenticates again",
+    );
+    c.check(
+        "ZJ-TOKEN-03",
+        stale == 0,
+        format!("and sends nothing more with the dead token ({stale} requests did)"),
+    );
     if !authed {
         // Take the dead token back, so the later cases judge what they are about.
         lock(&c.kit).tokens.insert(dead.0, dead.1);
-        c.log.note("the kit accepts the old token again for the cases that follow");
+        c.log
+            .note("the kit accepts the old token again for the cases that follow");
     }
     Ok(())
 }
@@ -664,16 +828,35 @@ async fn d_tasks(c: &mut DCtx<'_>) -> Result<(), KitError> {
     let t2 = fresh_taskid();
     let t3 = fresh_taskid();
     let specs = [
-        (t1.clone(), ApiCode::SendPerson, vec!["9101".to_owned(), "9102".to_owned(), "9103".to_owned()]),
-        (t2.clone(), ApiCode::DelDevicePerson, vec!["9102".to_owned()]),
+        (
+            t1.clone(),
+            ApiCode::SendPerson,
+            vec!["9101".to_owned(), "9102".to_owned(), "9103".to_owned()],
+        ),
+        (
+            t2.clone(),
+            ApiCode::DelDevicePerson,
+            vec!["9102".to_owned()],
+        ),
         (t3.clone(), ApiCode::SendPerson, vec!["9104".to_owned()]),
     ];
     let bound = {
         let mut s = lock(&c.kit);
         // Offered newest first too: the terminal must order them itself.
         for (id, api, persons) in specs.iter().rev() {
-            let param = if *api == ApiCode::DelDevicePerson { json!({"personIds": persons}).to_string() } else { "{}".to_owned() };
-            s.tasks.insert(id.clone(), KitTask { apicode: *api, param, persons: persons.clone() });
+            let param = if *api == ApiCode::DelDevicePerson {
+                json!({"personIds": persons}).to_string()
+            } else {
+                "{}".to_owned()
+            };
+            s.tasks.insert(
+                id.clone(),
+                KitTask {
+                    apicode: *api,
+                    param,
+                    persons: persons.clone(),
+                },
+            );
             s.offered.push(id.clone());
         }
         s.bound.clone()
@@ -698,7 +881,8 @@ async fn d_tasks(c: &mut DCtx<'_>) -> Result<(), KitError> {
         let _ = tx.send(Out::Batch(batch));
         c.log.note("three commands pushed in one write, oldest first; the heartbeat lists them newest first");
     } else {
-        c.log.note("no bound connection: the tasks are offered by heartbeat only");
+        c.log
+            .note("no bound connection: the tasks are offered by heartbeat only");
     }
     let ids = [t1.clone(), t2.clone(), t3.clone()];
     let mut reported: HashSet<String> = HashSet::new();
@@ -711,18 +895,32 @@ async fn d_tasks(c: &mut DCtx<'_>) -> Result<(), KitError> {
         let Some(s) = c.next(left).await else { break };
         match &s {
             Seen::Stray { packet, .. } if !packet.taskid.is_empty() => stray += 1,
-            Seen::Request { req, .. } if ids.contains(&req.taskid) && req.apicode != ApiCode::UpdateTasksStatus.as_str() => {
+            Seen::Request { req, .. }
+                if ids.contains(&req.taskid)
+                    && req.apicode != ApiCode::UpdateTasksStatus.as_str() =>
+            {
                 if calls.last() != Some(&req.taskid) {
                     calls.push(req.taskid.clone());
                 }
             }
             Seen::Request { req, .. } if req.apicode == ApiCode::UpdateTasksStatus.as_str() => {
-                let v: serde_json::Value = serde_json::from_str(req.param.as_deref().unwrap_or("")).unwrap_or_default();
+                let v: serde_json::Value =
+                    serde_json::from_str(req.param.as_deref().unwrap_or("")).unwrap_or_default();
                 counts_ok &= v.get("personCount").is_some() && v.get("faceCount").is_some();
-                for t in v.get("task").and_then(|t| t.as_array()).into_iter().flatten() {
+                for t in v
+                    .get("task")
+                    .and_then(|t| t.as_array())
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(id) = t.get("taskid").and_then(|i| i.as_str())
                         && ids.iter().any(|x| x == id)
-                        && t.get("status").and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|x| x.parse().ok()))).is_some()
+                        && t.get("status")
+                            .and_then(|s| {
+                                s.as_u64()
+                                    .or_else(|| s.as_str().and_then(|x| x.parse().ok()))
+                            })
+                            .is_some()
                     {
                         reported.insert(id.to_owned());
                     }
@@ -734,9 +932,26 @@ async fn d_tasks(c: &mut DCtx<'_>) -> Result<(), KitError> {
     let order = |id: &str| ids.iter().position(|x| x == id).map_or(9, |p| p + 1);
     let seq: Vec<usize> = calls.iter().map(|id| order(id)).collect();
     c.check("ZJ-TASK-04", seq == vec![1, 2, 3], format!("the task interfaces were called one task at a time in taskid order: tasks {seq:?} (1 = oldest)"));
-    c.check("ZJ-CONN-07", stray == 0 && !calls.is_empty(), format!("the pushed tasks were run over HTTP, with no TCP reply to a command ({stray} replies)"));
-    c.check("ZJ-STATUS-01", reported.len() == 3, format!("each task was reported with T_UPDATE_TASKS_STATUS ({} of 3)", reported.len()));
-    c.check("ZJ-STATUS-02", counts_ok && !reported.is_empty(), "each status report carries personCount and faceCount");
+    c.check(
+        "ZJ-CONN-07",
+        stray == 0 && !calls.is_empty(),
+        format!(
+            "the pushed tasks were run over HTTP, with no TCP reply to a command ({stray} replies)"
+        ),
+    );
+    c.check(
+        "ZJ-STATUS-01",
+        reported.len() == 3,
+        format!(
+            "each task was reported with T_UPDATE_TASKS_STATUS ({} of 3)",
+            reported.len()
+        ),
+    );
+    c.check(
+        "ZJ-STATUS-02",
+        counts_ok && !reported.is_empty(),
+        "each status report carries personCount and faceCount",
+    );
     Ok(())
 }
 
@@ -754,8 +969,12 @@ async fn d_sign_in(c: &mut DCtx<'_>) -> Result<(), KitError> {
     loop {
         let now = tokio::time::Instant::now();
         let until = quiet_until.unwrap_or(deadline).min(deadline);
-        let Some(s) = c.next(until.saturating_duration_since(now)).await else { break };
-        let Some((req, sign_ok, form_a, _, answer)) = request_of(&s) else { continue };
+        let Some(s) = c.next(until.saturating_duration_since(now)).await else {
+            break;
+        };
+        let Some((req, sign_ok, form_a, _, answer)) = request_of(&s) else {
+            continue;
+        };
         if req.apicode != ApiCode::SignIn.as_str() {
             continue;
         }
@@ -764,7 +983,11 @@ async fn d_sign_in(c: &mut DCtx<'_>) -> Result<(), KitError> {
         let p: Option<SignInParam> = params::parse(req.param.as_deref().unwrap_or("")).ok();
         members_ok &= p.is_some();
         if let Some(p) = p {
-            let key = (p.person_id.clone(), p.record_time, format!("{:?}", p.r#type));
+            let key = (
+                p.person_id.clone(),
+                p.record_time,
+                format!("{:?}", p.r#type),
+            );
             if let Some(n) = acked.get_mut(&key) {
                 *n += 1;
                 resent_after_ack += 1;
@@ -783,29 +1006,62 @@ async fn d_sign_in(c: &mut DCtx<'_>) -> Result<(), KitError> {
     if acked.len() < want {
         c.inconclusive(format!("only {} of {want} records arrived", acked.len()));
     }
-    c.check("ZJ-SIGN-06", all_signed && all_form_a, "every record is signed over the param without img, form A");
-    c.check("ZJ-SIGNIN-01", members_ok, "every record has personId, type and recordTime");
-    c.check("ZJ-SIGNIN-05", resent_after_ack == 0, format!("no acknowledged record was sent again after the cut ({resent_after_ack} were)"));
+    c.check(
+        "ZJ-SIGN-06",
+        all_signed && all_form_a,
+        "every record is signed over the param without img, form A",
+    );
+    c.check(
+        "ZJ-SIGNIN-01",
+        members_ok,
+        "every record has personId, type and recordTime",
+    );
+    c.check(
+        "ZJ-SIGNIN-05",
+        resent_after_ack == 0,
+        format!("no acknowledged record was sent again after the cut ({resent_after_ack} were)"),
+    );
     Ok(())
 }
 
 /// The timeStamp of a request as epoch ms.
 fn stamp_ms(req: &Request) -> Option<i64> {
-    rollcall_protocol::time::Timestamp::parse_wire(&req.time_stamp).ok().map(|t| t.epoch_ms())
+    rollcall_protocol::time::Timestamp::parse_wire(&req.time_stamp)
+        .ok()
+        .map(|t| t.epoch_ms())
 }
 
 async fn d_time(c: &mut DCtx<'_>) -> Result<(), KitError> {
-    for (offset, what) in [(600_000i64, "10 minutes ahead"), (0, "back to the real time")] {
+    for (offset, what) in [
+        (600_000i64, "10 minutes ahead"),
+        (0, "back to the real time"),
+    ] {
         lock(&c.kit).skew_next_heartbeat = Some(offset);
-        c.log.note(format!("the next heartbeat is answered 400_05 with the platform's time {what}"));
+        c.log.note(format!(
+            "the next heartbeat is answered 400_05 with the platform's time {what}"
+        ));
         let (_, found) = c
-            .until(c.t.step_timeout, |s| request_of(s).is_some_and(|(_, _, _, _, a)| a.outcome.as_ref().err().is_some_and(|e| e.code == ErrorCode::TimestampSkew)))
+            .until(c.t.step_timeout, |s| {
+                request_of(s).is_some_and(|(_, _, _, _, a)| {
+                    a.outcome
+                        .as_ref()
+                        .err()
+                        .is_some_and(|e| e.code == ErrorCode::TimestampSkew)
+                })
+            })
             .await;
         if !found {
             return Err(KitError::Timeout("the terminal sent no heartbeat".into()));
         }
-        let (seen, got) = c.until(c.t.step_timeout, |s| request_of(s).is_some_and(|(r, ..)| !r.time_stamp.is_empty())).await;
-        let next = seen.last().and_then(request_of).and_then(|(r, ..)| stamp_ms(r));
+        let (seen, got) = c
+            .until(c.t.step_timeout, |s| {
+                request_of(s).is_some_and(|(r, ..)| !r.time_stamp.is_empty())
+            })
+            .await;
+        let next = seen
+            .last()
+            .and_then(request_of)
+            .and_then(|(r, ..)| stamp_ms(r));
         let want = rollcall_protocol::time::now_ms() + offset;
         let off = next.map(|t| (t - want).abs());
         c.check(
@@ -822,7 +1078,14 @@ fn offer(c: &DCtx<'_>, sn: &str, api: ApiCode, param: String, persons: Vec<Strin
     let id = fresh_taskid();
     let bound = {
         let mut s = lock(&c.kit);
-        s.tasks.insert(id.clone(), KitTask { apicode: api, param: param.clone(), persons });
+        s.tasks.insert(
+            id.clone(),
+            KitTask {
+                apicode: api,
+                param: param.clone(),
+                persons,
+            },
+        );
         s.offered.push(id.clone());
         s.bound.clone()
     };
@@ -846,15 +1109,26 @@ fn reports(req: &Request, taskid: &str) -> Option<Option<u64>> {
         return None;
     }
     let v: serde_json::Value = serde_json::from_str(req.param.as_deref().unwrap_or("")).ok()?;
-    let named = v.get("task")?.as_array()?.iter().any(|t| t.get("taskid").and_then(|i| i.as_str()) == Some(taskid));
-    named.then(|| v.get("personCount").and_then(|n| n.as_u64().or_else(|| n.as_str().and_then(|x| x.parse().ok()))))
+    let named = v
+        .get("task")?
+        .as_array()?
+        .iter()
+        .any(|t| t.get("taskid").and_then(|i| i.as_str()) == Some(taskid));
+    named.then(|| {
+        v.get("personCount").and_then(|n| {
+            n.as_u64()
+                .or_else(|| n.as_str().and_then(|x| x.parse().ok()))
+        })
+    })
 }
 
 async fn d_persons(c: &mut DCtx<'_>) -> Result<(), KitError> {
     let sn = c.flow.sn.clone().unwrap_or_default();
     let persons: Vec<String> = (9201..=9212).map(|n: u32| n.to_string()).collect();
     let taskid = offer(c, &sn, ApiCode::SendPerson, "{}".into(), persons.clone());
-    c.log.note(format!("T_SEND_PERSON {taskid} of 12 persons offered (two pages of 10)"));
+    c.log.note(format!(
+        "T_SEND_PERSON {taskid} of 12 persons offered (two pages of 10)"
+    ));
     let mut pages = HashSet::new();
     let mut size = 10u32;
     let mut photos = HashSet::new();
@@ -899,17 +1173,40 @@ async fn d_persons(c: &mut DCtx<'_>) -> Result<(), KitError> {
     let mut got: Vec<u32> = pages.into_iter().collect();
     got.sort_unstable();
     let needed: Vec<u32> = (1..=12u32.div_ceil(size)).collect();
-    c.check("ZJ-PERSON-03", got.starts_with(&needed), format!("the terminal fetched every page of size {size}: {got:?}"));
+    c.check(
+        "ZJ-PERSON-03",
+        got.starts_with(&needed),
+        format!("the terminal fetched every page of size {size}: {got:?}"),
+    );
     let missing = persons.iter().filter(|p| !photos.contains(*p)).count();
-    c.check("ZJ-URL-01", missing == 0, format!("the terminal downloaded every face from its imgUrl ({missing} of 12 not)"));
-    c.check("ZJ-PERSON-02", count == Some(Some(12)), format!("it replaced its whole list: personCount {:?} reported, 12 expected", count.flatten()));
+    c.check(
+        "ZJ-URL-01",
+        missing == 0,
+        format!("the terminal downloaded every face from its imgUrl ({missing} of 12 not)"),
+    );
+    c.check(
+        "ZJ-PERSON-02",
+        count == Some(Some(12)),
+        format!(
+            "it replaced its whole list: personCount {:?} reported, 12 expected",
+            count.flatten()
+        ),
+    );
     Ok(())
 }
 
 async fn d_reconcile(c: &mut DCtx<'_>) -> Result<(), KitError> {
     let sn = c.flow.sn.clone().unwrap_or_default();
-    let taskid = offer(c, &sn, ApiCode::PostDevicePerson, json!({"excludeFields": "img"}).to_string(), Vec::new());
-    c.log.note(format!("T_POST_DEVICE_PERSON {taskid} offered with excludeFields img"));
+    let taskid = offer(
+        c,
+        &sn,
+        ApiCode::PostDevicePerson,
+        json!({"excludeFields": "img"}).to_string(),
+        Vec::new(),
+    );
+    c.log.note(format!(
+        "T_POST_DEVICE_PERSON {taskid} offered with excludeFields img"
+    ));
     let mut pages: BTreeMap<u32, u32> = BTreeMap::new();
     let mut with_img = 0;
     let mut reported = false;
@@ -917,21 +1214,41 @@ async fn d_reconcile(c: &mut DCtx<'_>) -> Result<(), KitError> {
     while !reported {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let Some(s) = c.next(left).await else { break };
-        let Seen::Request { req, sign_ok, .. } = &s else { continue };
+        let Seen::Request { req, sign_ok, .. } = &s else {
+            continue;
+        };
         if req.taskid == taskid && req.apicode == ApiCode::PostDevicePerson.as_str() {
-            let v: serde_json::Value = serde_json::from_str(req.param.as_deref().unwrap_or("")).unwrap_or_default();
-            let n = |k: &str| v.get(k).and_then(|x| x.as_u64().or_else(|| x.as_str().and_then(|t| t.parse().ok()))).unwrap_or(0) as u32;
+            let v: serde_json::Value =
+                serde_json::from_str(req.param.as_deref().unwrap_or("")).unwrap_or_default();
+            let n = |k: &str| {
+                v.get(k)
+                    .and_then(|x| {
+                        x.as_u64()
+                            .or_else(|| x.as_str().and_then(|t| t.parse().ok()))
+                    })
+                    .unwrap_or(0) as u32
+            };
             if *sign_ok {
                 pages.insert(n("currentPage"), n("totalPage"));
             }
-            with_img += v.get("data").and_then(|d| d.as_array()).map_or(0, |rows| rows.iter().filter(|r| r.get("img").is_some_and(|i| !i.is_null() && i != "")).count());
+            with_img += v.get("data").and_then(|d| d.as_array()).map_or(0, |rows| {
+                rows.iter()
+                    .filter(|r| r.get("img").is_some_and(|i| !i.is_null() && i != ""))
+                    .count()
+            });
         } else if reports(req, &taskid).is_some() {
             reported = true;
         }
     }
     let total = pages.values().copied().max().unwrap_or(0);
-    let complete = total >= 1 && (1..=total).all(|p| pages.contains_key(&p)) && pages.values().all(|t| *t == total);
+    let complete = total >= 1
+        && (1..=total).all(|p| pages.contains_key(&p))
+        && pages.values().all(|t| *t == total);
     c.check("ZJ-RECON-01", complete && reported, format!("the terminal uploaded pages 1..{total} with one totalPage, signed, then reported the task: pages {:?}", pages.keys().collect::<Vec<_>>()));
-    c.check("ZJ-RECON-03", with_img == 0, format!("excludeFields img: no row carries img ({with_img} did)"));
+    c.check(
+        "ZJ-RECON-03",
+        with_img == 0,
+        format!("excludeFields img: no row carries img ({with_img} did)"),
+    );
     Ok(())
 }

@@ -47,7 +47,9 @@ impl FromStr for Kind {
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str() == s.trim())
-            .ok_or_else(|| format!("unknown device kind {s:?} (face, iris, mobile, qr, gate, collector)"))
+            .ok_or_else(|| {
+                format!("unknown device kind {s:?} (face, iris, mobile, qr, gate, collector)")
+            })
     }
 }
 
@@ -100,7 +102,8 @@ impl Features {
             }
         }
         if f.kinds.contains(&Kind::Collector) {
-            f.apicodes.insert(ApiCode::CollectPerson.as_str().to_owned());
+            f.apicodes
+                .insert(ApiCode::CollectPerson.as_str().to_owned());
         }
         Ok(f)
     }

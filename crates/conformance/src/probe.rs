@@ -33,7 +33,9 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").field("sn", &self.sn).finish_non_exhaustive()
+        f.debug_struct("Identity")
+            .field("sn", &self.sn)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,11 +46,23 @@ impl Identity {
         Request {
             version: PROTOCOL_VERSION.into(),
             sn: self.sn.clone(),
-            token: if auth { String::new() } else { self.token.clone() },
+            token: if auth {
+                String::new()
+            } else {
+                self.token.clone()
+            },
             apicode: api.as_str().into(),
             time_stamp: now_wire(),
-            access_id: if auth { self.access_id.clone() } else { String::new() },
-            access_key: if auth { self.access_key.clone() } else { String::new() },
+            access_id: if auth {
+                self.access_id.clone()
+            } else {
+                String::new()
+            },
+            access_key: if auth {
+                self.access_key.clone()
+            } else {
+                String::new()
+            },
             param: param.map(str::to_owned),
             ..Request::default()
         }
@@ -93,7 +107,12 @@ pub struct Tcp {
 }
 
 impl Tcp {
-    pub async fn connect(addr: &str, log: Log, name: String, timeout: Duration) -> Result<Tcp, KitError> {
+    pub async fn connect(
+        addr: &str,
+        log: Log,
+        name: String,
+        timeout: Duration,
+    ) -> Result<Tcp, KitError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| KitError::Connect(format!("{addr}: timed out")))?
@@ -148,8 +167,13 @@ impl Tcp {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    self.log.note(format!("{}: undecodable bytes from the platform: {e}", self.name));
-                    return Err(KitError::Protocol(format!("undecodable frame from the platform: {e}")));
+                    self.log.note(format!(
+                        "{}: undecodable bytes from the platform: {e}",
+                        self.name
+                    ));
+                    return Err(KitError::Protocol(format!(
+                        "undecodable frame from the platform: {e}"
+                    )));
                 }
             }
             if self.closed {
@@ -157,9 +181,15 @@ impl Tcp {
             }
             let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await;
             match read {
-                Err(_) => return Err(KitError::Timeout(format!("{}: no packet within {within:?}", self.name))),
+                Err(_) => {
+                    return Err(KitError::Timeout(format!(
+                        "{}: no packet within {within:?}",
+                        self.name
+                    )));
+                }
                 Ok(Ok(0)) | Ok(Err(_)) => {
-                    self.log.note(format!("{}: closed by the platform", self.name));
+                    self.log
+                        .note(format!("{}: closed by the platform", self.name));
                     self.closed = true;
                 }
                 Ok(Ok(_)) => {}
@@ -243,9 +273,13 @@ impl Http {
 
     /// `POST /device/api` with the request's strict JSON body; the parsed response.
     pub async fn call(&self, req: &Request) -> Result<Response, KitError> {
-        let (status, body) = self.post("/device/api", req.to_http_json().into_bytes()).await?;
+        let (status, body) = self
+            .post("/device/api", req.to_http_json().into_bytes())
+            .await?;
         if status != 200 {
-            return Err(KitError::Protocol(format!("HTTP status {status} for a protocol request")));
+            return Err(KitError::Protocol(format!(
+                "HTTP status {status} for a protocol request"
+            )));
         }
         Response::from_http_body(&body)
             .map_err(|e| KitError::Protocol(format!("unreadable response body: {e}")))
@@ -268,7 +302,8 @@ impl Http {
             .bytes()
             .await
             .map_err(|e| KitError::Io(format!("{}{path}: {e}", self.base)))?;
-        self.log.body(Dir::Received, &format!("{channel} → {status}"), &bytes);
+        self.log
+            .body(Dir::Received, &format!("{channel} → {status}"), &bytes);
         Ok((status, bytes.to_vec()))
     }
 

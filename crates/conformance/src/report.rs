@@ -109,7 +109,10 @@ impl Report {
 
     /// Every rule a failed check names, over the whole run.
     pub fn failed_rules(&self) -> BTreeSet<String> {
-        self.results.iter().flat_map(CaseResult::failed_rules).collect()
+        self.results
+            .iter()
+            .flat_map(CaseResult::failed_rules)
+            .collect()
     }
 
     pub fn count(&self, v: Verdict) -> usize {
@@ -132,7 +135,10 @@ impl Report {
                 r.title_zh,
                 r.rules.join(" ")
             );
-            if matches!(r.verdict, Verdict::Fail | Verdict::Inconclusive | Verdict::Error) {
+            if matches!(
+                r.verdict,
+                Verdict::Fail | Verdict::Inconclusive | Verdict::Error
+            ) {
                 for line in r.reason.lines() {
                     let _ = writeln!(out, "               └ {line}");
                 }
@@ -249,7 +255,13 @@ impl Report {
             esc(&self.tool_version),
             beijing(self.started_ms),
             beijing(self.finished_ms),
-            esc(&self.features.apicodes.iter().cloned().collect::<Vec<_>>().join(", ")),
+            esc(&self
+                .features
+                .apicodes
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")),
             esc(&self
                 .features
                 .kinds

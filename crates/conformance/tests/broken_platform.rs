@@ -59,7 +59,12 @@ pub struct Proxy {
     pub http: String,
 }
 
-pub async fn start(upstream_tcp: SocketAddr, upstream_http: &str, vendor: &VendorCreated, fault: Fault) -> Proxy {
+pub async fn start(
+    upstream_tcp: SocketAddr,
+    upstream_http: &str,
+    vendor: &VendorCreated,
+    fault: Fault,
+) -> Proxy {
     let shared: Shared = Arc::new(Mutex::new(State_ {
         fault,
         vendor: vendor.clone(),
@@ -71,7 +76,10 @@ pub async fn start(upstream_tcp: SocketAddr, upstream_http: &str, vendor: &Vendo
     }));
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy = Proxy { tcp: tcp.local_addr().unwrap(), http: format!("http://{}", http.local_addr().unwrap()) };
+    let proxy = Proxy {
+        tcp: tcp.local_addr().unwrap(),
+        http: format!("http://{}", http.local_addr().unwrap()),
+    };
     let s = shared.clone();
     tokio::spawn(async move {
         while let Ok((down, _)) = tcp.accept().await {
@@ -104,11 +112,20 @@ fn ours(s: &Shared, req: &Request) -> bool {
 /// Before forwarding: the request to send upstream, or the proxy's own answer.
 fn before(s: &Shared, mut req: Request) -> Result<Request, Response> {
     let fault = lock(s).fault;
-    let Ok(api) = req.apicode.parse::<ApiCode>() else { return Ok(req) };
+    let Ok(api) = req.apicode.parse::<ApiCode>() else {
+        return Ok(req);
+    };
     match fault {
         Fault::IgnorePrecedence if !req.sign.is_empty() && ours(s, &req) => {
             let secret = secret(s);
-            let ok = rollcall_protocol::sign::verify_request(api, &req.sign_fields(), req.param_alt.as_deref(), &secret, &req.sign).is_ok();
+            let ok = rollcall_protocol::sign::verify_request(
+                api,
+                &req.sign_fields(),
+                req.param_alt.as_deref(),
+                &secret,
+                &req.sign,
+            )
+            .is_ok();
             if !ok {
                 let mut r = Response::to(&req, Err(ProtocolError::new(ErrorCode::AuthFailed)));
                 r.sign_with(api, &secret);
@@ -131,15 +148,22 @@ fn before(s: &Shared, mut req: Request) -> Result<Request, Response> {
 /// After the upstream answered.
 async fn after(s: &Shared, req: &Request, mut resp: Response) -> Response {
     let fault = lock(s).fault;
-    let Ok(api) = req.apicode.parse::<ApiCode>() else { return resp };
+    let Ok(api) = req.apicode.parse::<ApiCode>() else {
+        return resp;
+    };
     if api == ApiCode::Auth && req.access_id == lock(s).vendor.access_id {
-        if let Some(t) = resp.response_text().and_then(|t| rollcall_protocol::params::parse::<rollcall_protocol::params::AuthResponse>(t).ok()) {
+        if let Some(t) = resp.response_text().and_then(|t| {
+            rollcall_protocol::params::parse::<rollcall_protocol::params::AuthResponse>(t).ok()
+        }) {
             lock(s).issued.insert(t.token, req.sn.clone());
         }
     }
     match fault {
         Fault::SkipDedupe if api == ApiCode::SignIn => {
-            let dup = resp.response_text().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()).and_then(|v| v["duplicate"].as_bool());
+            let dup = resp
+                .response_text()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                .and_then(|v| v["duplicate"].as_bool());
             if dup == Some(true) {
                 let id = {
                     let mut st = lock(s);
@@ -155,13 +179,25 @@ async fn after(s: &Shared, req: &Request, mut resp: Response) -> Response {
             resp.sign_with(api, "not-the-secret");
             resp
         }
-        Fault::NeverExpire if resp.outcome.as_ref().err().is_some_and(|e| e.code == ErrorCode::TokenNotFound) => {
+        Fault::NeverExpire
+            if resp
+                .outcome
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.code == ErrorCode::TokenNotFound) =>
+        {
             let sn = lock(s).issued.get(&req.token).cloned();
-            let Some(sn) = sn.filter(|sn| *sn == req.sn) else { return resp };
+            let Some(sn) = sn.filter(|sn| *sn == req.sn) else {
+                return resp;
+            };
             // Authenticate again upstream behind the device's back and retry.
             let (id, key, secret) = {
                 let st = lock(s);
-                (st.vendor.access_id.clone(), st.vendor.access_key.clone(), st.vendor.access_secret.clone())
+                (
+                    st.vendor.access_id.clone(),
+                    st.vendor.access_key.clone(),
+                    st.vendor.access_secret.clone(),
+                )
             };
             let mut auth = Request {
                 version: req.version.clone(),
@@ -169,12 +205,24 @@ async fn after(s: &Shared, req: &Request, mut resp: Response) -> Response {
                 apicode: "C_AUTH".into(),
                 access_id: id,
                 access_key: key,
-                time_stamp: rollcall_protocol::time::Timestamp::from_epoch_ms(rollcall_protocol::time::now_ms()).to_wire(),
+                time_stamp: rollcall_protocol::time::Timestamp::from_epoch_ms(
+                    rollcall_protocol::time::now_ms(),
+                )
+                .to_wire(),
                 ..Request::default()
             };
             let _ = auth.sign_with(ApiCode::Auth, &secret);
-            let Some(a) = upstream_http(s, "/device/api", auth.to_http_json().into_bytes()).await.and_then(|(_, b)| Response::from_http_body(&b).ok()) else { return resp };
-            let Some(t) = a.response_text().and_then(|t| rollcall_protocol::params::parse::<rollcall_protocol::params::AuthResponse>(t).ok()) else { return resp };
+            let Some(a) = upstream_http(s, "/device/api", auth.to_http_json().into_bytes())
+                .await
+                .and_then(|(_, b)| Response::from_http_body(&b).ok())
+            else {
+                return resp;
+            };
+            let Some(t) = a.response_text().and_then(|t| {
+                rollcall_protocol::params::parse::<rollcall_protocol::params::AuthResponse>(t).ok()
+            }) else {
+                return resp;
+            };
             {
                 let mut st = lock(s);
                 st.alias.insert(req.token.clone(), t.token.clone());
@@ -183,7 +231,10 @@ async fn after(s: &Shared, req: &Request, mut resp: Response) -> Response {
             let mut retry = req.clone();
             retry.token = t.token;
             let _ = retry.sign_with(api, &secret);
-            match upstream_http(s, "/device/api", retry.to_http_json().into_bytes()).await.and_then(|(_, b)| Response::from_http_body(&b).ok()) {
+            match upstream_http(s, "/device/api", retry.to_http_json().into_bytes())
+                .await
+                .and_then(|(_, b)| Response::from_http_body(&b).ok())
+            {
                 Some(mut r) => {
                     r.seq = req.seq;
                     r
@@ -210,7 +261,13 @@ async fn upstream_http(s: &Shared, path: &str, body: Vec<u8>) -> Option<(u16, Ve
         let st = lock(s);
         (st.client.clone(), st.upstream_http.clone())
     };
-    let resp = client.post(format!("{base}{path}")).header("content-type", "application/json").body(body).send().await.ok()?;
+    let resp = client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
     let status = resp.status().as_u16();
     Some((status, resp.bytes().await.ok()?.to_vec()))
 }
@@ -219,11 +276,20 @@ async fn http_root(State(s): State<Shared>, body: Bytes) -> (StatusCode, Vec<u8>
     http_any(s, "/device/api".into(), None, body).await
 }
 
-async fn http_path(State(s): State<Shared>, Path(api): Path<String>, body: Bytes) -> (StatusCode, Vec<u8>) {
+async fn http_path(
+    State(s): State<Shared>,
+    Path(api): Path<String>,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
     http_any(s, format!("/device/api/{api}"), Some(api), body).await
 }
 
-async fn http_any(s: Shared, path: String, path_api: Option<String>, body: Bytes) -> (StatusCode, Vec<u8>) {
+async fn http_any(
+    s: Shared,
+    path: String,
+    path_api: Option<String>,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
     let parsed = Request::from_http_body(&body).ok().map(|mut r| {
         if let Some(a) = &path_api
             && r.apicode.is_empty()
@@ -235,25 +301,45 @@ async fn http_any(s: Shared, path: String, path_api: Option<String>, body: Bytes
     let forward = |b: Vec<u8>| {
         let s = s.clone();
         let path = path.clone();
-        async move { upstream_http(&s, &path, b).await.unwrap_or((502, Vec::new())) }
+        async move {
+            upstream_http(&s, &path, b)
+                .await
+                .unwrap_or((502, Vec::new()))
+        }
     };
     let Some(req) = parsed else {
         let (st, b) = forward(body.to_vec()).await;
-        return (StatusCode::from_u16(st).unwrap_or(StatusCode::BAD_GATEWAY), b);
+        return (
+            StatusCode::from_u16(st).unwrap_or(StatusCode::BAD_GATEWAY),
+            b,
+        );
     };
     let original = req.clone();
     let sent = match before(&s, req) {
         Err(answer) => return (StatusCode::OK, answer.to_http_json().into_bytes()),
         Ok(r) => r,
     };
-    let body = if sent == original { body.to_vec() } else { sent.to_http_json().into_bytes() };
+    let body = if sent == original {
+        body.to_vec()
+    } else {
+        sent.to_http_json().into_bytes()
+    };
     let (st, b) = forward(body).await;
     if st != 200 {
-        return (StatusCode::from_u16(st).unwrap_or(StatusCode::BAD_GATEWAY), b);
+        return (
+            StatusCode::from_u16(st).unwrap_or(StatusCode::BAD_GATEWAY),
+            b,
+        );
     }
-    let Ok(resp) = Response::from_http_body(&b) else { return (StatusCode::OK, b) };
+    let Ok(resp) = Response::from_http_body(&b) else {
+        return (StatusCode::OK, b);
+    };
     let out = after(&s, &original, resp.clone()).await;
-    if out == resp { (StatusCode::OK, b) } else { (StatusCode::OK, out.to_http_json().into_bytes()) }
+    if out == resp {
+        (StatusCode::OK, b)
+    } else {
+        (StatusCode::OK, out.to_http_json().into_bytes())
+    }
 }
 
 fn is_command(p: &Packet) -> bool {
@@ -277,12 +363,20 @@ async fn tcp_conn(s: Shared, mut down: TcpStream, mut up: TcpStream) {
                     let req = Request::from_packet(p);
                     match before(&s, req.clone()) {
                         Err(answer) => {
-                            if down.write_all(&frame::encode_to_vec(&answer.to_packet())).await.is_err() {
+                            if down
+                                .write_all(&frame::encode_to_vec(&answer.to_packet()))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
                         Ok(sent) => {
-                            if up.write_all(&frame::encode_to_vec(&sent.to_packet())).await.is_err() {
+                            if up
+                                .write_all(&frame::encode_to_vec(&sent.to_packet()))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                             waiting.push_back(req);

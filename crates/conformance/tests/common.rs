@@ -49,7 +49,9 @@ pub async fn platform() -> Running {
         flush_interval_ms: 50,
         ..Settings::default()
     };
-    let platform = Platform::build(settings, &http_url).await.expect("platform");
+    let platform = Platform::build(settings, &http_url)
+        .await
+        .expect("platform");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = platform
@@ -60,14 +62,29 @@ pub async fn platform() -> Running {
     });
     let admin = AdminClient::new(&http_url, ADMIN);
     let vendor = admin
-        .create_vendor(&NewVendor { name: "kit vendor".into(), ..NewVendor::default() })
+        .create_vendor(&NewVendor {
+            name: "kit vendor".into(),
+            ..NewVendor::default()
+        })
         .await
         .expect("vendor");
-    Running { tcp: tcp_addr, http: http_url, admin, vendor, _stop: stop, _dir: dir }
+    Running {
+        tcp: tcp_addr,
+        http: http_url,
+        admin,
+        vendor,
+        _stop: stop,
+        _dir: dir,
+    }
 }
 
 /// A target for the kit: every feature declared, the admin API given.
-pub fn target(tcp: &str, http: &str, admin: &AdminClient, vendor: &VendorCreated) -> PlatformTarget {
+pub fn target(
+    tcp: &str,
+    http: &str,
+    admin: &AdminClient,
+    vendor: &VendorCreated,
+) -> PlatformTarget {
     let mut t = PlatformTarget::new(
         tcp,
         http,

@@ -33,7 +33,11 @@ async fn kit() -> Kit {
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", http.local_addr().unwrap());
     let mut target = DeviceTarget::new(
-        VendorCreds { access_id: ID.into(), access_key: KEY.into(), access_secret: SECRET.into() },
+        VendorCreds {
+            access_id: ID.into(),
+            access_key: KEY.into(),
+            access_secret: SECRET.into(),
+        },
         &url,
     );
     target.heartbeat_window = Duration::from_secs(3);
@@ -43,7 +47,12 @@ async fn kit() -> Kit {
     target.interactive = true;
     let (tx, prompts) = mpsc::unbounded_channel();
     target.prompts = Some(tx);
-    Kit { tcp, http, target, prompts }
+    Kit {
+        tcp,
+        http,
+        target,
+        prompts,
+    }
 }
 
 fn show(report: &Report) -> String {
@@ -51,7 +60,10 @@ fn show(report: &Report) -> String {
     for r in &report.results {
         if r.verdict != Verdict::Pass {
             for e in &r.evidence {
-                out.push_str(&format!("  {} {:?} {} {}\n", r.id, e.dir, e.channel, e.text));
+                out.push_str(&format!(
+                    "  {} {:?} {} {}\n",
+                    r.id, e.dir, e.channel, e.text
+                ));
             }
         }
     }
@@ -61,7 +73,12 @@ fn show(report: &Report) -> String {
 /// Runs the device cases against a scripted terminal; the person asked to take records is
 /// played by this function.
 async fn against_scripted(faults: Faults) -> Report {
-    let Kit { tcp, http, target, mut prompts } = kit().await;
+    let Kit {
+        tcp,
+        http,
+        target,
+        mut prompts,
+    } = kit().await;
     let dev = Scripted {
         sn: "SCRIPTED0001".into(),
         access_id: ID.into(),
@@ -89,7 +106,12 @@ async fn against_scripted(faults: Faults) -> Report {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_sdk_device_passes_every_device_case() {
-    let Kit { tcp, http, target, mut prompts } = kit().await;
+    let Kit {
+        tcp,
+        http,
+        target,
+        mut prompts,
+    } = kit().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = DeviceConfig::new(
         "SDKDEVICE0001",
@@ -110,7 +132,10 @@ async fn the_sdk_device_passes_every_device_case() {
             if case == "D-SIGNIN-01" {
                 let base = rollcall_protocol::time::now_ms() - 5_000;
                 for i in 0..3 {
-                    handle.enqueue(AttendanceRecord::face("9101", base + i * 1000, None)).await.unwrap();
+                    handle
+                        .enqueue(AttendanceRecord::face("9101", base + i * 1000, None))
+                        .await
+                        .unwrap();
                 }
             }
         }
@@ -121,7 +146,10 @@ async fn the_sdk_device_passes_every_device_case() {
     person.abort();
     let text = show(&report);
     println!("{text}");
-    assert!(report.results.iter().all(|r| r.verdict == Verdict::Pass), "{text}");
+    assert!(
+        report.results.iter().all(|r| r.verdict == Verdict::Pass),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -129,7 +157,10 @@ async fn a_conforming_scripted_terminal_passes() {
     let report = against_scripted(Faults::default()).await;
     let text = show(&report);
     println!("{text}");
-    assert!(report.results.iter().all(|r| r.verdict == Verdict::Pass), "{text}");
+    assert!(
+        report.results.iter().all(|r| r.verdict == Verdict::Pass),
+        "{text}"
+    );
 }
 
 fn broken(report: &Report) -> BTreeSet<String> {
@@ -138,24 +169,48 @@ fn broken(report: &Report) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_resending_acknowledged_records_breaks_exactly_zj_signin_05() {
-    let report = against_scripted(Faults { resend_duplicates: true, ..Faults::default() }).await;
+    let report = against_scripted(Faults {
+        resend_duplicates: true,
+        ..Faults::default()
+    })
+    .await;
     let text = show(&report);
     println!("{text}");
-    assert_eq!(broken(&report), BTreeSet::from(["ZJ-SIGNIN-05".to_owned()]), "{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-SIGNIN-05".to_owned()]),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_running_tasks_out_of_order_breaks_exactly_zj_task_04() {
-    let report = against_scripted(Faults { reverse_tasks: true, ..Faults::default() }).await;
+    let report = against_scripted(Faults {
+        reverse_tasks: true,
+        ..Faults::default()
+    })
+    .await;
     let text = show(&report);
     println!("{text}");
-    assert_eq!(broken(&report), BTreeSet::from(["ZJ-TASK-04".to_owned()]), "{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-TASK-04".to_owned()]),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_ignoring_401_01_breaks_exactly_zj_token_03() {
-    let report = against_scripted(Faults { ignore_401: true, ..Faults::default() }).await;
+    let report = against_scripted(Faults {
+        ignore_401: true,
+        ..Faults::default()
+    })
+    .await;
     let text = show(&report);
     println!("{text}");
-    assert_eq!(broken(&report), BTreeSet::from(["ZJ-TOKEN-03".to_owned()]), "{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-TOKEN-03".to_owned()]),
+        "{text}"
+    );
 }

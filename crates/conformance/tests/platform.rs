@@ -18,7 +18,12 @@ async fn rollcall_passes_every_platform_case() {
     println!("{}", report.to_text());
     for r in &report.results {
         for c in &r.checks {
-            assert!(r.rules.contains(&c.rule), "{} checks {}, which its catalogue entry does not name", r.id, c.rule);
+            assert!(
+                r.rules.contains(&c.rule),
+                "{} checks {}, which its catalogue entry does not name",
+                r.id,
+                c.rule
+            );
         }
         assert!(
             r.verdict == Verdict::Pass,
@@ -26,7 +31,11 @@ async fn rollcall_passes_every_platform_case() {
             r.id,
             r.verdict,
             r.reason,
-            r.evidence.iter().map(|e| format!("{:?} {} {}", e.dir, e.channel, e.text)).collect::<Vec<_>>().join("\n")
+            r.evidence
+                .iter()
+                .map(|e| format!("{:?} {} {}", e.dir, e.channel, e.text))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     assert!(!report.any_failed());
@@ -46,7 +55,12 @@ async fn broken_rules(fault: Fault) -> (BTreeSet<String>, String) {
     let text = report.to_text();
     println!("{text}");
     for r in &report.results {
-        assert!(r.verdict != Verdict::Error, "{} errs: {}\n{text}", r.id, r.reason);
+        assert!(
+            r.verdict != Verdict::Error,
+            "{} errs: {}\n{text}",
+            r.id,
+            r.reason
+        );
     }
     (report.failed_rules(), text)
 }
@@ -66,7 +80,15 @@ async fn a_platform_that_signs_wrongly_breaks_exactly_the_signature_rules() {
     let (broken, text) = broken_rules(Fault::WrongSign).await;
     assert_eq!(
         broken,
-        set(&["ZJ-CONN-08", "ZJ-JWE-03", "ZJ-SIGN-02", "ZJ-SIGN-09", "ZJ-SIGN-10", "ZJ-SIGN-11", "ZJ-SIGN-14"]),
+        set(&[
+            "ZJ-CONN-08",
+            "ZJ-JWE-03",
+            "ZJ-SIGN-02",
+            "ZJ-SIGN-09",
+            "ZJ-SIGN-10",
+            "ZJ-SIGN-11",
+            "ZJ-SIGN-14"
+        ]),
         "{text}"
     );
 }
@@ -74,7 +96,11 @@ async fn a_platform_that_signs_wrongly_breaks_exactly_the_signature_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_platform_that_ignores_precedence_breaks_exactly_the_precedence_rules() {
     let (broken, text) = broken_rules(Fault::IgnorePrecedence).await;
-    assert_eq!(broken, set(&["ZJ-ERR-04", "ZJ-ERR-05", "ZJ-SIGN-08"]), "{text}");
+    assert_eq!(
+        broken,
+        set(&["ZJ-ERR-04", "ZJ-ERR-05", "ZJ-SIGN-08"]),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -42,19 +42,36 @@ async fn send(s: &mut TcpStream, r: Request) -> std::io::Result<()> {
     s.write_all(&frame::encode_to_vec(&r.to_packet())).await
 }
 
-
 impl Scripted {
     fn request(&self, token: &str, api: ApiCode, taskid: &str, param: Option<String>) -> Request {
         let auth = api == ApiCode::Auth;
         let mut r = Request {
             version: PROTOCOL_VERSION.into(),
             sn: self.sn.clone(),
-            token: if auth { String::new() } else { token.to_owned() },
+            token: if auth {
+                String::new()
+            } else {
+                token.to_owned()
+            },
             apicode: api.as_str().into(),
             taskid: taskid.to_owned(),
-            time_stamp: Timestamp::from_epoch_ms(rollcall_protocol::time::now_ms() + self.clock_offset_ms.load(std::sync::atomic::Ordering::Relaxed)).to_wire(),
-            access_id: if auth { self.access_id.clone() } else { String::new() },
-            access_key: if auth { self.access_key.clone() } else { String::new() },
+            time_stamp: Timestamp::from_epoch_ms(
+                rollcall_protocol::time::now_ms()
+                    + self
+                        .clock_offset_ms
+                        .load(std::sync::atomic::Ordering::Relaxed),
+            )
+            .to_wire(),
+            access_id: if auth {
+                self.access_id.clone()
+            } else {
+                String::new()
+            },
+            access_key: if auth {
+                self.access_key.clone()
+            } else {
+                String::new()
+            },
             param,
             ..Request::default()
         };
@@ -93,7 +110,10 @@ impl Scripted {
             let mut buf = BytesMut::new();
             let dec = FrameDecoder::default();
             if token.is_empty() || !self.faults.ignore_401 {
-                if send(&mut stream, self.request("", ApiCode::Auth, "", None)).await.is_err() {
+                if send(&mut stream, self.request("", ApiCode::Auth, "", None))
+                    .await
+                    .is_err()
+                {
                     continue;
                 }
             }
@@ -103,7 +123,13 @@ impl Scripted {
                 // Send the next record when none is in flight.
                 if in_flight.is_none() && !token.is_empty() {
                     if let Some(p) = queue.front().cloned() {
-                        if send(&mut stream, self.request(&token, ApiCode::SignIn, "", Some(p.clone()))).await.is_err() {
+                        if send(
+                            &mut stream,
+                            self.request(&token, ApiCode::SignIn, "", Some(p.clone())),
+                        )
+                        .await
+                        .is_err()
+                        {
                             break 'conn;
                         }
                         in_flight = Some(p);
@@ -113,11 +139,19 @@ impl Scripted {
                 if !pending.is_empty() && !token.is_empty() {
                     let mut ids: Vec<String> = pending.iter().cloned().collect();
                     pending.clear();
-                    let get = self.request(&token, ApiCode::GetTasks, "", Some(json!({"taskids": ids}).to_string()));
+                    let get = self.request(
+                        &token,
+                        ApiCode::GetTasks,
+                        "",
+                        Some(json!({"taskids": ids}).to_string()),
+                    );
                     let tasks: Vec<_> = self
                         .http_call(&client, &get)
                         .await
-                        .and_then(|r| r.response_text().and_then(|t| params::parse::<GetTasksResponse>(t).ok()))
+                        .and_then(|r| {
+                            r.response_text()
+                                .and_then(|t| params::parse::<GetTasksResponse>(t).ok())
+                        })
                         .map(|g| g.tasks)
                         .unwrap_or_default();
                     ids.sort();
@@ -125,15 +159,28 @@ impl Scripted {
                         ids.reverse();
                     }
                     for id in ids {
-                        let Some(task) = tasks.iter().find(|t| t.taskid == id) else { continue };
-                        let api: ApiCode = task.apicode.parse().unwrap_or(ApiCode::ClearDevicePerson);
+                        let Some(task) = tasks.iter().find(|t| t.taskid == id) else {
+                            continue;
+                        };
+                        let api: ApiCode =
+                            task.apicode.parse().unwrap_or(ApiCode::ClearDevicePerson);
                         match api {
                             ApiCode::SendPerson => {
                                 persons.clear();
                                 let mut page = 1;
                                 loop {
-                                    let r = self.request(&token, api, &id, Some(json!({"currentPage": page}).to_string()));
-                                    let Some(p) = self.http_call(&client, &r).await.and_then(|r| r.response_text().and_then(|t| params::parse::<PersonPage>(t).ok())) else { break };
+                                    let r = self.request(
+                                        &token,
+                                        api,
+                                        &id,
+                                        Some(json!({"currentPage": page}).to_string()),
+                                    );
+                                    let Some(p) = self.http_call(&client, &r).await.and_then(|r| {
+                                        r.response_text()
+                                            .and_then(|t| params::parse::<PersonPage>(t).ok())
+                                    }) else {
+                                        break;
+                                    };
                                     persons.extend(p.data.iter().map(|e| e.person_id.clone()));
                                     for url in p.data.iter().flat_map(|e| e.img_urls.iter()) {
                                         let _ = client.get(url).send().await;
@@ -146,21 +193,36 @@ impl Scripted {
                             }
                             ApiCode::DelDevicePerson => {
                                 let r = self.request(&token, api, &id, Some("{}".into()));
-                                if let Some(d) = self.http_call(&client, &r).await.and_then(|r| r.response_text().and_then(|t| params::parse::<params::DelPersonResponse>(t).ok())) {
+                                if let Some(d) = self.http_call(&client, &r).await.and_then(|r| {
+                                    r.response_text().and_then(|t| {
+                                        params::parse::<params::DelPersonResponse>(t).ok()
+                                    })
+                                }) {
                                     for p in d.person_ids {
                                         persons.remove(&p);
                                     }
                                 }
                             }
                             ApiCode::PostDevicePerson => {
-                                let rows: Vec<_> = persons.iter().map(|p| json!({"personId": p, "name": "x", "hasImg": true})).collect();
-                                let page = json!({"currentPage": 1, "totalPage": 1, "data": rows}).to_string();
-                                let _ = self.http_call(&client, &self.request(&token, api, &id, Some(page))).await;
+                                let rows: Vec<_> = persons
+                                    .iter()
+                                    .map(|p| json!({"personId": p, "name": "x", "hasImg": true}))
+                                    .collect();
+                                let page = json!({"currentPage": 1, "totalPage": 1, "data": rows})
+                                    .to_string();
+                                let _ = self
+                                    .http_call(&client, &self.request(&token, api, &id, Some(page)))
+                                    .await;
                             }
                             _ => {}
                         }
                         let status = json!({"task": [{"taskid": id, "status": 1}], "personCount": persons.len(), "faceCount": persons.len()}).to_string();
-                        let _ = self.http_call(&client, &self.request(&token, ApiCode::UpdateTasksStatus, "", Some(status))).await;
+                        let _ = self
+                            .http_call(
+                                &client,
+                                &self.request(&token, ApiCode::UpdateTasksStatus, "", Some(status)),
+                            )
+                            .await;
                         done.insert(id);
                     }
                 }

@@ -137,7 +137,10 @@ pub fn run(cmd: ConformanceCommand) -> ExitCode {
     if let ConformanceCommand::List(args) = cmd {
         return list(&args);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rollcall conformance: cannot start the runtime: {e}");
@@ -152,7 +155,11 @@ pub fn run(cmd: ConformanceCommand) -> ExitCode {
     match outcome {
         Ok(report) => {
             println!("\n{}", report.to_text());
-            if report.any_failed() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+            if report.any_failed() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("rollcall conformance: {e}");
@@ -178,7 +185,13 @@ fn list(args: &ListArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     for c in &cases {
-        println!("{:<13} {:<8} {}  / {}", c.id, c.side.as_str(), c.title_zh, c.title);
+        println!(
+            "{:<13} {:<8} {}  / {}",
+            c.id,
+            c.side.as_str(),
+            c.title_zh,
+            c.title
+        );
         println!("              规则 rules: {}", c.rules.join(" "));
         println!("              {}\n", c.scenario);
     }
@@ -196,7 +209,9 @@ fn features(c: &Common) -> Result<Features, String> {
 fn write_reports(c: &Common, report: &Report) -> Result<(), String> {
     let write = |path: &Option<PathBuf>, text: String| -> Result<(), String> {
         match path {
-            Some(p) => std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display())),
+            Some(p) => {
+                std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
+            }
             None => Ok(()),
         }
     };
@@ -207,16 +222,25 @@ fn write_reports(c: &Common, report: &Report) -> Result<(), String> {
 
 async fn platform(args: PlatformArgs) -> Result<Report, String> {
     let features = features(&args.common)?;
-    let given = match (&args.common.access_id, &args.common.access_key, &args.common.access_secret) {
+    let given = match (
+        &args.common.access_id,
+        &args.common.access_key,
+        &args.common.access_secret,
+    ) {
         (Some(i), Some(k), Some(s)) => Some(VendorCreds {
             access_id: i.clone(),
             access_key: k.expose().to_owned(),
             access_secret: s.expose().to_owned(),
         }),
         (None, None, None) => None,
-        _ => return Err("give all of --access-id, --access-key and --access-secret, or none".into()),
+        _ => {
+            return Err("give all of --access-id, --access-key and --access-secret, or none".into());
+        }
     };
-    let admin = args.admin_token.as_ref().map(|t| AdminClient::new(&args.http, t.expose()));
+    let admin = args
+        .admin_token
+        .as_ref()
+        .map(|t| AdminClient::new(&args.http, t.expose()));
     let (vendor, vendor_id) = match (given, &admin) {
         (Some(v), Some(admin)) => {
             let id = admin
@@ -234,12 +258,22 @@ async fn platform(args: PlatformArgs) -> Result<Report, String> {
         }
         (None, Some(admin)) => {
             let v = admin
-                .create_vendor(&NewVendor { name: format!("一致性测试 {}", args.sn_prefix), ..NewVendor::default() })
+                .create_vendor(&NewVendor {
+                    name: format!("一致性测试 {}", args.sn_prefix),
+                    ..NewVendor::default()
+                })
                 .await
                 .map_err(|e| format!("admin API: {e}"))?;
-            eprintln!("厂商 / vendor made for the run: id {} accessId {}", v.id, v.access_id);
+            eprintln!(
+                "厂商 / vendor made for the run: id {} accessId {}",
+                v.id, v.access_id
+            );
             (
-                VendorCreds { access_id: v.access_id, access_key: v.access_key, access_secret: v.access_secret },
+                VendorCreds {
+                    access_id: v.access_id,
+                    access_key: v.access_key,
+                    access_secret: v.access_secret,
+                },
                 Some(v.id),
             )
         }
@@ -275,11 +309,19 @@ async fn device(args: DeviceArgs) -> Result<Report, String> {
         },
         _ => return Err("the terminal's vendor credentials are needed: --access-id, --access-key, --access-secret".into()),
     };
-    let tcp = TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let http = TcpListener::bind(args.listen_http).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen_http))?;
+    let tcp = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let http = TcpListener::bind(args.listen_http)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen_http))?;
     let http_addr = http.local_addr().map_err(|e| e.to_string())?;
     let public_url = args.public_url.clone().unwrap_or_else(|| {
-        let ip = if http_addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { http_addr.ip().to_string() };
+        let ip = if http_addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            http_addr.ip().to_string()
+        };
         format!("http://{ip}:{}", http_addr.port())
     });
     eprintln!(

@@ -41,7 +41,16 @@ fn the_kit_passes_rollcall_serve_and_writes_its_reports() {
     let junit = reports.path().join("junit.xml");
     // The timers reach the kit the way they reach the platform: as ROLLCALL_* settings.
     let out = kit()
-        .args(["conformance", "platform", "--tcp", &server.tcp, "--http", &server.http, "--admin-token", common::ADMIN])
+        .args([
+            "conformance",
+            "platform",
+            "--tcp",
+            &server.tcp,
+            "--http",
+            &server.http,
+            "--admin-token",
+            common::ADMIN,
+        ])
         .args(["--kinds", "face,mobile,collector", "--jwe"])
         .arg("--json")
         .arg(&json)
@@ -58,7 +67,8 @@ fn the_kit_passes_rollcall_serve_and_writes_its_reports() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
-    let platform_cases = rollcall_conformance::catalogue::cases(rollcall_conformance::Side::Platform).count();
+    let platform_cases =
+        rollcall_conformance::catalogue::cases(rollcall_conformance::Side::Platform).count();
     assert_eq!(results.len(), platform_cases);
     // `serve` runs with the rate limit off (common::start_with), so that one case cannot decide.
     for r in results {
@@ -71,9 +81,17 @@ fn the_kit_passes_rollcall_serve_and_writes_its_reports() {
         }
     }
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("P-SIGNIN-02") && !page.contains("<script"));
+    assert!(
+        page.starts_with("<!DOCTYPE html>")
+            && page.contains("P-SIGNIN-02")
+            && !page.contains("<script")
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("<testsuites") && xml.contains(&format!("tests=\"{platform_cases}\"")) && xml.contains("failures=\"0\""));
+    assert!(
+        xml.contains("<testsuites")
+            && xml.contains(&format!("tests=\"{platform_cases}\""))
+            && xml.contains("failures=\"0\"")
+    );
 }
 
 #[test]
@@ -83,7 +101,16 @@ fn a_failed_case_makes_the_exit_status_1() {
     // The kit is told tokens idle out after 1 s: the platform's still work after 3 s, which
     // is what a platform whose tokens never expire looks like.
     let out = kit()
-        .args(["conformance", "platform", "--tcp", &server.tcp, "--http", &server.http, "--admin-token", common::ADMIN])
+        .args([
+            "conformance",
+            "platform",
+            "--tcp",
+            &server.tcp,
+            "--http",
+            &server.http,
+            "--admin-token",
+            common::ADMIN,
+        ])
         .args(["--case", "P-TOKEN-01", "--token-idle-secs", "1"])
         .output()
         .unwrap();

@@ -12,13 +12,13 @@ use rollcall_client::AdminClient;
 use rollcall_protocol::envelope::Response;
 use rollcall_protocol::{ApiCode, ErrorCode};
 
+use crate::KitError;
 use crate::catalogue::{self, Case, Side};
 use crate::evidence::Log;
 use crate::features::Features;
 use crate::probe::{Http, Identity, Tcp};
 use crate::report::{CaseResult, Check, Report};
 use crate::verdict::Verdict;
-use crate::KitError;
 
 /// The timers of the platform under test the kit must wait out (its `ROLLCALL_*` settings).
 #[derive(Debug, Clone, Copy)]
@@ -150,7 +150,12 @@ pub async fn run(target: &PlatformTarget) -> Report {
             run_one(target, case, &counter).await
         };
         if target.progress {
-            eprintln!("{:<14} {:<12} {}", result.verdict.as_str().to_uppercase(), result.id, result.title_zh);
+            eprintln!(
+                "{:<14} {:<12} {}",
+                result.verdict.as_str().to_uppercase(),
+                result.id,
+                result.title_zh
+            );
         }
         results.push(result);
     }
@@ -172,10 +177,14 @@ async fn run_one(target: &PlatformTarget, case: &Case, counter: &AtomicU64) -> C
         conns: 0,
     };
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(target.case_budget(), cases::run(case.id, &mut ctx)).await {
-        Ok(r) => r,
-        Err(_) => Err(KitError::Timeout(format!("the case ran over {:?}", target.case_budget()))),
-    };
+    let outcome =
+        match tokio::time::timeout(target.case_budget(), cases::run(case.id, &mut ctx)).await {
+            Ok(r) => r,
+            Err(_) => Err(KitError::Timeout(format!(
+                "the case ran over {:?}",
+                target.case_budget()
+            ))),
+        };
     ctx.finish(case, outcome, started)
 }
 
@@ -193,7 +202,10 @@ impl Ctx<'_> {
     /// Records a check of `rule`; returns `ok`.
     pub fn check(&mut self, rule: &str, ok: bool, text: impl Into<String>) -> bool {
         let text = text.into();
-        self.log.note(format!("check {rule}: {} — {text}", if ok { "ok" } else { "FAILED" }));
+        self.log.note(format!(
+            "check {rule}: {} — {text}",
+            if ok { "ok" } else { "FAILED" }
+        ));
         self.checks.push(Check {
             rule: rule.to_owned(),
             passed: ok,
@@ -229,7 +241,13 @@ impl Ctx<'_> {
 
     pub async fn tcp(&mut self) -> Result<Tcp, KitError> {
         self.conns += 1;
-        Tcp::connect(&self.t.tcp, self.log.clone(), format!("tcp#{}", self.conns), self.t.response_timeout).await
+        Tcp::connect(
+            &self.t.tcp,
+            self.log.clone(),
+            format!("tcp#{}", self.conns),
+            self.t.response_timeout,
+        )
+        .await
     }
 
     pub fn http(&self) -> Http {
@@ -264,28 +282,59 @@ impl Ctx<'_> {
     }
 
     /// Checks that `resp` is the error `code`.
-    pub fn expect_code(&mut self, rule: &str, resp: &Response, code: ErrorCode, what: &str) -> bool {
+    pub fn expect_code(
+        &mut self,
+        rule: &str,
+        resp: &Response,
+        code: ErrorCode,
+        what: &str,
+    ) -> bool {
         let got = describe(resp);
-        self.check(rule, code_of(resp) == Some(code), format!("{what}: expected {code}, got {got}"))
+        self.check(
+            rule,
+            code_of(resp) == Some(code),
+            format!("{what}: expected {code}, got {got}"),
+        )
     }
 
     /// Checks that `resp` is a success.
     pub fn expect_ok(&mut self, rule: &str, resp: &Response, what: &str) -> bool {
         let got = describe(resp);
-        self.check(rule, resp.success(), format!("{what}: expected success, got {got}"))
+        self.check(
+            rule,
+            resp.success(),
+            format!("{what}: expected success, got {got}"),
+        )
     }
 
     /// Checks the response sign with the response recipe of `api` (ZJ-SIGN-09, or the rule
     /// given for error answers, ZJ-SIGN-11).
-    pub fn expect_signed(&mut self, rule: &str, api: ApiCode, resp: &Response, secret: &str, what: &str) -> bool {
+    pub fn expect_signed(
+        &mut self,
+        rule: &str,
+        api: ApiCode,
+        resp: &Response,
+        secret: &str,
+        what: &str,
+    ) -> bool {
         let ok = resp.verify(api, secret);
-        self.check(rule, ok, format!("{what}: response sign {}", if ok { "verifies" } else { "does not verify" }))
+        self.check(
+            rule,
+            ok,
+            format!(
+                "{what}: response sign {}",
+                if ok { "verifies" } else { "does not verify" }
+            ),
+        )
     }
 
     fn finish(self, case: &Case, outcome: Result<(), KitError>, started: Instant) -> CaseResult {
         let failed: Vec<&Check> = self.checks.iter().filter(|c| !c.passed).collect();
         let (verdict, reason) = if !failed.is_empty() {
-            let mut reason: Vec<String> = failed.iter().map(|c| format!("{}: {}", c.rule, c.text)).collect();
+            let mut reason: Vec<String> = failed
+                .iter()
+                .map(|c| format!("{}: {}", c.rule, c.text))
+                .collect();
             if let Err(e) = &outcome {
                 reason.push(format!("then: {e}"));
             }
