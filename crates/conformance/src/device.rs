@@ -125,7 +125,7 @@ struct Shared {
 }
 
 enum Out {
-    Packet(Packet),
+    Packet(Box<Packet>),
     /// Several packets in one write (they reach the terminal in one read).
     Batch(Vec<Packet>),
     Close,
@@ -369,7 +369,7 @@ async fn connection(kit: Kit, stream: TcpStream, conn: u64) {
                     if answer.success() && req.apicode.starts_with("C_") {
                         lock(&kit).bound = Some(tx.clone());
                     }
-                    let _ = tx.send(Out::Packet(answer.to_packet()));
+                    let _ = tx.send(Out::Packet(Box::new(answer.to_packet())));
                     if cut {
                         let _ = tx.send(Out::Close);
                     }
@@ -897,12 +897,12 @@ async fn d_tasks(c: &mut DCtx<'_>) -> Result<(), KitError> {
             Seen::Stray { packet, .. } if !packet.taskid.is_empty() => stray += 1,
             Seen::Request { req, .. }
                 if ids.contains(&req.taskid)
-                    && req.apicode != ApiCode::UpdateTasksStatus.as_str() =>
+                    && req.apicode != ApiCode::UpdateTasksStatus.as_str()
+                    && calls.last() != Some(&req.taskid) =>
             {
-                if calls.last() != Some(&req.taskid) {
-                    calls.push(req.taskid.clone());
-                }
+                calls.push(req.taskid.clone());
             }
+            Seen::Request { req, .. } if ids.contains(&req.taskid) => {}
             Seen::Request { req, .. } if req.apicode == ApiCode::UpdateTasksStatus.as_str() => {
                 let v: serde_json::Value =
                     serde_json::from_str(req.param.as_deref().unwrap_or("")).unwrap_or_default();
@@ -1098,7 +1098,9 @@ fn offer(c: &DCtx<'_>, sn: &str, api: ApiCode, param: String, persons: Vec<Strin
             time_stamp: crate::probe::now_wire(),
             param,
         };
-        let _ = tx.send(Out::Packet(cmd.to_packet(&c.t.vendor.access_secret)));
+        let _ = tx.send(Out::Packet(Box::new(
+            cmd.to_packet(&c.t.vendor.access_secret),
+        )));
     }
     id
 }

@@ -249,7 +249,7 @@ impl Report {
         );
         let _ = write!(
             h,
-            "<table class=\"meta\"><tr><th>被测对象 / target</th><td>{}</td></tr><tr><th>工具 / tool</th><td>{} {}</td></tr><tr><th>开始 / started</th><td>{}</td></tr><tr><th>结束 / finished</th><td>{}</td></tr><tr><th>声明的功能 / declared features</th><td>apicodes: {}<br>kinds: {}<br>JWE: {}</td></tr></table>\n",
+            "<table class=\"meta\"><tr><th>被测对象 / target</th><td>{}</td></tr><tr><th>工具 / tool</th><td>{} {}</td></tr><tr><th>开始 / started</th><td>{}</td></tr><tr><th>结束 / finished</th><td>{}</td></tr><tr><th>声明的功能 / declared features</th><td>apicodes: {}<br>kinds: {}<br>JWE: {}</td></tr></table>",
             esc(&self.target),
             esc(&self.tool),
             esc(&self.tool_version),
@@ -271,6 +271,7 @@ impl Report {
                 .join(", ")),
             if self.features.jwe { "yes" } else { "no" }
         );
+        h.push('\n');
         h.push_str("<h2>结果 / Summary</h2><p class=\"summary\">");
         for v in Verdict::ALL {
             let _ = write!(
@@ -297,7 +298,7 @@ impl Report {
         for r in &self.results {
             let _ = write!(
                 h,
-                "<tr><td><a href=\"#{id}\">{id}</a></td><td>{}<br><small>{}</small></td><td>{}</td><td class=\"v {}\">{} {}</td></tr>\n",
+                "<tr><td><a href=\"#{id}\">{id}</a></td><td>{}<br><small>{}</small></td><td>{}</td><td class=\"v {}\">{} {}</td></tr>",
                 esc(&r.title_zh),
                 esc(&r.title),
                 esc(&r.rules.join(" ")),
@@ -306,6 +307,7 @@ impl Report {
                 r.verdict.as_str(),
                 id = esc(&r.id),
             );
+            h.push('\n');
         }
         h.push_str("</table>\n<h2>详情 / Details</h2>\n");
         for r in &self.results {

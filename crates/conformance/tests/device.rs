@@ -4,16 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-mod scripted_device;
+mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::scripted_device::{Faults, Scripted};
 use rollcall_conformance::device::{self, DeviceTarget};
 use rollcall_conformance::platform::VendorCreds;
 use rollcall_conformance::{Report, Verdict};
 use rollcall_device::{AttendanceRecord, Credentials, Device, DeviceConfig};
-use scripted_device::{Faults, Scripted};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 

@@ -41,9 +41,7 @@ async fn rollcall_passes_every_platform_case() {
     assert!(!report.any_failed());
 }
 
-mod broken_platform;
-
-use broken_platform::Fault;
+use common::broken_platform::{self, Fault};
 use std::collections::BTreeSet;
 
 /// Runs every platform case against Rollcall behind a proxy with `fault`; the rules broken.

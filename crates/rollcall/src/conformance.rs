@@ -234,7 +234,9 @@ async fn platform(args: PlatformArgs) -> Result<Report, String> {
         }),
         (None, None, None) => None,
         _ => {
-            return Err("give all of --access-id, --access-key and --access-secret, or none".into());
+            return Err(
+                "give all of --access-id, --access-key and --access-secret, or none".into(),
+            );
         }
     };
     let admin = args

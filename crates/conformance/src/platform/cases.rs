@@ -1492,7 +1492,9 @@ async fn signin_01(c: &mut Ctx<'_>) -> Result<(), KitError> {
     let mut id = c.device("I");
     let mut tcp = c.auth_tcp(&mut id).await?;
     let t = now_ms();
-    let cases: [(&str, &str, Value, Option<ErrorCode>, Option<&str>); 7] = [
+    // (rule, what, param, the expected error, a member the detail must name)
+    type SignInCase<'a> = (&'a str, &'a str, Value, Option<ErrorCode>, Option<&'a str>);
+    let cases: [SignInCase; 7] = [
         (
             "ZJ-SIGNIN-02",
             "type 3",

@@ -109,31 +109,31 @@ impl Scripted {
             };
             let mut buf = BytesMut::new();
             let dec = FrameDecoder::default();
-            if token.is_empty() || !self.faults.ignore_401 {
-                if send(&mut stream, self.request("", ApiCode::Auth, "", None))
+            if (token.is_empty() || !self.faults.ignore_401)
+                && send(&mut stream, self.request("", ApiCode::Auth, "", None))
                     .await
                     .is_err()
-                {
-                    continue;
-                }
+            {
+                continue;
             }
             let mut in_flight: Option<String> = None;
             let mut beat = tokio::time::interval(Duration::from_millis(400));
             'conn: loop {
                 // Send the next record when none is in flight.
-                if in_flight.is_none() && !token.is_empty() {
-                    if let Some(p) = queue.front().cloned() {
-                        if send(
-                            &mut stream,
-                            self.request(&token, ApiCode::SignIn, "", Some(p.clone())),
-                        )
-                        .await
-                        .is_err()
-                        {
-                            break 'conn;
-                        }
-                        in_flight = Some(p);
+                if in_flight.is_none()
+                    && !token.is_empty()
+                    && let Some(p) = queue.front().cloned()
+                {
+                    if send(
+                        &mut stream,
+                        self.request(&token, ApiCode::SignIn, "", Some(p.clone())),
+                    )
+                    .await
+                    .is_err()
+                    {
+                        break 'conn;
                     }
+                    in_flight = Some(p);
                 }
                 // Run what is pending, in taskid order (or not).
                 if !pending.is_empty() && !token.is_empty() {
@@ -260,14 +260,13 @@ impl Scripted {
                                     }
                                 }
                                 "C_SIGN_IN" => {
-                                    if let Some(p) = in_flight.take() {
-                                        if r.success() {
+                                    if let Some(p) = in_flight.take()
+                                        && r.success() {
                                             queue.pop_front();
                                             if self.faults.resend_duplicates {
                                                 let _ = send(&mut stream, self.request(&token, ApiCode::SignIn, "", Some(p))).await;
                                             }
                                         }
-                                    }
                                 }
                                 _ => {}
                             }

@@ -3,6 +3,9 @@
 //! for the kit.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod broken_platform;
+pub mod scripted_device;
+
 use std::net::SocketAddr;
 
 use rollcall_client::{AdminClient, NewVendor, VendorCreated};

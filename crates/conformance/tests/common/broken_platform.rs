@@ -110,7 +110,7 @@ fn ours(s: &Shared, req: &Request) -> bool {
 }
 
 /// Before forwarding: the request to send upstream, or the proxy's own answer.
-fn before(s: &Shared, mut req: Request) -> Result<Request, Response> {
+fn before(s: &Shared, mut req: Request) -> Result<Request, Box<Response>> {
     let fault = lock(s).fault;
     let Ok(api) = req.apicode.parse::<ApiCode>() else {
         return Ok(req);
@@ -129,7 +129,7 @@ fn before(s: &Shared, mut req: Request) -> Result<Request, Response> {
             if !ok {
                 let mut r = Response::to(&req, Err(ProtocolError::new(ErrorCode::AuthFailed)));
                 r.sign_with(api, &secret);
-                return Err(r);
+                return Err(Box::new(r));
             }
             Ok(req)
         }
@@ -151,12 +151,13 @@ async fn after(s: &Shared, req: &Request, mut resp: Response) -> Response {
     let Ok(api) = req.apicode.parse::<ApiCode>() else {
         return resp;
     };
-    if api == ApiCode::Auth && req.access_id == lock(s).vendor.access_id {
-        if let Some(t) = resp.response_text().and_then(|t| {
+    if api == ApiCode::Auth
+        && req.access_id == lock(s).vendor.access_id
+        && let Some(t) = resp.response_text().and_then(|t| {
             rollcall_protocol::params::parse::<rollcall_protocol::params::AuthResponse>(t).ok()
-        }) {
-            lock(s).issued.insert(t.token, req.sn.clone());
-        }
+        })
+    {
+        lock(s).issued.insert(t.token, req.sn.clone());
     }
     match fault {
         Fault::SkipDedupe if api == ApiCode::SignIn => {
