@@ -587,6 +587,15 @@ pub const CASES: &[Case] = &[
         scenario: "Offer a T_POST_DEVICE_PERSON with excludeFields img. Expect pages 1..totalPage uploaded with one totalPage and valid signs, no row carrying img, then the task reported.",
     },
     Case {
+        id: "D-JWE-01",
+        side: Side::Device,
+        title: "Encrypted answers are decrypted",
+        title_zh: "终端解密加密应答",
+        rules: &["ZJ-JWE-02"],
+        needs: &[Need::Jwe, DEL, STATUS],
+        scenario: "Encrypt every success answer with the terminal's public key (--rsa-public-key) and offer a T_DEL_DEVICE_PERSON by heartbeat only. Expect the terminal to find it, fetch it, run it and report it done.",
+    },
+    Case {
         id: "D-SIGNIN-01",
         side: Side::Device,
         title: "Records: signed without img, resent after a forced disconnect without duplicates",

@@ -56,6 +56,8 @@ pub struct DeviceTarget {
     pub interactive: bool,
     /// Where prompts also go, as (case id, text): a test plays the person who acts.
     pub prompts: Option<mpsc::UnboundedSender<(String, String)>>,
+    /// The terminal's RSA public key (PEM), for the encrypted answers of D-JWE-01.
+    pub jwe_public_key: Option<String>,
 }
 
 impl DeviceTarget {
@@ -70,6 +72,7 @@ impl DeviceTarget {
             only: Vec::new(),
             interactive: false,
             prompts: None,
+            jwe_public_key: None,
         }
     }
 }
@@ -120,6 +123,9 @@ struct Shared {
     offered: Vec<String>,
     records: HashMap<(String, String, i64, String), u64>,
     bound: Option<mpsc::UnboundedSender<Out>>,
+    /// Encrypt success answers (ZJ-JWE-02) with this key while `encrypt` is on.
+    encrypter: Option<rollcall_protocol::jwe::JweEncrypter>,
+    encrypt: bool,
     log: Log,
     seen: mpsc::UnboundedSender<Seen>,
 }
@@ -299,6 +305,14 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
             _ => Ok(None),
         }
     })();
+    // Encrypted answers carry the JWE text, and the sign covers it (ZJ-JWE-02, ZJ-JWE-03).
+    let outcome = match (outcome, s.encrypt, s.encrypter.as_ref()) {
+        (Ok(Some(text)), true, Some(enc)) => enc
+            .encrypt(text.as_bytes())
+            .map(Some)
+            .map_err(|_| ProtocolError::new(ErrorCode::Internal)),
+        (o, ..) => o,
+    };
     let mut resp = Response::to(req, outcome);
     resp.sign_with(api, &secret);
     (resp, sign_ok, form_a, cut)
@@ -471,6 +485,11 @@ pub async fn run(target: &DeviceTarget, tcp: TcpListener, http: TcpListener) -> 
         offered: Vec::new(),
         records: HashMap::new(),
         bound: None,
+        encrypter: target
+            .jwe_public_key
+            .as_deref()
+            .and_then(|pem| rollcall_protocol::jwe::JweEncrypter::from_public_key_pem(pem).ok()),
+        encrypt: false,
         log: Log::default(),
         seen: seen_tx,
     }));
@@ -673,6 +692,7 @@ async fn run_case(id: &str, c: &mut DCtx<'_>) -> Result<(), KitError> {
         "D-TASK-01" => d_tasks(c).await,
         "D-PERSON-01" => d_persons(c).await,
         "D-RECON-01" => d_reconcile(c).await,
+        "D-JWE-01" => d_jwe(c).await,
         "D-SIGNIN-01" => d_sign_in(c).await,
         other => Err(KitError::Setup(format!("no executor for case {other}"))),
     }
@@ -1075,6 +1095,18 @@ async fn d_time(c: &mut DCtx<'_>) -> Result<(), KitError> {
 
 /// Offers a task (pushed when a connection is bound, and listed by heartbeats).
 fn offer(c: &DCtx<'_>, sn: &str, api: ApiCode, param: String, persons: Vec<String>) -> String {
+    offer_with(c, sn, api, param, persons, true)
+}
+
+/// [`offer`], pushed only when `push`.
+fn offer_with(
+    c: &DCtx<'_>,
+    sn: &str,
+    api: ApiCode,
+    param: String,
+    persons: Vec<String>,
+    push: bool,
+) -> String {
     let id = fresh_taskid();
     let bound = {
         let mut s = lock(&c.kit);
@@ -1087,7 +1119,7 @@ fn offer(c: &DCtx<'_>, sn: &str, api: ApiCode, param: String, persons: Vec<Strin
             },
         );
         s.offered.push(id.clone());
-        s.bound.clone()
+        s.bound.clone().filter(|_| push)
     };
     if let Some(tx) = bound {
         let cmd = Command {
@@ -1251,6 +1283,64 @@ async fn d_reconcile(c: &mut DCtx<'_>) -> Result<(), KitError> {
         "ZJ-RECON-03",
         with_img == 0,
         format!("excludeFields img: no row carries img ({with_img} did)"),
+    );
+    Ok(())
+}
+
+async fn d_jwe(c: &mut DCtx<'_>) -> Result<(), KitError> {
+    if lock(&c.kit).encrypter.is_none() {
+        c.inconclusive("no usable RSA public key of the terminal was given (--rsa-public-key)");
+        return Ok(());
+    }
+    let sn = c.flow.sn.clone().unwrap_or_default();
+    lock(&c.kit).encrypt = true;
+    // Not pushed: the terminal learns of it only from an encrypted heartbeat answer, fetches it
+    // with an encrypted T_GET_TASKS answer and runs it on an encrypted T_DEL_DEVICE_PERSON answer.
+    let param = json!({"personIds": ["9301"]}).to_string();
+    let taskid = offer_with(
+        c,
+        &sn,
+        ApiCode::DelDevicePerson,
+        param,
+        vec!["9301".into()],
+        false,
+    );
+    c.log.note(format!(
+        "answers now encrypted; T_DEL_DEVICE_PERSON {taskid} offered by heartbeat only"
+    ));
+    let mut status = None;
+    let deadline = tokio::time::Instant::now() + c.t.step_timeout;
+    while status.is_none() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(s) = c.next(left).await else { break };
+        let Seen::Request { req, .. } = &s else {
+            continue;
+        };
+        if req.apicode != ApiCode::UpdateTasksStatus.as_str() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(req.param.as_deref().unwrap_or("")).unwrap_or_default();
+        status = v
+            .get("task")
+            .and_then(|t| t.as_array())
+            .and_then(|ts| {
+                ts.iter()
+                    .find(|t| t.get("taskid").and_then(|i| i.as_str()) == Some(taskid.as_str()))
+                    .cloned()
+            })
+            .and_then(|t| {
+                t.get("status").and_then(|x| {
+                    x.as_u64()
+                        .or_else(|| x.as_str().and_then(|y| y.parse().ok()))
+                })
+            });
+    }
+    lock(&c.kit).encrypt = false;
+    c.check(
+        "ZJ-JWE-02",
+        status == Some(1),
+        format!("with every answer a JWE, the terminal found, fetched and ran the task and reported it done: status {status:?}"),
     );
     Ok(())
 }

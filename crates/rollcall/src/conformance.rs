@@ -126,6 +126,9 @@ pub struct DeviceArgs {
     /// How long the kit waits for the terminal (or its operator) at each step. / 每步等待秒数
     #[arg(long, default_value_t = 180)]
     pub step_timeout_secs: u64,
+    /// The terminal's RSA public key (PEM), for the encrypted-answers case (with --jwe). / 终端的 RSA 公钥
+    #[arg(long)]
+    pub rsa_public_key: Option<PathBuf>,
     /// Records the operator makes the terminal take. / 需要考勤的次数
     #[arg(long, default_value_t = 3)]
     pub records: usize,
@@ -336,6 +339,12 @@ async fn device(args: DeviceArgs) -> Result<Report, String> {
     target.heartbeat_window = Duration::from_secs(args.heartbeat_window_secs);
     target.step_timeout = Duration::from_secs(args.step_timeout_secs);
     target.records = args.records;
+    if let Some(path) = &args.rsa_public_key {
+        target.jwe_public_key = Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        );
+    }
     target.only = args.common.cases.clone();
     target.interactive = true;
     let report = rollcall_conformance::device::run(&target, tcp, http).await;

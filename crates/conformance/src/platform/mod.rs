@@ -5,6 +5,8 @@
 
 mod cases;
 
+pub use cases::{KIT_PRIVATE_KEY, KIT_PUBLIC_KEY};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
