@@ -140,6 +140,9 @@ pub struct Device {
     pub face_count: Option<i64>,
     pub expected_person_count: i64,
     pub created_at: i64,
+    /// The node holding its TCP connection (`GET /devices/{sn}` of an online device).
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// `GET /devices/{sn}/presence`.

@@ -218,13 +218,7 @@ impl std::fmt::Debug for Device {
 impl Device {
     /// Opens the device's store under `config.data_dir` (creating it).
     pub fn open(config: DeviceConfig) -> Result<Device, SdkError> {
-        let decrypter = match &config.rsa_private_key_pem {
-            Some(pem) => Some(Arc::new(
-                JweDecrypter::from_private_key_pem(pem.expose())
-                    .map_err(|e| SdkError::Config(format!("device RSA key: {e}")))?,
-            )),
-            None => None,
-        };
+        let decrypter = crate::http::decrypter_of(&config)?;
         // A CA file that holds no certificate is a configuration error now, not at run.
         crate::http::extra_roots(config.ca_cert_pem.as_deref())?;
         let store = StoreHandle::open(config.store_path())?;

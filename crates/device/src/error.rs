@@ -5,6 +5,7 @@
 //!   can fail with.
 //! - [`crate::store::StoreError`]: the local SQLite store.
 //! - [`RecordError`]: an attendance record refused **before** it enters the queue.
+//! - [`CollectError`]: an enrolment of a collection device refused **before** it is sent.
 //!
 //! Secrets never appear in an error: requests are described by apicode and taskid only.
 
@@ -50,6 +51,9 @@ pub enum SdkError {
     /// A record refused before it entered the queue.
     #[error("record refused: {0}")]
     Record(#[from] RecordError),
+    /// An enrolment (X_COLLECT_PERSON) refused before it was sent.
+    #[error("enrolment refused: {0}")]
+    Collect(#[from] CollectError),
     /// The device configuration cannot work (bad address, unreadable key).
     #[error("configuration: {0}")]
     Config(String),
@@ -77,6 +81,7 @@ impl SdkError {
             | SdkError::Decrypt(_)
             | SdkError::Photo(_)
             | SdkError::Record(_)
+            | SdkError::Collect(_)
             | SdkError::Config(_)
             | SdkError::Closed => false,
         }
@@ -86,6 +91,25 @@ impl SdkError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             SdkError::Refused { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+
+    /// The param member a `400_02` names, e.g. `idcardNo` for a refused ID card number: the
+    /// platform writes the member first in the detail (`idcardNo: …`), so a terminal can
+    /// show the operator which field to capture again. `None` for any other answer.
+    pub fn refused_member(&self) -> Option<&str> {
+        match self {
+            SdkError::Refused { error, .. } if error.code == ErrorCode::ParamInvalid => {
+                let detail = error.detail.as_deref()?;
+                let (member, _) = detail.split_once(':')?;
+                let member = member.trim();
+                (!member.is_empty()
+                    && member
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'))
+                .then_some(member)
+            }
             _ => None,
         }
     }
@@ -104,4 +128,23 @@ pub enum RecordError {
     /// The photo is not a JPEG/PNG, or larger than the platform keeps.
     #[error("photo: {0}")]
     Photo(crate::photo::PhotoError),
+}
+
+/// Why an enrolment cannot be sent. Never retryable: the capture itself must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CollectError {
+    /// `idcardNo` is not 17 digits and a check character (digit or `X`). The check
+    /// character and the birth date are the platform's check (`400_02` naming `idcardNo`).
+    #[error("idcardNo: not an 18-character ID card number")]
+    IdCardNo,
+    /// `name` is empty.
+    #[error("name is empty")]
+    NoName,
+    /// An image member (`facePhoto`, `idCardPhoto`, …) that is not a usable JPEG/PNG, or is
+    /// over the size limit. Iris images are BMP/PNG/JPEG and only checked for being present.
+    #[error("{member}: {error}")]
+    Image {
+        member: &'static str,
+        error: crate::photo::PhotoError,
+    },
 }

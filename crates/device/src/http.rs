@@ -283,6 +283,17 @@ impl DeviceHttp {
     }
 }
 
+/// The JWE decrypter of the device's RSA key, when it has one (ZJ-JWE-02).
+pub(crate) fn decrypter_of(config: &DeviceConfig) -> Result<Option<Arc<JweDecrypter>>, SdkError> {
+    match &config.rsa_private_key_pem {
+        Some(pem) => Ok(Some(Arc::new(
+            JweDecrypter::from_private_key_pem(pem.expose())
+                .map_err(|e| SdkError::Config(format!("device RSA key: {e}")))?,
+        ))),
+        None => Ok(None),
+    }
+}
+
 /// The certificates of an extra CA (PEM): at least one, or a [`SdkError::Config`].
 pub(crate) fn extra_roots(pem: Option<&str>) -> Result<Vec<reqwest::Certificate>, SdkError> {
     let Some(pem) = pem else {

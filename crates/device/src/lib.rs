@@ -15,7 +15,11 @@
 //! - [`http`]: signed HTTP calls, verified answers, downloads.
 //! - [`store`]: the SQLite store (persons, faces, the durable queue, dead letters, task log)
 //!   on its own thread, with group commit.
-//! - [`record`]: attendance records, queued records, dead letters.
+//! - [`record`]: attendance records (one typed constructor per method: face, iris, mobile
+//!   with its coordinate, QR with its code info), queued records, dead letters.
+//! - [`kind`]: the kinds of terminal (face, iris, mobile, QR, gate in/out, collector) and
+//!   how the platform is told a device's kind and a gate's direction.
+//! - [`collect`]: the collection device — enrol a worker with `X_COLLECT_PERSON`.
 //! - [`photo`]: what a usable photo is; sample pictures.
 //! - [`config`], [`error`], [`backoff`]: configuration (the device's and the session's),
 //!   errors that know whether a retry can help, jittered backoff.
@@ -25,20 +29,24 @@
 
 pub mod backoff;
 pub mod codes;
+pub mod collect;
 pub mod config;
 pub mod device;
 pub mod error;
 mod event;
 pub mod http;
+pub mod kind;
 pub mod photo;
 pub mod record;
 pub mod session;
 pub mod store;
 pub mod tasks;
 
+pub use collect::{CollectedPerson, Collector};
 pub use config::{Credentials, DeviceConfig, Tuning};
 pub use device::{Device, DeviceEvent, DeviceHandle, DeviceStats};
-pub use error::{RecordError, SdkError};
+pub use error::{CollectError, RecordError, SdkError};
+pub use kind::{GateDirection, TerminalKind};
 pub use record::{AttendanceRecord, DeadLetter, QueuedRecord};
 pub use session::{Action, Event, Session, SessionConfig, SessionState, Timer};
 pub use store::{StoreError, StoreHandle};

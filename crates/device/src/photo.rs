@@ -53,6 +53,55 @@ pub mod sample {
     /// A 48 KB JPEG crop of NASA's public-domain astronaut portrait: one real face, passes
     /// the enrolment face rules (RC-DEV-07 to RC-DEV-12).
     pub const FACE_JPEG: &[u8] = include_bytes!("assets/face1.jpg");
+
+    /// A synthetic iris image as the standard wants one (GB/T 26237.6-2014 VGA monocular):
+    /// 640×480, one 8-bit grey channel, BMP — a bright sclera, a mid-grey iris of radius
+    /// 100 px and a dark pupil. `shade` (0..=40) varies the iris's grey level so that two
+    /// eyes differ. 308 KB.
+    pub fn iris_bmp(shade: u8) -> Vec<u8> {
+        const W: u32 = 640;
+        const H: u32 = 480;
+        const PALETTE: u32 = 256 * 4;
+        const OFFSET: u32 = 14 + 40 + PALETTE;
+        let size = OFFSET + W * H;
+        let mut b = Vec::with_capacity(size as usize);
+        // BITMAPFILEHEADER
+        b.extend_from_slice(b"BM");
+        b.extend_from_slice(&size.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&OFFSET.to_le_bytes());
+        // BITMAPINFOHEADER: 8 bits per pixel, uncompressed, a 256-entry grey palette.
+        b.extend_from_slice(&40u32.to_le_bytes());
+        b.extend_from_slice(&(W as i32).to_le_bytes());
+        b.extend_from_slice(&(H as i32).to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&8u16.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&(W * H).to_le_bytes());
+        b.extend_from_slice(&2835u32.to_le_bytes());
+        b.extend_from_slice(&2835u32.to_le_bytes());
+        b.extend_from_slice(&256u32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        for g in 0..=255u8 {
+            b.extend_from_slice(&[g, g, g, 0]);
+        }
+        let iris = 110u8.saturating_add(shade.min(40));
+        // Rows bottom-up; 640 bytes a row is already a multiple of 4.
+        for y in 0..H as i64 {
+            for x in 0..W as i64 {
+                let (dx, dy) = (x - W as i64 / 2, y - H as i64 / 2);
+                let r2 = dx * dx + dy * dy;
+                b.push(if r2 <= 40 * 40 {
+                    20
+                } else if r2 <= 100 * 100 {
+                    iris
+                } else {
+                    210
+                });
+            }
+        }
+        b
+    }
 }
 
 #[cfg(test)]
@@ -74,5 +123,15 @@ mod tests {
         assert_eq!(check(b"", 100), Err(PhotoError::Empty));
         let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0];
         assert_eq!(check(&png, 100), Ok(PhotoFormat::Png));
+    }
+
+    #[test]
+    fn the_sample_iris_is_an_8_bit_vga_bmp() {
+        let bmp = sample::iris_bmp(0);
+        assert_eq!(&bmp[..2], b"BM");
+        assert_eq!(bmp.len(), 14 + 40 + 1024 + 640 * 480);
+        assert_eq!(&bmp[18..26], &[128, 2, 0, 0, 224, 1, 0, 0], "640×480");
+        assert_eq!(&bmp[28..30], &[8, 0], "8 bits per pixel");
+        assert_ne!(sample::iris_bmp(0), sample::iris_bmp(9));
     }
 }

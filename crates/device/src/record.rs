@@ -38,19 +38,81 @@ pub struct AttendanceRecord {
 }
 
 impl AttendanceRecord {
-    /// A face record with a capture photo — the common case.
-    pub fn face(person_id: impl Into<String>, record_time: i64, photo: Option<Vec<u8>>) -> Self {
+    /// A record of one method and nothing else.
+    fn of(person_id: impl Into<String>, method: AttendanceType, record_time: i64) -> Self {
         AttendanceRecord {
             person_id: person_id.into(),
-            method: AttendanceType::Face,
+            method,
             bit_type: None,
             record_time,
-            photo,
+            photo: None,
             temperature: None,
             coordinate: None,
             qr_code_info: None,
             iris_info: None,
         }
+    }
+
+    /// A face record with a capture photo — the common case, and a gate's record too (a
+    /// gate's direction is its registration on the platform, not a member of the record:
+    /// see [`crate::kind`]).
+    pub fn face(person_id: impl Into<String>, record_time: i64, photo: Option<Vec<u8>>) -> Self {
+        AttendanceRecord {
+            photo,
+            ..Self::of(person_id, AttendanceType::Face, record_time)
+        }
+    }
+
+    /// An iris record (`type` 32) with the terminal's iris recognition information.
+    pub fn iris(
+        person_id: impl Into<String>,
+        record_time: i64,
+        iris_info: impl Into<String>,
+    ) -> Self {
+        AttendanceRecord {
+            iris_info: Some(iris_info.into()),
+            ..Self::of(person_id, AttendanceType::Iris, record_time)
+        }
+    }
+
+    /// A mobile attendance record (`type` 64): the face capture and where the phone was
+    /// (GCJ-02 unless the project says WGS-84). The platform flags a record outside the
+    /// project's fence `outside_fence`, and one without a coordinate `no_coordinate`; it
+    /// stores both.
+    pub fn mobile(
+        person_id: impl Into<String>,
+        record_time: i64,
+        coordinate: Coordinate,
+        photo: Option<Vec<u8>>,
+    ) -> Self {
+        AttendanceRecord {
+            coordinate: Some(coordinate),
+            photo,
+            ..Self::of(person_id, AttendanceType::Mobile, record_time)
+        }
+    }
+
+    /// A QR code record (`type` 16) with the scanned code. Alone it is auxiliary attendance
+    /// (the platform flags `indirect_method`); add the face capture with
+    /// [`AttendanceRecord::with_face`] to make it real-name.
+    pub fn qr(person_id: impl Into<String>, record_time: i64, code: QrCodeInfo) -> Self {
+        AttendanceRecord {
+            qr_code_info: Some(code),
+            ..Self::of(person_id, AttendanceType::QrCode, record_time)
+        }
+    }
+
+    /// Adds the face capture. For a method that is not itself face-based (QR, card, iris)
+    /// the record becomes composite: `bitType` = its methods + face (QR + face = 17).
+    /// Mobile attendance is face + position by definition (DEVICES.md §5), so a mobile
+    /// record keeps its single `type`.
+    pub fn with_face(mut self, photo: Vec<u8>) -> Self {
+        self.photo = Some(photo);
+        if !matches!(self.method, AttendanceType::Face | AttendanceType::Mobile) {
+            let bits = self.bit_type.unwrap_or(BitType::from(self.method));
+            self.bit_type = Some(bits | BitType::from(AttendanceType::Face));
+        }
+        self
     }
 
     /// The C_SIGN_IN param of this record, **without** `img` (the queue keeps the photo as
@@ -157,6 +219,44 @@ mod tests {
         let mut bad = ok.clone();
         bad.photo = Some(b"not a picture".to_vec());
         assert!(matches!(bad.validate(409_600), Err(RecordError::Photo(_))));
+    }
+
+    #[test]
+    fn each_kind_has_its_typed_record() {
+        let iris = AttendanceRecord::iris("1", 5, "IRIS-FEATURE");
+        let p = iris.to_param();
+        assert_eq!(
+            (p.r#type, p.iris_info.as_deref()),
+            (32, Some("IRIS-FEATURE"))
+        );
+        assert!(p.is_real_name());
+
+        let here = Coordinate {
+            longitude: 120.15,
+            latitude: 30.28,
+        };
+        let mobile = AttendanceRecord::mobile("1", 5, here, None)
+            .with_face(crate::photo::sample::SMALL_JPEG.to_vec());
+        let p = mobile.to_param();
+        assert_eq!((p.r#type, p.bit_type, p.coordinate), (64, None, Some(here)));
+
+        let code = QrCodeInfo {
+            r#type: QrCodeInfo::PERSON_CODE,
+            code_color: Some("green".into()),
+            code_value: Some("P-1".into()),
+            city_code: Some("330100".into()),
+        };
+        let qr = AttendanceRecord::qr("1", 5, code.clone());
+        assert!(
+            !qr.to_param().is_real_name(),
+            "a QR code alone is auxiliary"
+        );
+        let qr = qr.with_face(crate::photo::sample::SMALL_JPEG.to_vec());
+        let p = qr.to_param();
+        assert_eq!((p.r#type, p.bit_type), (16, Some(17)));
+        assert_eq!(p.qr_code_info, Some(code));
+        assert!(p.is_real_name());
+        assert_eq!(qr.validate(409_600), Ok(()));
     }
 
     #[test]

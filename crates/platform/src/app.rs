@@ -24,7 +24,7 @@ use crate::runtime::ratelimit::RateLimiter;
 use crate::runtime::registry::Registry;
 use crate::runtime::util::{IdGen, fill_random, now_ms, random_hex128};
 use crate::state::{App, AppState};
-use crate::store::blobs::{FileStore, SegmentStore};
+use crate::store::blobs::{BlobStore, LocalBlobs};
 use crate::store::sealing::Keyring;
 use crate::store::{self, Store};
 use rollcall_rules::signed_url::UrlSigner;
@@ -78,6 +78,8 @@ pub enum StartupError {
     PhotoStore(String),
     #[error("secret key: {0}")]
     SecretKey(String),
+    #[error("URL-signing key: {0}")]
+    UrlSigningKey(String),
     #[error("server: {0}")]
     Serve(std::io::Error),
     /// `tls_cert` / `tls_key` cannot serve: one without the other, an unreadable file, no
@@ -140,29 +142,22 @@ impl Platform {
         store: Arc<dyn Store>,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Result<Platform, StartupError> {
-        if let Some(p) = &settings.photo_store
-            && p.starts_with("s3://")
-        {
-            return Err(StartupError::PhotoStore(format!(
-                "{p}: S3-compatible photo storage is not available in this build; use a path"
-            )));
-        }
         ensure_dir(&settings.data_dir).await?;
         reseal_secrets(store.as_ref()).await?;
-        let files_dir = settings.files_dir();
-        ensure_dir(&files_dir).await?;
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| StartupError::DataDir { path, source }
         };
-        let segments_dir = files_dir.join("attendance");
-        let segments = SegmentStore::open(&segments_dir, SEGMENT_BYTES)
-            .await
-            .map_err(io(&segments_dir))?;
-        let files = FileStore::open(&files_dir).await.map_err(io(&files_dir))?;
+        let blobs = open_blobs(&settings).await?;
+        tracing::info!(photo_store = %blobs.describe(), "photo store open");
 
-        let key_path = settings.data_dir.join("url-signing.key");
-        let url_key = load_or_create_key(&key_path).await.map_err(io(&key_path))?;
+        let url_key = match &settings.url_signing_key {
+            Some(k) => url_key_from(k)?,
+            None => {
+                let key_path = settings.data_dir.join("url-signing.key");
+                load_or_create_key(&key_path).await.map_err(io(&key_path))?
+            }
+        };
         let token_path = settings.data_dir.join("admin.token");
         let (admin_token, generated_admin_token) = match &settings.admin_token {
             Some(t) => (t.clone(), None),
@@ -172,10 +167,9 @@ impl Platform {
         };
 
         let metrics = Arc::new(Metrics::new());
-        let segments = Arc::new(segments);
         let (ingest, stopper) = Ingest::start(
             Arc::clone(&store),
-            Arc::clone(&segments),
+            Arc::clone(&blobs),
             Arc::clone(&metrics),
             settings.ingest_batch_max,
         );
@@ -197,9 +191,9 @@ impl Platform {
             addr_limiter: RateLimiter::new(settings.rate_limit),
             failure_limiter: RateLimiter::new(settings.rate_limit),
             ids: IdGen::new(settings.node_id.unwrap_or_else(random_instance)),
+            node: node_name(settings.node_id).into(),
             store,
-            segments,
-            files,
+            blobs,
             ingest,
             metrics,
             admin_token,
@@ -284,7 +278,7 @@ async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => true,
         };
         let now = now_ms();
-        app.presence.sweep(app.store.as_ref(), now).await;
+        app.presence.sweep(app.store.as_ref(), &app.node, now).await;
         if let Err(e) = app.presence.flush(app.store.as_ref()).await {
             tracing::warn!(error = %e, "writing presence failed; will retry");
         }
@@ -412,6 +406,49 @@ async fn reseal_secrets(store: &dyn Store) -> Result<(), StartupError> {
     }
 }
 
+/// Opens the photo store the settings name: this node's disk (a path, default
+/// `{data_dir}/files`) or a shared `s3://` store, checked with a write and a read so that a
+/// node that cannot reach it does not start.
+async fn open_blobs(settings: &Settings) -> Result<Arc<dyn BlobStore>, StartupError> {
+    match settings.photo_store.as_deref() {
+        Some(url) if url.contains("://") => {
+            let blobs = crate::store::blobs::open_s3(url, &settings.photo_store_options.0)
+                .map_err(StartupError::PhotoStore)?;
+            blobs.probe().await.map_err(|e| {
+                StartupError::PhotoStore(format!("{url}: the object store cannot be used: {e}"))
+            })?;
+            Ok(Arc::new(blobs))
+        }
+        _ => {
+            let dir = settings.files_dir();
+            ensure_dir(&dir).await?;
+            let blobs = LocalBlobs::open(&dir, SEGMENT_BYTES)
+                .await
+                .map_err(|source| StartupError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            Ok(Arc::new(blobs))
+        }
+    }
+}
+
+/// The URL-signing key of the settings: base64 of exactly 32 bytes.
+fn url_key_from(key: &Secret) -> Result<[u8; 32], StartupError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.expose().trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+    bytes.ok_or_else(|| {
+        StartupError::UrlSigningKey(
+            "url_signing_key (ROLLCALL_URL_SIGNING_KEY) must be base64 of 32 bytes; \
+             `rollcall keys generate` prints one"
+                .into(),
+        )
+    })
+}
+
 async fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
     if let Ok(bytes) = tokio::fs::read(path).await
         && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
@@ -500,6 +537,16 @@ fn soft_open_files(limits: &str) -> Option<u64> {
 
 /// A random instance number for id generation, so nodes sharing a database without a
 /// configured `node_id` are very unlikely to mint the same id.
+/// This process's node name: its node id and 32 random bits (see [`App::node`]).
+fn node_name(node_id: Option<u16>) -> String {
+    let mut b = [0u8; 4];
+    fill_random(&mut b);
+    match node_id {
+        Some(id) => format!("{id}-{}", hex::encode(b)),
+        None => format!("n-{}", hex::encode(b)),
+    }
+}
+
 fn random_instance() -> u16 {
     let mut b = [0u8; 2];
     fill_random(&mut b);

@@ -4,6 +4,7 @@
 //! binary; this module owns the names, the defaults and the derived values (database URL,
 //! public URL). The admin token is a [`Secret`]: `Debug` of the settings never shows it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -71,9 +72,17 @@ pub struct Settings {
     /// The PEM private key (PKCS#8, RSA or EC) of [`Settings::tls_cert`].
     pub tls_key: Option<PathBuf>,
     pub rate_limit: RateLimit,
-    /// A path (default `{data_dir}/files`); `s3://bucket` is reserved for S3-compatible
-    /// storage (not yet supported: startup refuses it with a clear message).
+    /// Where photos, faces, firmware and import reports live: a path (default
+    /// `{data_dir}/files`, this node's disk) or `s3://bucket[/prefix]`, an S3-compatible
+    /// store shared by every node (endpoint and keys from the `AWS_*` environment).
     pub photo_store: Option<String>,
+    /// Extra settings of an `s3://` photo store, object_store's S3 keys (`aws_endpoint`,
+    /// `aws_access_key_id`, `aws_allow_http`…), applied over the `AWS_*` environment.
+    pub photo_store_options: StoreOptions,
+    /// The key that signs photo and firmware URLs, base64 of 32 bytes
+    /// (`ROLLCALL_URL_SIGNING_KEY`): the same on every node, so a URL signed by one is
+    /// served by all. Default: `{data_dir}/url-signing.key`, generated on first start.
+    pub url_signing_key: Option<Secret>,
     /// How often heartbeat state and token touches are written behind (milliseconds).
     pub flush_interval_ms: u64,
     /// Most sign-ins committed in one transaction.
@@ -96,6 +105,18 @@ pub struct Settings {
     pub login_lockout_secs: u64,
     /// The longest lockout; failures this long ago are forgotten.
     pub login_lockout_max_secs: u64,
+}
+
+/// Settings of an object store, by object_store's key names. `Debug` shows the keys only:
+/// values include access keys.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct StoreOptions(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl Default for Settings {
@@ -135,6 +156,8 @@ impl Default for Settings {
             tls_key: None,
             rate_limit: RateLimit::default(),
             photo_store: None,
+            photo_store_options: StoreOptions::default(),
+            url_signing_key: None,
             flush_interval_ms: 1000,
             ingest_batch_max: 512,
             node_id: None,

@@ -15,7 +15,7 @@ use crate::runtime::ratelimit::RateLimiter;
 use crate::runtime::registry::Registry;
 use crate::runtime::util::IdGen;
 use crate::store::Store;
-use crate::store::blobs::{FileStore, SegmentStore};
+use crate::store::blobs::BlobStore;
 use rollcall_rules::signed_url::UrlSigner;
 
 /// Shared by every connection, request and background task of one platform instance.
@@ -24,11 +24,14 @@ pub type AppState = Arc<App>;
 #[derive(Debug)]
 pub struct App {
     pub settings: Settings,
+    /// This process's name among the nodes sharing the database: `{node_id}-{8 random hex}`
+    /// (`n-…` without a node id). A restarted node is a new instance: whatever the old one
+    /// held is not its own.
+    pub node: Arc<str>,
     pub store: Arc<dyn Store>,
-    /// Attendance photos (segments, group-committed).
-    pub segments: Arc<SegmentStore>,
-    /// Face photos and firmware packages (one file per key).
-    pub files: FileStore,
+    /// Attendance photos (a batch at a time), faces, firmware and import reports: this
+    /// node's disk or an S3-compatible store shared by every node.
+    pub blobs: Arc<dyn BlobStore>,
     /// The face detector of the enrolment photo rules; `None` when `face_rules` is off.
     pub faces: Option<Arc<rollcall_rules::face::FaceChecker>>,
     pub signer: UrlSigner,

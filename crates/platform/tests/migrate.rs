@@ -182,6 +182,16 @@ async fn populate(store: &SqlStore) {
         .await
         .expect("counts");
 
+    // Which node holds the face terminal's connection (taken over once).
+    store
+        .claim_session(SN_FACE, "1-0a0b0c0d", NOW)
+        .await
+        .expect("a session");
+    store
+        .claim_session(SN_FACE, "2-0a0b0c0d", NOW + 1)
+        .await
+        .expect("a takeover");
+
     // Presence: heartbeats and transitions.
     for round in 0..3 {
         let at = NOW + 1_000 * (round + 1);

@@ -79,7 +79,12 @@ pub fn load(args: &ServeArgs) -> Result<Settings, Box<figment::Error>> {
         figment = figment.merge(Toml::file_exact(file));
     }
     figment
-        .merge(Env::prefixed("ROLLCALL_").ignore(&["LOG_FORMAT", "CONFIG", "TEST_DATABASE_URL"]))
+        .merge(Env::prefixed("ROLLCALL_").ignore(&[
+            "LOG_FORMAT",
+            "CONFIG",
+            "TEST_DATABASE_URL",
+            "TEST_S3_ENDPOINT",
+        ]))
         .merge(Serialized::defaults(args))
         .extract()
         .map_err(Box::new)
@@ -122,7 +127,10 @@ max_http_connections_per_addr = 128  # HTTP connections at once from one address
 # tls_cert = "/etc/rollcall/cert.pem"  # PEM chain: the HTTP listener serves HTTPS only (needs tls_key);
 # tls_key = "/etc/rollcall/key.pem"    # the TLS handshake must finish within http_header_timeout_secs
 rate_limit = "20/s burst 100"     # per device, never applied to C_SIGN_IN; "off" disables
-# photo_store = "/var/lib/rollcall/files"   # default: data_dir/files
+# photo_store = "/var/lib/rollcall/files"   # default: data_dir/files (this node's disk)
+# photo_store = "s3://rollcall-photos"       # shared by every node; endpoint and keys from AWS_*
+# photo_store_options = { aws_endpoint = "http://s3.internal:8333" }  # object_store S3 keys, over AWS_*
+# url_signing_key = "…"           # base64, 32 bytes; the same on every node (rollcall keys generate)
 flush_interval_ms = 1000          # heartbeat state and token use written behind
 ingest_batch_max = 512            # most sign-ins per group commit
 # node_id = 1                     # 0..1023, distinct per node sharing a database

@@ -9,11 +9,20 @@
 //! downloads the roster and then signs in those workers. Without it, vendor credentials are
 //! required and the devices register themselves (unbound) on their first C_AUTH; their
 //! records name persons the platform does not know (flag `unknown_person`).
+//!
+//! Every kind of terminal can be played (`--kind`, or a mix with `--kinds
+//! face=10,iris=1,mobile=2,qr=1,gate=2,collector=1`; [`kinds`]): face and gate terminals send
+//! face records, iris terminals `irisInfo`, mobile terminals a face and their coordinate —
+//! inside the project's fence or, for `--outside-fence-share` of them, outside it — QR
+//! terminals the code info with a face, and collectors enrol new workers with
+//! `X_COLLECT_PERSON` at `--collect-rate`. With `--admin-token` each device is registered with
+//! its kind (gates with their direction, in or out) and the project gets a circular fence of
+//! `--fence-radius` metres around `--site`; without it the platform knows none of this.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -23,19 +32,41 @@ use rollcall_client::{
     AdminClient, ClientError, DevicePatch, NewDevice, NewProject, NewVendor, NewWorker,
 };
 use rollcall_device::backoff::Rng;
-use rollcall_device::photo::sample::{FACE_JPEG, SMALL_JPEG};
-use rollcall_device::{
-    AttendanceRecord, Credentials, Device, DeviceConfig, DeviceEvent, DeviceHandle,
-};
+use rollcall_device::photo::sample::FACE_JPEG;
+use rollcall_device::{Collector, Credentials, Device, DeviceConfig, DeviceEvent, DeviceHandle};
 use rollcall_protocol::ids::Secret;
 use tokio::sync::{mpsc, watch};
+
+pub(crate) mod kinds;
+
+use kinds::{KindMix, Site, Terminal};
 
 /// Flags of `rollcall simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// How many terminals. / 模拟设备数
+    /// How many terminals (all of --kind). / 模拟设备数
     #[arg(long, default_value_t = 10)]
     pub devices: usize,
+    /// The kind of every terminal: face, iris, mobile, qr, gate (alternating in and out),
+    /// gate-in, gate-out, collector. / 终端类型
+    #[arg(long, default_value = "face")]
+    pub kind: String,
+    /// A mix of kinds with their counts, e.g. face=10,mobile=2,gate=4,collector=1 (instead of
+    /// --devices and --kind). / 终端组合
+    #[arg(long, conflicts_with_all = ["devices", "kind"])]
+    pub kinds: Option<KindMix>,
+    /// Share of the mobile terminals that stand outside the project's fence, 0 to 1. / 围栏外移动终端比例
+    #[arg(long, default_value_t = 0.0)]
+    pub outside_fence_share: f64,
+    /// The site, centre of the fence: longitude,latitude (GCJ-02). / 工地坐标（经度,纬度）
+    #[arg(long, default_value = "120.15,30.28", allow_hyphen_values = true)]
+    pub site: Site,
+    /// Radius of the project's fence in metres (set with --admin-token). / 电子围栏半径（米）
+    #[arg(long, default_value_t = 500.0)]
+    pub fence_radius: f64,
+    /// Enrolments per collector per minute (mean). / 每台采集设备每分钟登记人数
+    #[arg(long, default_value_t = 2.0)]
+    pub collect_rate: f64,
     /// The platform's device TCP address. / 平台 TCP 地址
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub tcp: String,
@@ -167,11 +198,12 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Vendor credentials, a project with enrolled workers, devices bound to it.
+/// Vendor credentials, a project (with its fence) and enrolled workers, devices of their
+/// kinds bound to it.
 async fn set_up(
     args: &SimulateArgs,
     ca_pem: Option<&str>,
-    sns: &[String],
+    terminals: &[Terminal],
 ) -> Result<Credentials, SimError> {
     let given = match (&args.access_id, &args.access_key, &args.access_secret) {
         (Some(i), Some(k), Some(s)) => Some(Credentials::new(i.as_str(), k.clone(), s.clone())),
@@ -183,6 +215,14 @@ async fn set_up(
         }
     };
     let Some(token) = &args.admin_token else {
+        if terminals
+            .iter()
+            .any(|t| t.kind != rollcall_device::TerminalKind::Face)
+        {
+            eprintln!(
+                "没有 --admin-token：平台只知道设备自行登记的类型 face / without --admin-token the platform registers every device as kind face (no gate direction, no collector) unless an operator registered them"
+            );
+        }
         return given.ok_or_else(|| {
             SimError::Usage(
                 "vendor credentials (--access-id/--access-key/--access-secret) or --admin-token are needed"
@@ -229,6 +269,7 @@ async fn set_up(
     let project = admin
         .create_project(&NewProject {
             name: format!("模拟工地 {}", args.sn_prefix),
+            fence: Some(kinds::fence(args.site, args.fence_radius)),
             ..NewProject::default()
         })
         .await?
@@ -256,31 +297,37 @@ async fn set_up(
     if !persons.is_empty() {
         admin.join_project(&project, &persons).await?;
     }
-    for sn in sns {
+    for t in terminals {
+        let (kind, direction) = (t.kind.admin_kind(), t.kind.admin_direction());
         let body = NewDevice {
-            sn: sn.clone(),
+            sn: t.sn.clone(),
             vendor_id: vendor_id.clone(),
             project_id: Some(project.clone()),
-            kind: "face".to_owned(),
+            kind: kind.to_owned(),
+            // Every kind but a gate counts both ways.
+            direction: Some(direction.unwrap_or("both").to_owned()),
             ..NewDevice::default()
         };
         match admin.create_device(&body).await {
             Ok(_) => {}
-            // Registered by an earlier run: bind it.
+            // Registered by an earlier run: bind it, with this run's kind and direction.
             Err(e) if e.status() == Some(409) => {
                 let bind = DevicePatch {
                     project_id: Some(Some(project.clone())),
+                    kind: Some(kind.to_owned()),
+                    direction: Some(direction.unwrap_or("both").to_owned()),
                     ..DevicePatch::default()
                 };
-                admin.patch_device(sn, &bind).await?;
+                admin.patch_device(&t.sn, &bind).await?;
             }
             Err(e) => return Err(e.into()),
         }
     }
     eprintln!(
-        "项目 / project {project}: {} workers, {} devices bound",
+        "项目 / project {project}: {} workers, {} devices bound ({})",
         persons.len(),
-        sns.len()
+        terminals.len(),
+        kinds::describe(terminals)
     );
     Ok(creds)
 }
@@ -303,11 +350,20 @@ struct Tally {
     duplicates: AtomicU64,
     dead: AtomicU64,
     refused: AtomicU64,
+    collected: AtomicU64,
+    collect_failed: AtomicU64,
+    /// The first enrolment that failed, for the summary.
+    collect_error: Mutex<Option<String>>,
 }
 
 /// What the run did.
 struct Summary {
     devices: usize,
+    terminals: String,
+    collectors: usize,
+    collected: u64,
+    collect_failed: u64,
+    collect_error: Option<String>,
     online_at_end: usize,
     taken: u64,
     sent: u64,
@@ -338,6 +394,7 @@ impl Summary {
             "  设备 / devices:                {} ({} online at the end)",
             self.devices, self.online_at_end
         );
+        println!("  终端 / terminals:              {}", self.terminals);
         println!(
             "  人员 / persons per device:     {}..{} (faces {}..{})",
             self.persons.0, self.persons.1, self.faces.0, self.faces.1
@@ -353,6 +410,15 @@ impl Summary {
         );
         println!("  死信 / dead letters:           {}", self.dead);
         println!("  队列剩余 / left in queues:     {}", self.left_in_queues);
+        if self.collectors > 0 {
+            println!(
+                "  登记 / persons collected:      {} ({} failed)",
+                self.collected, self.collect_failed
+            );
+            if let Some(e) = &self.collect_error {
+                println!("  登记失败 / first failure:      {e}");
+            }
+        }
         if self.refused > 0 {
             println!("  拒绝 / device refusals:        {}", self.refused);
         }
@@ -366,15 +432,35 @@ impl Summary {
 }
 
 async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
-    if args.devices == 0 {
+    if args.kinds.is_none() && args.devices == 0 {
         return Err(SimError::Usage("--devices must be at least 1".into()));
     }
     if !(args.rate.is_finite() && args.rate >= 0.0) {
         return Err(SimError::Usage("--rate must be a number ≥ 0".into()));
     }
-    let sns: Vec<String> = (1..=args.devices)
-        .map(|i| format!("{}{i:04}", args.sn_prefix))
-        .collect();
+    if !(args.collect_rate.is_finite() && args.collect_rate >= 0.0) {
+        return Err(SimError::Usage(
+            "--collect-rate must be a number ≥ 0".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&args.outside_fence_share) {
+        return Err(SimError::Usage(
+            "--outside-fence-share must be between 0 and 1".into(),
+        ));
+    }
+    if !(args.fence_radius.is_finite() && args.fence_radius > 0.0 && args.fence_radius <= 100_000.0)
+    {
+        return Err(SimError::Usage(
+            "--fence-radius must be more than 0 and at most 100000 metres".into(),
+        ));
+    }
+    let mix = match &args.kinds {
+        Some(mix) => mix.clone(),
+        None => format!("{}={}", args.kind, args.devices)
+            .parse::<KindMix>()
+            .map_err(|e| SimError::Usage(format!("--kind: {e}")))?,
+    };
+    let terminals = kinds::plan(&mix, &args.sn_prefix, args.outside_fence_share);
     let ca_pem = match &args.ca_cert {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -382,14 +468,16 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
         ),
         None => None,
     };
-    let creds = set_up(&args, ca_pem.as_deref(), &sns).await?;
+    let creds = set_up(&args, ca_pem.as_deref(), &terminals).await?;
 
     let tally = Arc::new(Tally::default());
     let (latency_tx, mut latency_rx) = mpsc::unbounded_channel::<i64>();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut handles: Vec<DeviceHandle> = Vec::with_capacity(sns.len());
-    let mut runs = Vec::with_capacity(sns.len());
-    for sn in &sns {
+    let mut handles: Vec<DeviceHandle> = Vec::with_capacity(terminals.len());
+    let mut collectors: Vec<(usize, Collector)> = Vec::new();
+    let mut runs = Vec::with_capacity(terminals.len());
+    for (i, t) in terminals.iter().enumerate() {
+        let sn = &t.sn;
         let mut config = DeviceConfig::new(
             sn.as_str(),
             creds.clone(),
@@ -400,6 +488,10 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
         config.device_version = "SIM-1.0".into();
         config.ca_cert_pem = ca_pem.clone();
         config.tuning.window = args.window.max(1);
+        if !t.kind.takes_attendance() {
+            // A collector enrols over HTTP; its Device beside heartbeats and runs its tasks.
+            collectors.push((i, Collector::new(config.clone())?));
+        }
         let mut device = Device::open(config)?;
         let mut events = device.subscribe();
         handles.push(device.handle());
@@ -449,13 +541,34 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
     let duration = Duration::from_secs(args.duration);
     let (gen_stop_tx, gen_stop_rx) = watch::channel(false);
     let mut generators = Vec::new();
-    for (i, handle) in handles.iter().enumerate() {
+    let placing = Placing {
+        site: args.site,
+        radius: args.fence_radius,
+    };
+    for (i, (handle, terminal)) in handles.iter().zip(&terminals).enumerate() {
+        if !terminal.kind.takes_attendance() {
+            continue;
+        }
         generators.push(tokio::spawn(generate(
             handle.clone(),
+            terminal.clone(),
             i,
+            placing,
             args.rate,
             args.pattern,
             duration,
+            Arc::clone(&tally),
+            gen_stop_rx.clone(),
+        )));
+    }
+    let collector_count = collectors.len();
+    // ID numbers of enrolments: above the range `set_up` enrols from, a block per collector.
+    let idcard_base = 400_000 + Rng::from_entropy().below(200_000) as u32;
+    for (i, collector) in collectors {
+        generators.push(tokio::spawn(collect(
+            collector,
+            idcard_base + i as u32 * 10_000,
+            args.collect_rate,
             Arc::clone(&tally),
             gen_stop_rx.clone(),
         )));
@@ -494,8 +607,16 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
         let queued = queued(&handles).await;
         let online = handles.iter().filter(|h| h.stats().online()).count();
         bar.set_position(t.as_secs().min(args.duration));
+        let enrolments = if collector_count > 0 {
+            format!(
+                " | 登记 collected {}",
+                tally.collected.load(Ordering::Relaxed)
+            )
+        } else {
+            String::new()
+        };
         bar.set_message(format!(
-            "在线 online {online}/{} | 采集 taken {} | 确认 acked {} | 队列 queued {queued} | 重复 dup {} | 死信 dead {}",
+            "在线 online {online}/{} | 采集 taken {} | 确认 acked {} | 队列 queued {queued} | 重复 dup {} | 死信 dead {}{enrolments}",
             handles.len(),
             tally.taken.load(Ordering::Relaxed),
             tally.acked.load(Ordering::Relaxed),
@@ -547,8 +668,18 @@ async fn simulate(args: SimulateArgs) -> Result<Summary, SimError> {
     drop(handles);
     let mut latencies = latencies.await.unwrap_or_default();
     latencies.sort_unstable();
+    let collect_error = tally
+        .collect_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     Ok(Summary {
-        devices: sns.len(),
+        devices: terminals.len(),
+        terminals: kinds::describe(&terminals),
+        collectors: collector_count,
+        collected: tally.collected.load(Ordering::Relaxed),
+        collect_failed: tally.collect_failed.load(Ordering::Relaxed),
+        collect_error,
         online_at_end,
         taken: tally.taken.load(Ordering::Relaxed),
         sent,
@@ -572,11 +703,22 @@ async fn queued(handles: &[DeviceHandle]) -> u64 {
     n
 }
 
+/// Where mobile terminals stand: the fence's centre and radius.
+#[derive(Debug, Clone, Copy)]
+struct Placing {
+    site: Site,
+    radius: f64,
+}
+
 /// Takes records on one device: a Poisson process of `rate` per minute shaped by `pattern`
-/// (thinning), naming persons of the device's roster when it has one.
+/// (thinning), naming persons of the device's roster when it has one; each record is the
+/// kind's own ([`kinds::record`]).
+#[allow(clippy::too_many_arguments)] // one spawned task's whole input
 async fn generate(
     handle: DeviceHandle,
+    terminal: Terminal,
     index: usize,
+    placing: Placing,
     rate: f64,
     pattern: Pattern,
     duration: Duration,
@@ -613,16 +755,61 @@ async fn generate(
         } else {
             roster[rng.below(roster.len() as u64) as usize].clone()
         };
-        let record = AttendanceRecord::face(
+        let now = rollcall_device::http::now_ms();
+        let Some(record) = kinds::record(
+            &terminal,
             person,
-            rollcall_device::http::now_ms(),
-            Some(SMALL_JPEG.to_vec()),
-        );
+            now,
+            placing.site,
+            placing.radius,
+            &mut rng,
+        ) else {
+            return;
+        };
         match handle.enqueue(record).await {
             Ok(_) => {
                 tally.taken.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "cannot queue a record"),
+        }
+    }
+}
+
+/// Enrols workers on one collector: a Poisson process of `rate` per minute, each a new ID
+/// card (serials from `first_serial`) uploaded with `X_COLLECT_PERSON` and awaited — a
+/// collection device enrols one worker at a time.
+async fn collect(
+    collector: Collector,
+    first_serial: u32,
+    rate: f64,
+    tally: Arc<Tally>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if rate <= 0.0 {
+        return;
+    }
+    let mut rng = Rng::from_entropy();
+    let per_sec = rate / 60.0;
+    for n in 0u32.. {
+        let gap = -(1.0 - rng.next_f64()).ln() / per_sec;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(gap.min(3600.0))) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let person = kinds::collected(idcard(first_serial + n), u64::from(n) + 1);
+        match collector.upload(&person).await {
+            Ok(_) => {
+                tally.collected.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tally.collect_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "an enrolment failed");
+                let mut first = tally
+                    .collect_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                first.get_or_insert_with(|| e.to_string());
+            }
         }
     }
 }

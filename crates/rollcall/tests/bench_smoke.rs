@@ -15,6 +15,11 @@ fn bench(args: &[&str]) -> Value {
 
 /// Runs `rollcall bench <args…> --runs N --json FILE` and returns the JSON.
 fn bench_runs(args: &[&str], runs: u32) -> Value {
+    bench_env(args, runs, &[])
+}
+
+/// [`bench_runs`] with extra environment for the bench and the platforms it starts.
+fn bench_env(args: &[&str], runs: u32, env: &[(&str, String)]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
     let svg = dir.path().join("out.svg");
@@ -30,6 +35,7 @@ fn bench_runs(args: &[&str], runs: u32) -> Value {
     }
     let out = cmd
         .env("RUST_LOG", "error")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("run rollcall bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -133,6 +139,43 @@ fn signin_is_durable_and_compared_with_the_disk() {
     for disk in &rows[1..] {
         assert!(disk["per_s"].as_f64().unwrap() > 0.0, "{disk}");
     }
+}
+
+/// Issue 15: the same load against a platform whose photos go to S3, beside the local store
+/// of the same run.
+#[test]
+fn signin_with_an_s3_photo_store_is_reported_beside_the_local_store() {
+    let s3 = rollcall_platform::store::test_s3::TestS3::new("bench");
+    let store = s3.photo_store();
+    // The platform started by the bench reads the AWS_* environment.
+    let env: Vec<(&str, String)> = s3
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .collect();
+    let v = bench_env(
+        &[
+            "signin",
+            "--devices",
+            "2",
+            "--window",
+            "2",
+            "--count",
+            "5",
+            "--photo-store",
+            &store,
+        ],
+        1,
+        &env,
+    );
+    let rows = rows(&v);
+    let s3_row = rows
+        .iter()
+        .find(|r| r["what"].as_str().is_some_and(|w| w.contains("s3://")))
+        .unwrap_or_else(|| panic!("an S3 row: {v}"));
+    assert_eq!(s3_row["ops"], 10, "{s3_row}");
+    assert_eq!(s3_row["failed"], 0, "{s3_row}");
+    assert!(s3_row["vs_local"].as_f64().unwrap() > 0.0, "{s3_row}");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! through node B's admin API reaches a device connected to node A within 2 s (cross-node
 //! push over LISTEN/NOTIFY), and a record resent to node B after node A acknowledged it is
 //! stored once. Runs when `ROLLCALL_TEST_DATABASE_URL` is set, in a schema of its own
-//! (`TestDb`).
+//! (`TestDb`). A device that moves to another node is closed on the old one without a
+//! presence flap (issue 15).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step is a failed test
 
@@ -24,14 +25,7 @@ const CROSS_NODE_PUSH: Duration = Duration::from_secs(2);
 
 /// A node on its own data dir; nodes sharing a database share the secret key (SECURITY.md).
 fn node(dir: &std::path::Path, url: &str, id: &str) -> Server {
-    start_with(
-        dir,
-        &["--database-url", url],
-        &[
-            ("ROLLCALL_NODE_ID", id),
-            ("ROLLCALL_SECRET_KEY", test_db::TEST_SECRET_KEY),
-        ],
-    )
+    node_with(dir, url, id, &[])
 }
 
 /// Waits for the next command packet, skipping responses.
@@ -167,4 +161,104 @@ async fn two_nodes_share_one_database() {
         n.child.kill().unwrap();
         let _ = n.child.wait();
     }
+}
+
+/// Issue 15: a device that reconnects to another node takes its session over: the node that
+/// held it closes its socket at once, its presence never flaps offline, and every node names
+/// the new holder. Short offline windows (2 s), so a flap would show within the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_moves_to_another_node_is_closed_on_the_old_one_without_a_flap() {
+    let db = TestDb::postgres("sessions");
+    db.open_postgres().await.close().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let short = [
+        ("ROLLCALL_OFFLINE_AFTER_SECS", "2"),
+        ("ROLLCALL_FLUSH_INTERVAL_MS", "100"),
+    ];
+    let mut a = node_with(dir_a.path(), &db.url, "1", &short);
+    let mut b = node_with(dir_b.path(), &db.url, "2", &short);
+    let vendor = vendor(&a.http, "moving").await;
+    let sn = "MOVER-1";
+
+    let mut on_a = Device::connect(&a.tcp, sn, &vendor).await;
+    let req = on_a.heartbeat();
+    on_a.send(req).await.unwrap();
+    assert!(on_a.recv().await.expect("heartbeat answer").success());
+    let holder = holder_seen_by(&b.http, sn, "1-").await;
+    eprintln!("held by {holder}");
+
+    let started = Instant::now();
+    let mut on_b = Device::connect(&b.tcp, sn, &vendor).await;
+    // Node A closes the stale connection (it may first answer nothing more).
+    let closed = tokio::time::timeout(CROSS_NODE_PUSH, async {
+        while on_a.recv_packet().await.is_some() {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "node A closed its connection of the moved device"
+    );
+    eprintln!("stale connection closed after {:?}", started.elapsed());
+    holder_seen_by(&a.http, sn, "2-").await;
+
+    // Heartbeats on node B for twice the offline window: node A's window passes meanwhile.
+    for _ in 0..8 {
+        let req = on_b.heartbeat();
+        on_b.send(req).await.unwrap();
+        assert!(on_b.recv().await.expect("heartbeat answer").success());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for node in [&a, &b] {
+        let history = presence(&node.http, sn).await;
+        assert!(history["online"].as_bool().unwrap(), "{history}");
+        let events = history["history"].as_array().unwrap();
+        assert!(
+            events.iter().all(|e| e["online"] == true),
+            "no offline transition while the device moved: {history}"
+        );
+    }
+
+    for n in [&mut a, &mut b] {
+        n.child.kill().unwrap();
+        let _ = n.child.wait();
+    }
+}
+
+/// A node sharing the database, with extra environment.
+fn node_with(dir: &std::path::Path, url: &str, id: &str, env: &[(&str, &str)]) -> Server {
+    let mut envs = vec![
+        ("ROLLCALL_NODE_ID", id),
+        ("ROLLCALL_SECRET_KEY", test_db::TEST_SECRET_KEY),
+    ];
+    envs.extend_from_slice(env);
+    start_with(dir, &["--database-url", url], &envs)
+}
+
+/// Waits (≤ 5 s) until `http`'s view of `sn` names a holder whose name starts with `prefix`.
+async fn holder_seen_by(http: &str, sn: &str, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let d = admin(http).device(sn).await.expect("the device");
+        if let Some(node) = d.node.filter(|n| n.starts_with(prefix)) {
+            return node;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sn} never shown as held by node {prefix}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `GET /devices/{sn}/presence`.
+async fn presence(http: &str, sn: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{http}/api/v1/devices/{sn}/presence"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -187,8 +187,14 @@ impl TestPlatform {
     }
 
     pub async fn project(&self) -> String {
+        self.project_with_fence(None).await
+    }
+
+    /// A project with an electronic fence (admin API JSON), or none.
+    pub async fn project_with_fence(&self, fence: Option<Value>) -> String {
         let p = NewProject {
             name: "SDK 工地".into(),
+            fence,
             ..NewProject::default()
         };
         self.admin
@@ -199,11 +205,24 @@ impl TestPlatform {
     }
 
     pub async fn register_device(&self, sn: &str, vendor: &Vendor, project: Option<&str>) {
+        self.register_terminal(sn, vendor, project, rollcall_device::TerminalKind::Face)
+            .await;
+    }
+
+    /// Registers a device of `kind` (a gate with its direction), as an operator does.
+    pub async fn register_terminal(
+        &self,
+        sn: &str,
+        vendor: &Vendor,
+        project: Option<&str>,
+        kind: rollcall_device::TerminalKind,
+    ) {
         let body = NewDevice {
             sn: sn.to_owned(),
             vendor_id: vendor.id.clone(),
             project_id: project.map(str::to_owned),
-            kind: "face".to_owned(),
+            kind: kind.admin_kind().to_owned(),
+            direction: kind.admin_direction().map(str::to_owned),
             ..NewDevice::default()
         };
         self.admin
@@ -266,7 +285,7 @@ impl TestPlatform {
     pub async fn enrol_fast(&self, n: usize, project: &str) -> Vec<i64> {
         let app = self.state();
         let key = "faces/shared/sdk-test.jpg";
-        app.files.put(key, SMALL_JPEG).await.expect("store a face");
+        app.blobs.put(key, SMALL_JPEG).await.expect("store a face");
         let now = rollcall_platform::util::now_ms();
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {

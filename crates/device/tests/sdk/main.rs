@@ -10,6 +10,7 @@
 mod backlog;
 mod crash;
 mod helpers;
+mod kinds;
 mod roster;
 mod tasks;
 mod tls;

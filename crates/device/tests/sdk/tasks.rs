@@ -105,7 +105,7 @@ async fn every_task_apicode_runs_and_is_reported() {
     let package: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     platform
         .state()
-        .files
+        .blobs
         .put("firmware/fw-2.0.bin", &package)
         .await
         .unwrap();
@@ -200,7 +200,7 @@ async fn faces_the_device_cannot_use_are_reported() {
     let project = platform.project().await;
     let good = platform.enrol("钱七", FACE_JPEG).await;
     let app = platform.state();
-    app.files
+    app.blobs
         .put("faces/broken/not-a-photo.jpg", b"GIF89a not what it says")
         .await
         .unwrap();

@@ -3,7 +3,8 @@
 //! A sign-in is answered only after its record and photo are durable. Doing that one record
 //! at a time would cost an fsync each; instead every sign-in handler hands its record to one
 //! writer task and waits. The writer takes whatever has queued up (up to `batch_max`),
-//! appends the photos to the segment store with one fsync, inserts the records in one
+//! stores the photos as one batch (local segment store: one fsync; S3: one object, one PUT),
+//! inserts the records in one
 //! transaction (one WAL fsync), then answers everyone. Under load the queue fills while a
 //! batch is being written, so batches grow exactly when it pays.
 
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::runtime::metrics::Metrics;
-use crate::store::blobs::SegmentStore;
+use crate::store::blobs::BlobStore;
 use crate::store::{Inserted, NewAttendance, Store};
 
 /// Why a record was not stored. The pipeline maps it onto `500_01` (the failure itself was
@@ -64,7 +65,7 @@ impl Ingest {
     /// Starts the writer task.
     pub fn start(
         store: Arc<dyn Store>,
-        blobs: Arc<SegmentStore>,
+        blobs: Arc<dyn BlobStore>,
         metrics: Arc<Metrics>,
         batch_max: usize,
     ) -> (Ingest, IngestStopper) {
@@ -113,7 +114,7 @@ async fn writer(
     mut rx: mpsc::Receiver<Job>,
     mut stop: oneshot::Receiver<()>,
     store: Arc<dyn Store>,
-    blobs: Arc<SegmentStore>,
+    blobs: Arc<dyn BlobStore>,
     metrics: Arc<Metrics>,
     batch_max: usize,
 ) {
@@ -136,27 +137,27 @@ async fn writer(
             }
         }
         metrics.ingest_batch(batch.len());
-        commit(&mut batch, store.as_ref(), &blobs, &metrics).await;
+        commit(&mut batch, store.as_ref(), blobs.as_ref(), &metrics).await;
     }
 }
 
 /// Writes one batch and answers every job in it.
-async fn commit(batch: &mut Vec<Job>, store: &dyn Store, blobs: &SegmentStore, metrics: &Metrics) {
+async fn commit(batch: &mut Vec<Job>, store: &dyn Store, blobs: &dyn BlobStore, metrics: &Metrics) {
     let photos: Vec<Bytes> = batch.iter().filter_map(|j| j.photo.clone()).collect();
     if !photos.is_empty() {
-        match blobs.append_durable(&photos).await {
-            Ok(refs) => {
-                let mut refs = refs.into_iter();
+        match blobs.put_batch(&photos).await {
+            Ok(keys) => {
+                let mut keys = keys.into_iter();
                 for job in batch.iter_mut().filter(|j| j.photo.is_some()) {
-                    job.record.photo_key = refs.next().map(|r| r.to_key());
+                    job.record.photo_key = keys.next();
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "photo segment write failed");
+                tracing::error!(error = %e, "photo batch write failed");
                 for job in batch.drain(..) {
                     let _ = job
                         .reply
-                        .send(Err(IngestError::Failed("photo segment write")));
+                        .send(Err(IngestError::Failed("photo batch write")));
                 }
                 return;
             }

@@ -151,19 +151,26 @@ impl Presence {
         }
     }
 
-    /// Marks devices whose last heartbeat here is too old as offline — unless the store shows
-    /// a newer heartbeat from another node (the device moved there): then this node just
-    /// forgets it, so a device moving between nodes never flaps offline/online.
-    pub async fn sweep(&self, store: &dyn Store, now: i64) {
+    /// Marks devices whose last heartbeat here is too old as offline — unless another node
+    /// holds the device's session (`node` is this node's name: the session row is the fencing
+    /// token) or the store shows a newer heartbeat from another node (an HTTP device that
+    /// moved): then this node just forgets it, so a device moving between nodes never flaps
+    /// offline/online.
+    pub async fn sweep(&self, store: &dyn Store, node: &str, now: i64) {
         for (sn, last) in self.expired(now) {
-            let moved = match store.device(&sn).await {
-                Ok(Some(d)) => d
-                    .last_heartbeat_at
-                    .is_some_and(|t| t > last && now - t <= self.offline_after_ms),
-                Ok(None) => false,
-                // Unsure: decide on the next sweep.
+            let held_elsewhere = match store.device_session(&sn).await {
+                Ok(s) => s.is_some_and(|s| s.node != node),
                 Err(_) => continue,
             };
+            let moved = held_elsewhere
+                || match store.device(&sn).await {
+                    Ok(Some(d)) => d
+                        .last_heartbeat_at
+                        .is_some_and(|t| t > last && now - t <= self.offline_after_ms),
+                    Ok(None) => false,
+                    // Unsure: decide on the next sweep.
+                    Err(_) => continue,
+                };
             let mut inner = self.lock();
             let Some(e) = inner.devices.get(&*sn) else {
                 continue;
@@ -193,6 +200,24 @@ impl Presence {
             .filter(|(_, e)| e.online && now - e.last_heartbeat > self.offline_after_ms)
             .map(|(sn, e)| (sn.clone(), e.last_heartbeat))
             .collect()
+    }
+
+    /// Forgets a device that another node now holds: this node neither writes its state
+    /// behind nor sweeps it offline (that node does both).
+    pub fn forget(&self, sn: &str) {
+        self.lock().devices.remove(sn);
+    }
+
+    /// The device's latest heartbeat as this node saw it: time, firmware version and address
+    /// (ahead of the database until the next flush).
+    pub fn live(&self, sn: &str) -> Option<(i64, Option<String>, Option<String>)> {
+        self.lock().devices.get(sn).map(|e| {
+            (
+                e.last_heartbeat,
+                e.firmware_version.as_deref().map(str::to_owned),
+                e.ip.as_ref().map(Addr::text),
+            )
+        })
     }
 
     /// Whether this node has seen the device online (`None`: no heartbeat seen here).
@@ -325,7 +350,7 @@ mod tests {
         let p = Presence::new(60);
         p.heartbeat(&"a".into(), None, None, None, 1_000);
         p.flush(&store).await.unwrap();
-        p.sweep(&store, 61_001).await;
+        p.sweep(&store, "node-a", 61_001).await;
         assert_eq!(p.is_online("a"), Some(false));
         p.flush(&store).await.unwrap();
         let history = store.presence_history("a", 10).await.unwrap();
@@ -345,7 +370,7 @@ mod tests {
         node_b.heartbeat(&"a".into(), None, None, Some(1_000), 50_000);
         node_b.flush(&store).await.unwrap();
         // Node A's window passes: it forgets the device instead of recording "offline".
-        node_a.sweep(&store, 70_000).await;
+        node_a.sweep(&store, "node-a", 70_000).await;
         assert_eq!(node_a.is_online("a"), None);
         node_a.flush(&store).await.unwrap();
         let history = store.presence_history("a", 10).await.unwrap();
@@ -355,6 +380,28 @@ mod tests {
             "only the first online transition: {history:?}"
         );
         assert!(history[0].online);
+    }
+
+    #[tokio::test]
+    async fn a_node_whose_session_was_taken_over_never_records_the_device_offline() {
+        let store = store_with_device("a").await;
+        let node_a = Presence::new(60);
+        store.claim_session("a", "node-a", 1_000).await.unwrap();
+        node_a.heartbeat(&"a".into(), None, None, None, 1_000);
+        node_a.flush(&store).await.unwrap();
+        // Node B takes the session over before its first heartbeat was written behind: the
+        // stored heartbeat cannot tell node A that the device moved; the session row does.
+        store.claim_session("a", "node-b", 2_000).await.unwrap();
+        node_a.sweep(&store, "node-a", 70_000).await;
+        assert_eq!(node_a.is_online("a"), None, "forgotten, not offline");
+        node_a.flush(&store).await.unwrap();
+        let history = store.presence_history("a", 10).await.unwrap();
+        assert_eq!(history.len(), 1, "{history:?}");
+        // Node B, still holding it, does record it offline when it falls silent.
+        let node_b = Presence::new(60);
+        node_b.heartbeat(&"a".into(), None, None, Some(1_000), 3_000);
+        node_b.sweep(&store, "node-b", 70_000).await;
+        assert_eq!(node_b.is_online("a"), Some(false));
     }
 
     #[test]

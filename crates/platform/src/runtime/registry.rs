@@ -206,6 +206,13 @@ impl Registry {
         handle.is_some_and(|h| h.outbox.push(packet))
     }
 
+    /// Closes the device's connection on this node (another node took its session over);
+    /// `false` when it has none here.
+    pub fn kick(&self, sn: &str) -> bool {
+        let handle = self.lock().get(sn).cloned();
+        handle.map(|h| h.outbox.kick()).is_some()
+    }
+
     /// The sns of every device connected to this node.
     pub fn connected(&self) -> Vec<Arc<str>> {
         self.lock().keys().cloned().collect()

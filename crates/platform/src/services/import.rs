@@ -110,12 +110,12 @@ pub async fn import(
         let id = app.ids.next();
         let csv_key = format!("reports/import-{id}.csv");
         let xlsx_key = format!("reports/import-{id}.xlsx");
-        app.files
+        app.blobs
             .put(&csv_key, &roster::error_report_csv(&out.errors))
             .await?;
         let xlsx = roster::error_report_xlsx(&out.errors)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        app.files.put(&xlsx_key, &xlsx).await?;
+        app.blobs.put(&xlsx_key, &xlsx).await?;
         out.report_keys = Some((csv_key, xlsx_key));
     }
     Ok(out)

@@ -155,7 +155,7 @@ pub async fn enrol(app: &App, by: &Principal, e: Enrolment) -> Result<Worker, En
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
             // Lost a race with another enrolment of the same number.
-            if let Err(err) = app.files.delete(&face_key).await {
+            if let Err(err) = app.blobs.delete(&face_key).await {
                 tracing::warn!(error = %err, "removing an orphan face photo failed");
             }
             let person_id = match app.store.worker_by_idcard(id.as_str()).await? {
@@ -208,7 +208,7 @@ pub async fn store_face(
         &digest[..16],
         info.format.extension()
     );
-    app.files.put(&key, photo).await?;
+    app.blobs.put(&key, photo).await?;
     Ok(key)
 }
 

@@ -117,6 +117,8 @@ delegate! {
 
     Write fn create_device(&self, device: &Device) -> StoreResult<()>;
     Read fn device(&self, sn: &str) -> StoreResult<Option<Device>>;
+    Write fn claim_session(&self, sn: &str, node: &str, now: i64) -> StoreResult<i64>;
+    Read fn device_session(&self, sn: &str) -> StoreResult<Option<DeviceSession>>;
     Read fn devices(&self, project_id: Option<i64>) -> StoreResult<Vec<Device>>;
     Write fn update_device(&self, sn: &str, patch: &DevicePatch) -> StoreResult<Device>;
     Write fn set_device_counts(&self, sn: &str, persons: i64, faces: i64) -> StoreResult<()>;

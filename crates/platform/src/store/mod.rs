@@ -27,6 +27,7 @@ pub mod model;
 pub mod sealing;
 pub mod sql;
 pub mod test_db;
+pub mod test_s3;
 pub mod traits;
 
 use async_trait::async_trait;
@@ -63,6 +64,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The PostgreSQL notification channel of [`Store::announce_tasks`]; its payload is an sn.
 pub const TASK_CHANNEL: &str = "rollcall_tasks";
+
+/// The PostgreSQL notification channel of [`DeviceStore::claim_session`]; its payload is an sn.
+pub const SESSION_CHANNEL: &str = "rollcall_sessions";
 
 /// Everything the platform keeps durably: every aggregate's store, and the store itself.
 #[async_trait]

@@ -272,3 +272,14 @@ pub struct ReconcilePage {
     /// The page's rows (images removed) as JSON text.
     pub data: String,
 }
+
+/// Which node holds a device's TCP connection (issue 15): taking a session over raises its
+/// epoch, the fencing token of [`crate::store::DeviceStore::claim_session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSession {
+    pub sn: String,
+    /// The holding node's instance name ([`crate::state::App::node`]).
+    pub node: String,
+    pub epoch: i64,
+    pub claimed_at: i64,
+}

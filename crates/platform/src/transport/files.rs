@@ -10,7 +10,6 @@ use serde::Deserialize;
 
 use crate::runtime::util::now_ms;
 use crate::state::AppState;
-use crate::store::blobs::BlobRef;
 use rollcall_rules::photo::PhotoFormat;
 
 pub fn routes() -> Router<AppState> {
@@ -38,10 +37,7 @@ async fn file(
         tracing::debug!(error = %e, "file URL refused");
         return (StatusCode::FORBIDDEN, "链接无效或已过期").into_response();
     }
-    let bytes = match BlobRef::parse_key(&key) {
-        Some(r) => app.segments.read(r).await,
-        None => app.files.get(&key).await,
-    };
+    let bytes = app.blobs.get(&key).await;
     match bytes {
         Ok(bytes) => {
             let mime = PhotoFormat::sniff(&bytes).map_or("application/octet-stream", |f| f.mime());

@@ -685,9 +685,20 @@ fn write_out<'a>(
 
 /// After a connection binds, push the device's due tasks (outside the connection's loop:
 /// the push goes through the registry back into this connection's outbound queue).
+/// A device just bound this connection: take its session over (the node that held it
+/// closes its connection, see [`crate::transport::cluster`]), then push its due tasks.
 fn push_due_later(app: &AppState, sn: Arc<str>) {
     let app = Arc::clone(app);
     tokio::spawn(async move {
+        if let Err(e) = app
+            .store
+            .claim_session(&sn, &app.node, crate::runtime::util::now_ms())
+            .await
+        {
+            // The connection still works; another node may keep its stale one until it idles
+            // out, and presence falls back to comparing heartbeats.
+            tracing::warn!(%sn, error = %e, "taking the device session over failed");
+        }
         if let Err(e) = crate::services::tasks::push_due(&app, &sn).await {
             tracing::warn!(%sn, error = %e, "pushing due tasks failed");
         }

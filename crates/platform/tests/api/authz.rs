@@ -70,7 +70,7 @@ async fn firmware_tasks_name_registered_packages_and_sign_nothing_else() {
     let (_, manager) = app.user("pm.fw", "project_manager", &[&project]).await;
     // Someone else's file: a face of another project.
     app.state()
-        .files
+        .blobs
         .put("faces/999/secret.jpg", FACE_JPG)
         .await
         .unwrap();

@@ -63,7 +63,8 @@ pub struct TestApp {
     settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartupError>>>,
-    _db: TestDb,
+    /// `None` for a second node ([`TestApp::join`]): the first node owns the database.
+    _db: Option<TestDb>,
     _dir: tempfile::TempDir,
 }
 
@@ -132,6 +133,20 @@ impl TestApp {
         Self::spawn_in(dir, db, f, None).await
     }
 
+    /// Another node on this platform's database, on a data dir of its own, with settings
+    /// adjusted by `f` (start from this node's settings: same secret key and admin token).
+    pub async fn join(&self, f: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings {
+            data_dir: dir.path().to_owned(),
+            public_url: None,
+            ..self.settings.clone()
+        };
+        f(&mut settings);
+        let run = start(settings.clone(), None).await;
+        Self::running(run, settings, None, dir)
+    }
+
     /// A platform over a [`FaultyStore`], for 500_01.
     pub async fn spawn_faulty() -> (TestApp, Arc<FaultyStore<SqlStore>>) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -161,6 +176,15 @@ impl TestApp {
         };
         f(&mut settings);
         let run = start(settings.clone(), store).await;
+        Self::running(run, settings, Some(db), dir)
+    }
+
+    fn running(
+        run: Running,
+        settings: Settings,
+        db: Option<TestDb>,
+        dir: tempfile::TempDir,
+    ) -> TestApp {
         TestApp {
             tcp_addr: run.tcp_addr,
             base_url: run.base_url,
@@ -187,6 +211,13 @@ impl TestApp {
                 .expect("platform task")
                 .expect("platform ran cleanly");
         }
+    }
+
+    /// Shuts down and lets go of the platform's state, so another process may open its files
+    /// (the photo store's lock included).
+    pub async fn stop(&mut self) {
+        self.shutdown().await;
+        self.state = None;
     }
 
     /// Shuts down gracefully, then starts a new platform on the same data directory (new

@@ -23,6 +23,7 @@ mod jwe;
 mod login;
 mod matrix;
 mod persons;
+mod photo_store;
 mod pipelining;
 mod precedence;
 mod presence;

@@ -93,3 +93,45 @@ async fn presence_is_written_by_the_final_flush_of_a_graceful_shutdown() {
     let row = store.device("SN-FLUSH-AT-EXIT").await.unwrap().unwrap();
     assert_eq!(row.firmware_version.as_deref(), Some("FW-1.2.3"));
 }
+
+/// Issue 15: the node that sees a device's heartbeats answers the admin view with them at
+/// once — firmware version and address included — not after the next write-behind flush;
+/// what is written behind reaches the database (and so every other node) within the flush
+/// interval. The TCP connection's holder is named in the device's own view.
+#[tokio::test]
+async fn the_holding_node_shows_the_last_heartbeat_at_once_and_the_store_within_the_flush() {
+    let app = TestApp::spawn_with(|s| s.flush_interval_ms = 400).await;
+    let vendor = app.vendor().await;
+    app.register_device("SN-LIVE", &vendor, None).await;
+    let mut dev = app.device(&vendor, "SN-LIVE").await;
+    dev.auth().await;
+    dev.heartbeat().await;
+
+    let view = app.device_info("SN-LIVE").await.unwrap();
+    assert!(view.online);
+    assert_eq!(view.firmware_version.as_deref(), Some("FW-1.2.3"));
+    assert_eq!(view.ip.as_deref(), Some("10.1.2.3"));
+    // This node holds the connection.
+    let node = app.state().node.to_string();
+    let holder = eventually("the session to be claimed", || async {
+        app.admin().0.device("SN-LIVE").await.unwrap().node
+    })
+    .await;
+    assert_eq!(holder, node);
+    // Lists do not name the node (one lookup per device would be needed).
+    let listed = app.admin().get("/devices").await.expect(200);
+    let listed = listed["devices"].as_array().unwrap();
+    assert!(!listed.is_empty() && listed.iter().all(|d| d["node"].is_null()));
+
+    let stored = eventually("the heartbeat to be written behind", || async {
+        app.store()
+            .device("SN-LIVE")
+            .await
+            .unwrap()
+            .filter(|d| d.firmware_version.is_some())
+    })
+    .await;
+    assert_eq!(stored.firmware_version.as_deref(), Some("FW-1.2.3"));
+    assert_eq!(stored.ip.as_deref(), Some("10.1.2.3"));
+    assert_eq!(stored.last_heartbeat_at, view.last_heartbeat_at);
+}

@@ -175,6 +175,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(database_url: Option<&str>) -> BenchResult<Server> {
+        Self::start_env(database_url, &[])
+    }
+
+    /// [`Server::start`] with extra environment (e.g. `ROLLCALL_PHOTO_STORE`).
+    pub fn start_env(database_url: Option<&str>, env: &[(&str, &str)]) -> BenchResult<Server> {
         let dir = tempfile::Builder::new()
             .prefix("rollcall-bench-")
             .tempdir()
@@ -199,7 +204,8 @@ impl Server {
             )
             // Enrolment is set-up, not what is measured: skip the face detector, which would
             // spend most of the sync scenario's set-up on one photo checked 10,000 times.
-            .env("ROLLCALL_FACE_RULES", "false");
+            .env("ROLLCALL_FACE_RULES", "false")
+            .envs(env.iter().copied());
         if let Some(url) = database_url {
             cmd.args(["--database-url", url]);
         }

@@ -8,6 +8,10 @@
 //!   ratio (≥ 0.6) is taken against this rate;
 //! - **segment** (stricter, reported beside it): the batch's photos appended to one file with one
 //!   `fdatasync`, what the platform's segment store and group commit do at best.
+//!
+//! With `--photo-store s3://…` the same load runs a second time against a platform whose
+//! photos go to that S3-compatible store (endpoint and keys from `AWS_*`), and its row gives
+//! sign-ins/s and p99 beside the local store's of the same run (`vs_local`).
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -32,17 +36,23 @@ pub struct SignInArgs {
     /// Sign-ins per device. / 每台设备签到数
     #[arg(long, default_value_t = 250)]
     pub count: u64,
+    /// Also run against this photo store (s3://BUCKET[/PREFIX], endpoint and keys from AWS_*). / 另测该照片存储
+    #[arg(long, value_name = "URL")]
+    pub photo_store: Option<String>,
 }
 
-pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Report> {
-    let mut report = Report::new("signin");
-    let server = Server::start(database_url)?;
+/// One load against one platform.
+struct Measured {
+    all: Samples,
+    ops: u64,
+    per_s: f64,
+    p99_ms: f64,
+    cpu_ms_per_op: f64,
+}
+
+/// Drives `args`' load of sign-ins against `server` and measures it.
+async fn measure(server: &Server, args: &SignInArgs, img: &'static str) -> BenchResult<Measured> {
     let vendor = server.admin().vendor("bench signin").await?;
-    let img: &'static str = Box::leak(
-        base64::engine::general_purpose::STANDARD
-            .encode(FACE_JPEG)
-            .into_boxed_str(),
-    );
     let devices = args.devices.max(1);
     let mut conns = Vec::with_capacity(devices);
     for i in 0..devices {
@@ -77,9 +87,35 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
     let after = server.proc.sample()?;
     all.sort();
     let ops = all.ops();
-    let acks_per_s = ops as f64 / elapsed.max(1e-9);
     let clk = load::clock_ticks() as f64;
-    let p99_ms = all.percentile_us(0.99) / 1000.0;
+    Ok(Measured {
+        per_s: ops as f64 / elapsed.max(1e-9),
+        p99_ms: all.percentile_us(0.99) / 1000.0,
+        cpu_ms_per_op: after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0
+            / clk
+            / ops.max(1) as f64,
+        ops,
+        all,
+    })
+}
+
+pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Report> {
+    let mut report = Report::new("signin");
+    let server = Server::start(database_url)?;
+    let devices = args.devices.max(1);
+    let img: &'static str = Box::leak(
+        base64::engine::general_purpose::STANDARD
+            .encode(FACE_JPEG)
+            .into_boxed_str(),
+    );
+    let m = measure(&server, &args, img).await?;
+    let Measured {
+        ref all,
+        ops,
+        per_s: acks_per_s,
+        p99_ms,
+        cpu_ms_per_op,
+    } = m;
 
     let batch = devices * args.window.max(1);
     let total = ops.max(batch as u64) as usize;
@@ -116,12 +152,7 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
             .with("p50_ms", all.percentile_us(0.5) / 1000.0)
             .with("p99_ms", p99_ms)
             .with("p999_ms", all.percentile_us(0.999) / 1000.0)
-            .with(
-                "server_cpu_ms_per_op",
-                after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1000.0
-                    / clk
-                    / ops.max(1) as f64,
-            )
+            .with("server_cpu_ms_per_op", cpu_ms_per_op)
             .with("vs_disk_files", vs_files)
             .with("vs_disk_segment", vs_segment)
             .with("met", vs_files >= 0.6 && p99_ms <= 100.0),
@@ -134,6 +165,22 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
                 .with("per_s", d.rate)
                 .with("p50_ms", d.p50_ms)
                 .with("p99_ms", d.p99_ms),
+        );
+    }
+    if let Some(store) = &args.photo_store {
+        drop(server);
+        let other = Server::start_env(database_url, &[("ROLLCALL_PHOTO_STORE", store.as_str())])?;
+        let o = measure(&other, &args, img).await?;
+        report.rows.push(
+            Row::new()
+                .with("what", format!("rollcall sign-ins, photo store {store}"))
+                .with("ops", o.ops)
+                .with("failed", o.all.failed)
+                .with("per_s", o.per_s)
+                .with("p50_ms", o.all.percentile_us(0.5) / 1000.0)
+                .with("p99_ms", o.p99_ms)
+                .with("server_cpu_ms_per_op", o.cpu_ms_per_op)
+                .with("vs_local", o.per_s / acks_per_s.max(1e-9)),
         );
     }
     report.notes.push(format!(

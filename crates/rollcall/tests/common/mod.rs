@@ -37,6 +37,18 @@ pub fn start(data_dir: &Path) -> Server {
 
 /// [`start`] with extra flags and environment variables.
 pub fn start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+    start_at(data_dir, "127.0.0.1:0", "127.0.0.1:0", args, envs)
+}
+
+/// [`start_with`] on given addresses (a node behind a load balancer keeps its ports across
+/// restarts).
+pub fn start_at(
+    data_dir: &Path,
+    http_addr: &str,
+    tcp_addr: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
         .args(["serve", "--data-dir"])
         .arg(data_dir)
@@ -44,9 +56,9 @@ pub fn start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Serv
         .envs(envs.iter().copied())
         .args([
             "--http-addr",
-            "127.0.0.1:0",
+            http_addr,
             "--tcp-addr",
-            "127.0.0.1:0",
+            tcp_addr,
             "--admin-token",
             ADMIN,
             "--rate-limit",
@@ -142,6 +154,24 @@ impl Device {
             ..Request::default()
         };
         req.sign_with(ApiCode::SignIn, &self.secret).unwrap();
+        req
+    }
+
+    /// A signed C_HEARTBEAT.
+    pub fn heartbeat(&mut self) -> Request {
+        let param = json!({"deviceVersion": "FW-1.0", "deviceIp": "10.0.0.9"}).to_string();
+        self.seq += 1;
+        let mut req = Request {
+            version: PROTOCOL_VERSION.into(),
+            sn: self.sn.clone(),
+            token: self.token.clone(),
+            apicode: ApiCode::Heartbeat.as_str().into(),
+            time_stamp: now_wire(),
+            param: Some(param),
+            seq: self.seq,
+            ..Request::default()
+        };
+        req.sign_with(ApiCode::Heartbeat, &self.secret).unwrap();
         req
     }
 

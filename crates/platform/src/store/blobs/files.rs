@@ -83,6 +83,11 @@ impl FileStore {
 }
 
 /// Validates a key and turns it into a relative path.
+/// Checks a key against the rules of [`FileStore`] (object stores use the same key space).
+pub(super) fn check_key(key: &str) -> io::Result<()> {
+    key_path(key).map(|_| ())
+}
+
 fn key_path(key: &str) -> io::Result<PathBuf> {
     let bad = |why: &str| {
         io::Error::new(

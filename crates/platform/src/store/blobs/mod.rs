@@ -1,6 +1,18 @@
-//! Durable photo storage on the local disk.
+//! Durable blob storage: attendance photos, faces, firmware and import reports.
 //!
-//! Owns two stores:
+//! [`BlobStore`] is the one interface the platform uses; it has two implementations:
+//!
+//! - [`LocalBlobs`] (`local.rs`): this node's disk, built from the two stores below. Keys of
+//!   its attendance photos carry its store id, so a node never reads another node's key as
+//!   an offset into its own files.
+//! - [`ObjectBlobs`] (`objects.rs`): an S3-compatible object store (`photo_store =
+//!   "s3://bucket[/prefix]"`) shared by every node, through `object_store`. A batch of
+//!   attendance photos is one object; each key names its object and offset.
+//!
+//! `object_store`'s own `LocalFileSystem` is not used for the local case: it does not
+//! `fsync`, and a sign-in is acknowledged only once its photo is durable.
+//!
+//! The local disk has two stores:
 //!
 //! - [`SegmentStore`]: attendance photos. A sign-in is acknowledged only once its record **and**
 //!   its photo are durable, and durability must be shared between many sign-ins (group commit).
@@ -45,6 +57,9 @@
 
 mod crc;
 mod files;
+mod local;
+mod objects;
+mod record;
 mod segments;
 
 use std::fs::File;
@@ -52,7 +67,34 @@ use std::io;
 use std::path::Path;
 
 pub use files::FileStore;
+pub use local::LocalBlobs;
+pub use objects::{ObjectBlobs, open_s3};
 pub use segments::{BlobRef, SegmentStore};
+
+use bytes::Bytes;
+
+/// Where photos, firmware and import reports live: this node's disk ([`LocalBlobs`]) or an
+/// S3-compatible object store shared by every node ([`ObjectBlobs`]). Keys are relative,
+/// `/`-separated paths (see [`FileStore`] for the rules); keys under `s/` and `o/` are
+/// attendance photos, made only by [`BlobStore::put_batch`].
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a batch of attendance photos; when this returns `Ok` every photo is durable
+    /// (and, in a shared store, readable from every node). Keys in input order; each key
+    /// names its photo (a key never reads back other bytes).
+    async fn put_batch(&self, photos: &[Bytes]) -> io::Result<Vec<String>>;
+    /// Writes `bytes` under `key`, durably, replacing what was there.
+    async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Reads `key`: `NotFound` when this store does not have it (another node's disk, a
+    /// deleted file); `InvalidInput` for a key that cannot exist.
+    async fn get(&self, key: &str) -> io::Result<Bytes>;
+    /// Removes `key`, durably; a missing key is `Ok`.
+    async fn delete(&self, key: &str) -> io::Result<()>;
+    /// Where the blobs are, for logs and the admin API (no secrets).
+    fn describe(&self) -> String;
+    /// Whether every node sharing the database reads the same blobs.
+    fn shared(&self) -> bool;
+}
 
 // --- blocking file I/O shared by both stores ----------------------------------------------
 
@@ -132,5 +174,7 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<SegmentStore>();
         check::<FileStore>();
+        check::<LocalBlobs>();
+        check::<ObjectBlobs>();
     }
 }

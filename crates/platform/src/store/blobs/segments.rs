@@ -12,13 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 
-use super::crc::crc32;
+use super::record::{self, HEADER_LEN, parse_digits};
 use super::{blocking, read_exact_at, sync_dir, write_all_at};
-
-/// Magic bytes at the start of every record header in a segment file.
-const RECORD_MAGIC: [u8; 4] = *b"RCB1";
-/// Size of the record header that precedes every blob.
-const HEADER_LEN: usize = 12;
 /// Pending writes are flushed to the file once they reach this many bytes.
 const WRITE_CHUNK: usize = 1 << 20;
 /// At most this many read-only segment handles are cached (the cache is cleared when full).
@@ -65,14 +60,6 @@ impl BlobRef {
         };
         (r.to_key() == key).then_some(r)
     }
-}
-
-/// Parses a non-empty run of ASCII digits (no sign, no spaces).
-fn parse_digits<T: std::str::FromStr>(s: &str) -> Option<T> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 /// Append-only, group-committed store of attendance photos (see the module docs).
@@ -285,7 +272,7 @@ impl Inner {
                 created = true;
                 pending_at = w.end;
             }
-            pending.extend_from_slice(&record_header(blob));
+            pending.extend_from_slice(&record::header(blob));
             pending.extend_from_slice(blob);
             refs.push(BlobRef {
                 segment: w.segment,
@@ -341,23 +328,7 @@ impl Inner {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "blob too large"))?;
         let mut buf = vec![0u8; total];
         read_exact_at(&file, &mut buf, r.offset)?;
-        let (header, payload) = buf.split_at(HEADER_LEN);
-        let invalid = |what: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("blob {}: {what}", r.to_key()),
-            )
-        };
-        if header[0..4] != RECORD_MAGIC {
-            return Err(invalid("no record header at this offset"));
-        }
-        if le_u32(&header[4..8]) != r.len {
-            return Err(invalid("length does not match the record header"));
-        }
-        if le_u32(&header[8..12]) != crc32(payload) {
-            return Err(invalid("checksum mismatch (corrupted data)"));
-        }
-        Ok(Bytes::from(buf).slice(HEADER_LEN..))
+        record::open(Bytes::from(buf), r.len, &r.to_key())
     }
 
     /// A cached read-only handle on segment `segment`.
@@ -390,21 +361,6 @@ fn flush(file: &File, pending: &mut Vec<u8>, at: &mut u64) -> io::Result<()> {
     *at += pending.len() as u64;
     pending.clear();
     Ok(())
-}
-
-fn record_header(blob: &[u8]) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[0..4].copy_from_slice(&RECORD_MAGIC);
-    // Callers have checked that the length fits in a u32.
-    h[4..8].copy_from_slice(&(blob.len() as u32).to_le_bytes());
-    h[8..12].copy_from_slice(&crc32(blob).to_le_bytes());
-    h
-}
-
-fn le_u32(b: &[u8]) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[..4]);
-    u32::from_le_bytes(a)
 }
 
 fn segment_path(dir: &Path, segment: u32) -> PathBuf {

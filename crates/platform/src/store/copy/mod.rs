@@ -26,15 +26,17 @@
 //! orders of text keys across backends do not matter) must equal those of the source
 //! snapshot, or the copy fails with [`CopyError::Verify`].
 //!
-//! **Not copied: photos.** Face and attendance photos live as files under the photo store
-//! (`DIR/files/`), not in the database; they stay where they are, and the platform on the
-//! new database must be pointed at the same files (`photo_store` / `--data-dir`).
+//! **Photos** are not rows: face and attendance photos live in the photo store (`DIR/files/`).
+//! Either the platform on the new database is pointed at the same files (`photo_store` /
+//! `--data-dir`), or [`photos`] copies them into an S3-compatible store and re-keys the
+//! attendance photos in the new database (`migrate-data --photos-to`).
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use sqlx::AnyConnection;
 
+pub mod photos;
 mod plan;
 mod rows;
 mod safety;
@@ -67,6 +69,7 @@ pub const TABLES: &[Table] = &[
     table("projects", "id"),
     table("devices", "sn"),
     table("presence_transitions", "id"),
+    table("device_sessions", "sn"),
     table("workers", "person_id"),
     table("project_workers", "project_id, person_id"),
     table("tasks", "taskid"),
@@ -408,11 +411,13 @@ mod tests {
 
     const SQLITE: &str = concat!(
         include_str!("../../../migrations/sqlite/0001_init.sql"),
-        include_str!("../../../migrations/sqlite/0002_console.sql")
+        include_str!("../../../migrations/sqlite/0002_console.sql"),
+        include_str!("../../../migrations/sqlite/0005_device_sessions.sql")
     );
     const POSTGRES: &str = concat!(
         include_str!("../../../migrations/postgres/0001_init.sql"),
-        include_str!("../../../migrations/postgres/0002_console.sql")
+        include_str!("../../../migrations/postgres/0002_console.sql"),
+        include_str!("../../../migrations/postgres/0005_device_sessions.sql")
     );
 
     /// `(table, tables it references)` in declaration order.

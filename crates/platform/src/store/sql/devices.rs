@@ -17,6 +17,51 @@ fn token_digest(token: &str) -> String {
 
 #[async_trait]
 impl DeviceStore for SqlStore {
+    // --- sessions ------------------------------------------------------------------------
+
+    async fn claim_session(&self, sn: &str, node: &str, now: i64) -> StoreResult<i64> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "INSERT INTO device_sessions (sn, node, epoch, claimed_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (sn) DO UPDATE SET node = excluded.node, \
+             epoch = device_sessions.epoch + 1, claimed_at = excluded.claimed_at \
+             RETURNING epoch",
+        )
+        .bind(sn)
+        .bind(node)
+        .bind(now)
+        .fetch_one(tx.conn())
+        .await?;
+        let epoch: i64 = col(&row, "epoch")?;
+        if matches!(self.backend, super::Backend::Postgres) {
+            // Delivered at commit, so a node that hears it reads the new holder.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::store::SESSION_CHANNEL)
+                .bind(sn)
+                .execute(tx.conn())
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(epoch)
+    }
+
+    async fn device_session(&self, sn: &str) -> StoreResult<Option<DeviceSession>> {
+        let row =
+            sqlx::query("SELECT sn, node, epoch, claimed_at FROM device_sessions WHERE sn = $1")
+                .bind(sn)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| {
+            Ok(DeviceSession {
+                sn: col(&row, "sn")?,
+                node: col(&row, "node")?,
+                epoch: col(&row, "epoch")?,
+                claimed_at: col(&row, "claimed_at")?,
+            })
+        })
+        .transpose()
+    }
+
     // --- tokens --------------------------------------------------------------------------
 
     async fn insert_token(

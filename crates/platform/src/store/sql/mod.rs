@@ -131,6 +131,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "hashed device tokens",
         include_str!("../../../migrations/sqlite/0004_hashed_device_tokens.sql"),
     ),
+    (
+        5,
+        "device sessions",
+        include_str!("../../../migrations/sqlite/0005_device_sessions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -152,6 +157,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "hashed device tokens",
         include_str!("../../../migrations/postgres/0004_hashed_device_tokens.sql"),
+    ),
+    (
+        5,
+        "device sessions",
+        include_str!("../../../migrations/postgres/0005_device_sessions.sql"),
     ),
 ];
 

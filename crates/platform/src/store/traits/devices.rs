@@ -31,6 +31,12 @@ pub trait DeviceStore: Send + Sync + 'static {
     /// Fails with `Conflict` if the sn is taken.
     async fn create_device(&self, device: &Device) -> StoreResult<()>;
     async fn device(&self, sn: &str) -> StoreResult<Option<Device>>;
+    /// `node` takes over `sn`'s session: the epoch goes up by one and is returned, and every
+    /// node sharing the store is told (PostgreSQL: `NOTIFY` on [`crate::store::SESSION_CHANNEL`],
+    /// payload the sn), so the node that held it closes its connection.
+    async fn claim_session(&self, sn: &str, node: &str, now: i64) -> StoreResult<i64>;
+    /// Who holds `sn`'s session (`None`: it never connected over TCP).
+    async fn device_session(&self, sn: &str) -> StoreResult<Option<DeviceSession>>;
     async fn devices(&self, project_id: Option<i64>) -> StoreResult<Vec<Device>>;
     /// Applies a patch and returns the device as it now is.
     async fn update_device(&self, sn: &str, patch: &DevicePatch) -> StoreResult<Device>;

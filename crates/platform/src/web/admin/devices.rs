@@ -115,6 +115,9 @@ pub struct DeviceView {
     /// The roster size of its project (0 when unbound).
     pub expected_person_count: i64,
     pub created_at: i64,
+    /// The node holding its TCP connection (`GET /devices/{sn}` only, while it is online
+    /// over TCP; `null` otherwise and in lists).
+    pub node: Option<String>,
 }
 
 /// `GET /devices`.
@@ -161,7 +164,18 @@ pub struct PersonSyncList {
 }
 
 /// The admin view of a device; `expected` is its project's roster size.
+///
+/// The node that sees the device's heartbeats answers with them at once (firmware version and
+/// address included); other nodes answer what was last written behind, at most one flush
+/// interval old.
 pub fn device_view(app: &App, d: &Device, expected: i64, now: i64) -> DeviceView {
+    let (firmware_version, ip) = match app.presence.live(&d.sn) {
+        Some((at, fw, ip)) if d.last_heartbeat_at.is_none_or(|stored| at >= stored) => (
+            fw.or_else(|| d.firmware_version.clone()),
+            ip.or_else(|| d.ip.clone()),
+        ),
+        _ => (d.firmware_version.clone(), d.ip.clone()),
+    };
     DeviceView {
         sn: d.sn.clone(),
         vendor_id: d.vendor_id.to_string(),
@@ -172,12 +186,13 @@ pub fn device_view(app: &App, d: &Device, expected: i64, now: i64) -> DeviceView
         enabled: d.enabled,
         online: services::devices::is_online(app, d, now),
         last_heartbeat_at: newer(app.presence.last_heartbeat(&d.sn), d.last_heartbeat_at),
-        firmware_version: d.firmware_version.clone(),
-        ip: d.ip.clone(),
+        firmware_version,
+        ip,
         person_count: d.person_count,
         face_count: d.face_count,
         expected_person_count: expected,
         created_at: d.created_at,
+        node: None,
     }
 }
 
@@ -413,7 +428,12 @@ pub async fn show(
 ) -> Result<Json<DeviceView>, ApiError> {
     let device = device_or_404(&app, &caller, &sn).await?;
     let expected = expected(&app, device.project_id).await?;
-    Ok(Json(device_view(&app, &device, expected, now_ms())))
+    let now = now_ms();
+    let mut view = device_view(&app, &device, expected, now);
+    if view.online {
+        view.node = app.store.device_session(&sn).await?.map(|s| s.node);
+    }
+    Ok(Json(view))
 }
 
 /// List devices, optionally of one project.

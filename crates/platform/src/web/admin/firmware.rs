@@ -180,7 +180,7 @@ pub async fn upload(
     let id = app.ids.next();
     let sha256 = hex::encode(Sha256::digest(&file));
     let key = format!("firmware/{id}/{}.bin", &sha256[..16]);
-    app.files
+    app.blobs
         .put(&key, &file)
         .await
         .map_err(|e| ApiError::Internal(format!("storing firmware: {e}")))?;
@@ -196,7 +196,7 @@ pub async fn upload(
         created_at: now_ms(),
     };
     if let Err(e) = app.store.create_firmware(&package).await {
-        if let Err(err) = app.files.delete(&key).await {
+        if let Err(err) = app.blobs.delete(&key).await {
             tracing::warn!(error = %err, "removing an orphan firmware file failed");
         }
         return Err(match e {
