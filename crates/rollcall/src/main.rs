@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod conformance;
 mod migrate;
 mod simulate;
 
@@ -36,6 +37,9 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Benchmarks: the platform against the physical floor, Mosquitto and the disk. / 基准测试
     Bench(bench::BenchArgs),
+    /// The conformance kit: certify a platform or a terminal rule by rule. / 一致性测试工具
+    #[command(subcommand)]
+    Conformance(conformance::ConformanceCommand),
     /// Copy an installation's data into another database (SQLite → PostgreSQL). / 迁移数据到另一数据库
     MigrateData(migrate::MigrateArgs),
     /// The secret keys that seal vendor secrets at rest (SECURITY.md). / 密钥
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Simulate(args) => simulate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Conformance(cmd) => conformance::run(cmd),
         Command::MigrateData(args) => migrate::run(args),
         Command::Keys(KeysCommand::Generate) => {
             match rollcall_platform::store::sealing::Keyring::generate_key() {

@@ -78,9 +78,12 @@ fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Test code: integration tests, and files whose path says so.
+/// Test code: integration tests, files whose path says so, and the conformance kit (its
+/// citations are checks of a rule, not its implementation).
 fn is_test(path: &str) -> bool {
-    path.contains("/tests/") || path.ends_with("/tests.rs")
+    path.contains("/tests/")
+        || path.ends_with("/tests.rs")
+        || path.starts_with("crates/conformance/")
 }
 
 /// Rule id → files citing it (paths relative to the repository), each with how many times.
