@@ -497,6 +497,20 @@ async fn a_worker_without_a_team_waits_with_the_reason_and_goes_once_assigned() 
 async fn uplink_settings_are_for_administrators_masked_and_audited() {
     let app = TestApp::spawn_with(fast).await;
     let project = app.project(None).await;
+    // Never set: the project has no uplink yet, which is a state, not a missing resource.
+    let unset = app
+        .admin()
+        .get(&format!("/projects/{project}/uplink"))
+        .await
+        .expect(200);
+    assert_eq!(unset["configured"], false, "{unset}");
+    assert_eq!(unset["enabled"], false);
+    assert_eq!(unset["appsecret"], "");
+    assert_eq!(unset["pending"], 0);
+    app.admin()
+        .get("/projects/1234567/uplink")
+        .await
+        .expect(404);
     // No secret the first time: refused.
     let mut body = settings_body("http://127.0.0.1:9/open.api");
     body["appsecret"] = Value::Null;
@@ -509,6 +523,7 @@ async fn uplink_settings_are_for_administrators_masked_and_audited() {
 
     let body = settings_body("http://127.0.0.1:9/open.api");
     let saved = put(&app, &project, &body).await.expect(200);
+    assert_eq!(saved["configured"], true);
     assert_eq!(saved["appsecret"], "********");
     assert!(!saved.to_string().contains(SECRET));
     // Kept when left out; never shown again.

@@ -14,7 +14,7 @@ use rollcall_device::photo::sample::{FACE_JPEG, SMALL_JPEG};
 use rollcall_device::{AttendanceRecord, Credentials, Device, DeviceConfig};
 use tokio::sync::watch;
 
-use super::load::{self, BenchResult, Server};
+use super::load::{self, Backing, BenchResult, Server};
 use super::report::{Report, Row};
 
 /// Workers on the device's project whose records make up the backlog (fewer for a backlog
@@ -41,7 +41,7 @@ pub struct BacklogArgs {
     pub timeout: u64,
 }
 
-pub async fn run(args: BacklogArgs, database_url: Option<&str>) -> BenchResult<Report> {
+pub async fn run(args: BacklogArgs, target: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("backlog");
     let photo: &'static [u8] = if args.small_photos {
         SMALL_JPEG
@@ -54,7 +54,7 @@ pub async fn run(args: BacklogArgs, database_url: Option<&str>) -> BenchResult<R
         _ => &[false, true],
     };
     for &with_photos in runs {
-        let row = drain(&args, database_url, with_photos.then_some(photo)).await?;
+        let row = drain(&args, target, with_photos.then_some(photo)).await?;
         report.rows.push(row);
     }
     report.notes.push(
@@ -66,10 +66,10 @@ pub async fn run(args: BacklogArgs, database_url: Option<&str>) -> BenchResult<R
 
 async fn drain(
     args: &BacklogArgs,
-    database_url: Option<&str>,
+    target: &Backing,
     photo: Option<&'static [u8]>,
 ) -> BenchResult<Row> {
-    let server = Server::start(database_url)?;
+    let server = Server::start(target)?;
     let admin = server.admin();
     let vendor = admin.vendor("bench backlog").await?;
     let (project, persons) = admin

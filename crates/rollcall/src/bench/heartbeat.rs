@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::load::{
-    self, BenchResult, ChildProc, Pace, Parse, ProcSample, Samples, Server, authenticate,
+    self, Backing, BenchResult, ChildProc, Pace, Parse, ProcSample, Samples, Server, authenticate,
     clock_ticks, parse_rollcall,
 };
 use super::report::{Report, Row};
@@ -66,9 +66,9 @@ struct Setup {
     clk: u64,
 }
 
-pub async fn run(args: HeartbeatArgs, database_url: Option<&str>) -> BenchResult<Report> {
+pub async fn run(args: HeartbeatArgs, target: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("heartbeat");
-    let server = Server::start(database_url)?;
+    let server = Server::start(target)?;
     let vendor = server.admin().vendor("bench heartbeat").await?;
     let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
     let mut cmd = Command::new(exe);

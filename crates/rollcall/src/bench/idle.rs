@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use futures_util::future::join_all;
 
-use super::load::{self, BenchResult, Server, authenticate};
+use super::load::{self, Backing, BenchResult, Server, authenticate};
 use super::report::{Report, Row};
 
 /// Flags of `rollcall bench idle`.
@@ -29,7 +29,7 @@ pub struct IdleArgs {
     pub bare: bool,
 }
 
-pub async fn run(args: IdleArgs, database_url: Option<&str>) -> BenchResult<Report> {
+pub async fn run(args: IdleArgs, target: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("idle");
     let limit = load::open_files_limit();
     let most = args.devices.iter().copied().max().unwrap_or(0) as u64;
@@ -42,7 +42,7 @@ pub async fn run(args: IdleArgs, database_url: Option<&str>) -> BenchResult<Repo
     }
     let mut previous: Option<(usize, u64)> = None;
     for &n in &args.devices {
-        let server = Server::start(database_url)?;
+        let server = Server::start(target)?;
         let vendor = server.admin().vendor("bench idle").await?;
         // Warm up: one round of connections, closed again, so one-time allocations (pools,
         // caches, the first registrations) are in the baseline.

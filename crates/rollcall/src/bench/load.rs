@@ -164,6 +164,30 @@ impl Drop for ChildProc {
     }
 }
 
+/// Where the servers of one `rollcall bench` invocation keep their state (a fresh data dir
+/// each, or one shared database) and the one secret key they all seal vendor secrets with: on
+/// a shared database, run 2's server must open what run 1's sealed, or it refuses to start.
+#[derive(Debug, Clone)]
+pub struct Backing {
+    database_url: Option<String>,
+    secret_key: String,
+}
+
+impl Backing {
+    pub fn new(database_url: Option<String>) -> BenchResult<Backing> {
+        let secret_key = rollcall_platform::store::sealing::Keyring::generate_key()
+            .map_err(|e| format!("secret key: {e}"))?;
+        Ok(Backing {
+            database_url,
+            secret_key,
+        })
+    }
+
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
+    }
+}
+
 /// The platform under test: `rollcall serve` on free ports, `--rate-limit off`, a temporary
 /// data dir (or `database_url`).
 pub struct Server {
@@ -174,12 +198,12 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(database_url: Option<&str>) -> BenchResult<Server> {
-        Self::start_env(database_url, &[])
+    pub fn start(target: &Backing) -> BenchResult<Server> {
+        Self::start_env(target, &[])
     }
 
     /// [`Server::start`] with extra environment (e.g. `ROLLCALL_PHOTO_STORE`).
-    pub fn start_env(database_url: Option<&str>, env: &[(&str, &str)]) -> BenchResult<Server> {
+    pub fn start_env(target: &Backing, env: &[(&str, &str)]) -> BenchResult<Server> {
         let dir = tempfile::Builder::new()
             .prefix("rollcall-bench-")
             .tempdir()
@@ -205,8 +229,9 @@ impl Server {
             // Enrolment is set-up, not what is measured: skip the face detector, which would
             // spend most of the sync scenario's set-up on one photo checked 10,000 times.
             .env("ROLLCALL_FACE_RULES", "false")
+            .env("ROLLCALL_SECRET_KEY", &target.secret_key)
             .envs(env.iter().copied());
-        if let Some(url) = database_url {
+        if let Some(url) = target.database_url() {
             cmd.args(["--database-url", url]);
         }
         let proc = ChildProc::start(cmd, &["device TCP:", "device HTTP:"], Some(dir))?;

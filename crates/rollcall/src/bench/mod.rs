@@ -76,7 +76,7 @@ pub enum Scenario {
 }
 
 /// One run of a scenario, against a fresh server.
-async fn run_once(scenario: &Scenario, db: Option<&str>) -> load::BenchResult<report::Report> {
+async fn run_once(scenario: &Scenario, db: &load::Backing) -> load::BenchResult<report::Report> {
     match scenario {
         Scenario::Idle(a) => idle::run(a.clone(), db).await,
         Scenario::Heartbeat(a) => heartbeat::run(a.clone(), db).await,
@@ -99,7 +99,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let db = args.database_url.as_deref();
     let result = runtime.block_on(async {
         if let Scenario::FloorServer { listen } = &args.scenario {
             return match floor::serve(listen).await {
@@ -107,6 +106,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
                 Err(e) => Err(format!("floor server: {e}")),
             };
         }
+        // One key for every server of every run (they may share a database).
+        let db = load::Backing::new(args.database_url.clone())?;
         // Measured once, before the runs: what the disk does on its own.
         let machine = report::fingerprint();
         let mut runs = Vec::new();
@@ -114,7 +115,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             if args.runs > 1 {
                 eprintln!("rollcall bench: run {run} of {}", args.runs);
             }
-            runs.push(run_once(&args.scenario, db).await?);
+            runs.push(run_once(&args.scenario, &db).await?);
         }
         let mut report = report::Report::aggregate(runs);
         report.machine = Some(machine);

@@ -23,7 +23,9 @@ use clap::Args;
 use futures_util::future::join_all;
 use rollcall_device::photo::sample::FACE_JPEG;
 
-use super::load::{self, BenchResult, Pace, Samples, Server, authenticate, parse_rollcall};
+use super::load::{
+    self, Backing, BenchResult, Pace, Samples, Server, authenticate, parse_rollcall,
+};
 use super::report::{Report, Row};
 
 /// Flags of `rollcall bench signin`.
@@ -118,16 +120,9 @@ async fn measure(
     })
 }
 
-pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Report> {
+pub async fn run(args: SignInArgs, target: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("signin");
-    // Every platform of the run shares one secret key: on a shared database each seals
-    // vendor secrets under it, and a node that cannot open them refuses to start.
-    let key = rollcall_platform::store::sealing::Keyring::generate_key()
-        .map_err(|e| format!("secret key: {e}"))?;
-    let server = vec![Server::start_env(
-        database_url,
-        &[("ROLLCALL_SECRET_KEY", key.as_str())],
-    )?];
+    let server = vec![Server::start(target)?];
     let devices = args.devices.max(1);
     let img: &'static str = Box::leak(
         base64::engine::general_purpose::STANDARD
@@ -166,7 +161,7 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
             .with("what", "rollcall sign-ins")
             .with(
                 "backend",
-                if database_url.is_some() {
+                if target.database_url().is_some() {
                     "postgres"
                 } else {
                     "sqlite"
@@ -196,18 +191,21 @@ pub async fn run(args: SignInArgs, database_url: Option<&str>) -> BenchResult<Re
     if let Some(store) = &args.photo_store {
         drop(server);
         let nodes = args.nodes.max(1);
-        if nodes > 1 && !database_url.is_some_and(|u| u.starts_with("postgres")) {
+        if nodes > 1
+            && !target
+                .database_url()
+                .is_some_and(|u| u.starts_with("postgres"))
+        {
             return Err("--nodes needs --database-url postgres://… (the nodes share it)".into());
         }
         let mut others = Vec::with_capacity(nodes);
         for id in 1..=nodes {
             let id = id.to_string();
             others.push(Server::start_env(
-                database_url,
+                target,
                 &[
                     ("ROLLCALL_PHOTO_STORE", store.as_str()),
                     ("ROLLCALL_NODE_ID", id.as_str()),
-                    ("ROLLCALL_SECRET_KEY", key.as_str()),
                 ],
             )?);
         }

@@ -10,7 +10,7 @@ use rollcall_device::photo::sample::FACE_JPEG;
 use rollcall_device::{Credentials, Device, DeviceConfig};
 use tokio::sync::watch;
 
-use super::load::{self, BenchResult, Server};
+use super::load::{self, Backing, BenchResult, Server};
 use super::report::{Report, Row};
 
 /// Flags of `rollcall bench sync`.
@@ -24,9 +24,9 @@ pub struct SyncArgs {
     pub timeout: u64,
 }
 
-pub async fn run(args: SyncArgs, database_url: Option<&str>) -> BenchResult<Report> {
+pub async fn run(args: SyncArgs, target: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("sync");
-    let server = Server::start(database_url)?;
+    let server = Server::start(target)?;
     let admin = server.admin();
     let vendor = admin.vendor("bench sync").await?;
     let enrol_started = Instant::now();

@@ -74,9 +74,13 @@ pub struct TodayView {
 #[serde(rename_all = "camelCase")]
 pub struct UplinkView {
     pub project_id: String,
+    /// `false` for a project whose uplink was never set: every other field is then empty
+    /// and the queue is empty. A project exists with or without uplink settings, so `GET`
+    /// answers 200 either way.
+    pub configured: bool,
     pub endpoint: String,
     pub appid: String,
-    /// Always `"********"`.
+    /// `"********"` once set; empty while not configured.
     pub appsecret: String,
     pub corp_code: String,
     pub corp_name: String,
@@ -146,6 +150,7 @@ async fn view(app: &AppState, c: &UplinkConfig) -> Result<UplinkView, ApiError> 
     let stats = app.store.uplink_stats(c.project_id, day).await?;
     Ok(UplinkView {
         project_id: c.project_id.to_string(),
+        configured: true,
         endpoint: c.endpoint.clone(),
         appid: c.appid.clone(),
         appsecret: MASK.to_owned(),
@@ -261,7 +266,7 @@ pub async fn put(
     responses(
         (status = 200, description = "OK", body = UplinkView),
         (status = 403, description = "Not an administrator", body = super::error::ErrorBody),
-        (status = 404, description = "No such project, or no uplink set", body = super::error::ErrorBody),
+        (status = 404, description = "No such project", body = super::error::ErrorBody),
     )
 )]
 pub async fn show(
@@ -271,12 +276,35 @@ pub async fn show(
 ) -> Result<Json<UplinkView>, ApiError> {
     caller.require_admin()?;
     let project = project_or_404(&app, &caller, &id).await?;
-    let config = app
-        .store
-        .uplink_config(project.id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("项目 {} 的上报设置", project.id)))?;
-    Ok(Json(view(&app, &config).await?))
+    match app.store.uplink_config(project.id).await? {
+        Some(config) => Ok(Json(view(&app, &config).await?)),
+        None => Ok(Json(unconfigured(project.id))),
+    }
+}
+
+/// The view of a project whose uplink was never set.
+fn unconfigured(project_id: i64) -> UplinkView {
+    UplinkView {
+        project_id: project_id.to_string(),
+        configured: false,
+        endpoint: String::new(),
+        appid: String::new(),
+        appsecret: String::new(),
+        corp_code: String::new(),
+        corp_name: String::new(),
+        enabled: false,
+        updated_at: 0,
+        pending: 0,
+        failed: 0,
+        oldest_pending_at: None,
+        last_success_at: None,
+        last_error: None,
+        today: TodayView {
+            records: 0,
+            uploaded: 0,
+            deadline: beijing_day(now_ms()).1,
+        },
+    }
 }
 
 /// The project's outbox, newest first: each item's state and the platform's message.
@@ -358,6 +386,7 @@ mod tests {
     fn the_secret_is_never_in_a_view() {
         let view = UplinkView {
             project_id: "1".into(),
+            configured: true,
             endpoint: "http://x/open.api".into(),
             appid: "330100000000000001".into(),
             appsecret: MASK.into(),
