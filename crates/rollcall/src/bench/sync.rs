@@ -2,12 +2,19 @@
 //! face photos (the SDK's 48.9 KB sample face) onto its store: wall time from the device's
 //! start until it holds every person and every face, and the server's CPU seconds meanwhile.
 //! The enrolment through the admin API beforehand is not timed.
+//!
+//! In the same run, the disk's own time for the same result (`disk_s`): the same faces
+//! written into a fresh SDK store the way a sync writes them, a page at a time, each page one
+//! transaction and its fsync. Where the disk is what bounds a sync, `vs_disk` (wall ÷ disk)
+//! is the figure to compare between machines.
 
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use rollcall_device::photo::PhotoFormat;
 use rollcall_device::photo::sample::FACE_JPEG;
-use rollcall_device::{Credentials, Device, DeviceConfig};
+use rollcall_device::store::ops::{self, FaceUpdate, PersonRow};
+use rollcall_device::{Credentials, Device, DeviceConfig, StoreHandle, Tuning};
 use tokio::sync::watch;
 
 use super::load::{self, Backing, BenchResult, Server};
@@ -76,6 +83,7 @@ pub async fn run(args: SyncArgs, target: &Backing) -> BenchResult<Report> {
     let _ = running.await;
     let cpu = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / load::clock_ticks() as f64;
     let complete = held.0 >= want && held.1 >= want;
+    let disk = disk_secs(persons.len(), Tuning::default().page_size as usize).await?;
     report.rows.push(
         Row::new()
             .with("persons", want)
@@ -84,12 +92,49 @@ pub async fn run(args: SyncArgs, target: &Backing) -> BenchResult<Report> {
             .with("complete", complete)
             .with("wall_s", wall)
             .with("server_cpu_s", cpu)
+            .with("disk_s", disk)
+            .with("vs_disk", wall / disk.max(1e-9))
             .with("target_s", 10.0 * want as f64 / 10_000.0)
-            .with("met", complete && wall <= 10.0),
+            // Issue 18: within the time target, or within 1.5× of the disk where it bounds.
+            .with(
+                "met",
+                complete && (wall <= 10.0 * want as f64 / 10_000.0 || wall <= 1.5 * disk),
+            ),
     );
     report.notes.push(format!(
         "face photo {} bytes; enrolment through the admin API (not timed) took {enrol_secs:.1} s",
         FACE_JPEG.len()
     ));
     Ok(report)
+}
+
+/// Seconds the disk takes to store `persons` faces the way the SDK's sync does: into a fresh
+/// SDK store on the same filesystem as the device's, `page` persons per transaction (one
+/// fsync each), the pages one after the other.
+async fn disk_secs(persons: usize, page: usize) -> BenchResult<f64> {
+    let dir = tempfile::Builder::new()
+        .prefix("rollcall-bench-disk-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let store = StoreHandle::open(dir.path().join("device.db")).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let serials: Vec<usize> = (0..persons).collect();
+    for chunk in serials.chunks(page.max(1)) {
+        let rows: Vec<PersonRow> = chunk
+            .iter()
+            .map(|i| PersonRow {
+                person_id: format!("DISK{i:08}"),
+                name: format!("压测工人{i:05}"),
+                face: FaceUpdate::Set {
+                    format: PhotoFormat::Jpeg,
+                    photo: FACE_JPEG.to_vec(),
+                },
+            })
+            .collect();
+        store
+            .call(move |c| ops::upsert_persons(c, &rows, None, 0))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
