@@ -5,7 +5,8 @@
 //!    crashed, or the answer timed out) — are **in doubt**. Once the request is surely over
 //!    (`request_timeout_ms` after it was sent), each item is looked up with the kind's
 //!    `*.Query`: found means accepted, not found means it is sent again. Nothing is resent
-//!    blindly.
+//!    blindly, except a `ProjectWorker.Update`: a query finds the worker whether or not the
+//!    update was applied, and the same update twice changes nothing.
 //! 2. Items `sent` await their async result: `AsyncHandleResult.Query` per
 //!    `requestSerialCode` — `"20"` accepted, `"10"` refused (a refused batch of several is
 //!    split and each item sent alone, so one bad worker does not sink 49 good ones), `"0"`
@@ -340,7 +341,24 @@ impl Sender<'_> {
                     continue;
                 }
             };
-            let (method, filter) = &prepared.query;
+            let Some((method, filter)) = &prepared.query else {
+                tracing::info!(
+                    project = self.config.project_id,
+                    item = item.id,
+                    "uplink: an update in doubt is sent again (the same data twice changes nothing)"
+                );
+                self.settle(
+                    &[item.id],
+                    UplinkOutcome::Retry {
+                        next_at: 0,
+                        solo: false,
+                        message: Some("请求结果未知，更新重发".to_owned()),
+                    },
+                    None,
+                )
+                .await?;
+                continue;
+            };
             let data = items::query_data(self.config, filter);
             match self.call(method, &data).await {
                 Ok(answer) => {

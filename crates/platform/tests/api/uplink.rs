@@ -1012,3 +1012,70 @@ async fn a_late_project_is_alerted_once_in_the_log_and_shown_in_the_gauges() {
     assert!(!text.contains(SECRET), "the secret is never logged");
     assert!(!text.contains(&idcard), "ID numbers are never logged");
 }
+
+const ADDS: [&str; 4] = [
+    "Team.Add",
+    "ProjectWorker.Add",
+    "WorkerEntryExit.Add",
+    "WorkerAttendance.Add",
+];
+
+#[tokio::test]
+async fn an_edit_after_acceptance_is_sent_once_as_an_update() {
+    let s = site(2, true).await;
+    s.sign_ins(2, now_ms() - 60_000).await;
+    eventually("both records accepted", || async {
+        (accepted_attendance(&s.national).len() == 2).then_some(())
+    })
+    .await;
+    s.drained().await;
+    assert_eq!(s.national.calls("ProjectWorker.Update"), 0);
+    let before = s.national.all_rows();
+    let adds_before: Vec<usize> = ADDS.iter().map(|m| s.national.calls(m)).collect();
+
+    let person = s.workers[0];
+    s.app
+        .admin()
+        .patch(
+            &format!("/workers/{person}"),
+            &json!({"name": "改名工人", "phone": "13900000000", "workType": "020",
+                    "politicsType": "01"}),
+        )
+        .await
+        .expect(200);
+    let update = eventually("the update accepted", || async {
+        s.national.rows("ProjectWorker.Update").into_iter().next()
+    })
+    .await;
+    let status = s.drained().await;
+    assert_eq!(status["failed"], 0, "{status}");
+
+    // Once, with the new values, for that worker, and after their add.
+    assert_eq!(s.national.rows("ProjectWorker.Update").len(), 1);
+    let added = before
+        .iter()
+        .find(|r| r.method == "ProjectWorker.Add" && r.item["workerName"] == "工人0")
+        .expect("the worker's add");
+    assert_eq!(update.item["idCardNumber"], added.item["idCardNumber"]);
+    assert_eq!(update.item["workerName"], "改名工人");
+    assert_eq!(update.item["cellPhone"], "13900000000");
+    assert_eq!(update.item["workType"], "020");
+    assert_eq!(update.item["politicsType"], "01");
+    assert_eq!(update.item["grantOrg"], "杭州市公安局西湖分局");
+    assert_eq!(update.team_sys_no, added.team_sys_no);
+
+    // Nothing else was sent again.
+    let after = s.national.all_rows();
+    assert_eq!(after.len(), before.len() + 1);
+    assert_eq!(after[..before.len()], before[..]);
+    let adds_after: Vec<usize> = ADDS.iter().map(|m| s.national.calls(m)).collect();
+    assert_eq!(adds_after, adds_before);
+    let updates: Vec<Value> = s
+        .items("limit=1000")
+        .await
+        .into_iter()
+        .filter(|i| i["kind"] == "worker_update")
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["state"], "accepted");
+}
