@@ -194,8 +194,9 @@ pub struct UplinkSettings {
     pub blocked_retry_ms: u64,
     /// A sender's hold on a project; another node takes over after it lapses.
     pub lease_ms: u64,
-    /// A log alert when a project's oldest pending item is older than this (seconds).
-    pub alert_after_secs: u64,
+    /// One WARN line when a project's oldest pending item gets older than this (and an
+    /// INFO line when it is back under); the console's dashboard marks the project late.
+    pub alert_after_ms: u64,
     /// A webhook receiver not answering this long fails the attempt.
     pub webhook_timeout_ms: u64,
     /// Attempts per webhook event before it is marked failed and the next one goes.
@@ -213,7 +214,7 @@ impl Default for UplinkSettings {
             backoff_max_ms: 300_000,
             blocked_retry_ms: 600_000,
             lease_ms: 60_000,
-            alert_after_secs: 3600,
+            alert_after_ms: 3_600_000,
             webhook_timeout_ms: 10_000,
             webhook_max_attempts: 20,
         }

@@ -152,7 +152,7 @@ backoff_ms = 2000                 # first wait after a failed request; doubles p
 backoff_max_ms = 300000           # longest wait
 blocked_retry_ms = 600000         # an item waiting for data (team, photo) is looked at again after this
 lease_ms = 60000                  # a node's hold on a project; another takes over after it lapses
-alert_after_secs = 3600           # log an alert when a project's oldest pending item is older
+alert_after_ms = 3600000          # one WARN line when a project's oldest pending item gets older than this
 webhook_timeout_ms = 10000        # a webhook receiver not answering this long fails the attempt
 webhook_max_attempts = 20         # attempts per webhook event before it is marked failed
 "#;
@@ -217,7 +217,7 @@ mod tests {
                 du.lease_ms
             )
         );
-        assert_eq!(u.alert_after_secs, du.alert_after_secs);
+        assert_eq!(u.alert_after_ms, du.alert_after_ms);
         assert_eq!(
             (u.webhook_timeout_ms, u.webhook_max_attempts),
             (du.webhook_timeout_ms, du.webhook_max_attempts)

@@ -305,6 +305,10 @@ pub struct UplinkConfig {
 pub enum UplinkKind {
     Team,
     Worker,
+    /// A worker already sent (`ProjectWorker.Add`) was edited: `ProjectWorker.Update`
+    /// with the worker's data as it is when sent.
+    #[serde(rename = "worker_update")]
+    WorkerUpdate,
     Entry,
     Exit,
     Attendance,
@@ -314,6 +318,7 @@ impl UplinkKind {
     pub const ALL: &[Self] = &[
         Self::Team,
         Self::Worker,
+        Self::WorkerUpdate,
         Self::Entry,
         Self::Exit,
         Self::Attendance,
@@ -323,6 +328,7 @@ impl UplinkKind {
         match self {
             Self::Team => "team",
             Self::Worker => "worker",
+            Self::WorkerUpdate => "worker_update",
             Self::Entry => "entry",
             Self::Exit => "exit",
             Self::Attendance => "attendance",

@@ -43,8 +43,10 @@ pub struct Prepared {
     pub group: Group,
     /// The list element (or, for a team, the whole data).
     pub entry: Value,
-    /// `(method, filter)` that finds it on the platform.
-    pub query: (&'static str, Value),
+    /// `(method, filter)` that finds it on the platform; none for an update, which is
+    /// sent again when in doubt (sending the same data twice changes nothing, and a
+    /// query would find the worker whether or not the update was applied).
+    pub query: Option<(&'static str, Value)>,
     /// For a team: its id (to record the `teamSysNo` it gets).
     pub team_id: Option<i64>,
 }
@@ -67,7 +69,7 @@ pub fn request_data(config: &UplinkConfig, group: &Group, entries: Vec<Value>) -
             (json!(n), json!(name))
         });
     match group.method {
-        "ProjectWorker.Add" => json!({
+        "ProjectWorker.Add" | "ProjectWorker.Update" => json!({
             "projectCode": config.appid, "corpCode": config.corp_code,
             "corpName": config.corp_name, "teamSysNo": sys_no, "teamName": team_name,
             "workerList": entries,
@@ -114,7 +116,7 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
                 single: true,
             },
             entry,
-            query: ("Team.Query", json!({"teamName": team.name})),
+            query: Some(("Team.Query", json!({"teamName": team.name}))),
             team_id: Some(team.id),
         })));
     }
@@ -131,7 +133,7 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
     // The national data before the worker: an edit writes both in one transaction, so a
     // sender that sees the new national data reads the new worker too.
     let national = match item.kind {
-        UplinkKind::Worker => app.store.worker_national(person).await?,
+        UplinkKind::Worker | UplinkKind::WorkerUpdate => app.store.worker_national(person).await?,
         _ => None,
     };
     let Some(worker) = app.store.worker(person).await? else {
@@ -167,10 +169,10 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
         Err(e) => return Ok(Resolved::Wait(format!("上报密钥不可用：{e}"))),
     };
     let team = Some((sys_no, team_name.0.clone()));
-    // The platform refuses an entry of a worker it does not know, and attendance of a
-    // worker not entered: wait for those first.
+    // The platform refuses an entry or an update of a worker it does not know, and
+    // attendance of a worker not entered: wait for those first.
     let needs = match item.kind {
-        UplinkKind::Entry | UplinkKind::Exit => {
+        UplinkKind::Entry | UplinkKind::Exit | UplinkKind::WorkerUpdate => {
             Some((UplinkKind::Worker, "工人信息尚未被国家平台接受"))
         }
         UplinkKind::Attendance => Some((UplinkKind::Entry, "工人进场尚未被国家平台接受")),
@@ -187,7 +189,7 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
     }
 
     let prepared = match item.kind {
-        UplinkKind::Worker => {
+        UplinkKind::Worker | UplinkKind::WorkerUpdate => {
             let today = rollcall_protocol::time::today_beijing(crate::runtime::util::now_ms());
             let problems =
                 dictionaries::problems(national.as_ref(), worker.face_key.is_some(), today);
@@ -238,17 +240,20 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
                     }
                 }
             }
+            let (method, query) = if item.kind == UplinkKind::Worker {
+                let filter = json!({"idCardType": RESIDENT_ID, "idCardNumber": id_number});
+                ("ProjectWorker.Add", Some(("ProjectWorker.Query", filter)))
+            } else {
+                ("ProjectWorker.Update", None)
+            };
             Prepared {
                 group: Group {
-                    method: "ProjectWorker.Add",
+                    method,
                     team,
                     single: false,
                 },
                 entry,
-                query: (
-                    "ProjectWorker.Query",
-                    json!({"idCardType": RESIDENT_ID, "idCardNumber": id_number}),
-                ),
+                query,
                 team_id: None,
             }
         }
@@ -264,7 +269,7 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
                     team,
                     single: false,
                 },
-                query: ("WorkerEntryExit.Query", entry.clone()),
+                query: Some(("WorkerEntryExit.Query", entry.clone())),
                 entry,
                 team_id: None,
             }
@@ -288,7 +293,7 @@ pub async fn resolve(app: &App, config: &UplinkConfig, item: &UplinkItem) -> Sto
                     team,
                     single: false,
                 },
-                query: ("WorkerAttendance.Query", entry.clone()),
+                query: Some(("WorkerAttendance.Query", entry.clone())),
                 entry,
                 team_id: None,
             }

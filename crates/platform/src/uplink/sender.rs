@@ -5,7 +5,8 @@
 //!    crashed, or the answer timed out) — are **in doubt**. Once the request is surely over
 //!    (`request_timeout_ms` after it was sent), each item is looked up with the kind's
 //!    `*.Query`: found means accepted, not found means it is sent again. Nothing is resent
-//!    blindly.
+//!    blindly, except a `ProjectWorker.Update`: a query finds the worker whether or not the
+//!    update was applied, and the same update twice changes nothing.
 //! 2. Items `sent` await their async result: `AsyncHandleResult.Query` per
 //!    `requestSerialCode` — `"20"` accepted, `"10"` refused (a refused batch of several is
 //!    split and each item sent alone, so one bad worker does not sink 49 good ones), `"0"`
@@ -24,7 +25,7 @@
 //! `uplink_configs.lease_owner/lease_until`) renewed every round and before every request
 //! that sends or looks up items; a node that finds it lost the lease stops at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -41,8 +42,6 @@ use crate::store::{StoreResult, UplinkConfig, UplinkItem, UplinkOutcome, UplinkS
 const MAX_STEPS_PER_ROUND: usize = 20;
 /// Queue gauges and the late alert are refreshed every this many rounds.
 const OBSERVE_EVERY_ROUNDS: u64 = 5;
-/// A late project is logged again at most this often.
-const ALERT_REPEAT_MS: i64 = 10 * 60 * 1000;
 
 /// What a step did.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,7 +69,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
     let owner = random_hex128();
     let mut tick = tokio::time::interval(Duration::from_millis(settings.poll_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut alerts: HashMap<i64, i64> = HashMap::new();
+    let mut late: HashSet<i64> = HashSet::new();
     let mut round: u64 = 0;
     loop {
         tokio::select! {
@@ -85,6 +84,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
                     return;
                 }
             };
+            let mut held = HashSet::new();
             for config in configs {
                 let now = now_ms();
                 let until = now.saturating_add(settings.lease_ms as i64);
@@ -93,7 +93,9 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
                     .take_uplink_lease(config.project_id, &owner, now, until)
                     .await
                 {
-                    Ok(true) => {}
+                    Ok(true) => {
+                        held.insert(config.project_id);
+                    }
                     Ok(false) => continue,
                     Err(e) => {
                         tracing::warn!(project = config.project_id, error = %e, "uplink lease failed");
@@ -118,7 +120,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
                 }
             }
             if round.is_multiple_of(OBSERVE_EVERY_ROUNDS) {
-                observe(&app, &mut alerts).await;
+                observe(&app, &held, &mut late).await;
             }
         };
         tokio::select! {
@@ -137,14 +139,16 @@ pub fn beijing_day(now: i64) -> (i64, i64) {
     (start, start + DAY)
 }
 
-/// Queue gauges per project, and an alert line when a project's oldest pending item is
-/// older than `alert_after_secs`.
-async fn observe(app: &App, alerts: &mut HashMap<i64, i64>) {
+/// Queue gauges per project (on every node), and the late alert (on the node holding the
+/// project's lease this round, so a cluster says it once): one WARN line when the oldest
+/// pending item gets older than `alert_after_ms`, one INFO line when it is back under. A
+/// project that stays late is not logged again; the gauges show it the whole time.
+async fn observe(app: &App, held: &HashSet<i64>, late: &mut HashSet<i64>) {
     let Ok(configs) = app.store.enabled_uplinks().await else {
         return;
     };
     let now = now_ms();
-    let limit_ms = (app.settings.uplink.alert_after_secs as i64).saturating_mul(1000);
+    let limit_ms = i64::try_from(app.settings.uplink.alert_after_ms).unwrap_or(i64::MAX);
     for config in configs {
         let Ok(stats) = app
             .store
@@ -153,27 +157,65 @@ async fn observe(app: &App, alerts: &mut HashMap<i64, i64>) {
         else {
             continue;
         };
-        let age = stats
+        let age_ms = stats
             .oldest_pending_at
             .map_or(0, |at| now.saturating_sub(at));
         app.metrics
-            .uplink_queue(config.project_id, stats.pending, age as f64 / 1000.0);
-        if age > limit_ms {
-            let last = alerts.get(&config.project_id).copied().unwrap_or(i64::MIN);
-            if now.saturating_sub(last) >= ALERT_REPEAT_MS {
-                alerts.insert(config.project_id, now);
-                tracing::error!(
-                    project = config.project_id,
-                    pending = stats.pending,
-                    oldest_pending_secs = age / 1000,
-                    last_error = config.last_error.as_deref().unwrap_or(""),
-                    "uplink alert: a project's oldest pending record has waited more than \
-                     alert_after_secs for the national platform"
-                );
-            }
-        } else {
-            alerts.remove(&config.project_id);
+            .uplink_queue(config.project_id, stats.pending, age_ms as f64 / 1000.0);
+        if !held.contains(&config.project_id) {
+            // Another node sends (and alerts) for it; if this node alerted before the lease
+            // moved, the new holder says it again when it sees it.
+            late.remove(&config.project_id);
+            continue;
         }
+        let is_late = stats.pending > 0 && age_ms > limit_ms;
+        if is_late == late.contains(&config.project_id) {
+            continue;
+        }
+        let name = match app.store.project(config.project_id).await {
+            Ok(Some(p)) => p.name,
+            _ => String::new(),
+        };
+        if is_late {
+            late.insert(config.project_id);
+            tracing::warn!(
+                project = config.project_id,
+                project_name = %name,
+                pending = stats.pending,
+                oldest_pending_ms = age_ms,
+                alert_after_ms = limit_ms,
+                last_error = config.last_error.as_deref().unwrap_or(""),
+                "uplink alert: project {} ({name}) is late: its oldest pending record has waited \
+                 {} for the national platform (alert after {})",
+                config.project_id,
+                duration_text(age_ms),
+                duration_text(limit_ms),
+            );
+        } else {
+            late.remove(&config.project_id);
+            tracing::info!(
+                project = config.project_id,
+                project_name = %name,
+                pending = stats.pending,
+                oldest_pending_ms = age_ms,
+                "uplink alert over: project {} ({name}) is no longer late",
+                config.project_id,
+            );
+        }
+    }
+}
+
+/// `1h 05m 03s`, `12.345s`: an age a person reads in a log line.
+fn duration_text(ms: i64) -> String {
+    let secs = ms / 1000;
+    if secs < 60 {
+        return format!("{}.{:03}s", secs, ms % 1000);
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else {
+        format!("{m}m {s:02}s")
     }
 }
 
@@ -299,7 +341,24 @@ impl Sender<'_> {
                     continue;
                 }
             };
-            let (method, filter) = &prepared.query;
+            let Some((method, filter)) = &prepared.query else {
+                tracing::info!(
+                    project = self.config.project_id,
+                    item = item.id,
+                    "uplink: an update in doubt is sent again (the same data twice changes nothing)"
+                );
+                self.settle(
+                    &[item.id],
+                    UplinkOutcome::Retry {
+                        next_at: 0,
+                        solo: false,
+                        message: Some("请求结果未知，更新重发".to_owned()),
+                    },
+                    None,
+                )
+                .await?;
+                continue;
+            };
             let data = items::query_data(self.config, filter);
             match self.call(method, &data).await {
                 Ok(answer) => {

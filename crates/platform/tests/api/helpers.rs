@@ -405,8 +405,13 @@ impl TestApp {
     /// Enrols a worker with a valid ID-card number and the JPEG face (`POST /workers`);
     /// returns the person id.
     pub async fn worker(&self, name: &str) -> i64 {
+        self.worker_with_idcard(name, &next_idcard_number()).await
+    }
+
+    /// A worker with a face photo and this ID number (a test that looks for it elsewhere).
+    pub async fn worker_with_idcard(&self, name: &str, idcard: &str) -> i64 {
         let body = NewWorker {
-            idcard_no: next_idcard_number(),
+            idcard_no: idcard.to_owned(),
             name: name.to_owned(),
             face_photo: b64(FACE_JPG),
             ..NewWorker::default()

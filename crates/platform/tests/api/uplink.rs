@@ -877,3 +877,205 @@ async fn the_console_sets_a_projects_uplink_without_showing_the_secret() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// The platform's log lines (INFO and above, plain text), captured for the thread the test
+/// runs on: `#[tokio::test]` is single-threaded, so the server's tasks log here too.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Log {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let log = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || log.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A gauge's value for a project in the `/metrics` text.
+async fn project_gauge(app: &TestApp, name: &str, project: &str) -> Option<f64> {
+    let (_, body) = fetch(&app.http, &format!("{}/metrics", app.base_url)).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let prefix = format!("{name}{{project=\"{project}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_late_project_is_alerted_once_in_the_log_and_shown_in_the_gauges() {
+    let log = Log::default();
+    let _guard = log.capture();
+    let app = TestApp::spawn_with(|s| {
+        fast(s);
+        s.uplink.alert_after_ms = 300;
+    })
+    .await;
+    // The national endpoint is down: nothing listens on it.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/open.api", l.local_addr().unwrap())
+    };
+    let project = app.project(None).await;
+    put(&app, &project, &settings_body(&down)).await.expect(200);
+    let team = app
+        .admin()
+        .post(
+            &format!("/projects/{project}/teams"),
+            &json!({"name": "木工班"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let idcard = next_idcard_number();
+    let person = app.worker_with_idcard("迟报工人", &idcard).await;
+    app.assign(&project, &[person]).await;
+    app.admin()
+        .patch(
+            &format!("/projects/{project}/workers/{person}"),
+            &json!({"teamId": team}),
+        )
+        .await
+        .expect(204);
+    national_data(&app, person).await;
+
+    let alert_of = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("uplink alert: project {project} ")))
+            .cloned()
+            .collect()
+    };
+    let first = eventually("the late alert", || async {
+        alert_of(&log.lines()).into_iter().next()
+    })
+    .await;
+    assert!(first.contains(" WARN "), "{first}");
+    assert!(first.contains("(西湖工地) is late"), "{first}");
+    assert!(first.contains("oldest_pending_ms="), "{first}");
+    assert!(first.contains("(alert after 0.300s)"), "{first}");
+
+    // The gauges: items queued, the oldest one's age; they keep growing while the endpoint
+    // is down, and the alert is not repeated (several observations pass meanwhile).
+    eventually("the queue's gauges", || async {
+        let depth = project_gauge(&app, "rollcall_uplink_queue_depth", &project).await?;
+        let age = project_gauge(&app, "rollcall_uplink_oldest_pending_seconds", &project).await?;
+        (depth >= 3.0 && age > 1.5).then_some(())
+    })
+    .await;
+    assert_eq!(alert_of(&log.lines()).len(), 1, "{:#?}", log.lines());
+
+    // The endpoint back: everything is accepted and the project is no longer late.
+    let national = National::start().await;
+    national.project(APPID, SECRET);
+    put(&app, &project, &settings_body(&national.endpoint))
+        .await
+        .expect(200);
+    let over = format!("uplink alert over: project {project} ");
+    let recovered = eventually("the alert's end", || async {
+        log.lines().into_iter().find(|l| l.contains(&over))
+    })
+    .await;
+    assert!(recovered.contains(" INFO "), "{recovered}");
+    assert_eq!(national.rows("ProjectWorker.Add").len(), 1);
+    eventually("the depth back to 0", || async {
+        let depth = project_gauge(&app, "rollcall_uplink_queue_depth", &project).await?;
+        (depth == 0.0).then_some(())
+    })
+    .await;
+    let all = log.lines();
+    assert_eq!(alert_of(&all).len(), 1, "{all:#?}");
+    let text = all.join("\n");
+    assert!(!text.contains(SECRET), "the secret is never logged");
+    assert!(!text.contains(&idcard), "ID numbers are never logged");
+}
+
+const ADDS: [&str; 4] = [
+    "Team.Add",
+    "ProjectWorker.Add",
+    "WorkerEntryExit.Add",
+    "WorkerAttendance.Add",
+];
+
+#[tokio::test]
+async fn an_edit_after_acceptance_is_sent_once_as_an_update() {
+    let s = site(2, true).await;
+    s.sign_ins(2, now_ms() - 60_000).await;
+    eventually("both records accepted", || async {
+        (accepted_attendance(&s.national).len() == 2).then_some(())
+    })
+    .await;
+    s.drained().await;
+    assert_eq!(s.national.calls("ProjectWorker.Update"), 0);
+    let before = s.national.all_rows();
+    let adds_before: Vec<usize> = ADDS.iter().map(|m| s.national.calls(m)).collect();
+
+    let person = s.workers[0];
+    s.app
+        .admin()
+        .patch(
+            &format!("/workers/{person}"),
+            &json!({"name": "改名工人", "phone": "13900000000", "workType": "020",
+                    "politicsType": "01"}),
+        )
+        .await
+        .expect(200);
+    let update = eventually("the update accepted", || async {
+        s.national.rows("ProjectWorker.Update").into_iter().next()
+    })
+    .await;
+    let status = s.drained().await;
+    assert_eq!(status["failed"], 0, "{status}");
+
+    // Once, with the new values, for that worker, and after their add.
+    assert_eq!(s.national.rows("ProjectWorker.Update").len(), 1);
+    let added = before
+        .iter()
+        .find(|r| r.method == "ProjectWorker.Add" && r.item["workerName"] == "工人0")
+        .expect("the worker's add");
+    assert_eq!(update.item["idCardNumber"], added.item["idCardNumber"]);
+    assert_eq!(update.item["workerName"], "改名工人");
+    assert_eq!(update.item["cellPhone"], "13900000000");
+    assert_eq!(update.item["workType"], "020");
+    assert_eq!(update.item["politicsType"], "01");
+    assert_eq!(update.item["grantOrg"], "杭州市公安局西湖分局");
+    assert_eq!(update.team_sys_no, added.team_sys_no);
+
+    // Nothing else was sent again.
+    let after = s.national.all_rows();
+    assert_eq!(after.len(), before.len() + 1);
+    assert_eq!(after[..before.len()], before[..]);
+    let adds_after: Vec<usize> = ADDS.iter().map(|m| s.national.calls(m)).collect();
+    assert_eq!(adds_after, adds_before);
+    let updates: Vec<Value> = s
+        .items("limit=1000")
+        .await
+        .into_iter()
+        .filter(|i| i["kind"] == "worker_update")
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["state"], "accepted");
+}

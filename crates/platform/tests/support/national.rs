@@ -6,7 +6,8 @@
 //! lowercased sorted fields and the project's secret), the `appid`, ID numbers that decrypt
 //! with the project's secret (AES-256-CBC), a `teamSysNo` it issued, head images of at most
 //! 50 KB in JPEG or PNG, and the order (a worker before their entry, an entry before
-//! attendance). Adds are asynchronous: an Add answers a `requestSerialCode`, and
+//! attendance; an update of a worker it has). Adds and `ProjectWorker.Update` are
+//! asynchronous: they answer a `requestSerialCode`, and
 //! `AsyncHandleResult.Query` answers `"20"` (or `"10"` when a failure was injected).
 //! `*.Query` lists what was accepted. Everything accepted is recorded with ID numbers in
 //! clear, in arrival order, so a test can check "exactly once, in order".
@@ -240,10 +241,12 @@ fn process(st: &mut Inner, form: &HashMap<String, String>) -> (Response, Option<
             let rows = query(st, &add, &data, &secret);
             answer(0, "success", json!({"rows": rows}))
         }
-        m if m.ends_with(".Add") => match add(st, m, &data, &secret, async_failed) {
-            Ok(serial) => answer(0, "success", json!({"requestSerialCode": serial})),
-            Err(message) => answer(1, &message, Value::Null),
-        },
+        m if m.ends_with(".Add") || m == "ProjectWorker.Update" => {
+            match add(st, m, &data, &secret, async_failed) {
+                Ok(serial) => answer(0, "success", json!({"requestSerialCode": serial})),
+                Err(message) => answer(1, &message, Value::Null),
+            }
+        }
         _ => answer(1, "请求参数无效:method无效!", Value::Null),
     };
     (result, slow)
@@ -303,7 +306,7 @@ fn add(
 ) -> Result<String, String> {
     let list_key = match method {
         "Team.Add" => None,
-        "ProjectWorker.Add" | "WorkerEntryExit.Add" => Some("workerList"),
+        "ProjectWorker.Add" | "ProjectWorker.Update" | "WorkerEntryExit.Add" => Some("workerList"),
         "WorkerAttendance.Add" => Some("dataList"),
         _ => return Err("请求参数无效:method无效!".into()),
     };
@@ -337,7 +340,10 @@ fn add(
     for item in &items {
         let id = &item["idCardNumber"];
         match method {
-            "ProjectWorker.Add" => {
+            "ProjectWorker.Update" if !has_worker(st, id) => {
+                return Err("[idCardNumber]工人未在项目中登记".into());
+            }
+            "ProjectWorker.Add" | "ProjectWorker.Update" => {
                 let head = item["headImage"].as_str().unwrap_or_default();
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(head)

@@ -283,6 +283,27 @@ async fn backfill(
     Ok(())
 }
 
+/// Queues `ProjectWorker.Update` for an edited worker in each reporting project whose
+/// `ProjectWorker.Add` already left (sending, sent or accepted): an add still pending
+/// carries the new data anyway. One pending update per worker and project at most: a
+/// second edit merges into it (the data is read when it is sent). Its queue id orders it
+/// after the add, and the sender holds it until the add is accepted.
+async fn enqueue_worker_update(
+    conn: &mut AnyConnection,
+    person_id: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "{OUTBOX_INSERT} SELECT c.project_id, 'worker_update', CAST($1 AS BIGINT),          CAST($2 AS TEXT), CAST($3 AS BIGINT), 'pending', CAST($3 AS BIGINT)          FROM uplink_configs c WHERE c.enabled = 1          AND EXISTS (SELECT 1 FROM uplink_outbox a WHERE a.project_id = c.project_id            AND a.kind = 'worker' AND a.ref_id = $1 AND a.state IN ('sending', 'sent', 'accepted'))          AND NOT EXISTS (SELECT 1 FROM uplink_outbox u WHERE u.project_id = c.project_id            AND u.kind = 'worker_update' AND u.ref_id = $1 AND u.state = 'pending')          ORDER BY c.project_id"
+    )))
+    .bind(person_id)
+    .bind(person_id.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Writes a worker's national data and makes their waiting uplink items due.
 async fn write_worker_national(conn: &mut AnyConnection, d: &WorkerNational) -> StoreResult<()> {
     sqlx::query(
@@ -749,6 +770,7 @@ impl UplinkStore for SqlStore {
             return Ok(None);
         }
         write_worker_national(tx.conn(), d).await?;
+        enqueue_worker_update(tx.conn(), person_id, d.updated_at).await?;
         tx.commit().await?;
         crate::store::WorkerStore::worker(self, person_id).await
     }
@@ -819,6 +841,61 @@ mod tests {
         };
         store.create_project(&project).await.unwrap();
         (store, 42)
+    }
+
+    /// An edit queues one update per reporting project once the worker's add has left; a
+    /// second edit while it is pending merges into it; an add still pending needs none.
+    #[tokio::test]
+    async fn an_edit_queues_one_update_after_the_add_has_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, project) = store_with_project(dir.path()).await;
+        store
+            .put_uplink_config(&config(project, true), 0)
+            .await
+            .unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        for (person, state) in [(5, "accepted"), (6, "pending"), (7, "sending")] {
+            sqlx::query(AssertSqlSafe(format!(
+                "{OUTBOX_INSERT} VALUES ($1, 'worker', $2, $3, 1, $4, 1)"
+            )))
+            .bind(project)
+            .bind(person)
+            .bind(person.to_string())
+            .bind(state)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        for person in [5, 6, 7, 5] {
+            enqueue_worker_update(&mut conn, person, 10).await.unwrap();
+        }
+        let updates = |person: i64| {
+            let store = &store;
+            async move {
+                store
+                    .uplink_items_of(UplinkKind::WorkerUpdate, person)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(updates(5).await.len(), 1, "merged into the pending one");
+        assert!(
+            updates(6).await.is_empty(),
+            "the pending add carries the edit"
+        );
+        assert_eq!(
+            updates(7).await.len(),
+            1,
+            "the add in flight may carry old data"
+        );
+        // Once the update has left, a new edit queues another, after it.
+        let first = updates(5).await[0].id;
+        store.uplink_mark_sending(&[first], "r", 11).await.unwrap();
+        enqueue_worker_update(&mut conn, 5, 12).await.unwrap();
+        let again = updates(5).await;
+        assert_eq!(again.len(), 2);
+        assert!(again[1].id > first);
+        assert_eq!(again[1].state, UplinkState::Pending);
     }
 
     /// One sender per project: a second node cannot take a held lease until it lapses.

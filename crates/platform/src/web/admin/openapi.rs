@@ -213,7 +213,7 @@ impl Modify for CommonAnswers {
         uplink::show,
         uplink::items,
         uplink::retry,
-        national::update_worker,
+        workers::update_worker,
         national::list_dictionaries,
         national::put_dictionary_entry,
         webhooks::create,

@@ -385,25 +385,12 @@ mod tests {
     #[test]
     fn the_secret_is_never_in_a_view() {
         let view = UplinkView {
-            project_id: "1".into(),
             configured: true,
             endpoint: "http://x/open.api".into(),
             appid: "330100000000000001".into(),
             appsecret: MASK.into(),
-            corp_code: "c".into(),
-            corp_name: "n".into(),
             enabled: true,
-            updated_at: 0,
-            pending: 0,
-            failed: 0,
-            oldest_pending_at: None,
-            last_success_at: None,
-            last_error: None,
-            today: TodayView {
-                records: 0,
-                uploaded: 0,
-                deadline: 0,
-            },
+            ..unconfigured(1)
         };
         let json = serde_json::to_string(&view).unwrap();
         assert!(json.contains("\"appsecret\":\"********\""), "{json}");

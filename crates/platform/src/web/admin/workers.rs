@@ -1,4 +1,7 @@
-//! `/api/v1/workers`: enrolment of workers (人员) with their face photo, and reading them.
+//! `/api/v1/workers`: enrolment of workers (人员) with their face photo, reading them, and
+//! editing them (`PATCH /workers/{personId}`: their own fields and their national data; the
+//! edit reaches every device of the worker's active projects by merging into the pending
+//! person update (ZJ-TASK-05), and their national report — docs/UPLINK.md).
 //!
 //! ID-card numbers are sensitive personal information (PIPL): they are validated with
 //! [`IdCardNo::parse`], stored in full, and leave this API only masked
@@ -16,15 +19,16 @@ use utoipa::ToSchema;
 
 use super::access::{Caller, visible_worker};
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, QueryParams};
+use super::extract::{ApiJson, ApiPath, QueryParams, optional_text, required_text};
+use super::national::{NationalView, code_field, date_field, national_view};
 use crate::accounts::Scope;
 use crate::accounts::audit::AuditNote;
 use crate::runtime::util::now_ms;
 use crate::services;
 use crate::services::workers::{EnrolError, Enrolment};
 use crate::state::{App, AppState};
-use crate::store::Worker;
 use crate::store::console::Member;
+use crate::store::{Worker, WorkerNational, WorkerPatch};
 use rollcall_rules::idcard;
 
 /// Default and largest page of `GET /workers`.
@@ -45,10 +49,7 @@ pub fn routes(max_photo_bytes: usize) -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(body_limit(max_photo_bytes)))
                 .get(list),
         )
-        .route(
-            "/workers/{personId}",
-            get(show).merge(super::national::worker_routes()),
-        )
+        .route("/workers/{personId}", get(show).patch(update_worker))
         .route(
             "/workers/{personId}/blacklist",
             post(blacklist).delete(unblacklist),
@@ -231,9 +232,8 @@ pub async fn create(
         .map(|t| super::extract::parse_id("teamId", t))
         .transpose()?;
     let grant_org = super::extract::optional_text("grantOrg", body.grant_org.as_deref(), 64)?;
-    let id_valid_from =
-        super::national::date_field("idValidFrom", body.id_valid_from.as_deref(), false)?;
-    let id_valid_to = super::national::date_field("idValidTo", body.id_valid_to.as_deref(), true)?;
+    let id_valid_from = date_field("idValidFrom", body.id_valid_from.as_deref(), false)?;
+    let id_valid_to = date_field("idValidTo", body.id_valid_to.as_deref(), true)?;
     let enrolment = Enrolment {
         idcard_no: body.idcard_no,
         name: body.name,
@@ -250,7 +250,7 @@ pub async fn create(
         .await
         .map_err(enrol_error)?;
     let now = now_ms();
-    let national = crate::store::WorkerNational {
+    let national = WorkerNational {
         person_id: worker.person_id,
         grant_org,
         id_valid_from,
@@ -354,7 +354,7 @@ pub async fn show(
         projects: memberships.iter().map(membership_view).collect(),
         blacklisted: blacklist.is_some(),
         blacklist_reason: blacklist.map(|b| b.reason),
-        national: super::national::national_view(&app, &worker).await?,
+        national: national_view(&app, &worker).await?,
     }))
 }
 
@@ -509,7 +509,7 @@ pub struct WorkerDetail {
     pub blacklisted: bool,
     pub blacklist_reason: Option<String>,
     /// What the national platform needs of the worker, and what it would refuse.
-    pub national: super::national::NationalView,
+    pub national: NationalView,
 }
 
 /// A worker's membership of a project.
@@ -595,4 +595,106 @@ mod tests {
         assert_eq!(body_limit(409_600), 409_600 * 4 / 3 + 65_536);
         assert!(body_limit(usize::MAX) > 0);
     }
+}
+
+/// `PATCH /workers/{personId}`: every field optional; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchWorker {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub nation: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The ID card's issuing authority (签发机关).
+    #[serde(default)]
+    pub grant_org: Option<String>,
+    /// `YYYY-MM-DD`.
+    #[serde(default)]
+    pub id_valid_from: Option<String>,
+    /// `YYYY-MM-DD` or `长期`.
+    #[serde(default)]
+    pub id_valid_to: Option<String>,
+    /// A `politics_type` dictionary code.
+    #[serde(default)]
+    pub politics_type: Option<String>,
+    /// A `work_type` dictionary code.
+    #[serde(default)]
+    pub work_type: Option<String>,
+    #[serde(default)]
+    pub team_leader: Option<bool>,
+}
+
+/// `PATCH /workers/{personId}` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatchedWorker {
+    #[serde(flatten)]
+    pub worker: WorkerView,
+    pub national: NationalView,
+}
+
+/// Edits a worker; the change reaches their devices and their national report.
+#[utoipa::path(
+    patch,
+    operation_id = "updateWorker",
+    path = "/api/v1/workers/{personId}",
+    tag = "workers",
+    params(("personId" = String, Path, description = "Person id")),
+    request_body = PatchWorker,
+    responses(
+        (status = 200, description = "The worker as it now is", body = PatchedWorker),
+        (status = 422, description = "`invalid_field`, `unknown_code`", body = super::error::ErrorBody),
+    )
+)]
+pub async fn update_worker(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(person_id): ApiPath<String>,
+    ApiJson(body): ApiJson<PatchWorker>,
+) -> Result<Json<PatchedWorker>, ApiError> {
+    let visible = visible_worker(&app, &caller, &person_id).await?;
+    let id = visible.worker.person_id;
+    let now = now_ms();
+    let patch = WorkerPatch {
+        name: match body.name.as_deref() {
+            Some(n) => Some(required_text("name", n, 64)?),
+            None => None,
+        },
+        nation: optional_text("nation", body.nation.as_deref(), 32)?,
+        address: optional_text("address", body.address.as_deref(), 200)?,
+        phone: optional_text("phone", body.phone.as_deref(), 32)?,
+        updated_at: now,
+    };
+    let entries = crate::uplink::dictionaries::merged(&app.store.dictionary_entries().await?);
+    let old = app.store.worker_national(id).await?.unwrap_or_default();
+    let national = WorkerNational {
+        person_id: id,
+        grant_org: optional_text("grantOrg", body.grant_org.as_deref(), 64)?.or(old.grant_org),
+        id_valid_from: date_field("idValidFrom", body.id_valid_from.as_deref(), false)?
+            .or(old.id_valid_from),
+        id_valid_to: date_field("idValidTo", body.id_valid_to.as_deref(), true)?
+            .or(old.id_valid_to),
+        politics_type: code_field(
+            &entries,
+            "politics_type",
+            "politicsType",
+            body.politics_type.as_deref(),
+        )?
+        .or(old.politics_type),
+        work_type: code_field(&entries, "work_type", "workType", body.work_type.as_deref())?
+            .or(old.work_type),
+        team_leader: body.team_leader.unwrap_or(old.team_leader),
+        updated_at: now,
+    };
+    let worker = services::workers::edit(&app, id, &patch, &national)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("工人 {id}")))?;
+    tracing::info!(person = id, "worker edited");
+    Ok(Json(PatchedWorker {
+        worker: view(&app, &worker, now),
+        national: national_view(&app, &worker).await?,
+    }))
 }

@@ -55,7 +55,7 @@ struct UplinkToday {
     /// Minutes the oldest pending item has waited.
     oldest_minutes: Option<i64>,
     last_error: String,
-    /// Behind: something waits longer than `alert_after_secs`, or the deadline is within an
+    /// Behind: something waits longer than `alert_after_ms`, or the deadline is within an
     /// hour and records are still waiting.
     late: bool,
 }
@@ -171,7 +171,7 @@ async fn uplinks(
 ) -> Result<(Vec<UplinkToday>, String), ConsoleError> {
     let day = crate::uplink::sender::beijing_day(now);
     let left_ms = (day.1 - now).max(0);
-    let alert_ms = (app.settings.uplink.alert_after_secs as i64).saturating_mul(1000);
+    let alert_ms = i64::try_from(app.settings.uplink.alert_after_ms).unwrap_or(i64::MAX);
     let mut out = Vec::new();
     for p in projects {
         let Some(config) = app.store.uplink_config(p.id).await? else {

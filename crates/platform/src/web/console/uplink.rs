@@ -85,6 +85,7 @@ fn kind_label(k: crate::store::UplinkKind) -> &'static str {
     match k {
         Team => "班组",
         Worker => "工人",
+        WorkerUpdate => "工人变更",
         Entry => "进场",
         Exit => "退场",
         Attendance => "考勤",
