@@ -537,9 +537,9 @@ pub const CASES: &[Case] = &[
         side: Side::Device,
         title: "Heartbeats: signed, with deviceVersion and deviceIp, at a steady cadence",
         title_zh: "心跳：签名、带版本和 IP、节奏稳定",
-        rules: &["ZJ-HB-01", "ZJ-CONN-01"],
+        rules: &["ZJ-HB-01", "ZJ-HB-03", "ZJ-CONN-01"],
         needs: &[],
-        scenario: "After C_AUTH, collect heartbeats for --heartbeat-window-secs. Expect at least two, each signed with the token, with deviceVersion and deviceIp, on the bound connection.",
+        scenario: "After C_AUTH, collect heartbeats for --heartbeat-window-secs. Expect at least two, each signed with the token, with deviceVersion and deviceIp, on the bound connection; the median interval within --heartbeat-tolerance-pct of the configured --heartbeat-secs, and no gap reaching the standard's 60 s offline window.",
     },
     Case {
         id: "D-TOKEN-01",
@@ -596,6 +596,33 @@ pub const CASES: &[Case] = &[
         scenario: "Encrypt every success answer with the terminal's public key (--rsa-public-key) and offer a T_DEL_DEVICE_PERSON by heartbeat only. Expect the terminal to find it, fetch it, run it and report it done.",
     },
     Case {
+        id: "D-STATUS-01",
+        side: Side::Device,
+        title: "Faces it cannot take are reported failed",
+        title_zh: "无法采用的人脸在状态上报中列为失败",
+        rules: &["ZJ-STATUS-01"],
+        needs: &[SEND, STATUS],
+        scenario: "Offer a T_SEND_PERSON of three persons: one good face, one whose URL answers 404, one whose URL answers a body that is no image. Expect the task's status report to list the two bad ones in failedFaces (or failedPersons), each with an errCode, and not the good one.",
+    },
+    Case {
+        id: "D-FW-01",
+        side: Side::Device,
+        title: "Firmware is checked against the sha256 of the signed task param",
+        title_zh: "固件按已签名任务参数中的 sha256 校验",
+        rules: &["ZJ-FW-03"],
+        needs: &[FW, STATUS],
+        scenario: "Offer a T_UPDATE_DEVICE_VERSION of the package given with --firmware, its param carrying a wrong sha256: expect status 2 (refused). Then the same package with its right sha256: expect status 1 (installed).",
+    },
+    Case {
+        id: "D-OFFLINE-01",
+        side: Side::Device,
+        title: "Records taken offline are queued and sent once, after the network returns",
+        title_zh: "断网期间的考勤记录被缓存，恢复后补传且不重复",
+        rules: &["ZJ-SIGNIN-05"],
+        needs: &[SIGN_IN],
+        scenario: "The operator cuts the terminal's network (prompted, Enter when done; or, with --kit-cuts-network, the kit refuses every connection for --outage-secs), takes records offline, and restores it. Expect every record taken offline to arrive once the network is back, and none the kit acknowledged sent again.",
+    },
+    Case {
         id: "D-SIGNIN-01",
         side: Side::Device,
         title: "Records: signed without img, resent after a forced disconnect without duplicates",
@@ -631,10 +658,6 @@ pub const UNTESTABLE: &[(&str, &str)] = &[
     (
         "ZJ-JWE-05",
         "require_encryption is a platform setting, off by default; the kit cannot know or change it.",
-    ),
-    (
-        "ZJ-FW-03",
-        "Not yet automated: checking that a terminal refuses firmware with a wrong sha256 needs a firmware image the terminal accepts; left to a later version of the kit.",
     ),
 ];
 

@@ -40,7 +40,16 @@ async fn kit() -> Kit {
         },
         &url,
     );
-    target.heartbeat_window = Duration::from_secs(3);
+    target.heartbeat_window = Duration::from_secs(4);
+    target.heartbeat_period = common::scripted_device::HEARTBEAT;
+    // Wide: a loaded CI machine delays beats; a terminal three times slow is still caught.
+    target.heartbeat_tolerance_pct = 50;
+    target.outage = Duration::from_secs(2);
+    // Any bytes do: the SDK and the scripted terminal install whatever matches its sha256.
+    target.firmware = Some(device::Firmware {
+        version: "kit-fw-2".into(),
+        bytes: b"rollcall conformance kit test firmware".repeat(100),
+    });
     target.step_timeout = Duration::from_secs(20);
     target.records = 3;
     // Verdicts on stderr as they come (shown when a test fails).
@@ -93,7 +102,7 @@ async fn against_scripted(faults: Faults) -> Report {
     let device = tokio::spawn(dev.run(rec_rx));
     let person = tokio::spawn(async move {
         while let Some((case, _)) = prompts.recv().await {
-            if case == "D-SIGNIN-01" {
+            if case == "D-SIGNIN-01" || case == "D-OFFLINE-01" {
                 let _ = rec_tx.send(3);
             }
         }
@@ -124,6 +133,7 @@ async fn the_sdk_device_passes_every_device_case() {
         dir.path(),
     );
     config.tuning.heartbeat_interval = Duration::from_millis(800);
+    target.heartbeat_period = Duration::from_millis(800);
     config.rsa_private_key_pem = Some(rollcall_conformance::platform::KIT_PRIVATE_KEY.into());
     let device = Device::open(config).unwrap();
     let handle = device.handle();
@@ -132,9 +142,12 @@ async fn the_sdk_device_passes_every_device_case() {
         let _ = stopped.await;
     }));
     let person = tokio::spawn(async move {
+        // The offline records are other records than the first ones (recordTime differs).
+        let mut offset = 0;
         while let Some((case, _)) = prompts.recv().await {
-            if case == "D-SIGNIN-01" {
-                let base = rollcall_protocol::time::now_ms() - 5_000;
+            if case == "D-SIGNIN-01" || case == "D-OFFLINE-01" {
+                let base = rollcall_protocol::time::now_ms() - 5_000 - offset;
+                offset += 60_000;
                 for i in 0..3 {
                     handle
                         .enqueue(AttendanceRecord::face("9101", base + i * 1000, None))
@@ -217,6 +230,70 @@ async fn a_terminal_ignoring_401_01_breaks_exactly_zj_token_03() {
     assert_eq!(
         broken(&report),
         BTreeSet::from(["ZJ-TOKEN-03".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_hiding_failed_faces_breaks_exactly_zj_status_01() {
+    let report = against_scripted(Faults {
+        hide_failed_faces: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-STATUS-01".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_skipping_the_firmware_sha256_breaks_exactly_zj_fw_03() {
+    let report = against_scripted(Faults {
+        skip_sha256: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-FW-03".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_heartbeating_too_slowly_breaks_exactly_zj_hb_03() {
+    let report = against_scripted(Faults {
+        slow_heartbeat: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-HB-03".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_losing_records_taken_offline_breaks_exactly_zj_signin_05() {
+    let report = against_scripted(Faults {
+        drop_offline: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-SIGNIN-05".to_owned()]),
         "{text}"
     );
 }

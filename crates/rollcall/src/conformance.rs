@@ -123,6 +123,25 @@ pub struct DeviceArgs {
     /// How long heartbeats are collected (a little over two heartbeat intervals). / 心跳观察秒数
     #[arg(long, default_value_t = 70)]
     pub heartbeat_window_secs: u64,
+    /// The heartbeat period the terminal is configured with. / 终端配置的心跳周期（秒）
+    #[arg(long, default_value_t = 30)]
+    pub heartbeat_secs: u64,
+    /// How far the median heartbeat interval may stray from it, in percent. / 心跳周期允许偏差（百分比）
+    #[arg(long, default_value_t = 25)]
+    pub heartbeat_tolerance_pct: u32,
+    /// A firmware package the terminal accepts (the firmware case). / 终端可接受的固件包
+    #[arg(long, requires = "firmware_version")]
+    pub firmware: Option<PathBuf>,
+    /// The version the terminal reports once that package is installed. / 该固件包的版本号
+    #[arg(long, requires = "firmware")]
+    pub firmware_version: Option<String>,
+    /// The kit cuts the network itself (refusing every connection) instead of asking the
+    /// operator to. / 由工具拒绝连接来模拟断网，而不提示操作员断网
+    #[arg(long)]
+    pub kit_cuts_network: bool,
+    /// How long the kit refuses connections with --kit-cuts-network. / 工具模拟断网的秒数
+    #[arg(long, default_value_t = 20)]
+    pub outage_secs: u64,
     /// How long the kit waits for the terminal (or its operator) at each step. / 每步等待秒数
     #[arg(long, default_value_t = 180)]
     pub step_timeout_secs: u64,
@@ -337,6 +356,17 @@ async fn device(args: DeviceArgs) -> Result<Report, String> {
     let mut target = DeviceTarget::new(vendor, &public_url);
     target.features = features;
     target.heartbeat_window = Duration::from_secs(args.heartbeat_window_secs);
+    target.heartbeat_period = Duration::from_secs(args.heartbeat_secs);
+    target.heartbeat_tolerance_pct = args.heartbeat_tolerance_pct;
+    target.operator_cuts_network = !args.kit_cuts_network;
+    target.outage = Duration::from_secs(args.outage_secs);
+    if let (Some(path), Some(version)) = (&args.firmware, &args.firmware_version) {
+        target.firmware = Some(rollcall_conformance::device::Firmware {
+            version: version.clone(),
+            bytes: std::fs::read(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        });
+    }
     target.step_timeout = Duration::from_secs(args.step_timeout_secs);
     target.records = args.records;
     if let Some(path) = &args.rsa_public_key {
