@@ -87,6 +87,9 @@ pub struct PlatformArgs {
     /// The platform's HTTP base URL. / 平台 HTTP 地址
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub http: String,
+    /// A CA certificate (PEM) to trust for an HTTPS platform, besides the system's roots. / 额外信任的 CA 证书（HTTPS 平台）
+    #[arg(long, env = "ROLLCALL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Rollcall admin token: set-up and read-back through the admin API (else manual mode). / 管理员令牌
     #[arg(long, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
@@ -261,10 +264,25 @@ async fn platform(args: PlatformArgs) -> Result<Report, String> {
             );
         }
     };
-    let admin = args
-        .admin_token
-        .as_ref()
-        .map(|t| AdminClient::new(&args.http, t.expose()));
+    let ca_pem = match &args.ca_cert {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            // Checked here, so a wrong file stops the run instead of failing every case.
+            rollcall_client::http_client(Some(pem.as_bytes()))
+                .map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+            Some(pem)
+        }
+        None => None,
+    };
+    let admin = match (&args.admin_token, &ca_pem) {
+        (Some(t), Some(pem)) => Some(
+            AdminClient::with_extra_ca(&args.http, t.expose(), pem.as_bytes())
+                .map_err(|e| format!("--ca-cert: {e}"))?,
+        ),
+        (Some(t), None) => Some(AdminClient::new(&args.http, t.expose())),
+        (None, _) => None,
+    };
     let (vendor, vendor_id) = match (given, &admin) {
         (Some(v), Some(admin)) => {
             let id = admin
@@ -318,6 +336,7 @@ async fn platform(args: PlatformArgs) -> Result<Report, String> {
     target.sn_prefix = args.sn_prefix.clone();
     target.only = args.common.cases.clone();
     target.progress = true;
+    target.ca_cert_pem = ca_pem;
     let report = rollcall_conformance::platform::run(&target).await;
     write_reports(&args.common, &report)?;
     Ok(report)
