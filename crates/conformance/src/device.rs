@@ -774,6 +774,16 @@ async fn run_case(id: &str, c: &mut DCtx<'_>) -> Result<(), KitError> {
         "D-STATUS-01" => d_failed_faces(c).await,
         "D-FW-01" => d_firmware(c).await,
         "D-OFFLINE-01" => d_offline(c).await,
+        "D-KIND-IRIS" => d_kind(c, 32, "虹膜 / iris").await,
+        "D-KIND-MOBILE" => {
+            d_kind(
+                c,
+                64,
+                "移动考勤（带 GPS 坐标）/ mobile, with its GPS position",
+            )
+            .await
+        }
+        "D-KIND-QR" => d_kind(c, 16, "二维码 / QR code").await,
         "D-SIGNIN-01" => d_sign_in(c).await,
         other => Err(KitError::Setup(format!("no executor for case {other}"))),
     }
@@ -1687,6 +1697,88 @@ async fn d_offline(c: &mut DCtx<'_>) -> Result<(), KitError> {
         "ZJ-SIGNIN-05",
         resent_after_ack == 0,
         format!("no acknowledged record was sent again ({resent_after_ack} were)"),
+    );
+    Ok(())
+}
+
+/// Whether a record of `kind` (its `type` bit) carries what that kind requires
+/// (ZJ-SIGNIN-01): an iris record its irisInfo, a mobile record its coordinate, a QR record its
+/// qrCodeInfo with a code type of 1 or 2 and a code value. The reason when not.
+fn kind_members(kind: u32, p: &SignInParam) -> Result<(), String> {
+    match kind {
+        32 => match p.iris_info.as_deref() {
+            Some(i) if !i.trim().is_empty() => Ok(()),
+            _ => Err("no irisInfo".into()),
+        },
+        64 => match p.coordinate {
+            Some(c)
+                if c.longitude.is_finite()
+                    && c.latitude.is_finite()
+                    && c.longitude.abs() <= 180.0
+                    && c.latitude.abs() <= 90.0
+                    && (c.longitude, c.latitude) != (0.0, 0.0) =>
+            {
+                Ok(())
+            }
+            Some(c) => Err(format!(
+                "an implausible coordinate ({}, {})",
+                c.longitude, c.latitude
+            )),
+            None => Err("no coordinate".into()),
+        },
+        16 => match &p.qr_code_info {
+            Some(q)
+                if (q.r#type == 1 || q.r#type == 2)
+                    && q.code_value.as_deref().is_some_and(|v| !v.is_empty()) =>
+            {
+                Ok(())
+            }
+            Some(q) => Err(format!(
+                "qrCodeInfo of type {} with codeValue {:?}",
+                q.r#type, q.code_value
+            )),
+            None => Err("no qrCodeInfo".into()),
+        },
+        _ => Ok(()),
+    }
+}
+
+async fn d_kind(c: &mut DCtx<'_>, kind: u32, what: &str) -> Result<(), KitError> {
+    c.prompt(&format!(
+        "请在终端上以{what}方式考勤一次 / Take one record on the terminal as: {what}."
+    ));
+    let deadline = tokio::time::Instant::now() + c.t.step_timeout;
+    let mut found = None;
+    while found.is_none() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(s) = c.next(left).await else { break };
+        let Some((req, ..)) = request_of(&s) else {
+            continue;
+        };
+        if req.apicode != ApiCode::SignIn.as_str() {
+            continue;
+        }
+        let Ok(p) = params::parse::<SignInParam>(req.param.as_deref().unwrap_or("")) else {
+            continue;
+        };
+        if p.r#type == kind || p.bit_type.is_some_and(|b| b & kind != 0) {
+            found = Some(p);
+        }
+    }
+    let Some(p) = found else {
+        return Err(KitError::Timeout(format!(
+            "no record of type {kind} arrived"
+        )));
+    };
+    let members = kind_members(kind, &p);
+    c.check(
+        "ZJ-SIGNIN-01",
+        members.is_ok(),
+        format!(
+            "a record of type {kind} (personId {}) carries what its kind requires{}",
+            p.person_id,
+            members.err().map(|e| format!(": {e}")).unwrap_or_default()
+        ),
     );
     Ok(())
 }

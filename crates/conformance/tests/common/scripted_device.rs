@@ -33,6 +33,8 @@ pub struct Faults {
     pub slow_heartbeat: bool,
     /// Throws away records taken while it has no authenticated connection.
     pub drop_offline: bool,
+    /// Sends its mobile records without their coordinate.
+    pub mobile_without_coordinate: bool,
 }
 
 /// The scripted terminal's configured heartbeat period.
@@ -333,6 +335,18 @@ impl Scripted {
                     n = records.recv() => {
                         match n {
                             Some(_) if self.faults.drop_offline && !online => {}
+                            // 1000 + a type bit: one record of that kind (D-KIND-*).
+                            Some(n) if n >= 1000 => {
+                                next_record += 1000;
+                                let mut r = json!({"personId": "9101", "type": n - 1000, "recordTime": next_record});
+                                match n - 1000 {
+                                    32 => r["irisInfo"] = json!("scripted-iris-template"),
+                                    64 if !self.faults.mobile_without_coordinate => r["coordinate"] = json!({"longitude": 120.1551, "latitude": 30.2741}),
+                                    16 => r["qrCodeInfo"] = json!({"type": 1, "codeColor": "green", "codeValue": "scripted-code", "cityCode": "330100"}),
+                                    _ => {}
+                                }
+                                queue.push_back(r.to_string());
+                            }
                             Some(n) => for _ in 0..n {
                                 next_record += 1000;
                                 queue.push_back(json!({"personId": "9101", "type": 1, "recordTime": next_record}).to_string());
