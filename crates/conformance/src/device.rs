@@ -46,6 +46,17 @@ pub struct DeviceTarget {
     pub public_url: String,
     /// How long heartbeats are collected (D-HB-01): a little over two heartbeat intervals.
     pub heartbeat_window: Duration,
+    /// The heartbeat period the terminal is configured with (D-HB-01 measures against it).
+    pub heartbeat_period: Duration,
+    /// How far the median interval may stray from `heartbeat_period`, in percent.
+    pub heartbeat_tolerance_pct: u32,
+    /// A firmware package the terminal accepts, with its version (D-FW-01).
+    pub firmware: Option<Firmware>,
+    /// D-OFFLINE-01: the operator cuts and restores the terminal's network, pressing Enter
+    /// after each step. When off, the kit itself refuses every connection for `outage`.
+    pub operator_cuts_network: bool,
+    /// How long the kit refuses connections when it plays the cut network itself.
+    pub outage: Duration,
     /// How long the kit waits for the terminal to do something.
     pub step_timeout: Duration,
     /// How many records the tester makes the terminal take (D-SIGNIN-01).
@@ -67,6 +78,11 @@ impl DeviceTarget {
             features: Features::default(),
             public_url: public_url.trim_end_matches('/').to_owned(),
             heartbeat_window: Duration::from_secs(70),
+            heartbeat_period: Duration::from_secs(30),
+            heartbeat_tolerance_pct: 25,
+            firmware: None,
+            operator_cuts_network: false,
+            outage: Duration::from_secs(20),
             step_timeout: Duration::from_secs(180),
             records: 3,
             only: Vec::new(),
@@ -75,6 +91,14 @@ impl DeviceTarget {
             jwe_public_key: None,
         }
     }
+}
+
+/// A firmware package a terminal accepts (the vendor supplies it: the kit cannot make one).
+#[derive(Debug, Clone)]
+pub struct Firmware {
+    /// The version the terminal reports in its heartbeats once it is installed.
+    pub version: String,
+    pub bytes: Vec<u8>,
 }
 
 /// What the kit saw the terminal do.
@@ -89,6 +113,8 @@ pub enum Seen {
         sign_ok: bool,
         form_a: bool,
         answer: Response,
+        /// When the kit received it.
+        at: Instant,
     },
     /// A TCP packet from the terminal that is not a request (e.g. a reply to a command).
     Stray {
@@ -123,6 +149,12 @@ struct Shared {
     offered: Vec<String>,
     records: HashMap<(String, String, i64, String), u64>,
     bound: Option<mpsc::UnboundedSender<Out>>,
+    /// Faces served broken, by personId: `true` answers 404, `false` a body that is no image.
+    bad_photos: HashMap<String, bool>,
+    /// The network is "cut": every connection is closed at once, every HTTP call answered 503.
+    refuse: bool,
+    /// Firmware packages served under `/firmware/{name}`.
+    firmware: HashMap<String, Vec<u8>>,
     /// Encrypt success answers (ZJ-JWE-02) with this key while `encrypt` is on.
     encrypter: Option<rollcall_protocol::jwe::JweEncrypter>,
     encrypt: bool,
@@ -288,6 +320,14 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
                     .collect();
                 Ok(Some(json!({"data": data, "currentPage": p.current_page, "totalPage": total, "size": size}).to_string()))
             }
+            ApiCode::UpdateDeviceVersion => {
+                // The answer repeats the task's param (ZJ-FW-01).
+                let task = s
+                    .tasks
+                    .get(&req.taskid)
+                    .ok_or_else(|| ProtocolError::new(ErrorCode::TaskNotFound))?;
+                Ok(Some(task.param.clone()))
+            }
             ApiCode::DelDevicePerson => {
                 let task = s
                     .tasks
@@ -321,6 +361,11 @@ fn handle(kit: &Kit, req: &Request, tcp: bool) -> (Response, bool, bool, bool) {
 async fn serve_tcp(kit: Kit, listener: TcpListener) {
     let conns = AtomicU64::new(1);
     while let Ok((stream, _)) = listener.accept().await {
+        if lock(&kit).refuse {
+            // The cut network of D-OFFLINE-01: the connection ends before anything is read.
+            drop(stream);
+            continue;
+        }
         let conn = conns.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(connection(kit.clone(), stream, conn));
     }
@@ -394,6 +439,7 @@ async fn connection(kit: Kit, stream: TcpStream, conn: u64) {
                         sign_ok,
                         form_a,
                         answer,
+                        at: Instant::now(),
                     });
                     if cut {
                         break 'read;
@@ -424,6 +470,10 @@ async fn device_api(
 ) -> impl IntoResponse {
     let log = lock(&kit).log.clone();
     let channel = "http POST /device/api";
+    if lock(&kit).refuse {
+        log.note("http: refused (the network is cut)");
+        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+    }
     log.body(Dir::Received, channel, &body);
     let mut req = match Request::from_http_body(&body) {
         Ok(r) => r,
@@ -447,6 +497,7 @@ async fn device_api(
         sign_ok,
         form_a,
         answer,
+        at: Instant::now(),
     });
     (StatusCode::OK, text)
 }
@@ -459,15 +510,38 @@ async fn device_api_path(state: State<Kit>, path: Path<String>, body: Bytes) -> 
     device_api(state, Some(path), body).await
 }
 
-async fn photo(State(kit): State<Kit>, Path(name): Path<String>) -> impl IntoResponse {
+async fn photo(State(kit): State<Kit>, Path(name): Path<String>) -> axum::response::Response {
     lock(&kit)
         .log
         .push(Dir::Received, "http GET", format!("/photos/{name}"));
+    let bad = lock(&kit)
+        .bad_photos
+        .get(name.trim_end_matches(".jpg"))
+        .copied();
     let _ = lock(&kit).seen.send(Seen::Photo(name));
-    (
-        [("content-type", "image/jpeg")],
-        rollcall_device::photo::sample::FACE_JPEG,
-    )
+    match bad {
+        Some(true) => StatusCode::NOT_FOUND.into_response(),
+        Some(false) => (
+            [("content-type", "image/jpeg")],
+            "这不是一张照片 / not a photo",
+        )
+            .into_response(),
+        None => (
+            [("content-type", "image/jpeg")],
+            rollcall_device::photo::sample::FACE_JPEG,
+        )
+            .into_response(),
+    }
+}
+
+async fn firmware(State(kit): State<Kit>, Path(name): Path<String>) -> axum::response::Response {
+    lock(&kit)
+        .log
+        .push(Dir::Received, "http GET", format!("/firmware/{name}"));
+    match lock(&kit).firmware.get(&name).cloned() {
+        Some(bytes) => ([("content-type", "application/octet-stream")], bytes).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Runs the selected device cases with the kit listening on `tcp` and `http`; stops serving
@@ -485,6 +559,9 @@ pub async fn run(target: &DeviceTarget, tcp: TcpListener, http: TcpListener) -> 
         offered: Vec::new(),
         records: HashMap::new(),
         bound: None,
+        bad_photos: HashMap::new(),
+        refuse: false,
+        firmware: HashMap::new(),
         encrypter: target
             .jwe_public_key
             .as_deref()
@@ -503,6 +580,7 @@ pub async fn run(target: &DeviceTarget, tcp: TcpListener, http: TcpListener) -> 
         .route("/device/api", post(device_api_root))
         .route("/device/api/{apicode}", post(device_api_path))
         .route("/photos/{name}", get(photo))
+        .route("/firmware/{name}", get(firmware))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(kit.clone());
     let http_task = tokio::spawn(async move {
@@ -693,6 +771,19 @@ async fn run_case(id: &str, c: &mut DCtx<'_>) -> Result<(), KitError> {
         "D-PERSON-01" => d_persons(c).await,
         "D-RECON-01" => d_reconcile(c).await,
         "D-JWE-01" => d_jwe(c).await,
+        "D-STATUS-01" => d_failed_faces(c).await,
+        "D-FW-01" => d_firmware(c).await,
+        "D-OFFLINE-01" => d_offline(c).await,
+        "D-KIND-IRIS" => d_kind(c, 32, "虹膜 / iris").await,
+        "D-KIND-MOBILE" => {
+            d_kind(
+                c,
+                64,
+                "移动考勤（带 GPS 坐标）/ mobile, with its GPS position",
+            )
+            .await
+        }
+        "D-KIND-QR" => d_kind(c, 16, "二维码 / QR code").await,
         "D-SIGNIN-01" => d_sign_in(c).await,
         other => Err(KitError::Setup(format!("no executor for case {other}"))),
     }
@@ -770,6 +861,40 @@ async fn d_heartbeat(c: &mut DCtx<'_>) -> Result<(), KitError> {
         beats.len() >= 2,
         format!("{} heartbeats in {window:?}", beats.len()),
     );
+    // Cadence (ZJ-HB-03): the median interval is the configured period within the tolerance
+    // (the median, so one late beat under load is not a verdict), and no gap reaches the
+    // offline window (60 s in the standard, or less when the period is shorter).
+    let times: Vec<Instant> = beats
+        .iter()
+        .filter_map(|b| match b {
+            Seen::Request { at, .. } => Some(*at),
+            _ => None,
+        })
+        .collect();
+    let mut gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    if let Some(median) = gaps.get(gaps.len() / 2).copied() {
+        let period = c.t.heartbeat_period;
+        let tol = period * c.t.heartbeat_tolerance_pct / 100;
+        let (low, high) = (period.saturating_sub(tol), period + tol);
+        let offline = Duration::from_secs(60);
+        let longest = gaps.last().copied().unwrap_or_default();
+        c.check(
+            "ZJ-HB-03",
+            median >= low && median <= high && longest < offline,
+            format!(
+                "heartbeat intervals: median {} ms, longest {} ms over {} intervals; configured period {} ms ± {}% ({}..{} ms), every gap below the {} ms offline window",
+                median.as_millis(),
+                longest.as_millis(),
+                gaps.len(),
+                period.as_millis(),
+                c.t.heartbeat_tolerance_pct,
+                low.as_millis(),
+                high.as_millis(),
+                offline.as_millis()
+            ),
+        );
+    }
     for b in &beats {
         if let Some((req, sign_ok, _, tcp, answer)) = request_of(b) {
             let p: Result<params::HeartbeatParam, _> =
@@ -1341,6 +1466,319 @@ async fn d_jwe(c: &mut DCtx<'_>) -> Result<(), KitError> {
         "ZJ-JWE-02",
         status == Some(1),
         format!("with every answer a JWE, the terminal found, fetched and ran the task and reported it done: status {status:?}"),
+    );
+    Ok(())
+}
+
+/// The entry of a status report for `taskid`, if the request is one.
+fn status_entry(req: &Request, taskid: &str) -> Option<serde_json::Value> {
+    if req.apicode != ApiCode::UpdateTasksStatus.as_str() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(req.param.as_deref().unwrap_or("")).ok()?;
+    v.get("task")?
+        .as_array()?
+        .iter()
+        .find(|t| t.get("taskid").and_then(|i| i.as_str()) == Some(taskid))
+        .cloned()
+}
+
+fn status_of(entry: &serde_json::Value) -> Option<u64> {
+    entry.get("status").and_then(|x| {
+        x.as_u64()
+            .or_else(|| x.as_str().and_then(|y| y.parse().ok()))
+    })
+}
+
+/// Waits for the status report of `taskid`; its entry, or `None` when none came in time.
+async fn await_status(c: &mut DCtx<'_>, taskid: &str) -> Option<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + c.t.step_timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let s = c.next(left).await?;
+        if let Some(entry) = request_of(&s).and_then(|(r, ..)| status_entry(r, taskid)) {
+            return Some(entry);
+        }
+    }
+}
+
+async fn d_failed_faces(c: &mut DCtx<'_>) -> Result<(), KitError> {
+    let sn = c.flow.sn.clone().unwrap_or_default();
+    // 9501 is a good face; 9502's URL answers 404; 9503's answers a body that is no image.
+    let persons: Vec<String> = ["9501", "9502", "9503"].map(String::from).to_vec();
+    {
+        let mut s = lock(&c.kit);
+        s.bad_photos.insert("9502".into(), true);
+        s.bad_photos.insert("9503".into(), false);
+    }
+    let taskid = offer(c, &sn, ApiCode::SendPerson, "{}".into(), persons);
+    c.log.note(format!(
+        "T_SEND_PERSON {taskid} offered: 9501 with a good face, 9502 whose face answers 404, 9503 whose face is not an image"
+    ));
+    let entry = await_status(c, &taskid).await;
+    {
+        let mut s = lock(&c.kit);
+        s.bad_photos.clear();
+    }
+    let Some(entry) = entry else {
+        return Err(KitError::Timeout(format!(
+            "the terminal did not report task {taskid}"
+        )));
+    };
+    // A person is reported failed with a non-empty errCode, in failedFaces or failedPersons.
+    let failed: BTreeMap<String, String> = ["failedFaces", "failedPersons"]
+        .iter()
+        .filter_map(|k| entry.get(*k).and_then(|l| l.as_array()))
+        .flatten()
+        .filter_map(|f| {
+            let id = f.get("personId")?;
+            let id = id
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| id.to_string());
+            let code = f.get("errCode").map(|e| {
+                e.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| e.to_string())
+            });
+            Some((id, code.unwrap_or_default()))
+        })
+        .collect();
+    let named = |id: &str| failed.get(id).is_some_and(|code| !code.is_empty());
+    c.check(
+        "ZJ-STATUS-01",
+        named("9502") && named("9503") && !failed.contains_key("9501"),
+        format!(
+            "the report names the two faces it could not take, each with an errCode, and not the good one: failed {failed:?}, status {:?}",
+            status_of(&entry)
+        ),
+    );
+    Ok(())
+}
+
+async fn d_firmware(c: &mut DCtx<'_>) -> Result<(), KitError> {
+    use sha2::Digest as _;
+    let Some(fw) = c.t.firmware.clone() else {
+        c.inconclusive("no firmware package the terminal accepts was given (--firmware FILE --firmware-version V)");
+        return Ok(());
+    };
+    let sn = c.flow.sn.clone().unwrap_or_default();
+    let digest = hex_of(&sha2::Sha256::digest(&fw.bytes));
+    let mut wrong = sha2::Sha256::digest(&fw.bytes);
+    wrong[0] ^= 0xff;
+    let wrong = hex_of(&wrong);
+    let name = format!("{}.bin", fresh_hex());
+    lock(&c.kit).firmware.insert(name.clone(), fw.bytes.clone());
+    let url = format!("{}/firmware/{name}", c.t.public_url);
+    let mut statuses = Vec::new();
+    for (sha, label) in [(&wrong, "a wrong sha256"), (&digest, "the right sha256")] {
+        let param = json!({"version": fw.version, "size": fw.bytes.len(), "downloadUrl": url, "sha256": sha}).to_string();
+        let taskid = offer(c, &sn, ApiCode::UpdateDeviceVersion, param, Vec::new());
+        c.log.note(format!(
+            "T_UPDATE_DEVICE_VERSION {taskid} offered: version {} with {label}",
+            fw.version
+        ));
+        let status = await_status(c, &taskid).await.and_then(|e| status_of(&e));
+        c.log.note(format!(
+            "task {taskid} ({label}) reported status {status:?}"
+        ));
+        statuses.push(status);
+    }
+    if statuses[1].is_none() && statuses[0].is_none() {
+        return Err(KitError::Timeout(
+            "the terminal reported neither firmware task".into(),
+        ));
+    }
+    c.check(
+        "ZJ-FW-03",
+        statuses[0] == Some(2),
+        format!(
+            "a package whose sha256 differs from the signed task param is refused: status {:?} (2 expected)",
+            statuses[0]
+        ),
+    );
+    c.check(
+        "ZJ-FW-03",
+        statuses[1] == Some(1),
+        format!(
+            "the same package with its right sha256 is installed: status {:?} (1 expected)",
+            statuses[1]
+        ),
+    );
+    Ok(())
+}
+
+/// Waits for the operator's Enter on stdin; a closed stdin is an error (nobody acted).
+async fn enter() -> Result<(), KitError> {
+    let read = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)
+    })
+    .await
+    .map_err(|e| KitError::Setup(format!("stdin: {e}")))?;
+    match read {
+        Ok(0) => Err(KitError::Setup(
+            "stdin closed: no operator to cut the network (try --kit-cuts-network)".into(),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(KitError::Setup(format!("stdin: {e}"))),
+    }
+}
+
+async fn d_offline(c: &mut DCtx<'_>) -> Result<(), KitError> {
+    let want = c.t.records.max(2);
+    if c.t.operator_cuts_network {
+        c.prompt("请断开终端的网络（拔网线或关闭 Wi-Fi / 4G），完成后按回车 / Cut the terminal's network now, then press Enter.");
+        enter().await?;
+        c.prompt(&format!("请在断网状态下在终端上考勤 {want} 次，然后恢复网络并按回车 / Take {want} records on the terminal while it is offline, then restore its network and press Enter."));
+        enter().await?;
+    } else {
+        let bound = {
+            let mut s = lock(&c.kit);
+            s.refuse = true;
+            s.bound.take()
+        };
+        c.log.note(format!(
+            "the kit cuts the network: every connection refused for {:?}",
+            c.t.outage
+        ));
+        if let Some(tx) = bound {
+            let _ = tx.send(Out::Close);
+            // The records are taken once the terminal has seen its connection end.
+            let _ = c
+                .until(Duration::from_secs(5), |s| matches!(s, Seen::Closed(_)))
+                .await;
+        }
+        c.prompt(&format!("网络已由工具断开：请在终端上考勤 {want} 次 / The kit has cut the network: take {want} records on the terminal now."));
+        tokio::time::sleep(c.t.outage).await;
+        lock(&c.kit).refuse = false;
+        c.log.note("the kit restores the network");
+    }
+    // Only what arrives from now on counts: the records taken offline, resent.
+    let mut acked: HashMap<(String, i64, String), u32> = HashMap::new();
+    let mut resent_after_ack = 0;
+    let deadline = tokio::time::Instant::now() + c.t.step_timeout;
+    let mut quiet_until: Option<tokio::time::Instant> = None;
+    while let Some(seen) = {
+        let now = tokio::time::Instant::now();
+        let until = quiet_until.unwrap_or(deadline).min(deadline);
+        c.next(until.saturating_duration_since(now)).await
+    } {
+        let Some((req, _, _, _, answer)) = request_of(&seen) else {
+            continue;
+        };
+        if req.apicode != ApiCode::SignIn.as_str() {
+            continue;
+        }
+        let Ok(p) = params::parse::<SignInParam>(req.param.as_deref().unwrap_or("")) else {
+            continue;
+        };
+        let key = (p.person_id, p.record_time, format!("{:?}", p.r#type));
+        if let Some(n) = acked.get_mut(&key) {
+            *n += 1;
+            resent_after_ack += 1;
+        } else if answer.success() {
+            acked.insert(key, 1);
+        }
+        if acked.len() >= want && quiet_until.is_none() {
+            // A little longer for any duplicate of what was acknowledged.
+            quiet_until = Some(tokio::time::Instant::now() + Duration::from_secs(3));
+        }
+    }
+    c.check(
+        "ZJ-SIGNIN-05",
+        acked.len() >= want,
+        format!(
+            "the {want} records taken offline were kept and sent once the network came back ({} arrived)",
+            acked.len()
+        ),
+    );
+    c.check(
+        "ZJ-SIGNIN-05",
+        resent_after_ack == 0,
+        format!("no acknowledged record was sent again ({resent_after_ack} were)"),
+    );
+    Ok(())
+}
+
+/// Whether a record of `kind` (its `type` bit) carries what that kind requires
+/// (ZJ-SIGNIN-01): an iris record its irisInfo, a mobile record its coordinate, a QR record its
+/// qrCodeInfo with a code type of 1 or 2 and a code value. The reason when not.
+fn kind_members(kind: u32, p: &SignInParam) -> Result<(), String> {
+    match kind {
+        32 => match p.iris_info.as_deref() {
+            Some(i) if !i.trim().is_empty() => Ok(()),
+            _ => Err("no irisInfo".into()),
+        },
+        64 => match p.coordinate {
+            Some(c)
+                if c.longitude.is_finite()
+                    && c.latitude.is_finite()
+                    && c.longitude.abs() <= 180.0
+                    && c.latitude.abs() <= 90.0
+                    && (c.longitude, c.latitude) != (0.0, 0.0) =>
+            {
+                Ok(())
+            }
+            Some(c) => Err(format!(
+                "an implausible coordinate ({}, {})",
+                c.longitude, c.latitude
+            )),
+            None => Err("no coordinate".into()),
+        },
+        16 => match &p.qr_code_info {
+            Some(q)
+                if (q.r#type == 1 || q.r#type == 2)
+                    && q.code_value.as_deref().is_some_and(|v| !v.is_empty()) =>
+            {
+                Ok(())
+            }
+            Some(q) => Err(format!(
+                "qrCodeInfo of type {} with codeValue {:?}",
+                q.r#type, q.code_value
+            )),
+            None => Err("no qrCodeInfo".into()),
+        },
+        _ => Ok(()),
+    }
+}
+
+async fn d_kind(c: &mut DCtx<'_>, kind: u32, what: &str) -> Result<(), KitError> {
+    c.prompt(&format!(
+        "请在终端上以{what}方式考勤一次 / Take one record on the terminal as: {what}."
+    ));
+    let deadline = tokio::time::Instant::now() + c.t.step_timeout;
+    let mut found = None;
+    while found.is_none() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(s) = c.next(left).await else { break };
+        let Some((req, ..)) = request_of(&s) else {
+            continue;
+        };
+        if req.apicode != ApiCode::SignIn.as_str() {
+            continue;
+        }
+        let Ok(p) = params::parse::<SignInParam>(req.param.as_deref().unwrap_or("")) else {
+            continue;
+        };
+        if p.r#type == kind || p.bit_type.is_some_and(|b| b & kind != 0) {
+            found = Some(p);
+        }
+    }
+    let Some(p) = found else {
+        return Err(KitError::Timeout(format!(
+            "no record of type {kind} arrived"
+        )));
+    };
+    let members = kind_members(kind, &p);
+    c.check(
+        "ZJ-SIGNIN-01",
+        members.is_ok(),
+        format!(
+            "a record of type {kind} (personId {}) carries what its kind requires{}",
+            p.person_id,
+            members.err().map(|e| format!(": {e}")).unwrap_or_default()
+        ),
     );
     Ok(())
 }

@@ -14,6 +14,7 @@ use rollcall_conformance::device::{self, DeviceTarget};
 use rollcall_conformance::platform::VendorCreds;
 use rollcall_conformance::{Report, Verdict};
 use rollcall_device::{AttendanceRecord, Credentials, Device, DeviceConfig};
+use rollcall_protocol::params::{Coordinate, QrCodeInfo};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -40,7 +41,19 @@ async fn kit() -> Kit {
         },
         &url,
     );
-    target.heartbeat_window = Duration::from_secs(3);
+    target.heartbeat_window = Duration::from_secs(4);
+    target.heartbeat_period = common::scripted_device::HEARTBEAT;
+    // Wide: a loaded CI machine delays beats; a terminal three times slow is still caught.
+    target.heartbeat_tolerance_pct = 50;
+    target.outage = Duration::from_secs(2);
+    // The kinds with their own cases (D-KIND-*), besides face.
+    target.features =
+        rollcall_conformance::Features::parse("", "face,iris,mobile,qr", false).unwrap();
+    // Any bytes do: the SDK and the scripted terminal install whatever matches its sha256.
+    target.firmware = Some(device::Firmware {
+        version: "kit-fw-2".into(),
+        bytes: b"rollcall conformance kit test firmware".repeat(100),
+    });
     target.step_timeout = Duration::from_secs(20);
     target.records = 3;
     // Verdicts on stderr as they come (shown when a test fails).
@@ -93,8 +106,11 @@ async fn against_scripted(faults: Faults) -> Report {
     let device = tokio::spawn(dev.run(rec_rx));
     let person = tokio::spawn(async move {
         while let Some((case, _)) = prompts.recv().await {
-            if case == "D-SIGNIN-01" {
+            if case == "D-SIGNIN-01" || case == "D-OFFLINE-01" {
                 let _ = rec_tx.send(3);
+            }
+            if let Some(kind) = kind_of(&case) {
+                let _ = rec_tx.send(1000 + kind);
             }
         }
     });
@@ -124,6 +140,7 @@ async fn the_sdk_device_passes_every_device_case() {
         dir.path(),
     );
     config.tuning.heartbeat_interval = Duration::from_millis(800);
+    target.heartbeat_period = Duration::from_millis(800);
     config.rsa_private_key_pem = Some(rollcall_conformance::platform::KIT_PRIVATE_KEY.into());
     let device = Device::open(config).unwrap();
     let handle = device.handle();
@@ -132,9 +149,45 @@ async fn the_sdk_device_passes_every_device_case() {
         let _ = stopped.await;
     }));
     let person = tokio::spawn(async move {
+        // The offline records are other records than the first ones (recordTime differs).
+        let mut offset = 0;
         while let Some((case, _)) = prompts.recv().await {
-            if case == "D-SIGNIN-01" {
-                let base = rollcall_protocol::time::now_ms() - 5_000;
+            let now = rollcall_protocol::time::now_ms();
+            match kind_of(&case) {
+                Some(32) => handle
+                    .enqueue(AttendanceRecord::iris("9101", now, "sdk-iris-template"))
+                    .await
+                    .unwrap(),
+                Some(64) => handle
+                    .enqueue(AttendanceRecord::mobile(
+                        "9101",
+                        now,
+                        Coordinate {
+                            longitude: 120.1551,
+                            latitude: 30.2741,
+                        },
+                        None,
+                    ))
+                    .await
+                    .unwrap(),
+                Some(_) => handle
+                    .enqueue(AttendanceRecord::qr(
+                        "9101",
+                        now,
+                        QrCodeInfo {
+                            r#type: QrCodeInfo::PERSON_CODE,
+                            code_color: Some("green".into()),
+                            code_value: Some("sdk-code".into()),
+                            city_code: Some("330100".into()),
+                        },
+                    ))
+                    .await
+                    .unwrap(),
+                None => 0,
+            };
+            if case == "D-SIGNIN-01" || case == "D-OFFLINE-01" {
+                let base = rollcall_protocol::time::now_ms() - 5_000 - offset;
+                offset += 60_000;
                 for i in 0..3 {
                     handle
                         .enqueue(AttendanceRecord::face("9101", base + i * 1000, None))
@@ -167,6 +220,16 @@ async fn a_conforming_scripted_terminal_passes() {
             || (r.id == "D-JWE-01" && r.verdict == Verdict::NotApplicable)),
         "{text}"
     );
+}
+
+/// The type bit a D-KIND-* case asks for.
+fn kind_of(case: &str) -> Option<u32> {
+    match case {
+        "D-KIND-IRIS" => Some(32),
+        "D-KIND-MOBILE" => Some(64),
+        "D-KIND-QR" => Some(16),
+        _ => None,
+    }
 }
 
 fn broken(report: &Report) -> BTreeSet<String> {
@@ -217,6 +280,86 @@ async fn a_terminal_ignoring_401_01_breaks_exactly_zj_token_03() {
     assert_eq!(
         broken(&report),
         BTreeSet::from(["ZJ-TOKEN-03".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_hiding_failed_faces_breaks_exactly_zj_status_01() {
+    let report = against_scripted(Faults {
+        hide_failed_faces: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-STATUS-01".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_skipping_the_firmware_sha256_breaks_exactly_zj_fw_03() {
+    let report = against_scripted(Faults {
+        skip_sha256: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-FW-03".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_heartbeating_too_slowly_breaks_exactly_zj_hb_03() {
+    let report = against_scripted(Faults {
+        slow_heartbeat: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-HB-03".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_losing_records_taken_offline_breaks_exactly_zj_signin_05() {
+    let report = against_scripted(Faults {
+        drop_offline: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-SIGNIN-05".to_owned()]),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mobile_terminal_without_its_coordinate_breaks_exactly_zj_signin_01() {
+    let report = against_scripted(Faults {
+        mobile_without_coordinate: true,
+        ..Faults::default()
+    })
+    .await;
+    let text = show(&report);
+    println!("{text}");
+    assert_eq!(
+        broken(&report),
+        BTreeSet::from(["ZJ-SIGNIN-01".to_owned()]),
         "{text}"
     );
 }

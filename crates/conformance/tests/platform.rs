@@ -106,3 +106,37 @@ async fn a_platform_whose_tokens_never_expire_breaks_exactly_zj_token_02() {
     let (broken, text) = broken_rules(Fault::NeverExpire).await;
     assert_eq!(broken, set(&["ZJ-TOKEN-02"]), "{text}");
 }
+
+/// `--ca-cert`: an HTTPS platform whose certificate a private CA signed. With the CA the
+/// HTTP cases pass (photo downloads included); without it they cannot reach the platform.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_https_platform_is_tested_with_its_ca_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::pki(dir.path());
+    let p = common::platform_with(Some((ca.clone(), cert, key))).await;
+    assert!(p.http.starts_with("https://"), "{}", p.http);
+    let only: Vec<String> = ["P-HTTP-01", "P-HTTP-02", "P-PERSON-01"]
+        .map(String::from)
+        .to_vec();
+    let mut target = common::target(&p.tcp.to_string(), &p.http, &p.admin, &p.vendor);
+    target.only = only.clone();
+    target.ca_cert_pem = Some(ca);
+    let report = platform::run(&target).await;
+    let text = report.to_text();
+    println!("{text}");
+    assert_eq!(report.results.len(), 3, "{text}");
+    assert!(
+        report.results.iter().all(|r| r.verdict == Verdict::Pass),
+        "{text}"
+    );
+
+    let mut untrusting = common::target(&p.tcp.to_string(), &p.http, &p.admin, &p.vendor);
+    untrusting.only = only;
+    let report = platform::run(&untrusting).await;
+    let text = report.to_text();
+    println!("{text}");
+    assert!(
+        report.results.iter().all(|r| r.verdict != Verdict::Pass),
+        "without the CA no HTTPS case can pass:\n{text}"
+    );
+}

@@ -87,6 +87,9 @@ pub struct PlatformArgs {
     /// The platform's HTTP base URL. / 平台 HTTP 地址
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub http: String,
+    /// A CA certificate (PEM) to trust for an HTTPS platform, besides the system's roots. / 额外信任的 CA 证书（HTTPS 平台）
+    #[arg(long, env = "ROLLCALL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Rollcall admin token: set-up and read-back through the admin API (else manual mode). / 管理员令牌
     #[arg(long, env = "ROLLCALL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
@@ -123,6 +126,25 @@ pub struct DeviceArgs {
     /// How long heartbeats are collected (a little over two heartbeat intervals). / 心跳观察秒数
     #[arg(long, default_value_t = 70)]
     pub heartbeat_window_secs: u64,
+    /// The heartbeat period the terminal is configured with. / 终端配置的心跳周期（秒）
+    #[arg(long, default_value_t = 30)]
+    pub heartbeat_secs: u64,
+    /// How far the median heartbeat interval may stray from it, in percent. / 心跳周期允许偏差（百分比）
+    #[arg(long, default_value_t = 25)]
+    pub heartbeat_tolerance_pct: u32,
+    /// A firmware package the terminal accepts (the firmware case). / 终端可接受的固件包
+    #[arg(long, requires = "firmware_version")]
+    pub firmware: Option<PathBuf>,
+    /// The version the terminal reports once that package is installed. / 该固件包的版本号
+    #[arg(long, requires = "firmware")]
+    pub firmware_version: Option<String>,
+    /// The kit cuts the network itself (refusing every connection) instead of asking the
+    /// operator to. / 由工具拒绝连接来模拟断网，而不提示操作员断网
+    #[arg(long)]
+    pub kit_cuts_network: bool,
+    /// How long the kit refuses connections with --kit-cuts-network. / 工具模拟断网的秒数
+    #[arg(long, default_value_t = 20)]
+    pub outage_secs: u64,
     /// How long the kit waits for the terminal (or its operator) at each step. / 每步等待秒数
     #[arg(long, default_value_t = 180)]
     pub step_timeout_secs: u64,
@@ -242,10 +264,25 @@ async fn platform(args: PlatformArgs) -> Result<Report, String> {
             );
         }
     };
-    let admin = args
-        .admin_token
-        .as_ref()
-        .map(|t| AdminClient::new(&args.http, t.expose()));
+    let ca_pem = match &args.ca_cert {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            // Checked here, so a wrong file stops the run instead of failing every case.
+            rollcall_client::http_client(Some(pem.as_bytes()))
+                .map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+            Some(pem)
+        }
+        None => None,
+    };
+    let admin = match (&args.admin_token, &ca_pem) {
+        (Some(t), Some(pem)) => Some(
+            AdminClient::with_extra_ca(&args.http, t.expose(), pem.as_bytes())
+                .map_err(|e| format!("--ca-cert: {e}"))?,
+        ),
+        (Some(t), None) => Some(AdminClient::new(&args.http, t.expose())),
+        (None, _) => None,
+    };
     let (vendor, vendor_id) = match (given, &admin) {
         (Some(v), Some(admin)) => {
             let id = admin
@@ -299,6 +336,7 @@ async fn platform(args: PlatformArgs) -> Result<Report, String> {
     target.sn_prefix = args.sn_prefix.clone();
     target.only = args.common.cases.clone();
     target.progress = true;
+    target.ca_cert_pem = ca_pem;
     let report = rollcall_conformance::platform::run(&target).await;
     write_reports(&args.common, &report)?;
     Ok(report)
@@ -337,6 +375,17 @@ async fn device(args: DeviceArgs) -> Result<Report, String> {
     let mut target = DeviceTarget::new(vendor, &public_url);
     target.features = features;
     target.heartbeat_window = Duration::from_secs(args.heartbeat_window_secs);
+    target.heartbeat_period = Duration::from_secs(args.heartbeat_secs);
+    target.heartbeat_tolerance_pct = args.heartbeat_tolerance_pct;
+    target.operator_cuts_network = !args.kit_cuts_network;
+    target.outage = Duration::from_secs(args.outage_secs);
+    if let (Some(path), Some(version)) = (&args.firmware, &args.firmware_version) {
+        target.firmware = Some(rollcall_conformance::device::Firmware {
+            version: version.clone(),
+            bytes: std::fs::read(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        });
+    }
     target.step_timeout = Duration::from_secs(args.step_timeout_secs);
     target.records = args.records;
     if let Some(path) = &args.rsa_public_key {

@@ -81,6 +81,9 @@ pub struct PlatformTarget {
     pub response_timeout: Duration,
     /// Print each verdict to stderr as it comes.
     pub progress: bool,
+    /// Extra trusted CA certificates (PEM) for an HTTPS platform under test, besides the
+    /// system's roots (`--ca-cert`).
+    pub ca_cert_pem: Option<String>,
 }
 
 impl PlatformTarget {
@@ -97,6 +100,7 @@ impl PlatformTarget {
             only: Vec::new(),
             response_timeout: Duration::from_secs(10),
             progress: false,
+            ca_cert_pem: None,
         }
     }
 
@@ -253,9 +257,25 @@ impl Ctx<'_> {
     }
 
     pub fn http(&self) -> Http {
+        // The given CA is trusted besides the system's roots; on a system without roots, alone
+        // (as rollcall-client does). A PEM without certificates was refused when read.
+        let roots = self
+            .t
+            .ca_cert_pem
+            .as_deref()
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(pem.as_bytes()).ok())
+            .unwrap_or_default();
+        let timeout = self.t.response_timeout + Duration::from_secs(20);
         let client = reqwest::Client::builder()
-            .timeout(self.t.response_timeout + Duration::from_secs(20))
+            .timeout(timeout)
+            .tls_certs_merge(roots.clone())
             .build()
+            .or_else(|_| {
+                reqwest::Client::builder()
+                    .timeout(timeout)
+                    .tls_certs_only(roots)
+                    .build()
+            })
             .unwrap_or_default();
         Http::new(client, &self.t.http, self.log.clone())
     }

@@ -37,10 +37,44 @@ pub struct Running {
 
 /// Rollcall's platform, as `rollcall serve` starts it, with short timers.
 pub async fn platform() -> Running {
+    platform_with(None).await
+}
+
+/// A test CA and a server certificate for `127.0.0.1` it signed: the CA's PEM and the
+/// certificate's and key's PEM files in `dir`.
+pub fn pki(dir: &std::path::Path) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Rollcall conformance test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let mut server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = server.signed_by(&key, &issuer).expect("server certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    (ca_cert.pem(), cert_path, key_path)
+}
+
+/// [`platform`], serving HTTPS with (CA PEM, certificate, key) when given.
+pub async fn platform_with(
+    tls: Option<(String, std::path::PathBuf, std::path::PathBuf)>,
+) -> Running {
     let dir = tempfile::tempdir().expect("temp dir");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
     let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
-    let http_url = format!("http://{}", http.local_addr().expect("addr"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let http_url = format!("{scheme}://{}", http.local_addr().expect("addr"));
     let tcp_addr = tcp.local_addr().expect("addr");
     let settings = Settings {
         data_dir: dir.path().to_owned(),
@@ -50,6 +84,8 @@ pub async fn platform() -> Running {
         redelivery_secs: TIMERS.redelivery_secs,
         idle_timeout_secs: TIMERS.idle_timeout_secs,
         flush_interval_ms: 50,
+        tls_cert: tls.as_ref().map(|t| t.1.clone()),
+        tls_key: tls.as_ref().map(|t| t.2.clone()),
         ..Settings::default()
     };
     let platform = Platform::build(settings, &http_url)
@@ -63,7 +99,12 @@ pub async fn platform() -> Running {
             })
             .await;
     });
-    let admin = AdminClient::new(&http_url, ADMIN);
+    let admin = match &tls {
+        Some((ca, ..)) => {
+            AdminClient::with_extra_ca(&http_url, ADMIN, ca.as_bytes()).expect("admin")
+        }
+        None => AdminClient::new(&http_url, ADMIN),
+    };
     let vendor = admin
         .create_vendor(&NewVendor {
             name: "kit vendor".into(),

@@ -12,6 +12,7 @@ use rollcall_protocol::params::{self, GetTasksResponse, PersonPage};
 use rollcall_protocol::time::Timestamp;
 use rollcall_protocol::{ApiCode, ErrorCode, PROTOCOL_VERSION};
 use serde_json::json;
+use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -24,7 +25,20 @@ pub struct Faults {
     pub reverse_tasks: bool,
     /// Keeps using its token after 401_01 and never authenticates again.
     pub ignore_401: bool,
+    /// Leaves faces it could not take out of its status reports.
+    pub hide_failed_faces: bool,
+    /// Installs firmware without checking its sha256.
+    pub skip_sha256: bool,
+    /// Heartbeats three times slower than it is configured to.
+    pub slow_heartbeat: bool,
+    /// Throws away records taken while it has no authenticated connection.
+    pub drop_offline: bool,
+    /// Sends its mobile records without their coordinate.
+    pub mobile_without_coordinate: bool,
 }
+
+/// The scripted terminal's configured heartbeat period.
+pub const HEARTBEAT: Duration = Duration::from_millis(400);
 
 pub struct Scripted {
     pub sn: String,
@@ -117,7 +131,13 @@ impl Scripted {
                 continue;
             }
             let mut in_flight: Option<String> = None;
-            let mut beat = tokio::time::interval(Duration::from_millis(400));
+            let mut online = false;
+            let period = if self.faults.slow_heartbeat {
+                HEARTBEAT * 3
+            } else {
+                HEARTBEAT
+            };
+            let mut beat = tokio::time::interval(period);
             'conn: loop {
                 // Send the next record when none is in flight.
                 if in_flight.is_none()
@@ -164,6 +184,8 @@ impl Scripted {
                         };
                         let api: ApiCode =
                             task.apicode.parse().unwrap_or(ApiCode::ClearDevicePerson);
+                        let mut failed_faces = Vec::new();
+                        let mut status = 1;
                         match api {
                             ApiCode::SendPerson => {
                                 persons.clear();
@@ -182,8 +204,12 @@ impl Scripted {
                                         break;
                                     };
                                     persons.extend(p.data.iter().map(|e| e.person_id.clone()));
-                                    for url in p.data.iter().flat_map(|e| e.img_urls.iter()) {
-                                        let _ = client.get(url).send().await;
+                                    for e in &p.data {
+                                        for url in &e.img_urls {
+                                            if !face_ok(&client, url).await {
+                                                failed_faces.push(json!({"personId": e.person_id, "errCode": "404_1"}));
+                                            }
+                                        }
                                     }
                                     if page >= p.total_page {
                                         break;
@@ -214,9 +240,34 @@ impl Scripted {
                                     .http_call(&client, &self.request(&token, api, &id, Some(page)))
                                     .await;
                             }
+                            ApiCode::UpdateDeviceVersion => {
+                                let r = self.request(&token, api, &id, None);
+                                let _ = self.http_call(&client, &r).await;
+                                status = match params::parse::<params::FirmwareInfo>(&task.param) {
+                                    Ok(info) => match client.get(&info.download_url).send().await {
+                                        Ok(resp) => {
+                                            let bytes = resp.bytes().await.unwrap_or_default();
+                                            let digest: [u8; 32] =
+                                                sha2::Sha256::digest(&bytes).into();
+                                            if self.faults.skip_sha256
+                                                || info.matches(bytes.len() as u64, &digest)
+                                            {
+                                                1
+                                            } else {
+                                                2
+                                            }
+                                        }
+                                        Err(_) => 2,
+                                    },
+                                    Err(_) => 2,
+                                };
+                            }
                             _ => {}
                         }
-                        let status = json!({"task": [{"taskid": id, "status": 1}], "personCount": persons.len(), "faceCount": persons.len()}).to_string();
+                        if self.faults.hide_failed_faces {
+                            failed_faces.clear();
+                        }
+                        let status = json!({"task": [{"taskid": id, "status": status, "failedFaces": failed_faces}], "personCount": persons.len(), "faceCount": persons.len()}).to_string();
                         let _ = self
                             .http_call(
                                 &client,
@@ -242,6 +293,7 @@ impl Scripted {
                             match r.apicode.as_str() {
                                 "C_AUTH" => {
                                     if let Some(t) = r.response_text().and_then(|t| params::parse::<params::AuthResponse>(t).ok()) {
+                                        online = true;
                                         token = t.token;
                                     }
                                 }
@@ -282,6 +334,19 @@ impl Scripted {
                     }
                     n = records.recv() => {
                         match n {
+                            Some(_) if self.faults.drop_offline && !online => {}
+                            // 1000 + a type bit: one record of that kind (D-KIND-*).
+                            Some(n) if n >= 1000 => {
+                                next_record += 1000;
+                                let mut r = json!({"personId": "9101", "type": n - 1000, "recordTime": next_record});
+                                match n - 1000 {
+                                    32 => r["irisInfo"] = json!("scripted-iris-template"),
+                                    64 if !self.faults.mobile_without_coordinate => r["coordinate"] = json!({"longitude": 120.1551, "latitude": 30.2741}),
+                                    16 => r["qrCodeInfo"] = json!({"type": 1, "codeColor": "green", "codeValue": "scripted-code", "cityCode": "330100"}),
+                                    _ => {}
+                                }
+                                queue.push_back(r.to_string());
+                            }
                             Some(n) => for _ in 0..n {
                                 next_record += 1000;
                                 queue.push_back(json!({"personId": "9101", "type": 1, "recordTime": next_record}).to_string());
@@ -295,4 +360,16 @@ impl Scripted {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Whether the face at `url` downloads and is a JPEG or PNG.
+async fn face_ok(client: &reqwest::Client, url: &str) -> bool {
+    let Ok(resp) = client.get(url).send().await else {
+        return false;
+    };
+    if !resp.status().is_success() {
+        return false;
+    }
+    let bytes = resp.bytes().await.unwrap_or_default();
+    bytes.starts_with(&[0xff, 0xd8]) || bytes.starts_with(b"\x89PNG")
 }
