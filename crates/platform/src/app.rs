@@ -184,7 +184,7 @@ impl Platform {
             faces,
             signer: UrlSigner::new(url_key, public_url, settings.url_ttl_secs),
             registry: Arc::new(Registry::default()),
-            directory: Default::default(),
+            directory: crate::runtime::auth_cache::Directory::for_backend(store.backend()),
             presence: Presence::new(settings.offline_after_secs),
             tokens: Tokens::new(settings.token_idle_secs),
             limiter: RateLimiter::new(settings.rate_limit),

@@ -10,6 +10,14 @@
 //! request. Rows are shared (`Arc`), so a hit costs a lock and a reference count, not a copy
 //! of every string in the row.
 //!
+//! **How long.** On PostgreSQL, other nodes may change the rows, so a row is trusted for
+//! [`TTL_MS`]. On SQLite this node is the only one (the store's lock refuses a second
+//! process), and every change of a cached row goes through it and forgets the entry, so rows
+//! are trusted for [`SINGLE_NODE_TTL_MS`], which only bounds how long a row nobody asks for
+//! stays in memory. With a 1 s TTL, 1,000 heartbeating devices re-read 1,000 device rows a
+//! second, in bursts (they authenticated together): a tail of queued lookups that showed as
+//! heartbeat p99 (BENCHMARKS.md, issue 18).
+//!
 //! **Task hints.** After the rows, a heartbeat's remaining database read was its due-task
 //! query, and almost every heartbeat finds nothing. A device whose query found no *open* task
 //! at all (neither pending nor delivered) is remembered here, and its heartbeats answer an
@@ -45,8 +53,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::store::{Credential, Device, Project, Store, StoreResult, Vendor};
 
-/// How long a cached row is trusted.
+/// How long a cached row is trusted when other nodes share the database.
 pub const TTL_MS: i64 = 1000;
+
+/// How long a cached row is kept when this node makes every change (SQLite).
+pub const SINGLE_NODE_TTL_MS: i64 = 60_000;
 
 /// Hints kept before expired ones are swept (then the threshold follows the live count).
 const HINT_SWEEP_MIN: usize = 1024;
@@ -58,6 +69,7 @@ const CACHE_SWEEP_MIN: usize = 4096;
 #[derive(Debug)]
 struct Cache<K, V> {
     entries: Mutex<CacheState<K, V>>,
+    ttl_ms: i64,
 }
 
 #[derive(Debug)]
@@ -67,12 +79,13 @@ struct CacheState<K, V> {
 }
 
 impl<K: Eq + Hash, V> Cache<K, V> {
-    fn new() -> Self {
+    fn new(ttl_ms: i64) -> Self {
         Cache {
             entries: Mutex::new(CacheState {
                 map: HashMap::new(),
                 sweep_at: CACHE_SWEEP_MIN,
             }),
+            ttl_ms,
         }
     }
 
@@ -87,13 +100,14 @@ impl<K: Eq + Hash, V> Cache<K, V> {
     {
         let entries = self.lock();
         let (at, v) = entries.map.get(key)?;
-        fresh(*at, now).then(|| Arc::clone(v))
+        fresh(*at, now, self.ttl_ms).then(|| Arc::clone(v))
     }
 
     fn put(&self, key: K, value: Arc<V>, now: i64) {
+        let ttl = self.ttl_ms;
         let mut entries = self.lock();
         if entries.map.len() >= entries.sweep_at {
-            entries.map.retain(|_, (at, _)| fresh(*at, now));
+            entries.map.retain(|_, (at, _)| fresh(*at, now, ttl));
             entries.sweep_at = (entries.map.len() * 2).max(CACHE_SWEEP_MIN);
         }
         entries.map.insert(key, (now, value));
@@ -102,8 +116,9 @@ impl<K: Eq + Hash, V> Cache<K, V> {
     /// Drops every expired entry, and gives back the table's memory when it is mostly empty
     /// (after a burst of registrations, say).
     fn sweep(&self, now: i64) {
+        let ttl = self.ttl_ms;
         let mut entries = self.lock();
-        entries.map.retain(|_, (at, _)| fresh(*at, now));
+        entries.map.retain(|_, (at, _)| fresh(*at, now, ttl));
         if entries.map.capacity() > 4 * entries.map.len().max(64) {
             entries.map.shrink_to_fit();
         }
@@ -124,8 +139,8 @@ impl<K: Eq + Hash, V> Cache<K, V> {
 }
 
 /// Whether an entry stored at `at` may still be used at `now`.
-fn fresh(at: i64, now: i64) -> bool {
-    now >= at && now - at <= TTL_MS
+fn fresh(at: i64, now: i64, ttl_ms: i64) -> bool {
+    now >= at && now - at <= ttl_ms
 }
 
 /// Devices whose last due-task query found no open task, and since when.
@@ -156,14 +171,29 @@ pub struct Directory {
 }
 
 impl Default for Directory {
+    /// Rows trusted for [`TTL_MS`]: safe with other nodes.
     fn default() -> Self {
+        Directory::with_ttl(TTL_MS)
+    }
+}
+
+impl Directory {
+    /// The cache for a store of `backend` ([`Store::backend`]): see the module's "How long".
+    pub fn for_backend(backend: &str) -> Self {
+        match backend {
+            "sqlite" => Directory::with_ttl(SINGLE_NODE_TTL_MS),
+            _ => Directory::with_ttl(TTL_MS),
+        }
+    }
+
+    fn with_ttl(ttl_ms: i64) -> Self {
         Directory {
-            devices: Cache::new(),
-            credentials: Cache::new(),
-            vendors: Cache::new(),
-            enrolled: Cache::new(),
-            rostered: Cache::new(),
-            projects: Cache::new(),
+            devices: Cache::new(ttl_ms),
+            credentials: Cache::new(ttl_ms),
+            vendors: Cache::new(ttl_ms),
+            enrolled: Cache::new(ttl_ms),
+            rostered: Cache::new(ttl_ms),
+            projects: Cache::new(ttl_ms),
             hints: Mutex::new(HintState {
                 sweep_at: HINT_SWEEP_MIN,
                 ..HintState::default()
@@ -383,8 +413,33 @@ mod tests {
     }
 
     #[test]
+    fn a_single_node_keeps_rows_until_it_changes_them_and_a_shared_database_for_a_second() {
+        let single = Directory::for_backend("sqlite");
+        let shared = Directory::for_backend("postgres");
+        for d in [&single, &shared] {
+            d.rostered.put((1, 2), Arc::new(()), 1_000);
+        }
+        let later = 1_001 + TTL_MS;
+        assert!(single.rostered.get(&(1, 2), later).is_some());
+        assert!(
+            shared.rostered.get(&(1, 2), later).is_none(),
+            "another node may have changed it"
+        );
+        // A change through this node is seen at once.
+        single.forget_rosters();
+        assert!(single.rostered.get(&(1, 2), 1_000).is_none());
+        single.rostered.put((1, 2), Arc::new(()), 1_000);
+        assert!(
+            single
+                .rostered
+                .get(&(1, 2), 1_001 + SINGLE_NODE_TTL_MS)
+                .is_none()
+        );
+    }
+
+    #[test]
     fn cached_rows_expire_and_expired_ones_are_swept() {
-        let c: Cache<i64, ()> = Cache::new();
+        let c: Cache<i64, ()> = Cache::new(TTL_MS);
         c.put(1, Arc::new(()), 1_000);
         assert!(c.get(&1, 1_000 + TTL_MS).is_some());
         assert!(c.get(&1, 1_001 + TTL_MS).is_none(), "expired");
