@@ -13,10 +13,12 @@
 //! **How long.** On PostgreSQL, other nodes may change the rows, so a row is trusted for
 //! [`TTL_MS`]. On SQLite this node is the only one (the store's lock refuses a second
 //! process), and every change of a cached row goes through it and forgets the entry, so rows
-//! are trusted for [`SINGLE_NODE_TTL_MS`], which only bounds how long a row nobody asks for
-//! stays in memory. With a 1 s TTL, 1,000 heartbeating devices re-read 1,000 device rows a
-//! second, in bursts (they authenticated together): a tail of queued lookups that showed as
-//! heartbeat p99 (BENCHMARKS.md, issue 18).
+//! are kept for [`SINGLE_NODE_TTL_MS`], which only bounds how long a row nobody asks for stays
+//! in memory. With a 1 s TTL, 1,000 busy devices re-read 1,000 device rows a second, in bursts
+//! (they authenticated together): a tail of queued lookups that showed as heartbeat p99
+//! (BENCHMARKS.md, issue 18). It stays shorter than a heartbeat's 30 s period, so an idle
+//! gate's row is swept between its heartbeats rather than held (60 s cost ~120 B per idle
+//! device).
 //!
 //! **Task hints.** After the rows, a heartbeat's remaining database read was its due-task
 //! query, and almost every heartbeat finds nothing. A device whose query found no *open* task
@@ -57,7 +59,7 @@ use crate::store::{Credential, Device, Project, Store, StoreResult, Vendor};
 pub const TTL_MS: i64 = 1000;
 
 /// How long a cached row is kept when this node makes every change (SQLite).
-pub const SINGLE_NODE_TTL_MS: i64 = 60_000;
+pub const SINGLE_NODE_TTL_MS: i64 = 10_000;
 
 /// Hints kept before expired ones are swept (then the threshold follows the live count).
 const HINT_SWEEP_MIN: usize = 1024;
