@@ -36,6 +36,9 @@ use crate::platform::VendorCreds;
 use crate::report::{CaseResult, Check, Report};
 use crate::verdict::Verdict;
 
+/// How long the kit drains a connection it cut, waiting for the terminal to close its side.
+const CUT_DRAIN: Duration = Duration::from_secs(2);
+
 /// A terminal under test and how the kit waits for it.
 #[derive(Debug, Clone)]
 pub struct DeviceTarget {
@@ -412,6 +415,7 @@ async fn connection(kit: Kit, stream: TcpStream, conn: u64) {
     });
     let dec = FrameDecoder::default();
     let mut buf = BytesMut::new();
+    let mut cut_by_kit = false;
     'read: loop {
         loop {
             match dec.decode(&mut buf) {
@@ -442,6 +446,7 @@ async fn connection(kit: Kit, stream: TcpStream, conn: u64) {
                         at: Instant::now(),
                     });
                     if cut {
+                        cut_by_kit = true;
                         break 'read;
                     }
                 }
@@ -459,6 +464,17 @@ async fn connection(kit: Kit, stream: TcpStream, conn: u64) {
     }
     drop(tx);
     let _ = writer.await;
+    if cut_by_kit {
+        // The cut is a FIN after the last answer. What the terminal still has in flight is
+        // read and dropped until it closes its side (bounded): closing a socket with unread
+        // bytes answers with a reset, which may destroy the acknowledgement just sent before
+        // the terminal reads it — and the kit would then blame the terminal for resending.
+        let _ = tokio::time::timeout(CUT_DRAIN, async {
+            let mut sink = [0u8; 4096];
+            while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
     log_of(&kit).note(format!("{channel}: closed"));
     let _ = lock(&kit).seen.send(Seen::Closed(conn));
 }

@@ -236,130 +236,106 @@ fn broken(report: &Report) -> BTreeSet<String> {
     report.failed_rules()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_terminal_resending_acknowledged_records_breaks_exactly_zj_signin_05() {
-    let report = against_scripted(Faults {
-        resend_duplicates: true,
-        ..Faults::default()
-    })
-    .await;
+/// A scripted terminal with `faults` is reported breaking `rule` and nothing else.
+async fn breaks_exactly(faults: Faults, rule: &str) {
+    let report = against_scripted(faults).await;
     let text = show(&report);
     println!("{text}");
-    assert_eq!(
-        broken(&report),
-        BTreeSet::from(["ZJ-SIGNIN-05".to_owned()]),
-        "{text}"
-    );
+    assert_eq!(broken(&report), BTreeSet::from([rule.to_owned()]), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_resending_acknowledged_records_breaks_exactly_zj_signin_05() {
+    breaks_exactly(
+        Faults {
+            resend_duplicates: true,
+            ..Faults::default()
+        },
+        "ZJ-SIGNIN-05",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_running_tasks_out_of_order_breaks_exactly_zj_task_04() {
-    let report = against_scripted(Faults {
-        reverse_tasks: true,
-        ..Faults::default()
-    })
+    breaks_exactly(
+        Faults {
+            reverse_tasks: true,
+            ..Faults::default()
+        },
+        "ZJ-TASK-04",
+    )
     .await;
-    let text = show(&report);
-    println!("{text}");
-    assert_eq!(
-        broken(&report),
-        BTreeSet::from(["ZJ-TASK-04".to_owned()]),
-        "{text}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_ignoring_401_01_breaks_exactly_zj_token_03() {
-    let report = against_scripted(Faults {
-        ignore_401: true,
-        ..Faults::default()
-    })
+    breaks_exactly(
+        Faults {
+            ignore_401: true,
+            ..Faults::default()
+        },
+        "ZJ-TOKEN-03",
+    )
     .await;
-    let text = show(&report);
-    println!("{text}");
-    assert_eq!(
-        broken(&report),
-        BTreeSet::from(["ZJ-TOKEN-03".to_owned()]),
-        "{text}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_hiding_failed_faces_breaks_exactly_zj_status_01() {
-    let report = against_scripted(Faults {
-        hide_failed_faces: true,
-        ..Faults::default()
-    })
+    breaks_exactly(
+        Faults {
+            hide_failed_faces: true,
+            ..Faults::default()
+        },
+        "ZJ-STATUS-01",
+    )
     .await;
-    let text = show(&report);
-    println!("{text}");
-    assert_eq!(
-        broken(&report),
-        BTreeSet::from(["ZJ-STATUS-01".to_owned()]),
-        "{text}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_skipping_the_firmware_sha256_breaks_exactly_zj_fw_03() {
-    let report = against_scripted(Faults {
-        skip_sha256: true,
-        ..Faults::default()
-    })
+    breaks_exactly(
+        Faults {
+            skip_sha256: true,
+            ..Faults::default()
+        },
+        "ZJ-FW-03",
+    )
     .await;
-    let text = show(&report);
-    println!("{text}");
-    assert_eq!(
-        broken(&report),
-        BTreeSet::from(["ZJ-FW-03".to_owned()]),
-        "{text}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_heartbeating_too_slowly_breaks_exactly_zj_hb_03() {
-    let report = against_scripted(Faults {
-        slow_heartbeat: true,
-        ..Faults::default()
-    })
+    breaks_exactly(
+        Faults {
+            slow_heartbeat: true,
+            ..Faults::default()
+        },
+        "ZJ-HB-03",
+    )
     .await;
-    let text = show(&report);
-    println!("{text}");
-    assert_eq!(
-        broken(&report),
-        BTreeSet::from(["ZJ-HB-03".to_owned()]),
-        "{text}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_terminal_losing_records_taken_offline_breaks_exactly_zj_signin_05() {
-    let report = against_scripted(Faults {
-        drop_offline: true,
-        ..Faults::default()
-    })
+    breaks_exactly(
+        Faults {
+            drop_offline: true,
+            ..Faults::default()
+        },
+        "ZJ-SIGNIN-05",
+    )
     .await;
-    let text = show(&report);
-    println!("{text}");
-    assert_eq!(
-        broken(&report),
-        BTreeSet::from(["ZJ-SIGNIN-05".to_owned()]),
-        "{text}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_mobile_terminal_without_its_coordinate_breaks_exactly_zj_signin_01() {
-    let report = against_scripted(Faults {
-        mobile_without_coordinate: true,
-        ..Faults::default()
-    })
+    breaks_exactly(
+        Faults {
+            mobile_without_coordinate: true,
+            ..Faults::default()
+        },
+        "ZJ-SIGNIN-01",
+    )
     .await;
-    let text = show(&report);
-    println!("{text}");
-    assert_eq!(
-        broken(&report),
-        BTreeSet::from(["ZJ-SIGNIN-01".to_owned()]),
-        "{text}"
-    );
 }
