@@ -565,7 +565,8 @@ fn random_instance() -> u16 {
 
 #[cfg(test)]
 mod tests {
-    use super::{descriptors_short, soft_open_files};
+    use super::{StartupError, descriptors_short, soft_open_files, url_key_from};
+    use rollcall_protocol::ids::Secret;
 
     #[test]
     fn the_http_cap_must_leave_the_devices_room_under_the_open_files_limit() {
@@ -591,5 +592,23 @@ mod tests {
         // This process's own limits parse (Linux).
         let own = std::fs::read_to_string("/proc/self/limits").unwrap();
         assert!(soft_open_files(&own).is_some_and(|n| n > 0));
+    }
+
+    #[test]
+    fn a_url_signing_key_is_base64_of_exactly_32_bytes() {
+        use base64::Engine as _;
+        let good = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(url_key_from(&Secret::new(&good)).ok(), Some([7u8; 32]));
+        let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
+        for bad in [short.as_str(), "not base64!", ""] {
+            match url_key_from(&Secret::new(bad)) {
+                Err(StartupError::UrlSigningKey(m)) => {
+                    assert!(m.contains("url_signing_key"), "{m}");
+                    // The key itself is never echoed.
+                    assert!(bad.is_empty() || !m.contains(bad), "{m}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 }

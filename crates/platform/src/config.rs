@@ -443,4 +443,24 @@ mod tests {
         };
         assert!(!format!("{s:?}").contains("hunter2"));
     }
+
+    #[test]
+    fn debug_names_the_photo_store_options_but_not_their_values() {
+        let s = Settings {
+            photo_store_options: StoreOptions(
+                [
+                    ("aws_access_key_id".to_owned(), "AKIAEXAMPLE".to_owned()),
+                    (
+                        "aws_secret_access_key".to_owned(),
+                        "wJalrXUtnFEMI".to_owned(),
+                    ),
+                ]
+                .into(),
+            ),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(shown.contains("aws_secret_access_key"), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI") && !shown.contains("AKIAEXAMPLE"));
+    }
 }
