@@ -41,7 +41,7 @@ pub struct BacklogArgs {
     pub timeout: u64,
 }
 
-pub async fn run(args: BacklogArgs, target: &Backing) -> BenchResult<Report> {
+pub async fn run(args: BacklogArgs, backing: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("backlog");
     let photo: &'static [u8] = if args.small_photos {
         SMALL_JPEG
@@ -54,7 +54,7 @@ pub async fn run(args: BacklogArgs, target: &Backing) -> BenchResult<Report> {
         _ => &[false, true],
     };
     for &with_photos in runs {
-        let row = drain(&args, target, with_photos.then_some(photo)).await?;
+        let row = drain(&args, backing, with_photos.then_some(photo)).await?;
         report.rows.push(row);
     }
     report.notes.push(
@@ -66,10 +66,10 @@ pub async fn run(args: BacklogArgs, target: &Backing) -> BenchResult<Report> {
 
 async fn drain(
     args: &BacklogArgs,
-    target: &Backing,
+    backing: &Backing,
     photo: Option<&'static [u8]>,
 ) -> BenchResult<Row> {
-    let server = Server::start(target)?;
+    let server = Server::start(backing)?;
     let admin = server.admin();
     let vendor = admin.vendor("bench backlog").await?;
     let (project, persons) = admin

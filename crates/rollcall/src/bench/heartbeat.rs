@@ -66,9 +66,9 @@ struct Setup {
     clk: u64,
 }
 
-pub async fn run(args: HeartbeatArgs, target: &Backing) -> BenchResult<Report> {
+pub async fn run(args: HeartbeatArgs, backing: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("heartbeat");
-    let server = Server::start(target)?;
+    let server = Server::start(backing)?;
     let vendor = server.admin().vendor("bench heartbeat").await?;
     let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
     let mut cmd = Command::new(exe);

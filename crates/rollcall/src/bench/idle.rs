@@ -29,7 +29,7 @@ pub struct IdleArgs {
     pub bare: bool,
 }
 
-pub async fn run(args: IdleArgs, target: &Backing) -> BenchResult<Report> {
+pub async fn run(args: IdleArgs, backing: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("idle");
     let limit = load::open_files_limit();
     let most = args.devices.iter().copied().max().unwrap_or(0) as u64;
@@ -42,7 +42,7 @@ pub async fn run(args: IdleArgs, target: &Backing) -> BenchResult<Report> {
     }
     let mut previous: Option<(usize, u64)> = None;
     for &n in &args.devices {
-        let server = Server::start(target)?;
+        let server = Server::start(backing)?;
         let vendor = server.admin().vendor("bench idle").await?;
         // Warm up: one round of connections, closed again, so one-time allocations (pools,
         // caches, the first registrations) are in the baseline.

@@ -120,9 +120,9 @@ async fn measure(
     })
 }
 
-pub async fn run(args: SignInArgs, target: &Backing) -> BenchResult<Report> {
+pub async fn run(args: SignInArgs, backing: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("signin");
-    let server = vec![Server::start(target)?];
+    let server = vec![Server::start(backing)?];
     let devices = args.devices.max(1);
     let img: &'static str = Box::leak(
         base64::engine::general_purpose::STANDARD
@@ -161,7 +161,7 @@ pub async fn run(args: SignInArgs, target: &Backing) -> BenchResult<Report> {
             .with("what", "rollcall sign-ins")
             .with(
                 "backend",
-                if target.database_url().is_some() {
+                if backing.database_url().is_some() {
                     "postgres"
                 } else {
                     "sqlite"
@@ -192,7 +192,7 @@ pub async fn run(args: SignInArgs, target: &Backing) -> BenchResult<Report> {
         drop(server);
         let nodes = args.nodes.max(1);
         if nodes > 1
-            && !target
+            && !backing
                 .database_url()
                 .is_some_and(|u| u.starts_with("postgres"))
         {
@@ -202,7 +202,7 @@ pub async fn run(args: SignInArgs, target: &Backing) -> BenchResult<Report> {
         for id in 1..=nodes {
             let id = id.to_string();
             others.push(Server::start_env(
-                target,
+                backing,
                 &[
                     ("ROLLCALL_PHOTO_STORE", store.as_str()),
                     ("ROLLCALL_NODE_ID", id.as_str()),

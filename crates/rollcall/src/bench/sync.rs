@@ -31,9 +31,9 @@ pub struct SyncArgs {
     pub timeout: u64,
 }
 
-pub async fn run(args: SyncArgs, target: &Backing) -> BenchResult<Report> {
+pub async fn run(args: SyncArgs, backing: &Backing) -> BenchResult<Report> {
     let mut report = Report::new("sync");
-    let server = Server::start(target)?;
+    let server = Server::start(backing)?;
     let admin = server.admin();
     let vendor = admin.vendor("bench sync").await?;
     let enrol_started = Instant::now();
