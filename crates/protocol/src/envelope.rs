@@ -329,6 +329,22 @@ impl Response {
         }
     }
 
+    /// [`Response::to`], taking the echoed fields from `req` instead of copying them.
+    pub fn answering(req: Request, outcome: Result<Option<String>, ProtocolError>) -> Self {
+        Response {
+            version: if req.version.is_empty() {
+                crate::PROTOCOL_VERSION.to_owned()
+            } else {
+                req.version
+            },
+            apicode: req.apicode,
+            taskid: req.taskid,
+            seq: req.seq,
+            outcome,
+            sign: String::new(),
+        }
+    }
+
     pub fn success(&self) -> bool {
         self.outcome.is_ok()
     }
@@ -371,6 +387,25 @@ impl Response {
             error,
             response,
             sign: self.sign.clone(),
+            seq: self.seq,
+            ..Packet::default()
+        }
+    }
+
+    /// [`Response::to_packet`], moving the strings instead of copying them.
+    pub fn into_packet(self) -> Packet {
+        let success = self.success();
+        let (error, response) = match self.outcome {
+            Ok(r) => (String::new(), r.unwrap_or_default()),
+            Err(e) => (e.to_json(), String::new()),
+        };
+        Packet {
+            version: self.version,
+            apicode: self.apicode,
+            success,
+            error,
+            response,
+            sign: self.sign,
             seq: self.seq,
             ..Packet::default()
         }

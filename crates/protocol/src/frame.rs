@@ -128,9 +128,11 @@ impl FrameDecoder {
         if buf.len() < total {
             return Ok(None);
         }
-        buf.advance(header_len);
-        let body = buf.split_to(total - header_len);
-        Packet::decode(body.freeze())
+        // Decoded from the buffer in place: prost copies the strings out either way, and
+        // splitting the body off first cost an allocation per frame.
+        let packet = Packet::decode(&buf[header_len..total]);
+        buf.advance(total);
+        packet
             .map(Some)
             .map_err(|e| FrameError::Body(e.to_string()))
     }

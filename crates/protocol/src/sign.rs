@@ -174,6 +174,20 @@ impl SignError {
 /// the secret (ZJ-SIGN-01): absent fields add nothing, `success` adds `true`/`false`
 /// (ZJ-SIGN-02). The secret is only hashed, never sent (ZJ-CRED-02).
 fn digest(recipe: &[Part], fields: &SignFields<'_>, param: Option<&str>, secret: &str) -> String {
+    let hex = digest_hex(recipe, fields, param, secret);
+    // Always 32 ASCII hex digits.
+    String::from_utf8_lossy(&hex).into_owned()
+}
+
+/// [`digest`] as its 32 hex digits, without allocating: the platform computes two per request
+/// (the request's to verify, the answer's to sign), so their buffers showed in a heartbeat's
+/// profile (BENCHMARKS.md).
+fn digest_hex(
+    recipe: &[Part],
+    fields: &SignFields<'_>,
+    param: Option<&str>,
+    secret: &str,
+) -> [u8; 32] {
     let mut md5 = Md5::new();
     for part in recipe {
         let value: &str = match part {
@@ -196,17 +210,11 @@ fn digest(recipe: &[Part], fields: &SignFields<'_>, param: Option<&str>, secret:
         md5.update(value.as_bytes());
     }
     md5.update(secret.as_bytes());
-    // Straight into a buffer: `hex::encode` goes through a `char` iterator, which showed in a
-    // heartbeat's profile (two signatures per request, BENCHMARKS.md). A 16-byte digest
-    // always fills the 32 digits; the iterator stays as the (unused) fallback.
     let digest = md5.finalize();
     let mut text = [0u8; 32];
-    if hex::encode_to_slice(digest, &mut text).is_ok()
-        && let Ok(text) = std::str::from_utf8(&text)
-    {
-        return text.to_owned();
-    }
-    hex::encode(digest)
+    // A 16-byte digest fills exactly 32 digits, so this cannot fail.
+    let _ = hex::encode_to_slice(digest, &mut text);
+    text
 }
 
 /// The cut a recipe asks for, as a [`json::Cut`].
@@ -269,14 +277,24 @@ pub fn verify_request(
     presented: &str,
 ) -> Result<(), SignError> {
     let recipe = request_recipe(api);
+    // The common case, one param form as sent and no image cut (every heartbeat): hashed in
+    // place, no candidate list.
+    if cut_for(api).is_none() && alt_param.is_none() {
+        let expected = digest_hex(recipe, fields, fields.param, secret);
+        return if matches_hex(&expected, presented) {
+            Ok(())
+        } else {
+            Err(SignError::Mismatch)
+        };
+    }
     let candidates = param_candidates(api, fields.param, alt_param)?;
     let mut ok = false;
     if candidates.is_empty() {
-        ok |= matches(&digest(recipe, fields, None, secret), presented);
+        ok |= matches_hex(&digest_hex(recipe, fields, None, secret), presented);
     }
     for c in &candidates {
         // No early exit: the work done does not depend on which form matched.
-        ok |= matches(&digest(recipe, fields, Some(c), secret), presented);
+        ok |= matches_hex(&digest_hex(recipe, fields, Some(c), secret), presented);
     }
     if ok { Ok(()) } else { Err(SignError::Mismatch) }
 }
@@ -308,9 +326,26 @@ pub fn verify_command(fields: &SignFields<'_>, secret: &str, presented: &str) ->
 
 /// Constant-time comparison of an expected lowercase hex sign with a presented one (ZJ-SIGN-13).
 pub fn matches(expected: &str, presented: &str) -> bool {
+    ct_eq_ignoring_case(expected.as_bytes(), presented.as_bytes())
+}
+
+fn matches_hex(expected: &[u8; 32], presented: &str) -> bool {
+    ct_eq_ignoring_case(expected, presented.as_bytes())
+}
+
+/// `expected` (lowercase) equals `presented` with its ASCII letters lowercased, in time that
+/// depends only on the lengths.
+fn ct_eq_ignoring_case(expected: &[u8], presented: &[u8]) -> bool {
     if expected.len() != presented.len() {
         return false;
     }
-    let lower: Vec<u8> = presented.bytes().map(|b| b.to_ascii_lowercase()).collect();
-    expected.as_bytes().ct_eq(&lower).into()
+    let mut lower = [0u8; 32];
+    if presented.len() <= lower.len() {
+        for (l, p) in lower.iter_mut().zip(presented) {
+            *l = p.to_ascii_lowercase();
+        }
+        return expected.ct_eq(&lower[..presented.len()]).into();
+    }
+    let lower: Vec<u8> = presented.iter().map(u8::to_ascii_lowercase).collect();
+    expected.ct_eq(&lower).into()
 }

@@ -33,7 +33,7 @@ use crate::runtime::device_tokens::TokenCheck;
 use crate::runtime::registry::{Binding, ConnHandle};
 use crate::runtime::util::now_ms;
 use crate::state::App;
-use crate::store::Device;
+use crate::store::{Device, Vendor};
 
 /// What a TCP connection knows about itself, for the binding rules (ZJ-CONN-01 to ZJ-CONN-03).
 ///
@@ -146,11 +146,31 @@ pub(crate) struct Authed {
 /// How to sign (and maybe encrypt) the answer.
 #[derive(Default)]
 struct Signer {
+    /// The authenticated device's vendor: its secret signs the answer and its key, if it
+    /// registered one, encrypts it. Shared with the directory, so nothing is copied.
+    vendor: Option<Arc<Vendor>>,
+    /// A secret known otherwise (C_AUTH's credential, an error's lookup).
     secret: Option<String>,
     rsa_public_key: Option<String>,
     /// Refused by a source address's budget: answered without looking up a secret to sign
     /// with, so a flood costs no database work.
     no_lookup: bool,
+}
+
+impl Signer {
+    fn secret(&self) -> Option<&str> {
+        match &self.vendor {
+            Some(v) => Some(v.access_secret.expose()),
+            None => self.secret.as_deref(),
+        }
+    }
+
+    fn rsa_public_key(&self) -> Option<&str> {
+        match &self.vendor {
+            Some(v) => v.rsa_public_key.as_deref(),
+            None => self.rsa_public_key.as_deref(),
+        }
+    }
 }
 
 /// Handles one request and returns its signed answer.
@@ -165,16 +185,19 @@ pub fn handle<'a>(
     conn: Option<&'a ConnCtx>,
     peer: Option<IpAddr>,
 ) -> impl std::future::Future<Output = Response> + Send + 'a {
+    // Only a sign-in stores a record under its arrival id and waits for its turn; other
+    // requests take neither (an id and a ticket showed in every heartbeat's profile).
+    let sign_in = req.apicode == ApiCode::SignIn.as_str();
     let arrival = Arrival {
         now: now_ms(),
-        id: app.ids.next(),
+        id: if sign_in { app.ids.next() } else { 0 },
         peer,
-        ticket: conn.map(ConnCtx::ticket),
+        ticket: conn.filter(|_| sign_in).map(ConnCtx::ticket),
     };
     handle_arrived(app, req, transport, conn, arrival)
 }
 
-/// When a request arrived and the id reserved for what it may store.
+/// When a request arrived and, for a sign-in, the id reserved for its record.
 #[derive(Debug)]
 struct Arrival {
     /// Its place in the connection's order (TCP only).
@@ -213,11 +236,12 @@ async fn handle_arrived(
             Err(e.to_wire())
         }
     };
-    let mut response = Response::to(&req, outcome);
-    if signer.secret.is_none() && !signer.no_lookup && response.outcome.is_err() {
+    if signer.secret().is_none() && !signer.no_lookup && outcome.is_err() {
         signer.secret = error_secret(app, &req, api).await;
     }
-    if let Some(secret) = &signer.secret {
+    // The echoed fields move from the request into the answer.
+    let mut response = Response::answering(req, outcome);
+    if let Some(secret) = signer.secret() {
         // An unknown apicode is signed like the C_ interfaces (version+success+response).
         response.sign_with(api.unwrap_or(ApiCode::Heartbeat), secret);
     }
@@ -233,7 +257,7 @@ async fn handle_arrived(
 
 /// JWE-encrypts a success response for vendors with a key (ZJ-JWE-02, ZJ-JWE-03).
 fn encrypt(signer: &Signer, text: Option<String>) -> Result<Option<String>, DeviceError> {
-    match (&signer.rsa_public_key, text) {
+    match (signer.rsa_public_key(), text) {
         (Some(pem), Some(text)) => {
             let jwe = JweEncrypter::from_public_key_pem(pem)
                 .and_then(|k| k.encrypt(text.as_bytes()))
@@ -402,9 +426,9 @@ async fn authenticate(
         .vendor(app.store.as_ref(), device.vendor_id, now)
         .await?
         .ok_or(DeviceError::AuthFailed("device of an unknown vendor"))?;
-    signer.secret = Some(vendor.access_secret.expose().to_owned());
+    // From here on every answer, a refusal too, is signed with the vendor's secret (ZJ-SIGN-11).
+    signer.vendor = Some(Arc::clone(&vendor));
     verify_sign(api, req, vendor.access_secret.expose())?;
-    signer.rsa_public_key = vendor.rsa_public_key.clone();
     if let Some(conn) = conn {
         conn.bind(app, &owner.sn)?;
     }

@@ -47,8 +47,8 @@
 //! another node it is seen within [`TTL_MS`] (a record taken in that second is not flagged
 //! `not_authorised`). Workers are never deleted, so "enrolled" cannot go stale.
 
+use crate::runtime::util::FastMap;
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,7 +76,7 @@ struct Cache<K, V> {
 
 #[derive(Debug)]
 struct CacheState<K, V> {
-    map: HashMap<K, (i64, Arc<V>)>,
+    map: FastMap<K, (i64, Arc<V>)>,
     sweep_at: usize,
 }
 
@@ -84,7 +84,7 @@ impl<K: Eq + Hash, V> Cache<K, V> {
     fn new(ttl_ms: i64) -> Self {
         Cache {
             entries: Mutex::new(CacheState {
-                map: HashMap::new(),
+                map: FastMap::default(),
                 sweep_at: CACHE_SWEEP_MIN,
             }),
             ttl_ms,
@@ -151,7 +151,7 @@ struct HintState {
     /// Bumped by every forget; a query's answer is stored only if it did not move meanwhile.
     epoch: u64,
     /// Keyed by the sn the token cache and the registry share (one copy per device).
-    idle_since: HashMap<Arc<str>, i64>,
+    idle_since: FastMap<Arc<str>, i64>,
     /// Sweep expired hints when the map grows past this.
     sweep_at: usize,
 }

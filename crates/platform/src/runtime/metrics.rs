@@ -10,7 +10,7 @@
 //! here; the label values are `'static` (apicode names, transports, wire codes), so a lookup
 //! allocates nothing.
 
-use std::collections::HashMap;
+use crate::runtime::util::FastMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     /// Registered handles of `rollcall_requests_total` and `rollcall_request_seconds`.
-    requests: Mutex<HashMap<RequestLabels, (Counter, Histogram)>>,
+    requests: Mutex<FastMap<RequestLabels, (Counter, Histogram)>>,
     /// Handles of the unlabelled per-record metrics, registered once.
     upload_latency: Histogram,
     ingest_batch: Histogram,
@@ -87,7 +87,7 @@ impl Metrics {
         Metrics {
             recorder,
             handle,
-            requests: Mutex::new(HashMap::new()),
+            requests: Mutex::new(FastMap::default()),
             upload_latency,
             ingest_batch,
         }
@@ -101,8 +101,10 @@ impl Metrics {
         code: &'static str,
         elapsed: Duration,
     ) {
-        let handles = {
-            let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        // Recorded under the lock rather than cloning the handles out (two reference counts
+        // up and down per request); recording is two atomic operations.
+        let (counter, histogram) =
             requests
                 .entry((apicode, transport, code))
                 .or_insert_with(|| {
@@ -119,11 +121,9 @@ impl Metrics {
                         .recorder
                         .register_histogram(&Key::from_parts("rollcall_request_seconds", l), &META);
                     (counter, histogram)
-                })
-                .clone()
-        };
-        handles.0.increment(1);
-        handles.1.record(elapsed.as_secs_f64());
+                });
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
     }
 
     /// Receive time − recordTime of a stored attendance record.

@@ -10,7 +10,7 @@
 //! registry share, firmware versions are interned (a site's gates mostly run the same one),
 //! and an address that is a plain IP is kept as one, not as text.
 
-use std::collections::{HashMap, HashSet};
+use crate::runtime::util::{FastMap, FastSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -74,11 +74,11 @@ impl Addr {
 
 #[derive(Debug, Default)]
 struct Inner {
-    devices: HashMap<Arc<str>, Entry>,
+    devices: FastMap<Arc<str>, Entry>,
     transitions: Vec<PresenceTransition>,
     /// One copy of each firmware version in use; versions no entry holds are dropped by
     /// [`Presence::flush`].
-    firmwares: HashSet<Arc<str>>,
+    firmwares: FastSet<Arc<str>>,
 }
 
 #[derive(Debug)]

@@ -4,7 +4,9 @@
 //! [`Binding`] guard whose drop removes the entry (if it is still that connection's). A
 //! device's newest connection wins: binding kicks the older connection, which then ends.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::runtime::util::FastMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -174,7 +176,7 @@ impl Outbox {
 /// one copy of a device's sn for both (an idle device's memory, BENCHMARKS.md "idle").
 #[derive(Debug, Default)]
 pub struct Registry {
-    inner: Mutex<HashMap<Arc<str>, ConnHandle>>,
+    inner: Mutex<FastMap<Arc<str>, ConnHandle>>,
     next_id: AtomicU64,
 }
 
@@ -231,7 +233,7 @@ impl Registry {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, ConnHandle>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<Arc<str>, ConnHandle>> {
         // A panic while holding this lock leaves a plain map behind: keep using it.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

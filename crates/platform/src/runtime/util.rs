@@ -1,12 +1,20 @@
 //! Small shared helpers: the wall clock (the protocol crate's), random secrets, id generation.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// The maps every device request reads (caches, tokens, presence, bindings, metrics): keys are
+/// short strings and numbers, for which foldhash is several times cheaper than std's SipHash
+/// (it showed in a heartbeat's profile). Still seeded per map, and their keys are sns and
+/// tokens the platform issued or registered, never inserted unauthenticated.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A set with [`FastMap`]'s hasher.
+pub type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 
 /// The shared copy of `text` in `set`, added if missing: for strings that many long-lived
 /// entries repeat (a vendor's credential id, a firmware version), so each is held once.
 /// Callers drop the copies only `set` still holds (`Arc::strong_count == 1`) when they sweep.
-pub fn intern(set: &mut HashSet<Arc<str>>, text: &str) -> Arc<str> {
+pub fn intern(set: &mut FastSet<Arc<str>>, text: &str) -> Arc<str> {
     if let Some(shared) = set.get(text) {
         return Arc::clone(shared);
     }

@@ -500,15 +500,25 @@ fn connection(
                                 decoded = true;
                                 outbox.touch(member.live.now());
                                 let req = Request::from_packet(packet);
+                                let mut pending: Pending<'_> = Box::pin(pipeline::handle(
+                                    &app,
+                                    req,
+                                    Transport::Tcp,
+                                    Some(&ctx),
+                                    Some(ip),
+                                ));
+                                // Nothing ahead of it: polled once on the spot, and a request
+                                // answered from memory (a heartbeat) is framed straight into
+                                // `out`, without the ordered queue's allocations.
+                                if in_flight.as_ref().is_none_or(|f| f.is_empty())
+                                    && let Poll::Ready(resp) = poll_now(pending.as_mut())
+                                {
+                                    append_response(&mut out, resp);
+                                    continue;
+                                }
                                 in_flight
                                     .get_or_insert_with(Default::default)
-                                    .push_back(Box::pin(pipeline::handle(
-                                        &app,
-                                        req,
-                                        Transport::Tcp,
-                                        Some(&ctx),
-                                        Some(ip),
-                                    )));
+                                    .push_back(pending);
                             }
                             Ok(None) => break,
                             Err(e) => {
@@ -547,6 +557,22 @@ fn connection(
                     if buf.is_empty() {
                         buf = BytesMut::new();
                     }
+                    // The answers given on the spot.
+                    if !out.is_empty() {
+                        outbox.writing(member.live.now());
+                        if let Err(e) = write_out(&mut stream, &mut out).await {
+                            break End::Io(e);
+                        }
+                        outbox.written();
+                        if in_flight.as_ref().is_none_or(|f| f.is_empty()) {
+                            in_flight = None;
+                            ctx.rest();
+                        }
+                        if let Some(sn) = ctx.take_bound_now() {
+                            member.live.bound(member.id);
+                            push_due_later(&app, sn);
+                        }
+                    }
                 }
             }
         };
@@ -581,7 +607,13 @@ async fn finish(
     app: &AppState,
     (outbox, live): (&Outbox, &Live),
 ) {
-    // Its writes are timed like any other (the sweep drops it when they stall).
+    // Its writes are timed like any other (the sweep drops it when they stall). Answers given
+    // on the spot before a corrupt frame are still in `out`: they go first.
+    if !out.is_empty() {
+        outbox.writing(live.now());
+        let _ = write_out(stream, &mut out).await;
+        outbox.written();
+    }
     if let Some(mut pending) = in_flight {
         while let Some(resp) = pending.next().await {
             encode_response(&mut out, resp);
@@ -619,6 +651,13 @@ async fn finish(
 // The encoders take what they frame **by value**: a local the task borrows keeps its slot in
 // the task's state until the end of its scope, across the write's await, even when it was
 // dropped before (a `Response` or `Packet` there made every connection's task bigger).
+
+/// Polls a request's future once, outside the connection's own poll. A future still pending
+/// goes on into the ordered queue, which polls it again at once with the task's waker (a
+/// future registers the waker of its latest poll), so the no-op waker here is never relied on.
+fn poll_now(pending: Pin<&mut (dyn Future<Output = Response> + Send + '_)>) -> Poll<Response> {
+    pending.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
 
 /// Frames `packet` into `out`, replacing what it held.
 fn encode(out: &mut BytesMut, packet: Packet) {

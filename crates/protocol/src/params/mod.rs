@@ -123,12 +123,17 @@ pub fn decode_base64(member: &str, text: &str) -> Result<Vec<u8>, ProtocolError>
         },
         None => text,
     };
-    let decoded = if body.bytes().any(|b| b.is_ascii_whitespace()) {
-        let compact: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        ENGINE.decode(compact)
-    } else {
-        ENGINE.decode(body)
-    };
+    // Decoded as it is first: whitespace is outside the alphabet, so text holding any fails
+    // here and is decoded again without it. Looking for whitespace before decoding was a scan
+    // of the whole photo on every sign-in (BENCHMARKS.md, sign-in profile).
+    let decoded = ENGINE.decode(body).or_else(|e| {
+        if body.bytes().any(|b| b.is_ascii_whitespace()) {
+            let compact: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            ENGINE.decode(compact)
+        } else {
+            Err(e)
+        }
+    });
     decoded.map_err(|e| {
         let why = match e {
             base64::DecodeError::InvalidByte(at, byte) => {

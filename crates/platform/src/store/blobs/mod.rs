@@ -55,7 +55,6 @@
 //! - [`BlobRef::to_key`] gives a canonical text key (`s/000001/1234/5678`) so that attendance photo
 //!   references can share a text column and URL space with [`FileStore`] keys.
 
-mod crc;
 mod files;
 mod local;
 mod objects;
