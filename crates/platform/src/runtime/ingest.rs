@@ -163,20 +163,23 @@ async fn commit(batch: &mut Vec<Job>, store: &dyn Store, blobs: &dyn BlobStore, 
             }
         }
     }
-    let records: Vec<NewAttendance> = batch.iter().map(|j| j.record.clone()).collect();
+    // The records move out of their jobs (cloning each record's strings showed in the backlog's
+    // profile); the answers are paired back by position.
+    let (records, replies): (Vec<NewAttendance>, Vec<_>) =
+        batch.drain(..).map(|j| (j.record, j.reply)).unzip();
     match store.insert_attendance(&records).await {
         Ok(results) => {
-            for (job, inserted) in batch.drain(..).zip(results) {
+            for ((record, reply), inserted) in records.iter().zip(replies).zip(results) {
                 if !inserted.duplicate {
-                    metrics.upload_latency(job.record.received_at - job.record.record_time);
+                    metrics.upload_latency(record.received_at - record.record_time);
                 }
-                let _ = job.reply.send(Ok(inserted));
+                let _ = reply.send(Ok(inserted));
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, records = batch.len(), "attendance batch failed");
-            for job in batch.drain(..) {
-                let _ = job.reply.send(Err(IngestError::Failed("attendance batch")));
+            tracing::error!(error = %e, records = records.len(), "attendance batch failed");
+            for reply in replies {
+                let _ = reply.send(Err(IngestError::Failed("attendance batch")));
             }
         }
     }
