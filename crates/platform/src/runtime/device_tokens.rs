@@ -49,13 +49,21 @@ pub enum TokenCheck {
 /// different strings name one token.
 fn key(token: &str) -> Option<u128> {
     let b = token.as_bytes();
-    if b.len() != 32 || !b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+    if b.len() != 32 {
         return None;
     }
-    // `hex` rather than `from_str_radix`, which showed in a heartbeat's profile.
-    let mut bytes = [0u8; 16];
-    hex::decode_to_slice(b, &mut bytes).ok()?;
-    Some(u128::from_be_bytes(bytes))
+    // One pass that checks and decodes: every request asks, and checking first and then
+    // parsing (`from_str_radix`, or `hex`) cost 700–800 instructions a heartbeat.
+    let mut key: u128 = 0;
+    for &c in b {
+        let nibble = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        key = (key << 4) | u128::from(nibble);
+    }
+    Some(key)
 }
 
 /// The token's text back from its key.
