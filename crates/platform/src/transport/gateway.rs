@@ -453,14 +453,7 @@ fn connection(
                         break End::Io(e);
                     }
                     outbox.written();
-                    if in_flight.as_ref().is_some_and(|f| f.is_empty()) {
-                        in_flight = None;
-                        ctx.rest();
-                    }
-                    if let Some(sn) = ctx.take_bound_now() {
-                        member.live.bound(member.id);
-                        push_due_later(&app, sn);
-                    }
+                    answers_written(&app, &ctx, &member, &mut in_flight);
                 }
                 Event::Readable => {
                     let needed = FrameDecoder::new(max_frame(&app)).needed(&buf).unwrap_or(1);
@@ -564,14 +557,7 @@ fn connection(
                             break End::Io(e);
                         }
                         outbox.written();
-                        if in_flight.as_ref().is_none_or(|f| f.is_empty()) {
-                            in_flight = None;
-                            ctx.rest();
-                        }
-                        if let Some(sn) = ctx.take_bound_now() {
-                            member.live.bound(member.id);
-                            push_due_later(&app, sn);
-                        }
+                        answers_written(&app, &ctx, &member, &mut in_flight);
                     }
                 }
             }
@@ -651,6 +637,25 @@ async fn finish(
 // The encoders take what they frame **by value**: a local the task borrows keeps its slot in
 // the task's state until the end of its scope, across the write's await, even when it was
 // dropped before (a `Response` or `Packet` there made every connection's task bigger).
+
+/// After answers are written: a queue with nothing left in flight is dropped (an idle
+/// connection holds none), and a binding just made takes the device's session over and
+/// pushes its due tasks.
+fn answers_written<'a>(
+    app: &AppState,
+    ctx: &ConnCtx,
+    member: &Member,
+    in_flight: &mut Option<Box<FuturesOrdered<Pending<'a>>>>,
+) {
+    if in_flight.as_ref().is_none_or(|f| f.is_empty()) {
+        *in_flight = None;
+        ctx.rest();
+    }
+    if let Some(sn) = ctx.take_bound_now() {
+        member.live.bound(member.id);
+        push_due_later(app, sn);
+    }
+}
 
 /// Polls a request's future once, outside the connection's own poll. A future still pending
 /// goes on into the ordered queue, which polls it again at once with the task's waker (a
