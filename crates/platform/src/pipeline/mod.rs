@@ -74,6 +74,11 @@ impl ConnCtx {
             .map(|b| Arc::clone(b.sn()))
     }
 
+    /// Whether this connection is bound to a device (no copy of the sn).
+    pub fn is_bound(&self) -> bool {
+        lock(&self.state).binding.is_some()
+    }
+
     /// Takes the "just bound" mark (set when a binding request succeeds): the sn just bound.
     pub fn take_bound_now(&self) -> Option<Arc<str>> {
         if self.bound_now.swap(false, Ordering::AcqRel) {
@@ -330,7 +335,7 @@ async fn process(
     // traffic, and a device's own budget is never spent by anyone else's failures.
     let source = arrival
         .peer
-        .filter(|_| conn.is_none_or(|c| c.bound_sn().is_none()))
+        .filter(|_| conn.is_none_or(|c| !c.is_bound()))
         .map(|ip| ip.to_string());
     if let Some(source) = &source
         && !app.failure_limiter.has_budget(source, now)
@@ -427,7 +432,9 @@ async fn authenticate(
         .await?
         .ok_or(DeviceError::AuthFailed("device of an unknown vendor"))?;
     // From here on every answer, a refusal too, is signed with the vendor's secret (ZJ-SIGN-11).
-    signer.vendor = Some(Arc::clone(&vendor));
+    // Moved, not cloned: every device of a vendor shares this `Arc`, so each reference-count
+    // change is a cache line passed between the cores.
+    let vendor = signer.vendor.insert(vendor);
     verify_sign(api, req, vendor.access_secret.expose())?;
     if let Some(conn) = conn {
         conn.bind(app, &owner.sn)?;
