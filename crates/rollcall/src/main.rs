@@ -85,13 +85,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match if std::env::var("RC_EXPERIMENT_CT").is_ok() {
-                tokio::runtime::Builder::new_current_thread()
-            } else {
-                tokio::runtime::Builder::new_multi_thread()
-            }
-            .enable_all()
-            .build()
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
             {
                 Ok(rt) => rt,
                 Err(e) => {
