@@ -47,12 +47,12 @@
 //! another node it is seen within [`TTL_MS`] (a record taken in that second is not flagged
 //! `not_authorised`). Workers are never deleted, so "enrolled" cannot go stale.
 
-use crate::runtime::util::FastMap;
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::runtime::util::FastMap;
 use crate::store::{Credential, Device, Project, Store, StoreResult, Vendor};
 
 /// How long a cached row is trusted when other nodes share the database.

@@ -10,9 +10,9 @@
 //! string either. The sn is the registry's too; credential ids are interned here, so the
 //! devices of one vendor share one copy.
 
-use crate::runtime::util::{FastMap, FastSet};
 use std::sync::{Arc, Mutex};
 
+use crate::runtime::util::{FastMap, FastSet};
 use crate::runtime::util::{intern, random_hex128};
 use crate::store::{Store, StoreResult};
 

@@ -10,12 +10,13 @@
 //! here; the label values are `'static` (apicode names, transports, wire codes), so a lookup
 //! allocates nothing.
 
-use crate::runtime::util::FastMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use crate::runtime::util::FastMap;
 
 static META: Metadata<'static> = Metadata::new("rollcall", Level::INFO, Some(module_path!()));
 

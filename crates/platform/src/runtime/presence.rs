@@ -10,11 +10,11 @@
 //! registry share, firmware versions are interned (a site's gates mostly run the same one),
 //! and an address that is a plain IP is kept as one, not as text.
 
-use crate::runtime::util::{FastMap, FastSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::runtime::util::intern;
+use crate::runtime::util::{FastMap, FastSet};
 use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
 
 #[derive(Debug, Clone)]

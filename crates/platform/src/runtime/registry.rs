@@ -5,13 +5,13 @@
 //! device's newest connection wins: binding kicks the older connection, which then ends.
 
 use std::collections::VecDeque;
-
-use crate::runtime::util::FastMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::task::AtomicWaker;
 use rollcall_protocol::Packet;
+
+use crate::runtime::util::FastMap;
 
 /// Commands queued for one connection before pushes fall back to heartbeat pull.
 pub const OUTBOUND_QUEUE: usize = 64;
