@@ -315,18 +315,14 @@ pub struct Response {
 impl Response {
     /// An unsigned response to `req`.
     pub fn to(req: &Request, outcome: Result<Option<String>, ProtocolError>) -> Self {
-        Response {
-            version: if req.version.is_empty() {
-                crate::PROTOCOL_VERSION.to_owned()
-            } else {
-                req.version.clone()
-            },
+        let echoed = Request {
+            version: req.version.clone(),
             apicode: req.apicode.clone(),
             taskid: req.taskid.clone(),
             seq: req.seq,
-            outcome,
-            sign: String::new(),
-        }
+            ..Request::default()
+        };
+        Response::answering(echoed, outcome)
     }
 
     /// [`Response::to`], taking the echoed fields from `req` instead of copying them.
@@ -376,20 +372,7 @@ impl Response {
 
     /// The TCP packet: `{version, apicode, success, error | response, sign, seq}` (ZJ-CONN-05).
     pub fn to_packet(&self) -> Packet {
-        let (error, response) = match &self.outcome {
-            Ok(r) => (String::new(), r.clone().unwrap_or_default()),
-            Err(e) => (e.to_json(), String::new()),
-        };
-        Packet {
-            version: self.version.clone(),
-            apicode: self.apicode.clone(),
-            success: self.success(),
-            error,
-            response,
-            sign: self.sign.clone(),
-            seq: self.seq,
-            ..Packet::default()
-        }
+        self.clone().into_packet()
     }
 
     /// [`Response::to_packet`], moving the strings instead of copying them.

@@ -13,7 +13,7 @@
 //! +secret` ([`response_recipe`]).
 
 use md5::{Digest, Md5};
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::apicode::{ApiCode, ImgCut};
 use crate::code::ErrorCode;
@@ -334,18 +334,35 @@ fn matches_hex(expected: &[u8; 32], presented: &str) -> bool {
 }
 
 /// `expected` (lowercase) equals `presented` with its ASCII letters lowercased, in time that
-/// depends only on the lengths.
+/// depends only on the lengths, without a lowercased copy.
 fn ct_eq_ignoring_case(expected: &[u8], presented: &[u8]) -> bool {
     if expected.len() != presented.len() {
         return false;
     }
-    let mut lower = [0u8; 32];
-    if presented.len() <= lower.len() {
-        for (l, p) in lower.iter_mut().zip(presented) {
-            *l = p.to_ascii_lowercase();
-        }
-        return expected.ct_eq(&lower[..presented.len()]).into();
+    expected
+        .iter()
+        .zip(presented)
+        .fold(Choice::from(1), |same, (e, p)| {
+            same & e.ct_eq(&p.to_ascii_lowercase())
+        })
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_matches_in_either_case_and_only_at_its_length() {
+        let expected = "0123456789abcdef0123456789abcdef";
+        assert!(matches(expected, expected));
+        assert!(matches(expected, &expected.to_uppercase()));
+        assert!(!matches(expected, &expected[..31]));
+        assert!(!matches(expected, "0123456789abcdef0123456789abcdeg"));
+        assert!(!matches(expected, ""));
+        let mut hex = [0u8; 32];
+        hex.copy_from_slice(expected.as_bytes());
+        assert!(matches_hex(&hex, "0123456789ABCDEF0123456789ABCDEF"));
+        assert!(!matches_hex(&hex, "1123456789abcdef0123456789abcdef"));
     }
-    let lower: Vec<u8> = presented.iter().map(u8::to_ascii_lowercase).collect();
-    expected.ct_eq(&lower).into()
 }

@@ -12,8 +12,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::runtime::util::{FastMap, FastSet};
-use crate::runtime::util::{intern, random_hex128};
+use crate::runtime::util::{FastMap, FastSet, intern, random_hex128};
 use crate::store::{Store, StoreResult};
 
 #[derive(Debug, Clone)]

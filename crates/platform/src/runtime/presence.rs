@@ -13,8 +13,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::runtime::util::intern;
-use crate::runtime::util::{FastMap, FastSet};
+use crate::runtime::util::{FastMap, FastSet, intern};
 use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
 
 #[derive(Debug, Clone)]

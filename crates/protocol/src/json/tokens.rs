@@ -227,3 +227,53 @@ pub(super) fn single_to_double(raw: &str) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The byte loop `string_end` replaced: the scan with `memchr` must end every string where
+    /// it did and refuse the same texts at the same offsets.
+    fn string_end_bytewise(b: &[u8], mut i: usize, q: u8) -> Result<usize, JsonError> {
+        let start = i;
+        i += 1;
+        while i < b.len() {
+            match b[i] {
+                b'\\' => i += 2,
+                c if c == q => return Ok(i + 1),
+                b'\n' | b'\r' => return err(i, "line break inside a string"),
+                _ => i += 1,
+            }
+        }
+        err(start, "unterminated string")
+    }
+
+    #[test]
+    fn string_ends_at_the_closing_quote_past_escapes() {
+        let text = br#""a\"b\\" tail"#;
+        assert_eq!(string_end(text, 0, b'"'), Ok(8));
+        assert_eq!(string_end(b"'it\\'s' x", 0, b'\''), Ok(7));
+        assert_eq!(string_end(b"\"ends in \\", 0, b'"').unwrap_err().offset, 0);
+        assert_eq!(string_end(b"\"a\rb\"", 0, b'"').unwrap_err().offset, 2);
+        assert_eq!(string_end(b"\"ab\nc\"", 0, b'"').unwrap_err().offset, 3);
+        // An escaped line break is skipped like any escaped character.
+        assert_eq!(string_end(b"\"a\\\nb\"", 0, b'"'), Ok(6));
+    }
+
+    proptest! {
+        #[test]
+        fn string_end_agrees_with_the_byte_loop(
+            body in proptest::collection::vec(
+                prop::sample::select(vec![b'a', b'"', b'\'', b'\\', b'\n', b'\r', 0xE4, 0xB8, 0xAD]),
+                0..40,
+            ),
+            single in any::<bool>(),
+        ) {
+            let q = if single { b'\'' } else { b'"' };
+            let mut text = vec![q];
+            text.extend(body);
+            prop_assert_eq!(string_end(&text, 0, q), string_end_bytewise(&text, 0, q));
+        }
+    }
+}
