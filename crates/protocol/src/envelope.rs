@@ -365,6 +365,12 @@ impl Response {
         self.sign = sign::sign_response(api, &self.sign_fields(), secret);
     }
 
+    /// [`Response::sign_with`] through `memo`, which must be the one kept with `secret`
+    /// ([`sign::SignMemo`]).
+    pub fn sign_with_memo(&mut self, api: ApiCode, secret: &str, memo: &sign::SignMemo) {
+        self.sign = memo.sign_response(api, &self.sign_fields(), secret);
+    }
+
     /// Checks the sign (device side).
     pub fn verify(&self, api: ApiCode, secret: &str) -> bool {
         sign::verify_response(api, &self.sign_fields(), secret, &self.sign)

@@ -58,7 +58,7 @@ pub(super) async fn handle(
         conn.check_binding(&req.sn)?;
     }
     if let Some(vendor) = app.directory.vendor(store, cred.vendor_id, now).await? {
-        signer.rsa_public_key = vendor.rsa_public_key.clone();
+        signer.rsa_public_key = vendor.row.rsa_public_key.clone();
     }
     if device.is_none() {
         match devices::register(app, devices::unbound(&req.sn, cred.vendor_id)).await {

@@ -2,7 +2,7 @@
 //! ([`tasks::due`], which skips the query for devices known to have no open task).
 
 use rollcall_protocol::envelope::Request;
-use rollcall_protocol::params::{HeartbeatParam, HeartbeatResponse};
+use rollcall_protocol::params::{HeartbeatParam, HeartbeatResponse, NO_TASKS_JSON};
 
 use super::{Authed, param, reply};
 use crate::pipeline::error::DeviceError;
@@ -24,6 +24,9 @@ pub(super) async fn handle(
         authed.now,
     );
     let due = tasks::due(app, sn, authed.now).await?;
+    if due.is_empty() {
+        return Ok(Some(NO_TASKS_JSON.to_owned()));
+    }
     reply(&HeartbeatResponse {
         taskids: due.into_iter().map(|t| t.taskid.to_string()).collect(),
     })

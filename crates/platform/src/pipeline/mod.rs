@@ -29,11 +29,12 @@ use rollcall_protocol::{ApiCode, params};
 use serde::Serialize;
 
 use crate::pipeline::error::DeviceError;
+use crate::runtime::auth_cache::CachedVendor;
 use crate::runtime::device_tokens::TokenCheck;
 use crate::runtime::registry::{Binding, ConnHandle};
 use crate::runtime::util::now_ms;
 use crate::state::App;
-use crate::store::{Device, Vendor};
+use crate::store::Device;
 
 /// What a TCP connection knows about itself, for the binding rules (ZJ-CONN-01 to ZJ-CONN-03).
 ///
@@ -153,7 +154,7 @@ pub(crate) struct Authed {
 struct Signer {
     /// The authenticated device's vendor: its secret signs the answer and its key, if it
     /// registered one, encrypts it. Shared with the directory, so nothing is copied.
-    vendor: Option<Arc<Vendor>>,
+    vendor: Option<Arc<CachedVendor>>,
     /// A secret known otherwise (C_AUTH's credential, an error's lookup).
     secret: Option<String>,
     rsa_public_key: Option<String>,
@@ -165,14 +166,14 @@ struct Signer {
 impl Signer {
     fn secret(&self) -> Option<&str> {
         match &self.vendor {
-            Some(v) => Some(v.access_secret.expose()),
+            Some(v) => Some(v.row.access_secret.expose()),
             None => self.secret.as_deref(),
         }
     }
 
     fn rsa_public_key(&self) -> Option<&str> {
         match &self.vendor {
-            Some(v) => v.rsa_public_key.as_deref(),
+            Some(v) => v.row.rsa_public_key.as_deref(),
             None => self.rsa_public_key.as_deref(),
         }
     }
@@ -246,9 +247,19 @@ async fn handle_arrived(
     }
     // The echoed fields move from the request into the answer.
     let mut response = Response::answering(req, outcome);
-    if let Some(secret) = signer.secret() {
+    match (&signer.vendor, api) {
+        // The vendor's row keeps the sign of its usual heartbeat answer.
+        (Some(vendor), Some(ApiCode::Heartbeat)) => response.sign_with_memo(
+            ApiCode::Heartbeat,
+            vendor.row.access_secret.expose(),
+            &vendor.heartbeat_sign,
+        ),
         // An unknown apicode is signed like the C_ interfaces (version+success+response).
-        response.sign_with(api.unwrap_or(ApiCode::Heartbeat), secret);
+        _ => {
+            if let Some(secret) = signer.secret() {
+                response.sign_with(api.unwrap_or(ApiCode::Heartbeat), secret);
+            }
+        }
     }
     let transport_label = match transport {
         Transport::Tcp => "tcp",
@@ -435,7 +446,7 @@ async fn authenticate(
     // Moved, not cloned: every device of a vendor shares this `Arc`, so each reference-count
     // change is a cache line passed between the cores.
     let vendor = signer.vendor.insert(vendor);
-    verify_sign(api, req, vendor.access_secret.expose())?;
+    verify_sign(api, req, vendor.row.access_secret.expose())?;
     if let Some(conn) = conn {
         conn.bind(app, &owner.sn)?;
     }

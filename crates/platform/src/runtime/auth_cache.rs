@@ -52,6 +52,8 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rollcall_protocol::sign::SignMemo;
+
 use crate::runtime::util::FastMap;
 use crate::store::{Credential, Device, Project, Store, StoreResult, Vendor};
 
@@ -140,6 +142,17 @@ impl<K: Eq + Hash, V> Cache<K, V> {
     }
 }
 
+/// A vendor row as the directory keeps it, with the sign of the answer its devices mostly get
+/// to a heartbeat (no task due). The memo lives and goes with the row, so with the secret it
+/// signs with: a credential rotation forgets the row ([`Directory::forget_vendor`]), and a
+/// row read again starts a new memo.
+#[derive(Debug)]
+pub struct CachedVendor {
+    pub row: Vendor,
+    /// For C_HEARTBEAT answers only (their text repeats; other answers rarely do).
+    pub heartbeat_sign: SignMemo,
+}
+
 /// Whether an entry stored at `at` may still be used at `now`.
 fn fresh(at: i64, now: i64, ttl_ms: i64) -> bool {
     now >= at && now - at <= ttl_ms
@@ -161,7 +174,7 @@ struct HintState {
 pub struct Directory {
     devices: Cache<String, Device>,
     credentials: Cache<String, Credential>,
-    vendors: Cache<i64, Vendor>,
+    vendors: Cache<i64, CachedVendor>,
     /// Person ids known to be enrolled.
     enrolled: Cache<i64, ()>,
     /// (project id, person id) known to be on the active roster.
@@ -246,14 +259,17 @@ impl Directory {
         store: &dyn Store,
         id: i64,
         now: i64,
-    ) -> StoreResult<Option<Arc<Vendor>>> {
+    ) -> StoreResult<Option<Arc<CachedVendor>>> {
         if let Some(v) = self.vendors.get(&id, now) {
             return Ok(Some(v));
         }
-        let Some(v) = store.vendor(id).await? else {
+        let Some(row) = store.vendor(id).await? else {
             return Ok(None);
         };
-        let v = Arc::new(v);
+        let v = Arc::new(CachedVendor {
+            row,
+            heartbeat_sign: SignMemo::default(),
+        });
         self.vendors.put(id, Arc::clone(&v), now);
         Ok(Some(v))
     }

@@ -678,12 +678,12 @@ fn append(out: &mut BytesMut, packet: &Packet) {
 
 /// Frames a response into `out`, replacing what it held.
 fn encode_response(out: &mut BytesMut, resp: Response) {
-    encode(out, resp.to_packet());
+    encode(out, resp.into_packet());
 }
 
 /// Frames a response after what `out` holds.
 fn append_response(out: &mut BytesMut, resp: Response) {
-    append(out, &resp.to_packet());
+    append(out, &resp.into_packet());
 }
 
 /// Frames every packet of `packets` into `out`, one after the other.

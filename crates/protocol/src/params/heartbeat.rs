@@ -17,6 +17,10 @@ pub struct HeartbeatParam {
     pub device_ip: String,
 }
 
+/// A [`HeartbeatResponse`] without tasks as [`super::to_json`] writes it: the answer most
+/// heartbeats get, written without serialising.
+pub const NO_TASKS_JSON: &str = r#"{"taskids":[]}"#;
+
 /// C_HEARTBEAT response: the ids of this device's pending (or overdue) tasks, oldest first,
 /// at most 100. No tasks: `{"taskids":[]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -25,4 +29,17 @@ pub struct HeartbeatResponse {
     /// Task ids as decimal strings.
     #[serde(default, deserialize_with = "lenient::strings_or_empty")]
     pub taskids: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_no_tasks_answer_is_what_serialising_writes() {
+        assert_eq!(
+            super::super::to_json(&HeartbeatResponse::default()),
+            NO_TASKS_JSON
+        );
+    }
 }
