@@ -119,6 +119,12 @@ fn heartbeat_measures_the_platform_and_the_floor() {
             assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
             assert_eq!(r["failed"], 0, "{r}");
             assert!(r["p50_us"].as_f64().unwrap() > 0.0, "{r}");
+            // The server's user time is reported apart, and is part of its CPU time.
+            let cpu = r["server_cpu_us_per_op"].as_f64().expect("server CPU");
+            let user = r["server_user_us_per_op"]
+                .as_f64()
+                .expect("server user time");
+            assert!(user <= cpu, "{r}");
         }
     }
     let mosquitto = rows.iter().any(|r| r["target"] == "mosquitto");

@@ -220,13 +220,17 @@ async fn measure(
     }
     all.sort();
     let ops = all.ops();
-    let cpu_us_per_op = match (before, after) {
+    let per_op = |ticks: fn(&ProcSample) -> u64| match (before, after) {
         (Some(b), Some(a)) if ops > 0 => {
-            let ticks = a.cpu_ticks.saturating_sub(b.cpu_ticks);
+            let ticks = ticks(&a).saturating_sub(ticks(&b));
             Some(ticks as f64 * 1e6 / setup.clk as f64 / ops as f64)
         }
         _ => None,
     };
+    let cpu_us_per_op = per_op(|s| s.cpu_ticks);
+    // The user-space share apart: the kernel's work per request is about the same for every
+    // target, so where machines differ in ratio, this says whether the code or the kernel did.
+    let user_us_per_op = per_op(|s| s.user_ticks);
     Ok(Row::new()
         .with("target", target.name())
         .with(
@@ -243,7 +247,8 @@ async fn measure(
         .with("p50_us", all.percentile_us(0.5))
         .with("p99_us", all.percentile_us(0.99))
         .with("p999_us", all.percentile_us(0.999))
-        .with("server_cpu_us_per_op", cpu_us_per_op))
+        .with("server_cpu_us_per_op", cpu_us_per_op)
+        .with("server_user_us_per_op", user_us_per_op))
 }
 
 /// Adds `cpu_vs_floor` and `cpu_vs_mosquitto` to the platform's rows (same mode, same

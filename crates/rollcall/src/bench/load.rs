@@ -39,6 +39,8 @@ pub type BenchResult<T> = Result<T, String>;
 pub struct ProcSample {
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
+    /// utime alone: the process's own code, where stime is the kernel's work for it.
+    pub user_ticks: u64,
     /// VmRSS, in KiB.
     pub rss_kib: u64,
 }
@@ -60,7 +62,8 @@ pub fn proc_sample(pid: u32) -> BenchResult<ProcSample> {
             .and_then(|f| f.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let cpu_ticks = num(14 - 3) + num(15 - 3);
+    let user_ticks = num(14 - 3);
+    let cpu_ticks = user_ticks + num(15 - 3);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     let rss_kib = status
@@ -69,7 +72,11 @@ pub fn proc_sample(pid: u32) -> BenchResult<ProcSample> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    Ok(ProcSample { cpu_ticks, rss_kib })
+    Ok(ProcSample {
+        cpu_ticks,
+        user_ticks,
+        rss_kib,
+    })
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 when it cannot be asked).
