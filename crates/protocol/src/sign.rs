@@ -452,37 +452,32 @@ mod tests {
         let memo = SignMemo::default();
         let idle = answer("1.0", true, r#"{"taskids":[]}"#);
         let due = answer("1.0", true, r#"{"taskids":["7"]}"#);
-        let fresh = |f: &SignFields<'_>| sign_response(ApiCode::Heartbeat, f, SECRET);
-        assert_eq!(
-            memo.sign_response(ApiCode::Heartbeat, &idle, SECRET),
-            fresh(&idle)
-        );
+        // The memo's sign is the recipe's, whatever it keeps.
+        let same = |f: &SignFields<'_>| {
+            assert_eq!(
+                memo.sign_response(ApiCode::Heartbeat, f, SECRET),
+                sign_response(ApiCode::Heartbeat, f, SECRET),
+                "{:?}",
+                f.response
+            );
+        };
+        same(&idle);
         assert!(format!("{memo:?}").contains("remembered: true"));
         assert!(!format!("{memo:?}").contains("taskids"));
         // Another answer is hashed, and does not replace the kept one.
+        same(&due);
+        same(&idle);
+        // A prefix or an extension of the kept bytes is another answer; so is a failure.
+        same(&answer("1.0", true, r#"{"taskids":[]"#));
+        same(&answer("1.0", true, r#"{"taskids":[]}x"#));
+        same(&answer("1.0", false, r#"{"taskids":[]}"#));
+        // The memo still holds the first answer, and answers it without hashing: given another
+        // secret (which its holder never does), it still gives the kept sign.
+        let kept = memo.0.get().map(|k| k.hashed.to_vec());
+        assert_eq!(kept.as_deref(), Some(&b"1.0true{\"taskids\":[]}"[..]));
         assert_eq!(
-            memo.sign_response(ApiCode::Heartbeat, &due, SECRET),
-            fresh(&due)
-        );
-        assert_eq!(
-            memo.sign_response(ApiCode::Heartbeat, &idle, SECRET),
-            fresh(&idle)
-        );
-        // A prefix or an extension of the kept bytes is another answer.
-        let short = answer("1.0", true, r#"{"taskids":[]"#);
-        let long = answer("1.0", true, r#"{"taskids":[]}x"#);
-        assert_eq!(
-            memo.sign_response(ApiCode::Heartbeat, &short, SECRET),
-            fresh(&short)
-        );
-        assert_eq!(
-            memo.sign_response(ApiCode::Heartbeat, &long, SECRET),
-            fresh(&long)
-        );
-        let failed = answer("1.0", false, r#"{"taskids":[]}"#);
-        assert_eq!(
-            memo.sign_response(ApiCode::Heartbeat, &failed, SECRET),
-            fresh(&failed)
+            memo.sign_response(ApiCode::Heartbeat, &idle, "another secret"),
+            sign_response(ApiCode::Heartbeat, &idle, SECRET)
         );
     }
 

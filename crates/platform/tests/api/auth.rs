@@ -188,6 +188,9 @@ async fn rotated_credentials_get_401_02_and_so_do_tokens_issued_under_them() {
     let old = app.vendor().await;
     let mut dev = app.http_device(&old, "SN-ROT");
     dev.auth().await;
+    // A heartbeat answered under the old secret: the vendor row keeps its sign (SignMemo),
+    // and the new secret's answers below must not get it.
+    assert_eq!(dev.heartbeat().await, Vec::<String>::new());
     let old_identity = dev.id.clone();
 
     let new = app.rotate(&old).await;
