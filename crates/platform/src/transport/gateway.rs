@@ -16,10 +16,14 @@
 //!   of the idle timeout and tells the idle ones to stop, and tells all of them at shutdown.
 //!   So a connection is closed between `idle_timeout_secs` and 1.25× that after its last
 //!   whole frame;
-//! - its task is one 384-byte allocation (`-Zprint-type-sizes`, BENCHMARKS.md "Fourth round"):
-//!   what a connection keeps across an `.await` is a field of every idle connection, so the
-//!   cold end is boxed, writes are polled by hand, and its slot and place among the live
-//!   connections are one `Member` guard.
+//! - its task is one 384-byte allocation: what a connection keeps across an `.await` is a
+//!   field of every idle connection, so the cold end is boxed, writes are polled by hand, its
+//!   slot and place among the live connections are one `Member` guard, and nothing borrowed
+//!   from its context is held across a write (the outbox is named again after it). tokio's
+//!   task cells are 128-byte aligned here, so the margin is thin: the future is 280 bytes
+//!   (`std::mem::size_of_val` of it in a release build, session 6), and 8 bytes more put
+//!   every connection's task at 512 (as they were before that session, ~100 B more per idle
+//!   device, BENCHMARKS.md). Measure after adding anything the loop keeps.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -387,6 +391,8 @@ fn connection(
         let mut reserve: Option<Box<Reservation>> = None;
 
         let end = loop {
+            // For the wait only: past it the outbox is named through `ctx`, so this borrow is
+            // not kept across the writes (8 bytes of every task, its size class, see above).
             let outbox = &ctx.handle.outbox;
             // Polled by hand rather than through `select!` over futures: the socket's and the
             // outbox's wakers live in the socket's and the outbox's own state, so a waiting
@@ -434,25 +440,25 @@ fn connection(
             .await;
             match event {
                 Event::Outbox => {
-                    let commands = match outbox.take() {
+                    let commands = match ctx.handle.outbox.take() {
                         Outgoing::Stop(why) => break End::Stopped(why),
                         Outgoing::Commands(commands) => commands,
                     };
                     // Every command framed into one buffer before the write's await (one
                     // write for all).
                     encode_all(&mut out, commands);
-                    outbox.writing(member.live.now());
+                    ctx.handle.outbox.writing(member.live.now());
                     if let Err(e) = write_out(&mut stream, &mut out).await {
                         break End::Io(e);
                     }
-                    outbox.written();
+                    ctx.handle.outbox.written();
                 }
                 Event::Answered => {
-                    outbox.writing(member.live.now());
+                    ctx.handle.outbox.writing(member.live.now());
                     if let Err(e) = write_out(&mut stream, &mut out).await {
                         break End::Io(e);
                     }
-                    outbox.written();
+                    ctx.handle.outbox.written();
                     answers_written(&app, &ctx, &member, &mut in_flight);
                 }
                 Event::Readable => {
@@ -491,7 +497,7 @@ fn connection(
                         match FrameDecoder::new(max_frame(&app)).decode(&mut buf) {
                             Ok(Some(packet)) => {
                                 decoded = true;
-                                outbox.touch(member.live.now());
+                                ctx.handle.outbox.touch(member.live.now());
                                 let req = Request::from_packet(packet);
                                 let mut pending: Pending<'_> = Box::pin(pipeline::handle(
                                     &app,
@@ -552,11 +558,11 @@ fn connection(
                     }
                     // The answers given on the spot.
                     if !out.is_empty() {
-                        outbox.writing(member.live.now());
+                        ctx.handle.outbox.writing(member.live.now());
                         if let Err(e) = write_out(&mut stream, &mut out).await {
                             break End::Io(e);
                         }
-                        outbox.written();
+                        ctx.handle.outbox.written();
                         answers_written(&app, &ctx, &member, &mut in_flight);
                     }
                 }
