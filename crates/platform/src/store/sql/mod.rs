@@ -116,9 +116,8 @@ const WRITER_PRAGMAS: &[&str] = &[
     // A 512 KiB page cache instead of SQLite's 2 MiB. The writer's hot pages are the B-trees'
     // right edges and interior pages, which fit; the rest of the 2 MiB filled with the rows
     // written once (a device's registration, token, session) and stayed, the largest part of
-    // what the first thousands of idle devices cost (idle: 2,229 -> 1,923 B per device at
-    // 5,000; the backlog's CPU moved within its spread, BENCHMARKS.md session 6). Reads go
-    // through the readers' pool, whose caches are unchanged.
+    // what the first thousands of idle devices cost, at no measurable cost to the backlog
+    // (BENCHMARKS.md, "third machine"). Reads go through the readers' pool, unchanged.
     "PRAGMA cache_size = -512",
 ];
 
