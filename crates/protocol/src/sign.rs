@@ -174,9 +174,12 @@ impl SignError {
 /// the secret (ZJ-SIGN-01): absent fields add nothing, `success` adds `true`/`false`
 /// (ZJ-SIGN-02). The secret is only hashed, never sent (ZJ-CRED-02).
 fn digest(recipe: &[Part], fields: &SignFields<'_>, param: Option<&str>, secret: &str) -> String {
-    let hex = digest_hex(recipe, fields, param, secret);
-    // Always 32 ASCII hex digits.
-    String::from_utf8_lossy(&hex).into_owned()
+    hex_text(&digest_hex(recipe, fields, param, secret))
+}
+
+/// A digest's 32 hex digits as text (always ASCII).
+fn hex_text(hex: &[u8; 32]) -> String {
+    String::from_utf8_lossy(hex).into_owned()
 }
 
 /// [`digest`] as its 32 hex digits, without allocating: the platform computes two per request
@@ -344,7 +347,7 @@ impl SignMemo {
         if let Some(kept) = self.0.get()
             && same_bytes(recipe, fields, &kept.hashed)
         {
-            return String::from_utf8_lossy(&kept.hex).into_owned();
+            return hex_text(&kept.hex);
         }
         let hex = digest_hex(recipe, fields, None, secret);
         if self.0.get().is_none() {
@@ -357,7 +360,7 @@ impl SignMemo {
                 hex,
             });
         }
-        String::from_utf8_lossy(&hex).into_owned()
+        hex_text(&hex)
     }
 }
 
