@@ -18,10 +18,14 @@ impl AttendanceStore for SqlStore {
     /// cannot deadlock on PostgreSQL. A key already stored by a concurrent transaction is
     /// waited for by `ON CONFLICT DO NOTHING` and then found by the follow-up select.
     ///
-    /// The batch goes in as multi-row `INSERT … RETURNING record_id` statements (64 rows at
-    /// most, smaller ones in powers of two so a handful of statement shapes stay prepared): a
-    /// statement per record cost more than the rest of a sign-in (BENCHMARKS.md, "backlog
-    /// profile"). The rows not returned are the rare resends, looked up one by one.
+    /// The batch goes in as multi-row `INSERT … ON CONFLICT DO NOTHING` statements (256 rows
+    /// at most, smaller ones in powers of two so a handful of statement shapes stay prepared):
+    /// a statement per record cost more than the rest of a sign-in (BENCHMARKS.md, "backlog
+    /// profile"). A statement that inserted all its rows needs nothing more; one that did not
+    /// (a resend among them) has each of its records looked up by key: the record stored
+    /// there is this one if it carries this record's id. No `RETURNING`: SQLite's rows come
+    /// back through sqlx's worker thread one message each, in a channel of 50, so a chunk's
+    /// ids cost the writer several hand-offs between threads (BENCHMARKS.md, "fourth machine").
     async fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>> {
         /// Rows per statement: 256 × 13 bound values, far below both backends' limits
         /// (SQLite 32,766, PostgreSQL 65,535). Every statement is a round trip to sqlx's
@@ -44,7 +48,7 @@ impl AttendanceStore for SqlStore {
         }
 
         let mut results: Vec<Option<Inserted>> = vec![None; batch.len()];
-        let mut stored = std::collections::HashSet::with_capacity(firsts.len());
+        let mut stored: Vec<i64> = Vec::with_capacity(firsts.len());
         let mut tx = self.write().await?;
         let mut rest = &firsts[..];
         while !rest.is_empty() {
@@ -58,27 +62,29 @@ impl AttendanceStore for SqlStore {
             let values = values_list(matches!(self.backend, Backend::Sqlite), n, 13);
             let sql = format!(
                 "INSERT INTO attendance ({}) VALUES {values} \
-                 ON CONFLICT DO NOTHING RETURNING record_id",
+                 ON CONFLICT DO NOTHING",
                 columns!(attendance)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for &i in chunk {
                 query = bind_attendance(query, &batch[i]);
             }
-            for row in query.fetch_all(tx.conn()).await? {
-                stored.insert(col::<i64>(&row, "record_id")?);
-            }
-        }
-        for &i in &firsts {
-            let record = &batch[i];
-            results[i] = Some(if stored.contains(&record.record_id) {
-                Inserted {
-                    record_id: record.record_id,
-                    duplicate: false,
+            let inserted = query.execute(tx.conn()).await?.rows_affected();
+            for &i in chunk {
+                let record = &batch[i];
+                let result = if inserted == n as u64 {
+                    Inserted {
+                        record_id: record.record_id,
+                        duplicate: false,
+                    }
+                } else {
+                    stored_attendance(tx.conn(), record).await?
+                };
+                if !result.duplicate {
+                    stored.push(record.record_id);
                 }
-            } else {
-                stored_attendance(tx.conn(), record).await?
-            });
+                results[i] = Some(result);
+            }
         }
         for (copy, first) in copies {
             let record_id = results[first]
@@ -93,7 +99,7 @@ impl AttendanceStore for SqlStore {
         // The new records' outbox rows, in the same transaction (docs/UPLINK.md).
         // And their webhook events.
         if !stored.is_empty() {
-            let mut ids: Vec<i64> = stored.iter().copied().collect();
+            let mut ids = stored;
             ids.sort_unstable();
             let now = batch
                 .iter()
@@ -204,7 +210,8 @@ fn attendance_key(r: &NewAttendance) -> AttendanceKey<'_> {
     (&r.sn, &r.person_id, r.record_time, r.r#type)
 }
 
-/// The stored record under `record`'s key (its insert did nothing): a duplicate.
+/// The record stored under `record`'s key after its insert: `record` itself if it carries
+/// its id, otherwise an earlier one, of which `record` is a duplicate.
 async fn stored_attendance(
     conn: &mut AnyConnection,
     record: &NewAttendance,
@@ -220,10 +227,13 @@ async fn stored_attendance(
     .fetch_optional(&mut *conn)
     .await?;
     match existing {
-        Some(row) => Ok(Inserted {
-            record_id: col(&row, "record_id")?,
-            duplicate: true,
-        }),
+        Some(row) => {
+            let record_id: i64 = col(&row, "record_id")?;
+            Ok(Inserted {
+                record_id,
+                duplicate: record_id != record.record_id,
+            })
+        }
         // Nothing under this key, so the record id itself was taken by another record.
         None => Err(StoreError::Conflict(format!(
             "attendance record id {}",
