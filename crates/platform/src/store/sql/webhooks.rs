@@ -42,7 +42,9 @@ pub(super) async fn enqueue(
     Ok(())
 }
 
-/// Queues `attendance` events for new records, in one statement per chunk.
+/// Queues `attendance` events for new records, in one statement per chunk. The endpoints are
+/// the outer loop (SQLite keeps a `CROSS JOIN`'s order): a platform without subscribed
+/// endpoints then looks up none of the chunk's records.
 pub(super) async fn enqueue_attendance(
     conn: &mut AnyConnection,
     record_ids: &[i64],
@@ -52,7 +54,7 @@ pub(super) async fn enqueue_attendance(
         let sql = format!(
             "INSERT INTO webhook_deliveries (endpoint_id, event, ref, state, created_at) \
              SELECT e.id, CAST($1 AS TEXT), CAST(a.record_id AS TEXT), 'pending', \
-             CAST($2 AS BIGINT) FROM attendance a CROSS JOIN webhook_endpoints e \
+             CAST($2 AS BIGINT) FROM webhook_endpoints e CROSS JOIN attendance a \
              WHERE {SUBSCRIBED} AND a.record_id IN ({}) ORDER BY e.id, a.record_time, a.record_id",
             placeholders(3, chunk.len())
         );
