@@ -69,10 +69,10 @@ impl AttendanceStore for SqlStore {
             for &i in chunk {
                 query = bind_attendance(query, &batch[i]);
             }
-            let inserted = query.execute(tx.conn()).await?.rows_affected();
+            let all_new = query.execute(tx.conn()).await?.rows_affected() == n as u64;
             for &i in chunk {
                 let record = &batch[i];
-                let result = if inserted == n as u64 {
+                let result = if all_new {
                     Inserted {
                         record_id: record.record_id,
                         duplicate: false,
