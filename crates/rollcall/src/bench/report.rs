@@ -75,8 +75,11 @@ impl Report {
 
     /// Folds the runs of one scenario into one report: each numeric value becomes the median
     /// of the runs (a run's own ratios are medians of ratios taken inside each run, never
-    /// ratios of medians), with min, max and every run's value where they differ. Rows are
-    /// matched by position; other values are the first run's. Notes are kept once each.
+    /// ratios of medians), with min, max and every run's value where they differ. A verdict
+    /// (`met`, a boolean) is the majority's: for an odd count of runs the same as judging the
+    /// median, so a table never shows a median that meets its target beside a `false` taken
+    /// from one run. Rows are matched by position; other values are the first run's. Notes are
+    /// kept once each.
     pub fn aggregate(runs: Vec<Report>) -> Report {
         let Some(first) = runs.first() else {
             return Report::default();
@@ -94,7 +97,19 @@ impl Report {
                     .iter()
                     .filter_map(|r| r.rows.get(i)?.get(key).cloned())
                     .collect();
-                let numeric = values.len() == runs.len() && values.iter().all(Value::is_number);
+                let whole = values.len() == runs.len();
+                if whole && values.iter().all(Value::is_boolean) {
+                    let yes = values.iter().filter(|v| v.as_bool() == Some(true)).count();
+                    // A tie (an even count) is not a majority: not met.
+                    let verdict = json!(yes * 2 > values.len());
+                    if yes > 0 && yes < values.len() {
+                        let (min, max) = (json!(false), json!(true));
+                        spread.insert(key.clone(), Spread { min, max, values });
+                    }
+                    merged = merged.with(key, verdict);
+                    continue;
+                }
+                let numeric = whole && values.iter().all(Value::is_number);
                 if !numeric {
                     merged = merged.with(key, first_value.clone());
                     continue;
@@ -525,7 +540,8 @@ mod tests {
                 .with("devices", 1000)
                 .with("target", "rollcall")
                 .with("rss_per_device_b", rss)
-                .with("cpu_vs_floor", ratio),
+                .with("cpu_vs_floor", ratio)
+                .with("met", rss <= 2048),
         );
         r.notes.push(note.to_owned());
         r
@@ -547,12 +563,15 @@ mod tests {
         assert_eq!(row.get("cpu_vs_floor"), Some(&json!(1.4)));
         assert_eq!(row.get("devices"), Some(&json!(1000)));
         assert_eq!(row.get("target"), Some(&json!("rollcall")));
+        // The first run missed (2100), the majority and the median met.
+        assert_eq!(row.get("met"), Some(&json!(true)));
         // Only what varied has a range.
         let spread = &report.spreads[0];
         assert!(!spread.contains_key("devices"));
         assert_eq!(spread["rss_per_device_b"].min, json!(1900));
         assert_eq!(spread["rss_per_device_b"].max, json!(2500));
         assert_eq!(spread["cpu_vs_floor"].values.len(), 5);
+        assert_eq!(spread["met"].values.len(), 5);
         assert_eq!(report.notes, ["mosquitto skipped", "disk busy"]);
 
         let table = report.table();
@@ -567,6 +586,8 @@ mod tests {
     fn an_even_count_takes_the_mean_of_the_middle_two_and_one_run_is_itself() {
         let report = Report::aggregate(vec![run(1000, 1.0, "a"), run(2000, 2.0, "a")]);
         assert_eq!(report.rows[0].get("rss_per_device_b"), Some(&json!(1500.0)));
+        // One met, one missed: no majority.
+        assert_eq!(report.rows[0].get("met"), Some(&json!(false)));
         let single = Report::aggregate(vec![run(1234, 1.1, "a")]);
         assert_eq!(single.runs, 1);
         assert!(single.spreads.is_empty());
