@@ -276,12 +276,14 @@ impl Platform {
 }
 
 /// Writes heartbeat state and token touches behind, detects offline devices, refreshes
-/// gauges. Runs once more after shutdown so nothing in memory is lost.
+/// gauges, gives memory freed by a burst back to the system. Runs once more after shutdown so
+/// nothing in memory is lost.
 async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(app.settings.flush_interval_ms.max(10));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds: u64 = 0;
+    let mut reclaim = crate::runtime::memory::Reclaim::default();
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
@@ -297,6 +299,10 @@ async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
         }
         app.metrics.online_devices(app.presence.online_count());
         app.directory.sweep(now);
+        // After the sweeps, so what they freed goes back too.
+        if reclaim.tick() {
+            tracing::debug!("freed memory given back to the system");
+        }
         if rounds.is_multiple_of(10)
             && let Ok(n) = app.store.open_task_count().await
         {

@@ -104,7 +104,7 @@ pub(super) async fn handle(
             }
         }
     };
-    tracing::info!(sn = %authed.device.sn, idcard = %idcard, person_id, "worker collected");
+    tracing::info!(sn = %authed.sn, idcard = %idcard, person_id, "worker collected");
     if let Some(project) = authed.device.project_id {
         workers::join_project(app, project, &[person_id]).await?;
     }

@@ -29,12 +29,11 @@ use rollcall_protocol::{ApiCode, params};
 use serde::Serialize;
 
 use crate::pipeline::error::DeviceError;
-use crate::runtime::auth_cache::CachedVendor;
+use crate::runtime::auth_cache::{CachedVendor, DeviceFacts};
 use crate::runtime::device_tokens::TokenCheck;
 use crate::runtime::registry::{Binding, ConnHandle};
 use crate::runtime::util::now_ms;
 use crate::state::App;
-use crate::store::Device;
 
 /// What a TCP connection knows about itself, for the binding rules (ZJ-CONN-01 to ZJ-CONN-03).
 ///
@@ -139,8 +138,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// An authenticated request: who sent it.
 pub(crate) struct Authed {
-    /// Shared with the directory's cache (a hit copies no strings).
-    pub device: Arc<Device>,
+    /// Shared with the directory's cache (a hit copies nothing).
+    pub device: Arc<DeviceFacts>,
     /// The device's sn as the token cache holds it: what per-device state kept in memory
     /// (presence, task hints) keys on, so a device's sn is held once.
     pub sn: Arc<str>,

@@ -26,7 +26,7 @@ async fn owned_task(
     app.store
         .task(id)
         .await?
-        .filter(|t| t.sn == authed.device.sn && t.apicode == api.as_str())
+        .filter(|t| *t.sn == *authed.sn && t.apicode == api.as_str())
         .ok_or_else(|| DeviceError::TaskNotFound(req.taskid.clone()))
 }
 

@@ -29,16 +29,16 @@ pub(super) async fn handle(
         Some(bytes) => match photo::inspect(&bytes, app.settings.max_photo_bytes) {
             Ok(_) => (Some(Bytes::from(bytes)), false),
             Err(e) => {
-                tracing::debug!(sn = %authed.device.sn, reason = %e, "photo rejected");
+                tracing::debug!(sn = %authed.sn, reason = %e, "photo rejected");
                 (None, true)
             }
         },
     };
-    let flags = attendance::flags(app, &authed.device, &p, rejected, authed.now).await?;
+    let flags = attendance::flags(app, authed.device.project_id, &p, rejected, authed.now).await?;
     let extra = extra_members(&p);
     let record = NewAttendance {
         record_id: authed.arrival_id,
-        sn: authed.device.sn.clone(),
+        sn: authed.sn.to_string(),
         person_id: p.person_id.clone(),
         r#type: p.r#type,
         bit_type: p.bit_type,

@@ -23,7 +23,7 @@ pub(super) async fn get_tasks(
     let mut tasks = Vec::new();
     for id in p.taskids.iter().filter_map(|t| t.parse::<i64>().ok()) {
         if let Some(task) = app.store.task(id).await?
-            && task.sn == authed.device.sn
+            && *task.sn == *authed.sn
             && task.state.is_open()
         {
             tasks.push(task);
@@ -51,13 +51,13 @@ pub(super) async fn update_status(
     authed: &Authed,
 ) -> Result<Option<String>, DeviceError> {
     let p: UpdateTasksStatusParam = param(req)?;
-    let sn = &authed.device.sn;
+    let sn: &str = &authed.sn;
     for entry in &p.task {
         let task = match entry.taskid.parse::<i64>() {
             Ok(id) => app.store.task(id).await?,
             Err(_) => None,
         };
-        let Some(task) = task.filter(|t| &t.sn == sn) else {
+        let Some(task) = task.filter(|t| t.sn == sn) else {
             tracing::info!(%sn, taskid = %entry.taskid, "status for an unknown or foreign task ignored");
             continue;
         };
@@ -89,7 +89,7 @@ pub(super) async fn update_status(
             };
             app.store
                 .record_sync(&SyncReport {
-                    sn: sn.clone(),
+                    sn: sn.to_owned(),
                     taskid: task.taskid,
                     persons,
                     failed_persons: failures(&entry.failed_persons),

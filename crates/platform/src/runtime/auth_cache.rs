@@ -8,7 +8,9 @@
 //! at once; a change made through another node sharing the database is seen within [`TTL_MS`].
 //! Absent rows are never cached, so a device registered elsewhere is found on its first
 //! request. Rows are shared (`Arc`), so a hit costs a lock and a reference count, not a copy
-//! of every string in the row.
+//! of every string in the row. Of a device row only what the request path reads is kept
+//! ([`DeviceFacts`]: no name, counts or stored address), since every connected device holds
+//! its entry for the TTL (BENCHMARKS.md, "idle").
 //!
 //! **How long.** On PostgreSQL, other nodes may change the rows, so a row is trusted for
 //! [`TTL_MS`]. On SQLite this node is the only one (the store's lock refuses a second
@@ -55,7 +57,9 @@ use std::sync::{Arc, Mutex};
 use rollcall_protocol::sign::SignMemo;
 
 use crate::runtime::util::FastMap;
-use crate::store::{Credential, Device, Project, Store, StoreResult, Vendor};
+use crate::store::{
+    Credential, Device, DeviceKind, Direction, Project, Store, StoreResult, Vendor,
+};
 
 /// How long a cached row is trusted when other nodes share the database.
 pub const TTL_MS: i64 = 1000;
@@ -153,6 +157,33 @@ pub struct CachedVendor {
     pub heartbeat_sign: SignMemo,
 }
 
+/// What the request path reads of a device row. The sn is not here: a request knows it (the
+/// token owner's, shared with the token cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFacts {
+    pub vendor_id: i64,
+    /// `None`: unbound.
+    pub project_id: Option<i64>,
+    pub kind: DeviceKind,
+    pub direction: Direction,
+    pub enabled: bool,
+    /// As stored (presence writes behind), for the offline→online rule of a first heartbeat.
+    pub last_heartbeat_at: Option<i64>,
+}
+
+impl From<&Device> for DeviceFacts {
+    fn from(d: &Device) -> Self {
+        DeviceFacts {
+            vendor_id: d.vendor_id,
+            project_id: d.project_id,
+            kind: d.kind,
+            direction: d.direction,
+            enabled: d.enabled,
+            last_heartbeat_at: d.last_heartbeat_at,
+        }
+    }
+}
+
 /// Whether an entry stored at `at` may still be used at `now`.
 fn fresh(at: i64, now: i64, ttl_ms: i64) -> bool {
     now >= at && now - at <= ttl_ms
@@ -172,7 +203,7 @@ struct HintState {
 /// The cache; one per platform instance, in its state.
 #[derive(Debug)]
 pub struct Directory {
-    devices: Cache<String, Device>,
+    devices: Cache<String, DeviceFacts>,
     credentials: Cache<String, Credential>,
     vendors: Cache<i64, CachedVendor>,
     /// Person ids known to be enrolled.
@@ -224,14 +255,14 @@ impl Directory {
         store: &dyn Store,
         sn: &str,
         now: i64,
-    ) -> StoreResult<Option<Arc<Device>>> {
+    ) -> StoreResult<Option<Arc<DeviceFacts>>> {
         if let Some(d) = self.devices.get(sn, now) {
             return Ok(Some(d));
         }
         let Some(d) = store.device(sn).await? else {
             return Ok(None);
         };
-        let d = Arc::new(d);
+        let d = Arc::new(DeviceFacts::from(&d));
         self.devices.put(sn.to_owned(), Arc::clone(&d), now);
         Ok(Some(d))
     }

@@ -11,12 +11,14 @@
 //! - [`login_throttle`]: failed sign-ins per username and source address, with lockouts.
 //! - [`password`]: argon2id password hashing, bounded to a few at a time ([`password::Hasher`]).
 //! - [`metrics`]: Prometheus metrics of this instance.
+//! - [`memory`]: freed memory given back to the system after a burst.
 //! - [`util`]: interning, random secrets, id generation.
 
 pub(crate) mod auth_cache;
 pub(crate) mod device_tokens;
 pub(crate) mod ingest;
 pub(crate) mod login_throttle;
+pub(crate) mod memory;
 pub(crate) mod metrics;
 pub(crate) mod password;
 pub(crate) mod presence;

@@ -4,7 +4,7 @@
 use rollcall_protocol::params::{AttendanceType, BitType, SignInParam};
 
 use crate::state::App;
-use crate::store::{Device, StoreResult};
+use crate::store::StoreResult;
 use rollcall_rules::geo::{Fence, Point};
 
 /// A record received more than this long after it was taken is flagged `late_upload`
@@ -24,10 +24,11 @@ pub mod flag {
     pub const PHOTO_REJECTED: &str = "photo_rejected";
 }
 
-/// The flags of a record from `device`, received at `received_at`.
+/// The flags of a record from a device bound to `project_id` (`None`: unbound), received at
+/// `received_at`.
 pub async fn flags(
     app: &App,
-    device: &Device,
+    project_id: Option<i64>,
     p: &SignInParam,
     photo_rejected: bool,
     received_at: i64,
@@ -46,7 +47,7 @@ pub async fn flags(
     if person.is_none() {
         flags.push(flag::UNKNOWN_PERSON);
     }
-    let project = match device.project_id {
+    let project = match project_id {
         None => {
             flags.push(flag::UNBOUND_DEVICE);
             None
