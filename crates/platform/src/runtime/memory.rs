@@ -34,8 +34,8 @@ pub struct Reclaim {
 }
 
 impl Reclaim {
-    /// One housekeeping round: trims when the resident set grew enough since the last trim.
-    /// Whether it trimmed.
+    /// One housekeeping round: trims when the resident set grew enough since the last trim
+    /// and has settled. Whether it trimmed.
     pub fn tick(&mut self) -> bool {
         let Some(rss) = resident_bytes() else {
             return false;
