@@ -177,9 +177,13 @@ fn digest(recipe: &[Part], fields: &SignFields<'_>, param: Option<&str>, secret:
     hex_text(&digest_hex(recipe, fields, param, secret))
 }
 
-/// A digest's 32 hex digits as text (always ASCII).
+/// A digest's 32 hex digits as text. They are always ASCII, so the check cannot fail; it is a
+/// plain validation, not `from_utf8_lossy`, whose scan for replacements cost every answer's
+/// sign a tenth of signing it (BENCHMARKS.md, "sixth machine").
 fn hex_text(hex: &[u8; 32]) -> String {
-    String::from_utf8_lossy(hex).into_owned()
+    std::str::from_utf8(hex)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// [`digest`] as its 32 hex digits, without allocating: the platform computes two per request

@@ -352,3 +352,31 @@ fn debug_output_redacts_tokens_and_keys() {
     assert!(!dbg.contains("a9f88d5b5f4e4c94962ee3feaa85cdc3"), "{dbg}");
     assert!(dbg.contains("1388186"));
 }
+
+proptest::proptest! {
+    // ZJ-SIGN-02: the sign is the MD5 of the recipe's fields and the secret concatenated,
+    // whatever their lengths, across MD5's 64-byte blocks.
+    #[test]
+    fn a_sign_is_the_md5_of_the_concatenation(
+        version in "[a-z0-9.]{0,8}",
+        sn in "[A-Z0-9]{0,300}",
+        taskid in "[0-9]{0,20}",
+        time_stamp in "[0-9]{0,14}",
+        param in "[ -~]{0,1500}",
+        secret in "[a-f0-9]{0,600}",
+    ) {
+        use md5::Digest as _;
+        let fields = sign::SignFields {
+            version: &version,
+            sn: &sn,
+            apicode: "C_SEND_PERSON",
+            taskid: &taskid,
+            time_stamp: &time_stamp,
+            param: Some(&param),
+            ..sign::SignFields::default()
+        };
+        let text = format!("{version}{sn}C_SEND_PERSON{taskid}{time_stamp}{param}{secret}");
+        let expected = hex::encode(md5::Md5::digest(text.as_bytes()));
+        proptest::prop_assert_eq!(sign::sign_command(&fields, &secret), expected);
+    }
+}

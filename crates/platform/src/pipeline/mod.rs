@@ -242,7 +242,8 @@ async fn handle_arrived(
         }
     };
     if signer.secret().is_none() && !signer.no_lookup && outcome.is_err() {
-        signer.secret = error_secret(app, &req, api).await;
+        // Boxed for the reason the handlers are (see `process`): only refusals get here.
+        signer.secret = Box::pin(error_secret(app, &req, api)).await;
     }
     // The echoed fields move from the request into the answer.
     let mut response = Response::answering(req, outcome);
@@ -335,7 +336,7 @@ async fn process(
             signer.no_lookup = true;
             return Err(DeviceError::RateLimited);
         }
-        return auth::handle(app, req, conn, now, signer).await;
+        return Box::pin(auth::handle(app, req, conn, now, signer)).await;
     }
     // ZJ-ERR-07: a request not on a bound connection (HTTP, or TCP before its binding) is
     // unauthenticated until its token checks out. Its source address's failure budget is
@@ -366,20 +367,26 @@ async fn process(
         }
     };
     authed.arrival_id = arrival.id;
+    // Every interface but the heartbeat is awaited through a box of its own. A request's
+    // future is as large as the largest state any of its handlers may reach (a sign-in's
+    // group commit, a person page's queries: kilobytes), and the gateway moves every
+    // request's future into a box when it arrives: sized so, the heartbeat, answered from
+    // memory at the first poll, paid for copying and allocating all of it (BENCHMARKS.md,
+    // "sixth machine"). One more allocation is nothing next to the work of the others.
     match api {
         ApiCode::Auth => unreachable!("handled above"),
         ApiCode::Heartbeat => heartbeat::handle(app, req, &authed).await,
-        ApiCode::SignIn => sign_in::handle(app, req, &authed, arrival.ticket).await,
-        ApiCode::GetTasks => tasks::get_tasks(app, req, &authed).await,
-        ApiCode::UpdateTasksStatus => tasks::update_status(app, req, &authed).await,
+        ApiCode::SignIn => Box::pin(sign_in::handle(app, req, &authed, arrival.ticket)).await,
+        ApiCode::GetTasks => Box::pin(tasks::get_tasks(app, req, &authed)).await,
+        ApiCode::UpdateTasksStatus => Box::pin(tasks::update_status(app, req, &authed)).await,
         ApiCode::SendPerson | ApiCode::UpdateDevicePerson => {
-            persons::page(app, req, api, &authed).await
+            Box::pin(persons::page(app, req, api, &authed)).await
         }
-        ApiCode::DelDevicePerson => persons::delete(app, req, &authed).await,
-        ApiCode::ClearDevicePerson => persons::clear(app, req, &authed).await,
-        ApiCode::UpdateDeviceVersion => persons::firmware(app, req, &authed).await,
-        ApiCode::PostDevicePerson => persons::reconcile(app, req, &authed).await,
-        ApiCode::CollectPerson => collect::handle(app, req, &authed).await,
+        ApiCode::DelDevicePerson => Box::pin(persons::delete(app, req, &authed)).await,
+        ApiCode::ClearDevicePerson => Box::pin(persons::clear(app, req, &authed)).await,
+        ApiCode::UpdateDeviceVersion => Box::pin(persons::firmware(app, req, &authed)).await,
+        ApiCode::PostDevicePerson => Box::pin(persons::reconcile(app, req, &authed)).await,
+        ApiCode::CollectPerson => Box::pin(collect::handle(app, req, &authed)).await,
     }
 }
 
