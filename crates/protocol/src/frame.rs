@@ -10,6 +10,7 @@ use bytes::{Buf, BytesMut};
 use prost::Message;
 
 use crate::code::ErrorCode;
+use crate::envelope::Request;
 use crate::packet::Packet;
 
 /// Default limit on one frame's body (`max_frame_bytes`, 2 MiB; ZJ-FRAME-03).
@@ -117,6 +118,24 @@ impl FrameDecoder {
     /// `Ok(None)`: need more bytes (`buf` untouched; see [`FrameDecoder::needed`]).
     /// `Err`: the stream is corrupt and the connection must end.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, FrameError> {
+        self.decode_with(buf, |body| {
+            Packet::decode(body).map_err(|e| FrameError::Body(e.to_string()))
+        })
+    }
+
+    /// [`FrameDecoder::decode`] straight into the [`Request`] the packet carries, without a
+    /// `Packet` in between ([`crate::wire`]): the platform's gateway reads requests so.
+    pub fn decode_request(&self, buf: &mut BytesMut) -> Result<Option<Request>, FrameError> {
+        self.decode_with(buf, crate::wire::decode_request)
+    }
+
+    /// The next whole frame's body, given to `decode` in place and consumed: decoders copy
+    /// what they keep, and splitting the body off first cost an allocation per frame.
+    fn decode_with<T>(
+        &self,
+        buf: &mut BytesMut,
+        decode: impl FnOnce(&[u8]) -> Result<T, FrameError>,
+    ) -> Result<Option<T>, FrameError> {
         let Head::Frame {
             header_len,
             body_len,
@@ -128,13 +147,9 @@ impl FrameDecoder {
         if buf.len() < total {
             return Ok(None);
         }
-        // Decoded from the buffer in place: prost copies the strings out either way, and
-        // splitting the body off first cost an allocation per frame.
-        let packet = Packet::decode(&buf[header_len..total]);
+        let decoded = decode(&buf[header_len..total]);
         buf.advance(total);
-        packet
-            .map(Some)
-            .map_err(|e| FrameError::Body(e.to_string()))
+        decoded.map(Some)
     }
 
     /// The head of `buf`, checked against this decoder's limit.

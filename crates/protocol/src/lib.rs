@@ -17,6 +17,8 @@
 //! - [`code`]: error codes, their standard messages, their precedence; [`code::ProtocolError`].
 //! - [`json`]: the lenient JSON of ZJ-JSON-01 — a tokenizer, JSON5 → strict JSON, the img cut.
 //! - [`envelope`]: a request or response independent of transport (TCP packet or HTTP body).
+//! - [`wire`]: the gateway's path through the packet: a request body straight into a
+//!   [`envelope::Request`], an answer straight into its frame, the bytes prost's make.
 //! - [`params`]: typed params and responses of every interface, read leniently (ZJ-JSON-02).
 //! - [`sign`]: the signature recipes (ZJ-SIGN-05, ZJ-SIGN-09) and constant-time verification.
 //! - [`time`]: Beijing-time `yyyyMMddHHmmss`, the clock-skew check and its `400_05` detail,
@@ -37,6 +39,7 @@ pub mod params;
 pub mod photo;
 pub mod sign;
 pub mod time;
+pub mod wire;
 
 pub use apicode::ApiCode;
 pub use code::{ErrorCode, ProtocolError};

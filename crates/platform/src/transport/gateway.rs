@@ -38,9 +38,9 @@ use futures_util::FutureExt;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use prost::Message;
 use rollcall_protocol::code::ProtocolError;
-use rollcall_protocol::envelope::{Request, Response, Transport};
+use rollcall_protocol::envelope::{Response, Transport};
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError, Head};
-use rollcall_protocol::{PROTOCOL_VERSION, Packet};
+use rollcall_protocol::{PROTOCOL_VERSION, Packet, wire};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{AcquireError, Notify, OwnedSemaphorePermit, Semaphore, watch};
@@ -494,11 +494,10 @@ fn connection(
                     let mut corrupt = None;
                     let mut decoded = false;
                     loop {
-                        match FrameDecoder::new(max_frame(&app)).decode(&mut buf) {
-                            Ok(Some(packet)) => {
+                        match FrameDecoder::new(max_frame(&app)).decode_request(&mut buf) {
+                            Ok(Some(req)) => {
                                 decoded = true;
                                 ctx.handle.outbox.touch(member.live.now());
-                                let req = Request::from_packet(packet);
                                 let mut pending: Pending<'_> = Box::pin(pipeline::handle(
                                     &app,
                                     req,
@@ -684,12 +683,13 @@ fn append(out: &mut BytesMut, packet: &Packet) {
 
 /// Frames a response into `out`, replacing what it held.
 fn encode_response(out: &mut BytesMut, resp: Response) {
-    encode(out, resp.into_packet());
+    out.clear();
+    append_response(out, resp);
 }
 
 /// Frames a response after what `out` holds.
 fn append_response(out: &mut BytesMut, resp: Response) {
-    append(out, &resp.into_packet());
+    wire::encode_response(&resp, out);
 }
 
 /// Frames every packet of `packets` into `out`, one after the other.
