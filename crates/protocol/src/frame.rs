@@ -126,7 +126,9 @@ impl FrameDecoder {
     /// [`FrameDecoder::decode`] straight into the [`Request`] the packet carries, without a
     /// `Packet` in between ([`crate::wire`]): the platform's gateway reads requests so.
     pub fn decode_request(&self, buf: &mut BytesMut) -> Result<Option<Request>, FrameError> {
-        self.decode_with(buf, crate::wire::decode_request)
+        self.decode_with(buf, |body| {
+            crate::wire::decode_request(body).map_err(|e| FrameError::Body(e.to_string()))
+        })
     }
 
     /// The next whole frame's body, given to `decode` in place and consumed: decoders copy

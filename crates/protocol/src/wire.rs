@@ -2,10 +2,10 @@
 //! body decoded straight into a [`Request`], an answer encoded straight from a [`Response`].
 //!
 //! Both go through `Packet` and prost everywhere else (the SDK, the conformance kit, the
-//! bench). Here, where every heartbeat passes, the `Packet` in between cost a third of the
-//! platform's own work per request: prost grows each string field through its generic
-//! buffer path, the request's fields are moved out of a fourteen-field struct and the rest
-//! of it dropped, and the answer is moved into another to be measured and encoded
+//! bench). Here, where every heartbeat passes, decoding and framing through a `Packet` were a
+//! quarter of the platform's own work per request: prost grows each string field through its
+//! generic buffer path, the request's fields are moved out of a fourteen-field struct and the
+//! rest of it dropped, and the answer is moved into another to be measured and encoded
 //! (BENCHMARKS.md, "sixth machine"). This module reads and writes the same bytes directly.
 //!
 //! **Same bytes, same verdicts as prost.** [`decode_request`] accepts exactly the bodies
@@ -18,7 +18,6 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::envelope::{Request, Response};
-use crate::frame::FrameError;
 
 /// How deep unknown groups may nest before a body is refused (prost's recursion limit).
 const GROUP_DEPTH: u32 = 100;
@@ -33,7 +32,7 @@ const FIXED32: u8 = 5;
 
 /// Why a body is not a `Packet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-enum WireError {
+pub enum WireError {
     #[error("invalid varint")]
     Varint,
     #[error("invalid key")]
@@ -48,12 +47,6 @@ enum WireError {
     EndGroup,
     #[error("groups nested too deep")]
     Depth,
-}
-
-impl From<WireError> for FrameError {
-    fn from(e: WireError) -> Self {
-        FrameError::Body(e.to_string())
-    }
 }
 
 /// A cursor over a body.
@@ -135,11 +128,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes a frame's body (without its length prefix) into the request it carries.
-pub fn decode_request(body: &[u8]) -> Result<Request, FrameError> {
-    Ok(decode(body)?)
-}
-
-fn decode(body: &[u8]) -> Result<Request, WireError> {
+pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
     // The byte range of the last occurrence of each string field, by tag (1..=13); an
     // occurrence a later one replaces is checked for UTF-8 on the spot.
     let mut spans = [(0usize, 0usize); 14];

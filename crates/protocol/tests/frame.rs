@@ -10,34 +10,8 @@ use rollcall_protocol::Packet;
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError, Head, read_head};
 use rollcall_protocol::packet::{FIELDS, PROTO_FILE};
 
-fn arb_packet() -> impl Strategy<Value = Packet> {
-    let s = || prop_oneof![Just(String::new()), ".{0,40}"];
-    (
-        (s(), s(), s(), s(), s(), ".{0,600}", s()),
-        (s(), s(), any::<bool>(), s(), ".{0,300}", s(), any::<u64>()),
-    )
-        .prop_map(
-            |(
-                (version, sn, token, apicode, time_stamp, param, sign),
-                (access_id, access_key, success, error, response, taskid, seq),
-            )| Packet {
-                version,
-                sn,
-                token,
-                apicode,
-                time_stamp,
-                param,
-                sign,
-                access_id,
-                access_key,
-                success,
-                error,
-                response,
-                taskid,
-                seq,
-            },
-        )
-}
+mod common;
+use common::arb_packet;
 
 /// Feeds `stream` to a decoder in chunks cut at `cuts`, as reads from a socket would.
 fn decode_chunked(stream: &[u8], cuts: &[usize]) -> Result<Vec<Packet>, FrameError> {

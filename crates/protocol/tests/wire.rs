@@ -11,45 +11,8 @@ use rollcall_protocol::envelope::{Request, Response};
 use rollcall_protocol::frame::{self, FrameDecoder};
 use rollcall_protocol::{ErrorCode, Packet, ProtocolError, wire};
 
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![Just(String::new()), ".{0,40}", "[a-z0-9]{100,200}"]
-}
-
-fn arb_packet() -> impl Strategy<Value = Packet> {
-    (
-        (text(), text(), text(), text(), text(), ".{0,300}", text()),
-        (
-            text(),
-            text(),
-            any::<bool>(),
-            text(),
-            text(),
-            text(),
-            any::<u64>(),
-        ),
-    )
-        .prop_map(
-            |(
-                (version, sn, token, apicode, time_stamp, param, sign),
-                (access_id, access_key, success, error, response, taskid, seq),
-            )| Packet {
-                version,
-                sn,
-                token,
-                apicode,
-                time_stamp,
-                param,
-                sign,
-                access_id,
-                access_key,
-                success,
-                error,
-                response,
-                taskid,
-                seq,
-            },
-        )
-}
+mod common;
+use common::{arb_packet, text};
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -138,8 +101,11 @@ proptest! {
 #[test]
 fn the_direct_path_knows_every_field_of_the_packet() {
     // `wire` reads tags 1..=14 as the packet's fields and skips the rest: a field added to
-    // the packet must be added there too (and to `arb_packet` above).
-    let tags: Vec<u32> = rollcall_protocol::packet::FIELDS.iter().map(|f| f.1).collect();
+    // the packet must be added there too (and to `common::arb_packet`).
+    let tags: Vec<u32> = rollcall_protocol::packet::FIELDS
+        .iter()
+        .map(|f| f.1)
+        .collect();
     assert_eq!(tags, (1..=14).collect::<Vec<u32>>());
 }
 
