@@ -264,6 +264,8 @@ pub fn encode_response(resp: &Response, dst: &mut BytesMut) {
     }
 }
 
+// prost's public varint helpers (`length_delimiter_len`, `encode_length_delimiter`) take a
+// `usize` length and can fail; `seq` is a `u64`, so these two write any field's varint.
 fn varint_len(v: u64) -> usize {
     // 7 bits a byte, at least one byte.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
