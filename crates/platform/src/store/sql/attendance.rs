@@ -59,12 +59,25 @@ impl AttendanceStore for SqlStore {
             };
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            let values = values_list(matches!(self.backend, Backend::Sqlite), n, 13);
-            let sql = format!(
-                "INSERT INTO attendance ({}) VALUES {values} \
-                 ON CONFLICT DO NOTHING",
-                columns!(attendance)
-            );
+            let sqlite = matches!(self.backend, Backend::Sqlite);
+            let values = values_list(sqlite, n, 13);
+            // On SQLite, `OR IGNORE` rather than the upsert clause: `ON CONFLICT DO NOTHING`
+            // covers only the uniqueness constraints, so the NOT NULL columns keep their
+            // default ABORT, and a multi-row statement that may abort inside a transaction
+            // copies every page it touches into a statement journal first (a per-statement
+            // rollback nothing here needs: a failed batch fails whole). Both skip a row whose
+            // key or id is taken; no column is ever bound NULL that may not be.
+            let sql = if sqlite {
+                format!(
+                    "INSERT OR IGNORE INTO attendance ({}) VALUES {values}",
+                    columns!(attendance)
+                )
+            } else {
+                format!(
+                    "INSERT INTO attendance ({}) VALUES {values} ON CONFLICT DO NOTHING",
+                    columns!(attendance)
+                )
+            };
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for &i in chunk {
                 query = bind_attendance(query, &batch[i]);
@@ -107,9 +120,9 @@ impl AttendanceStore for SqlStore {
                 .max()
                 .unwrap_or_default();
             if batch.iter().any(|r| r.project_id.is_some()) {
-                super::uplink::enqueue_attendance(tx.conn(), &ids, now).await?;
+                super::uplink::enqueue_attendance(tx.conn(), self.backend, &ids, now).await?;
             }
-            super::webhooks::enqueue_attendance(tx.conn(), &ids, now).await?;
+            super::webhooks::enqueue_attendance(tx.conn(), self.backend, &ids, now).await?;
         }
         tx.commit().await?;
         results

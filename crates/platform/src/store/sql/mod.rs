@@ -503,6 +503,31 @@ fn bind_all<'q>(
     query
 }
 
+/// `column IN (…)` over `ids`, whose values are bound from `$first` on; returns the
+/// condition and the values. SQLite gets the ids as one JSON array through `json_each`, so
+/// the statement's text is the same for any number of ids: prepared once and kept in the
+/// statement cache, where a list of `$n`s is a new statement for every count (a group commit's
+/// batch size varies), parsed again, with every `$n` bound through SQLite's linear lookup of
+/// parameter names. PostgreSQL keeps the list.
+fn ids_in(backend: Backend, column: &str, first: usize, ids: &[i64]) -> (String, Vec<Arg>) {
+    match backend {
+        Backend::Sqlite => {
+            let json = format!(
+                "[{}]",
+                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            );
+            (
+                format!("{column} IN (SELECT value FROM json_each(${first}))"),
+                vec![Arg::Text(Some(json))],
+            )
+        }
+        Backend::Postgres => (
+            format!("{column} IN ({})", placeholders(first, ids.len())),
+            ids.iter().map(|&id| Arg::Int(Some(id))).collect(),
+        ),
+    }
+}
+
 /// `$first, $first+1, …` (`n` placeholders).
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)

@@ -14,7 +14,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use super::{
-    Arg, FromRow, MAX_PARAMS, SqlStore, bind_all, col, col_bool, col_parsed, col_u32, placeholders,
+    Arg, Backend, FromRow, MAX_PARAMS, SqlStore, bind_all, col, col_bool, col_parsed, col_u32,
+    ids_in, placeholders,
 };
 use crate::store::model::*;
 use crate::store::{StoreError, StoreResult, UplinkStore};
@@ -151,19 +152,20 @@ impl SqlStore {
 /// Queues the new attendance records among `record_ids` whose project reports.
 pub(super) async fn enqueue_attendance(
     conn: &mut AnyConnection,
+    backend: Backend,
     record_ids: &[i64],
     now: i64,
 ) -> Result<(), sqlx::Error> {
     for chunk in record_ids.chunks(MAX_PARAMS) {
+        let (new_records, ids) = ids_in(backend, "a.record_id", 2, chunk);
         let sql = format!(
             "{OUTBOX_INSERT} SELECT a.project_id, 'attendance', a.record_id, a.person_id, \
              a.record_time, 'pending', CAST($1 AS BIGINT) FROM attendance a JOIN uplink_configs c \
-             ON c.project_id = a.project_id WHERE c.enabled = 1 AND a.record_id IN ({}) \
-             ORDER BY a.record_time, a.record_id",
-            placeholders(2, chunk.len())
+             ON c.project_id = a.project_id WHERE c.enabled = 1 AND {new_records} \
+             ORDER BY a.record_time, a.record_id"
         );
         let mut args = vec![Arg::Int(Some(now))];
-        args.extend(chunk.iter().map(|&id| Arg::Int(Some(id))));
+        args.extend(ids);
         bind_all(sqlx::query(AssertSqlSafe(sql)), args)
             .execute(&mut *conn)
             .await?;

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use super::{Arg, MAX_PARAMS, SqlStore, bind_all, col, col_bool, col_u32, placeholders};
+use super::{Arg, Backend, MAX_PARAMS, SqlStore, bind_all, col, col_bool, col_u32, ids_in};
 use crate::store::model::*;
 use crate::store::{StoreResult, WebhookStore};
 
@@ -47,22 +47,23 @@ pub(super) async fn enqueue(
 /// endpoints then looks up none of the chunk's records.
 pub(super) async fn enqueue_attendance(
     conn: &mut AnyConnection,
+    backend: Backend,
     record_ids: &[i64],
     now: i64,
 ) -> Result<(), sqlx::Error> {
     for chunk in record_ids.chunks(MAX_PARAMS) {
+        let (new_records, ids) = ids_in(backend, "a.record_id", 3, chunk);
         let sql = format!(
             "INSERT INTO webhook_deliveries (endpoint_id, event, ref, state, created_at) \
              SELECT e.id, CAST($1 AS TEXT), CAST(a.record_id AS TEXT), 'pending', \
              CAST($2 AS BIGINT) FROM webhook_endpoints e CROSS JOIN attendance a \
-             WHERE {SUBSCRIBED} AND a.record_id IN ({}) ORDER BY e.id, a.record_time, a.record_id",
-            placeholders(3, chunk.len())
+             WHERE {SUBSCRIBED} AND {new_records} ORDER BY e.id, a.record_time, a.record_id"
         );
         let mut args = vec![
             Arg::Text(Some("attendance".to_owned())),
             Arg::Int(Some(now)),
         ];
-        args.extend(chunk.iter().map(|&id| Arg::Int(Some(id))));
+        args.extend(ids);
         bind_all(sqlx::query(AssertSqlSafe(sql)), args)
             .execute(&mut *conn)
             .await?;
