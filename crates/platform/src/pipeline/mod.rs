@@ -226,7 +226,7 @@ async fn handle_arrived(
     let result = process(app, &req, transport, conn, arrival, &mut signer, &mut api).await;
 
     let code = match &result {
-        Ok(_) => "ok",
+        Ok(_) => crate::runtime::metrics::OK,
         Err(e) => e.to_wire().code.as_str(),
     };
     // Only a success is encrypted; errors stay in clear (ZJ-JWE-04).
@@ -261,13 +261,7 @@ async fn handle_arrived(
             }
         }
     }
-    let transport_label = match transport {
-        Transport::Tcp => "tcp",
-        Transport::Http => "http",
-    };
-    let apicode = api.map_or("unknown", ApiCode::as_str);
-    app.metrics
-        .request(apicode, transport_label, code, started.elapsed());
+    app.metrics.request(api, transport, code, started.elapsed());
     response
 }
 
