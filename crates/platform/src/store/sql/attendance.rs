@@ -278,6 +278,90 @@ mod tests {
         }
     }
 
+    /// A group commit queues each of its new records once for the national platform (when
+    /// its project reports) and for every endpoint subscribed to attendance, in one statement
+    /// whatever the batch's size; a resent record queues nothing again.
+    #[tokio::test]
+    async fn a_group_commit_queues_each_new_record_for_uplink_and_webhooks() {
+        use crate::store::test_db::TestDb;
+        use crate::store::{DeviceStore, UplinkStore, WebhookStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = TestDb::new("queues", dir.path()).open().await.unwrap();
+        for id in [42, 43] {
+            store
+                .create_project(&Project {
+                    id,
+                    name: format!("p{id}"),
+                    code: None,
+                    address: None,
+                    coordinate_system: Default::default(),
+                    fence: None,
+                    created_at: 1,
+                })
+                .await
+                .unwrap();
+        }
+        store
+            .put_uplink_config(&crate::store::sql::uplink::tests::config(42, true), 0)
+            .await
+            .unwrap();
+        let endpoint = WebhookEndpoint {
+            id: 900,
+            url: "http://127.0.0.1:9/hook".into(),
+            secret: rollcall_protocol::ids::Secret::new("0123456789abcdef"),
+            events: vec!["attendance".into()],
+            enabled: true,
+            created_at: 1,
+            failures: 0,
+            retry_at: 0,
+        };
+        store.create_webhook(&endpoint).await.unwrap();
+
+        // Five records of the reporting project, two of a project that does not report.
+        let in_project = |id: i64, project: i64| NewAttendance {
+            project_id: Some(project),
+            ..record(id, &(100 + id).to_string(), 1_000 + id)
+        };
+        let batch: Vec<NewAttendance> = (1..=5)
+            .map(|id| in_project(id, 42))
+            .chain((6..=7).map(|id| in_project(id, 43)))
+            .collect();
+        let got = store.insert_attendance(&batch).await.unwrap();
+        assert!(got.iter().all(|i| !i.duplicate), "{got:?}");
+        // The same records resent under new ids, with one new record among them.
+        let resent: Vec<NewAttendance> = (1..=5)
+            .map(|id| NewAttendance {
+                record_id: id + 100,
+                ..in_project(id, 42)
+            })
+            .chain([in_project(8, 42)])
+            .collect();
+        let again = store.insert_attendance(&resent).await.unwrap();
+        assert_eq!(again.iter().filter(|i| i.duplicate).count(), 5, "{again:?}");
+
+        for id in 1..=8 {
+            let items = store
+                .uplink_items_of(UplinkKind::Attendance, id)
+                .await
+                .unwrap();
+            let reports = id <= 5 || id == 8;
+            assert_eq!(items.len(), usize::from(reports), "record {id}: {items:?}");
+        }
+        let mut refs: Vec<String> = store
+            .webhook_deliveries(endpoint.id, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                assert_eq!(d.event, "attendance");
+                d.r#ref
+            })
+            .collect();
+        refs.sort();
+        let expected: Vec<String> = (1..=8).map(|id| id.to_string()).collect();
+        assert_eq!(refs, expected);
+    }
+
     /// A database made before `0003_attendance_key` (which rebuilds the table on SQLite)
     /// keeps its records, and the reordered key still knows a resent one.
     #[tokio::test]

@@ -808,12 +808,13 @@ impl UplinkStore for SqlStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::test_db::TestDb;
     use crate::store::{DeviceStore, VendorStore};
 
-    fn config(project_id: i64, enabled: bool) -> UplinkConfig {
+    /// A project's uplink settings, pointing at a port nothing listens on.
+    pub(in crate::store::sql) fn config(project_id: i64, enabled: bool) -> UplinkConfig {
         UplinkConfig {
             project_id,
             endpoint: "http://127.0.0.1:9/open.api".into(),
