@@ -78,6 +78,8 @@ pub const TABLES: &[Table] = &[
     table("person_sync", "sn, person_id"),
     table("reconcile_pages", "taskid, page"),
     table("attendance", "record_id"),
+    table("attendance_by_person", "person_id, record_id"),
+    table("attendance_to_index", "record_id"),
     table("users", "id"),
     table("user_projects", "user_id, project_id"),
     table("sessions", "token_hash"),
@@ -420,13 +422,15 @@ mod tests {
         include_str!("../../../migrations/sqlite/0001_init.sql"),
         include_str!("../../../migrations/sqlite/0002_console.sql"),
         include_str!("../../../migrations/sqlite/0005_device_sessions.sql"),
-        include_str!("../../../migrations/sqlite/0006_uplink.sql")
+        include_str!("../../../migrations/sqlite/0006_uplink.sql"),
+        include_str!("../../../migrations/sqlite/0007_person_index.sql")
     );
     const POSTGRES: &str = concat!(
         include_str!("../../../migrations/postgres/0001_init.sql"),
         include_str!("../../../migrations/postgres/0002_console.sql"),
         include_str!("../../../migrations/postgres/0005_device_sessions.sql"),
-        include_str!("../../../migrations/postgres/0006_uplink.sql")
+        include_str!("../../../migrations/postgres/0006_uplink.sql"),
+        include_str!("../../../migrations/postgres/0007_person_index.sql")
     );
 
     /// `(table, tables it references)` in declaration order.

@@ -5,7 +5,9 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AssertSqlSafe};
 
-use super::{Arg, Backend, MAX_ATTENDANCE_PAGE, SqlStore, bind_all, col, values_list};
+use super::{
+    Arg, Backend, MAX_ATTENDANCE_PAGE, SqlStore, bind_all, col, person_index, values_list,
+};
 use crate::store::model::*;
 use crate::store::{AttendanceStore, StoreError, StoreResult};
 
@@ -109,8 +111,9 @@ impl AttendanceStore for SqlStore {
                 duplicate: true,
             });
         }
-        // The new records' outbox rows, in the same transaction (docs/UPLINK.md).
-        // And their webhook events.
+        // The new records' outbox rows, in the same transaction (docs/UPLINK.md), their
+        // webhook events, and their place in the per-person index's queue.
+        let mut moved = false;
         if !stored.is_empty() {
             let mut ids = stored;
             ids.sort_unstable();
@@ -123,8 +126,10 @@ impl AttendanceStore for SqlStore {
                 super::uplink::enqueue_attendance(tx.conn(), self.backend, &ids, now).await?;
             }
             super::webhooks::enqueue_attendance(tx.conn(), self.backend, &ids, now).await?;
+            moved = person_index::queue(tx.conn(), self.backend, &self.person_index, &ids).await?;
         }
         tx.commit().await?;
+        self.person_index.committed(moved);
         results
             .into_iter()
             .map(|r| r.ok_or_else(|| StoreError::Corrupt("attendance batch result missing".into())))
@@ -135,27 +140,30 @@ impl AttendanceStore for SqlStore {
     async fn attendance(&self, query: &AttendanceQuery) -> StoreResult<Vec<Attendance>> {
         let mut filters = Vec::new();
         let mut args = Vec::new();
-        let mut filter = |condition: &str, arg: Arg| {
+        // Each filter binds one value and names it by its placeholder's number.
+        let mut filter = |arg: Arg, condition: &dyn Fn(usize) -> String| {
             args.push(arg);
-            filters.push(format!("{condition} ${}", args.len()));
+            filters.push(condition(args.len()));
         };
         if let Some(project_id) = query.project_id {
-            filter("project_id =", Arg::Int(Some(project_id)));
+            filter(Arg::Int(Some(project_id)), &|n| {
+                format!("project_id = ${n}")
+            });
         }
         if let Some(person_id) = &query.person_id {
-            filter("person_id =", Arg::Text(Some(person_id.clone())));
+            filter(Arg::Text(Some(person_id.clone())), &person_index::condition);
         }
         if let Some(sn) = &query.sn {
-            filter("sn =", Arg::Text(Some(sn.clone())));
+            filter(Arg::Text(Some(sn.clone())), &|n| format!("sn = ${n}"));
         }
         if let Some(from) = query.from {
-            filter("record_time >=", Arg::Int(Some(from)));
+            filter(Arg::Int(Some(from)), &|n| format!("record_time >= ${n}"));
         }
         if let Some(to) = query.to {
-            filter("record_time <", Arg::Int(Some(to)));
+            filter(Arg::Int(Some(to)), &|n| format!("record_time < ${n}"));
         }
         if let Some(cursor) = query.before_record_id {
-            filter("record_id <", Arg::Int(Some(cursor)));
+            filter(Arg::Int(Some(cursor)), &|n| format!("record_id < ${n}"));
         }
         args.push(Arg::Int(Some(i64::from(
             query.limit.clamp(1, MAX_ATTENDANCE_PAGE),

@@ -15,6 +15,9 @@
 //!   aggregates are `CAST(… AS BIGINT)`.
 //! - Dynamic SQL (`IN` lists, optional filters, patches) is assembled only from fixed column
 //!   names and numbered placeholders, then passed as [`AssertSqlSafe`]; values are always bound.
+//! - Where the group commit's cost asked for it, a statement has a form per backend, chosen by
+//!   [`Backend`] beside the other: `INSERT OR IGNORE` and `json_each` id lists on SQLite
+//!   (`attendance.rs`, [`ids_in`]), the per-person index's move (`person_index.rs`).
 //!
 //! **Write serialisation.** SQLite has one writer at a time. A transaction that reads then
 //! writes under a deferred `BEGIN` can fail with `SQLITE_BUSY` on the lock upgrade (which
@@ -82,6 +85,7 @@ macro_rules! select {
 mod accounts;
 mod attendance;
 mod devices;
+mod person_index;
 mod rosters;
 mod rows;
 mod tasks;
@@ -153,6 +157,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "uplink",
         include_str!("../../../migrations/sqlite/0006_uplink.sql"),
     ),
+    (
+        7,
+        "person index",
+        include_str!("../../../migrations/sqlite/0007_person_index.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -184,6 +193,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "uplink",
         include_str!("../../../migrations/postgres/0006_uplink.sql"),
+    ),
+    (
+        7,
+        "person index",
+        include_str!("../../../migrations/postgres/0007_person_index.sql"),
     ),
 ];
 
@@ -255,6 +269,8 @@ pub struct SqlStore {
     /// Seals and opens vendor secrets ([`crate::store::sealing`]); empty until
     /// [`SqlStore::with_keys`], and then reading or writing a vendor secret fails.
     keys: Keyring,
+    /// When the group commit moves its queue into the per-person index ([`person_index`]).
+    person_index: person_index::PersonIndex,
 }
 
 /// A write transaction, holding the SQLite writer slot until it is committed or dropped.
@@ -312,13 +328,22 @@ impl SqlStore {
             }
         };
         backend.migrator().run(&writes).await?;
+        let queued = person_index::queued(&mut *writes.acquire().await?).await?;
         Ok(SqlStore {
             pool,
             writes,
             backend,
             writer: Arc::new(Mutex::new(())),
             keys: Keyring::default(),
+            person_index: person_index::PersonIndex::new(queued, person_index::DEFAULT_BATCH),
         })
+    }
+
+    /// The store, moving queued attendance into the per-person index every `batch` records
+    /// instead of [`person_index::DEFAULT_BATCH`] (tests that need both of its tables filled).
+    pub fn with_person_index_batch(mut self, batch: usize) -> SqlStore {
+        self.person_index = self.person_index.with_batch(batch);
+        self
     }
 
     /// The store, sealing vendor secrets under `keys` (the first seals, all open).
