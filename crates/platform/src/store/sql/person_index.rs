@@ -407,4 +407,45 @@ mod tests {
             "{indexes:?}"
         );
     }
+
+    /// Two nodes on one PostgreSQL database, both committing and moving at once (a move at
+    /// every third record): every record ends up in exactly one of the two tables, and each
+    /// person's records are all found.
+    #[tokio::test]
+    async fn two_nodes_moving_at_once_neither_lose_nor_double_a_record() {
+        let db = TestDb::postgres("personnodes");
+        let a = db.open_postgres().await.with_person_index_batch(3);
+        let b = db.open_postgres().await.with_person_index_batch(3);
+        let node = |store: SqlStore, first: i64| async move {
+            for batch in 0..20 {
+                let records: Vec<NewAttendance> = (0..4)
+                    .map(|i| record(first + batch * 4 + i, ["p1", "p2", "p3"][(i % 3) as usize]))
+                    .collect();
+                store.insert_attendance(&records).await.unwrap();
+            }
+        };
+        tokio::join!(node(a.clone(), 1), node(b.clone(), 1_001));
+        let (queued, indexed) = (
+            rows(&a, "attendance_to_index").await,
+            rows(&a, "attendance_by_person").await,
+        );
+        assert_eq!(queued + indexed, 160, "{queued} queued, {indexed} indexed");
+        let in_both: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM attendance_to_index q \
+             JOIN attendance_by_person p ON p.record_id = q.record_id",
+        )
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+        assert_eq!(in_both, 0);
+        let mut found = 0;
+        for person in ["p1", "p2", "p3"] {
+            let query = AttendanceQuery {
+                limit: 500,
+                ..Default::default()
+            };
+            found += of(&b, person, query).await.unwrap().len();
+        }
+        assert_eq!(found, 160);
+    }
 }
