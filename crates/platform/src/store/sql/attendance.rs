@@ -266,7 +266,7 @@ async fn stored_attendance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sql::{SQLITE_MIGRATIONS, migrator_of, sqlite_pools};
+    use crate::store::sql::sqlite_at_version;
 
     fn record(record_id: i64, person_id: &str, record_time: i64) -> NewAttendance {
         NewAttendance {
@@ -375,13 +375,7 @@ mod tests {
     #[tokio::test]
     async fn records_survive_the_attendance_key_migration() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-        sqlx::any::install_default_drivers();
-        let (pool, writes) = sqlite_pools(&url).await.unwrap();
-        migrator_of(&SQLITE_MIGRATIONS[..2])
-            .run(&writes)
-            .await
-            .unwrap();
+        let (url, pool, writes) = sqlite_at_version(dir.path(), 2).await;
         let old = record(7, "42", 1_000);
         bind_attendance(
             sqlx::query(AssertSqlSafe(format!(

@@ -439,6 +439,20 @@ async fn sqlite_pools(url: &str) -> StoreResult<(AnyPool, AnyPool)> {
     Ok((reads, writes))
 }
 
+/// Tests of a migration: a SQLite database at `dir/old.db` migrated only up to `version`, as
+/// a database made by an earlier build; returns its URL and its (reads, writes) pools.
+#[cfg(test)]
+async fn sqlite_at_version(dir: &std::path::Path, version: usize) -> (String, AnyPool, AnyPool) {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("old.db").display());
+    sqlx::any::install_default_drivers();
+    let (pool, writes) = sqlite_pools(&url).await.unwrap();
+    migrator_of(&SQLITE_MIGRATIONS[..version])
+        .run(&writes)
+        .await
+        .unwrap();
+    (url, pool, writes)
+}
+
 /// The file of a `sqlite:` URL (`sqlite://path?…`, `sqlite:path`); `None` for memory.
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url

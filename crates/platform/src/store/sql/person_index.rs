@@ -365,15 +365,8 @@ mod tests {
     /// Records stored before migration 0007 are in the per-person index it creates.
     #[tokio::test]
     async fn records_from_before_the_migration_are_found_by_person() {
-        use crate::store::sql::{SQLITE_MIGRATIONS, migrator_of, sqlite_pools};
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
-        sqlx::any::install_default_drivers();
-        let (pool, writes) = sqlite_pools(&url).await.unwrap();
-        migrator_of(&SQLITE_MIGRATIONS[..6])
-            .run(&writes)
-            .await
-            .unwrap();
+        let (url, pool, writes) = crate::store::sql::sqlite_at_version(dir.path(), 6).await;
         for (id, person) in [(1, "p1"), (2, "p2"), (3, "p1")] {
             sqlx::query(
                 "INSERT INTO attendance (record_id, sn, person_id, record_type, record_time, \
