@@ -264,11 +264,16 @@ async fn stored_attendance(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::sql::sqlite_at_version;
 
-    fn record(record_id: i64, person_id: &str, record_time: i64) -> NewAttendance {
+    /// A record of device SN1 without a project, photo or extras.
+    pub(in crate::store::sql) fn record(
+        record_id: i64,
+        person_id: &str,
+        record_time: i64,
+    ) -> NewAttendance {
         NewAttendance {
             record_id,
             sn: "SN1".into(),

@@ -144,26 +144,16 @@ pub(super) fn condition(param: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::model::{AttendanceQuery, Direction, NewAttendance};
+    use crate::store::model::{AttendanceQuery, NewAttendance};
     use crate::store::sql::SqlStore;
     use crate::store::test_db::TestDb;
     use crate::store::{AttendanceStore, StoreResult};
 
+    /// Record `record_id` at `1000 × record_id`, of project 7 when even, else 8.
     fn record(record_id: i64, person_id: &str) -> NewAttendance {
         NewAttendance {
-            record_id,
-            sn: "SN1".into(),
-            person_id: person_id.into(),
-            r#type: 1,
-            bit_type: None,
-            record_time: 1_000 * record_id,
-            received_at: 1_000 * record_id + 5,
             project_id: Some(if record_id % 2 == 0 { 7 } else { 8 }),
-            direction: Direction::In,
-            photo_key: None,
-            flags: Vec::new(),
-            temperature: None,
-            extra: None,
+            ..super::super::attendance::tests::record(record_id, person_id, 1_000 * record_id)
         }
     }
 
