@@ -113,7 +113,7 @@ impl AttendanceStore for SqlStore {
         }
         // The new records' outbox rows, in the same transaction (docs/UPLINK.md), their
         // webhook events, and their place in the per-person index's queue.
-        let mut moved = false;
+        let mut move_queue = false;
         if !stored.is_empty() {
             let mut ids = stored;
             ids.sort_unstable();
@@ -126,10 +126,13 @@ impl AttendanceStore for SqlStore {
                 super::uplink::enqueue_attendance(tx.conn(), self.backend, &ids, now).await?;
             }
             super::webhooks::enqueue_attendance(tx.conn(), self.backend, &ids, now).await?;
-            moved = person_index::queue(tx.conn(), self.backend, &self.person_index, &ids).await?;
+            move_queue =
+                person_index::queue(tx.conn(), self.backend, &self.person_index, &ids).await?;
         }
         tx.commit().await?;
-        self.person_index.committed(moved);
+        if move_queue {
+            self.move_person_queue().await;
+        }
         results
             .into_iter()
             .map(|r| r.ok_or_else(|| StoreError::Corrupt("attendance batch result missing".into())))

@@ -5,9 +5,10 @@
 //! the index's leaves again, which was most of what the commit wrote. Here, instead:
 //! - a group commit appends its new records' ids and persons to `attendance_to_index` (keys
 //!   that grow with time: a few pages per commit), in the same transaction as the records;
-//! - once [`PersonIndex::batch`] records are queued, the commit that passed the mark also
-//!   moves them all into `attendance_by_person (person_id, record_id)` ([`flush`]): every
-//!   leaf is touched once for a few thousand records;
+//! - once [`DEFAULT_BATCH`] records are queued, the store moves them all into
+//!   `attendance_by_person (person_id, record_id)` right after the commit that passed the
+//!   mark, in a transaction of its own ([`SqlStore::move_person_queue`]): every leaf is
+//!   touched once for thousands of records, and the group commit holds no lock of the move;
 //! - a query for a person reads both ([`condition`]), so every committed record is found
 //!   whether or not it has been moved yet.
 //!
@@ -20,7 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use super::{Backend, bind_all, ids_in};
+use super::{Backend, SqlStore, bind_all, ids_in};
+use crate::store::StoreResult;
 
 /// Records queued before they are moved into the index. A query for a person scans the queue
 /// (a small table of ids and persons), so this bounds that work as much as it amortises the
@@ -55,12 +57,9 @@ impl PersonIndex {
         self.queued.fetch_add(n, Ordering::Relaxed) + n >= self.batch
     }
 
-    /// After the transaction of [`queue`] has committed: the count starts again if it moved
-    /// the queue.
-    pub(super) fn committed(&self, moved: bool) {
-        if moved {
-            self.queued.store(0, Ordering::Relaxed);
-        }
+    /// After a move has committed: the count starts again.
+    fn moved(&self) {
+        self.queued.store(0, Ordering::Relaxed);
     }
 }
 
@@ -72,8 +71,9 @@ pub(super) async fn queued(conn: &mut AnyConnection) -> Result<usize, sqlx::Erro
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-/// Queues the new records `record_ids` (inside the group commit's transaction) and, once the
-/// mark is passed, moves the whole queue. Returns whether it moved, for [`PersonIndex::committed`].
+/// Queues the new records `record_ids`, inside the group commit's transaction. Returns whether
+/// the mark is passed: then, once that transaction has committed, the store moves the queue
+/// ([`SqlStore::move_person_queue`]).
 pub(super) async fn queue(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -90,11 +90,31 @@ pub(super) async fn queue(
             .execute(&mut *conn)
             .await?;
     }
-    if !index.add(record_ids.len()) {
-        return Ok(false);
+    Ok(index.add(record_ids.len()))
+}
+
+impl SqlStore {
+    /// Moves the queue into the index, in a transaction of its own. On PostgreSQL its
+    /// `DELETE` locks every queued row; inside a group commit, which may also wait on another
+    /// node's uncommitted record of the same key, that could close a cycle of waits. A failure
+    /// changes nothing and is logged: the count stays past the mark, so the next group commit
+    /// tries again, and queries find queued records meanwhile.
+    pub(super) async fn move_person_queue(&self) {
+        let moved: StoreResult<()> = async {
+            let mut tx = self.write().await?;
+            flush(tx.conn(), self.backend).await?;
+            tx.commit().await
+        }
+        .await;
+        match moved {
+            Ok(()) => self.person_index.moved(),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "moving queued attendance into the per-person index failed; the next group \
+                 commit tries again"
+            ),
+        }
     }
-    flush(conn, backend).await?;
-    Ok(true)
 }
 
 /// Moves every queued record into `attendance_by_person`.
