@@ -551,10 +551,15 @@ fn bind_all<'q>(
 fn ids_in(backend: Backend, column: &str, first: usize, ids: &[i64]) -> (String, Vec<Arg>) {
     match backend {
         Backend::Sqlite => {
-            let json = format!(
-                "[{}]",
-                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-            );
+            use std::fmt::Write as _;
+            let mut json = String::with_capacity(2 + ids.len() * 20);
+            json.push('[');
+            for (i, id) in ids.iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                // Writing into a String cannot fail.
+                let _ = write!(json, "{sep}{id}");
+            }
+            json.push(']');
             (
                 format!("{column} IN (SELECT value FROM json_each(${first}))"),
                 vec![Arg::Text(Some(json))],
