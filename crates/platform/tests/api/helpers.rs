@@ -503,6 +503,24 @@ impl TestApp {
         self.client().attendance(&q).await.expect("records").records
     }
 
+    /// `GET /attendance?personId=…`: one worker's records, newest first, `limit` per page from
+    /// `cursor`; returns the page and the next cursor.
+    pub async fn records_of_person(
+        &self,
+        person_id: &str,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> (Vec<Record>, Option<String>) {
+        let q = AttendanceQuery {
+            person_id: Some(person_id.to_owned()),
+            limit: Some(limit),
+            cursor,
+            ..AttendanceQuery::default()
+        };
+        let page = self.client().attendance(&q).await.expect("records");
+        (page.records, page.next_cursor)
+    }
+
     /// The record answered with `record_id`.
     pub async fn record(&self, sn: &str, record_id: &str) -> Record {
         self.records(sn)

@@ -174,6 +174,58 @@ async fn a_photo_that_is_not_an_image_or_over_400_kb_is_dropped_and_flagged_phot
     );
 }
 
+/// A worker's records are listed by `personId`, newest first and page by page, whether they
+/// came over TCP or HTTP, and nobody else's are: the per-person index serves the query from
+/// the moment each record is acknowledged (store/sql/person_index.rs).
+#[tokio::test]
+async fn a_worker_s_records_are_listed_by_person_newest_first_page_by_page() {
+    let s = site().await;
+    let mut tcp = s.app.device(&s.bound.id.vendor, "SN-SITE").await;
+    tcp.auth().await;
+    let now = now_ms();
+    let mut mine = Vec::new();
+    for n in 0..3 {
+        mine.push(
+            tcp.sign_in(&sign_in_param(&s.on_roster, 1, now + n))
+                .await
+                .record_id,
+        );
+        tcp.sign_in(&sign_in_param(&s.off_roster, 1, now + n)).await;
+    }
+    mine.push(
+        s.bound
+            .sign_in(&sign_in_param(&s.on_roster, 1, now + 10))
+            .await
+            .record_id,
+    );
+    mine.reverse();
+
+    let (first, cursor) = s.app.records_of_person(&s.on_roster, 3, None).await;
+    let (second, last) = s.app.records_of_person(&s.on_roster, 3, cursor).await;
+    assert!(last.is_none(), "{last:?}");
+    let listed: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|r| r.record_id.clone())
+        .collect();
+    assert_eq!(listed, mine);
+    assert!(
+        first
+            .iter()
+            .chain(&second)
+            .all(|r| r.person_id == s.on_roster)
+    );
+    let (theirs, _) = s.app.records_of_person(&s.off_roster, 100, None).await;
+    assert_eq!(theirs.len(), 3);
+    assert!(
+        s.app
+            .records_of_person("nobody", 100, None)
+            .await
+            .0
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn a_resent_record_answers_duplicate_with_the_same_record_id_and_is_stored_once() {
     let s = site().await;

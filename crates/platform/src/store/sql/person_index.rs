@@ -187,6 +187,14 @@ mod tests {
         .unwrap()
     }
 
+    /// `(queued, indexed)`: the rows of the queue and of the per-person index.
+    async fn counts(store: &SqlStore) -> (i64, i64) {
+        (
+            rows(store, "attendance_to_index").await,
+            rows(store, "attendance_by_person").await,
+        )
+    }
+
     /// `person`'s record ids, newest first, through the admin API's query.
     async fn of(store: &SqlStore, person: &str, query: AttendanceQuery) -> StoreResult<Vec<i64>> {
         let query = AttendanceQuery {
@@ -217,13 +225,7 @@ mod tests {
             .insert_attendance(&[record(1, "p1"), record(2, "p2"), record(3, "p1")])
             .await
             .unwrap();
-        assert_eq!(
-            (
-                rows(&store, "attendance_to_index").await,
-                rows(&store, "attendance_by_person").await
-            ),
-            (3, 0)
-        );
+        assert_eq!(counts(&store).await, (3, 0));
         assert_eq!(
             of(&store, "p1", AttendanceQuery::default()).await.unwrap(),
             [3, 1]
@@ -234,13 +236,7 @@ mod tests {
             .insert_attendance(&[record(4, "p1"), record(5, "p3")])
             .await
             .unwrap();
-        assert_eq!(
-            (
-                rows(&store, "attendance_to_index").await,
-                rows(&store, "attendance_by_person").await
-            ),
-            (0, 5)
-        );
+        assert_eq!(counts(&store).await, (0, 5));
         assert_eq!(
             of(&store, "p1", AttendanceQuery::default()).await.unwrap(),
             [4, 3, 1]
@@ -255,13 +251,7 @@ mod tests {
             .await
             .unwrap();
         assert!(inserted[0].duplicate && !inserted[1].duplicate);
-        assert_eq!(
-            (
-                rows(&store, "attendance_to_index").await,
-                rows(&store, "attendance_by_person").await
-            ),
-            (1, 5)
-        );
+        assert_eq!(counts(&store).await, (1, 5));
         assert_eq!(
             of(&store, "p1", AttendanceQuery::default()).await.unwrap(),
             [6, 4, 3, 1]
@@ -305,6 +295,46 @@ mod tests {
         assert_eq!(page.iter().map(|r| r.record_id).collect::<Vec<_>>(), [6, 4]);
     }
 
+    /// A move that fails leaves the records queued, found, and acknowledged as stored; the
+    /// next group commit moves them all (SQLite; a trigger makes the move fail).
+    #[tokio::test]
+    async fn a_failed_move_keeps_the_queue_and_the_next_commit_moves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("fail.db").display());
+        let store = SqlStore::connect(&url)
+            .await
+            .unwrap()
+            .with_person_index_batch(2);
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE INSERT ON attendance_by_person \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(&store.writes)
+        .await
+        .unwrap();
+        let stored = store
+            .insert_attendance(&[record(1, "p1"), record(2, "p1")])
+            .await
+            .unwrap();
+        assert!(stored.iter().all(|i| !i.duplicate));
+        assert_eq!(counts(&store).await, (2, 0));
+        assert_eq!(
+            of(&store, "p1", AttendanceQuery::default()).await.unwrap(),
+            [2, 1]
+        );
+
+        sqlx::query("DROP TRIGGER refuse")
+            .execute(&store.writes)
+            .await
+            .unwrap();
+        store.insert_attendance(&[record(3, "p1")]).await.unwrap();
+        assert_eq!(counts(&store).await, (0, 3));
+        assert_eq!(
+            of(&store, "p1", AttendanceQuery::default()).await.unwrap(),
+            [3, 2, 1]
+        );
+    }
+
     /// The count of queued records survives a restart: a store opened on a database with
     /// records in the queue moves them when the mark is passed counting those.
     #[tokio::test]
@@ -320,13 +350,7 @@ mod tests {
         let second = db.open().await.unwrap().with_person_index_batch(4);
         assert_eq!(rows(&second, "attendance_to_index").await, 3);
         second.insert_attendance(&[record(4, "p2")]).await.unwrap();
-        assert_eq!(
-            (
-                rows(&second, "attendance_to_index").await,
-                rows(&second, "attendance_by_person").await
-            ),
-            (0, 4)
-        );
+        assert_eq!(counts(&second).await, (0, 4));
         assert_eq!(
             of(&second, "p2", AttendanceQuery::default()).await.unwrap(),
             [4, 2]
@@ -428,10 +452,7 @@ mod tests {
             }
         };
         tokio::join!(node(a.clone(), 1), node(b.clone(), 1_001));
-        let (queued, indexed) = (
-            rows(&a, "attendance_to_index").await,
-            rows(&a, "attendance_by_person").await,
-        );
+        let (queued, indexed) = counts(&a).await;
         assert_eq!(queued + indexed, 160, "{queued} queued, {indexed} indexed");
         let in_both: i64 = sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM attendance_to_index q \
