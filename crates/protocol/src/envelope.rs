@@ -136,7 +136,7 @@ impl Request {
                 }
                 continue;
             }
-            let slot = match m.key.as_str() {
+            let slot = match m.key.as_ref() {
                 "version" => &mut req.version,
                 "sn" => &mut req.sn,
                 "token" => &mut req.token,
@@ -278,7 +278,11 @@ impl Request {
 
 /// The text of a scalar envelope member: a string's value, a number's or boolean's text;
 /// `null` is absent. An object or array where a scalar belongs: `400_02` naming the member.
-fn scalar_text(doc: &Doc<'_>, node: &Node, name: &str) -> Result<Option<String>, ProtocolError> {
+fn scalar_text(
+    doc: &Doc<'_>,
+    node: &Node<'_>,
+    name: &str,
+) -> Result<Option<String>, ProtocolError> {
     let bad =
         || ProtocolError::with_detail(ErrorCode::ParamInvalid, format!("字段 {name} 类型错误"));
     let Some(kind) = doc.scalar_kind(node) else {
@@ -466,7 +470,7 @@ impl Response {
         let mut response = None;
         let mut error = None;
         for m in doc.root_members().unwrap_or_default() {
-            match m.key.as_str() {
+            match m.key.as_ref() {
                 "success" => success = doc.text_of(&m.value) == "true",
                 "response" => {
                     response = match &m.value {

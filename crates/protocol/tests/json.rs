@@ -189,6 +189,46 @@ proptest! {
         prop_assert_eq!(&f.spaced, &text(&members));
     }
 
+    /// Form A is form B without what lies between its tokens: re-tokenizing the spaced form
+    /// and joining its tokens gives the compact one, whatever whitespace, comments and image
+    /// members the param had and wherever they were (ZJ-SIGN-06, ZJ-SIGN-07).
+    #[test]
+    fn the_compact_form_is_the_spaced_form_s_tokens_joined(
+        members in arb_object(),
+        img_at in proptest::collection::vec(any::<bool>(), 0..8),
+        gaps in proptest::collection::vec(
+            prop::sample::select(vec!["", " ", "\n\t", " /* c */ ", "// c\n"]), 64),
+    ) {
+        let mut gap = gaps.iter().cycle();
+        let mut text = String::from("{");
+        let mut parts: Vec<(String, String)> = members
+            .iter()
+            .map(|(k, v)| (Value::from(k.clone()).to_string(), v.to_string()))
+            .collect();
+        for (i, &img) in img_at.iter().enumerate() {
+            if img {
+                parts.insert(i.min(parts.len()), ("img".to_owned(), "'\u{2603}'".to_owned()));
+            }
+        }
+        for (i, (k, v)) in parts.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            for piece in [gap.next(), Some(&k.as_str()), gap.next(), Some(&":"), gap.next(),
+                          Some(&v.as_str()), gap.next()].into_iter().flatten() {
+                text.push_str(piece);
+            }
+        }
+        text.push('}');
+        let f = cut_members(&text, Cut::TopLevel(&["img"])).unwrap();
+        let doc = Doc::parse(&f.spaced).unwrap();
+        let joined: String = doc.tokens.iter().map(|t| &f.spaced[t.span.clone()]).collect();
+        prop_assert_eq!(&f.compact, &joined);
+        // Every image member went (no generated value holds the snowman).
+        let snowman = '\u{2603}';
+        prop_assert!(!f.compact.contains(snowman) && !f.spaced.contains(snowman));
+    }
+
     #[test]
     fn tokenizing_never_panics(text in ".{0,200}") {
         let _ = to_strict(&text);

@@ -61,7 +61,7 @@ pub fn cut_members(text: &str, cut: Cut<'_>) -> Result<CutForms, JsonError> {
     // (token range, byte range) of each removal, in text order.
     let mut cuts: Vec<(Range<usize>, Range<usize>)> = Vec::new();
     for members in objects {
-        let is_cut = |m: &Member| names.contains(&m.key.as_str());
+        let is_cut = |m: &Member<'_>| names.contains(&m.key.as_ref());
         let mut idx = 0;
         while idx < members.len() {
             if !is_cut(&members[idx]) {
@@ -103,7 +103,10 @@ pub fn cut_members(text: &str, cut: Cut<'_>) -> Result<CutForms, JsonError> {
         byte = bytes.end;
     }
     spaced.push_str(&text[byte..]);
+    // Kept tokens that touch (nothing between them) are copied as one slice: a compact param
+    // is a single run, not a copy per token.
     let mut next_cut = cuts.iter().map(|(t, _)| t.clone()).peekable();
+    let mut run: Option<Range<usize>> = None;
     let mut i = 0;
     while i < doc.tokens.len() {
         if let Some(r) = next_cut.peek()
@@ -113,8 +116,19 @@ pub fn cut_members(text: &str, cut: Cut<'_>) -> Result<CutForms, JsonError> {
             next_cut.next();
             continue;
         }
-        compact.push_str(&text[doc.tokens[i].span.clone()]);
+        let span = &doc.tokens[i].span;
+        match run.as_mut() {
+            Some(open) if open.end == span.start => open.end = span.end,
+            _ => {
+                if let Some(done) = run.replace(span.clone()) {
+                    compact.push_str(&text[done]);
+                }
+            }
+        }
         i += 1;
+    }
+    if let Some(done) = run {
+        compact.push_str(&text[done]);
     }
     Ok(CutForms { compact, spaced })
 }

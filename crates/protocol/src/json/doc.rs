@@ -9,21 +9,21 @@ use super::{JsonError, err};
 
 /// A value in the structure of a document: which tokens it spans.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
+pub enum Node<'a> {
     Object {
         tokens: Range<usize>,
-        members: Vec<Member>,
+        members: Vec<Member<'a>>,
     },
     Array {
         tokens: Range<usize>,
-        items: Vec<Node>,
+        items: Vec<Node<'a>>,
     },
     Scalar {
         token: usize,
     },
 }
 
-impl Node {
+impl Node<'_> {
     /// Token indices covered by this value.
     pub fn tokens(&self) -> Range<usize> {
         match self {
@@ -35,12 +35,12 @@ impl Node {
 
 /// One `key: value` member of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// The decoded key.
-    pub key: String,
+pub struct Member<'a> {
+    /// The decoded key: borrowed from the text unless it had escapes to decode.
+    pub key: Cow<'a, str>,
     /// Index of the key token.
     pub key_token: usize,
-    pub value: Node,
+    pub value: Node<'a>,
 }
 
 /// A tokenized and structurally checked (lenient) JSON document.
@@ -48,7 +48,7 @@ pub struct Member {
 pub struct Doc<'a> {
     pub text: &'a str,
     pub tokens: Vec<Token>,
-    pub root: Node,
+    pub root: Node<'a>,
 }
 
 /// Nesting limit: devices send shallow objects; deep nesting is an attack on the stack.
@@ -71,18 +71,18 @@ impl<'a> Doc<'a> {
     }
 
     /// Byte span of the text of a value (from its first to its last token).
-    pub fn span_of(&self, node: &Node) -> Range<usize> {
+    pub fn span_of(&self, node: &Node<'_>) -> Range<usize> {
         let t = node.tokens();
         self.tokens[t.start].span.start..self.tokens[t.end - 1].span.end
     }
 
     /// The source text of a value, exactly as written.
-    pub fn text_of(&self, node: &Node) -> &'a str {
+    pub fn text_of(&self, node: &Node<'_>) -> &'a str {
         &self.text[self.span_of(node)]
     }
 
     /// The members of the root object, or `None` if the root is not an object.
-    pub fn root_members(&self) -> Option<&[Member]> {
+    pub fn root_members(&self) -> Option<&[Member<'a>]> {
         match &self.root {
             Node::Object { members, .. } => Some(members),
             _ => None,
@@ -90,7 +90,7 @@ impl<'a> Doc<'a> {
     }
 
     /// The kind of the token of a scalar value.
-    pub fn scalar_kind(&self, node: &Node) -> Option<TokenKind> {
+    pub fn scalar_kind(&self, node: &Node<'_>) -> Option<TokenKind> {
         match node {
             Node::Scalar { token } => Some(self.tokens[*token].kind),
             _ => None,
@@ -98,13 +98,13 @@ impl<'a> Doc<'a> {
     }
 }
 
-struct Parser<'t> {
-    text: &'t str,
+struct Parser<'a, 't> {
+    text: &'a str,
     tokens: &'t [Token],
     pos: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a, '_> {
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
     }
@@ -113,7 +113,7 @@ impl Parser<'_> {
         self.text.len()
     }
 
-    fn value(&mut self, depth: usize) -> Result<Node, JsonError> {
+    fn value(&mut self, depth: usize) -> Result<Node<'a>, JsonError> {
         if depth > MAX_DEPTH {
             return err(self.offset(), "nested too deeply");
         }
@@ -251,7 +251,7 @@ impl Doc<'_> {
 
     /// One value written as strict compact JSON, members in order, tokens as written: the
     /// extra signature form of an object param in a JSON5 envelope (ZJ-SIGN-04).
-    pub fn compact_strict(&self, node: &Node) -> String {
+    pub fn compact_strict(&self, node: &Node<'_>) -> String {
         self.write_strict_tokens(node.tokens())
     }
 

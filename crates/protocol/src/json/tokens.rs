@@ -1,5 +1,6 @@
 //! The token level: byte spans of keys, strings, numbers and punctuation in the original text.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::{JsonError, err};
@@ -33,7 +34,9 @@ pub struct Token {
 /// Splits `text` into tokens. Whitespace and comments separate tokens and are not kept.
 pub fn tokenize(text: &str) -> Result<Vec<Token>, JsonError> {
     let b = text.as_bytes();
-    let mut out = Vec::new();
+    // Sized for a short param's tokens at once (growing from empty reallocated three or four
+    // times for each); bounded, so a long text (a photo's base64) reserves no more than this.
+    let mut out = Vec::with_capacity((b.len() / 4).clamp(4, 64));
     let mut i = 0;
     while i < b.len() {
         let start = i;
@@ -193,12 +196,22 @@ fn ident_end(text: &str, i: usize) -> usize {
 }
 
 /// The decoded text of a key token (quoted or bare); `None` if an escape is malformed.
-pub fn key_text(text: &str, tok: &Token) -> Option<String> {
+pub fn key_text<'a>(text: &'a str, tok: &Token) -> Option<Cow<'a, str>> {
     let raw = &text[tok.span.clone()];
     match tok.kind {
-        TokenKind::Ident => Some(raw.to_owned()),
-        TokenKind::Str => serde_json::from_str(raw).ok(),
-        TokenKind::SingleStr => serde_json::from_str(&single_to_double(raw)).ok(),
+        TokenKind::Ident => Some(Cow::Borrowed(raw)),
+        // A key without escapes or control characters is its text between the quotes, what
+        // serde_json decodes it to: borrowed, without a parser run or a copy per key (every
+        // member of a signed param is keyed so; BENCHMARKS.md, session 12).
+        TokenKind::Str => match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            Some(inner) if !inner.bytes().any(|b| b == b'\\' || b < 0x20) => {
+                Some(Cow::Borrowed(inner))
+            }
+            _ => serde_json::from_str(raw).ok().map(Cow::Owned),
+        },
+        TokenKind::SingleStr => serde_json::from_str(&single_to_double(raw))
+            .ok()
+            .map(Cow::Owned),
         _ => None,
     }
 }
@@ -262,6 +275,22 @@ mod tests {
     }
 
     proptest! {
+        /// The shortcut for keys without escapes decodes every key as serde_json does, and
+        /// refuses the same ones.
+        #[test]
+        fn a_quoted_key_decodes_as_serde_json_decodes_it(
+            inner in "[a-z\\\\\"'\t\u{1}\u{7f}\u{4e2d}u0-9]{0,16}",
+        ) {
+            let text = format!("\"{inner}\"");
+            if let Ok(tokens) = tokenize(&text)
+                && let [tok] = tokens.as_slice()
+                && tok.kind == TokenKind::Str
+            {
+                let serde: Option<String> = serde_json::from_str(&text[tok.span.clone()]).ok();
+                prop_assert_eq!(key_text(&text, tok).map(Cow::into_owned), serde);
+            }
+        }
+
         #[test]
         fn string_end_agrees_with_the_byte_loop(
             body in proptest::collection::vec(
