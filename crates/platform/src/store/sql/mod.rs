@@ -117,12 +117,13 @@ const SQLITE_PRAGMAS: [&str; 6] = [
 
 /// Settings of the one writing connection on top of [`SQLITE_PRAGMAS`].
 const WRITER_PRAGMAS: &[&str] = &[
-    // A 512 KiB page cache instead of SQLite's 2 MiB. The writer's hot pages are the B-trees'
-    // right edges and interior pages, which fit; the rest of the 2 MiB filled with the rows
-    // written once (a device's registration, token, session) and stayed, the largest part of
-    // what the first thousands of idle devices cost, at no measurable cost to the backlog
-    // (BENCHMARKS.md, "third machine"). Reads go through the readers' pool, unchanged.
-    "PRAGMA cache_size = -512",
+    // A 256 KiB page cache instead of SQLite's 2 MiB. The writer's hot pages are the B-trees'
+    // right edges and interior pages, which fit (since the per-person index moves in bulk, a
+    // group commit no longer dirties a leaf per worker); the rest filled with the rows written
+    // once (a device's registration, token, session) and stayed, the largest part of what the
+    // first thousand idle devices cost, at no measurable cost to the backlog or the sign-ins
+    // (BENCHMARKS.md, "third machine" and session 12). Reads go through the readers' pool.
+    "PRAGMA cache_size = -256",
 ];
 
 /// `(version, description, sql)` of each migration, per backend (`NNNN_description.sql`).
