@@ -1,5 +1,5 @@
-//! Arbitrary param text: the lenient JSON reader, the image cut and every typed param
-//! parser must refuse or accept without panicking.
+//! Arbitrary param text: the lenient JSON reader, the image cut, every typed param parser and
+//! the photo's base64 decoding must refuse or accept without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = params::parse::<SignInParam>(text) {
         let _ = p.validate();
     }
+    let _ = params::decode_base64("img", text);
     let _ = params::parse::<HeartbeatParam>(text);
     let _ = params::parse::<GetTasksParam>(text);
     let _ = params::parse::<PageParam>(text);
