@@ -419,15 +419,20 @@ async fn sqlite_pools(url: &str) -> StoreResult<(AnyPool, AnyPool)> {
         (false, true) => format!("{url}&mode=rwc"),
         (false, false) => format!("{url}?mode=rwc"),
     };
+    // No ping before each acquire (sqlx's default): a local file cannot have hung up, and the
+    // ping is one more round trip to the connection's worker thread for every statement and
+    // every group commit.
     let options = |own: &'static [&'static str]| {
-        AnyPoolOptions::new().after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                for pragma in SQLITE_PRAGMAS.iter().chain(own) {
-                    conn.execute(*pragma).await?;
-                }
-                Ok(())
+        AnyPoolOptions::new()
+            .test_before_acquire(false)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    for pragma in SQLITE_PRAGMAS.iter().chain(own) {
+                        conn.execute(*pragma).await?;
+                    }
+                    Ok(())
+                })
             })
-        })
     };
     let kept = |o: AnyPoolOptions| o.min_connections(1).idle_timeout(None).max_lifetime(None);
     let writes = kept(options(WRITER_PRAGMAS).max_connections(1))

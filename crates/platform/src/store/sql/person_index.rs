@@ -53,7 +53,7 @@ impl PersonIndex {
     }
 
     /// Counts `n` newly queued records; true when the queue should be moved now.
-    fn add(&self, n: usize) -> bool {
+    pub(super) fn add(&self, n: usize) -> bool {
         self.queued.fetch_add(n, Ordering::Relaxed) + n >= self.batch
     }
 
@@ -81,16 +81,20 @@ pub(super) async fn queue(
     record_ids: &[i64],
 ) -> Result<bool, sqlx::Error> {
     for chunk in record_ids.chunks(super::MAX_PARAMS) {
-        let (new_records, ids) = ids_in(backend, "record_id", 1, chunk);
-        let sql = format!(
-            "INSERT INTO attendance_to_index (record_id, person_id) \
-             SELECT record_id, person_id FROM attendance WHERE {new_records}"
-        );
-        bind_all(sqlx::query(AssertSqlSafe(sql)), ids)
+        let (new_records, ids) = ids_in(backend, "a.record_id", 1, chunk);
+        bind_all(sqlx::query(AssertSqlSafe(queue_sql(&new_records))), ids)
             .execute(&mut *conn)
             .await?;
     }
     Ok(index.add(record_ids.len()))
+}
+
+/// The statement of [`queue`]: `new_records` is the condition naming the records (as `a`).
+pub(super) fn queue_sql(new_records: &str) -> String {
+    format!(
+        "INSERT INTO attendance_to_index (record_id, person_id) \
+         SELECT a.record_id, a.person_id FROM attendance a WHERE {new_records}"
+    )
 }
 
 impl SqlStore {

@@ -158,19 +158,27 @@ pub(super) async fn enqueue_attendance(
 ) -> Result<(), sqlx::Error> {
     for chunk in record_ids.chunks(MAX_PARAMS) {
         let (new_records, ids) = ids_in(backend, "a.record_id", 2, chunk);
-        let sql = format!(
-            "{OUTBOX_INSERT} SELECT a.project_id, 'attendance', a.record_id, a.person_id, \
-             a.record_time, 'pending', CAST($1 AS BIGINT) FROM attendance a JOIN uplink_configs c \
-             ON c.project_id = a.project_id WHERE c.enabled = 1 AND {new_records} \
-             ORDER BY a.record_time, a.record_id"
-        );
         let mut args = vec![Arg::Int(Some(now))];
         args.extend(ids);
-        bind_all(sqlx::query(AssertSqlSafe(sql)), args)
-            .execute(&mut *conn)
-            .await?;
+        bind_all(
+            sqlx::query(AssertSqlSafe(attendance_sql(&new_records, "$1"))),
+            args,
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
+}
+
+/// The statement of [`enqueue_attendance`]: `now` is the placeholder of the creation time,
+/// `new_records` the condition naming the records (as `a`).
+pub(super) fn attendance_sql(new_records: &str, now: &str) -> String {
+    format!(
+        "{OUTBOX_INSERT} SELECT a.project_id, 'attendance', a.record_id, a.person_id, \
+         a.record_time, 'pending', CAST({now} AS BIGINT) FROM attendance a JOIN uplink_configs c \
+         ON c.project_id = a.project_id WHERE c.enabled = 1 AND {new_records} \
+         ORDER BY a.record_time, a.record_id"
+    )
 }
 
 /// Queues a new team when its project reports.

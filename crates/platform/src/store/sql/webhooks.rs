@@ -53,22 +53,30 @@ pub(super) async fn enqueue_attendance(
 ) -> Result<(), sqlx::Error> {
     for chunk in record_ids.chunks(MAX_PARAMS) {
         let (new_records, ids) = ids_in(backend, "a.record_id", 3, chunk);
-        let sql = format!(
-            "INSERT INTO webhook_deliveries (endpoint_id, event, ref, state, created_at) \
-             SELECT e.id, CAST($1 AS TEXT), CAST(a.record_id AS TEXT), 'pending', \
-             CAST($2 AS BIGINT) FROM webhook_endpoints e CROSS JOIN attendance a \
-             WHERE {SUBSCRIBED} AND {new_records} ORDER BY e.id, a.record_time, a.record_id"
-        );
         let mut args = vec![
             Arg::Text(Some("attendance".to_owned())),
             Arg::Int(Some(now)),
         ];
         args.extend(ids);
-        bind_all(sqlx::query(AssertSqlSafe(sql)), args)
-            .execute(&mut *conn)
-            .await?;
+        bind_all(
+            sqlx::query(AssertSqlSafe(attendance_sql(&new_records, "$2"))),
+            args,
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
+}
+
+/// The statement of [`enqueue_attendance`]: `$1` is the event (`attendance`), `now` the
+/// placeholder of the creation time, `new_records` the condition naming the records.
+pub(super) fn attendance_sql(new_records: &str, now: &str) -> String {
+    format!(
+        "INSERT INTO webhook_deliveries (endpoint_id, event, ref, state, created_at) \
+         SELECT e.id, CAST($1 AS TEXT), CAST(a.record_id AS TEXT), 'pending', \
+         CAST({now} AS BIGINT) FROM webhook_endpoints e CROSS JOIN attendance a \
+         WHERE {SUBSCRIBED} AND {new_records} ORDER BY e.id, a.record_time, a.record_id"
+    )
 }
 
 fn delivery(row: &sqlx::any::AnyRow) -> StoreResult<WebhookDelivery> {
