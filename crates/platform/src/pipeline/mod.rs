@@ -17,6 +17,7 @@ mod sign_in;
 mod tasks;
 
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -243,7 +244,8 @@ async fn handle_arrived(
     };
     if signer.secret().is_none() && !signer.no_lookup && outcome.is_err() {
         // Boxed for the reason the handlers are (see `process`): only refusals get here.
-        signer.secret = Box::pin(error_secret(app, &req, api)).await;
+        let lookup = Box::pin(error_secret(app, &req, api));
+        signer.secret = lookup.await;
     }
     // The echoed fields move from the request into the answer.
     let mut response = Response::answering(req, outcome);
@@ -330,7 +332,9 @@ async fn process(
             signer.no_lookup = true;
             return Err(DeviceError::RateLimited);
         }
-        return Box::pin(auth::handle(app, req, conn, now, signer)).await;
+        // Boxed in a statement of its own, like the handlers below.
+        let auth: Handler<'_> = Box::pin(auth::handle(app, req, conn, now, signer));
+        return auth.await;
     }
     // ZJ-ERR-07: a request not on a bound connection (HTTP, or TCP before its binding) is
     // unauthenticated until its token checks out. Its source address's failure budget is
@@ -367,22 +371,31 @@ async fn process(
     // request's future into a box when it arrives: sized so, the heartbeat, answered from
     // memory at the first poll, paid for copying and allocating all of it (BENCHMARKS.md,
     // "sixth machine"). One more allocation is nothing next to the work of the others.
-    match api {
+    // The box is made in a statement of its own and awaited after it: a handler's future
+    // made inside the awaited expression is a temporary of that statement, and the state
+    // kept its room across the await all the same (a 2.3 KB request future, BENCHMARKS.md,
+    // session 13).
+    let handler: Handler<'_> = match api {
         ApiCode::Auth => unreachable!("handled above"),
-        ApiCode::Heartbeat => heartbeat::handle(app, req, &authed).await,
-        ApiCode::SignIn => Box::pin(sign_in::handle(app, req, &authed, arrival.ticket)).await,
-        ApiCode::GetTasks => Box::pin(tasks::get_tasks(app, req, &authed)).await,
-        ApiCode::UpdateTasksStatus => Box::pin(tasks::update_status(app, req, &authed)).await,
+        ApiCode::Heartbeat => return heartbeat::handle(app, req, &authed).await,
+        ApiCode::SignIn => Box::pin(sign_in::handle(app, req, &authed, arrival.ticket)),
+        ApiCode::GetTasks => Box::pin(tasks::get_tasks(app, req, &authed)),
+        ApiCode::UpdateTasksStatus => Box::pin(tasks::update_status(app, req, &authed)),
         ApiCode::SendPerson | ApiCode::UpdateDevicePerson => {
-            Box::pin(persons::page(app, req, api, &authed)).await
+            Box::pin(persons::page(app, req, api, &authed))
         }
-        ApiCode::DelDevicePerson => Box::pin(persons::delete(app, req, &authed)).await,
-        ApiCode::ClearDevicePerson => Box::pin(persons::clear(app, req, &authed)).await,
-        ApiCode::UpdateDeviceVersion => Box::pin(persons::firmware(app, req, &authed)).await,
-        ApiCode::PostDevicePerson => Box::pin(persons::reconcile(app, req, &authed)).await,
-        ApiCode::CollectPerson => Box::pin(collect::handle(app, req, &authed)).await,
-    }
+        ApiCode::DelDevicePerson => Box::pin(persons::delete(app, req, &authed)),
+        ApiCode::ClearDevicePerson => Box::pin(persons::clear(app, req, &authed)),
+        ApiCode::UpdateDeviceVersion => Box::pin(persons::firmware(app, req, &authed)),
+        ApiCode::PostDevicePerson => Box::pin(persons::reconcile(app, req, &authed)),
+        ApiCode::CollectPerson => Box::pin(collect::handle(app, req, &authed)),
+    };
+    handler.await
 }
+
+/// An interface's handler, boxed (see the end of [`process`]).
+type Handler<'a> =
+    Pin<Box<dyn std::future::Future<Output = Result<Option<String>, DeviceError>> + Send + 'a>>;
 
 /// Device (400_06) → credentials (401_02) → token (401_01) → owner and sign (400_04) →
 /// connection binding (400_04) → rate limit (429_01).
