@@ -262,6 +262,51 @@ async fn stored_attendance(
     }
 }
 
+impl SqlStore {
+    /// The new records' uplink items (when one of the batch has a project), webhook events
+    /// and places in the per-person index's queue, inside the group commit; true when the
+    /// queue should be moved once it has committed.
+    ///
+    /// On SQLite the three statements go to sqlx's worker thread as one query. Every query is
+    /// a round trip between that thread and the async side, each side waking the other, and
+    /// in the backlog those hand-offs were a large part of the writer's time (BENCHMARKS.md,
+    /// session 13). sqlx binds a `$n` placeholder to the query's n-th argument in every
+    /// statement of it, so all three read the same three arguments.
+    async fn enqueue_new(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[i64],
+        now: i64,
+        uplink: bool,
+    ) -> Result<bool, sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            if uplink {
+                super::uplink::enqueue_attendance(conn, self.backend, ids, now).await?;
+            }
+            super::webhooks::enqueue_attendance(conn, self.backend, ids, now).await?;
+            return person_index::queue(conn, self.backend, &self.person_index, ids).await;
+        }
+        let (new_records, json) = super::ids_in(self.backend, "a.record_id", 3, ids);
+        let mut sql = String::new();
+        if uplink {
+            sql.push_str(&super::uplink::attendance_sql(&new_records, "$2"));
+            sql.push_str(";\n");
+        }
+        sql.push_str(&super::webhooks::attendance_sql(&new_records, "$2"));
+        sql.push_str(";\n");
+        sql.push_str(&person_index::queue_sql(&new_records));
+        let mut args = vec![
+            Arg::Text(Some("attendance".to_owned())),
+            Arg::Int(Some(now)),
+        ];
+        args.extend(json);
+        bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+            .execute(&mut *conn)
+            .await?;
+        Ok(self.person_index.add(ids.len()))
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -426,50 +471,5 @@ pub(super) mod tests {
             key.contains("UNIQUE (sn, record_time, person_id, record_type)"),
             "{key}"
         );
-    }
-}
-
-impl SqlStore {
-    /// The new records' uplink items (when one of the batch has a project), webhook events
-    /// and places in the per-person index's queue, inside the group commit; true when the
-    /// queue should be moved once it has committed.
-    ///
-    /// On SQLite the three statements go to sqlx's worker thread as one query. Every query is
-    /// a round trip between that thread and the async side, each side waking the other, and
-    /// in the backlog those hand-offs were a large part of the writer's time (BENCHMARKS.md,
-    /// session 13). sqlx binds a `$n` placeholder to the query's n-th argument in every
-    /// statement of it, so all three read the same three arguments.
-    async fn enqueue_new(
-        &self,
-        conn: &mut AnyConnection,
-        ids: &[i64],
-        now: i64,
-        uplink: bool,
-    ) -> Result<bool, sqlx::Error> {
-        if self.backend == Backend::Postgres {
-            if uplink {
-                super::uplink::enqueue_attendance(conn, self.backend, ids, now).await?;
-            }
-            super::webhooks::enqueue_attendance(conn, self.backend, ids, now).await?;
-            return person_index::queue(conn, self.backend, &self.person_index, ids).await;
-        }
-        let (new_records, json) = super::ids_in(self.backend, "a.record_id", 3, ids);
-        let mut sql = String::new();
-        if uplink {
-            sql.push_str(&super::uplink::attendance_sql(&new_records, "$2"));
-            sql.push_str(";\n");
-        }
-        sql.push_str(&super::webhooks::attendance_sql(&new_records, "$2"));
-        sql.push_str(";\n");
-        sql.push_str(&person_index::queue_sql(&new_records));
-        let mut args = vec![
-            Arg::Text(Some("attendance".to_owned())),
-            Arg::Int(Some(now)),
-        ];
-        args.extend(json);
-        bind_all(sqlx::query(AssertSqlSafe(sql)), args)
-            .execute(&mut *conn)
-            .await?;
-        Ok(self.person_index.add(ids.len()))
     }
 }
