@@ -373,8 +373,8 @@ async fn process(
     // "sixth machine"). One more allocation is nothing next to the work of the others.
     // The box is made in a statement of its own and awaited after it: a handler's future
     // made inside the awaited expression is a temporary of that statement, and the state
-    // kept its room across the await all the same (a 2.3 KB request future, BENCHMARKS.md,
-    // session 13).
+    // kept room for it across the await all the same, in every request's future
+    // (BENCHMARKS.md, session 13).
     let handler: Handler<'_> = match api {
         ApiCode::Auth => unreachable!("handled above"),
         ApiCode::Heartbeat => return heartbeat::handle(app, req, &authed).await,
