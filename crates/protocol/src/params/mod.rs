@@ -157,8 +157,8 @@ pub fn decode_base64(member: &str, text: &str) -> Result<Vec<u8>, ProtocolError>
 /// `b64` decoded by the SIMD decoder when it is canonical base64 (the standard alphabet, with
 /// its padding or none), what devices send; `None` leaves it to the lenient decoder above,
 /// whose verdict stands. Either decoder gives the same bytes for text both accept, so this
-/// only makes the usual photo cheaper: decoding was 43 % of a photo sign-in's instructions
-/// (BENCHMARKS.md, session 12).
+/// only makes the usual photo cheaper: the lenient decoder was the largest part of a photo
+/// sign-in's instructions (BENCHMARKS.md, session 12).
 fn decode_canonical(b64: &[u8]) -> Option<Vec<u8>> {
     // Exactly the padding a length that is a multiple of four can carry; anything else with an
     // `=` fails below and goes to the lenient decoder.
