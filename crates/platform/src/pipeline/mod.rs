@@ -214,57 +214,64 @@ struct Arrival {
     peer: Option<IpAddr>,
 }
 
-async fn handle_arrived(
-    app: &App,
+/// A plain `fn` returning an `async move` block rather than an `async fn` (here and in
+/// [`process`]): an `async fn` moves its arguments into locals and its state keeps room for
+/// both, the request twice in every request's future. The gateway boxes that future for
+/// every request; sized so, it was past the allocator's per-thread cache (BENCHMARKS.md,
+/// session 14).
+fn handle_arrived<'a>(
+    app: &'a App,
     req: Request,
     transport: Transport,
-    conn: Option<&ConnCtx>,
+    conn: Option<&'a ConnCtx>,
     arrival: Arrival,
-) -> Response {
-    let started = Instant::now();
-    let mut signer = Signer::default();
-    let mut api = None;
-    let result = process(app, &req, transport, conn, arrival, &mut signer, &mut api).await;
+) -> impl std::future::Future<Output = Response> + Send + 'a {
+    async move {
+        let started = Instant::now();
+        let mut signer = Signer::default();
+        let mut api = None;
+        let result = process(app, &req, transport, conn, arrival, &mut signer, &mut api).await;
 
-    let code = match &result {
-        Ok(_) => crate::runtime::metrics::OK,
-        Err(e) => e.to_wire().code.as_str(),
-    };
-    // Only a success is encrypted; errors stay in clear (ZJ-JWE-04).
-    let outcome = match result {
-        Ok(text) => encrypt(&signer, text).map_err(|e| e.to_wire()),
-        Err(e) => {
-            if e.is_internal() {
-                tracing::error!(sn = %req.sn, apicode = %req.apicode, error = %e, "request failed");
-            } else {
-                tracing::debug!(sn = %req.sn, apicode = %req.apicode, error = %e, "request refused");
+        let code = match &result {
+            Ok(_) => crate::runtime::metrics::OK,
+            Err(e) => e.to_wire().code.as_str(),
+        };
+        // Only a success is encrypted; errors stay in clear (ZJ-JWE-04).
+        let outcome = match result {
+            Ok(text) => encrypt(&signer, text).map_err(|e| e.to_wire()),
+            Err(e) => {
+                if e.is_internal() {
+                    tracing::error!(sn = %req.sn, apicode = %req.apicode, error = %e, "request failed");
+                } else {
+                    tracing::debug!(sn = %req.sn, apicode = %req.apicode, error = %e, "request refused");
+                }
+                Err(e.to_wire())
             }
-            Err(e.to_wire())
+        };
+        if signer.secret().is_none() && !signer.no_lookup && outcome.is_err() {
+            // Boxed for the reason the handlers are (see `process`): only refusals get here.
+            let lookup = Box::pin(error_secret(app, &req, api));
+            signer.secret = lookup.await;
         }
-    };
-    if signer.secret().is_none() && !signer.no_lookup && outcome.is_err() {
-        // Boxed for the reason the handlers are (see `process`): only refusals get here.
-        let lookup = Box::pin(error_secret(app, &req, api));
-        signer.secret = lookup.await;
-    }
-    // The echoed fields move from the request into the answer.
-    let mut response = Response::answering(req, outcome);
-    match (&signer.vendor, api) {
-        // The vendor's row keeps the sign of its usual heartbeat answer.
-        (Some(vendor), Some(ApiCode::Heartbeat)) => response.sign_with_memo(
-            ApiCode::Heartbeat,
-            vendor.row.access_secret.expose(),
-            &vendor.heartbeat_sign,
-        ),
-        // An unknown apicode is signed like the C_ interfaces (version+success+response).
-        _ => {
-            if let Some(secret) = signer.secret() {
-                response.sign_with(api.unwrap_or(ApiCode::Heartbeat), secret);
+        // The echoed fields move from the request into the answer.
+        let mut response = Response::answering(req, outcome);
+        match (&signer.vendor, api) {
+            // The vendor's row keeps the sign of its usual heartbeat answer.
+            (Some(vendor), Some(ApiCode::Heartbeat)) => response.sign_with_memo(
+                ApiCode::Heartbeat,
+                vendor.row.access_secret.expose(),
+                &vendor.heartbeat_sign,
+            ),
+            // An unknown apicode is signed like the C_ interfaces (version+success+response).
+            _ => {
+                if let Some(secret) = signer.secret() {
+                    response.sign_with(api.unwrap_or(ApiCode::Heartbeat), secret);
+                }
             }
         }
+        app.metrics.request(api, transport, code, started.elapsed());
+        response
     }
-    app.metrics.request(api, transport, code, started.elapsed());
-    response
 }
 
 /// JWE-encrypts a success response for vendors with a key (ZJ-JWE-02, ZJ-JWE-03).
@@ -302,95 +309,98 @@ async fn error_secret(app: &App, req: &Request, api: Option<ApiCode>) -> Option<
         .flatten()
 }
 
-async fn process(
-    app: &App,
-    req: &Request,
+/// See [`handle_arrived`] for why this is not an `async fn`.
+fn process<'a>(
+    app: &'a App,
+    req: &'a Request,
     transport: Transport,
-    conn: Option<&ConnCtx>,
+    conn: Option<&'a ConnCtx>,
     arrival: Arrival,
-    signer: &mut Signer,
-    api_out: &mut Option<ApiCode>,
-) -> Result<Option<String>, DeviceError> {
-    let now = arrival.now;
-    let checked = req.check(
-        transport,
-        Timestamp::from_epoch_ms(now),
-        app.settings.clock_skew_secs,
-    );
-    // Remember the apicode for the response recipe even when a later check fails.
-    *api_out = req.apicode.parse().ok();
-    let checked = checked?;
-    let api = checked.api;
+    signer: &'a mut Signer,
+    api_out: &'a mut Option<ApiCode>,
+) -> impl std::future::Future<Output = Result<Option<String>, DeviceError>> + Send + 'a {
+    async move {
+        let now = arrival.now;
+        let checked = req.check(
+            transport,
+            Timestamp::from_epoch_ms(now),
+            app.settings.clock_skew_secs,
+        );
+        // Remember the apicode for the response recipe even when a later check fails.
+        *api_out = req.apicode.parse().ok();
+        let checked = checked?;
+        let api = checked.api;
 
-    if api == ApiCode::Auth {
-        // A C_AUTH flood is refused per source address before any lookup (so for a source
-        // over its budget 429_01 comes before 400_04); a device's own budget is never spent
-        // (ZJ-ERR-07).
-        if let Some(ip) = arrival.peer
-            && !app.addr_limiter.allow(&ip.to_string(), now)
+        if api == ApiCode::Auth {
+            // A C_AUTH flood is refused per source address before any lookup (so for a source
+            // over its budget 429_01 comes before 400_04); a device's own budget is never spent
+            // (ZJ-ERR-07).
+            if let Some(ip) = arrival.peer
+                && !app.addr_limiter.allow(&ip.to_string(), now)
+            {
+                signer.no_lookup = true;
+                return Err(DeviceError::RateLimited);
+            }
+            // Boxed in a statement of its own, like the handlers below.
+            let auth: Handler<'_> = Box::pin(auth::handle(app, req, conn, now, signer));
+            return auth.await;
+        }
+        // ZJ-ERR-07: a request not on a bound connection (HTTP, or TCP before its binding) is
+        // unauthenticated until its token checks out. Its source address's failure budget is
+        // looked at before any lookup (an exhausted address gets 429_01 at no database cost) and
+        // spent by every refusal of the checks below (401_01, 401_02, 400_04, 400_06…); a
+        // success spends nothing, so devices sharing an address are not limited by each other's
+        // traffic, and a device's own budget is never spent by anyone else's failures.
+        let source = arrival
+            .peer
+            .filter(|_| conn.is_none_or(|c| !c.is_bound()))
+            .map(|ip| ip.to_string());
+        if let Some(source) = &source
+            && !app.failure_limiter.has_budget(source, now)
         {
             signer.no_lookup = true;
             return Err(DeviceError::RateLimited);
         }
-        // Boxed in a statement of its own, like the handlers below.
-        let auth: Handler<'_> = Box::pin(auth::handle(app, req, conn, now, signer));
-        return auth.await;
-    }
-    // ZJ-ERR-07: a request not on a bound connection (HTTP, or TCP before its binding) is
-    // unauthenticated until its token checks out. Its source address's failure budget is
-    // looked at before any lookup (an exhausted address gets 429_01 at no database cost) and
-    // spent by every refusal of the checks below (401_01, 401_02, 400_04, 400_06…); a
-    // success spends nothing, so devices sharing an address are not limited by each other's
-    // traffic, and a device's own budget is never spent by anyone else's failures.
-    let source = arrival
-        .peer
-        .filter(|_| conn.is_none_or(|c| !c.is_bound()))
-        .map(|ip| ip.to_string());
-    if let Some(source) = &source
-        && !app.failure_limiter.has_budget(source, now)
-    {
-        signer.no_lookup = true;
-        return Err(DeviceError::RateLimited);
-    }
-    let mut authed = match authenticate(app, req, api, conn, now, signer).await {
-        Ok(authed) => authed,
-        Err(e) => {
-            if let Some(source) = &source
-                && !e.is_internal()
-                && !matches!(e, DeviceError::RateLimited)
-            {
-                app.failure_limiter.allow(source, now);
+        let mut authed = match authenticate(app, req, api, conn, now, signer).await {
+            Ok(authed) => authed,
+            Err(e) => {
+                if let Some(source) = &source
+                    && !e.is_internal()
+                    && !matches!(e, DeviceError::RateLimited)
+                {
+                    app.failure_limiter.allow(source, now);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-    };
-    authed.arrival_id = arrival.id;
-    // Every interface but the heartbeat is awaited through a box of its own. A request's
-    // future is as large as the largest state any of its handlers may reach (a sign-in's
-    // group commit, a person page's queries: kilobytes), and the gateway moves every
-    // request's future into a box when it arrives: sized so, the heartbeat, answered from
-    // memory at the first poll, paid for copying and allocating all of it (BENCHMARKS.md,
-    // "sixth machine"). One more allocation is nothing next to the work of the others.
-    // The box is made in a statement of its own and awaited after it: a handler's future
-    // made inside the awaited expression is a temporary of that statement, and the state
-    // kept room for it across the await all the same, in every request's future
-    // (BENCHMARKS.md, session 13).
-    let handler: Handler<'_> = match api {
-        ApiCode::Auth => unreachable!("handled above"),
-        ApiCode::Heartbeat => return heartbeat::handle(app, req, &authed).await,
-        ApiCode::SignIn => Box::pin(sign_in::handle(app, req, &authed, arrival.ticket)),
-        ApiCode::GetTasks => Box::pin(tasks::get_tasks(app, req, &authed)),
-        ApiCode::UpdateTasksStatus => Box::pin(tasks::update_status(app, req, &authed)),
-        ApiCode::SendPerson | ApiCode::UpdateDevicePerson => {
-            Box::pin(persons::page(app, req, api, &authed))
-        }
-        ApiCode::DelDevicePerson => Box::pin(persons::delete(app, req, &authed)),
-        ApiCode::ClearDevicePerson => Box::pin(persons::clear(app, req, &authed)),
-        ApiCode::UpdateDeviceVersion => Box::pin(persons::firmware(app, req, &authed)),
-        ApiCode::PostDevicePerson => Box::pin(persons::reconcile(app, req, &authed)),
-        ApiCode::CollectPerson => Box::pin(collect::handle(app, req, &authed)),
-    };
-    handler.await
+        };
+        authed.arrival_id = arrival.id;
+        // Every interface but the heartbeat is awaited through a box of its own. A request's
+        // future is as large as the largest state any of its handlers may reach (a sign-in's
+        // group commit, a person page's queries: kilobytes), and the gateway moves every
+        // request's future into a box when it arrives: sized so, the heartbeat, answered from
+        // memory at the first poll, paid for copying and allocating all of it (BENCHMARKS.md,
+        // "sixth machine"). One more allocation is nothing next to the work of the others.
+        // The box is made in a statement of its own and awaited after it: a handler's future
+        // made inside the awaited expression is a temporary of that statement, and the state
+        // kept room for it across the await all the same, in every request's future
+        // (BENCHMARKS.md, session 13).
+        let handler: Handler<'_> = match api {
+            ApiCode::Auth => unreachable!("handled above"),
+            ApiCode::Heartbeat => return heartbeat::handle(app, req, &authed).await,
+            ApiCode::SignIn => Box::pin(sign_in::handle(app, req, &authed, arrival.ticket)),
+            ApiCode::GetTasks => Box::pin(tasks::get_tasks(app, req, &authed)),
+            ApiCode::UpdateTasksStatus => Box::pin(tasks::update_status(app, req, &authed)),
+            ApiCode::SendPerson | ApiCode::UpdateDevicePerson => {
+                Box::pin(persons::page(app, req, api, &authed))
+            }
+            ApiCode::DelDevicePerson => Box::pin(persons::delete(app, req, &authed)),
+            ApiCode::ClearDevicePerson => Box::pin(persons::clear(app, req, &authed)),
+            ApiCode::UpdateDeviceVersion => Box::pin(persons::firmware(app, req, &authed)),
+            ApiCode::PostDevicePerson => Box::pin(persons::reconcile(app, req, &authed)),
+            ApiCode::CollectPerson => Box::pin(collect::handle(app, req, &authed)),
+        };
+        handler.await
+    }
 }
 
 /// An interface's handler, boxed (see the end of [`process`]).
