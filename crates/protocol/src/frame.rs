@@ -8,6 +8,7 @@
 
 use bytes::{Buf, BytesMut};
 use prost::Message;
+use std::ops::Deref;
 
 use crate::code::ErrorCode;
 use crate::envelope::Request;
@@ -124,8 +125,12 @@ impl FrameDecoder {
     }
 
     /// [`FrameDecoder::decode`] straight into the [`Request`] the packet carries, without a
-    /// `Packet` in between ([`crate::wire`]): the platform's gateway reads requests so.
-    pub fn decode_request(&self, buf: &mut BytesMut) -> Result<Option<Request>, FrameError> {
+    /// `Packet` in between ([`crate::wire`]): the platform's gateway reads requests so. `buf`
+    /// is a `BytesMut` or a `&[u8]` (a read on the stack), advanced past the frame.
+    pub fn decode_request<B: Buf + Deref<Target = [u8]>>(
+        &self,
+        buf: &mut B,
+    ) -> Result<Option<Request>, FrameError> {
         self.decode_with(buf, |body| {
             crate::wire::decode_request(body).map_err(|e| FrameError::Body(e.to_string()))
         })
@@ -133,9 +138,9 @@ impl FrameDecoder {
 
     /// The next whole frame's body, given to `decode` in place and consumed: decoders copy
     /// what they keep, and splitting the body off first cost an allocation per frame.
-    fn decode_with<T>(
+    fn decode_with<T, B: Buf + Deref<Target = [u8]>>(
         &self,
-        buf: &mut BytesMut,
+        buf: &mut B,
         decode: impl FnOnce(&[u8]) -> Result<T, FrameError>,
     ) -> Result<Option<T>, FrameError> {
         let Head::Frame {

@@ -225,42 +225,89 @@ fn fields(
 /// `version` 1, `apicode` 4, `sign` 7, `success` 10, `error` 11, `response` 12, `seq` 14, in
 /// tag order, each left out when empty, false or zero.
 pub fn encode_response(resp: &Response, dst: &mut BytesMut) {
-    let error = resp.outcome.as_ref().err().map(|e| e.to_json());
-    let strings: [(u8, &str); 5] = [
-        (1, &resp.version),
-        (4, &resp.apicode),
-        (7, &resp.sign),
-        (11, error.as_deref().unwrap_or("")),
-        (12, resp.response_text().unwrap_or("")),
-    ];
-    let field = |s: &str| 1 + varint_len(s.len() as u64) + s.len();
-    let mut body: usize = strings
-        .iter()
-        .filter(|(_, s)| !s.is_empty())
-        .map(|(_, s)| field(s))
-        .sum();
-    if resp.success() {
-        body += 2;
-    }
-    if resp.seq != 0 {
-        body += 1 + varint_len(resp.seq);
-    }
-    dst.reserve(varint_len(body as u64) + body);
-    put_varint(dst, body as u64);
-    for (i, (tag, s)) in strings.iter().enumerate() {
-        // `success` (10) goes between `sign` (7) and `error` (11).
-        if i == 3 && resp.success() {
-            dst.put_slice(&[(10 << 3) | VARINT, 1]);
+    let error = error_text(resp);
+    let frame = ResponseFrame::new(resp, error.as_deref());
+    dst.reserve(frame.len());
+    frame.write(dst);
+}
+
+/// Writes the frame of `resp` ([`encode_response`]'s bytes) at the start of `dst` when it
+/// fits: its length, or `None` with nothing written. Lets a server answer from a buffer on
+/// its stack instead of allocating one per answer.
+pub fn encode_response_into(resp: &Response, dst: &mut [u8]) -> Option<usize> {
+    let error = error_text(resp);
+    let frame = ResponseFrame::new(resp, error.as_deref());
+    let len = frame.len();
+    let mut window = dst.get_mut(..len)?;
+    frame.write(&mut window);
+    Some(len)
+}
+
+fn error_text(resp: &Response) -> Option<String> {
+    resp.outcome.as_ref().err().map(|e| e.to_json())
+}
+
+/// A response's fields in frame order, with the body's length.
+struct ResponseFrame<'a> {
+    strings: [(u8, &'a str); 5],
+    success: bool,
+    seq: u64,
+    body: usize,
+}
+
+impl<'a> ResponseFrame<'a> {
+    fn new(resp: &'a Response, error: Option<&'a str>) -> Self {
+        let strings: [(u8, &str); 5] = [
+            (1, &resp.version),
+            (4, &resp.apicode),
+            (7, &resp.sign),
+            (11, error.unwrap_or("")),
+            (12, resp.response_text().unwrap_or("")),
+        ];
+        let field = |s: &str| 1 + varint_len(s.len() as u64) + s.len();
+        let mut body: usize = strings
+            .iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(_, s)| field(s))
+            .sum();
+        let success = resp.success();
+        if success {
+            body += 2;
         }
-        if !s.is_empty() {
-            dst.put_u8((tag << 3) | LEN);
-            put_varint(dst, s.len() as u64);
-            dst.put_slice(s.as_bytes());
+        if resp.seq != 0 {
+            body += 1 + varint_len(resp.seq);
+        }
+        ResponseFrame {
+            strings,
+            success,
+            seq: resp.seq,
+            body,
         }
     }
-    if resp.seq != 0 {
-        dst.put_u8((14 << 3) | VARINT);
-        put_varint(dst, resp.seq);
+
+    /// The whole frame: the length prefix and the body.
+    fn len(&self) -> usize {
+        varint_len(self.body as u64) + self.body
+    }
+
+    /// Writes the frame; `dst` has room for [`Self::len`] bytes.
+    fn write(&self, dst: &mut impl BufMut) {
+        put_varint(dst, self.body as u64);
+        for (i, (tag, s)) in self.strings.iter().enumerate() {
+            // `success` (10) goes between `sign` (7) and `error` (11).
+            if i == 3 && self.success {
+                dst.put_slice(&[(10 << 3) | VARINT, 1]);
+            }
+            if !s.is_empty() {
+                dst.put_u8((tag << 3) | LEN);
+                put_varint(dst, s.len() as u64);
+                dst.put_slice(s.as_bytes());
+            }
+        }
+        if self.seq != 0 {
+            dst.put_u8((14 << 3) | VARINT);
+            put_varint(dst, self.seq);
+        }
     }
 }
 
@@ -271,7 +318,7 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn put_varint(dst: &mut BytesMut, mut v: u64) {
+fn put_varint(dst: &mut impl BufMut, mut v: u64) {
     while v >= 0x80 {
         dst.put_u8((v as u8) | 0x80);
         v >>= 7;

@@ -58,6 +58,14 @@ const MAX_IN_FLIGHT: usize = 256;
 /// Answers already due are gathered into one write up to this many bytes.
 const WRITE_COALESCE: usize = 64 * 1024;
 
+/// A read with nothing buffered, on the stack: a heartbeat or a few whole, and the head of a
+/// larger frame (whose body then waits for its share of the budget, ZJ-FRAME-03).
+const STACK_READ: usize = 512;
+
+/// Answers given on the spot, framed on the stack before their write: a heartbeat's is about
+/// a hundred bytes.
+const STACK_ANSWERS: usize = 512;
+
 /// The live connections' outboxes, for the idle sweep and shutdown; the connection slots; the
 /// budget of frames in flight; and the gateway's clock.
 #[derive(Debug)]
@@ -462,75 +470,141 @@ fn connection(
                     answers_written(&app, &ctx, &member, &mut in_flight);
                 }
                 Event::Readable => {
-                    let needed = FrameDecoder::new(max_frame(&app)).needed(&buf).unwrap_or(1);
-                    // A frame with its budget is read into exactly its size (growing by
-                    // doubling would hold twice what was reserved); otherwise a bounded read.
-                    let want = match reserve.as_deref() {
-                        Some(Reservation::Held(_)) => needed.max(1),
-                        _ => needed.clamp(512, 64 * 1024),
-                    };
-                    buf.reserve(want);
-                    // One poll of an ordinary read rather than `try_read_buf`: tokio's read
-                    // takes a read that did not fill the buffer as proof the socket is
-                    // drained and clears its readiness, which saves the second `recv` (the
-                    // one that would answer "would block") on every request — half of the
-                    // reads a heartbeat cost (BENCHMARKS.md, "Third round").
-                    match stream.read_buf(&mut buf).now_or_never() {
-                        Some(Ok(0)) => break End::Eof,
-                        Some(Ok(_)) => {}
-                        // Readiness was stale: nothing to read. The next turn's poll
-                        // registers this task's waker again; an empty buffer is not kept
-                        // for the wait (it used to be: ~0.4 KB of every idle device).
-                        None => {
-                            if buf.is_empty() {
-                                buf = BytesMut::new();
-                            }
-                            continue;
-                        }
-                        Some(Err(e)) => break End::Io(e),
-                    }
-                    // ZJ-FRAME-02: every complete frame of the read, in order; a partial one
-                    // stays in `buf` for the next read.
-                    let mut corrupt = None;
-                    let mut decoded = false;
-                    loop {
-                        match FrameDecoder::new(max_frame(&app)).decode_request(&mut buf) {
-                            Ok(Some(req)) => {
-                                decoded = true;
-                                ctx.handle.outbox.touch(member.live.now());
-                                let mut pending: Pending<'_> = Box::pin(pipeline::handle(
-                                    &app,
-                                    req,
-                                    Transport::Tcp,
-                                    Some(&ctx),
-                                    Some(ip),
-                                ));
-                                // Nothing ahead of it: polled once on the spot, and a request
-                                // answered from memory (a heartbeat) is framed straight into
-                                // `out`, without the ordered queue's allocations.
-                                if in_flight.as_ref().is_none_or(|f| f.is_empty())
-                                    && let Poll::Ready(resp) = poll_now(pending.as_mut())
-                                {
-                                    append_response(&mut out, resp);
-                                    continue;
+                    // A read with nothing buffered goes to a buffer on the stack, and the
+                    // answers given on the spot are framed on the stack and written from
+                    // there: a busy connection otherwise allocated, grew and freed a read
+                    // buffer and a write buffer for every heartbeat (BENCHMARKS.md, session
+                    // 14). What is left over (a frame's beginning, an answer the socket did
+                    // not take) moves into `buf` or `out`. Nothing of this block lives across
+                    // the write's await below, so none of it is in the task's state.
+                    {
+                        let mut scratch = [0u8; STACK_READ];
+                        let mut spot = [0u8; STACK_ANSWERS];
+                        let mut spot_len = 0;
+                        let on_stack = buf.is_empty() && reserve.is_none();
+                        // One poll of an ordinary read rather than `try_read`: tokio's read
+                        // takes a read that did not fill the buffer as proof the socket is
+                        // drained and clears its readiness, which saves the second `recv`
+                        // (the one that would answer "would block") on every request — half
+                        // of the reads a heartbeat cost (BENCHMARKS.md, "Third round").
+                        let read = if on_stack {
+                            stream.read(&mut scratch).now_or_never()
+                        } else {
+                            let needed =
+                                FrameDecoder::new(max_frame(&app)).needed(&buf).unwrap_or(1);
+                            // A frame with its budget is read into exactly its size (growing
+                            // by doubling would hold twice what was reserved); otherwise a
+                            // bounded read.
+                            let want = match reserve.as_deref() {
+                                Some(Reservation::Held(_)) => needed.max(1),
+                                _ => needed.clamp(STACK_READ, 64 * 1024),
+                            };
+                            buf.reserve(want);
+                            stream.read_buf(&mut buf).now_or_never()
+                        };
+                        let n = match read {
+                            Some(Ok(0)) => break End::Eof,
+                            Some(Ok(n)) => n,
+                            // Readiness was stale: nothing to read. The next turn's poll
+                            // registers this task's waker again; an empty buffer is not kept
+                            // for the wait (it used to be: ~0.4 KB of every idle device).
+                            None => {
+                                if buf.is_empty() {
+                                    buf = BytesMut::new();
                                 }
-                                in_flight
-                                    .get_or_insert_with(Default::default)
-                                    .push_back(pending);
+                                continue;
                             }
-                            Ok(None) => break,
-                            Err(e) => {
-                                corrupt = Some(e);
-                                break;
+                            Some(Err(e)) => break End::Io(e),
+                        };
+                        let mut fresh: &[u8] = if on_stack {
+                            scratch.get(..n).unwrap_or_default()
+                        } else {
+                            &[]
+                        };
+                        // ZJ-FRAME-02: every complete frame of the read, in order; a partial
+                        // one stays for the next read.
+                        let mut corrupt = None;
+                        let mut decoded = false;
+                        loop {
+                            let decoder = FrameDecoder::new(max_frame(&app));
+                            let next = if on_stack {
+                                decoder.decode_request(&mut fresh)
+                            } else {
+                                decoder.decode_request(&mut buf)
+                            };
+                            match next {
+                                Ok(Some(req)) => {
+                                    decoded = true;
+                                    ctx.handle.outbox.touch(member.live.now());
+                                    let mut pending: Pending<'_> = Box::pin(pipeline::handle(
+                                        &app,
+                                        req,
+                                        Transport::Tcp,
+                                        Some(&ctx),
+                                        Some(ip),
+                                    ));
+                                    // Nothing ahead of it: polled once on the spot, and a
+                                    // request answered from memory (a heartbeat) is framed
+                                    // straight away, without the ordered queue's allocations:
+                                    // on the stack while the answers fit there, else (and from
+                                    // then on, to keep their order) into `out`.
+                                    if in_flight.as_ref().is_none_or(|f| f.is_empty())
+                                        && let Poll::Ready(resp) = poll_now(pending.as_mut())
+                                    {
+                                        let framed = spot
+                                            .get_mut(spot_len..)
+                                            .filter(|_| out.is_empty())
+                                            .and_then(|room| {
+                                                wire::encode_response_into(&resp, room)
+                                            });
+                                        match framed {
+                                            Some(len) => spot_len += len,
+                                            None => {
+                                                out.extend_from_slice(&spot[..spot_len]);
+                                                spot_len = 0;
+                                                append_response(&mut out, resp);
+                                            }
+                                        }
+                                        continue;
+                                    }
+                                    in_flight
+                                        .get_or_insert_with(Default::default)
+                                        .push_back(pending);
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    corrupt = Some(e);
+                                    break;
+                                }
                             }
                         }
-                    }
-                    if let Some(e) = corrupt {
-                        break End::Corrupt(e);
-                    }
-                    // The reserved frame was the first one decoded: its bytes go back.
-                    if decoded {
-                        reserve = None;
+                        if let Some(e) = corrupt {
+                            // The answers given before the corrupt frame go first (`finish`).
+                            out.extend_from_slice(&spot[..spot_len]);
+                            break End::Corrupt(e);
+                        }
+                        // A frame's beginning read onto the stack waits in `buf` for its rest.
+                        if !fresh.is_empty() {
+                            buf.extend_from_slice(fresh);
+                        }
+                        // The reserved frame was the first one decoded: its bytes go back.
+                        if decoded {
+                            reserve = None;
+                        }
+                        // The answers on the stack: written at once when the socket takes
+                        // them, else what it did not take goes into `out`, written below.
+                        if spot_len > 0 {
+                            match stream.write(&spot[..spot_len]).now_or_never() {
+                                Some(Ok(n)) => {
+                                    out.extend_from_slice(spot.get(n..spot_len).unwrap_or_default())
+                                }
+                                None => out.extend_from_slice(&spot[..spot_len]),
+                                Some(Err(e)) => break End::Io(e),
+                            }
+                            if out.is_empty() {
+                                answers_written(&app, &ctx, &member, &mut in_flight);
+                            }
+                        }
                     }
                     // ZJ-FRAME-03: an incomplete frame's announced length is reserved from
                     // the in-flight budget before its body is buffered; without room, the
@@ -555,7 +629,8 @@ fn connection(
                     if buf.is_empty() {
                         buf = BytesMut::new();
                     }
-                    // The answers given on the spot.
+                    // The answers the socket did not take at once, or that did not fit on
+                    // the stack.
                     if !out.is_empty() {
                         ctx.handle.outbox.writing(member.live.now());
                         if let Err(e) = write_out(&mut stream, &mut out).await {
