@@ -219,6 +219,10 @@ struct Arrival {
 /// both, the request twice in every request's future. The gateway boxes that future for
 /// every request; sized so, it was past the allocator's per-thread cache (BENCHMARKS.md,
 /// session 14).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep the request twice in every request's future"
+)]
 fn handle_arrived<'a>(
     app: &'a App,
     req: Request,
@@ -310,6 +314,10 @@ async fn error_secret(app: &App, req: &Request, api: Option<ApiCode>) -> Option<
 }
 
 /// See [`handle_arrived`] for why this is not an `async fn`.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in every request's future"
+)]
 fn process<'a>(
     app: &'a App,
     req: &'a Request,
