@@ -35,6 +35,10 @@ pub struct HeartbeatArgs {
     /// Open-loop: over this many connections. / 开环连接数
     #[arg(long, default_value_t = 64)]
     pub open_connections: usize,
+    /// Turns per measurement: the targets take turns, each running `duration / slices`
+    /// seconds at a time, so a slow spell of the machine falls on every target alike. / 轮流次数
+    #[arg(long, default_value_t = 5)]
+    pub slices: u32,
     /// Mosquitto's address ("off" to skip). / Mosquitto 地址
     #[arg(long, default_value = "127.0.0.1:1883")]
     pub mqtt: String,
@@ -108,19 +112,19 @@ pub async fn run(args: HeartbeatArgs, backing: &Backing) -> BenchResult<Report> 
         targets.push(Target::Mosquitto);
     }
     for &c in &args.connections {
-        for &t in &targets {
-            let pace = Pace::Closed { window: 1 };
-            let row = measure(&setup, &args, t, c.max(1), pace, duration).await?;
-            report.rows.push(row);
-        }
+        let pace = Pace::Closed { window: 1 };
+        let rows = measure(&setup, &args, &targets, c.max(1), pace, duration).await?;
+        report.rows.extend(rows);
     }
     if args.open_rate > 0.0 {
         let c = args.open_connections.max(1);
         let interval = Duration::from_secs_f64(c as f64 / args.open_rate);
-        for &t in &targets {
-            let row = measure(&setup, &args, t, c, Pace::Open { interval }, duration).await?;
-            report.rows.push(row.with("offered_per_s", args.open_rate));
-        }
+        let pace = Pace::Open { interval };
+        let rows = measure(&setup, &args, &targets, c, pace, duration).await?;
+        report.rows.extend(
+            rows.into_iter()
+                .map(|row| row.with("offered_per_s", args.open_rate)),
+        );
     }
     add_ratios(&mut report);
     report.notes.push(format!(
@@ -130,21 +134,27 @@ pub async fn run(args: HeartbeatArgs, backing: &Backing) -> BenchResult<Report> 
     Ok(report)
 }
 
-/// One target at one connection count.
+/// Every target at one connection count. Each target's connections are opened first; then
+/// the targets take turns, `slices` turns each of `duration / slices`, and each target's
+/// figures add up its turns. Measured one after the other instead, a target's ratio to
+/// another compared different minutes of the machine, whose speed drifts by tens of per cent
+/// within a minute on some machines of this kind (BENCHMARKS.md, session 14).
 async fn measure(
     setup: &Setup,
     args: &HeartbeatArgs,
-    target: Target,
+    targets: &[Target],
     connections: usize,
     pace: Pace,
     duration: Duration,
-) -> BenchResult<Row> {
-    // Connect (and for the platform, authenticate) every connection first.
+) -> BenchResult<Vec<Row>> {
+    // Authenticate every device once. The floor and Mosquitto are sent the same signed
+    // frames (their bytes), on connections of their own; authenticating again would start a
+    // new session and close the platform's connection of the same device.
     let sns: Vec<String> = (0..connections)
         .map(|i| format!("HB{connections:05}{i:05}"))
         .collect();
     let mut protos = Vec::with_capacity(connections);
-    let mut streams: Vec<TcpStream> = Vec::with_capacity(connections);
+    let mut platform: Vec<TcpStream> = Vec::with_capacity(connections);
     for chunk in sns.chunks(64) {
         let done = join_all(
             chunk
@@ -154,101 +164,177 @@ async fn measure(
         .await;
         for r in done {
             let (stream, proto) = r?;
-            if target == Target::Rollcall {
-                streams.push(stream);
-            }
+            platform.push(stream);
             protos.push(proto);
         }
     }
-    match target {
-        Target::Rollcall => {}
-        Target::Floor => {
-            for _ in 0..connections {
-                let s = TcpStream::connect(&setup.floor.addrs[0])
-                    .await
-                    .map_err(|e| format!("floor: {e}"))?;
-                let _ = s.set_nodelay(true);
-                streams.push(s);
+    let mut lanes = Vec::with_capacity(targets.len());
+    for &target in targets {
+        let streams = match target {
+            Target::Rollcall => std::mem::take(&mut platform),
+            Target::Floor => {
+                let mut streams = Vec::with_capacity(connections);
+                for _ in 0..connections {
+                    let s = TcpStream::connect(&setup.floor.addrs[0])
+                        .await
+                        .map_err(|e| format!("floor: {e}"))?;
+                    let _ = s.set_nodelay(true);
+                    streams.push(s);
+                }
+                streams
             }
-        }
-        Target::Mosquitto => {
-            for i in 0..connections {
-                streams.push(mqtt::connect(&args.mqtt, &format!("rollcall-bench-{i}")).await?);
+            Target::Mosquitto => {
+                let mut streams = Vec::with_capacity(connections);
+                for i in 0..connections {
+                    streams.push(mqtt::connect(&args.mqtt, &format!("rollcall-bench-{i}")).await?);
+                }
+                streams
             }
+        };
+        lanes.push(Lane::new(setup, target, streams, protos.clone()));
+    }
+    let slices = args.slices.max(1);
+    let slice = duration / slices;
+    for _ in 0..slices {
+        for lane in &mut lanes {
+            lane.turn(pace, slice).await?;
         }
     }
-    let pid = match target {
-        Target::Rollcall => Some(setup.server.proc.pid()),
-        Target::Floor => Some(setup.floor.pid()),
-        Target::Mosquitto => setup.mqtt_pid.filter(|&p| p != 0),
-    };
-    let sample = |pid: Option<u32>| pid.map(load::proc_sample).transpose();
-    let before: Option<ProcSample> = sample(pid)?;
-    let started = Instant::now();
-    let deadline = started + duration;
-    let runs = streams
+    Ok(lanes
         .into_iter()
-        .zip(protos)
-        .enumerate()
-        .map(|(i, (stream, mut proto))| {
-            let (make, parse): (Box<dyn FnMut() -> Vec<u8> + Send>, Parse) = match target {
-                Target::Rollcall | Target::Floor => {
-                    (Box::new(move || proto.heartbeat()), parse_rollcall)
-                }
-                Target::Mosquitto => {
-                    // The payload: a heartbeat request frame, so the bytes match.
-                    let payload = proto.heartbeat();
-                    let topic = format!("rollcall/bench/{i}");
-                    let mut id: u16 = 0;
-                    (
-                        Box::new(move || {
-                            id = id.checked_add(1).unwrap_or(1);
-                            mqtt::publish(&topic, id, &payload)
-                        }),
-                        mqtt::parse_puback,
-                    )
-                }
-            };
-            load::drive(stream, make, parse, pace, deadline, None)
-        });
-    let results = join_all(runs).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let after = sample(pid)?;
-    let mut all = Samples::default();
-    for r in results {
-        all.merge(r?);
-    }
-    all.sort();
-    let ops = all.ops();
-    let per_op = |ticks: fn(&ProcSample) -> u64| match (before, after) {
-        (Some(b), Some(a)) if ops > 0 => {
-            let ticks = ticks(&a).saturating_sub(ticks(&b));
-            Some(ticks as f64 * 1e6 / setup.clk as f64 / ops as f64)
+        .map(|lane| lane.row(setup, pace, connections))
+        .collect())
+}
+
+/// Makes a target's next request frame.
+type Make = Box<dyn FnMut() -> Vec<u8> + Send>;
+
+/// One target's connections and what its turns have measured so far.
+struct Lane {
+    target: Target,
+    pid: Option<u32>,
+    conns: Vec<(TcpStream, Make, Parse)>,
+    samples: Samples,
+    cpu_ticks: u64,
+    user_ticks: u64,
+    /// Whether every turn had a CPU figure.
+    sampled: bool,
+    elapsed: f64,
+}
+
+impl Lane {
+    fn new(
+        setup: &Setup,
+        target: Target,
+        streams: Vec<TcpStream>,
+        protos: Vec<load::Proto>,
+    ) -> Self {
+        let pid = match target {
+            Target::Rollcall => Some(setup.server.proc.pid()),
+            Target::Floor => Some(setup.floor.pid()),
+            Target::Mosquitto => setup.mqtt_pid.filter(|&p| p != 0),
+        };
+        let conns = streams
+            .into_iter()
+            .zip(protos)
+            .enumerate()
+            .map(|(i, (stream, mut proto))| {
+                let (make, parse): (Make, Parse) = match target {
+                    Target::Rollcall | Target::Floor => {
+                        (Box::new(move || proto.heartbeat()), parse_rollcall)
+                    }
+                    Target::Mosquitto => {
+                        // The payload: a heartbeat request frame, so the bytes match.
+                        let payload = proto.heartbeat();
+                        let topic = format!("rollcall/bench/{i}");
+                        let mut id: u16 = 0;
+                        (
+                            Box::new(move || {
+                                id = id.checked_add(1).unwrap_or(1);
+                                mqtt::publish(&topic, id, &payload)
+                            }),
+                            mqtt::parse_puback,
+                        )
+                    }
+                };
+                (stream, make, parse)
+            })
+            .collect();
+        Lane {
+            target,
+            pid,
+            conns,
+            samples: Samples::default(),
+            cpu_ticks: 0,
+            user_ticks: 0,
+            sampled: pid.is_some(),
+            elapsed: 0.0,
         }
-        _ => None,
-    };
-    let cpu_us_per_op = per_op(|s| s.cpu_ticks);
-    // The user-space share apart: the kernel's work per request is about the same for every
-    // target, so where machines differ in ratio, this says whether the code or the kernel did.
-    let user_us_per_op = per_op(|s| s.user_ticks);
-    Ok(Row::new()
-        .with("target", target.name())
-        .with(
-            "mode",
-            match pace {
-                Pace::Closed { .. } => "closed",
-                Pace::Open { .. } => "open",
-            },
-        )
-        .with("connections", connections as u64)
-        .with("ops", ops)
-        .with("failed", all.failed)
-        .with("rate_per_s", ops as f64 / elapsed.max(1e-9))
-        .with("p50_us", all.percentile_us(0.5))
-        .with("p99_us", all.percentile_us(0.99))
-        .with("p999_us", all.percentile_us(0.999))
-        .with("server_cpu_us_per_op", cpu_us_per_op)
-        .with("server_user_us_per_op", user_us_per_op))
+    }
+
+    /// One turn: load on every connection for `slice`, every answer read.
+    async fn turn(&mut self, pace: Pace, slice: Duration) -> BenchResult<()> {
+        let sample = |pid: Option<u32>| pid.map(load::proc_sample).transpose();
+        let before: Option<ProcSample> = sample(self.pid)?;
+        let started = Instant::now();
+        let deadline = started + slice;
+        let runs =
+            std::mem::take(&mut self.conns)
+                .into_iter()
+                .map(|(stream, make, parse)| async move {
+                    let (samples, stream, make) =
+                        load::drive(stream, make, parse, pace, deadline, None).await?;
+                    Ok::<_, String>((samples, (stream, make, parse)))
+                });
+        let results = join_all(runs).await;
+        self.elapsed += started.elapsed().as_secs_f64();
+        let after = sample(self.pid)?;
+        for r in results {
+            let (samples, conn) = r?;
+            self.samples.merge(samples);
+            self.conns.push(conn);
+        }
+        match (before, after) {
+            (Some(b), Some(a)) => {
+                self.cpu_ticks += a.cpu_ticks.saturating_sub(b.cpu_ticks);
+                self.user_ticks += a.user_ticks.saturating_sub(b.user_ticks);
+            }
+            _ => self.sampled = false,
+        }
+        Ok(())
+    }
+
+    fn row(mut self, setup: &Setup, pace: Pace, connections: usize) -> Row {
+        self.samples.sort();
+        let all = &self.samples;
+        let ops = all.ops();
+        let per_op = |ticks: u64| {
+            (self.sampled && ops > 0).then(|| ticks as f64 * 1e6 / setup.clk as f64 / ops as f64)
+        };
+        let cpu_us_per_op = per_op(self.cpu_ticks);
+        // The user-space share apart: the kernel's work per request is about the same for
+        // every target, so where machines differ in ratio, this says whether the code or the
+        // kernel did.
+        let user_us_per_op = per_op(self.user_ticks);
+        Row::new()
+            .with("target", self.target.name())
+            .with(
+                "mode",
+                match pace {
+                    Pace::Closed { .. } => "closed",
+                    Pace::Open { .. } => "open",
+                },
+            )
+            .with("connections", connections as u64)
+            .with("ops", ops)
+            .with("failed", all.failed)
+            .with("rate_per_s", ops as f64 / self.elapsed.max(1e-9))
+            .with("p50_us", all.percentile_us(0.5))
+            .with("p99_us", all.percentile_us(0.99))
+            .with("p999_us", all.percentile_us(0.999))
+            .with("server_cpu_us_per_op", cpu_us_per_op)
+            .with("server_user_us_per_op", user_us_per_op)
+    }
 }
 
 /// Adds `cpu_vs_floor` and `cpu_vs_mosquitto` to the platform's rows (same mode, same

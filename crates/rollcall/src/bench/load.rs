@@ -529,14 +529,16 @@ pub fn parse_rollcall(buf: &mut BytesMut) -> BenchResult<Option<bool>> {
 
 /// Sends requests made by `make` on `stream` until `deadline` (or `max_ops` requests),
 /// paced by `pace`, and times each answer read by `parse`. Answers come in request order.
-pub async fn drive(
+/// Every answer is read before it returns, so the connection and `make` come back ready
+/// for the next stretch of load (the heartbeat scenario takes turns between servers).
+pub async fn drive<F: FnMut() -> Vec<u8> + Send + 'static>(
     stream: TcpStream,
-    mut make: impl FnMut() -> Vec<u8> + Send + 'static,
+    mut make: F,
     parse: Parse,
     pace: Pace,
     deadline: Instant,
     max_ops: Option<u64>,
-) -> BenchResult<Samples> {
+) -> BenchResult<(Samples, TcpStream, F)> {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
     // Open-loop pacing never waits on the window.
@@ -578,7 +580,7 @@ pub async fn drive(
             }
             sent += 1;
         }
-        Ok(wr)
+        Ok((wr, make))
     });
     let mut buf = BytesMut::with_capacity(4096);
     let mut samples = Samples::default();
@@ -613,12 +615,14 @@ pub async fn drive(
     }
     .await;
     window.close();
-    match writer.await {
-        Ok(Ok(_)) => {}
+    let (wr, make) = match writer.await {
+        Ok(Ok(done)) => done,
         Ok(Err(e)) => return Err(e),
         Err(e) => return Err(format!("writer: {e}")),
-    }
-    result.map(|()| samples)
+    };
+    result?;
+    let stream = rd.reunite(wr).map_err(|e| format!("reunite: {e}"))?;
+    Ok((samples, stream, make))
 }
 
 /// A temporary directory on the same filesystem as `near`.

@@ -104,7 +104,7 @@ async fn measure(
     });
     let mut all = Samples::default();
     for r in join_all(runs).await {
-        all.merge(r?);
+        all.merge(r?.0);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let after = cpu()?;
