@@ -583,8 +583,12 @@ fn connection(
                             out.extend_from_slice(&spot[..spot_len]);
                             break End::Corrupt(e);
                         }
-                        // A frame's beginning read onto the stack waits in `buf` for its rest.
+                        // A frame's beginning read onto the stack waits in `buf` for its
+                        // rest, in a buffer of a whole read's size, as if it had been read
+                        // there: the rest of a small frame then fits without growing it (in a
+                        // device's window of sign-ins, nearly every read).
                         if !fresh.is_empty() {
+                            buf.reserve(STACK_READ);
                             buf.extend_from_slice(fresh);
                         }
                         // The reserved frame was the first one decoded: its bytes go back.
