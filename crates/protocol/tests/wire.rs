@@ -96,6 +96,58 @@ proptest! {
         frame::encode(&resp.clone().into_packet(), &mut prost);
         prop_assert_eq!(&ours[..], &prost[..]);
     }
+
+    // Framed into a slice (a server's stack), an answer is the same bytes when it fits, and
+    // nothing is written when it does not.
+    #[test]
+    fn encodes_into_a_slice_what_it_encodes_into_a_buffer(version in text(), sign in text(),
+                                                           seq in any::<u64>(),
+                                                           text in ".{0,300}", room in 0usize..400) {
+        let resp = Response {
+            version,
+            apicode: "C_HEARTBEAT".into(),
+            taskid: String::new(),
+            seq,
+            outcome: Ok(Some(text)),
+            sign,
+        };
+        let mut whole = BytesMut::new();
+        wire::encode_response(&resp, &mut whole);
+        let mut slice = vec![0xAAu8; room];
+        match wire::encode_response_into(&resp, &mut slice) {
+            Some(len) => {
+                prop_assert!(whole.len() <= room);
+                prop_assert_eq!(&slice[..len], &whole[..]);
+                prop_assert!(slice[len..].iter().all(|&b| b == 0xAA));
+            }
+            None => {
+                prop_assert!(whole.len() > room);
+                prop_assert!(slice.iter().all(|&b| b == 0xAA));
+            }
+        }
+    }
+
+    // Requests are read from a slice (a read on the stack) exactly as from a buffer: the same
+    // request, the same bytes consumed, the same wait for the rest of a partial frame.
+    #[test]
+    fn decodes_from_a_slice_what_it_decodes_from_a_buffer(p in arb_packet(), cut in 0usize..600) {
+        let mut bytes = BytesMut::new();
+        frame::encode(&p, &mut bytes);
+        frame::encode(&p, &mut bytes);
+        let cut = cut.min(bytes.len());
+        let decoder = FrameDecoder::new(1 << 20);
+        let mut buffer = BytesMut::from(&bytes[..cut]);
+        let mut slice: &[u8] = &bytes[..cut];
+        loop {
+            let from_buffer = decoder.decode_request(&mut buffer).map_err(|e| e.to_string());
+            let from_slice = decoder.decode_request(&mut slice).map_err(|e| e.to_string());
+            prop_assert_eq!(&from_buffer, &from_slice);
+            prop_assert_eq!(&buffer[..], slice);
+            if !matches!(from_buffer, Ok(Some(_))) {
+                break;
+            }
+        }
+    }
 }
 
 #[test]
