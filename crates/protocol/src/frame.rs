@@ -6,9 +6,10 @@
 //! any body is buffered, so a peer cannot make us reserve memory it never sends; a varint
 //! longer than 5 bytes is corrupt. The async connection code around it is a thin loop.
 
+use std::ops::Deref;
+
 use bytes::{Buf, BytesMut};
 use prost::Message;
-use std::ops::Deref;
 
 use crate::code::ErrorCode;
 use crate::envelope::Request;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use prost::Message;
 use rollcall_protocol::envelope::Response;
 use rollcall_protocol::frame;
 use rollcall_protocol::{ApiCode, ErrorCode, Packet};
@@ -199,6 +200,47 @@ async fn several_frames_in_one_write_are_all_answered() {
         let resp = dev.recv().await;
         dev.id.ok(&resp, ApiCode::Heartbeat);
     }
+}
+
+/// ZJ-FRAME-02: however many frames one read holds, each is answered, in order, also when
+/// their answers outgrow the gateway's stack buffer for answers given on the spot (the rest
+/// then goes through its write buffer, after what the stack held).
+#[tokio::test]
+async fn answers_to_many_small_frames_of_one_read_keep_their_order() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-MANY-SMALL").await;
+    // Envelopes without sn or token: each is refused on the spot with an error text, so
+    // twenty answers take several times the 480 bytes their twenty frames do.
+    let mut bytes = Vec::new();
+    for seq in 1..=20u64 {
+        let packet = Packet {
+            version: rollcall_protocol::PROTOCOL_VERSION.to_owned(),
+            apicode: ApiCode::Heartbeat.as_str().to_owned(),
+            seq,
+            ..Packet::default()
+        };
+        bytes.extend(frame::encode_to_vec(&packet));
+    }
+    assert!(
+        bytes.len() <= 512,
+        "one read's worth: {} bytes",
+        bytes.len()
+    );
+
+    dev.send_bytes(&bytes).await;
+
+    let mut answered = 0;
+    for seq in 1..=20u64 {
+        let p = dev.recv_packet().await.expect("an answer, not a close");
+        assert_eq!(p.seq, seq, "answers in request order");
+        assert!(!p.success && !p.error.is_empty(), "a refusal: {p:?}");
+        answered += p.encoded_len();
+    }
+    assert!(
+        answered > 512,
+        "the answers outgrew the stack buffer: {answered} bytes"
+    );
 }
 
 #[tokio::test]
