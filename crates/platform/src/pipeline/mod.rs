@@ -13,12 +13,13 @@ pub mod error;
 mod heartbeat;
 pub mod order;
 mod persons;
+pub mod session;
 mod sign_in;
 mod tasks;
 
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -31,24 +32,35 @@ use serde::Serialize;
 
 use crate::pipeline::error::DeviceError;
 use crate::runtime::auth_cache::{CachedVendor, DeviceFacts};
-use crate::runtime::device_tokens::TokenCheck;
+use crate::runtime::device_tokens::{self, TokenCheck};
 use crate::runtime::registry::{Binding, ConnHandle};
 use crate::runtime::util::now_ms;
 use crate::state::App;
+use session::Session;
 
 /// What a TCP connection knows about itself, for the binding rules (ZJ-CONN-01 to ZJ-CONN-03).
 ///
 /// It lives in the connection's task for the connection's whole life, idle most of it, so it
 /// is kept small (BENCHMARKS.md, "idle"): the sn is shared with the registry, the turnstile
-/// exists only while requests are in flight, and "just bound" is a flag.
+/// exists only while requests are in flight, what it knows of itself are bits of one byte,
+/// and a copy of its device's rows ([`session`]) only while its requests come close together.
 #[derive(Debug)]
 pub struct ConnCtx {
     pub handle: ConnHandle,
     state: Mutex<CtxState>,
-    /// Set when a binding request succeeds: the connection should push the device's due
-    /// tasks after writing the response.
-    bound_now: AtomicBool,
+    /// [`BOUND_NOW`], [`BOUND`], [`AUTHED`], [`BUSY`].
+    flags: AtomicU8,
 }
+
+/// A binding request succeeded: the connection should push the device's due tasks after
+/// writing the response.
+const BOUND_NOW: u8 = 1;
+/// Bound to a device (readable without the lock, on every request).
+const BOUND: u8 = 2;
+/// A request has been authenticated on the binding (C_AUTH aside).
+const AUTHED: u8 = 4;
+/// The latest frame came within [`session::BUSY_MS`] of the one before.
+const BUSY: u8 = 8;
 
 #[derive(Debug, Default)]
 struct CtxState {
@@ -56,6 +68,8 @@ struct CtxState {
     /// spell and dropped by [`ConnCtx::rest`] once none is in flight.
     order: Option<Arc<order::Turnstile>>,
     binding: Option<Binding>,
+    /// What the connection remembers of its bound device while busy ([`session`]).
+    session: Option<Arc<Session>>,
 }
 
 impl ConnCtx {
@@ -63,8 +77,54 @@ impl ConnCtx {
         ConnCtx {
             handle,
             state: Mutex::default(),
-            bound_now: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
         }
+    }
+
+    /// A whole frame arrived at `now` (the gateway's clock, ms): the connection's activity,
+    /// and whether it is busy.
+    pub fn frame_arrived(&self, now: u64) {
+        let before = self.handle.outbox.touch(now);
+        let flags = self.flags.load(Ordering::Relaxed);
+        let busy = now.saturating_sub(before) < session::BUSY_MS;
+        // A store only when it changes: a busy connection's frames write nothing here.
+        if busy != (flags & BUSY != 0) {
+            if busy {
+                self.flags.fetch_or(BUSY, Ordering::Relaxed);
+            } else {
+                self.flags.fetch_and(!BUSY, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The copy of the device's rows for `req`, with the bound sn, if the connection has one
+    /// that still holds (see [`session`]); one that no longer does is dropped.
+    fn session_for(
+        &self,
+        req: &Request,
+        now: i64,
+        epoch: u64,
+        ttl_ms: i64,
+    ) -> Option<(Arc<Session>, Arc<str>)> {
+        let mut state = lock(&self.state);
+        let s = state.session.as_ref()?;
+        if !s.current(now, epoch, ttl_ms) {
+            state.session = None;
+            return None;
+        }
+        let sn = state.binding.as_ref()?.sn();
+        (**sn == *req.sn && s.presented(req)).then(|| (Arc::clone(s), Arc::clone(sn)))
+    }
+
+    /// A request was authenticated the whole way: a busy connection bound to its device keeps
+    /// a copy of what was found (see [`session`]).
+    fn authenticated(&self, make: impl FnOnce() -> Option<Session>) {
+        let flags = self.flags.fetch_or(AUTHED, Ordering::Relaxed);
+        if flags & (AUTHED | BUSY) != AUTHED | BUSY {
+            return;
+        }
+        let session = make().map(Arc::new);
+        lock(&self.state).session = session;
     }
 
     /// The sn this connection is bound to.
@@ -75,14 +135,17 @@ impl ConnCtx {
             .map(|b| Arc::clone(b.sn()))
     }
 
-    /// Whether this connection is bound to a device (no copy of the sn).
+    /// Whether this connection is bound to a device (no lock, no copy of the sn).
     pub fn is_bound(&self) -> bool {
-        lock(&self.state).binding.is_some()
+        self.flags.load(Ordering::Acquire) & BOUND != 0
     }
 
     /// Takes the "just bound" mark (set when a binding request succeeds): the sn just bound.
     pub fn take_bound_now(&self) -> Option<Arc<str>> {
-        if self.bound_now.swap(false, Ordering::AcqRel) {
+        if self.flags.load(Ordering::Relaxed) & BOUND_NOW == 0 {
+            return None;
+        }
+        if self.flags.fetch_and(!BOUND_NOW, Ordering::AcqRel) & BOUND_NOW != 0 {
             self.bound_sn()
         } else {
             None
@@ -126,7 +189,7 @@ impl ConnCtx {
             )),
             None => {
                 state.binding = Some(app.registry.bind(Arc::clone(sn), self.handle.clone()));
-                self.bound_now.store(true, Ordering::Release);
+                self.flags.fetch_or(BOUND | BOUND_NOW, Ordering::Release);
                 Ok(())
             }
         }
@@ -154,13 +217,32 @@ pub(crate) struct Authed {
 struct Signer {
     /// The authenticated device's vendor: its secret signs the answer and its key, if it
     /// registered one, encrypts it. Shared with the directory, so nothing is copied.
-    vendor: Option<Arc<CachedVendor>>,
+    vendor: Option<VendorRef>,
     /// A secret known otherwise (C_AUTH's credential, an error's lookup).
     secret: Option<String>,
     rsa_public_key: Option<String>,
     /// Refused by a source address's budget: answered without looking up a secret to sign
     /// with, so a flood costs no database work.
     no_lookup: bool,
+}
+
+/// The vendor's row, as the directory gave it or through the connection's copy. Through the
+/// copy, no count changes on the row's `Arc`, which every device of the vendor shares (a
+/// cache line passed between the cores, BENCHMARKS.md session 15).
+enum VendorRef {
+    Row(Arc<CachedVendor>),
+    Session(Arc<Session>),
+}
+
+impl std::ops::Deref for VendorRef {
+    type Target = CachedVendor;
+
+    fn deref(&self) -> &CachedVendor {
+        match self {
+            VendorRef::Row(v) => v,
+            VendorRef::Session(s) => &s.vendor,
+        }
+    }
 }
 
 impl Signer {
@@ -425,6 +507,28 @@ async fn authenticate(
     now: i64,
     signer: &mut Signer,
 ) -> Result<Authed, DeviceError> {
+    // Read before any row (see `session`): a row forgotten after this read moves it.
+    let epoch = app.directory.epoch();
+    if let Some(conn) = conn
+        && let Some((session, sn)) = conn.session_for(req, now, epoch, app.directory.ttl_ms())
+        && app.tokens.touch(session.token(), now)
+    {
+        // The device is enabled and its credential not revoked (they were, and the rows
+        // have not changed); the token is the one they were found for, and still valid;
+        // the connection is bound to the request's sn.
+        let device = Arc::clone(&session.device);
+        let vendor = signer.vendor.insert(VendorRef::Session(session));
+        verify_sign(api, req, vendor.row.access_secret.expose())?;
+        if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
+            return Err(DeviceError::RateLimited);
+        }
+        return Ok(Authed {
+            device,
+            sn,
+            arrival_id: 0,
+            now,
+        });
+    }
     let device = app
         .directory
         .device(app.store.as_ref(), &req.sn, now)
@@ -476,7 +580,7 @@ async fn authenticate(
     // From here on every answer, a refusal too, is signed with the vendor's secret (ZJ-SIGN-11).
     // Moved, not cloned: every device of a vendor shares this `Arc`, so each reference-count
     // change is a cache line passed between the cores.
-    let vendor = signer.vendor.insert(vendor);
+    let vendor = signer.vendor.insert(VendorRef::Row(vendor));
     verify_sign(api, req, vendor.row.access_secret.expose())?;
     if let Some(conn) = conn {
         conn.bind(app, &owner.sn)?;
@@ -484,6 +588,23 @@ async fn authenticate(
     // ZJ-ERR-07: the device's budget, checked after the token; never spent by C_SIGN_IN.
     if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
         return Err(DeviceError::RateLimited);
+    }
+    if let Some(conn) = conn
+        && let VendorRef::Row(vendor) = vendor
+    {
+        conn.authenticated(|| {
+            let since =
+                app.directory
+                    .rows_since(&owner.sn, &owner.access_id, device.vendor_id, now)?;
+            let token = device_tokens::key(&req.token)?;
+            Some(Session::new(
+                token,
+                Arc::clone(&device),
+                Arc::clone(vendor),
+                since,
+                epoch,
+            ))
+        });
     }
     Ok(Authed {
         device,

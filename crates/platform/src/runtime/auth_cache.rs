@@ -51,7 +51,7 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rollcall_protocol::sign::SignMemo;
@@ -99,6 +99,17 @@ impl<K: Eq + Hash, V> Cache<K, V> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState<K, V>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the entry for `key` was stored, if it is still fresh at `now`.
+    fn stored_at<Q>(&self, key: &Q, now: i64) -> Option<i64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entries = self.lock();
+        let (at, _) = entries.map.get(key)?;
+        fresh(*at, now, self.ttl_ms).then_some(*at)
     }
 
     fn get<Q>(&self, key: &Q, now: i64) -> Option<Arc<V>>
@@ -214,6 +225,10 @@ pub struct Directory {
     hints: Mutex<HintState>,
     /// PostgreSQL only: task announcements of other nodes are being received.
     notices_live: AtomicBool,
+    /// Bumped after every forgotten device or vendor row: what a connection remembers of its
+    /// device (`pipeline::session`) holds only while this has not moved.
+    epoch: AtomicU64,
+    ttl_ms: i64,
 }
 
 impl Default for Directory {
@@ -245,6 +260,8 @@ impl Directory {
                 ..HintState::default()
             }),
             notices_live: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            ttl_ms,
         }
     }
 }
@@ -303,6 +320,27 @@ impl Directory {
         });
         self.vendors.put(id, Arc::clone(&v), now);
         Ok(Some(v))
+    }
+
+    /// How long a row is trusted.
+    pub fn ttl_ms(&self) -> i64 {
+        self.ttl_ms
+    }
+
+    /// Moves on every forgotten device or vendor row. Read it **before** the rows a copy is
+    /// made of: a copy is current while this has not moved and its oldest row is fresh.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// When the oldest of a request's three rows (its device, the credential its token was
+    /// issued under, the device's vendor) was stored; `None` unless all three are cached
+    /// and fresh at `now`.
+    pub fn rows_since(&self, sn: &str, access_id: &str, vendor_id: i64, now: i64) -> Option<i64> {
+        let device = self.devices.stored_at(sn, now)?;
+        let credential = self.credentials.stored_at(access_id, now)?;
+        let vendor = self.vendors.stored_at(&vendor_id, now)?;
+        Some(device.min(credential).min(vendor))
     }
 
     /// Whether the person is enrolled (only "yes" is remembered).
@@ -372,6 +410,7 @@ impl Directory {
     /// A device row changed (or was created) through this node.
     pub fn forget_device(&self, sn: &str) {
         self.devices.forget(sn);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A vendor's credentials changed through this node.
@@ -379,6 +418,7 @@ impl Directory {
         self.vendors.forget(&id);
         // Rotation revokes a credential by access id; drop them all rather than track which.
         self.credentials.clear();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     // --- task hints ----------------------------------------------------------------------

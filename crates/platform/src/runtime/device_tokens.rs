@@ -46,7 +46,7 @@ pub enum TokenCheck {
 /// `None` for any other text, which can then only be looked up in the store. Strict on
 /// purpose: a laxer parse (`u128::from_str_radix` takes a leading `+`) would let two
 /// different strings name one token.
-fn key(token: &str) -> Option<u128> {
+pub fn key(token: &str) -> Option<u128> {
     let b = token.as_bytes();
     if b.len() != 32 {
         return None;
@@ -163,6 +163,21 @@ impl Tokens {
                 access_id: access_id.into(),
             },
         }))
+    }
+
+    /// Slides the expiry of the cached token `key` as [`Tokens::validate`] does; `false` when
+    /// it is not cached or has expired (then `validate` gives the answer). Copies nothing:
+    /// for a connection that already knows the token's owner (`pipeline::session`).
+    pub fn touch(&self, key: u128, now: i64) -> bool {
+        let mut cache = self.lock();
+        match cache.tokens.get_mut(&key) {
+            Some(e) if now - e.last_used <= self.idle_ms => {
+                e.last_used = now.max(e.last_used);
+                e.dirty = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// `Some(check)` when the cache can answer.

@@ -105,9 +105,9 @@ impl Outbox {
         self.wake();
     }
 
-    /// Records activity at `now` (the gateway's clock, ms).
-    pub fn touch(&self, now: u64) {
-        self.last_active.store(now, Ordering::Relaxed);
+    /// Records activity at `now` (the gateway's clock, ms); the activity recorded before.
+    pub fn touch(&self, now: u64) -> u64 {
+        self.last_active.swap(now, Ordering::Relaxed)
     }
 
     /// The last activity recorded.

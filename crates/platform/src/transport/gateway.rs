@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -40,7 +40,7 @@ use prost::Message;
 use rollcall_protocol::code::ProtocolError;
 use rollcall_protocol::envelope::{Response, Transport};
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError, Head};
-use rollcall_protocol::{PROTOCOL_VERSION, Packet, wire};
+use rollcall_protocol::{ApiCode, PROTOCOL_VERSION, Packet, wire};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{AcquireError, Notify, OwnedSemaphorePermit, Semaphore, watch};
@@ -244,13 +244,13 @@ impl Live {
 /// A connection slot, then a connection. `None` when the slots are closed (never, in
 /// practice). Cancel-safe: a slot taken is kept in a permit until a connection comes, and
 /// handed over to the connection's [`Member`] only then.
-async fn accept(slots: &Semaphore, listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+async fn accept(slots: &Semaphore, listener: &TcpListener) -> Option<TcpStream> {
     let permit = slots.acquire().await.ok()?;
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
+            Ok((stream, _)) => {
                 permit.forget();
-                return Some((stream, peer));
+                return Some(stream);
             }
             Err(e) => {
                 // EMFILE and the like: back off instead of spinning.
@@ -282,7 +282,7 @@ pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Re
         tokio::time::interval(deadlines.idle.min(deadlines.auth).min(deadlines.write) / 4);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (stream, peer) = tokio::select! {
+        let stream = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
             _ = sweep.tick() => {
@@ -308,7 +308,6 @@ pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Re
             Arc::clone(&app),
             member,
             stream,
-            peer.ip(),
             ConnCtx::new(handle),
         ));
         live.set_abort(id, task.abort_handle());
@@ -386,7 +385,6 @@ fn connection(
     app: AppState,
     member: Member,
     mut stream: TcpStream,
-    ip: IpAddr,
     ctx: ConnCtx,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
@@ -535,13 +533,14 @@ fn connection(
                             match next {
                                 Ok(Some(req)) => {
                                     decoded = true;
-                                    ctx.handle.outbox.touch(member.live.now());
+                                    ctx.frame_arrived(member.live.now());
+                                    let peer = source(&stream, &ctx, &req.apicode);
                                     let mut pending: Pending<'_> = Box::pin(pipeline::handle(
                                         &app,
                                         req,
                                         Transport::Tcp,
                                         Some(&ctx),
-                                        Some(ip),
+                                        peer,
                                     ));
                                     // Nothing ahead of it: polled once on the spot, and a
                                     // request answered from memory (a heartbeat) is framed
@@ -656,7 +655,6 @@ fn connection(
             out,
             in_flight,
             end,
-            ip,
             &app,
             (&ctx.handle.outbox, &member.live),
         ))
@@ -673,10 +671,10 @@ async fn finish(
     mut out: BytesMut,
     in_flight: Option<Box<FuturesOrdered<Pending<'_>>>>,
     end: End,
-    ip: IpAddr,
     app: &AppState,
     (outbox, live): (&Outbox, &Live),
 ) {
+    let ip = stream.peer_addr().ok().map(|a| a.ip());
     // Its writes are timed like any other (the sweep drops it when they stall). Answers given
     // on the spot before a corrupt frame are still in `out`: they go first.
     if !out.is_empty() {
@@ -699,7 +697,7 @@ async fn finish(
         // the packet is never signed (ZJ-SIGN-12).
         End::Corrupt(e) => {
             app.metrics.frame_error(e.code().as_str());
-            tracing::info!(%ip, error = %e, "closing a connection with a corrupt stream");
+            tracing::info!(?ip, error = %e, "closing a connection with a corrupt stream");
             let packet = Packet {
                 version: PROTOCOL_VERSION.to_owned(),
                 success: false,
@@ -711,9 +709,9 @@ async fn finish(
             let _ = write_out(stream, &mut out).await;
             outbox.written();
         }
-        End::Io(e) => tracing::debug!(%ip, error = %e, "connection error"),
-        End::Stopped(why) => tracing::debug!(%ip, reason = ?why, "connection told to stop"),
-        End::Eof => tracing::debug!(%ip, "connection closed by the peer"),
+        End::Io(e) => tracing::debug!(?ip, error = %e, "connection error"),
+        End::Stopped(why) => tracing::debug!(?ip, reason = ?why, "connection told to stop"),
+        End::Eof => tracing::debug!(?ip, "connection closed by the peer"),
     }
     let _ = stream.shutdown().await;
 }
@@ -721,6 +719,16 @@ async fn finish(
 // The encoders take what they frame **by value**: a local the task borrows keeps its slot in
 // the task's state until the end of its scope, across the write's await, even when it was
 // dropped before (a `Response` or `Packet` there made every connection's task bigger).
+
+/// The request's source address, for the budgets of ZJ-ERR-07, which only apply before the
+/// connection is bound and to C_AUTH: asked of the socket then rather than kept in every
+/// connection's task (17 bytes of it, its size class, see the module's doc).
+fn source(stream: &TcpStream, ctx: &ConnCtx, apicode: &str) -> Option<IpAddr> {
+    if ctx.is_bound() && apicode != ApiCode::Auth.as_str() {
+        return None;
+    }
+    stream.peer_addr().ok().map(|a| a.ip())
+}
 
 /// After answers are written: a queue with nothing left in flight is dropped (an idle
 /// connection holds none), and a binding just made takes the device's session over and

@@ -27,6 +27,7 @@ mod photo_store;
 mod pipelining;
 mod precedence;
 mod presence;
+mod session;
 mod sign_in;
 mod tasks;
 mod tls;

@@ -1,0 +1,80 @@
+//! What a busy TCP connection remembers of its device between requests.
+//!
+//! Every request of a device needs its device row, the credential its token was issued under
+//! and its vendor (ZJ-ERR-04's checks). The directory caches them, but each lookup locks a
+//! table that every connection shares and counts references on rows every device of a vendor
+//! shares: cache lines the two cores pass back and forth on every request (BENCHMARKS.md,
+//! session 15). A connection whose requests come close together keeps a copy of what its
+//! last authentication found, and later requests that present the same token check against
+//! the copy instead.
+//!
+//! **The same answers as the directory.** A copy holds exactly as long as the directory would
+//! have given the same rows: while the oldest of them is fresh (the directory's TTL, measured
+//! from when that row was stored) and no device or vendor row has been forgotten since the
+//! copy was made ([`Directory::epoch`](crate::runtime::auth_cache::Directory::epoch), read
+//! before the rows). The token is not copied: its idle expiry slides on every request through
+//! the token cache, exactly as without a copy ([`Tokens::touch`](crate::runtime::device_tokens::Tokens::touch)).
+//! The signature is checked on every request. Anything that does not match (another token,
+//! another sn, an expired row) goes the whole way, which gives the refusal its code.
+//!
+//! **Memory.** A copy is made only by a connection bound to its device, on an authenticated
+//! request that follows another one and arrives within [`BUSY_MS`] of the frame before: a gate
+//! that sends a heartbeat every 30 s never has one (its rows would have expired between
+//! requests anyway), so idle devices cost nothing more. A copy left behind when a connection
+//! goes quiet is dropped by its next request, or with the connection.
+
+use std::sync::Arc;
+
+use rollcall_protocol::envelope::Request;
+
+use crate::runtime::auth_cache::{CachedVendor, DeviceFacts};
+use crate::runtime::device_tokens;
+
+/// Frames closer together than this make a connection busy (ms).
+pub const BUSY_MS: u64 = 1000;
+
+/// A connection's copy of its device's rows.
+#[derive(Debug)]
+pub struct Session {
+    /// The token the rows were found for (its cache key).
+    token: u128,
+    pub(super) device: Arc<DeviceFacts>,
+    pub(super) vendor: Arc<CachedVendor>,
+    /// When the oldest of the rows was stored in the directory.
+    since: i64,
+    /// The directory's epoch read before the rows.
+    epoch: u64,
+}
+
+impl Session {
+    pub(super) fn new(
+        token: u128,
+        device: Arc<DeviceFacts>,
+        vendor: Arc<CachedVendor>,
+        since: i64,
+        epoch: u64,
+    ) -> Self {
+        Session {
+            token,
+            device,
+            vendor,
+            since,
+            epoch,
+        }
+    }
+
+    /// Whether the directory would still give these rows at `now` (its `epoch` and `ttl_ms`).
+    pub(super) fn current(&self, now: i64, epoch: u64, ttl_ms: i64) -> bool {
+        self.epoch == epoch && now >= self.since && now - self.since <= ttl_ms
+    }
+
+    /// Whether `req` presents the token the rows were found for.
+    pub(super) fn presented(&self, req: &Request) -> bool {
+        device_tokens::key(&req.token) == Some(self.token)
+    }
+
+    /// The token's cache key, to slide its expiry.
+    pub(super) fn token(&self) -> u128 {
+        self.token
+    }
+}
