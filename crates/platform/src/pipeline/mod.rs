@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::pipeline::error::DeviceError;
 use crate::runtime::auth_cache::{CachedVendor, DeviceFacts};
-use crate::runtime::device_tokens::{self, TokenCheck};
+use crate::runtime::device_tokens::TokenCheck;
 use crate::runtime::registry::{Binding, ConnHandle};
 use crate::runtime::util::now_ms;
 use crate::state::App;
@@ -596,14 +596,13 @@ async fn authenticate(
             let since =
                 app.directory
                     .rows_since(&owner.sn, &owner.access_id, device.vendor_id, now)?;
-            let token = device_tokens::key(&req.token)?;
-            Some(Session::new(
-                token,
+            Session::new(
+                &req.token,
                 Arc::clone(&device),
                 Arc::clone(vendor),
                 since,
                 epoch,
-            ))
+            )
         });
     }
     Ok(Authed {

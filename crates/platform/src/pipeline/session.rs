@@ -36,7 +36,10 @@ pub const BUSY_MS: u64 = 1000;
 /// A connection's copy of its device's rows.
 #[derive(Debug)]
 pub struct Session {
-    /// The token the rows were found for (its cache key).
+    /// The token the rows were found for, as presented (compared byte for byte: decoding the
+    /// presented token's hex was most of a request's check of its copy)…
+    token_text: [u8; 32],
+    /// …and its key in the token cache.
     token: u128,
     pub(super) device: Arc<DeviceFacts>,
     pub(super) vendor: Arc<CachedVendor>,
@@ -47,20 +50,23 @@ pub struct Session {
 }
 
 impl Session {
+    /// `None` for a token that is not one as issued (32 lowercase hex digits), which the
+    /// token cache does not hold either.
     pub(super) fn new(
-        token: u128,
+        token_text: &str,
         device: Arc<DeviceFacts>,
         vendor: Arc<CachedVendor>,
         since: i64,
         epoch: u64,
-    ) -> Self {
-        Session {
-            token,
+    ) -> Option<Self> {
+        Some(Session {
+            token: device_tokens::key(token_text)?,
+            token_text: token_text.as_bytes().try_into().ok()?,
             device,
             vendor,
             since,
             epoch,
-        }
+        })
     }
 
     /// Whether the directory would still give these rows at `now` (its `epoch` and `ttl_ms`).
@@ -70,7 +76,7 @@ impl Session {
 
     /// Whether `req` presents the token the rows were found for.
     pub(super) fn presented(&self, req: &Request) -> bool {
-        device_tokens::key(&req.token) == Some(self.token)
+        req.token.as_bytes() == self.token_text
     }
 
     /// The token's cache key, to slide its expiry.

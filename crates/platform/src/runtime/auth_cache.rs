@@ -5,7 +5,9 @@
 //! its vendor. Reading them from the database on every heartbeat was most of a heartbeat's
 //! cost (BENCHMARKS.md), so they are kept here for [`TTL_MS`]. Changes made through this node
 //! (binding, enabling, registering a device, rotating credentials) forget the affected entries
-//! at once; a change made through another node sharing the database is seen within [`TTL_MS`].
+//! at once, and move the directory's epoch, which ends every busy connection's copy of its
+//! rows (`pipeline::session`); a change made through another node sharing the database is
+//! seen within [`TTL_MS`].
 //! Absent rows are never cached, so a device registered elsewhere is found on its first
 //! request. Rows are shared (`Arc`), so a hit costs a lock and a reference count, not a copy
 //! of every string in the row. Of a device row only what the request path reads is kept
