@@ -34,7 +34,6 @@ use crate::runtime::device_tokens;
 pub const BUSY_MS: u64 = 1000;
 
 /// A connection's copy of its device's rows.
-#[derive(Debug)]
 pub struct Session {
     /// The token the rows were found for, as presented (compared byte for byte: decoding the
     /// presented token's hex was most of a request's check of its copy)…
@@ -47,6 +46,18 @@ pub struct Session {
     since: i64,
     /// The directory's epoch read before the rows.
     epoch: u64,
+}
+
+/// Without the token: it authenticates its device, so it is never printed.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("device", &self.device)
+            .field("vendor_id", &self.vendor.row.id)
+            .field("since", &self.since)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -82,5 +93,57 @@ impl Session {
     /// The token's cache key, to slide its expiry.
     pub(super) fn token(&self) -> u128 {
         self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeviceKind, Direction, Vendor};
+
+    fn session(token: &str) -> Option<Session> {
+        let device = DeviceFacts {
+            vendor_id: 7,
+            project_id: None,
+            kind: DeviceKind::Face,
+            direction: Direction::In,
+            enabled: true,
+            last_heartbeat_at: None,
+        };
+        let vendor = CachedVendor {
+            row: Vendor {
+                id: 7,
+                name: "v".into(),
+                access_id: "AK".into(),
+                access_key: "key".into(),
+                access_secret: "secret".into(),
+                rsa_public_key: None,
+                created_at: 0,
+            },
+            heartbeat_sign: Default::default(),
+        };
+        Session::new(token, Arc::new(device), Arc::new(vendor), 1_000, 3)
+    }
+
+    #[test]
+    fn a_copy_is_made_for_an_issued_token_and_never_prints_it() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let s = session(token).expect("an issued token");
+        assert_eq!(Some(s.token()), device_tokens::key(token));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(token) && !shown.contains(&s.token().to_string()));
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(session("0123456789ABCDEF0123456789ABCDEF").is_none());
+        assert!(session("0123").is_none());
+    }
+
+    #[test]
+    fn a_copy_holds_while_the_epoch_stands_and_its_oldest_row_is_fresh() {
+        let s = session("0123456789abcdef0123456789abcdef").expect("a copy");
+        assert!(s.current(1_000, 3, 500));
+        assert!(s.current(1_500, 3, 500));
+        assert!(!s.current(1_501, 3, 500), "the oldest row expired");
+        assert!(!s.current(1_200, 4, 500), "a row was forgotten since");
+        assert!(!s.current(999, 3, 500), "the clock went back");
     }
 }
