@@ -21,9 +21,9 @@
 //!   slot and place among the live connections are one `Member` guard, and nothing borrowed
 //!   from its context is held across a write (the outbox is named again after it). tokio's
 //!   task cells are 128-byte aligned here, so the margin is thin: the future is 264 bytes
-//!   (`std::mem::size_of_val` of it in a release build), and 8 bytes more put every
-//!   connection's task at 512, ~100 B more per idle device (BENCHMARKS.md, "third
-//!   machine"). Measure after adding anything the loop keeps.
+//!   (`std::mem::size_of_val` of it in a release build); 280 still fit, 288 put every
+//!   connection's task at 512, ~100 B more per idle device (BENCHMARKS.md, "third machine"
+//!   and session 15). Measure after adding anything the loop keeps.
 
 use std::collections::HashMap;
 use std::future::Future;
