@@ -608,6 +608,31 @@ async fn a_c_auth_flood_is_limited_per_source_address_and_spends_no_device_budge
     }
 }
 
+/// ZJ-ERR-07 over TCP: a C_AUTH on an already bound connection still spends, and is refused
+/// by, its source address's budget (the gateway asks the socket for the address only where a
+/// budget applies), while the connection's other requests are not limited by the address.
+#[tokio::test]
+async fn a_c_auth_on_a_bound_tcp_connection_is_limited_by_its_source_address() {
+    let app = TestApp::spawn_with(|s| s.rate_limit = "0.1/s burst 3".parse().unwrap()).await;
+    let vendor = app.vendor().await;
+    // Spends one of the address's three.
+    let mut dev = app.device(&vendor, "SN-REAUTH-LIMIT").await;
+    dev.auth().await;
+
+    // The same address spends the rest with wrong keys.
+    let flood = app.http_device(&vendor, "SN-REAUTH-FLOOD");
+    for _ in 0..2 {
+        let mut r = flood.id.request(ApiCode::Auth, None);
+        r.access_key = "0".repeat(32);
+        flood.id.sign(&mut r);
+        expect_err(&flood.call(&r).await, ErrorCode::AuthFailed);
+    }
+
+    let again = dev.call(dev.id.signed(ApiCode::Auth, None)).await;
+    expect_err(&again, ErrorCode::RateLimited);
+    assert_eq!(dev.heartbeat().await, Vec::<String>::new());
+}
+
 // --- 500_01 -------------------------------------------------------------------------------
 
 #[tokio::test]
