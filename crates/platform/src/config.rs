@@ -58,6 +58,9 @@ pub struct Settings {
     /// At shutdown, connections get this long to answer what they have in flight; the ones
     /// left after it are dropped.
     pub shutdown_grace_secs: u64,
+    /// Threads of the async runtime `rollcall serve` builds (connections, APIs, housekeeping);
+    /// 0 = one per core. Default 1: see `crates/rollcall/src/main.rs` (`runtime`).
+    pub worker_threads: usize,
     /// An HTTP connection that has not sent a whole request header this long is closed.
     pub http_header_timeout_secs: u64,
     /// An HTTP request (its body included) not answered this long gets 408.
@@ -150,6 +153,7 @@ impl Default for Settings {
             max_inflight_frame_bytes: 64 * 1024 * 1024,
             write_timeout_secs: 30,
             shutdown_grace_secs: 10,
+            worker_threads: 1,
             http_header_timeout_secs: 10,
             http_request_timeout_secs: 60,
             max_http_connections: 1024,

@@ -120,6 +120,7 @@ auth_timeout_secs = 20            # close TCP connections not bound to a device 
 max_inflight_frame_bytes = 67108864  # incomplete TCP frames buffered at once, all connections
 write_timeout_secs = 30           # close TCP connections whose writes make no progress this long
 shutdown_grace_secs = 10          # at shutdown, connections still open after this are dropped
+worker_threads = 1                # threads of the async runtime (connections, APIs); 0 = one per core
 http_header_timeout_secs = 10     # close HTTP connections without a whole request header
 http_request_timeout_secs = 60    # HTTP requests (body included) not answered by then get 408
 max_http_connections = 1024       # HTTP connections at once; more wait
@@ -178,6 +179,7 @@ mod tests {
         assert_eq!(parsed.max_inflight_frame_bytes, d.max_inflight_frame_bytes);
         assert_eq!(parsed.write_timeout_secs, d.write_timeout_secs);
         assert_eq!(parsed.shutdown_grace_secs, d.shutdown_grace_secs);
+        assert_eq!(parsed.worker_threads, d.worker_threads);
         assert_eq!(parsed.http_header_timeout_secs, d.http_header_timeout_secs);
         assert_eq!(
             parsed.http_request_timeout_secs,

@@ -85,10 +85,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime(&settings) {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("rollcall: cannot start the runtime: {e}");
@@ -104,6 +101,25 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The runtime `serve` runs on: `worker_threads` threads (0 = one per core).
+///
+/// **One by default.** On the multi-threaded runtime a connection's task runs on whichever
+/// worker polled the I/O driver, so one device's consecutive requests alternate between the
+/// cores and everything a request touches (its connection's state, the token cache's and the
+/// presence table's locks, the metrics) passes between the cores' caches. One worker keeps
+/// all of it on one core: less CPU per request, measured in pairs on 2-core machines, at the
+/// same idle memory (BENCHMARKS.md, session 16). The work that is heavy or blocks runs
+/// elsewhere already (password hashing, photo files and checks on the blocking pool, SQLite
+/// on sqlx's threads), and one worker answers tens of thousands of heartbeats a second,
+/// far more than `max_connections` gates send. Busier nodes set more.
+fn runtime(settings: &Settings) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if settings.worker_threads > 0 {
+        builder.worker_threads(settings.worker_threads);
+    }
+    builder.enable_all().build()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,5 +217,28 @@ fn init_tracing() {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_has_the_configured_workers_and_one_by_default() {
+        let workers = |n: Option<usize>| {
+            let mut settings = Settings::default();
+            if let Some(n) = n {
+                settings.worker_threads = n;
+            }
+            runtime(&settings).unwrap().metrics().num_workers()
+        };
+        assert_eq!(workers(None), 1);
+        assert_eq!(workers(Some(3)), 3);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // 0 leaves it to tokio: one per core (unless TOKIO_WORKER_THREADS says otherwise).
+        if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+            assert_eq!(workers(Some(0)), cores);
+        }
     }
 }
