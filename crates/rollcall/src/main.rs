@@ -109,7 +109,7 @@ fn main() -> ExitCode {
 /// worker polled the I/O driver, so one device's consecutive requests alternate between the
 /// cores and everything a request touches (its connection's state, the token cache's and the
 /// presence table's locks, the metrics) passes between the cores' caches. One worker keeps
-/// all of it on one core: less CPU per request, measured in pairs on 2-core machines, at the
+/// all of it on one core: less CPU per request, measured in pairs on a 2-core machine, at the
 /// same idle memory (BENCHMARKS.md, session 16). The work that is heavy or blocks runs
 /// elsewhere already (password hashing, photo files and checks on the blocking pool, SQLite
 /// on sqlx's threads), and one worker answers tens of thousands of heartbeats a second,
