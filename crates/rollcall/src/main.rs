@@ -110,10 +110,11 @@ fn main() -> ExitCode {
 /// cores and everything a request touches (its connection's state, the token cache's and the
 /// presence table's locks, the metrics) passes between the cores' caches. One worker keeps
 /// all of it on one core: less CPU per request, measured in pairs on a 2-core machine, at the
-/// same idle memory (BENCHMARKS.md, session 16). The work that is heavy or blocks runs
-/// elsewhere already (password hashing, photo files and checks on the blocking pool, SQLite
-/// on sqlx's threads), and one worker answers tens of thousands of heartbeats a second,
-/// far more than `max_connections` gates send. Busier nodes set more.
+/// same idle memory (BENCHMARKS.md, session 16). What is heavy runs on the blocking pool
+/// (password hashing, photo files, face checks, a monthly report's workbook, a roster
+/// import's spreadsheet and zip) and SQLite on sqlx's threads, and one worker answers tens of
+/// thousands of heartbeats a second, far more than `max_connections` gates send. Busier
+/// nodes set more.
 fn runtime(settings: &Settings) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if settings.worker_threads > 0 {

@@ -69,14 +69,21 @@ pub async fn import(
         return Err(ImportFailure::Forbidden);
     }
     let now = now_ms();
-    let roster = roster::read_roster(roster_bytes, today_beijing(now))?;
-    let photos = match photo_zip {
-        Some(bytes) => Some(roster::read_photo_zip(
-            bytes,
-            app.settings.max_photo_bytes as u64,
-        )?),
-        None => None,
-    };
+    // Reading the spreadsheet and the zip is CPU work of its own: on the blocking pool, so
+    // that device requests on the runtime's worker are not held up while it runs.
+    let today = today_beijing(now);
+    let max_photo = app.settings.max_photo_bytes as u64;
+    let (roster_bytes, photo_zip) = (roster_bytes.to_vec(), photo_zip.map(<[u8]>::to_vec));
+    let read = tokio::task::spawn_blocking(move || -> Result<_, ImportFailure> {
+        let roster = roster::read_roster(&roster_bytes, today)?;
+        let photos = photo_zip
+            .map(|bytes| roster::read_photo_zip(&bytes, max_photo))
+            .transpose()?;
+        Ok((roster, photos))
+    })
+    .await
+    .map_err(|e| ImportFailure::Io(std::io::Error::other(e.to_string())))?;
+    let (roster, photos) = read?;
     let mut out = ImportOutcome {
         errors: roster.errors,
         ..ImportOutcome::default()

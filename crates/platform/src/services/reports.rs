@@ -22,6 +22,9 @@ pub enum ReportFailure {
     Report(#[from] ReportError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Writing the workbook on the blocking pool failed (a panic there).
+    #[error("writing the report: {0}")]
+    Writer(String),
 }
 
 /// One worker's line of a daily summary.
@@ -196,7 +199,12 @@ pub async fn monthly(
             rows,
         });
     }
-    Ok(reports::write_monthly(&sheet)?)
+    // Writing the workbook is CPU work of its own: on the blocking pool, so that device
+    // requests on the runtime's worker are not held up while it runs.
+    let written = tokio::task::spawn_blocking(move || reports::write_monthly(&sheet))
+        .await
+        .map_err(|e| ReportFailure::Writer(e.to_string()))?;
+    Ok(written?)
 }
 
 /// `YYYY-MM` → (year, month).

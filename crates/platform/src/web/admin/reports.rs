@@ -100,6 +100,7 @@ fn report_error(e: ReportFailure) -> ApiError {
     match e {
         ReportFailure::Report(r) => ApiError::invalid("invalid_report", r.to_string()),
         ReportFailure::Store(s) => s.into(),
+        ReportFailure::Writer(e) => ApiError::Internal(e),
     }
 }
 

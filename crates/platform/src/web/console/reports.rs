@@ -96,6 +96,7 @@ fn report_error(e: ReportFailure) -> ConsoleError {
     match e {
         ReportFailure::Report(r) => ConsoleError::BadRequest(r.to_string()),
         ReportFailure::Store(s) => s.into(),
+        ReportFailure::Writer(e) => ConsoleError::Internal(e),
     }
 }
 
