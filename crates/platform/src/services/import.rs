@@ -6,6 +6,7 @@
 //! its row number and field, and the report is kept as `.csv` and `.xlsx` in the file store
 //! for the user to download through a signed URL.
 
+use bytes::Bytes;
 use rollcall_protocol::time::today_beijing;
 
 use crate::accounts::Principal;
@@ -62,8 +63,8 @@ pub async fn import(
     app: &App,
     by: &Principal,
     project_id: i64,
-    roster_bytes: &[u8],
-    photo_zip: Option<&[u8]>,
+    roster_bytes: Bytes,
+    photo_zip: Option<Bytes>,
 ) -> Result<ImportOutcome, ImportFailure> {
     if !by.can_write() || !by.sees_project(project_id) {
         return Err(ImportFailure::Forbidden);
@@ -73,7 +74,6 @@ pub async fn import(
     // that device requests on the runtime's worker are not held up while it runs.
     let today = today_beijing(now);
     let max_photo = app.settings.max_photo_bytes as u64;
-    let (roster_bytes, photo_zip) = (roster_bytes.to_vec(), photo_zip.map(<[u8]>::to_vec));
     let read = tokio::task::spawn_blocking(move || -> Result<_, ImportFailure> {
         let roster = roster::read_roster(&roster_bytes, today)?;
         let photos = photo_zip

@@ -234,7 +234,7 @@ pub async fn import_roster(
         ApiError::invalid_field("invalid_file", "roster", "请上传花名册文件（roster）")
     })?;
     let photos = photos.filter(|p| !p.is_empty());
-    let outcome = import(&app, &caller.0, project.id, &roster, photos.as_deref())
+    let outcome = import(&app, &caller.0, project.id, roster, photos)
         .await
         .map_err(|e| match e {
             ImportFailure::File(f) => {

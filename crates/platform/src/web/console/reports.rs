@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use serde::Deserialize;
 
 use super::error::ConsoleError;
@@ -229,7 +230,7 @@ pub async fn import_roster(
     mut multipart: Multipart,
 ) -> Result<Html<String>, ConsoleError> {
     let (mut csrf, mut project, mut roster, mut photos) =
-        (String::new(), String::new(), Vec::new(), Vec::new());
+        (String::new(), String::new(), Bytes::new(), Bytes::new());
     let bad_upload = |e: axum::extract::multipart::MultipartError| {
         tracing::info!(error = %e, "a bad import upload");
         ConsoleError::BadRequest("上传失败：表单数据无效或文件过大".to_owned())
@@ -238,8 +239,8 @@ pub async fn import_roster(
         match field.name().unwrap_or_default() {
             "csrf" => csrf = field.text().await.map_err(bad_upload)?,
             "project" => project = field.text().await.map_err(bad_upload)?,
-            "roster" => roster = field.bytes().await.map_err(bad_upload)?.to_vec(),
-            "photos" => photos = field.bytes().await.map_err(bad_upload)?.to_vec(),
+            "roster" => roster = field.bytes().await.map_err(bad_upload)?,
+            "photos" => photos = field.bytes().await.map_err(bad_upload)?,
             _ => {}
         }
     }
@@ -257,8 +258,8 @@ pub async fn import_roster(
     if roster.is_empty() {
         return page(&app, &ctx, &q, None, "请选择花名册文件".into()).await;
     }
-    let photos = (!photos.is_empty()).then_some(photos.as_slice());
-    let outcome = match import(&app, &ctx.principal, project_id, &roster, photos).await {
+    let photos = (!photos.is_empty()).then_some(photos);
+    let outcome = match import(&app, &ctx.principal, project_id, roster, photos).await {
         Ok(o) => o,
         Err(ImportFailure::File(e)) => return page(&app, &ctx, &q, None, e.to_string()).await,
         Err(ImportFailure::Photos(e)) => return page(&app, &ctx, &q, None, e.to_string()).await,
