@@ -2,11 +2,15 @@
 //!
 //! Checked after the token (only authenticated devices spend a budget) and never applied to
 //! C_SIGN_IN: attendance must always get through.
+//!
+//! On by default, so every authenticated request of a device passes here: a budget already
+//! held is found without allocating its key, and a device's entry is its sn once (a boxed
+//! `str`) and its bucket.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::config::RateLimit;
+use crate::runtime::util::FastMap;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -17,14 +21,14 @@ struct Bucket {
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: RateLimit,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<FastMap<Box<str>, Bucket>>,
 }
 
 impl RateLimiter {
     pub fn new(limit: RateLimit) -> Self {
         RateLimiter {
             limit,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::default(),
         }
     }
 
@@ -53,10 +57,17 @@ impl RateLimiter {
             buckets
                 .retain(|_, b| b.tokens + (now_ms - b.updated) as f64 / 1000.0 * per_sec < burst);
         }
-        let b = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            updated: now_ms,
-        });
+        // Looked up before inserting: the key is copied only for a budget not yet held.
+        if !buckets.contains_key(key) {
+            let full = Bucket {
+                tokens: burst,
+                updated: now_ms,
+            };
+            buckets.insert(key.into(), full);
+        }
+        let Some(b) = buckets.get_mut(key) else {
+            return true;
+        };
         let elapsed = (now_ms - b.updated).max(0) as f64 / 1000.0;
         b.tokens = (b.tokens + elapsed * per_sec).min(burst);
         b.updated = now_ms;
