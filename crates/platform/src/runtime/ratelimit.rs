@@ -4,13 +4,15 @@
 //! C_SIGN_IN: attendance must always get through.
 //!
 //! On by default, so every authenticated request of a device passes here: a budget already
-//! held is found without allocating its key, and a device's entry is its sn once (a boxed
-//! `str`) and its bucket.
+//! held is found without allocating its key, and a key's entry is the key once (a boxed
+//! `str`) and its bucket. The map keeps std's keyed hasher, not the request path's faster
+//! one: the per-address budgets are keyed by source addresses, which whoever sends the
+//! requests chooses.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::config::RateLimit;
-use crate::runtime::util::FastMap;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -21,7 +23,7 @@ struct Bucket {
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: RateLimit,
-    buckets: Mutex<FastMap<Box<str>, Bucket>>,
+    buckets: Mutex<HashMap<Box<str>, Bucket>>,
 }
 
 impl RateLimiter {
@@ -57,22 +59,28 @@ impl RateLimiter {
             buckets
                 .retain(|_, b| b.tokens + (now_ms - b.updated) as f64 / 1000.0 * per_sec < burst);
         }
-        // Looked up before inserting: the key is copied only for a budget not yet held.
-        if !buckets.contains_key(key) {
-            let full = Bucket {
-                tokens: burst,
-                updated: now_ms,
-            };
-            buckets.insert(key.into(), full);
+        // The key is copied only for a budget not yet held.
+        if let Some(b) = buckets.get_mut(key) {
+            return b.spend(now_ms, per_sec, burst);
         }
-        let Some(b) = buckets.get_mut(key) else {
-            return true;
+        let mut b = Bucket {
+            tokens: burst,
+            updated: now_ms,
         };
-        let elapsed = (now_ms - b.updated).max(0) as f64 / 1000.0;
-        b.tokens = (b.tokens + elapsed * per_sec).min(burst);
-        b.updated = now_ms;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        let allowed = b.spend(now_ms, per_sec, burst);
+        buckets.insert(key.into(), b);
+        allowed
+    }
+}
+
+impl Bucket {
+    /// Refills for the time since the last request, then spends one if there is one.
+    fn spend(&mut self, now_ms: i64, per_sec: f64, burst: f64) -> bool {
+        let elapsed = (now_ms - self.updated).max(0) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * per_sec).min(burst);
+        self.updated = now_ms;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
             true
         } else {
             false
