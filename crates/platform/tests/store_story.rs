@@ -351,6 +351,11 @@ async fn tokens(store: &SqlStore) {
         .unwrap();
     assert_eq!(store.token("tok-1").await.unwrap().unwrap().2, 5_000);
     store.touch_tokens(&[]).await.unwrap();
+    // A token past the first statement's rows is touched too.
+    let mut many: Vec<(String, i64)> = (0..1_000).map(|i| (format!("tok-x{i}"), 7_000)).collect();
+    many.push(("tok-1".into(), 8_000));
+    store.touch_tokens(&many).await.unwrap();
+    assert_eq!(store.token("tok-1").await.unwrap().unwrap().2, 8_000);
 }
 
 async fn projects(store: &SqlStore) {
@@ -548,6 +553,18 @@ async fn devices_and_presence(store: &SqlStore) {
         store.presence_history("SN-D2", 10).await.unwrap(),
         vec![moved("SN-D2", true, 150)]
     );
+
+    // A write-behind goes as JSON rows, many to a statement: text that JSON escapes arrives
+    // as sent, and a device past the first statement's rows is written too.
+    let odd = "v2 \"门禁\" \\ 'x'\n";
+    let mut many: Vec<PresenceUpdate> = (0..1_000)
+        .map(|i| beat(&format!("SN-UNKNOWN-{i}"), 400, None))
+        .collect();
+    many.push(beat("SN-D1", 400, Some(odd)));
+    store.record_presence(&many, &[]).await.unwrap();
+    let d = store.device("SN-D1").await.unwrap().unwrap();
+    assert_eq!(d.last_heartbeat_at, Some(400));
+    assert_eq!(d.firmware_version.as_deref(), Some(odd));
 }
 
 async fn workers_and_rosters(store: &SqlStore) {

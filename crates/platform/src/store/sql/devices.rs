@@ -3,13 +3,21 @@
 use async_trait::async_trait;
 use sqlx::AssertSqlSafe;
 
-use super::{Arg, FromRow, SqlStore, bind_all, col, constraint, insert_rows};
+use super::{
+    Arg, FromRow, JSON_ROWS_PER_STATEMENT, JsonCol, SqlStore, bind_all, col, constraint,
+    insert_rows, json_rows,
+};
 use crate::store::model::*;
 use crate::store::{DeviceStore, StoreError, StoreResult};
 
 /// What the `tokens` table keeps of a device token: its SHA-256 (lowercase hex), so a copy of
 /// the database signs no device in. Tokens are 128 random bits, so no salt or slow hash is
 /// needed; the callers of [`DeviceStore`] keep passing the token itself.
+/// Rows for [`json_rows`] as their JSON text.
+fn to_json(rows: &impl serde::Serialize) -> StoreResult<String> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("rows as JSON: {e}")))
+}
+
 fn token_digest(token: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -111,16 +119,26 @@ impl DeviceStore for SqlStore {
         if touches.is_empty() {
             return Ok(());
         }
+        let rows = json_rows(
+            self.backend,
+            1,
+            &[("token", JsonCol::Text), ("at", JsonCol::Int)],
+        );
+        // Never moves backwards (touches may arrive out of order from several nodes).
+        let sql = format!(
+            "UPDATE tokens SET last_used_at = t.at FROM ({rows}) AS t \
+             WHERE tokens.token = t.token AND tokens.last_used_at < t.at"
+        );
         let mut tx = self.write().await?;
-        for (token, at) in touches {
-            // Never moves backwards (touches may arrive out of order from several nodes).
-            sqlx::query(
-                "UPDATE tokens SET last_used_at = $2 WHERE token = $1 AND last_used_at < $2",
-            )
-            .bind(token_digest(token))
-            .bind(*at)
-            .execute(tx.conn())
-            .await?;
+        for chunk in touches.chunks(JSON_ROWS_PER_STATEMENT) {
+            let rows: Vec<(String, i64)> = chunk
+                .iter()
+                .map(|(token, at)| (token_digest(token), *at))
+                .collect();
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(to_json(&rows)?)
+                .execute(tx.conn())
+                .await?;
         }
         tx.commit().await
     }
@@ -273,21 +291,35 @@ impl DeviceStore for SqlStore {
         if updates.is_empty() && transitions.is_empty() {
             return Ok(());
         }
+        let rows = json_rows(
+            self.backend,
+            1,
+            &[
+                ("sn", JsonCol::Text),
+                ("at", JsonCol::Int),
+                ("version", JsonCol::Text),
+                ("addr", JsonCol::Text),
+            ],
+        );
+        // Unknown devices are skipped; the last heartbeat never moves backwards; a missing
+        // version or IP keeps the one recorded.
+        let sql = format!(
+            "UPDATE devices SET last_heartbeat_at = u.at, \
+             firmware_version = COALESCE(u.version, devices.firmware_version), \
+             ip = COALESCE(u.addr, devices.ip) FROM ({rows}) AS u \
+             WHERE devices.sn = u.sn \
+             AND (devices.last_heartbeat_at IS NULL OR devices.last_heartbeat_at <= u.at)"
+        );
         let mut tx = self.write().await?;
-        for u in updates {
-            // Unknown devices are skipped; the last heartbeat never moves backwards; a missing
-            // version or IP keeps the one recorded.
-            sqlx::query(
-                "UPDATE devices SET last_heartbeat_at = $2, \
-                 firmware_version = COALESCE($3, firmware_version), ip = COALESCE($4, ip) \
-                 WHERE sn = $1 AND (last_heartbeat_at IS NULL OR last_heartbeat_at <= $2)",
-            )
-            .bind(u.sn.clone())
-            .bind(u.last_heartbeat_at)
-            .bind(u.firmware_version.clone())
-            .bind(u.ip.clone())
-            .execute(tx.conn())
-            .await?;
+        for chunk in updates.chunks(JSON_ROWS_PER_STATEMENT) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|u| (&u.sn, u.last_heartbeat_at, &u.firmware_version, &u.ip))
+                .collect();
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(to_json(&rows)?)
+                .execute(tx.conn())
+                .await?;
         }
         let rows = transitions
             .iter()

@@ -17,7 +17,9 @@
 //!   names and numbered placeholders, then passed as [`AssertSqlSafe`]; values are always bound.
 //! - Where the group commit's cost asked for it, a statement has a form per backend, chosen by
 //!   [`Backend`] beside the other: `INSERT OR IGNORE` and `json_each` id lists on SQLite
-//!   (`attendance.rs`, [`ids_in`]), the per-person index's move (`person_index.rs`).
+//!   (`attendance.rs`, [`ids_in`]), the per-person index's move (`person_index.rs`), and
+//!   the rows of a write-behind sent as one JSON value ([`json_rows`]: `json_each` on SQLite,
+//!   `jsonb_array_elements` on PostgreSQL).
 //!
 //! **Write serialisation.** SQLite has one writer at a time. A transaction that reads then
 //! writes under a deferred `BEGIN` can fail with `SQLITE_BUSY` on the lock upgrade (which
@@ -575,6 +577,41 @@ fn ids_in(backend: Backend, column: &str, first: usize, ids: &[i64]) -> (String,
             format!("{column} IN ({})", placeholders(first, ids.len())),
             ids.iter().map(|&id| Arg::Int(Some(id))).collect(),
         ),
+    }
+}
+
+/// The type of a column of [`json_rows`].
+#[derive(Debug, Clone, Copy)]
+enum JsonCol {
+    Text,
+    Int,
+}
+
+/// How many rows one statement over [`json_rows`] carries: bounds the statement's one value.
+const JSON_ROWS_PER_STATEMENT: usize = 1000;
+
+/// A subquery whose rows are the arrays of the JSON array bound as `$param` (`[[a, b], …]`),
+/// each array's items being `columns` in order (JSON `null` is SQL `NULL`). Many rows then go
+/// to the database as one value of one statement whose text is the same for any number of
+/// rows (prepared once): the housekeeper writing a thousand devices' heartbeats and token
+/// touches behind, one statement a row, was a thousand round trips a second through sqlx's
+/// SQLite thread (BENCHMARKS.md, session 18).
+fn json_rows(backend: Backend, param: usize, columns: &[(&str, JsonCol)]) -> String {
+    let items = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ty))| match (backend, ty) {
+            (Backend::Sqlite, _) => format!("json_extract(value, '$[{i}]') AS {name}"),
+            (Backend::Postgres, JsonCol::Text) => format!("(e->>{i}) AS {name}"),
+            (Backend::Postgres, JsonCol::Int) => format!("CAST(e->>{i} AS BIGINT) AS {name}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    match backend {
+        Backend::Sqlite => format!("SELECT {items} FROM json_each(${param})"),
+        Backend::Postgres => {
+            format!("SELECT {items} FROM jsonb_array_elements(CAST(${param} AS JSONB)) AS e")
+        }
     }
 }
 
