@@ -294,7 +294,7 @@ async fn housekeep(app: AppState, mut stop: watch::Receiver<bool>) {
         if let Err(e) = app.presence.flush(app.store.as_ref()).await {
             tracing::warn!(error = %e, "writing presence failed; will retry");
         }
-        if let Err(e) = app.tokens.flush(app.store.as_ref(), now).await {
+        if let Err(e) = app.tokens.flush(app.store.as_ref(), now, stopping).await {
             tracing::warn!(error = %e, "writing token touches failed; will retry");
         }
         app.metrics.online_devices(app.presence.online_count());

@@ -2,7 +2,12 @@
 //!
 //! A token is stored when issued (so it survives a restart and is valid on every node) and
 //! cached here. Every use slides its expiry in memory; the touches are written behind by the
-//! housekeeper, so a request costs no write.
+//! housekeeper, so a request costs no write. A token's touch is written once the store's time
+//! lags its last use by a thirtieth of the idle time (a minute by default), and every touch
+//! at shutdown: the store's copy only keeps the token alive on other nodes and across a
+//! restart, with the whole idle time to spare, and purges wait twice the idle time. Written
+//! every second instead, a thousand busy devices' touches were a thousand rows a second
+//! (BENCHMARKS.md, session 18).
 //!
 //! The cache holds one entry per connected device, so it is kept compact (the idle-memory
 //! target, BENCHMARKS.md): tokens are keyed by their 128 bits rather than their hex text, and
@@ -19,7 +24,8 @@ use crate::store::{Store, StoreResult};
 struct Entry {
     owner: TokenOwner,
     last_used: i64,
-    dirty: bool,
+    /// The last use as the store has it (as far as this node wrote or read it).
+    stored: i64,
 }
 
 /// Who a valid token belongs to.
@@ -91,7 +97,7 @@ impl Cache {
         sn: Arc<str>,
         access_id: &str,
         now: i64,
-        dirty: bool,
+        stored: i64,
     ) -> TokenOwner {
         let owner = TokenOwner {
             sn,
@@ -102,7 +108,7 @@ impl Cache {
             Entry {
                 owner: owner.clone(),
                 last_used: now,
-                dirty,
+                stored,
             },
         );
         owner
@@ -132,7 +138,7 @@ impl Tokens {
         let token = random_hex128();
         store.insert_token(&token, sn, access_id, now).await?;
         if let Some(k) = key(&token) {
-            self.lock().insert(k, Arc::clone(sn), access_id, now, false);
+            self.lock().insert(k, Arc::clone(sn), access_id, now, now);
         }
         Ok(token)
     }
@@ -157,7 +163,7 @@ impl Tokens {
         }
         let sn: Arc<str> = sn.into();
         Ok(TokenCheck::Valid(match key(token) {
-            Some(k) => self.lock().insert(k, sn, &access_id, now, true),
+            Some(k) => self.lock().insert(k, sn, &access_id, now, last_used),
             None => TokenOwner {
                 sn,
                 access_id: access_id.into(),
@@ -173,7 +179,6 @@ impl Tokens {
         match cache.tokens.get_mut(&key) {
             Some(e) if now - e.last_used <= self.idle_ms => {
                 e.last_used = now.max(e.last_used);
-                e.dirty = true;
                 true
             }
             _ => false,
@@ -191,13 +196,20 @@ impl Tokens {
             return Some(TokenCheck::Expired { access_id });
         }
         e.last_used = now.max(e.last_used);
-        e.dirty = true;
         Some(TokenCheck::Valid(e.owner.clone()))
     }
 
-    /// Writes the touches behind and forgets expired tokens.
-    pub async fn flush(&self, store: &dyn Store, now: i64) -> StoreResult<()> {
-        let touches: Vec<(String, i64)> = {
+    /// How far the store's time of a token may lag its last use before the touch is written.
+    fn write_lag_ms(&self) -> i64 {
+        self.idle_ms / 30
+    }
+
+    /// Writes behind the touches whose stored time lags by the write lag (`all`: every touch
+    /// not yet written, at shutdown) and forgets expired tokens.
+    pub async fn flush(&self, store: &dyn Store, now: i64, all: bool) -> StoreResult<()> {
+        let lag = if all { 1 } else { self.write_lag_ms().max(1) };
+        // Each with the stored time it replaces, put back if the write fails.
+        let (touches, replaced): (Vec<(String, i64)>, Vec<i64>) = {
             let mut cache = self.lock();
             cache
                 .tokens
@@ -207,22 +219,22 @@ impl Tokens {
             cache
                 .tokens
                 .iter_mut()
-                .filter(|(_, e)| e.dirty)
+                .filter(|(_, e)| e.last_used.saturating_sub(e.stored) >= lag)
                 .map(|(&k, e)| {
-                    e.dirty = false;
-                    (text(k), e.last_used)
+                    let replaced = std::mem::replace(&mut e.stored, e.last_used);
+                    ((text(k), e.last_used), replaced)
                 })
-                .collect()
+                .unzip()
         };
         if touches.is_empty() {
             return Ok(());
         }
         if let Err(e) = store.touch_tokens(&touches).await {
-            // Mark them dirty again so the next flush retries.
+            // The next flush retries them.
             let mut cache = self.lock();
-            for (t, _) in &touches {
+            for ((t, _), stored) in touches.iter().zip(replaced) {
                 if let Some(entry) = key(t).and_then(|k| cache.tokens.get_mut(&k)) {
-                    entry.dirty = true;
+                    entry.stored = entry.stored.min(stored);
                 }
             }
             return Err(e);
@@ -274,11 +286,43 @@ mod tests {
         assert!(Arc::ptr_eq(&oa.access_id, &ob.access_id), "one copy");
         assert!(Arc::ptr_eq(&oa.sn, &a), "the caller's sn");
         drop((oa, ob));
-        tokens.flush(&store, 2_000).await.unwrap();
+        tokens.flush(&store, 2_000, false).await.unwrap();
         assert_eq!(tokens.lock().access_ids.len(), 1, "still in use");
         // Both idle past the window: the flush forgets them and then the id.
-        tokens.flush(&store, 70_000).await.unwrap();
+        tokens.flush(&store, 70_000, false).await.unwrap();
         let cache = tokens.lock();
         assert!(cache.tokens.is_empty() && cache.access_ids.is_empty());
+    }
+
+    /// ZJ-TOKEN-02 across nodes and restarts: a use is written behind once the stored time
+    /// lags by a thirtieth of the idle time (2 s of 60 here), and every use at shutdown.
+    #[tokio::test]
+    async fn a_touch_is_written_once_the_stored_time_lags_and_all_at_shutdown() {
+        use crate::store::DeviceStore as _;
+        let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
+            .await
+            .unwrap()
+            .with_keys(crate::store::test_db::test_keys());
+        let tokens = Tokens::new(60);
+        let sn: Arc<str> = "SN-A".into();
+        let t = tokens.issue(&store, &sn, "AK-1", 1_000).await.unwrap();
+        let stored = || async { store.token(&t).await.unwrap().map(|row| row.2) };
+
+        assert!(matches!(
+            tokens.validate(&store, &t, 2_000).await.unwrap(),
+            TokenCheck::Valid(_)
+        ));
+        tokens.flush(&store, 2_000, false).await.unwrap();
+        assert_eq!(stored().await, Some(1_000), "1 s behind: not yet written");
+
+        assert!(tokens.touch(key(&t).unwrap(), 3_500));
+        tokens.flush(&store, 3_500, false).await.unwrap();
+        assert_eq!(stored().await, Some(3_500), "2.5 s behind: written");
+
+        assert!(tokens.touch(key(&t).unwrap(), 4_000));
+        tokens.flush(&store, 4_000, false).await.unwrap();
+        assert_eq!(stored().await, Some(3_500));
+        tokens.flush(&store, 4_000, true).await.unwrap();
+        assert_eq!(stored().await, Some(4_000), "at shutdown: every use");
     }
 }
