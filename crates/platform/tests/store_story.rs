@@ -1317,7 +1317,11 @@ async fn a_missing_then_present_temperature_stores_on_both_backends() {
         .unwrap()
         .with_keys(rollcall_platform::store::test_db::test_keys());
     temperatures(&sqlite).await;
-    if let Ok(base) = std::env::var("ROLLCALL_TEST_DATABASE_URL") {
+    // Set but empty is unset, as everywhere else (`test_db::postgres_server_url`).
+    if let Some(base) = std::env::var(rollcall_platform::store::test_db::TEST_DATABASE_URL)
+        .ok()
+        .filter(|url| !url.is_empty())
+    {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
