@@ -314,3 +314,37 @@ async fn concurrent_first_auths_of_one_sn_all_succeed_and_register_it_once() {
         .count();
     assert_eq!(registered, 1);
 }
+
+/// ZJ-TOKEN-02 across a restart: a token's uses are written behind a minute late at most
+/// while the platform runs, and every one of them when it shuts down, so the stored expiry is
+/// the last use's.
+#[tokio::test]
+async fn a_graceful_shutdown_writes_a_tokens_last_use() {
+    use sqlx::Connection;
+    let mut app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    app.register_device("SN-TOKEN-LAST", &vendor, None).await;
+    let mut dev = app.device(&vendor, "SN-TOKEN-LAST").await;
+    let token = dev.auth().await;
+    let (_, _, issued) = app.store().token(&token).await.unwrap().expect("stored");
+    // A heartbeat in a later millisecond than the issue.
+    while now_ms() <= issued {
+        tokio::task::yield_now().await;
+    }
+    dev.heartbeat().await;
+    let used = now_ms();
+
+    app.shutdown().await;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.settings().database_url())
+        .await
+        .expect("open the database");
+    let stored: i64 = sqlx::query_scalar("SELECT MAX(last_used_at) FROM tokens")
+        .fetch_one(&mut conn)
+        .await
+        .expect("the token's row");
+    assert!(
+        stored > issued && stored <= used,
+        "stored {stored}, issued {issued}, last used by {used}"
+    );
+}

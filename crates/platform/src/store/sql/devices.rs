@@ -13,14 +13,14 @@ use crate::store::{DeviceStore, StoreError, StoreResult};
 /// What the `tokens` table keeps of a device token: its SHA-256 (lowercase hex), so a copy of
 /// the database signs no device in. Tokens are 128 random bits, so no salt or slow hash is
 /// needed; the callers of [`DeviceStore`] keep passing the token itself.
-/// Rows for [`json_rows`] as their JSON text.
-fn to_json(rows: &impl serde::Serialize) -> StoreResult<String> {
-    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("rows as JSON: {e}")))
-}
-
 fn token_digest(token: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Rows for [`json_rows`] as their JSON text.
+fn to_json(rows: &impl serde::Serialize) -> StoreResult<String> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("rows as JSON: {e}")))
 }
 
 #[async_trait]
