@@ -6,6 +6,10 @@
 //! envelope checks whose order ZJ-ERR-04 fixes and that need no state (apicode, missing fields,
 //! timeStamp format and skew) are [`Request::check`]; the platform continues from there
 //! with device, credential, token and signature checks.
+//!
+//! A [`RequestView`] is the same request borrowed from the bytes it came in: what a server
+//! answering on the spot reads without copying its fields, checked by the same
+//! [`RequestView::check`] that [`Request::check`] runs.
 
 use std::fmt;
 
@@ -195,7 +199,12 @@ impl Request {
 
     /// The signature inputs of this request.
     pub fn sign_fields(&self) -> SignFields<'_> {
-        SignFields {
+        self.view().sign_fields()
+    }
+
+    /// This request, borrowed.
+    pub fn view(&self) -> RequestView<'_> {
+        RequestView {
             version: &self.version,
             sn: &self.sn,
             token: &self.token,
@@ -205,8 +214,9 @@ impl Request {
             access_id: &self.access_id,
             access_key: &self.access_key,
             param: self.param.as_deref(),
-            success: None,
-            response: None,
+            param_alt: self.param_alt.as_deref(),
+            sign: &self.sign,
+            seq: self.seq,
         }
     }
 
@@ -215,6 +225,91 @@ impl Request {
         self.sign = sign::sign_request(api, &self.sign_fields(), secret)
             .map_err(|e| ProtocolError::with_detail(ErrorCode::ParamInvalid, e.to_string()))?;
         Ok(())
+    }
+
+    /// The stateless envelope checks, in the precedence order of ZJ-ERR-04:
+    /// `400_01` → `402_01..07`, `402_08` → `404_01` → `400_05` ([`RequestView::check`]).
+    pub fn check(
+        &self,
+        transport: Transport,
+        now: Timestamp,
+        max_skew_secs: u64,
+    ) -> Result<Checked, ProtocolError> {
+        self.view().check(transport, now, max_skew_secs)
+    }
+}
+
+/// A [`Request`] borrowed from the bytes it came in (`wire::decode_request_view`); the same
+/// fields, the same meaning of empty.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestView<'a> {
+    pub version: &'a str,
+    pub sn: &'a str,
+    pub token: &'a str,
+    pub apicode: &'a str,
+    pub taskid: &'a str,
+    pub time_stamp: &'a str,
+    pub access_id: &'a str,
+    pub access_key: &'a str,
+    pub param: Option<&'a str>,
+    pub param_alt: Option<&'a str>,
+    pub sign: &'a str,
+    pub seq: u64,
+}
+
+impl fmt::Debug for RequestView<'_> {
+    /// As [`Request`]'s: tokens and keys redacted, the param by size.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestView")
+            .field("version", &self.version)
+            .field("sn", &self.sn)
+            .field("apicode", &self.apicode)
+            .field("taskid", &self.taskid)
+            .field("time_stamp", &self.time_stamp)
+            .field("token", &redacted(self.token))
+            .field("access_id", &self.access_id)
+            .field("access_key", &redacted(self.access_key))
+            .field("param_bytes", &self.param.map(str::len))
+            .field("sign", &self.sign)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+impl<'a> RequestView<'a> {
+    /// The owned request.
+    pub fn to_request(&self) -> Request {
+        Request {
+            version: self.version.to_owned(),
+            sn: self.sn.to_owned(),
+            token: self.token.to_owned(),
+            apicode: self.apicode.to_owned(),
+            taskid: self.taskid.to_owned(),
+            time_stamp: self.time_stamp.to_owned(),
+            access_id: self.access_id.to_owned(),
+            access_key: self.access_key.to_owned(),
+            param: self.param.map(str::to_owned),
+            param_alt: self.param_alt.map(str::to_owned),
+            sign: self.sign.to_owned(),
+            seq: self.seq,
+        }
+    }
+
+    /// The signature inputs of this request.
+    pub fn sign_fields(&self) -> SignFields<'a> {
+        SignFields {
+            version: self.version,
+            sn: self.sn,
+            token: self.token,
+            apicode: self.apicode,
+            taskid: self.taskid,
+            time_stamp: self.time_stamp,
+            access_id: self.access_id,
+            access_key: self.access_key,
+            param: self.param,
+            success: None,
+            response: None,
+        }
     }
 
     /// The stateless envelope checks, in the precedence order of ZJ-ERR-04:
@@ -250,7 +345,7 @@ impl Request {
                 ErrorCode::TimestampMissing,
             ),
             (
-                api.requires_param() && self.param.as_deref().is_none_or(str::is_empty),
+                api.requires_param() && self.param.is_none_or(str::is_empty),
                 ErrorCode::ParamMissing,
             ),
             (self.sign.is_empty(), ErrorCode::SignMissing),
@@ -265,8 +360,8 @@ impl Request {
         let time = if self.time_stamp.is_empty() {
             None
         } else {
-            let t = Timestamp::parse_wire(&self.time_stamp).map_err(|_| {
-                ProtocolError::with_detail(ErrorCode::TimestampMalformed, &self.time_stamp)
+            let t = Timestamp::parse_wire(self.time_stamp).map_err(|_| {
+                ProtocolError::with_detail(ErrorCode::TimestampMalformed, self.time_stamp)
             })?;
             check_skew(t, now, max_skew_secs)
                 .map_err(|e| ProtocolError::with_detail(ErrorCode::TimestampSkew, e.detail()))?;
@@ -355,13 +450,12 @@ impl Response {
     }
 
     fn sign_fields(&self) -> SignFields<'_> {
-        SignFields {
-            version: &self.version,
-            taskid: &self.taskid,
-            success: Some(self.success()),
-            response: self.response_text(),
-            ..SignFields::default()
-        }
+        answer_sign_fields(
+            &self.version,
+            &self.taskid,
+            self.success(),
+            self.response_text(),
+        )
     }
 
     /// Signs the response with the response recipe of `api` (ZJ-SIGN-09).
@@ -497,6 +591,61 @@ impl Response {
             outcome,
             sign: std::mem::take(&mut req_like.sign),
         })
+    }
+}
+
+/// The version an answer echoes: the request's, or [`crate::PROTOCOL_VERSION`] if it had none.
+fn echoed_version(version: &str) -> &str {
+    if version.is_empty() {
+        crate::PROTOCOL_VERSION
+    } else {
+        version
+    }
+}
+
+/// What an answer's sign covers (ZJ-SIGN-09; the recipe picks among them).
+fn answer_sign_fields<'a>(
+    version: &'a str,
+    taskid: &'a str,
+    success: bool,
+    response: Option<&'a str>,
+) -> SignFields<'a> {
+    SignFields {
+        version,
+        taskid,
+        success: Some(success),
+        response,
+        ..SignFields::default()
+    }
+}
+
+/// A successful answer borrowed from the request it answers: what a server answering on the
+/// spot signs and frames (`wire::encode_success_into`) without building a [`Response`]. The
+/// same fields, sign and bytes as [`Response::answering`] with `Ok(response)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Success<'a> {
+    pub version: &'a str,
+    pub apicode: &'a str,
+    pub taskid: &'a str,
+    pub seq: u64,
+    pub response: Option<&'a str>,
+}
+
+impl<'a> Success<'a> {
+    /// The success answering `req` with `response`.
+    pub fn answering(req: &RequestView<'a>, response: Option<&'a str>) -> Self {
+        Success {
+            version: echoed_version(req.version),
+            apicode: req.apicode,
+            taskid: req.taskid,
+            seq: req.seq,
+            response,
+        }
+    }
+
+    /// What its sign covers.
+    pub fn sign_fields(&self) -> SignFields<'a> {
+        answer_sign_fields(self.version, self.taskid, true, self.response)
     }
 }
 

@@ -12,7 +12,7 @@ use bytes::{Buf, BytesMut};
 use prost::Message;
 
 use crate::code::ErrorCode;
-use crate::envelope::Request;
+use crate::envelope::{Request, RequestView};
 use crate::packet::Packet;
 
 /// Default limit on one frame's body (`max_frame_bytes`, 2 MiB; ZJ-FRAME-03).
@@ -132,8 +132,21 @@ impl FrameDecoder {
         &self,
         buf: &mut B,
     ) -> Result<Option<Request>, FrameError> {
+        self.decode_request_view(buf, |view| view.to_request())
+    }
+
+    /// The next whole frame's request, borrowed from the buffer and given to `use_it`
+    /// ([`wire::decode_request_view`](crate::wire::decode_request_view)); the frame is
+    /// consumed. What [`Self::decode_request`] does without copying the fields first.
+    pub fn decode_request_view<T, B: Buf + Deref<Target = [u8]>>(
+        &self,
+        buf: &mut B,
+        use_it: impl FnOnce(RequestView<'_>) -> T,
+    ) -> Result<Option<T>, FrameError> {
         self.decode_with(buf, |body| {
-            crate::wire::decode_request(body).map_err(|e| FrameError::Body(e.to_string()))
+            crate::wire::decode_request_view(body)
+                .map(use_it)
+                .map_err(|e| FrameError::Body(e.to_string()))
         })
     }
 

@@ -181,9 +181,13 @@ fn digest(recipe: &[Part], fields: &SignFields<'_>, param: Option<&str>, secret:
 /// plain validation, not `from_utf8_lossy`, whose scan for replacements cost every answer's
 /// sign a tenth of signing it (BENCHMARKS.md, "sixth machine").
 fn hex_text(hex: &[u8; 32]) -> String {
-    std::str::from_utf8(hex)
-        .map(str::to_owned)
-        .unwrap_or_default()
+    hex_str(hex).to_owned()
+}
+
+/// A sign's 32 hex digits ([`SignMemo::sign_response_hex`]) as text, borrowed.
+pub fn hex_str(hex: &[u8; 32]) -> &str {
+    // Hex digits are ASCII, so this cannot fail.
+    std::str::from_utf8(hex).unwrap_or_default()
 }
 
 /// [`digest`] as its 32 hex digits, without allocating: the platform computes two per request
@@ -347,11 +351,22 @@ impl std::fmt::Debug for SignMemo {
 impl SignMemo {
     /// [`sign_response`], from the memo when the answer hashes the bytes of the one it keeps.
     pub fn sign_response(&self, api: ApiCode, fields: &SignFields<'_>, secret: &str) -> String {
+        hex_text(&self.sign_response_hex(api, fields, secret))
+    }
+
+    /// [`Self::sign_response`] as its 32 lowercase hex digits, without allocating (read them
+    /// with [`hex_str`]).
+    pub fn sign_response_hex(
+        &self,
+        api: ApiCode,
+        fields: &SignFields<'_>,
+        secret: &str,
+    ) -> [u8; 32] {
         let recipe = response_recipe(api);
         if let Some(kept) = self.0.get()
             && same_bytes(recipe, fields, &kept.hashed)
         {
-            return hex_text(&kept.hex);
+            return kept.hex;
         }
         let hex = digest_hex(recipe, fields, None, secret);
         if self.0.get().is_none() {
@@ -364,7 +379,7 @@ impl SignMemo {
                 hex,
             });
         }
-        hex_text(&hex)
+        hex
     }
 }
 

@@ -1,5 +1,6 @@
 //! The gateway's hot path through the protobuf `Packet` (ZJ-PKT-01, ZJ-PKT-04): a request
-//! body decoded straight into a [`Request`], an answer encoded straight from a [`Response`].
+//! body decoded straight into a [`Request`] (or borrowed as a [`RequestView`]), an answer
+//! encoded straight from a [`Response`] (or from a borrowed [`Success`]).
 //!
 //! Both go through `Packet` and prost everywhere else (the SDK, the conformance kit, the
 //! bench). Here, where every heartbeat passes, decoding and framing through a `Packet` were a
@@ -17,7 +18,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::envelope::{Request, Response};
+use crate::envelope::{Request, RequestView, Response, Success};
 
 /// How deep unknown groups may nest before a body is refused (prost's recursion limit).
 const GROUP_DEPTH: u32 = 100;
@@ -129,6 +130,11 @@ impl<'a> Reader<'a> {
 
 /// Decodes a frame's body (without its length prefix) into the request it carries.
 pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
+    decode_request_view(body).map(|view| view.to_request())
+}
+
+/// [`decode_request`] without copying: the request's fields borrowed from `body`.
+pub fn decode_request_view(body: &[u8]) -> Result<RequestView<'_>, WireError> {
     // The byte range of the last occurrence of each string field, by tag (1..=13); an
     // occurrence a later one replaces is checked for UTF-8 on the spot.
     let mut spans = [(0usize, 0usize); 14];
@@ -152,18 +158,17 @@ pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
     for (tag, &(start, end)) in spans.iter().enumerate() {
         text[tag] = utf8(body, start, end, whole)?;
     }
-    let owned = |tag: usize| text[tag].to_owned();
-    Ok(Request {
-        version: owned(1),
-        sn: owned(2),
-        token: owned(3),
-        apicode: owned(4),
-        time_stamp: owned(5),
-        param: (!text[6].is_empty()).then(|| owned(6)),
-        sign: owned(7),
-        access_id: owned(8),
-        access_key: owned(9),
-        taskid: owned(13),
+    Ok(RequestView {
+        version: text[1],
+        sn: text[2],
+        token: text[3],
+        apicode: text[4],
+        time_stamp: text[5],
+        param: (!text[6].is_empty()).then_some(text[6]),
+        sign: text[7],
+        access_id: text[8],
+        access_key: text[9],
+        taskid: text[13],
         param_alt: None,
         seq,
     })
@@ -243,6 +248,24 @@ pub fn encode_response_into(resp: &Response, dst: &mut [u8]) -> Option<usize> {
     Some(len)
 }
 
+/// [`encode_response_into`] for a success borrowed from its request, signed with `sign`:
+/// the bytes of the [`Response`] that `Response::answering` would make of the same request
+/// and success, signed alike.
+pub fn encode_success_into(success: &Success<'_>, sign: &str, dst: &mut [u8]) -> Option<usize> {
+    let frame = ResponseFrame::success(success, sign);
+    let len = frame.len();
+    let mut window = dst.get_mut(..len)?;
+    frame.write(&mut window);
+    Some(len)
+}
+
+/// [`encode_response`] for a success borrowed from its request ([`encode_success_into`]).
+pub fn encode_success(success: &Success<'_>, sign: &str, dst: &mut BytesMut) {
+    let frame = ResponseFrame::success(success, sign);
+    dst.reserve(frame.len());
+    frame.write(dst);
+}
+
 fn error_text(resp: &Response) -> Option<String> {
     resp.outcome.as_ref().err().map(|e| e.to_json())
 }
@@ -257,30 +280,50 @@ struct ResponseFrame<'a> {
 
 impl<'a> ResponseFrame<'a> {
     fn new(resp: &'a Response, error: Option<&'a str>) -> Self {
-        let strings: [(u8, &str); 5] = [
-            (1, &resp.version),
-            (4, &resp.apicode),
-            (7, &resp.sign),
-            (11, error.unwrap_or("")),
-            (12, resp.response_text().unwrap_or("")),
-        ];
+        Self::of(
+            [
+                (1, &resp.version),
+                (4, &resp.apicode),
+                (7, &resp.sign),
+                (11, error.unwrap_or("")),
+                (12, resp.response_text().unwrap_or("")),
+            ],
+            resp.success(),
+            resp.seq,
+        )
+    }
+
+    fn success(success: &Success<'a>, sign: &'a str) -> Self {
+        Self::of(
+            [
+                (1, success.version),
+                (4, success.apicode),
+                (7, sign),
+                (11, ""),
+                (12, success.response.unwrap_or("")),
+            ],
+            true,
+            success.seq,
+        )
+    }
+
+    fn of(strings: [(u8, &'a str); 5], success: bool, seq: u64) -> Self {
         let field = |s: &str| 1 + varint_len(s.len() as u64) + s.len();
         let mut body: usize = strings
             .iter()
             .filter(|(_, s)| !s.is_empty())
             .map(|(_, s)| field(s))
             .sum();
-        let success = resp.success();
         if success {
             body += 2;
         }
-        if resp.seq != 0 {
-            body += 1 + varint_len(resp.seq);
+        if seq != 0 {
+            body += 1 + varint_len(seq);
         }
         ResponseFrame {
             strings,
             success,
-            seq: resp.seq,
+            seq,
             body,
         }
     }

@@ -1020,3 +1020,47 @@ proptest! {
         prop_assert!(detail(&e).contains("字段 recordTime"), "{}", detail(&e));
     }
 }
+
+/// A heartbeat param as devices (or a fuzzer) might write one: each member a string with or
+/// without escapes, a number, or missing; sometimes repeated, with extra members, relaxed
+/// quoting or trailing garbage.
+fn heartbeat_text() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        "[a-zA-Z0-9._ -]{0,12}".prop_map(|s| format!("\"{s}\"")),
+        "[a-z0-9\\\\\"\u{4e00}-\u{4e10}]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+        any::<u32>().prop_map(|n| n.to_string()),
+        Just("null".to_owned()),
+        Just("'v1'".to_owned()),
+    ];
+    let member = (
+        prop_oneof![
+            Just("\"deviceVersion\""),
+            Just("\"deviceIp\""),
+            Just("deviceIp"),
+            Just("\"other\"")
+        ],
+        value,
+    )
+        .prop_map(|(k, v)| format!("{k}:{v}"));
+    (
+        prop::collection::vec(member, 0..5),
+        prop_oneof![Just(""), Just(" "), Just(","), Just("}")],
+    )
+        .prop_map(|(members, tail)| format!("{{{}}}{tail}", members.join(",")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    // What a peek reads in place is what parse reads, and parse accepts it.
+    #[test]
+    fn a_heartbeat_peek_agrees_with_parse(text in heartbeat_text()) {
+        if let Some(seen) = HeartbeatParam::peek(&text) {
+            let parsed = parse::<HeartbeatParam>(&text).map_err(|e| format!("{text}: {e}"));
+            prop_assert_eq!(
+                parsed.map(|p| (p.device_version, p.device_ip)),
+                Ok((seen.device_version.to_owned(), seen.device_ip.to_owned()))
+            );
+        }
+    }
+}

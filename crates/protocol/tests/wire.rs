@@ -7,9 +7,9 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use prost::Message;
-use rollcall_protocol::envelope::{Request, Response};
+use rollcall_protocol::envelope::{Request, Response, Success};
 use rollcall_protocol::frame::{self, FrameDecoder};
-use rollcall_protocol::{ErrorCode, Packet, ProtocolError, wire};
+use rollcall_protocol::{ApiCode, ErrorCode, Packet, ProtocolError, sign, wire};
 
 mod common;
 use common::{arb_packet, text};
@@ -120,6 +120,53 @@ proptest! {
                 prop_assert_eq!(&slice[..len], &whole[..]);
                 prop_assert!(slice[len..].iter().all(|&b| b == 0xAA));
             }
+            None => {
+                prop_assert!(whole.len() > room);
+                prop_assert!(slice.iter().all(|&b| b == 0xAA));
+            }
+        }
+    }
+
+    // A request borrowed from its body is the request decoded from it, field for field, and
+    // a request's view gives it back.
+    #[test]
+    fn a_view_is_the_request_borrowed(p in arb_packet()) {
+        let body = p.encode_to_vec();
+        let view = wire::decode_request_view(&body).unwrap();
+        let req = wire::decode_request(&body).unwrap();
+        prop_assert_eq!(view.to_request(), req.clone());
+        prop_assert_eq!(req.view(), view);
+    }
+
+    // A success framed from the request's view and signed from its fields is the frame and
+    // the sign of the `Response` answering the same request: on the stack, in a buffer, and
+    // through a sign memo.
+    #[test]
+    fn a_borrowed_success_is_the_answers_bytes_and_sign(p in arb_packet(), text in ".{0,300}",
+                                                        some in any::<bool>(),
+                                                        secret in text(), room in 0usize..400) {
+        let body = p.encode_to_vec();
+        let view = wire::decode_request_view(&body).unwrap();
+        let response = some.then_some(text.as_str());
+        let success = Success::answering(&view, response);
+        let api = ApiCode::Heartbeat;
+        let sign = sign::sign_response(api, &success.sign_fields(), &secret);
+        let memo = sign::SignMemo::default();
+        for _ in 0..2 {
+            let hex = memo.sign_response_hex(api, &success.sign_fields(), &secret);
+            prop_assert_eq!(sign::hex_str(&hex), sign.as_str());
+        }
+        let mut resp = Response::answering(view.to_request(), Ok(response.map(str::to_owned)));
+        resp.sign_with(api, &secret);
+        prop_assert_eq!(&resp.sign, &sign);
+        let mut whole = BytesMut::new();
+        wire::encode_response(&resp, &mut whole);
+        let mut ours = BytesMut::new();
+        wire::encode_success(&success, &sign, &mut ours);
+        prop_assert_eq!(&ours[..], &whole[..]);
+        let mut slice = vec![0xAAu8; room];
+        match wire::encode_success_into(&success, &sign, &mut slice) {
+            Some(len) => prop_assert_eq!(&slice[..len], &whole[..]),
             None => {
                 prop_assert!(whole.len() > room);
                 prop_assert!(slice.iter().all(|&b| b == 0xAA));

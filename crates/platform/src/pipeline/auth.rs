@@ -50,7 +50,7 @@ pub(super) async fn handle(
     }
     verify_sign(
         rollcall_protocol::ApiCode::Auth,
-        req,
+        &req.view(),
         cred.access_secret.expose(),
     )?;
     // A connection bound to another device: refused before anything is registered or issued.

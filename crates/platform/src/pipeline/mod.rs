@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rollcall_protocol::envelope::{Request, Response, Transport};
+use rollcall_protocol::envelope::{Request, RequestView, Response, Transport};
 use rollcall_protocol::jwe::JweEncrypter;
 use rollcall_protocol::sign::{self, SignError};
 use rollcall_protocol::time::Timestamp;
@@ -36,6 +36,7 @@ use crate::runtime::device_tokens::TokenCheck;
 use crate::runtime::registry::{Binding, ConnHandle};
 use crate::runtime::util::now_ms;
 use crate::state::App;
+pub use heartbeat::answer_at_once;
 use session::Session;
 
 /// What a TCP connection knows about itself, for the binding rules (ZJ-CONN-01 to ZJ-CONN-03).
@@ -101,7 +102,7 @@ impl ConnCtx {
     /// that still holds (see [`session`]); one that no longer does is dropped.
     fn session_for(
         &self,
-        req: &Request,
+        req: &RequestView<'_>,
         now: i64,
         epoch: u64,
         ttl_ms: i64,
@@ -113,7 +114,7 @@ impl ConnCtx {
             return None;
         }
         let sn = state.binding.as_ref()?.sn();
-        (**sn == *req.sn && s.presented(req)).then(|| (Arc::clone(s), Arc::clone(sn)))
+        (**sn == *req.sn && s.presented(req.token)).then(|| (Arc::clone(s), Arc::clone(sn)))
     }
 
     /// A request was authenticated the whole way: a busy connection bound to its device keeps
@@ -510,16 +511,12 @@ async fn authenticate(
     // Read before any row (see `session`): a row forgotten after this read moves it.
     let epoch = app.directory.epoch();
     if let Some(conn) = conn
-        && let Some((session, sn)) = conn.session_for(req, now, epoch, app.directory.ttl_ms())
-        && app.tokens.touch(session.token(), now)
+        && let Some((session, sn)) = by_session(app, &req.view(), conn, now, epoch)
     {
-        // The device is enabled and its credential not revoked (they were, and the rows
-        // have not changed); the token is the one they were found for, and still valid;
-        // the connection is bound to the request's sn.
         let device = Arc::clone(&session.device);
         let vendor = signer.vendor.insert(VendorRef::Session(session));
-        verify_sign(api, req, vendor.row.access_secret.expose())?;
-        if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
+        verify_sign(api, &req.view(), vendor.row.access_secret.expose())?;
+        if !within_budget(app, api, &req.sn, now) {
             return Err(DeviceError::RateLimited);
         }
         return Ok(Authed {
@@ -581,12 +578,11 @@ async fn authenticate(
     // Moved, not cloned: every device of a vendor shares this `Arc`, so each reference-count
     // change is a cache line passed between the cores.
     let vendor = signer.vendor.insert(VendorRef::Row(vendor));
-    verify_sign(api, req, vendor.row.access_secret.expose())?;
+    verify_sign(api, &req.view(), vendor.row.access_secret.expose())?;
     if let Some(conn) = conn {
         conn.bind(app, &owner.sn)?;
     }
-    // ZJ-ERR-07: the device's budget, checked after the token; never spent by C_SIGN_IN.
-    if api != ApiCode::SignIn && !app.limiter.allow(&req.sn, now) {
+    if !within_budget(app, api, &req.sn, now) {
         return Err(DeviceError::RateLimited);
     }
     if let Some(conn) = conn
@@ -613,18 +609,35 @@ async fn authenticate(
     })
 }
 
+/// The connection's copy of its device's rows, with the bound sn, when it holds for `req`
+/// (see [`session`]) and the token it was found for is still valid, its idle expiry slid
+/// (ZJ-TOKEN-02). Then the device is enabled and its credential not revoked (they were, and
+/// the rows have not changed), and the connection is bound to the request's sn; the sign and
+/// the rate limit are still to check.
+fn by_session(
+    app: &App,
+    req: &RequestView<'_>,
+    conn: &ConnCtx,
+    now: i64,
+    epoch: u64,
+) -> Option<(Arc<Session>, Arc<str>)> {
+    conn.session_for(req, now, epoch, app.directory.ttl_ms())
+        .filter(|(session, _)| app.tokens.touch(session.token(), now))
+}
+
+/// ZJ-ERR-07: the device's budget, checked after the token; never spent by C_SIGN_IN. A
+/// refusal spends nothing, so asking twice refuses twice.
+fn within_budget(app: &App, api: ApiCode, sn: &str, now: i64) -> bool {
+    api == ApiCode::SignIn || app.limiter.allow(sn, now)
+}
+
 /// The request signature (400_04), or 400_02 when the image cut cannot tokenize the param.
-fn verify_sign(api: ApiCode, req: &Request, secret: &str) -> Result<(), DeviceError> {
-    sign::verify_request(
-        api,
-        &req.sign_fields(),
-        req.param_alt.as_deref(),
-        secret,
-        &req.sign,
-    )
-    .map_err(|e| match e {
-        SignError::Untokenizable(j) => DeviceError::param(j.to_string()),
-        SignError::Mismatch => DeviceError::AuthFailed("sign"),
+fn verify_sign(api: ApiCode, req: &RequestView<'_>, secret: &str) -> Result<(), DeviceError> {
+    sign::verify_request(api, &req.sign_fields(), req.param_alt, secret, req.sign).map_err(|e| {
+        match e {
+            SignError::Untokenizable(j) => DeviceError::param(j.to_string()),
+            SignError::Mismatch => DeviceError::AuthFailed("sign"),
+        }
     })
 }
 

@@ -25,8 +25,6 @@
 
 use std::sync::Arc;
 
-use rollcall_protocol::envelope::Request;
-
 use crate::runtime::auth_cache::{CachedVendor, DeviceFacts};
 use crate::runtime::device_tokens;
 
@@ -85,9 +83,9 @@ impl Session {
         self.epoch == epoch && now >= self.since && now - self.since <= ttl_ms
     }
 
-    /// Whether `req` presents the token the rows were found for.
-    pub(super) fn presented(&self, req: &Request) -> bool {
-        req.token.as_bytes() == self.token_text
+    /// Whether `token` is the one the rows were found for.
+    pub(super) fn presented(&self, token: &str) -> bool {
+        token.as_bytes() == self.token_text
     }
 
     /// The token's cache key, to slide its expiry.

@@ -35,10 +35,10 @@ enum Addr {
 }
 
 impl Addr {
-    fn new(text: String) -> Self {
+    fn new(text: &str) -> Self {
         match text.parse::<IpAddr>() {
             Ok(ip) if ip.to_string() == text => Addr::Ip(ip),
-            _ => Addr::Text(text.into_boxed_str()),
+            _ => Addr::Text(text.into()),
         }
     }
 
@@ -103,8 +103,8 @@ impl Presence {
     pub fn heartbeat(
         &self,
         sn: &Arc<str>,
-        firmware_version: Option<String>,
-        ip: Option<String>,
+        firmware_version: Option<&str>,
+        ip: Option<&str>,
         stored_last: Option<i64>,
         now: i64,
     ) {
@@ -123,11 +123,11 @@ impl Presence {
                 e.last_heartbeat = now;
                 e.online = true;
                 e.dirty = true;
-                if e.firmware_version.as_deref() != firmware_version.as_deref() {
-                    e.firmware_version = firmware_version.map(|v| intern(firmwares, &v));
+                if e.firmware_version.as_deref() != firmware_version {
+                    e.firmware_version = firmware_version.map(|v| intern(firmwares, v));
                 }
                 match (&e.ip, ip) {
-                    (Some(old), Some(new)) if old.is(&new) => {}
+                    (Some(old), Some(new)) if old.is(new) => {}
                     (_, new) => e.ip = new.map(Addr::new),
                 }
                 was
@@ -135,7 +135,7 @@ impl Presence {
             None => {
                 let entry = Entry {
                     last_heartbeat: now,
-                    firmware_version: firmware_version.map(|v| intern(firmwares, &v)),
+                    firmware_version: firmware_version.map(|v| intern(firmwares, v)),
                     ip: ip.map(Addr::new),
                     online: true,
                     dirty: true,
@@ -417,32 +417,26 @@ mod tests {
             "",
             "网关",
         ] {
-            assert_eq!(Addr::new(text.to_owned()).text(), text);
+            assert_eq!(Addr::new(text).text(), text);
         }
-        assert!(matches!(Addr::new("10.0.0.7".into()), Addr::Ip(_)));
-        let ip = Addr::new("10.0.0.7".into());
+        assert!(matches!(Addr::new("10.0.0.7"), Addr::Ip(_)));
+        let ip = Addr::new("10.0.0.7");
         assert!(ip.is("10.0.0.7"));
         assert!(!ip.is("10.0.0.70") && !ip.is("10.0.0.") && !ip.is(""));
         // Texts that mean the same address but were not reported so are not "the same".
         assert!(!ip.is("010.0.0.7") && !ip.is("10.0.0.07") && !ip.is(" 10.0.0.7"));
-        assert!(Addr::new("fe80::1".into()).is("fe80::1"));
-        assert!(!Addr::new("fe80::1".into()).is("fe80:0::1"));
-        assert!(Addr::new("网关".into()).is("网关"));
-        assert!(matches!(Addr::new("010.0.0.1".into()), Addr::Text(_)));
+        assert!(Addr::new("fe80::1").is("fe80::1"));
+        assert!(!Addr::new("fe80::1").is("fe80:0::1"));
+        assert!(Addr::new("网关").is("网关"));
+        assert!(matches!(Addr::new("010.0.0.1"), Addr::Text(_)));
     }
 
     #[tokio::test]
     async fn devices_share_one_copy_of_a_firmware_version_until_none_runs_it() {
         let store = store_with_device("a").await;
         let p = Presence::new(60);
-        p.heartbeat(
-            &"a".into(),
-            Some("v1.2".into()),
-            Some("10.0.0.7".into()),
-            None,
-            1_000,
-        );
-        p.heartbeat(&"b".into(), Some("v1.2".into()), None, None, 1_000);
+        p.heartbeat(&"a".into(), Some("v1.2"), Some("10.0.0.7"), None, 1_000);
+        p.heartbeat(&"b".into(), Some("v1.2"), None, None, 1_000);
         {
             let inner = p.lock();
             let (a, b) = (&inner.devices["a"], &inner.devices["b"]);
@@ -453,14 +447,8 @@ mod tests {
             assert!(Arc::ptr_eq(fa, fb), "one copy");
         }
         // "a" upgrades and moves: after the next flush only the new version is kept.
-        p.heartbeat(
-            &"a".into(),
-            Some("v1.3".into()),
-            Some("10.0.0.8".into()),
-            None,
-            2_000,
-        );
-        p.heartbeat(&"b".into(), Some("v1.3".into()), None, None, 2_000);
+        p.heartbeat(&"a".into(), Some("v1.3"), Some("10.0.0.8"), None, 2_000);
+        p.heartbeat(&"b".into(), Some("v1.3"), None, None, 2_000);
         p.flush(&store).await.unwrap();
         let kept: Vec<String> = p.lock().firmwares.iter().map(|v| v.to_string()).collect();
         assert_eq!(kept, vec!["v1.3".to_owned()]);

@@ -154,12 +154,9 @@ pub const MAX_DUE: u32 = 100;
 /// queries queue on SQLite's readers). A device with delivered, unfinished tasks is queried
 /// every time, so redelivery after `redelivery_secs` works as before.
 pub async fn due(app: &App, sn: &Arc<str>, now: i64) -> StoreResult<Vec<Task>> {
-    let redelivery_ms = (app.settings.redelivery_secs as i64).saturating_mul(1000);
+    let redelivery_ms = redelivery_ms(app);
     let redeliver_before = now - redelivery_ms;
-    if app
-        .directory
-        .no_open_tasks(app.store.backend(), sn, now, redelivery_ms)
-    {
+    if none_open_known(app, sn, now) {
         return Ok(Vec::new());
     }
     let epoch = app.directory.task_epoch();
@@ -181,6 +178,17 @@ pub async fn due(app: &App, sn: &Arc<str>, now: i64) -> StoreResult<Vec<Task>> {
         return app.store.due_tasks(sn, redeliver_before, MAX_DUE).await;
     }
     Ok(due)
+}
+
+/// Whether the device is known to have no open task, so none due, without asking the store
+/// (the first step of [`due`]).
+pub fn none_open_known(app: &App, sn: &str, now: i64) -> bool {
+    app.directory
+        .no_open_tasks(app.store.backend(), sn, now, redelivery_ms(app))
+}
+
+fn redelivery_ms(app: &App) -> i64 {
+    (app.settings.redelivery_secs as i64).saturating_mul(1000)
 }
 
 /// The due-task rule of the store's query: pending, or delivered before `redeliver_before`.

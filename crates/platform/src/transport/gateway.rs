@@ -38,7 +38,7 @@ use futures_util::FutureExt;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use prost::Message;
 use rollcall_protocol::code::ProtocolError;
-use rollcall_protocol::envelope::{Response, Transport};
+use rollcall_protocol::envelope::{RequestView, Response, Transport};
 use rollcall_protocol::frame::{self, FrameDecoder, FrameError, Head};
 use rollcall_protocol::{ApiCode, PROTOCOL_VERSION, Packet, wire};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -525,15 +525,46 @@ fn connection(
                         let mut decoded = false;
                         loop {
                             let decoder = FrameDecoder::new(max_frame(&app));
+                            // Nothing ahead of it: a heartbeat answered from memory is
+                            // answered from the frame's bytes (`pipeline::answer_at_once`).
+                            let quiet = in_flight.as_ref().is_none_or(|f| f.is_empty());
+                            let at_once = |req: RequestView<'_>| {
+                                ctx.frame_arrived(member.live.now());
+                                let answer = quiet
+                                    .then(|| pipeline::answer_at_once(&app, &req, &ctx))
+                                    .flatten();
+                                match answer {
+                                    Some(answer) => {
+                                        let success = answer.success;
+                                        frame_answer(
+                                            &mut spot,
+                                            &mut spot_len,
+                                            &mut out,
+                                            |room| {
+                                                wire::encode_success_into(
+                                                    &success,
+                                                    answer.sign(),
+                                                    room,
+                                                )
+                                            },
+                                            |out| {
+                                                wire::encode_success(&success, answer.sign(), out)
+                                            },
+                                        );
+                                        None
+                                    }
+                                    None => Some(req.to_request()),
+                                }
+                            };
                             let next = if on_stack {
-                                decoder.decode_request(&mut fresh)
+                                decoder.decode_request_view(&mut fresh, at_once)
                             } else {
-                                decoder.decode_request(&mut buf)
+                                decoder.decode_request_view(&mut buf, at_once)
                             };
                             match next {
-                                Ok(Some(req)) => {
+                                Ok(Some(None)) => decoded = true,
+                                Ok(Some(Some(req))) => {
                                     decoded = true;
-                                    ctx.frame_arrived(member.live.now());
                                     let peer = source(&stream, &ctx, &req.apicode);
                                     let mut pending: Pending<'_> = Box::pin(pipeline::handle(
                                         &app,
@@ -547,23 +578,14 @@ fn connection(
                                     // straight away, without the ordered queue's allocations:
                                     // on the stack while the answers fit there, else (and from
                                     // then on, to keep their order) into `out`.
-                                    if in_flight.as_ref().is_none_or(|f| f.is_empty())
-                                        && let Poll::Ready(resp) = poll_now(pending.as_mut())
-                                    {
-                                        let framed = spot
-                                            .get_mut(spot_len..)
-                                            .filter(|_| out.is_empty())
-                                            .and_then(|room| {
-                                                wire::encode_response_into(&resp, room)
-                                            });
-                                        match framed {
-                                            Some(len) => spot_len += len,
-                                            None => {
-                                                out.extend_from_slice(&spot[..spot_len]);
-                                                spot_len = 0;
-                                                append_response(&mut out, resp);
-                                            }
-                                        }
+                                    if quiet && let Poll::Ready(resp) = poll_now(pending.as_mut()) {
+                                        frame_answer(
+                                            &mut spot,
+                                            &mut spot_len,
+                                            &mut out,
+                                            |room| wire::encode_response_into(&resp, room),
+                                            |out| wire::encode_response(&resp, out),
+                                        );
                                         continue;
                                     }
                                     in_flight
@@ -754,6 +776,30 @@ fn answers_written<'a>(
 /// future registers the waker of its latest poll), so the no-op waker here is never relied on.
 fn poll_now(pending: Pin<&mut (dyn Future<Output = Response> + Send + '_)>) -> Poll<Response> {
     pending.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
+/// Frames an answer given on the spot: on the stack while the answers fit there (`into` the
+/// room left, its length or `None`), else, and from then on to keep their order, `append`ed
+/// to `out` after the stack's.
+fn frame_answer(
+    spot: &mut [u8; STACK_ANSWERS],
+    spot_len: &mut usize,
+    out: &mut BytesMut,
+    into: impl FnOnce(&mut [u8]) -> Option<usize>,
+    append: impl FnOnce(&mut BytesMut),
+) {
+    let framed = spot
+        .get_mut(*spot_len..)
+        .filter(|_| out.is_empty())
+        .and_then(into);
+    match framed {
+        Some(len) => *spot_len += len,
+        None => {
+            out.extend_from_slice(&spot[..*spot_len]);
+            *spot_len = 0;
+            append(out);
+        }
+    }
 }
 
 /// Frames `packet` into `out`, replacing what it held.

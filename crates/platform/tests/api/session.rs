@@ -104,3 +104,116 @@ async fn a_busy_connection_refuses_a_wrong_sign_an_unknown_token_and_another_sn(
 
     busy(&mut dev).await;
 }
+
+/// ZJ-HB-01, ZJ-HB-04 on a busy connection, whose heartbeats are answered from the frame's
+/// bytes (`pipeline::answer_at_once`): each records what it reports, and a param only the
+/// lenient parse reads (an escape, JSON5) is read as the device meant it.
+#[tokio::test]
+async fn a_busy_connections_heartbeats_record_what_they_report() {
+    let app = TestApp::spawn().await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-BUSY-HB").await;
+    dev.auth().await;
+    for (param, version, ip) in [
+        (
+            r#"{"deviceVersion":"FW-2.0","deviceIp":"10.9.8.7"}"#,
+            "FW-2.0",
+            "10.9.8.7",
+        ),
+        (
+            r#"{"deviceVersion":"FW-\u0033","deviceIp":"10.9.8.6"}"#,
+            "FW-3",
+            "10.9.8.6",
+        ),
+        (
+            "{deviceVersion: 'FW-4', deviceIp: '10.9.8.5'}",
+            "FW-4",
+            "10.9.8.5",
+        ),
+    ] {
+        busy(&mut dev).await;
+        let resp = dev
+            .call(dev.id.signed(ApiCode::Heartbeat, Some(param)))
+            .await;
+        assert_eq!(
+            expect_ok(&resp, ApiCode::Heartbeat, &vendor.secret).as_deref(),
+            Some(r#"{"taskids":[]}"#),
+            "{param}"
+        );
+        let row = eventually("the reported version to be written", || async {
+            app.device_info("SN-BUSY-HB")
+                .await
+                .filter(|d| d.firmware_version.as_deref() == Some(version))
+        })
+        .await;
+        assert_eq!(row.ip.as_deref(), Some(ip), "{param}");
+    }
+    // A param the lenient parse refuses gets its 400_02 on a busy connection too.
+    busy(&mut dev).await;
+    let bad = dev
+        .call(
+            dev.id
+                .signed(ApiCode::Heartbeat, Some(r#"{"deviceVersion":"FW-5"}"#)),
+        )
+        .await;
+    expect_err(&bad, ErrorCode::ParamInvalid);
+}
+
+/// ZJ-HB-02 on a busy connection: a task open for the device is listed by its heartbeat once
+/// due, although the heartbeats before it were answered from memory.
+#[tokio::test]
+async fn a_busy_connections_heartbeat_lists_a_task_once_it_is_due() {
+    let app = TestApp::spawn_with(|s| s.redelivery_secs = 1).await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-BUSY-TASK").await;
+    dev.auth().await;
+    busy(&mut dev).await;
+    let task = app
+        .task("SN-BUSY-TASK", ApiCode::PostDevicePerson, None)
+        .await;
+    // Pushed over the connection, so delivered: due again after `redelivery_secs`, while the
+    // connection stays busy (a heartbeat every 20 ms).
+    assert_eq!(dev.expect_command().await.taskid, task.taskid);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let l = dev.heartbeat().await;
+        if !l.is_empty() {
+            break l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the delivered task is due again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(listed, vec![task.taskid]);
+}
+
+/// ZJ-ERR-07 on a busy connection: the device's budget is spent once per heartbeat, whether
+/// answered from memory or the whole way, and a refusal spends nothing.
+#[tokio::test]
+async fn a_busy_connection_spends_one_request_of_its_budget_per_heartbeat() {
+    // A slow refill: what is spent stays spent for the length of the test.
+    let app = TestApp::spawn_with(|s| s.rate_limit = "0.01/s burst 6".parse().unwrap()).await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-BUSY-BUDGET").await;
+    dev.auth().await;
+    busy(&mut dev).await;
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let resp = dev
+            .call(dev.id.signed(ApiCode::Heartbeat, Some(&heartbeat_param())))
+            .await;
+        codes.push(resp.outcome.map(drop).map_err(|e| e.code));
+    }
+    assert_eq!(
+        codes,
+        vec![
+            Ok(()),
+            Ok(()),
+            Ok(()),
+            Err(ErrorCode::RateLimited),
+            Err(ErrorCode::RateLimited)
+        ]
+    );
+}

@@ -43,7 +43,7 @@ use crate::code::{ErrorCode, ProtocolError};
 pub use auth::AuthResponse;
 pub use collect::{CollectPersonParam, CollectPersonResponse};
 pub use firmware::FirmwareInfo;
-pub use heartbeat::{HeartbeatParam, HeartbeatResponse, NO_TASKS_JSON};
+pub use heartbeat::{HeartbeatParam, HeartbeatResponse, HeartbeatSeen, NO_TASKS_JSON};
 pub use persons::{
     DEFAULT_PAGE_SIZE, DelPersonResponse, DevicePerson, MAX_PAGE_SIZE, PageParam, PersonEntry,
     PersonPage, PostDevicePersonParam, PostDevicePersonTaskParam,
