@@ -235,3 +235,58 @@ proptest! {
         let _ = cut_members(&text, Cut::DataRows("img"));
     }
 }
+
+/// Param-like texts: JSON punctuation, quotes, letters that spell `img` now and then, digits,
+/// spaces, backslashes, slashes and a non-ASCII letter.
+fn param_like() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("{"),
+            Just("}"),
+            Just("["),
+            Just("]"),
+            Just(":"),
+            Just(","),
+            Just("\""),
+            Just("'"),
+            Just("img"),
+            Just("data"),
+            Just("a"),
+            Just("1"),
+            Just(" "),
+            Just("\\"),
+            Just("/"),
+            Just("*"),
+            Just("张"),
+        ],
+        0..24,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    // ZJ-SIGN-06, ZJ-SIGN-07: a text a scan finds nothing to cut in either does not tokenize
+    // or has itself as both forms.
+    #[test]
+    fn a_text_left_whole_is_both_of_its_forms(text in param_like()) {
+        for cut in [Cut::TopLevel(&["img"]), Cut::DataRows("img")] {
+            if cut.leaves_whole(&text)
+                && let Ok(forms) = cut_members(&text, cut)
+            {
+                prop_assert_eq!(&forms.compact, &text);
+                prop_assert_eq!(&forms.spaced, &text);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_compact_sign_in_param_is_left_whole_and_one_with_img_or_spaces_is_not() {
+    let cut = Cut::TopLevel(&["img"]);
+    assert!(cut.leaves_whole(r#"{"personId":"7","type":1,"recordTime":1700000000000}"#));
+    assert!(!cut.leaves_whole(r#"{"personId":"7","img":"AAAA"}"#));
+    assert!(!cut.leaves_whole(r#"{"personId": "7"}"#));
+    assert!(!cut.leaves_whole(r#"{"\u0069mg":"AAAA"}"#));
+    assert!(!cut.leaves_whole(r#"{"personId":"7"/*c*/}"#));
+    assert!(!cut.leaves_whole(r#"{"personName":"张三"}"#));
+}

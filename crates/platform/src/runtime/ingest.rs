@@ -98,14 +98,23 @@ impl Ingest {
         photo: Option<Bytes>,
     ) -> Result<impl std::future::Future<Output = Result<Inserted, IngestError>>, IngestError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Job {
-                record,
-                photo,
-                reply,
-            })
-            .await
-            .map_err(|_| IngestError::Unavailable)?;
+        let job = Job {
+            record,
+            photo,
+            reply,
+        };
+        // A queue with room takes the job at once. Only a full one is waited on, through a box:
+        // the wait's future holds the job and the queue's waiter (600 bytes), and every
+        // sign-in's future kept room for it, which put the sign-in's box past the allocator's
+        // per-thread cache (BENCHMARKS.md, session 19).
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let wait = Box::pin(self.tx.send(job));
+                wait.await.map_err(|_| IngestError::Unavailable)?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(IngestError::Unavailable),
+        }
         Ok(async move { answer.await.map_err(|_| IngestError::Unavailable)? })
     }
 }

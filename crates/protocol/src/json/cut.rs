@@ -15,6 +15,25 @@ pub enum Cut<'n> {
     DataRows(&'n str),
 }
 
+impl Cut<'_> {
+    /// Whether both forms of `text` are `text` itself, whenever it tokenizes, as a scan can
+    /// tell without tokenizing: only printable ASCII (no whitespace anywhere, so none outside
+    /// strings), no backslash (no escaped member name), no comment, and no cut name anywhere.
+    /// What a device signing compact JSON without images sends, such as every sign-in of an
+    /// offline backlog; tokenizing its param and building both forms was a twentieth of such a
+    /// sign-in's instructions (BENCHMARKS.md, session 19).
+    pub fn leaves_whole(&self, text: &str) -> bool {
+        let names: &[&str] = match self {
+            Cut::TopLevel(names) => names,
+            Cut::DataRows(name) => std::slice::from_ref(name),
+        };
+        text.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+            && !text.contains("/*")
+            && !text.contains("//")
+            && !names.iter().any(|name| text.contains(name))
+    }
+}
+
 /// The two accepted "param without img" texts (ZJ-SIGN-06, ZJ-SIGN-07).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CutForms {

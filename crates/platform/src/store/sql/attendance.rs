@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AssertSqlSafe};
+use sqlx::{Any, AnyConnection, Arguments as _, AssertSqlSafe};
 
 use super::{
     Arg, Backend, MAX_ATTENDANCE_PAGE, SqlStore, bind_all, col, person_index, values_list,
@@ -80,7 +80,11 @@ impl AttendanceStore for SqlStore {
                     columns!(attendance)
                 )
             };
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+            // Sized for every value up front: grown by doubling, the list of a 256-row statement
+            // was a dozen ever larger reallocations per group commit.
+            let mut args = AnyArguments::default();
+            args.reserve(n * 13, 0);
+            let mut query = sqlx::query_with(AssertSqlSafe(sql), args);
             for &i in chunk {
                 query = bind_attendance(query, &batch[i]);
             }

@@ -628,15 +628,29 @@ fn placeholders(first: usize, n: usize) -> String {
 /// asks SQLite for every parameter's name to bind it, and SQLite finds a numbered name by
 /// scanning all of them, which made an 832-value insert quadratic — 14 % of the server's CPU
 /// while draining a backlog (BENCHMARKS.md, "third round").
+///
+/// Written into one string: a group commit's list is 256 groups, and building each group as
+/// strings of its own and joining them was three allocations a record (BENCHMARKS.md, session
+/// 19).
 fn values_list(sqlite: bool, rows: usize, width: usize) -> String {
-    let group = |r: usize| {
-        if sqlite {
-            format!("({})", vec!["?"; width].join(", "))
-        } else {
-            format!("({})", placeholders(r * width + 1, width))
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(rows * width * if sqlite { 3 } else { 8 } + rows * 4);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            if sqlite {
+                out.push('?');
+            } else {
+                // Writing into a `String` cannot fail.
+                let _ = write!(out, "${}", r * width + c + 1);
+            }
         }
-    };
-    (0..rows).map(group).collect::<Vec<_>>().join(", ")
+        out.push(')');
+    }
+    out
 }
 
 /// Sorted, deduplicated ids.
@@ -721,5 +735,18 @@ impl Store for SqlStore {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values_list;
+
+    #[test]
+    fn a_values_list_has_one_group_of_placeholders_per_row() {
+        assert_eq!(values_list(true, 2, 3), "(?, ?, ?), (?, ?, ?)");
+        assert_eq!(values_list(false, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(values_list(true, 1, 1), "(?)");
+        assert_eq!(values_list(false, 0, 3), "");
     }
 }
