@@ -51,18 +51,7 @@ pub struct Request {
 impl fmt::Debug for Request {
     /// Tokens and keys are redacted; the param (which may hold a face) is shown by size.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Request")
-            .field("version", &self.version)
-            .field("sn", &self.sn)
-            .field("apicode", &self.apicode)
-            .field("taskid", &self.taskid)
-            .field("time_stamp", &self.time_stamp)
-            .field("token", &redacted(&self.token))
-            .field("access_id", &self.access_id)
-            .field("access_key", &redacted(&self.access_key))
-            .field("param_bytes", &self.param.as_ref().map(String::len))
-            .field("seq", &self.seq)
-            .finish()
+        self.view().debug_as("Request", f)
     }
 }
 
@@ -260,7 +249,14 @@ pub struct RequestView<'a> {
 impl fmt::Debug for RequestView<'_> {
     /// As [`Request`]'s: tokens and keys redacted, the param by size.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestView")
+        self.debug_as("RequestView", f)
+    }
+}
+
+impl<'a> RequestView<'a> {
+    /// The `Debug` of a request and of its view, under `name`.
+    fn debug_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
             .field("version", &self.version)
             .field("sn", &self.sn)
             .field("apicode", &self.apicode)
@@ -270,13 +266,10 @@ impl fmt::Debug for RequestView<'_> {
             .field("access_id", &self.access_id)
             .field("access_key", &redacted(self.access_key))
             .field("param_bytes", &self.param.map(str::len))
-            .field("sign", &self.sign)
             .field("seq", &self.seq)
             .finish()
     }
-}
 
-impl<'a> RequestView<'a> {
     /// The owned request.
     pub fn to_request(&self) -> Request {
         Request {
