@@ -163,3 +163,37 @@ async fn each_burst_after_a_quiet_spell_keeps_arrival_order() {
     }
     assert_eq!(app.records("SN-PIPE-BURSTS").await.len(), 6);
 }
+
+/// ZJ-CONN-06 with the commit queue full: sign-ins that find no room wait for it
+/// (`Ingest::enqueue`) and are still answered in request order, each stored once.
+#[tokio::test]
+async fn pipelined_sign_ins_that_find_the_commit_queue_full_wait_for_room() {
+    // One record per commit, a queue of four: most of the window waits for room.
+    let app = TestApp::spawn_with(|s| s.ingest_batch_max = 1).await;
+    let vendor = app.vendor().await;
+    let mut dev = app.device(&vendor, "SN-PIPE-FULL").await;
+    dev.auth().await;
+    let base = now_ms();
+    let reqs: Vec<_> = (0..64)
+        .map(|i| {
+            let p = sign_in_param(&format!("{}", 2000 + i), 1, base + i);
+            dev.id.signed(ApiCode::SignIn, Some(&p.to_string()))
+        })
+        .collect();
+    let seqs = dev.send_many(reqs).await;
+    let mut record_ids = HashSet::new();
+    for seq in &seqs {
+        let resp = dev.recv().await;
+        assert_eq!(resp.seq, *seq, "answers come in request order");
+        let text = dev.id.ok(&resp, ApiCode::SignIn).expect("a record id");
+        let r: SignInResponse = params::parse(&text).unwrap();
+        assert!(!r.duplicate);
+        record_ids.insert(r.record_id);
+    }
+    assert_eq!(record_ids.len(), 64);
+    assert_eq!(
+        app.records("SN-PIPE-FULL").await.len(),
+        64,
+        "each stored once"
+    );
+}
