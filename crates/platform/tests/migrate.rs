@@ -314,7 +314,7 @@ async fn populate(store: &SqlStore) {
         .expect("sync");
     assert!(
         store
-            .finish_task(9001, TaskState::Done, NOW + 9_300)
+            .finish_task(9001, TaskState::Done, NOW + 9_300, None)
             .await
             .expect("finish")
     );
@@ -380,7 +380,7 @@ async fn populate(store: &SqlStore) {
         .expect("task");
     assert!(
         store
-            .finish_task(9005, TaskState::Cancelled, NOW + 9_500)
+            .finish_task(9005, TaskState::Cancelled, NOW + 9_500, None)
             .await
             .expect("cancel")
     );

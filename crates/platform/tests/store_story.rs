@@ -757,7 +757,7 @@ async fn task_merging_and_superseding(store: &SqlStore) {
 
     // A new full resync cancels the older open person tasks, and only those.
     store
-        .finish_task(1002, TaskState::Done, 20_500)
+        .finish_task(1002, TaskState::Done, 20_500, None)
         .await
         .unwrap();
     store
@@ -783,7 +783,7 @@ async fn task_merging_and_superseding(store: &SqlStore) {
     // A cancelled task cannot be finished by a late report.
     assert!(
         !store
-            .finish_task(1003, TaskState::Done, 21_000)
+            .finish_task(1003, TaskState::Done, 21_000, None)
             .await
             .unwrap()
     );
@@ -876,7 +876,7 @@ async fn task_delivery(store: &SqlStore) {
 
     // Compare-and-set: only open tasks are delivered; unknown and finished ids are skipped.
     store
-        .finish_task(3003, TaskState::Unsupported, 900)
+        .finish_task(3003, TaskState::Unsupported, 900, None)
         .await
         .unwrap();
     assert_eq!(
@@ -913,13 +913,13 @@ async fn task_delivery(store: &SqlStore) {
     // Finishing is compare-and-set too.
     assert!(
         store
-            .finish_task(3001, TaskState::Done, 3_000)
+            .finish_task(3001, TaskState::Done, 3_000, None)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .finish_task(3001, TaskState::Failed, 3_001)
+            .finish_task(3001, TaskState::Failed, 3_001, None)
             .await
             .unwrap(),
         "twice"
@@ -928,7 +928,7 @@ async fn task_delivery(store: &SqlStore) {
     assert_eq!((t.state, t.finished_at), (TaskState::Done, Some(3_000)));
     assert!(
         !store
-            .finish_task(9999, TaskState::Done, 3_000)
+            .finish_task(9999, TaskState::Done, 3_000, None)
             .await
             .unwrap()
     );
@@ -1029,6 +1029,52 @@ async fn sync_reports_and_reconciliation(store: &SqlStore) {
     assert_eq!(
         store.task_failures(3010).await.unwrap(),
         (vec![failure("101", "E_AGAIN")], vec![])
+    );
+
+    // Finishing a task records the device's report with it; a report for a task that is no
+    // longer open changes nothing.
+    store
+        .create_task(&new_task(3012, SN, "T_SEND_PERSON", &[104], false))
+        .await
+        .unwrap();
+    let finished = SyncReport {
+        taskid: 3012,
+        persons: vec![104],
+        failed_persons: vec![],
+        failed_faces: vec![failure("104", "E_FACE")],
+        at: 9_600,
+        ..report.clone()
+    };
+    assert!(
+        store
+            .finish_task(3012, TaskState::Done, 9_600, Some(&finished))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.task_failures(3012).await.unwrap(),
+        (vec![], vec![failure("104", "E_FACE")])
+    );
+    assert_eq!(
+        store.person_sync(SN).await.unwrap()[3],
+        sync(104, None, Some("E_FACE"), 9_600)
+    );
+    let late = SyncReport {
+        failed_faces: vec![],
+        at: 9_700,
+        ..finished.clone()
+    };
+    assert!(
+        !store
+            .finish_task(3012, TaskState::Failed, 9_700, Some(&late))
+            .await
+            .unwrap()
+    );
+    assert_eq!(state_of(store, 3012).await, TaskState::Done);
+    assert_eq!(
+        store.task_failures(3012).await.unwrap(),
+        (vec![], vec![failure("104", "E_FACE")]),
+        "a report for a finished task is not recorded"
     );
 
     // Reconciliation pages: a resent page replaces the old one.

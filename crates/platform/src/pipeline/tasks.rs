@@ -61,22 +61,21 @@ pub(super) async fn update_status(
             tracing::info!(%sn, taskid = %entry.taskid, "status for an unknown or foreign task ignored");
             continue;
         };
+        let ignored = || {
+            tracing::debug!(%sn, taskid = task.taskid, "status for a finished or cancelled task ignored");
+        };
+        if !task.state.is_open() {
+            ignored();
+            continue;
+        }
         let state = match entry.status {
             TaskOutcome::Done => TaskState::Done,
             TaskOutcome::Failed => TaskState::Failed,
             TaskOutcome::Unsupported => TaskState::Unsupported,
         };
-        if !app
-            .store
-            .finish_task(task.taskid, state, authed.now)
-            .await?
-        {
-            tracing::debug!(%sn, taskid = task.taskid, "status for a finished or cancelled task ignored");
-            continue;
-        }
         let carries_persons = task.apicode == ApiCode::SendPerson.as_str()
             || task.apicode == ApiCode::UpdateDevicePerson.as_str();
-        if carries_persons && state != TaskState::Unsupported {
+        let sync = if carries_persons && state != TaskState::Unsupported {
             let (persons, _) = app.store.task_persons(task.taskid, 0, u32::MAX).await?;
             let failures = |items: &[rollcall_protocol::params::FailedItem]| {
                 items
@@ -87,16 +86,24 @@ pub(super) async fn update_status(
                     })
                     .collect()
             };
-            app.store
-                .record_sync(&SyncReport {
-                    sn: sn.to_owned(),
-                    taskid: task.taskid,
-                    persons,
-                    failed_persons: failures(&entry.failed_persons),
-                    failed_faces: failures(&entry.failed_faces),
-                    at: authed.now,
-                })
-                .await?;
+            Some(SyncReport {
+                sn: sn.to_owned(),
+                taskid: task.taskid,
+                persons,
+                failed_persons: failures(&entry.failed_persons),
+                failed_faces: failures(&entry.failed_faces),
+                at: authed.now,
+            })
+        } else {
+            None
+        };
+        // One transaction: whoever sees the task finished also sees what the device refused.
+        if !app
+            .store
+            .finish_task(task.taskid, state, authed.now, sync.as_ref())
+            .await?
+        {
+            ignored();
         }
     }
     // The counts last: whoever sees the device's new counts also sees the tasks that

@@ -213,7 +213,13 @@ impl TaskStore for SqlStore {
         Ok(changed)
     }
 
-    async fn finish_task(&self, taskid: i64, state: TaskState, now: i64) -> StoreResult<bool> {
+    async fn finish_task(
+        &self,
+        taskid: i64,
+        state: TaskState,
+        now: i64,
+        sync: Option<&SyncReport>,
+    ) -> StoreResult<bool> {
         let mut tx = self.write().await?;
         let changed = sqlx::query(RULES.finish_task.as_str())
             .bind(taskid)
@@ -223,6 +229,9 @@ impl TaskStore for SqlStore {
             .await?
             .rows_affected();
         if changed == 1 {
+            if let Some(report) = sync {
+                write_sync(tx.conn(), report).await?;
+            }
             super::webhooks::enqueue(tx.conn(), "task", &[taskid.to_string()], now).await?;
         }
         tx.commit().await?;
@@ -260,77 +269,9 @@ impl TaskStore for SqlStore {
         Ok((persons, total))
     }
 
-    /// A person of the task is accepted unless listed in failedPersons; their face is accepted
-    /// unless the person was refused or the face is listed in failedFaces. A report replaces
-    /// the failures recorded earlier for the same task.
     async fn record_sync(&self, report: &SyncReport) -> StoreResult<()> {
-        let failed = |list: &[SyncFailure]| -> HashMap<i64, String> {
-            list.iter()
-                .filter_map(|f| Some((f.person_id.trim().parse().ok()?, f.err_code.clone())))
-                .collect()
-        };
-        let (failed_persons, failed_faces) =
-            (failed(&report.failed_persons), failed(&report.failed_faces));
-        let sync_rows = unique(&report.persons)
-            .into_iter()
-            .map(|id| {
-                let person_err = failed_persons.get(&id).cloned();
-                let face_err = failed_faces.get(&id).cloned();
-                let person_ok = person_err.is_none();
-                let face_ok = person_ok && face_err.is_none();
-                vec![
-                    Arg::Text(Some(report.sn.clone())),
-                    Arg::Int(Some(id)),
-                    Arg::Int(Some(i64::from(person_ok))),
-                    Arg::Text(person_err),
-                    Arg::Int(Some(i64::from(face_ok))),
-                    Arg::Text(face_err),
-                    Arg::Int(Some(report.at)),
-                ]
-            })
-            .collect();
-        let failure_rows = [
-            ("person", &report.failed_persons),
-            ("face", &report.failed_faces),
-        ]
-        .into_iter()
-        .flat_map(|(kind, list)| {
-            list.iter().map(move |f| {
-                vec![
-                    Arg::Int(Some(report.taskid)),
-                    Arg::Text(Some(kind.to_owned())),
-                    Arg::Text(Some(f.person_id.clone())),
-                    Arg::Text(Some(f.err_code.clone())),
-                ]
-            })
-        })
-        .collect();
-
         let mut tx = self.write().await?;
-        insert_rows(
-            tx.conn(),
-            "INSERT INTO person_sync \
-             (sn, person_id, person_ok, person_err, face_ok, face_err, updated_at)",
-            "ON CONFLICT (sn, person_id) DO UPDATE SET person_ok = excluded.person_ok, \
-             person_err = excluded.person_err, face_ok = excluded.face_ok, \
-             face_err = excluded.face_err, updated_at = excluded.updated_at",
-            7,
-            sync_rows,
-        )
-        .await?;
-        sqlx::query("DELETE FROM task_failures WHERE taskid = $1")
-            .bind(report.taskid)
-            .execute(tx.conn())
-            .await?;
-        insert_rows(
-            tx.conn(),
-            "INSERT INTO task_failures (taskid, kind, person_id, err_code)",
-            "ON CONFLICT DO NOTHING",
-            4,
-            failure_rows,
-        )
-        .await
-        .map_err(|e| constraint(e, || format!("task {}", report.taskid)))?;
+        write_sync(tx.conn(), report).await?;
         tx.commit().await
     }
 
@@ -449,6 +390,79 @@ async fn newest_person_task(
         return Ok(None);
     }
     Ok(Some(taskid))
+}
+
+/// A person of the task is accepted unless listed in failedPersons; their face is accepted
+/// unless the person was refused or the face is listed in failedFaces. A report replaces
+/// the failures recorded earlier for the same task.
+async fn write_sync(conn: &mut AnyConnection, report: &SyncReport) -> StoreResult<()> {
+    let failed = |list: &[SyncFailure]| -> HashMap<i64, String> {
+        list.iter()
+            .filter_map(|f| Some((f.person_id.trim().parse().ok()?, f.err_code.clone())))
+            .collect()
+    };
+    let (failed_persons, failed_faces) =
+        (failed(&report.failed_persons), failed(&report.failed_faces));
+    let sync_rows = unique(&report.persons)
+        .into_iter()
+        .map(|id| {
+            let person_err = failed_persons.get(&id).cloned();
+            let face_err = failed_faces.get(&id).cloned();
+            let person_ok = person_err.is_none();
+            let face_ok = person_ok && face_err.is_none();
+            vec![
+                Arg::Text(Some(report.sn.clone())),
+                Arg::Int(Some(id)),
+                Arg::Int(Some(i64::from(person_ok))),
+                Arg::Text(person_err),
+                Arg::Int(Some(i64::from(face_ok))),
+                Arg::Text(face_err),
+                Arg::Int(Some(report.at)),
+            ]
+        })
+        .collect();
+    let failure_rows = [
+        ("person", &report.failed_persons),
+        ("face", &report.failed_faces),
+    ]
+    .into_iter()
+    .flat_map(|(kind, list)| {
+        list.iter().map(move |f| {
+            vec![
+                Arg::Int(Some(report.taskid)),
+                Arg::Text(Some(kind.to_owned())),
+                Arg::Text(Some(f.person_id.clone())),
+                Arg::Text(Some(f.err_code.clone())),
+            ]
+        })
+    })
+    .collect();
+
+    insert_rows(
+        &mut *conn,
+        "INSERT INTO person_sync \
+         (sn, person_id, person_ok, person_err, face_ok, face_err, updated_at)",
+        "ON CONFLICT (sn, person_id) DO UPDATE SET person_ok = excluded.person_ok, \
+         person_err = excluded.person_err, face_ok = excluded.face_ok, \
+         face_err = excluded.face_err, updated_at = excluded.updated_at",
+        7,
+        sync_rows,
+    )
+    .await?;
+    sqlx::query("DELETE FROM task_failures WHERE taskid = $1")
+        .bind(report.taskid)
+        .execute(&mut *conn)
+        .await?;
+    insert_rows(
+        &mut *conn,
+        "INSERT INTO task_failures (taskid, kind, person_id, err_code)",
+        "ON CONFLICT DO NOTHING",
+        4,
+        failure_rows,
+    )
+    .await
+    .map_err(|e| constraint(e, || format!("task {}", report.taskid)))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -30,8 +30,16 @@ pub trait TaskStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Task>>;
     /// Marks open tasks delivered (compare-and-set on an open state); returns those changed.
     async fn mark_delivered(&self, taskids: &[i64], now: i64) -> StoreResult<Vec<i64>>;
-    /// Finishes an open task (compare-and-set); `false` if it was not open.
-    async fn finish_task(&self, taskid: i64, state: TaskState, now: i64) -> StoreResult<bool>;
+    /// Finishes an open task (compare-and-set); `false` if it was not open. The device's
+    /// report about the task's persons, if any, is recorded in the same transaction, so
+    /// whoever sees the task finished also sees its failures.
+    async fn finish_task(
+        &self,
+        taskid: i64,
+        state: TaskState,
+        now: i64,
+        sync: Option<&SyncReport>,
+    ) -> StoreResult<bool>;
     /// A page of a task's frozen person list and the list's length.
     async fn task_persons(
         &self,
