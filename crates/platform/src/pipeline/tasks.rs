@@ -52,6 +52,12 @@ pub(super) async fn update_status(
 ) -> Result<Option<String>, DeviceError> {
     let p: UpdateTasksStatusParam = param(req)?;
     let sn: &str = &authed.sn;
+    // The counts first: a task's finish (and its webhook) is what readers act on, so whoever
+    // sees a task of this report finished also sees the counts it produced (the report's
+    // statements are not one transaction; each finish carries its own persons' outcome).
+    app.store
+        .set_device_counts(sn, clamp(p.person_count), clamp(p.face_count))
+        .await?;
     for entry in &p.task {
         let task = match entry.taskid.parse::<i64>() {
             Ok(id) => app.store.task(id).await?,
@@ -106,11 +112,6 @@ pub(super) async fn update_status(
             ignored();
         }
     }
-    // The counts last: whoever sees the device's new counts also sees the tasks that
-    // produced them finished (the report's statements are not one transaction).
-    app.store
-        .set_device_counts(sn, clamp(p.person_count), clamp(p.face_count))
-        .await?;
     Ok(None)
 }
 
