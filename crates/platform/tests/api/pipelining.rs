@@ -11,13 +11,20 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_hundred_pipelined_sign_ins_are_answered_in_request_order_and_stored_once() {
     let app = TestApp::spawn().await;
+    pipelined_sign_ins_in_order_stored_once(&app, "SN-PIPE", 100, 1000).await;
+}
+
+/// Signs in `count` records of persons `first`, `first + 1`, … on one connection, all in
+/// flight at once, and checks that each answer comes in request order, belongs to its
+/// request, and is stored once.
+async fn pipelined_sign_ins_in_order_stored_once(app: &TestApp, sn: &str, count: i64, first: i64) {
     let vendor = app.vendor().await;
-    let mut dev = app.device(&vendor, "SN-PIPE").await;
+    let mut dev = app.device(&vendor, sn).await;
     dev.auth().await;
     let base = now_ms();
-    let reqs: Vec<_> = (0..100)
+    let reqs: Vec<_> = (0..count)
         .map(|i| {
-            let p = sign_in_param(&format!("{}", 1000 + i), 1, base + i);
+            let p = sign_in_param(&format!("{}", first + i), 1, base + i);
             dev.id.signed(ApiCode::SignIn, Some(&p.to_string()))
         })
         .collect();
@@ -33,20 +40,21 @@ async fn a_hundred_pipelined_sign_ins_are_answered_in_request_order_and_stored_o
         record_ids.push(r.record_id);
     }
 
-    assert_eq!(record_ids.iter().collect::<HashSet<_>>().len(), 100);
-    let stored = app.records("SN-PIPE").await;
-    assert_eq!(stored.len(), 100, "each stored once");
-    for (i, id) in record_ids.iter().enumerate() {
+    let n = usize::try_from(count).unwrap();
+    assert_eq!(record_ids.iter().collect::<HashSet<_>>().len(), n);
+    let stored = app.records(sn).await;
+    assert_eq!(stored.len(), n, "each stored once");
+    for (i, id) in (0..).zip(&record_ids) {
         let r = stored
             .iter()
             .find(|r| r.record_id == *id)
             .expect("the answered id is stored");
         assert_eq!(
             r.person_id,
-            format!("{}", 1000 + i),
+            format!("{}", first + i),
             "answer i belongs to request i"
         );
-        assert_eq!(r.record_time, base + i as i64);
+        assert_eq!(r.record_time, base + i);
     }
 }
 
@@ -170,30 +178,5 @@ async fn each_burst_after_a_quiet_spell_keeps_arrival_order() {
 async fn pipelined_sign_ins_that_find_the_commit_queue_full_wait_for_room() {
     // One record per commit, a queue of four: most of the window waits for room.
     let app = TestApp::spawn_with(|s| s.ingest_batch_max = 1).await;
-    let vendor = app.vendor().await;
-    let mut dev = app.device(&vendor, "SN-PIPE-FULL").await;
-    dev.auth().await;
-    let base = now_ms();
-    let reqs: Vec<_> = (0..64)
-        .map(|i| {
-            let p = sign_in_param(&format!("{}", 2000 + i), 1, base + i);
-            dev.id.signed(ApiCode::SignIn, Some(&p.to_string()))
-        })
-        .collect();
-    let seqs = dev.send_many(reqs).await;
-    let mut record_ids = HashSet::new();
-    for seq in &seqs {
-        let resp = dev.recv().await;
-        assert_eq!(resp.seq, *seq, "answers come in request order");
-        let text = dev.id.ok(&resp, ApiCode::SignIn).expect("a record id");
-        let r: SignInResponse = params::parse(&text).unwrap();
-        assert!(!r.duplicate);
-        record_ids.insert(r.record_id);
-    }
-    assert_eq!(record_ids.len(), 64);
-    assert_eq!(
-        app.records("SN-PIPE-FULL").await.len(),
-        64,
-        "each stored once"
-    );
+    pipelined_sign_ins_in_order_stored_once(&app, "SN-PIPE-FULL", 64, 2000).await;
 }
