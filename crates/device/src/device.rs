@@ -522,11 +522,13 @@ impl Driver {
                 }
                 Action::Ack(a) => {
                     let id = a.id;
-                    self.store.submit(move |c| ops::ack(c, id));
+                    // Counted before the queue forgets the record: whoever sees the queue
+                    // empty also sees every acknowledgement counted.
                     self.stats.acked.fetch_add(1, Ordering::Relaxed);
                     if a.duplicate {
                         self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     }
+                    self.store.submit(move |c| ops::ack(c, id));
                     self.emit(DeviceEvent::Acked {
                         id: a.id,
                         record_time: a.record_time,
@@ -537,9 +539,10 @@ impl Driver {
                 }
                 Action::DeadLetter { id, error } => {
                     let (code, msg) = (error.code.as_str().to_owned(), error.errormsg());
+                    // Counted first, as an acknowledgement is.
+                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                     self.store
                         .submit(move |c| ops::dead_letter(c, id, &code, &msg, now_ms()));
-                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                     self.emit(DeviceEvent::DeadLettered { id, error });
                 }
                 Action::RunTask(order) => {
