@@ -942,6 +942,82 @@ async fn task_delivery(store: &SqlStore) {
     );
     assert_eq!(state_of(store, 3003).await, TaskState::Unsupported);
 
+    // ZJ-TASK-03: a push claims a task as it read it before sending it, so of two pushes that
+    // read it alike (the one after the device connected, the one after the task was made)
+    // only one sends it; a send that fails gives it back as it was.
+    store
+        .create_task(&new_task(3004, SN, "T_UPDATE_DEVICE_VERSION", &[], false))
+        .await
+        .unwrap();
+    let pending = (TaskState::Pending, None);
+    assert!(
+        store
+            .claim_delivery(3004, pending.0, pending.1, 6_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_delivery(3004, pending.0, pending.1, 6_000)
+            .await
+            .unwrap(),
+        "read alike, claimed once"
+    );
+    let t = store.task(3004).await.unwrap().unwrap();
+    assert_eq!(
+        (t.state, t.delivered_at),
+        (TaskState::Delivered, Some(6_000))
+    );
+    store
+        .release_delivery(3004, pending.0, pending.1, 6_000)
+        .await
+        .unwrap();
+    let t = store.task(3004).await.unwrap().unwrap();
+    assert_eq!((t.state, t.delivered_at), pending, "given back");
+    // A redelivery claims a delivered task by its delivery time; a release whose claim was
+    // overtaken changes nothing.
+    assert!(
+        store
+            .claim_delivery(3004, pending.0, pending.1, 6_100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_delivery(3004, TaskState::Delivered, Some(6_000), 6_200)
+            .await
+            .unwrap(),
+        "not as read"
+    );
+    assert!(
+        store
+            .claim_delivery(3004, TaskState::Delivered, Some(6_100), 6_200)
+            .await
+            .unwrap()
+    );
+    store
+        .release_delivery(3004, pending.0, pending.1, 6_100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task(3004).await.unwrap().unwrap().delivered_at,
+        Some(6_200)
+    );
+    // A finished task is never claimed.
+    assert!(
+        store
+            .finish_task(3004, TaskState::Done, 6_300, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_delivery(3004, TaskState::Delivered, Some(6_200), 6_400)
+            .await
+            .unwrap()
+    );
+    assert_eq!(state_of(store, 3004).await, TaskState::Done);
+
     // Open across all devices: D1's 1004 and 1007, D2's 2001, D3's 3002.
     assert_eq!(store.open_task_count().await.unwrap(), 4);
 }

@@ -101,8 +101,9 @@ pub async fn enqueue_update(app: &App, sn: &str, persons: &[i64]) -> StoreResult
     Ok(task.taskid)
 }
 
-/// Sends a task as a command if its device is connected to this node; marks it delivered.
-/// `false` when the device is not connected here (it will see the task in a heartbeat).
+/// Sends a task as a command if its device is connected to this node, marking it delivered.
+/// `false` when the device is not connected here (it will see the task in a heartbeat);
+/// `true` also when the task changed since `task` was read (another push claimed it first).
 pub async fn push(app: &App, task: &Task) -> StoreResult<bool> {
     if !app.registry.is_connected(&task.sn) {
         return Ok(false);
@@ -122,10 +123,22 @@ pub async fn push(app: &App, task: &Task) -> StoreResult<bool> {
         time_stamp: Timestamp::from_epoch_ms(now).to_wire(),
         param: deliverable_param(app, task, now),
     };
+    // Claimed before it is sent: the push after a device connects and the push of a task just
+    // made may both read it pending, and only the one that claims it sends it (ZJ-TASK-03).
+    let (state, delivered_at) = (task.state, task.delivered_at);
+    if !app
+        .store
+        .claim_delivery(task.taskid, state, delivered_at, now)
+        .await?
+    {
+        return Ok(true);
+    }
     if !app.registry.send(&task.sn, command.to_packet(&secret)) {
+        app.store
+            .release_delivery(task.taskid, state, delivered_at, now)
+            .await?;
         return Ok(false);
     }
-    app.store.mark_delivered(&[task.taskid], now).await?;
     Ok(true)
 }
 

@@ -173,6 +173,10 @@ delegate! {
     Read fn due_tasks(&self, sn: &str, redeliver_before: i64, limit: u32)
         -> StoreResult<Vec<Task>>;
     Write fn mark_delivered(&self, taskids: &[i64], now: i64) -> StoreResult<Vec<i64>>;
+    Write fn claim_delivery(&self, taskid: i64, state: TaskState, delivered_at: Option<i64>,
+        now: i64) -> StoreResult<bool>;
+    Write fn release_delivery(&self, taskid: i64, state: TaskState, delivered_at: Option<i64>,
+        now: i64) -> StoreResult<()>;
     Write fn finish_task(&self, taskid: i64, state: TaskState, now: i64,
         sync: Option<&SyncReport>) -> StoreResult<bool>;
     Read fn task_persons(&self, taskid: i64, offset: u32, limit: u32)

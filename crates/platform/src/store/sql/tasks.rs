@@ -213,6 +213,50 @@ impl TaskStore for SqlStore {
         Ok(changed)
     }
 
+    async fn claim_delivery(
+        &self,
+        taskid: i64,
+        state: TaskState,
+        delivered_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let claimed = self
+            .execute(
+                sqlx::query(
+                    "UPDATE tasks SET state = 'delivered', delivered_at = $1 \
+                     WHERE taskid = $2 AND state = $3 \
+                     AND delivered_at IS NOT DISTINCT FROM CAST($4 AS BIGINT)",
+                )
+                .bind(now)
+                .bind(taskid)
+                .bind(state.as_str())
+                .bind(delivered_at),
+            )
+            .await?;
+        Ok(claimed == 1)
+    }
+
+    async fn release_delivery(
+        &self,
+        taskid: i64,
+        state: TaskState,
+        delivered_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<()> {
+        self.execute(
+            sqlx::query(
+                "UPDATE tasks SET state = $1, delivered_at = CAST($2 AS BIGINT) \
+                 WHERE taskid = $3 AND state = 'delivered' AND delivered_at = $4",
+            )
+            .bind(state.as_str())
+            .bind(delivered_at)
+            .bind(taskid)
+            .bind(now),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn finish_task(
         &self,
         taskid: i64,

@@ -30,6 +30,25 @@ pub trait TaskStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Task>>;
     /// Marks open tasks delivered (compare-and-set on an open state); returns those changed.
     async fn mark_delivered(&self, taskids: &[i64], now: i64) -> StoreResult<Vec<i64>>;
+    /// Marks a task delivered at `now` if it is still as the caller read it (`state`,
+    /// `delivered_at`): a compare-and-set, so of two pushes of one task read alike only one
+    /// claims it. `false` when the task has changed since.
+    async fn claim_delivery(
+        &self,
+        taskid: i64,
+        state: TaskState,
+        delivered_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Undoes a [`Self::claim_delivery`] at `now` whose command could not be sent: the task
+    /// is as it was read (`state`, `delivered_at`) again, unless it changed since the claim.
+    async fn release_delivery(
+        &self,
+        taskid: i64,
+        state: TaskState,
+        delivered_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<()>;
     /// Finishes an open task (compare-and-set); `false` if it was not open. The device's
     /// report about the task's persons, if any, is recorded in the same transaction, so
     /// whoever sees the task finished also sees its failures.
