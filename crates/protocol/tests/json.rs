@@ -290,3 +290,20 @@ fn a_compact_sign_in_param_is_left_whole_and_one_with_img_or_spaces_is_not() {
     assert!(!cut.leaves_whole(r#"{"personId":"7"/*c*/}"#));
     assert!(!cut.leaves_whole(r#"{"personName":"张三"}"#));
 }
+
+#[test]
+fn a_byte_that_stops_a_long_param_being_left_whole_is_found_wherever_it_is() {
+    // The bytes are tested in blocks: the first, a middle and the last byte of a block, and
+    // of a short tail after the last whole one, each stop the text being left whole.
+    let cut = Cut::TopLevel(&["img"]);
+    let clean = format!(r#"{{"personId":"7","qrCodeInfo":"{}"}}"#, "a".repeat(300));
+    assert!(cut.leaves_whole(&clean));
+    for at in [0, 1, 63, 64, 100, 127, 128, 255, 256, 300, clean.len() - 1] {
+        for bad in [b' ', b'\\', b'\t', 0x7f, 0x80] {
+            let mut bytes = clean.clone().into_bytes();
+            bytes[at] = bad;
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!cut.leaves_whole(&text), "byte {bad:#x} at {at}");
+        }
+    }
+}
