@@ -429,6 +429,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failing_write_undoes_only_its_own_work_again_and_again() {
+        let (_dir, s) = store();
+        let put = |key: String| {
+            move |c: &Connection| -> StoreResult<()> {
+                c.execute("INSERT INTO meta (key, value) VALUES (?1, 'x')", [&key])?;
+                Ok(())
+            }
+        };
+        // Several rounds, so the savepoint statements run again once prepared.
+        for round in 0..3 {
+            s.submit(put(format!("kept-{round}-a")));
+            let failing = put(format!("undone-{round}"));
+            s.submit(move |c| {
+                failing(c)?;
+                Err(StoreError::Corrupt("this write fails after writing".into()))
+            });
+            s.submit(put(format!("kept-{round}-b")));
+            s.flush().await.unwrap();
+        }
+        let keys = s
+            .call(|c| {
+                let mut stmt = c.prepare("SELECT key FROM meta WHERE value = 'x' ORDER BY key")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            keys,
+            [
+                "kept-0-a", "kept-0-b", "kept-1-a", "kept-1-b", "kept-2-a", "kept-2-b"
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn the_queue_keeps_order_and_moves_refusals_aside() {
         let (_dir, s) = store();
         let recs: Vec<AttendanceRecord> = (0..5)
