@@ -24,7 +24,11 @@ pub(super) async fn handle(
     // device's first requests after it connects (1,000 devices connecting at once otherwise
     // read them all again on their first heartbeat).
     let store = app.store.as_ref();
-    let device = app.directory.device(store, &req.sn, now).await?;
+    let (shared_sn, device) = app
+        .directory
+        .device_with_sn(store, &req.sn, now)
+        .await?
+        .unzip();
     match &device {
         None if !app.settings.auto_register => return Err(DeviceError::DeviceUnavailable),
         Some(d) if !d.enabled => return Err(DeviceError::DeviceUnavailable),
@@ -73,8 +77,9 @@ pub(super) async fn handle(
             Err(e) => return Err(e.into()),
         }
     }
-    // One copy of the sn for the token cache and the registry (BENCHMARKS.md, "idle").
-    let sn: Arc<str> = req.sn.as_str().into();
+    // One copy of the sn for the directory, the token cache and the registry (BENCHMARKS.md,
+    // "idle").
+    let sn: Arc<str> = shared_sn.unwrap_or_else(|| req.sn.as_str().into());
     let token = app
         .tokens
         .issue(app.store.as_ref(), &sn, &cred.access_id, now)

@@ -124,6 +124,17 @@ impl<K: Eq + Hash, V> Cache<K, V> {
         fresh(*at, now, self.ttl_ms).then(|| Arc::clone(v))
     }
 
+    /// [`Self::get`] with the map's own key.
+    fn get_keyed<Q>(&self, key: &Q, now: i64) -> Option<(K, Arc<V>)>
+    where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entries = self.lock();
+        let (k, (at, v)) = entries.map.get_key_value(key)?;
+        fresh(*at, now, self.ttl_ms).then(|| (k.clone(), Arc::clone(v)))
+    }
+
     fn put(&self, key: K, value: Arc<V>, now: i64) {
         let ttl = self.ttl_ms;
         let mut entries = self.lock();
@@ -216,7 +227,9 @@ struct HintState {
 /// The cache; one per platform instance, in its state.
 #[derive(Debug)]
 pub struct Directory {
-    devices: Cache<String, DeviceFacts>,
+    /// Keyed by the sn C_AUTH then gives the token cache and the registry
+    /// ([`Directory::device_with_sn`]): one copy of it per connected device.
+    devices: Cache<Arc<str>, DeviceFacts>,
     credentials: Cache<String, Credential>,
     vendors: Cache<i64, CachedVendor>,
     /// Person ids known to be enrolled.
@@ -275,15 +288,28 @@ impl Directory {
         sn: &str,
         now: i64,
     ) -> StoreResult<Option<Arc<DeviceFacts>>> {
-        if let Some(d) = self.devices.get(sn, now) {
-            return Ok(Some(d));
+        Ok(self.device_with_sn(store, sn, now).await?.map(|(_, d)| d))
+    }
+
+    /// [`Self::device`] with the directory's copy of the sn, for a caller that keeps the sn
+    /// (C_AUTH hands it to the token cache and the registry), so a connected device's sn is
+    /// held once, not once more here (BENCHMARKS.md, session 23).
+    pub async fn device_with_sn(
+        &self,
+        store: &dyn Store,
+        sn: &str,
+        now: i64,
+    ) -> StoreResult<Option<(Arc<str>, Arc<DeviceFacts>)>> {
+        if let Some(found) = self.devices.get_keyed(sn, now) {
+            return Ok(Some(found));
         }
         let Some(d) = store.device(sn).await? else {
             return Ok(None);
         };
         let d = Arc::new(DeviceFacts::from(&d));
-        self.devices.put(sn.to_owned(), Arc::clone(&d), now);
-        Ok(Some(d))
+        let sn: Arc<str> = sn.into();
+        self.devices.put(Arc::clone(&sn), Arc::clone(&d), now);
+        Ok(Some((sn, d)))
     }
 
     pub async fn credential(

@@ -7,28 +7,97 @@
 //!
 //! Every heartbeating device has an entry for as long as this process runs, so entries are
 //! compact (the idle-memory target, BENCHMARKS.md): the sn is the one the token cache and the
-//! registry share, firmware versions are interned (a site's gates mostly run the same one),
-//! and an address that is a plain IP is kept as one, not as text.
+//! registry share, firmware versions are interned behind a thin pointer (a site's gates
+//! mostly run the same one), and a plain IPv4 address is kept inline as its four bytes. An
+//! entry is 40 bytes; the table's buckets are what a device costs here, twice over while the
+//! table is half full after it doubles (BENCHMARKS.md, session 23).
 
-use std::net::IpAddr;
+use std::borrow::Borrow;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
-use crate::runtime::util::{FastMap, FastSet, intern};
+use crate::runtime::util::{FastMap, FastSet};
 use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 struct Entry {
     last_heartbeat: i64,
-    firmware_version: Option<Arc<str>>,
+    firmware_version: Option<Version>,
     ip: Option<Addr>,
     online: bool,
     dirty: bool,
 }
 
+// What every heartbeating device holds in the table (see the module's doc).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Entry>() <= 40);
+
+/// A firmware version, one copy shared by every entry that runs it. An `Arc<Box<str>>` is
+/// one pointer where an `Arc<str>` is two, and every entry holds one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Version(Arc<Box<str>>);
+
+impl Borrow<str> for Version {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Version {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The shared copy of `text` among `versions`, added if missing; copies only the set still
+/// holds are dropped by [`Presence::flush`].
+fn intern(versions: &mut FastSet<Version>, text: &str) -> Version {
+    if let Some(shared) = versions.get(text) {
+        return shared.clone();
+    }
+    let shared = Version(Arc::new(text.into()));
+    versions.insert(shared.clone());
+    shared
+}
+
 /// A device's reported address, exactly as reported.
 #[derive(Debug, Clone, PartialEq)]
 enum Addr {
-    /// Text that an [`IpAddr`] gives back unchanged (almost every device).
+    /// A dotted quad that an [`Ipv4Addr`] gives back unchanged (almost every device).
+    V4(Ipv4Addr),
+    /// Anything else, boxed so that the common case keeps the entry small.
+    Other(Box<OtherAddr>),
+}
+
+/// Whether `text` is `v4` as its canonical dotted quad (what [`Addr::new`] keeps as one):
+/// written out digit by digit on the stack, a third of what parsing `text` cost a heartbeat
+/// (callgrind, BENCHMARKS.md session 23).
+fn v4_is(v4: Ipv4Addr, text: &[u8]) -> bool {
+    let mut quad = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            quad[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            quad[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            quad[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        quad[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    quad[..len] == *text
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum OtherAddr {
+    /// Text that an [`IpAddr`] (IPv6) gives back unchanged.
     Ip(IpAddr),
     /// Anything else, kept verbatim.
     Text(Box<str>),
@@ -37,15 +106,19 @@ enum Addr {
 impl Addr {
     fn new(text: &str) -> Self {
         match text.parse::<IpAddr>() {
-            Ok(ip) if ip.to_string() == text => Addr::Ip(ip),
-            _ => Addr::Text(text.into()),
+            Ok(IpAddr::V4(v4)) if v4.to_string() == text => Addr::V4(v4),
+            Ok(ip) if ip.to_string() == text => Addr::Other(Box::new(OtherAddr::Ip(ip))),
+            _ => Addr::Other(Box::new(OtherAddr::Text(text.into()))),
         }
     }
 
     fn text(&self) -> String {
         match self {
-            Addr::Ip(ip) => ip.to_string(),
-            Addr::Text(t) => t.to_string(),
+            Addr::V4(v4) => v4.to_string(),
+            Addr::Other(other) => match &**other {
+                OtherAddr::Ip(ip) => ip.to_string(),
+                OtherAddr::Text(t) => t.to_string(),
+            },
         }
     }
 
@@ -53,20 +126,20 @@ impl Addr {
     /// asks, and the answer is almost always yes).
     fn is(&self, text: &str) -> bool {
         match self {
-            Addr::Text(t) => **t == *text,
-            // std parses only the canonical dotted quad (no leading zeros, four parts), so an
-            // equal parse is the same text; parsing is a third of formatting's cost.
-            Addr::Ip(IpAddr::V4(v4)) => text.parse::<std::net::Ipv4Addr>() == Ok(*v4),
-            Addr::Ip(ip) => {
-                use std::io::Write as _;
-                // The longest IPv6 text is 45 bytes.
-                let mut buf = [0u8; 64];
-                let mut rest = &mut buf[..];
-                write!(rest, "{ip}").is_ok() && {
-                    let len = 64 - rest.len();
-                    buf[..len] == *text.as_bytes()
+            Addr::V4(v4) => v4_is(*v4, text.as_bytes()),
+            Addr::Other(other) => match &**other {
+                OtherAddr::Text(t) => **t == *text,
+                OtherAddr::Ip(ip) => {
+                    use std::io::Write as _;
+                    // The longest IPv6 text is 45 bytes.
+                    let mut buf = [0u8; 64];
+                    let mut rest = &mut buf[..];
+                    write!(rest, "{ip}").is_ok() && {
+                        let len = 64 - rest.len();
+                        buf[..len] == *text.as_bytes()
+                    }
                 }
-            }
+            },
         }
     }
 }
@@ -77,7 +150,7 @@ struct Inner {
     transitions: Vec<PresenceTransition>,
     /// One copy of each firmware version in use; versions no entry holds are dropped by
     /// [`Presence::flush`].
-    firmwares: FastSet<Arc<str>>,
+    firmwares: FastSet<Version>,
 }
 
 #[derive(Debug)]
@@ -243,7 +316,7 @@ impl Presence {
         let (updates, transitions) = {
             let mut inner = self.lock();
             // A version only this set holds is on no device here any more.
-            inner.firmwares.retain(|v| Arc::strong_count(v) > 1);
+            inner.firmwares.retain(|v| Arc::strong_count(&v.0) > 1);
             let updates: Vec<PresenceUpdate> = inner
                 .devices
                 .iter_mut()
@@ -419,7 +492,7 @@ mod tests {
         ] {
             assert_eq!(Addr::new(text).text(), text);
         }
-        assert!(matches!(Addr::new("10.0.0.7"), Addr::Ip(_)));
+        assert!(matches!(Addr::new("10.0.0.7"), Addr::V4(_)));
         let ip = Addr::new("10.0.0.7");
         assert!(ip.is("10.0.0.7"));
         assert!(!ip.is("10.0.0.70") && !ip.is("10.0.0.") && !ip.is(""));
@@ -428,7 +501,30 @@ mod tests {
         assert!(Addr::new("fe80::1").is("fe80::1"));
         assert!(!Addr::new("fe80::1").is("fe80:0::1"));
         assert!(Addr::new("网关").is("网关"));
-        assert!(matches!(Addr::new("010.0.0.1"), Addr::Text(_)));
+        assert!(
+            matches!(Addr::new("010.0.0.1"), Addr::Other(o) if matches!(*o, OtherAddr::Text(_)))
+        );
+        assert!(matches!(Addr::new("::1"), Addr::Other(o) if matches!(*o, OtherAddr::Ip(_))));
+    }
+
+    proptest::proptest! {
+        /// The digit-by-digit comparison agrees with std's formatting, for the address's own
+        /// text and for texts one edit away from it.
+        #[test]
+        fn a_v4_address_is_exactly_its_canonical_text(
+            octets in proptest::array::uniform4(0u8..=255),
+            cut in 0usize..16,
+            extra in proptest::sample::select(vec!["0", ".", " ", "1", ""]),
+        ) {
+            let v4 = Ipv4Addr::from(octets);
+            let text = v4.to_string();
+            proptest::prop_assert!(v4_is(v4, text.as_bytes()));
+            let mut edited = text.clone();
+            edited.truncate(cut.min(text.len()));
+            edited.push_str(extra);
+            edited.push_str(text.get(cut.min(text.len())..).unwrap_or_default());
+            proptest::prop_assert_eq!(v4_is(v4, edited.as_bytes()), edited == text);
+        }
     }
 
     #[tokio::test]
@@ -444,7 +540,7 @@ mod tests {
                 a.firmware_version.as_ref().unwrap(),
                 b.firmware_version.as_ref().unwrap(),
             );
-            assert!(Arc::ptr_eq(fa, fb), "one copy");
+            assert!(Arc::ptr_eq(&fa.0, &fb.0), "one copy");
         }
         // "a" upgrades and moves: after the next flush only the new version is kept.
         p.heartbeat(&"a".into(), Some("v1.3"), Some("10.0.0.8"), None, 2_000);

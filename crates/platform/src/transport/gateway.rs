@@ -25,7 +25,6 @@
 //!   connection's task at 512, ~100 B more per idle device (BENCHMARKS.md, "third machine"
 //!   and session 15). Measure after adding anything the loop keeps.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -50,6 +49,7 @@ use tokio::time::Instant;
 use crate::pipeline::{self, ConnCtx};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::registry::{ConnHandle, Outbox, Outgoing, Stop};
+use crate::runtime::util::FastMap;
 use crate::state::AppState;
 
 /// Requests of one connection handled at once; reading pages beyond this (backpressure).
@@ -70,7 +70,7 @@ const STACK_ANSWERS: usize = 512;
 /// budget of frames in flight; and the gateway's clock.
 #[derive(Debug)]
 struct Live {
-    conns: Mutex<HashMap<u64, Conn>>,
+    conns: Mutex<FastMap<u64, Conn>>,
     epoch: Instant,
     /// `max_connections` slots: the accept loop takes one per connection, its [`Member`] gives
     /// it back.
@@ -84,17 +84,20 @@ struct Live {
     metrics: Arc<Metrics>,
 }
 
-/// What the sweep knows of a live connection (kept here, not in its task).
+/// What the sweep knows of a live connection (kept here, not in its task). Every connected
+/// device has one, so it is three words: the table's buckets are 32 bytes.
 #[derive(Debug)]
 struct Conn {
     outbox: Arc<Outbox>,
-    /// When it was accepted (the gateway's clock, ms).
-    accepted: u64,
-    /// Bound to a device: the authentication deadline no longer applies.
-    bound: bool,
+    /// When it was accepted (the gateway's clock, ms), for the authentication deadline;
+    /// [`BOUND`] once it is bound to a device, when that deadline no longer applies.
+    unbound_since: u64,
     /// Its task, to drop it when its writes stall or shutdown's grace is over.
     abort: Option<AbortHandle>,
 }
+
+/// [`Conn::unbound_since`] of a connection bound to a device.
+const BOUND: u64 = u64::MAX;
 
 /// The deadlines the sweep enforces.
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +127,7 @@ impl Drop for Member {
 }
 
 impl Live {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<u64, Conn>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -143,8 +146,7 @@ impl Live {
                 id,
                 Conn {
                     outbox,
-                    accepted: now,
-                    bound: false,
+                    unbound_since: now,
                     abort: None,
                 },
             );
@@ -190,7 +192,7 @@ impl Live {
     /// The connection is bound to a device.
     fn bound(&self, id: u64) {
         if let Some(conn) = self.lock().get_mut(&id) {
-            conn.bound = true;
+            conn.unbound_since = BOUND;
         }
     }
 
@@ -210,7 +212,9 @@ impl Live {
                 stalled.extend(conn.abort.clone());
             } else if now.saturating_sub(outbox.last_active()) >= ms(d.idle) {
                 outbox.stop(Stop::Idle);
-            } else if !conn.bound && now.saturating_sub(conn.accepted) >= ms(d.auth) {
+            } else if conn.unbound_since != BOUND
+                && now.saturating_sub(conn.unbound_since) >= ms(d.auth)
+            {
                 // Whatever it sends: only a binding stops this clock.
                 outbox.stop(Stop::Unauthenticated);
             }
@@ -265,7 +269,7 @@ async fn accept(slots: &Semaphore, listener: &TcpListener) -> Option<TcpStream> 
 /// what it has in flight and close, and waits for them.
 pub async fn serve(app: AppState, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let live = Arc::new(Live {
-        conns: Mutex::new(HashMap::new()),
+        conns: Mutex::new(FastMap::default()),
         epoch: Instant::now(),
         slots: Semaphore::new(app.settings.max_connections.max(1)),
         frames: Arc::new(Semaphore::new(frame_budget(&app))),
