@@ -950,17 +950,19 @@ async fn task_delivery(store: &SqlStore) {
         .await
         .unwrap();
     let pending = (TaskState::Pending, None);
-    assert!(
+    assert_eq!(
         store
             .claim_delivery(3004, pending.0, pending.1, 6_000)
             .await
-            .unwrap()
+            .unwrap(),
+        Some(6_000)
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .claim_delivery(3004, pending.0, pending.1, 6_000)
             .await
             .unwrap(),
+        None,
         "read alike, claimed once"
     );
     let t = store.task(3004).await.unwrap().unwrap();
@@ -976,24 +978,27 @@ async fn task_delivery(store: &SqlStore) {
     assert_eq!((t.state, t.delivered_at), pending, "given back");
     // A redelivery claims a delivered task by its delivery time; a release whose claim was
     // overtaken changes nothing.
-    assert!(
+    assert_eq!(
         store
             .claim_delivery(3004, pending.0, pending.1, 6_100)
             .await
-            .unwrap()
+            .unwrap(),
+        Some(6_100)
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .claim_delivery(3004, TaskState::Delivered, Some(6_000), 6_200)
             .await
             .unwrap(),
+        None,
         "not as read"
     );
-    assert!(
+    assert_eq!(
         store
             .claim_delivery(3004, TaskState::Delivered, Some(6_100), 6_200)
             .await
-            .unwrap()
+            .unwrap(),
+        Some(6_200)
     );
     store
         .release_delivery(3004, pending.0, pending.1, 6_100)
@@ -1003,6 +1008,36 @@ async fn task_delivery(store: &SqlStore) {
         store.task(3004).await.unwrap().unwrap().delivered_at,
         Some(6_200)
     );
+    // Overtaken within the claim's own millisecond (or with the clock set back): the second
+    // claim marks the task past the first, so the first one's release still finds nothing.
+    assert_eq!(
+        store
+            .claim_delivery(3004, TaskState::Delivered, Some(6_200), 6_200)
+            .await
+            .unwrap(),
+        Some(6_201),
+        "one past the delivery it replaces"
+    );
+    store
+        .release_delivery(3004, TaskState::Delivered, Some(6_100), 6_200)
+        .await
+        .unwrap();
+    let t = store.task(3004).await.unwrap().unwrap();
+    assert_eq!(
+        (t.state, t.delivered_at),
+        (TaskState::Delivered, Some(6_201)),
+        "the overtaken claim's release changes nothing"
+    );
+    // A heartbeat's delivery in that millisecond is marked past it too.
+    assert_eq!(store.mark_delivered(&[3004], 6_201).await.unwrap(), [3004]);
+    store
+        .release_delivery(3004, TaskState::Delivered, Some(6_200), 6_201)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task(3004).await.unwrap().unwrap().delivered_at,
+        Some(6_202)
+    );
     // A finished task is never claimed.
     assert!(
         store
@@ -1010,11 +1045,12 @@ async fn task_delivery(store: &SqlStore) {
             .await
             .unwrap()
     );
-    assert!(
-        !store
-            .claim_delivery(3004, TaskState::Delivered, Some(6_200), 6_400)
+    assert_eq!(
+        store
+            .claim_delivery(3004, TaskState::Delivered, Some(6_202), 6_400)
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     assert_eq!(state_of(store, 3004).await, TaskState::Done);
 

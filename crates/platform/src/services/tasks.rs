@@ -126,16 +126,16 @@ pub async fn push(app: &App, task: &Task) -> StoreResult<bool> {
     // Claimed before it is sent: the push after a device connects and the push of a task just
     // made may both read it pending, and only the one that claims it sends it (ZJ-TASK-03).
     let (state, delivered_at) = (task.state, task.delivered_at);
-    if !app
+    let Some(claimed) = app
         .store
         .claim_delivery(task.taskid, state, delivered_at, now)
         .await?
-    {
+    else {
         return Ok(true);
-    }
+    };
     if !app.registry.send(&task.sn, command.to_packet(&secret)) {
         app.store
-            .release_delivery(task.taskid, state, delivered_at, now)
+            .release_delivery(task.taskid, state, delivered_at, claimed)
             .await?;
         return Ok(false);
     }

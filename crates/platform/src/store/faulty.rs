@@ -174,9 +174,9 @@ delegate! {
         -> StoreResult<Vec<Task>>;
     Write fn mark_delivered(&self, taskids: &[i64], now: i64) -> StoreResult<Vec<i64>>;
     Write fn claim_delivery(&self, taskid: i64, state: TaskState, delivered_at: Option<i64>,
-        now: i64) -> StoreResult<bool>;
+        now: i64) -> StoreResult<Option<i64>>;
     Write fn release_delivery(&self, taskid: i64, state: TaskState, delivered_at: Option<i64>,
-        now: i64) -> StoreResult<()>;
+        claimed: i64) -> StoreResult<()>;
     Write fn finish_task(&self, taskid: i64, state: TaskState, now: i64,
         sync: Option<&SyncReport>) -> StoreResult<bool>;
     Read fn task_persons(&self, taskid: i64, offset: u32, limit: u32)

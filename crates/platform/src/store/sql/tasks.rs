@@ -18,6 +18,7 @@ use super::{
     Arg, MAX_PARAMS, SqlStore, bind_all, col, constraint, insert_rows, placeholders, unique,
 };
 use crate::store::model::*;
+use crate::store::traits::claim_mark;
 use crate::store::{StoreError, StoreResult, TaskStore};
 
 /// The statements that depend on the task rules, built once from the rule functions (the
@@ -194,7 +195,11 @@ impl TaskStore for SqlStore {
         let mut tx = self.write().await?;
         for chunk in taskids.chunks(MAX_PARAMS) {
             let sql = format!(
-                "UPDATE tasks SET state = 'delivered', delivered_at = $1 WHERE state IN {} \
+                // Past any earlier mark, like a claim's (`claim_mark`), so a push's release
+                // never takes back a delivery made in its millisecond.
+                "UPDATE tasks SET state = 'delivered', delivered_at = CASE \
+                 WHEN delivered_at IS NULL OR delivered_at < $1 THEN $1 \
+                 ELSE delivered_at + 1 END WHERE state IN {} \
                  AND taskid IN ({}) RETURNING taskid",
                 RULES.open_states,
                 placeholders(2, chunk.len())
@@ -219,7 +224,8 @@ impl TaskStore for SqlStore {
         state: TaskState,
         delivered_at: Option<i64>,
         now: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<i64>> {
+        let mark = claim_mark(delivered_at, now);
         let claimed = self
             .execute(
                 sqlx::query(
@@ -227,13 +233,13 @@ impl TaskStore for SqlStore {
                      WHERE taskid = $2 AND state = $3 \
                      AND delivered_at IS NOT DISTINCT FROM CAST($4 AS BIGINT)",
                 )
-                .bind(now)
+                .bind(mark)
                 .bind(taskid)
                 .bind(state.as_str())
                 .bind(delivered_at),
             )
             .await?;
-        Ok(claimed == 1)
+        Ok((claimed == 1).then_some(mark))
     }
 
     async fn release_delivery(
@@ -241,7 +247,7 @@ impl TaskStore for SqlStore {
         taskid: i64,
         state: TaskState,
         delivered_at: Option<i64>,
-        now: i64,
+        claimed: i64,
     ) -> StoreResult<()> {
         self.execute(
             sqlx::query(
@@ -251,7 +257,7 @@ impl TaskStore for SqlStore {
             .bind(state.as_str())
             .bind(delivered_at)
             .bind(taskid)
-            .bind(now),
+            .bind(claimed),
         )
         .await?;
         Ok(())

@@ -17,7 +17,7 @@ pub use accounts::AccountStore;
 pub use attendance::AttendanceStore;
 pub use devices::DeviceStore;
 pub use rosters::RosterStore;
-pub use tasks::TaskStore;
+pub use tasks::{TaskStore, claim_mark};
 pub use uplink::UplinkStore;
 pub use vendors::VendorStore;
 pub use webhooks::WebhookStore;

@@ -30,24 +30,26 @@ pub trait TaskStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Task>>;
     /// Marks open tasks delivered (compare-and-set on an open state); returns those changed.
     async fn mark_delivered(&self, taskids: &[i64], now: i64) -> StoreResult<Vec<i64>>;
-    /// Marks a task delivered at `now` if it is still as the caller read it (`state`,
-    /// `delivered_at`): a compare-and-set, so of two pushes of one task read alike only one
-    /// claims it. `false` when the task has changed since.
+    /// Marks a task delivered if it is still as the caller read it (`state`, `delivered_at`):
+    /// a compare-and-set, so of two pushes of one task read alike only one claims it. The
+    /// claim's mark ([`claim_mark`]), which [`Self::release_delivery`] takes; `None` when the
+    /// task has changed since.
     async fn claim_delivery(
         &self,
         taskid: i64,
         state: TaskState,
         delivered_at: Option<i64>,
         now: i64,
-    ) -> StoreResult<bool>;
-    /// Undoes a [`Self::claim_delivery`] at `now` whose command could not be sent: the task
-    /// is as it was read (`state`, `delivered_at`) again, unless it changed since the claim.
+    ) -> StoreResult<Option<i64>>;
+    /// Undoes the [`Self::claim_delivery`] that set `claimed` when its command could not be
+    /// sent: the task is as it was read (`state`, `delivered_at`) again, unless it changed
+    /// since the claim (another claim or delivery has a mark of its own).
     async fn release_delivery(
         &self,
         taskid: i64,
         state: TaskState,
         delivered_at: Option<i64>,
-        now: i64,
+        claimed: i64,
     ) -> StoreResult<()>;
     /// Finishes an open task (compare-and-set); `false` if it was not open. The device's
     /// report about the task's persons, if any, is recorded in the same transaction, so
@@ -77,4 +79,12 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn reconcile_pages(&self, taskid: i64) -> StoreResult<Vec<ReconcilePage>>;
     /// Open tasks across all devices (the task backlog metric).
     async fn open_task_count(&self) -> StoreResult<i64>;
+}
+
+/// The `delivered_at` a claim at `now` sets on a task it read delivered at `delivered_at`:
+/// `now`, or one past the delivery it replaces when the clock has not moved beyond it (the
+/// same millisecond, or a clock set back). Each claim of a task thus marks it with a time no
+/// earlier claim or delivery used, and a release finds only its own claim.
+pub fn claim_mark(delivered_at: Option<i64>, now: i64) -> i64 {
+    delivered_at.map_or(now, |d| now.max(d.saturating_add(1)))
 }
