@@ -28,7 +28,9 @@ pub struct ConnHandle {
 ///
 /// A tokio channel plus a `Notify` per connection was ~1 KB of every idle connection (its
 /// cache-padded channel state and a first block of 32 slots, BENCHMARKS.md "idle"); an idle
-/// outbox is a mutex, an empty queue, a `Notify` and a timestamp. The connection waits on
+/// outbox is a mutex, no queue, a waker and two timestamps: 72 bytes, so with its reference
+/// counts one 96-byte block of the allocator (an inline empty `VecDeque` made it 128,
+/// BENCHMARKS.md session 23; a queue is boxed only while commands wait). The connection waits on
 /// [`Outbox::notified`] and then takes what is there with [`Outbox::take`]. Everything that
 /// ends a connection from outside — a newer connection of its device, the idle sweep, a
 /// shutdown — arrives here too, so a connection waits on its socket and this, nothing else.
@@ -46,9 +48,18 @@ pub struct Outbox {
     write_since: AtomicU64,
 }
 
+// The size its allocation is chosen for (see above).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Outbox>() <= 72);
+
 #[derive(Debug, Default)]
 struct OutboxState {
-    queue: VecDeque<Packet>,
+    /// Commands waiting; `None` when there are none (almost always).
+    #[allow(
+        clippy::box_collection,
+        reason = "one word in every connection's outbox instead of an empty deque's four"
+    )]
+    queue: Option<Box<VecDeque<Packet>>>,
     stop: Option<Stop>,
     /// The connection has stopped reading its outbox: pushes are refused.
     closed: bool,
@@ -85,10 +96,10 @@ impl Outbox {
     pub fn push(&self, packet: Packet) -> bool {
         {
             let mut s = self.lock();
-            if s.closed || s.queue.len() >= OUTBOUND_QUEUE {
+            if s.closed || s.queue.as_ref().is_some_and(|q| q.len() >= OUTBOUND_QUEUE) {
                 return false;
             }
-            s.queue.push_back(packet);
+            s.queue.get_or_insert_default().push_back(packet);
         }
         self.wake();
         true
@@ -161,14 +172,14 @@ impl Outbox {
         if let Some(why) = s.stop {
             return Outgoing::Stop(why);
         }
-        Outgoing::Commands(std::mem::take(&mut s.queue))
+        Outgoing::Commands(s.queue.take().map(|q| *q).unwrap_or_default())
     }
 
     /// The connection no longer reads its outbox.
     pub fn close(&self) {
         let mut s = self.lock();
         s.closed = true;
-        s.queue = VecDeque::new();
+        s.queue = None;
     }
 }
 
