@@ -16,7 +16,7 @@ use std::borrow::Borrow;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
-use crate::runtime::util::{FastMap, FastSet};
+use crate::runtime::util::{FastMap, FastSet, intern};
 use crate::store::{PresenceTransition, PresenceUpdate, Store, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -43,22 +43,17 @@ impl Borrow<str> for Version {
     }
 }
 
+impl From<&str> for Version {
+    fn from(text: &str) -> Self {
+        Version(Arc::new(text.into()))
+    }
+}
+
 impl std::ops::Deref for Version {
     type Target = str;
     fn deref(&self) -> &str {
         &self.0
     }
-}
-
-/// The shared copy of `text` among `versions`, added if missing; copies only the set still
-/// holds are dropped by [`Presence::flush`].
-fn intern(versions: &mut FastSet<Version>, text: &str) -> Version {
-    if let Some(shared) = versions.get(text) {
-        return shared.clone();
-    }
-    let shared = Version(Arc::new(text.into()));
-    versions.insert(shared.clone());
-    shared
 }
 
 /// A device's reported address, exactly as reported.

@@ -1,7 +1,8 @@
 //! Small shared helpers: the wall clock (the protocol crate's), random secrets, id generation.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::hash::Hash;
 
 /// The maps every device request reads (caches, tokens, presence, bindings, metrics): keys are
 /// short strings and numbers, for which foldhash is several times cheaper than std's SipHash
@@ -14,12 +15,17 @@ pub type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 /// The shared copy of `text` in `set`, added if missing: for strings that many long-lived
 /// entries repeat (a vendor's credential id, a firmware version), so each is held once.
 /// Callers drop the copies only `set` still holds (`Arc::strong_count == 1`) when they sweep.
-pub fn intern(set: &mut FastSet<Arc<str>>, text: &str) -> Arc<str> {
+/// `T` is a shared handle on the text (`Arc<str>`, or a thinner one where every entry holds
+/// one).
+pub fn intern<T>(set: &mut FastSet<T>, text: &str) -> T
+where
+    T: Borrow<str> + for<'a> From<&'a str> + Clone + Eq + Hash,
+{
     if let Some(shared) = set.get(text) {
-        return Arc::clone(shared);
+        return shared.clone();
     }
-    let shared: Arc<str> = text.into();
-    set.insert(Arc::clone(&shared));
+    let shared = T::from(text);
+    set.insert(shared.clone());
     shared
 }
 
