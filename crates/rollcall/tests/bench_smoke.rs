@@ -53,6 +53,15 @@ fn bench_env(args: &[&str], runs: u32, env: &[(&str, String)]) -> Value {
         "{}",
         v["machine"]
     );
+    // The CPU's family and model number, not the model name's line (the keys overlap).
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if let Some((_, model)) = cpuinfo
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim_end() == "model")
+    {
+        assert_eq!(v["machine"]["cpu_model"], model.trim(), "{}", v["machine"]);
+    }
     if chart {
         let svg = std::fs::read_to_string(&svg).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");

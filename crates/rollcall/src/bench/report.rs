@@ -278,11 +278,12 @@ pub fn fingerprint() -> Value {
             .map(|s| s.trim().to_owned())
     };
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    // The first CPU's line whose key is exactly `name` ("model" is not "model name").
     let field = |name: &str| {
-        cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        cpuinfo.lines().find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            (key.trim_end() == name).then(|| value.trim().to_owned())
+        })
     };
     let guest = field("flags").map(|f| f.split_whitespace().any(|x| x == "hypervisor"));
     if let Value::Object(obj) = &mut m {
@@ -294,6 +295,15 @@ pub fn fingerprint() -> Value {
             )),
         );
         obj.insert("cpu_mhz".into(), json!(field("cpu MHz")));
+        // One model name covers CPUs of different generations ("AMD EPYC" is family 25
+        // model 1 on one machine, model 17 on another): the numbers tell them apart.
+        for (key, name) in [
+            ("cpu_family", "cpu family"),
+            ("cpu_model", "model"),
+            ("cpu_stepping", "stepping"),
+        ] {
+            obj.insert(key.into(), json!(field(name)));
+        }
         obj.insert("virtualized".into(), json!(guest));
         obj.insert("disk".into(), disk_rates(&std::env::temp_dir()));
     }
