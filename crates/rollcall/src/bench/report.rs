@@ -268,8 +268,9 @@ fn median_min_max(values: &[Value]) -> (Value, Value, Value) {
 }
 
 /// The machine as [`machine`] describes it, plus what decides whether two machines' figures
-/// compare: kernel, clock source, whether it is a guest, and the disk's rates measured now in
-/// the directory the scenarios' servers keep their data in (the temporary directory).
+/// compare: the CPU's MHz, family, model number and stepping, kernel, clock source, whether it
+/// is a guest, and the disk's rates measured now in the directory the scenarios' servers keep
+/// their data in (the temporary directory).
 pub fn fingerprint() -> Value {
     let mut m = machine();
     let read = |path: &str| {
