@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use sqlx::any::AnyArguments;
+use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, Arguments as _, AssertSqlSafe};
+use sqlx::{Any, AnyConnection, Arguments as _, AssertSqlSafe, Executor as _};
 
 use super::{
     Arg, Backend, MAX_ATTENDANCE_PAGE, SqlStore, bind_all, col, person_index, values_list,
@@ -20,19 +21,15 @@ impl AttendanceStore for SqlStore {
     /// cannot deadlock on PostgreSQL. A key already stored by a concurrent transaction is
     /// waited for by `ON CONFLICT DO NOTHING` and then found by the follow-up select.
     ///
-    /// The batch goes in as multi-row `INSERT … ON CONFLICT DO NOTHING` statements (256 rows
-    /// at most, smaller ones in powers of two so a handful of statement shapes stay prepared):
-    /// a statement per record cost more than the rest of a sign-in (BENCHMARKS.md, "backlog
-    /// profile"). A statement that inserted all its rows needs nothing more; one that did not
-    /// (a resend among them) has each of its records looked up by key: the record stored
-    /// there is this one if it carries this record's id. No `RETURNING`: SQLite's rows come
-    /// back through sqlx's worker thread one message each, in a channel of 50, so a chunk's
-    /// ids cost the writer several hand-offs between threads (BENCHMARKS.md, "fourth machine").
+    /// A statement that inserted all its rows needs nothing more; after one that did not (a
+    /// resend among them) each of its records is looked up by key: the record stored there is
+    /// this one if it carries this record's id. No `RETURNING`: SQLite's rows come back
+    /// through sqlx's worker thread one message each, in a channel of 50, so a chunk's ids
+    /// cost the writer several hand-offs between threads (BENCHMARKS.md, "fourth machine").
+    /// Each backend has its own form of the batch's statements ([`SqlStore::commit_sqlite`],
+    /// [`SqlStore::commit_postgres`]); both queue the new records, in the same transaction,
+    /// for the uplink (docs/UPLINK.md), the webhooks and the per-person index.
     async fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>> {
-        /// Rows per statement: 256 × 13 bound values, far below both backends' limits
-        /// (SQLite 32,766, PostgreSQL 65,535). Every statement is a round trip to sqlx's
-        /// SQLite worker thread, so a group commit of 256 records is one.
-        const ROWS: usize = 256;
         let key = attendance_key;
         // Key order avoids deadlocks between concurrent batches on PostgreSQL; among records
         // of one key, the earliest arrival (smallest record id) is the one stored.
@@ -50,60 +47,12 @@ impl AttendanceStore for SqlStore {
         }
 
         let mut results: Vec<Option<Inserted>> = vec![None; batch.len()];
-        let mut stored: Vec<i64> = Vec::with_capacity(firsts.len());
-        let mut tx = self.write().await?;
-        let mut rest = &firsts[..];
-        while !rest.is_empty() {
-            let n = if rest.len() >= ROWS {
-                ROWS
-            } else {
-                1 << rest.len().ilog2()
-            };
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            let sqlite = matches!(self.backend, Backend::Sqlite);
-            let values = values_list(sqlite, n, 13);
-            // On SQLite, `OR IGNORE` rather than the upsert clause: `ON CONFLICT DO NOTHING`
-            // covers only the uniqueness constraints, so the NOT NULL columns keep their
-            // default ABORT, and a multi-row statement that may abort inside a transaction
-            // copies every page it touches into a statement journal first (a per-statement
-            // rollback nothing here needs: a failed batch fails whole). Both skip a row whose
-            // key or id is taken; no column is ever bound NULL that may not be.
-            let sql = if sqlite {
-                format!(
-                    "INSERT OR IGNORE INTO attendance ({}) VALUES {values}",
-                    columns!(attendance)
-                )
-            } else {
-                format!(
-                    "INSERT INTO attendance ({}) VALUES {values} ON CONFLICT DO NOTHING",
-                    columns!(attendance)
-                )
-            };
-            // Sized for every value up front: grown by doubling, the list of a 256-row statement
-            // was a dozen ever larger reallocations per group commit.
-            let mut args = AnyArguments::default();
-            args.reserve(n * 13, 0);
-            let mut query = sqlx::query_with(AssertSqlSafe(sql), args);
-            for &i in chunk {
-                query = bind_attendance(query, &batch[i]);
-            }
-            let all_new = query.execute(tx.conn()).await?.rows_affected() == n as u64;
-            for &i in chunk {
-                let record = &batch[i];
-                let result = if all_new {
-                    Inserted {
-                        record_id: record.record_id,
-                        duplicate: false,
-                    }
-                } else {
-                    stored_attendance(tx.conn(), record).await?
-                };
-                if !result.duplicate {
-                    stored.push(record.record_id);
-                }
-                results[i] = Some(result);
-            }
+        let stored = match self.backend {
+            Backend::Sqlite => self.commit_sqlite(batch, &firsts, &mut results).await?,
+            Backend::Postgres => self.commit_postgres(batch, &firsts, &mut results).await?,
+        };
+        if stored > 0 && self.person_index.add(stored) {
+            self.move_person_queue().await;
         }
         for (copy, first) in copies {
             let record_id = results[first]
@@ -114,24 +63,6 @@ impl AttendanceStore for SqlStore {
                 record_id,
                 duplicate: true,
             });
-        }
-        // The new records' outbox rows, in the same transaction (docs/UPLINK.md), their
-        // webhook events, and their place in the per-person index's queue.
-        let mut move_queue = false;
-        if !stored.is_empty() {
-            let mut ids = stored;
-            ids.sort_unstable();
-            let now = batch
-                .iter()
-                .map(|r| r.received_at)
-                .max()
-                .unwrap_or_default();
-            let uplink = batch.iter().any(|r| r.project_id.is_some());
-            move_queue = self.enqueue_new(tx.conn(), &ids, now, uplink).await?;
-        }
-        tx.commit().await?;
-        if move_queue {
-            self.move_person_queue().await;
         }
         results
             .into_iter()
@@ -267,47 +198,230 @@ async fn stored_attendance(
 }
 
 impl SqlStore {
-    /// The new records' uplink items (when one of the batch has a project), webhook events
-    /// and places in the per-person index's queue, inside the group commit; true when the
-    /// queue should be moved once it has committed.
+    /// SQLite's group commit in two round trips to sqlx's worker thread, whatever the batch's
+    /// size: `BEGIN IMMEDIATE`, the insert and the count of rows it stored; then the new
+    /// records' queues and `COMMIT`. Each round trip wakes that thread and then the runtime's
+    /// worker; through sqlx's `Transaction` (whose begin and commit each wait for an
+    /// acknowledgement of their own) and a statement per power-of-two chunk, a group commit
+    /// was about eight, and switching between the two threads was the largest part of a
+    /// backlog record's CPU (BENCHMARKS.md, session 26). `OR IGNORE` rather than the upsert
+    /// clause, because `ON CONFLICT DO NOTHING` covers only the uniqueness constraints, and a
+    /// statement that may still abort inside a transaction copies every page it touches into
+    /// a statement journal first. It skips a row whose key or id is taken, and the padding's
+    /// rows of NULLs (no record's column is ever NULL that may not be).
     ///
-    /// On SQLite the three statements go to sqlx's worker thread as one query. Every query is
-    /// a round trip between that thread and the async side, each side waking the other, and
-    /// in the backlog those hand-offs were a large part of the writer's time (BENCHMARKS.md,
-    /// session 13). sqlx binds a `$n` placeholder to the query's n-th argument in every
-    /// statement of it, so all three read the same three arguments.
-    async fn enqueue_new(
+    /// Returns how many records it stored; `results` gets each of `firsts`' outcome.
+    async fn commit_sqlite(
         &self,
-        conn: &mut AnyConnection,
-        ids: &[i64],
-        now: i64,
-        uplink: bool,
-    ) -> Result<bool, sqlx::Error> {
-        if self.backend == Backend::Postgres {
-            if uplink {
-                super::uplink::enqueue_attendance(conn, self.backend, ids, now).await?;
+        batch: &[NewAttendance],
+        firsts: &[usize],
+        results: &mut [Option<Inserted>],
+    ) -> StoreResult<usize> {
+        // Statements of `ROWS` rows, the last one padded with rows of NULLs up to a multiple
+        // of `PAD`: the query's text then takes one of a few shapes and stays prepared. A NULL
+        // row breaks the NOT NULL columns, so `OR IGNORE` skips it and stores nothing.
+        const ROWS: usize = 256;
+        const PAD: usize = 32;
+        let mut insert = String::from("BEGIN IMMEDIATE;\nSELECT total_changes() AS n;\n");
+        let mut rows = 0;
+        for chunk in firsts.chunks(ROWS) {
+            let n = chunk.len().div_ceil(PAD) * PAD;
+            rows += n;
+            insert.push_str(&format!(
+                "INSERT OR IGNORE INTO attendance ({}) VALUES {};\n",
+                columns!(attendance),
+                values_list(true, n, 13)
+            ));
+        }
+        insert.push_str("SELECT total_changes() AS n");
+        let mut args = AnyArguments::default();
+        args.reserve(rows * 13, 0);
+        let mut query = sqlx::query_with(AssertSqlSafe(insert), args);
+        for &i in firsts {
+            query = bind_attendance(query, &batch[i]);
+        }
+        for _ in firsts.len()..rows {
+            for _ in 0..13 {
+                query = query.bind(None::<i64>);
             }
-            super::webhooks::enqueue_attendance(conn, self.backend, ids, now).await?;
-            return person_index::queue(conn, self.backend, &self.person_index, ids).await;
         }
-        let (new_records, json) = super::ids_in(self.backend, "a.record_id", 3, ids);
-        let mut sql = String::new();
-        if uplink {
-            sql.push_str(&super::uplink::attendance_sql(&new_records, "$2"));
+        let _slot = self.write_slot().await;
+        let mut tx = OpenTx {
+            conn: self.writes.acquire().await?,
+            open: true,
+        };
+        let committed: StoreResult<usize> = async {
+            // `fetch_all`, which runs every statement: sqlx's `fetch_one` of a multi-statement
+            // query reads only the first statement's outcome and stops the rest.
+            let counts = query.fetch_all(&mut *tx.conn).await?;
+            let count = |i: usize| -> StoreResult<i64> {
+                let row = counts
+                    .get(i)
+                    .ok_or_else(|| StoreError::Corrupt("group commit counted nothing".into()))?;
+                col(row, "n")
+            };
+            let all_new = usize::try_from(count(1)? - count(0)?) == Ok(firsts.len());
+            let mut stored: Vec<i64> = Vec::with_capacity(firsts.len());
+            for &i in firsts {
+                let record = &batch[i];
+                let result = if all_new {
+                    Inserted {
+                        record_id: record.record_id,
+                        duplicate: false,
+                    }
+                } else {
+                    stored_attendance(&mut tx.conn, record).await?
+                };
+                if !result.duplicate {
+                    stored.push(record.record_id);
+                }
+                results[i] = Some(result);
+            }
+            stored.sort_unstable();
+            let now = batch
+                .iter()
+                .map(|r| r.received_at)
+                .max()
+                .unwrap_or_default();
+            let uplink = batch.iter().any(|r| r.project_id.is_some());
+            // sqlx binds a `$n` placeholder to the query's n-th argument in every statement
+            // of it, so all three queues read the same three arguments.
+            let (new_records, ids) = super::ids_in(Backend::Sqlite, "a.record_id", 3, &stored);
+            let mut sql = String::new();
+            if uplink {
+                sql.push_str(&super::uplink::attendance_sql(&new_records, "$2"));
+                sql.push_str(";\n");
+            }
+            sql.push_str(&super::webhooks::attendance_sql(&new_records, "$2"));
             sql.push_str(";\n");
+            sql.push_str(&person_index::queue_sql(&new_records));
+            sql.push_str(";\nCOMMIT");
+            let mut args = vec![
+                Arg::Text(Some("attendance".to_owned())),
+                Arg::Int(Some(now)),
+            ];
+            args.extend(ids);
+            bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+                .execute(&mut *tx.conn)
+                .await?;
+            Ok(stored.len())
         }
-        sql.push_str(&super::webhooks::attendance_sql(&new_records, "$2"));
-        sql.push_str(";\n");
-        sql.push_str(&person_index::queue_sql(&new_records));
-        let mut args = vec![
-            Arg::Text(Some("attendance".to_owned())),
-            Arg::Int(Some(now)),
-        ];
-        args.extend(json);
-        bind_all(sqlx::query(AssertSqlSafe(sql)), args)
-            .execute(&mut *conn)
-            .await?;
-        Ok(self.person_index.add(ids.len()))
+        .await;
+        match committed {
+            Ok(stored) => {
+                tx.open = false;
+                Ok(stored)
+            }
+            Err(e) => {
+                tx.roll_back().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// PostgreSQL's group commit: multi-row `INSERT … ON CONFLICT DO NOTHING` statements (256
+    /// rows at most, smaller ones in powers of two so a handful of statement shapes stay
+    /// prepared) in one transaction, then the new records' queues. Returns how many records
+    /// it stored; `results` gets each of `firsts`' outcome.
+    async fn commit_postgres(
+        &self,
+        batch: &[NewAttendance],
+        firsts: &[usize],
+        results: &mut [Option<Inserted>],
+    ) -> StoreResult<usize> {
+        /// Rows per statement: 256 × 13 bound values, far below PostgreSQL's limit of 65,535.
+        const ROWS: usize = 256;
+        let mut stored: Vec<i64> = Vec::with_capacity(firsts.len());
+        let mut tx = self.write().await?;
+        let mut rest = firsts;
+        while !rest.is_empty() {
+            let n = if rest.len() >= ROWS {
+                ROWS
+            } else {
+                1 << rest.len().ilog2()
+            };
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let sql = format!(
+                "INSERT INTO attendance ({}) VALUES {} ON CONFLICT DO NOTHING",
+                columns!(attendance),
+                values_list(false, n, 13)
+            );
+            // Sized for every value up front: grown by doubling, the list of a 256-row
+            // statement was a dozen ever larger reallocations per group commit.
+            let mut args = AnyArguments::default();
+            args.reserve(n * 13, 0);
+            let mut query = sqlx::query_with(AssertSqlSafe(sql), args);
+            for &i in chunk {
+                query = bind_attendance(query, &batch[i]);
+            }
+            let all_new = query.execute(tx.conn()).await?.rows_affected() == n as u64;
+            for &i in chunk {
+                let record = &batch[i];
+                let result = if all_new {
+                    Inserted {
+                        record_id: record.record_id,
+                        duplicate: false,
+                    }
+                } else {
+                    stored_attendance(tx.conn(), record).await?
+                };
+                if !result.duplicate {
+                    stored.push(record.record_id);
+                }
+                results[i] = Some(result);
+            }
+        }
+        if !stored.is_empty() {
+            stored.sort_unstable();
+            let now = batch
+                .iter()
+                .map(|r| r.received_at)
+                .max()
+                .unwrap_or_default();
+            let conn = tx.conn();
+            if batch.iter().any(|r| r.project_id.is_some()) {
+                super::uplink::enqueue_attendance(conn, self.backend, &stored, now).await?;
+            }
+            super::webhooks::enqueue_attendance(conn, self.backend, &stored, now).await?;
+            person_index::queue(conn, self.backend, &stored).await?;
+        }
+        tx.commit().await?;
+        Ok(stored.len())
+    }
+}
+
+/// The writer's connection inside a transaction begun by SQL of the caller's own rather than
+/// by sqlx's `Transaction`. Dropped while still open (its future cancelled between two
+/// queries, or a failed rollback), the connection is closed instead of going back to the pool
+/// with the transaction open; closing it rolls the transaction back.
+struct OpenTx {
+    conn: PoolConnection<Any>,
+    open: bool,
+}
+
+impl OpenTx {
+    /// Rolls back after a failure. "No transaction is active" is success here: the failure
+    /// was `BEGIN`'s own, or SQLite had already rolled back.
+    async fn roll_back(&mut self) {
+        match self.conn.execute("ROLLBACK").await {
+            Ok(_) => self.open = false,
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.message().contains("no transaction is active")) =>
+            {
+                self.open = false
+            }
+            Err(e) => tracing::error!(error = %e, "rolling back a group commit failed"),
+        }
+    }
+}
+
+impl Drop for OpenTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
     }
 }
 
@@ -421,6 +535,88 @@ pub(super) mod tests {
         refs.sort();
         let expected: Vec<String> = (1..=8).map(|id| id.to_string()).collect();
         assert_eq!(refs, expected);
+    }
+
+    /// Batches of every shape store exactly their records: SQLite pads its statements with
+    /// rows of NULLs up to a multiple of 32 and splits them at 256, PostgreSQL splits them in
+    /// powers of two. A resent record and a copy inside the batch are answered as duplicates.
+    #[tokio::test]
+    async fn a_batch_of_any_size_stores_exactly_its_records() {
+        use crate::store::test_db::TestDb;
+        let dir = tempfile::tempdir().unwrap();
+        let store = TestDb::new("shapes", dir.path()).open().await.unwrap();
+        let mut next_id = 1;
+        let mut stored = 0;
+        for size in [1_usize, 31, 32, 33, 256, 257, 300] {
+            let mut batch: Vec<NewAttendance> = (0..size)
+                .map(|i| {
+                    next_id += 1;
+                    record(next_id, &format!("p{size}-{i}"), 1_000 + i as i64)
+                })
+                .collect();
+            // A copy of this batch's first record, and a resend of the previous batch's last.
+            next_id += 1;
+            batch.push(NewAttendance {
+                record_id: next_id,
+                ..batch[0].clone()
+            });
+            next_id += 1;
+            batch.push(record(next_id, "p1-0", 1_000));
+            let got = store.insert_attendance(&batch).await.unwrap();
+            let new = got.iter().filter(|i| !i.duplicate).count();
+            assert_eq!(new, size, "batch of {size}: {got:?}");
+            assert_eq!(got[size].record_id, batch[0].record_id);
+            assert!(got[size].duplicate && got[size + 1].duplicate);
+            stored += size;
+            let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM attendance")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+            assert_eq!(rows, stored as i64, "after the batch of {size}");
+            let last = &batch[size - 1];
+            let back = store.attendance_record(last.record_id).await.unwrap();
+            assert_eq!(back.as_ref(), Some(last));
+        }
+    }
+
+    /// On SQLite a group commit begins and commits its transaction in SQL of its own: when a
+    /// statement of it fails, nothing of the batch is stored and the writer's connection is
+    /// not left inside the transaction (the next write transaction begins).
+    #[tokio::test]
+    async fn a_failed_group_commit_stores_nothing_and_leaves_the_writer_usable() {
+        use crate::store::DeviceStore;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let store = SqlStore::connect(&url)
+            .await
+            .unwrap()
+            .with_keys(crate::store::test_db::test_keys());
+        // The queues' statements now fail, after the records' insert has run.
+        sqlx::query("DROP TABLE webhook_deliveries")
+            .execute(&store.writes)
+            .await
+            .unwrap();
+        let batch = [record(1, "41", 1_000), record(2, "42", 1_000)];
+        let err = store.insert_attendance(&batch).await.unwrap_err();
+        assert!(err.to_string().contains("webhook_deliveries"), "{err}");
+        let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM attendance")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
+        store
+            .create_project(&Project {
+                id: 5,
+                name: "p".into(),
+                code: None,
+                address: None,
+                coordinate_system: Default::default(),
+                fence: None,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        assert!(store.project(5).await.unwrap().is_some());
     }
 
     /// A database made before `0003_attendance_key` (which rebuilds the table on SQLite)

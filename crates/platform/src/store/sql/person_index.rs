@@ -71,22 +71,22 @@ pub(super) async fn queued(conn: &mut AnyConnection) -> Result<usize, sqlx::Erro
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
-/// Queues the new records `record_ids`, inside the group commit's transaction. Returns whether
-/// the mark is passed: then, once that transaction has committed, the store moves the queue
-/// ([`SqlStore::move_person_queue`]).
+/// Queues the new records `record_ids`, inside the group commit's transaction (PostgreSQL's;
+/// SQLite's sends [`queue_sql`] with its other statements). Once that transaction has
+/// committed, the store counts them ([`PersonIndex::add`]) and moves the queue when the mark
+/// is passed ([`SqlStore::move_person_queue`]).
 pub(super) async fn queue(
     conn: &mut AnyConnection,
     backend: Backend,
-    index: &PersonIndex,
     record_ids: &[i64],
-) -> Result<bool, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     for chunk in record_ids.chunks(super::MAX_PARAMS) {
         let (new_records, ids) = ids_in(backend, "a.record_id", 1, chunk);
         bind_all(sqlx::query(AssertSqlSafe(queue_sql(&new_records))), ids)
             .execute(&mut *conn)
             .await?;
     }
-    Ok(index.add(record_ids.len()))
+    Ok(())
 }
 
 /// The statement of [`queue`]: `new_records` is the condition naming the records (as `a`).
