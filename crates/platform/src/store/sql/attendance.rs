@@ -262,27 +262,9 @@ impl SqlStore {
             };
             let all_new = usize::try_from(count(1)? - count(0)?) == Ok(firsts.len());
             let mut stored: Vec<i64> = Vec::with_capacity(firsts.len());
-            for &i in firsts {
-                let record = &batch[i];
-                let result = if all_new {
-                    Inserted {
-                        record_id: record.record_id,
-                        duplicate: false,
-                    }
-                } else {
-                    stored_attendance(&mut tx.conn, record).await?
-                };
-                if !result.duplicate {
-                    stored.push(record.record_id);
-                }
-                results[i] = Some(result);
-            }
+            outcomes(&mut tx.conn, batch, firsts, all_new, results, &mut stored).await?;
             stored.sort_unstable();
-            let now = batch
-                .iter()
-                .map(|r| r.received_at)
-                .max()
-                .unwrap_or_default();
+            let now = latest_arrival(batch);
             let uplink = batch.iter().any(|r| r.project_id.is_some());
             // sqlx binds a `$n` placeholder to the query's n-th argument in every statement
             // of it, so all three queues read the same three arguments.
@@ -356,29 +338,11 @@ impl SqlStore {
                 query = bind_attendance(query, &batch[i]);
             }
             let all_new = query.execute(tx.conn()).await?.rows_affected() == n as u64;
-            for &i in chunk {
-                let record = &batch[i];
-                let result = if all_new {
-                    Inserted {
-                        record_id: record.record_id,
-                        duplicate: false,
-                    }
-                } else {
-                    stored_attendance(tx.conn(), record).await?
-                };
-                if !result.duplicate {
-                    stored.push(record.record_id);
-                }
-                results[i] = Some(result);
-            }
+            outcomes(tx.conn(), batch, chunk, all_new, results, &mut stored).await?;
         }
         if !stored.is_empty() {
             stored.sort_unstable();
-            let now = batch
-                .iter()
-                .map(|r| r.received_at)
-                .max()
-                .unwrap_or_default();
+            let now = latest_arrival(batch);
             let conn = tx.conn();
             if batch.iter().any(|r| r.project_id.is_some()) {
                 super::uplink::enqueue_attendance(conn, self.backend, &stored, now).await?;
@@ -389,6 +353,44 @@ impl SqlStore {
         tx.commit().await?;
         Ok(stored.len())
     }
+}
+
+/// Each of `records`' outcome into `results`, and the ids of those stored into `stored`: when
+/// their statement stored all of them (`all_new`) each is new, otherwise each is looked up by
+/// its key.
+async fn outcomes(
+    conn: &mut AnyConnection,
+    batch: &[NewAttendance],
+    records: &[usize],
+    all_new: bool,
+    results: &mut [Option<Inserted>],
+    stored: &mut Vec<i64>,
+) -> StoreResult<()> {
+    for &i in records {
+        let record = &batch[i];
+        let result = if all_new {
+            Inserted {
+                record_id: record.record_id,
+                duplicate: false,
+            }
+        } else {
+            stored_attendance(conn, record).await?
+        };
+        if !result.duplicate {
+            stored.push(record.record_id);
+        }
+        results[i] = Some(result);
+    }
+    Ok(())
+}
+
+/// The batch's latest arrival: the time its queued items are made at.
+fn latest_arrival(batch: &[NewAttendance]) -> i64 {
+    batch
+        .iter()
+        .map(|r| r.received_at)
+        .max()
+        .unwrap_or_default()
 }
 
 /// The writer's connection inside a transaction begun by SQL of the caller's own rather than
@@ -580,43 +582,40 @@ pub(super) mod tests {
     }
 
     /// On SQLite a group commit begins and commits its transaction in SQL of its own: when a
-    /// statement of it fails, nothing of the batch is stored and the writer's connection is
-    /// not left inside the transaction (the next write transaction begins).
+    /// statement of it fails after the insert, nothing of the batch is stored and the writer's
+    /// connection is not left inside the transaction, so the same batch, sent again, is
+    /// stored whole and as new.
     #[tokio::test]
     async fn a_failed_group_commit_stores_nothing_and_leaves_the_writer_usable() {
-        use crate::store::DeviceStore;
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
         let store = SqlStore::connect(&url)
             .await
             .unwrap()
             .with_keys(crate::store::test_db::test_keys());
-        // The queues' statements now fail, after the records' insert has run.
-        sqlx::query("DROP TABLE webhook_deliveries")
-            .execute(&store.writes)
-            .await
-            .unwrap();
+        // The per-person queue's statement, in the second of the two queries, now fails.
+        let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON attendance_to_index \
+                      BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
+        sqlx::query(refuse).execute(&store.writes).await.unwrap();
         let batch = [record(1, "41", 1_000), record(2, "42", 1_000)];
         let err = store.insert_attendance(&batch).await.unwrap_err();
-        assert!(err.to_string().contains("webhook_deliveries"), "{err}");
+        assert!(err.to_string().contains("refused by the test"), "{err}");
         let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM attendance")
             .fetch_one(&store.pool)
             .await
             .unwrap();
         assert_eq!(rows, 0);
-        store
-            .create_project(&Project {
-                id: 5,
-                name: "p".into(),
-                code: None,
-                address: None,
-                coordinate_system: Default::default(),
-                fence: None,
-                created_at: 1,
-            })
+
+        sqlx::query("DROP TRIGGER refuse")
+            .execute(&store.writes)
             .await
             .unwrap();
-        assert!(store.project(5).await.unwrap().is_some());
+        let got = store.insert_attendance(&batch).await.unwrap();
+        assert!(got.iter().all(|i| !i.duplicate), "{got:?}");
+        assert_eq!(
+            store.attendance_record(2).await.unwrap().as_ref(),
+            Some(&batch[1])
+        );
     }
 
     /// A database made before `0003_attendance_key` (which rebuilds the table on SQLite)
