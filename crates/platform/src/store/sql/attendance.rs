@@ -203,8 +203,8 @@ impl SqlStore {
     /// records' queues and `COMMIT`. Each round trip wakes that thread and then the runtime's
     /// worker; through sqlx's `Transaction` (whose begin and commit each wait for an
     /// acknowledgement of their own) and a statement per power-of-two chunk, a group commit
-    /// was about eight, and switching between the two threads was the largest part of a
-    /// backlog record's CPU (BENCHMARKS.md, session 26). `OR IGNORE` rather than the upsert
+    /// was about eight, and switching between the two threads was the largest single item of
+    /// a backlog record's CPU (BENCHMARKS.md, session 26). `OR IGNORE` rather than the upsert
     /// clause, because `ON CONFLICT DO NOTHING` covers only the uniqueness constraints, and a
     /// statement that may still abort inside a transaction copies every page it touches into
     /// a statement journal first. It skips a row whose key or id is taken, and the padding's
@@ -219,7 +219,8 @@ impl SqlStore {
     ) -> StoreResult<usize> {
         // Statements of `ROWS` rows, the last one padded with rows of NULLs up to a multiple
         // of `PAD`: the query's text then takes one of a few shapes and stays prepared. A NULL
-        // row breaks the NOT NULL columns, so `OR IGNORE` skips it and stores nothing.
+        // row breaks the NOT NULL columns, so `OR IGNORE` skips it and stores nothing. 256 rows
+        // are 3,328 bound values a statement, far below SQLite's 32,766.
         const ROWS: usize = 256;
         const PAD: usize = 32;
         let mut insert = String::from("BEGIN IMMEDIATE;\nSELECT total_changes() AS n;\n");
@@ -615,6 +616,33 @@ pub(super) mod tests {
         assert_eq!(
             store.attendance_record(2).await.unwrap().as_ref(),
             Some(&batch[1])
+        );
+    }
+
+    /// A group commit's connection dropped inside its transaction (its future cancelled
+    /// between the two queries) is closed, not pooled with the transaction open: the next
+    /// group commit begins on a new connection and stores its batch.
+    #[tokio::test]
+    async fn a_connection_dropped_inside_a_group_commit_is_not_pooled() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let store = SqlStore::connect(&url)
+            .await
+            .unwrap()
+            .with_keys(crate::store::test_db::test_keys());
+        let mut conn = store.writes.acquire().await.unwrap();
+        conn.execute("BEGIN IMMEDIATE").await.unwrap();
+        drop(OpenTx { conn, open: true });
+        let got = store
+            .insert_attendance(&[record(1, "41", 1_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![Inserted {
+                record_id: 1,
+                duplicate: false
+            }]
         );
     }
 
