@@ -269,8 +269,9 @@ fn median_min_max(values: &[Value]) -> (Value, Value, Value) {
 
 /// The machine as [`machine`] describes it, plus what decides whether two machines' figures
 /// compare: the CPU's MHz, family, model number and stepping, kernel, clock source, whether it
-/// is a guest, and the disk's rates measured now in the directory the scenarios' servers keep
-/// their data in (the temporary directory).
+/// is a guest, the disk's rates measured now in the directory the scenarios' servers keep
+/// their data in (the temporary directory), and what waking a sleeping thread costs
+/// ([`wakeup_cost`]).
 pub fn fingerprint() -> Value {
     let mut m = machine();
     let read = |path: &str| {
@@ -307,8 +308,87 @@ pub fn fingerprint() -> Value {
         }
         obj.insert("virtualized".into(), json!(guest));
         obj.insert("disk".into(), disk_rates(&std::env::temp_dir()));
+        obj.insert("wakeup".into(), wakeup_cost());
     }
     m
+}
+
+/// What waking a sleeping thread costs here, measured now: two threads hand a token back and
+/// forth through channels, each asleep until it comes, and the two threads' CPU time
+/// (`/proc/thread-self/schedstat`, user and kernel, in ns) and the wall time are divided by
+/// the wake-ups (two a round trip). Five samples, each with a thread of its own, so each may
+/// land on another vCPU: the minimum is about two threads sharing one, the maximum about one
+/// waking the other across vCPUs.
+///
+/// The platform's runtime worker, its SQLite writer and the load generator wake one another
+/// at every turn, and on a guest whose idle vCPU halts, waking a thread on the other vCPU goes
+/// through the hypervisor. What that costs differs between machines of one kind, and moves the
+/// platform's CPU per request with it (BENCHMARKS.md, session 27).
+fn wakeup_cost() -> Value {
+    const SAMPLES: usize = 5;
+    const ROUND_TRIPS: u32 = 2_000;
+    let mut cpu = Vec::with_capacity(SAMPLES);
+    let mut wall = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let Some((c, w)) = ping_pong(ROUND_TRIPS) else {
+            return json!({ "error": "no /proc/thread-self/schedstat, or the echo thread stopped" });
+        };
+        cpu.push(json!((c * 100.0).round() / 100.0));
+        wall.push(json!((w * 100.0).round() / 100.0));
+    }
+    let spread = |values: &[Value]| {
+        let (median, min, max) = median_min_max(values);
+        json!({ "median": median, "min": min, "max": max })
+    };
+    json!({
+        "samples": SAMPLES,
+        "wakeups_per_sample": 2 * ROUND_TRIPS,
+        "cpu_us_per_wakeup": spread(&cpu),
+        "wall_us_per_wakeup": spread(&wall),
+    })
+}
+
+/// This thread's CPU time so far, in ns.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `round_trips` hand-overs to a fresh thread and back: (CPU µs, wall µs) per wake-up.
+fn ping_pong(round_trips: u32) -> Option<(f64, f64)> {
+    let (to_echo, echo_rx) = std::sync::mpsc::channel::<()>();
+    let (to_main, main_rx) = std::sync::mpsc::channel::<()>();
+    let echo = std::thread::spawn(move || {
+        let before = thread_cpu_ns();
+        while echo_rx.recv().is_ok() {
+            if to_main.send(()).is_err() {
+                break;
+            }
+        }
+        thread_cpu_ns()?.checked_sub(before?)
+    });
+    let before = thread_cpu_ns()?;
+    let started = Instant::now();
+    let mut done = 0u32;
+    while done < round_trips && to_echo.send(()).is_ok() && main_rx.recv().is_ok() {
+        done += 1;
+    }
+    let wall = started.elapsed();
+    let main_cpu = thread_cpu_ns()?.checked_sub(before)?;
+    drop(to_echo);
+    let echo_cpu = echo.join().ok()??;
+    if done < round_trips {
+        return None;
+    }
+    let wakeups = f64::from(2 * round_trips);
+    Some((
+        (main_cpu + echo_cpu) as f64 / 1e3 / wakeups,
+        wall.as_secs_f64() * 1e6 / wakeups,
+    ))
 }
 
 /// The filesystem of `dir`, and two rates measured there: 4 KiB writes each followed by
@@ -621,5 +701,14 @@ mod tests {
                 .is_some_and(|r| r > 0.0),
             "{m}"
         );
+        let wakeup = &m["wakeup"];
+        assert_eq!(wakeup["samples"], 5, "{m}");
+        for key in ["cpu_us_per_wakeup", "wall_us_per_wakeup"] {
+            let (min, max) = (
+                wakeup[key]["min"].as_f64().unwrap_or(-1.0),
+                wakeup[key]["max"].as_f64().unwrap_or(-1.0),
+            );
+            assert!(min > 0.0 && min <= max, "{key}: {m}");
+        }
     }
 }
