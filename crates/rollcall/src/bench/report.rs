@@ -316,9 +316,8 @@ pub fn fingerprint() -> Value {
 /// What waking a sleeping thread costs here, measured now: two threads hand a token back and
 /// forth through channels, each asleep until it comes, and the two threads' CPU time
 /// (`/proc/thread-self/schedstat`, user and kernel, in ns) and the wall time are divided by
-/// the wake-ups (two a round trip). Five samples, each with a thread of its own, so each may
-/// land on another vCPU: the minimum is about two threads sharing one, the maximum about one
-/// waking the other across vCPUs.
+/// the wake-ups (two a round trip). Five samples, each with a thread of its own that the
+/// scheduler may place elsewhere, so the five differ with where the two threads run.
 ///
 /// The platform's runtime worker, its SQLite writer and the load generator wake one another
 /// at every turn, and on a guest whose idle vCPU halts, waking a thread on the other vCPU goes
