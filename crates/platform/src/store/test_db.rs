@@ -70,15 +70,20 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// SQLite at `dir/rollcall.db` whatever the environment: for tests of SQLite's own paths.
+    pub fn sqlite(dir: &Path) -> TestDb {
+        TestDb {
+            url: format!("sqlite://{}?mode=rwc", dir.join("rollcall.db").display()),
+            postgres: None,
+        }
+    }
+
     /// SQLite at `dir/rollcall.db`, or a new PostgreSQL schema `{prefix}_{pid}_{n}_{ms}` when
     /// [`TEST_DATABASE_URL`] is set. `prefix` is lowercase letters only.
     pub fn new(prefix: &str, dir: &Path) -> TestDb {
         match std::env::var(TEST_DATABASE_URL) {
             Ok(base) if !base.is_empty() => TestDb::on_postgres(prefix, base),
-            _ => TestDb {
-                url: format!("sqlite://{}?mode=rwc", dir.join("rollcall.db").display()),
-                postgres: None,
-            },
+            _ => TestDb::sqlite(dir),
         }
     }
 

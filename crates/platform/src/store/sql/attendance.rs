@@ -432,6 +432,7 @@ impl Drop for OpenTx {
 pub(super) mod tests {
     use super::*;
     use crate::store::sql::sqlite_at_version;
+    use crate::store::test_db::TestDb;
 
     /// A record of device SN1 without a project, photo or extras.
     pub(in crate::store::sql) fn record(
@@ -461,7 +462,6 @@ pub(super) mod tests {
     /// whatever the batch's size; a resent record queues nothing again.
     #[tokio::test]
     async fn a_group_commit_queues_each_new_record_for_uplink_and_webhooks() {
-        use crate::store::test_db::TestDb;
         use crate::store::{DeviceStore, UplinkStore, WebhookStore};
         let dir = tempfile::tempdir().unwrap();
         let store = TestDb::new("queues", dir.path()).open().await.unwrap();
@@ -545,7 +545,6 @@ pub(super) mod tests {
     /// powers of two. A resent record and a copy inside the batch are answered as duplicates.
     #[tokio::test]
     async fn a_batch_of_any_size_stores_exactly_its_records() {
-        use crate::store::test_db::TestDb;
         let dir = tempfile::tempdir().unwrap();
         let store = TestDb::new("shapes", dir.path()).open().await.unwrap();
         let mut next_id = 1;
@@ -589,11 +588,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn a_failed_group_commit_stores_nothing_and_leaves_the_writer_usable() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
-        let store = SqlStore::connect(&url)
-            .await
-            .unwrap()
-            .with_keys(crate::store::test_db::test_keys());
+        let store = TestDb::sqlite(dir.path()).open().await.unwrap();
         // The per-person queue's statement, in the second of the two queries, now fails.
         let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON attendance_to_index \
                       BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
@@ -625,11 +620,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn a_connection_dropped_inside_a_group_commit_is_not_pooled() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
-        let store = SqlStore::connect(&url)
-            .await
-            .unwrap()
-            .with_keys(crate::store::test_db::test_keys());
+        let store = TestDb::sqlite(dir.path()).open().await.unwrap();
         let mut conn = store.writes.acquire().await.unwrap();
         conn.execute("BEGIN IMMEDIATE").await.unwrap();
         drop(OpenTx { conn, open: true });
