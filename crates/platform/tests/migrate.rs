@@ -418,7 +418,10 @@ async fn populate(store: &SqlStore) {
     // the third stays queued: both of its tables hold rows.
     let indexed = store.clone().with_person_index_batch(500);
     for batch in records.chunks(400) {
-        let inserted = indexed.insert_attendance(batch).await.expect("attendance");
+        let inserted = indexed
+            .insert_attendance(batch.to_vec())
+            .await
+            .expect("attendance");
         assert!(inserted.iter().all(|r| !r.duplicate));
     }
     populate_console(store).await;
@@ -866,7 +869,7 @@ async fn check_writable(store: &SqlStore) {
         record_id: 8_000_000,
         ..again
     };
-    let inserted = store.insert_attendance(&[resent]).await.expect("resend");
+    let inserted = store.insert_attendance(vec![resent]).await.expect("resend");
     assert!(inserted[0].duplicate, "the idempotency key survived");
     assert_eq!(inserted[0].record_id, 7_000_006);
     let err = store

@@ -51,14 +51,18 @@ async fn sqlite_story() {
     reopened.close().await;
 }
 
+/// An in-memory SQLite database is refused with a message that says to give a file: the
+/// group commit writes through a connection of its own, which a private in-memory database
+/// cannot have.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_in_memory_opens() {
-    let store = SqlStore::connect("sqlite::memory:")
-        .await
-        .expect("connect memory")
-        .with_keys(rollcall_platform::store::test_db::test_keys());
-    store.create_vendor(&vendor(1, "AK-MEM")).await.unwrap();
-    assert_eq!(store.vendors().await.unwrap().len(), 1);
+async fn sqlite_in_memory_is_refused_with_the_reason() {
+    for url in ["sqlite::memory:", "sqlite://rollcall.db?mode=memory"] {
+        let err = SqlStore::connect(url).await.expect_err(url).to_string();
+        assert!(
+            err.contains("in-memory SQLite database is not supported"),
+            "{url}: {err}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1232,7 +1236,12 @@ async fn attendance_batches(store: &SqlStore) {
     let other_type = record(4, "SN-D1", "1", 100_000, 2);
 
     let inserted = store
-        .insert_attendance(&[first.clone(), second.clone(), resent_in_batch, other_type])
+        .insert_attendance(vec![
+            first.clone(),
+            second.clone(),
+            resent_in_batch,
+            other_type,
+        ])
         .await
         .unwrap();
     let new = |record_id| Inserted {
@@ -1258,16 +1267,19 @@ async fn attendance_batches(store: &SqlStore) {
     let resent = record(5, "SN-D1", "2", 100_000, 1);
     let fresh = record(6, "SN-D2", "2", 100_000, 1);
     let inserted = store
-        .insert_attendance(&[resent.clone(), fresh.clone(), resent])
+        .insert_attendance(vec![resent.clone(), fresh.clone(), resent])
         .await
         .unwrap();
     assert_eq!(inserted, [dup(2), new(6), dup(2)]);
     assert_eq!(store.attendance_record(6).await.unwrap(), Some(fresh));
-    assert_eq!(store.insert_attendance(&[]).await.unwrap(), vec![]);
+    assert_eq!(store.insert_attendance(vec![]).await.unwrap(), vec![]);
 
     // A record id reused under another key is refused, and the batch with it.
     let clash = store
-        .insert_attendance(&[record(7, "SN-D2", "7", 1, 1), record(1, "SN-D2", "9", 1, 1)])
+        .insert_attendance(vec![
+            record(7, "SN-D2", "7", 1, 1),
+            record(1, "SN-D2", "9", 1, 1),
+        ])
         .await;
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
     assert_eq!(
@@ -1308,7 +1320,7 @@ async fn concurrent_attendance(store: &SqlStore) {
                     })
                     .collect();
                 let inserted = store
-                    .insert_attendance(&batch)
+                    .insert_attendance(batch.clone())
                     .await
                     .expect("concurrent insert");
                 seen.extend(chunk.iter().copied().zip(inserted));
@@ -1354,7 +1366,7 @@ async fn attendance_queries(store: &SqlStore) {
     let mut unbound = record(51, "SN-D9", "3", 300_000, 1);
     unbound.project_id = None;
     store
-        .insert_attendance(&[elsewhere, unbound])
+        .insert_attendance(vec![elsewhere, unbound])
         .await
         .unwrap();
 
@@ -1515,11 +1527,11 @@ async fn temperatures(store: &SqlStore) {
         extra: None,
     };
     store
-        .insert_attendance(&[record(1, None), record(2, Some(36.5))])
+        .insert_attendance(vec![record(1, None), record(2, Some(36.5))])
         .await
         .expect("a missing then a present temperature");
     store
-        .insert_attendance(&[record(3, Some(36.7)), record(4, None)])
+        .insert_attendance(vec![record(3, Some(36.7)), record(4, None)])
         .await
         .expect("a present then a missing temperature");
     let got = store.attendance_record(2).await.unwrap().unwrap();

@@ -269,10 +269,11 @@ mod tests {
     /// the caller passed (the registry's); the id goes when no cached token holds it.
     #[tokio::test]
     async fn a_vendors_devices_share_one_credential_id_until_their_tokens_expire() {
-        let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::test_db::TestDb::sqlite(dir.path())
+            .open()
             .await
-            .unwrap()
-            .with_keys(crate::store::test_db::test_keys());
+            .unwrap();
         let tokens = Tokens::new(60);
         let (a, b): (Arc<str>, Arc<str>) = ("SN-A".into(), "SN-B".into());
         let ta = tokens.issue(&store, &a, "AK-1", 1_000).await.unwrap();
@@ -299,10 +300,11 @@ mod tests {
     #[tokio::test]
     async fn a_touch_is_written_once_the_stored_time_lags_and_all_at_shutdown() {
         use crate::store::DeviceStore as _;
-        let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::test_db::TestDb::sqlite(dir.path())
+            .open()
             .await
-            .unwrap()
-            .with_keys(crate::store::test_db::test_keys());
+            .unwrap();
         let tokens = Tokens::new(60);
         let sn: Arc<str> = "SN-A".into();
         let t = tokens.issue(&store, &sn, "AK-1", 1_000).await.unwrap();

@@ -173,21 +173,25 @@ async fn commit(batch: &mut Vec<Job>, store: &dyn Store, blobs: &dyn BlobStore, 
         }
     }
     // The records move out of their jobs (cloning each record's strings showed in the backlog's
-    // profile); the answers are paired back by position.
-    let (records, replies): (Vec<NewAttendance>, Vec<_>) =
-        batch.drain(..).map(|j| (j.record, j.reply)).unzip();
-    match store.insert_attendance(&records).await {
+    // profile) and on into the store; the answers are paired back by position.
+    let mut records = Vec::with_capacity(batch.len());
+    let mut waiting = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        waiting.push((job.record.received_at - job.record.record_time, job.reply));
+        records.push(job.record);
+    }
+    match store.insert_attendance(records).await {
         Ok(results) => {
-            for ((record, reply), inserted) in records.iter().zip(replies).zip(results) {
+            for ((latency, reply), inserted) in waiting.into_iter().zip(results) {
                 if !inserted.duplicate {
-                    metrics.upload_latency(record.received_at - record.record_time);
+                    metrics.upload_latency(latency);
                 }
                 let _ = reply.send(Ok(inserted));
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, records = records.len(), "attendance batch failed");
-            for reply in replies {
+            tracing::error!(error = %e, records = waiting.len(), "attendance batch failed");
+            for (_, reply) in waiting {
                 let _ = reply.send(Err(IngestError::Failed("attendance batch")));
             }
         }

@@ -378,13 +378,13 @@ mod tests {
         assert_eq!(transitions(&p), vec![("b".into(), true, 100_000)]);
     }
 
-    async fn store_with_device(sn: &str) -> crate::store::sql::SqlStore {
+    async fn store_with_device(dir: &std::path::Path, sn: &str) -> crate::store::sql::SqlStore {
         use crate::store::Vendor;
         use rollcall_protocol::ids::Secret;
-        let store = crate::store::sql::SqlStore::connect("sqlite::memory:")
+        let store = crate::store::test_db::TestDb::sqlite(dir)
+            .open()
             .await
-            .unwrap()
-            .with_keys(crate::store::test_db::test_keys());
+            .unwrap();
         let vendor = Vendor {
             id: 1,
             name: "v".into(),
@@ -416,7 +416,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_device_goes_offline_and_the_history_is_stored() {
-        let store = store_with_device("a").await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_device(dir.path(), "a").await;
         let p = Presence::new(60);
         p.heartbeat(&"a".into(), None, None, None, 1_000);
         p.flush(&store).await.unwrap();
@@ -430,7 +431,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_device_that_moved_to_another_node_does_not_flap() {
-        let store = store_with_device("a").await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_device(dir.path(), "a").await;
         let node_a = Presence::new(60);
         node_a.heartbeat(&"a".into(), None, None, None, 1_000);
         node_a.flush(&store).await.unwrap();
@@ -454,7 +456,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_whose_session_was_taken_over_never_records_the_device_offline() {
-        let store = store_with_device("a").await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_device(dir.path(), "a").await;
         let node_a = Presence::new(60);
         store.claim_session("a", "node-a", 1_000).await.unwrap();
         node_a.heartbeat(&"a".into(), None, None, None, 1_000);
@@ -524,7 +527,8 @@ mod tests {
 
     #[tokio::test]
     async fn devices_share_one_copy_of_a_firmware_version_until_none_runs_it() {
-        let store = store_with_device("a").await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_device(dir.path(), "a").await;
         let p = Presence::new(60);
         p.heartbeat(&"a".into(), Some("v1.2"), Some("10.0.0.7"), None, 1_000);
         p.heartbeat(&"b".into(), Some("v1.2"), None, None, 1_000);

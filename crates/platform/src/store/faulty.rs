@@ -192,7 +192,7 @@ delegate! {
 
 delegate! {
     impl AttendanceStore {}
-    Write fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>>;
+    Write fn insert_attendance(&self, batch: Vec<NewAttendance>) -> StoreResult<Vec<Inserted>>;
     Read fn attendance(&self, query: &AttendanceQuery) -> StoreResult<Vec<Attendance>>;
     Read fn attendance_record(&self, record_id: i64) -> StoreResult<Option<Attendance>>;
 }

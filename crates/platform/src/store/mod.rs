@@ -47,6 +47,13 @@ pub enum StoreError {
     NotFound(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A failure of SQLite's group commit, which writes through rusqlite
+    /// (`store/sql/group_writer.rs`).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The thread of SQLite's group commit could not start or is gone.
+    #[error("the SQLite writer thread: {0}")]
+    WriterStopped(String),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Stored data that cannot be read back (a bad enum text, bad JSON).

@@ -1,10 +1,11 @@
 //! Attendance records: the group commit of sign-ins and queries over them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::any::AnyArguments;
-use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, Arguments as _, AssertSqlSafe, Executor as _};
+use sqlx::{Any, AnyConnection, Arguments as _, AssertSqlSafe};
 
 use super::{
     Arg, Backend, MAX_ATTENDANCE_PAGE, SqlStore, bind_all, col, person_index, values_list,
@@ -23,13 +24,12 @@ impl AttendanceStore for SqlStore {
     ///
     /// A statement that inserted all its rows needs nothing more; after one that did not (a
     /// resend among them) each of its records is looked up by key: the record stored there is
-    /// this one if it carries this record's id. No `RETURNING`: SQLite's rows come back
-    /// through sqlx's worker thread one message each, in a channel of 50, so a chunk's ids
-    /// cost the writer several hand-offs between threads (BENCHMARKS.md, "fourth machine").
-    /// Each backend has its own form of the batch's statements ([`SqlStore::commit_sqlite`],
-    /// [`SqlStore::commit_postgres`]); both queue the new records, in the same transaction,
+    /// this one if it carries this record's id. No `RETURNING`: on PostgreSQL the rows would
+    /// come back for every record, where a lookup is needed only after a resend. SQLite's
+    /// group commit runs on a thread of its own ([`super::group_writer`]), PostgreSQL's here
+    /// ([`SqlStore::commit_postgres`]); both queue the new records, in the same transaction,
     /// for the uplink (docs/UPLINK.md), the webhooks and the per-person index.
-    async fn insert_attendance(&self, batch: &[NewAttendance]) -> StoreResult<Vec<Inserted>> {
+    async fn insert_attendance(&self, batch: Vec<NewAttendance>) -> StoreResult<Vec<Inserted>> {
         let key = attendance_key;
         // Key order avoids deadlocks between concurrent batches on PostgreSQL; among records
         // of one key, the earliest arrival (smallest record id) is the one stored.
@@ -46,10 +46,20 @@ impl AttendanceStore for SqlStore {
             }
         }
 
-        let mut results: Vec<Option<Inserted>> = vec![None; batch.len()];
-        let stored = match self.backend {
-            Backend::Sqlite => self.commit_sqlite(batch, &firsts, &mut results).await?,
-            Backend::Postgres => self.commit_postgres(batch, &firsts, &mut results).await?,
+        let (mut results, stored) = match self.backend {
+            Backend::Sqlite => {
+                let writer = self.group_writer.as_ref().ok_or_else(|| {
+                    StoreError::WriterStopped("this store was opened without it".into())
+                })?;
+                let slot = Arc::clone(&self.writer).lock_owned().await;
+                let committed = writer.commit(batch, firsts, slot).await?;
+                (committed.results, committed.stored)
+            }
+            Backend::Postgres => {
+                let mut results: Vec<Option<Inserted>> = vec![None; batch.len()];
+                let stored = self.commit_postgres(&batch, &firsts, &mut results).await?;
+                (results, stored)
+            }
         };
         if stored > 0 && self.person_index.add(stored) {
             self.move_person_queue().await;
@@ -126,7 +136,7 @@ impl AttendanceStore for SqlStore {
 }
 
 /// Attendance flags are identifiers (`unknown_person`, …); stored comma-joined.
-fn join_flags(flags: &[String]) -> String {
+pub(super) fn join_flags(flags: &[String]) -> String {
     flags.join(",")
 }
 
@@ -198,110 +208,6 @@ async fn stored_attendance(
 }
 
 impl SqlStore {
-    /// SQLite's group commit in two round trips to sqlx's worker thread, whatever the batch's
-    /// size: `BEGIN IMMEDIATE`, the insert and the count of rows it stored; then the new
-    /// records' queues and `COMMIT`. Each round trip wakes that thread and then the runtime's
-    /// worker; through sqlx's `Transaction` (whose begin and commit each wait for an
-    /// acknowledgement of their own) and a statement per power-of-two chunk, a group commit
-    /// was about eight, and switching between the two threads was the largest single item of
-    /// a backlog record's CPU (BENCHMARKS.md, session 26). `OR IGNORE` rather than the upsert
-    /// clause, because `ON CONFLICT DO NOTHING` covers only the uniqueness constraints, and a
-    /// statement that may still abort inside a transaction copies every page it touches into
-    /// a statement journal first. It skips a row whose key or id is taken, and the padding's
-    /// rows of NULLs (no record's column is ever NULL that may not be).
-    ///
-    /// Returns how many records it stored; `results` gets each of `firsts`' outcome.
-    async fn commit_sqlite(
-        &self,
-        batch: &[NewAttendance],
-        firsts: &[usize],
-        results: &mut [Option<Inserted>],
-    ) -> StoreResult<usize> {
-        // Statements of `ROWS` rows, the last one padded with rows of NULLs up to a multiple
-        // of `PAD`: the query's text then takes one of a few shapes and stays prepared. A NULL
-        // row breaks the NOT NULL columns, so `OR IGNORE` skips it and stores nothing. 256 rows
-        // are 3,328 bound values a statement, far below SQLite's 32,766.
-        const ROWS: usize = 256;
-        const PAD: usize = 32;
-        let mut insert = String::from("BEGIN IMMEDIATE;\nSELECT total_changes() AS n;\n");
-        let mut rows = 0;
-        for chunk in firsts.chunks(ROWS) {
-            let n = chunk.len().div_ceil(PAD) * PAD;
-            rows += n;
-            insert.push_str(&format!(
-                "INSERT OR IGNORE INTO attendance ({}) VALUES {};\n",
-                columns!(attendance),
-                values_list(true, n, 13)
-            ));
-        }
-        insert.push_str("SELECT total_changes() AS n");
-        let mut args = AnyArguments::default();
-        args.reserve(rows * 13, 0);
-        let mut query = sqlx::query_with(AssertSqlSafe(insert), args);
-        for &i in firsts {
-            query = bind_attendance(query, &batch[i]);
-        }
-        for _ in firsts.len()..rows {
-            for _ in 0..13 {
-                query = query.bind(None::<i64>);
-            }
-        }
-        let _slot = self.write_slot().await;
-        let mut tx = OpenTx {
-            conn: self.writes.acquire().await?,
-            open: true,
-        };
-        let committed: StoreResult<usize> = async {
-            // `fetch_all`, which runs every statement: sqlx's `fetch_one` of a multi-statement
-            // query reads only the first statement's outcome and stops the rest.
-            let counts = query.fetch_all(&mut *tx.conn).await?;
-            let count = |i: usize| -> StoreResult<i64> {
-                let row = counts
-                    .get(i)
-                    .ok_or_else(|| StoreError::Corrupt("group commit counted nothing".into()))?;
-                col(row, "n")
-            };
-            let all_new = usize::try_from(count(1)? - count(0)?) == Ok(firsts.len());
-            let mut stored: Vec<i64> = Vec::with_capacity(firsts.len());
-            outcomes(&mut tx.conn, batch, firsts, all_new, results, &mut stored).await?;
-            stored.sort_unstable();
-            let now = latest_arrival(batch);
-            let uplink = batch.iter().any(|r| r.project_id.is_some());
-            // sqlx binds a `$n` placeholder to the query's n-th argument in every statement
-            // of it, so all three queues read the same three arguments.
-            let (new_records, ids) = super::ids_in(Backend::Sqlite, "a.record_id", 3, &stored);
-            let mut sql = String::new();
-            if uplink {
-                sql.push_str(&super::uplink::attendance_sql(&new_records, "$2"));
-                sql.push_str(";\n");
-            }
-            sql.push_str(&super::webhooks::attendance_sql(&new_records, "$2"));
-            sql.push_str(";\n");
-            sql.push_str(&person_index::queue_sql(&new_records));
-            sql.push_str(";\nCOMMIT");
-            let mut args = vec![
-                Arg::Text(Some("attendance".to_owned())),
-                Arg::Int(Some(now)),
-            ];
-            args.extend(ids);
-            bind_all(sqlx::query(AssertSqlSafe(sql)), args)
-                .execute(&mut *tx.conn)
-                .await?;
-            Ok(stored.len())
-        }
-        .await;
-        match committed {
-            Ok(stored) => {
-                tx.open = false;
-                Ok(stored)
-            }
-            Err(e) => {
-                tx.roll_back().await;
-                Err(e)
-            }
-        }
-    }
-
     /// PostgreSQL's group commit: multi-row `INSERT … ON CONFLICT DO NOTHING` statements (256
     /// rows at most, smaller ones in powers of two so a handful of statement shapes stay
     /// prepared) in one transaction, then the new records' queues. Returns how many records
@@ -386,46 +292,12 @@ async fn outcomes(
 }
 
 /// The batch's latest arrival: the time its queued items are made at.
-fn latest_arrival(batch: &[NewAttendance]) -> i64 {
+pub(super) fn latest_arrival(batch: &[NewAttendance]) -> i64 {
     batch
         .iter()
         .map(|r| r.received_at)
         .max()
         .unwrap_or_default()
-}
-
-/// The writer's connection inside a transaction begun by SQL of the caller's own rather than
-/// by sqlx's `Transaction`. Dropped while still open (its future cancelled between two
-/// queries, or a failed rollback), the connection is closed instead of going back to the pool
-/// with the transaction open; closing it rolls the transaction back.
-struct OpenTx {
-    conn: PoolConnection<Any>,
-    open: bool,
-}
-
-impl OpenTx {
-    /// Rolls back after a failure. "No transaction is active" is success here: the failure
-    /// was `BEGIN`'s own, or SQLite had already rolled back.
-    async fn roll_back(&mut self) {
-        match self.conn.execute("ROLLBACK").await {
-            Ok(_) => self.open = false,
-            Err(e)
-                if e.as_database_error()
-                    .is_some_and(|d| d.message().contains("no transaction is active")) =>
-            {
-                self.open = false
-            }
-            Err(e) => tracing::error!(error = %e, "rolling back a group commit failed"),
-        }
-    }
-}
-
-impl Drop for OpenTx {
-    fn drop(&mut self) {
-        if self.open {
-            self.conn.close_on_drop();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -504,7 +376,7 @@ pub(super) mod tests {
             .map(|id| in_project(id, 42))
             .chain((6..=7).map(|id| in_project(id, 43)))
             .collect();
-        let got = store.insert_attendance(&batch).await.unwrap();
+        let got = store.insert_attendance(batch.clone()).await.unwrap();
         assert!(got.iter().all(|i| !i.duplicate), "{got:?}");
         // The same records resent under new ids, with one new record among them.
         let resent: Vec<NewAttendance> = (1..=5)
@@ -514,7 +386,7 @@ pub(super) mod tests {
             })
             .chain([in_project(8, 42)])
             .collect();
-        let again = store.insert_attendance(&resent).await.unwrap();
+        let again = store.insert_attendance(resent.clone()).await.unwrap();
         assert_eq!(again.iter().filter(|i| i.duplicate).count(), 5, "{again:?}");
 
         for id in 1..=8 {
@@ -564,7 +436,7 @@ pub(super) mod tests {
             });
             next_id += 1;
             batch.push(record(next_id, "p1-0", 1_000));
-            let got = store.insert_attendance(&batch).await.unwrap();
+            let got = store.insert_attendance(batch.clone()).await.unwrap();
             let new = got.iter().filter(|i| !i.duplicate).count();
             assert_eq!(new, size, "batch of {size}: {got:?}");
             assert_eq!(got[size].record_id, batch[0].record_id);
@@ -581,20 +453,19 @@ pub(super) mod tests {
         }
     }
 
-    /// On SQLite a group commit begins and commits its transaction in SQL of its own: when a
-    /// statement of it fails after the insert, nothing of the batch is stored and the writer's
-    /// connection is not left inside the transaction, so the same batch, sent again, is
-    /// stored whole and as new.
+    /// On SQLite, when a statement of a group commit fails after the insert, nothing of the
+    /// batch is stored and the writer thread's connection is not left inside the transaction,
+    /// so the same batch, sent again, is stored whole and as new.
     #[tokio::test]
     async fn a_failed_group_commit_stores_nothing_and_leaves_the_writer_usable() {
         let dir = tempfile::tempdir().unwrap();
         let store = TestDb::sqlite(dir.path()).open().await.unwrap();
-        // The per-person queue's statement, in the second of the two queries, now fails.
+        // The per-person queue's statement, the group commit's last, now fails.
         let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON attendance_to_index \
                       BEGIN SELECT RAISE(ABORT, 'refused by the test'); END";
         sqlx::query(refuse).execute(&store.writes).await.unwrap();
-        let batch = [record(1, "41", 1_000), record(2, "42", 1_000)];
-        let err = store.insert_attendance(&batch).await.unwrap_err();
+        let batch = vec![record(1, "41", 1_000), record(2, "42", 1_000)];
+        let err = store.insert_attendance(batch.clone()).await.unwrap_err();
         assert!(err.to_string().contains("refused by the test"), "{err}");
         let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM attendance")
             .fetch_one(&store.pool)
@@ -606,7 +477,7 @@ pub(super) mod tests {
             .execute(&store.writes)
             .await
             .unwrap();
-        let got = store.insert_attendance(&batch).await.unwrap();
+        let got = store.insert_attendance(batch.clone()).await.unwrap();
         assert!(got.iter().all(|i| !i.duplicate), "{got:?}");
         assert_eq!(
             store.attendance_record(2).await.unwrap().as_ref(),
@@ -614,27 +485,51 @@ pub(super) mod tests {
         );
     }
 
-    /// A group commit's connection dropped inside its transaction (its future cancelled
-    /// between the two queries) is closed, not pooled with the transaction open: the next
-    /// group commit begins on a new connection and stores its batch.
+    /// A caller that stops waiting for its group commit (its future dropped once the batch
+    /// is handed over) loses nothing: the writer thread still commits the batch and only then
+    /// lets the next writer in, and the store goes on writing.
     #[tokio::test]
-    async fn a_connection_dropped_inside_a_group_commit_is_not_pooled() {
+    async fn a_group_commit_whose_caller_stops_waiting_still_commits() {
+        use crate::store::DeviceStore as _;
         let dir = tempfile::tempdir().unwrap();
         let store = TestDb::sqlite(dir.path()).open().await.unwrap();
-        let mut conn = store.writes.acquire().await.unwrap();
-        conn.execute("BEGIN IMMEDIATE").await.unwrap();
-        drop(OpenTx { conn, open: true });
-        let got = store
-            .insert_attendance(&[record(1, "41", 1_000)])
+        let batch: Vec<NewAttendance> = (1..=40).map(|i| record(i, "41", 1_000 + i)).collect();
+        // Polled once, the insert hands the batch to the thread and waits; then it is dropped.
+        let polled_once =
+            futures_util::FutureExt::now_or_never(store.insert_attendance(batch.clone()));
+        assert!(
+            polled_once.is_none(),
+            "the insert was still waiting for its commit"
+        );
+        // A write of sqlx's writer connection queues behind the thread's transaction.
+        store
+            .create_project(&Project {
+                id: 5,
+                name: "p5".into(),
+                code: None,
+                address: None,
+                coordinate_system: Default::default(),
+                fence: None,
+                created_at: 1,
+            })
             .await
             .unwrap();
-        assert_eq!(
-            got,
-            vec![Inserted {
-                record_id: 1,
-                duplicate: false
-            }]
-        );
+        for r in &batch {
+            assert_eq!(
+                store.attendance_record(r.record_id).await.unwrap().as_ref(),
+                Some(r)
+            );
+        }
+        // Resent under new ids, as a device's resends arrive, every one is a duplicate.
+        let resent = batch
+            .into_iter()
+            .map(|r| NewAttendance {
+                record_id: r.record_id + 100,
+                ..r
+            })
+            .collect();
+        let again = store.insert_attendance(resent).await.unwrap();
+        assert!(again.iter().all(|i| i.duplicate), "{again:?}");
     }
 
     /// A database made before `0003_attendance_key` (which rebuilds the table on SQLite)
@@ -663,7 +558,7 @@ pub(super) mod tests {
             .unwrap()
             .with_keys(crate::store::test_db::test_keys());
         let got = store
-            .insert_attendance(&[record(8, "42", 1_000), record(9, "43", 1_000)])
+            .insert_attendance(vec![record(8, "42", 1_000), record(9, "43", 1_000)])
             .await
             .unwrap();
         assert_eq!(

@@ -28,8 +28,9 @@
 //! mutex first: writers wait in FIFO order on the mutex instead of sleeping in SQLite's busy
 //! handler, and `busy_timeout` remains only for other processes (a backup tool). The writes
 //! run on one connection of their own that stays open, so its page cache stays warm (a
-//! connection that sees another connection's commit drops its cache); reads use a pool of
-//! four. Readers are never blocked (WAL). On PostgreSQL, read-then-write transactions rely on compare-and-set
+//! connection that sees another connection's commit drops its cache), except the group
+//! commit of attendance, which runs on a thread and a connection of its own
+//! ([`group_writer`]) under the same mutex; reads use a pool of four. Readers are never blocked (WAL). On PostgreSQL, read-then-write transactions rely on compare-and-set
 //! updates instead (see [`TaskStore::merge_into_pending_update`] in `tasks.rs`).
 //!
 //! **Durability.** SQLite runs with `journal_mode=WAL` and `synchronous=FULL`: an acknowledged
@@ -87,6 +88,7 @@ macro_rules! select {
 mod accounts;
 mod attendance;
 mod devices;
+mod group_writer;
 mod person_index;
 mod rosters;
 mod rows;
@@ -117,7 +119,8 @@ const SQLITE_PRAGMAS: [&str; 6] = [
     "PRAGMA wal_autocheckpoint = 8000",
 ];
 
-/// Settings of the one writing connection on top of [`SQLITE_PRAGMAS`].
+/// Settings of the writing connections (sqlx's writer and the group commit's,
+/// [`group_writer`]) on top of [`SQLITE_PRAGMAS`].
 const WRITER_PRAGMAS: &[&str] = &[
     // A 256 KiB page cache instead of SQLite's 2 MiB. The writer's hot pages are the B-trees'
     // right edges and interior pages, which fit (since the per-person index moves in bulk, a
@@ -269,6 +272,8 @@ pub struct SqlStore {
     backend: Backend,
     /// SQLite only: this process's writers queue here (see the module docs).
     writer: Arc<Mutex<()>>,
+    /// SQLite only: the thread that runs the group commit of attendance.
+    group_writer: Option<group_writer::GroupWriter>,
     /// Seals and opens vendor secrets ([`crate::store::sealing`]); empty until
     /// [`SqlStore::with_keys`], and then reading or writing a vendor secret fails.
     keys: Keyring,
@@ -296,8 +301,8 @@ impl WriteTx<'_> {
 
 impl SqlStore {
     /// Opens the database a URL names (`sqlite:…` or `postgres:…`/`postgresql:…`) and applies
-    /// its backend's migrations. A SQLite file is created if missing. `sqlite::memory:` gives
-    /// a private in-memory database on a single connection (tests only).
+    /// its backend's migrations. A SQLite file is created if missing; an in-memory SQLite
+    /// database is refused, as the group commit's thread needs a connection of its own to it.
     pub async fn connect(url: &str) -> StoreResult<SqlStore> {
         Self::open(url, None).await
     }
@@ -332,11 +337,27 @@ impl SqlStore {
         };
         backend.migrator().run(&writes).await?;
         let queued = person_index::queued(&mut *writes.acquire().await?).await?;
+        let group_writer = match backend {
+            Backend::Sqlite => {
+                let path = sqlite_path(url).ok_or_else(|| config_error(IN_MEMORY))?;
+                let pragmas: Vec<&str> = SQLITE_PRAGMAS
+                    .iter()
+                    .chain(WRITER_PRAGMAS)
+                    .copied()
+                    .collect();
+                Some(group_writer::GroupWriter::start(
+                    std::path::Path::new(path),
+                    &pragmas,
+                )?)
+            }
+            Backend::Postgres => None,
+        };
         Ok(SqlStore {
             pool,
             writes,
             backend,
             writer: Arc::new(Mutex::new(())),
+            group_writer,
             keys: Keyring::default(),
             person_index: person_index::PersonIndex::new(queued, person_index::DEFAULT_BATCH),
         })
@@ -404,18 +425,23 @@ impl SqlStore {
     }
 }
 
-/// The readers' pool and the writer's: a file gets four readers and one writer connection of
-/// its own, kept open; an in-memory database is one connection for both (every new
-/// connection would open a new, empty database).
+/// Why an in-memory SQLite database is refused.
+const IN_MEMORY: &str = "an in-memory SQLite database is not supported: give a file \
+     (sqlite://path/to/rollcall.db), as the group commit writes through a connection of its own";
+
+/// A configuration error with `message`.
+fn config_error(message: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Configuration(message.to_owned().into()))
+}
+
+/// The readers' pool and the writer's: four readers and one writer connection of its own,
+/// kept open.
 async fn sqlite_pools(url: &str) -> StoreResult<(AnyPool, AnyPool)> {
-    let memory = url.contains(":memory:") || url.contains("mode=memory");
-    if !memory && let Some(path) = sqlite_path(url) {
-        create_private(path).map_err(|e| {
-            StoreError::Database(sqlx::Error::Configuration(
-                format!("creating the database file: {e}").into(),
-            ))
-        })?;
-    }
+    let path = match sqlite_path(url) {
+        Some(path) if !url.contains("mode=memory") => path,
+        _ => return Err(config_error(IN_MEMORY)),
+    };
+    create_private(path).map_err(|e| config_error(&format!("creating the database file: {e}")))?;
     let url = match (url.contains("mode="), url.contains('?')) {
         (true, _) => url.to_owned(),
         (false, true) => format!("{url}&mode=rwc"),
@@ -440,9 +466,6 @@ async fn sqlite_pools(url: &str) -> StoreResult<(AnyPool, AnyPool)> {
     let writes = kept(options(WRITER_PRAGMAS).max_connections(1))
         .connect(&url)
         .await?;
-    if memory {
-        return Ok((writes.clone(), writes));
-    }
     let reads = options(&[]).max_connections(4).connect(&url).await?;
     Ok((reads, writes))
 }

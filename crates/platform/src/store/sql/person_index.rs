@@ -226,7 +226,7 @@ mod tests {
             .unwrap()
             .with_person_index_batch(5);
         store
-            .insert_attendance(&[record(1, "p1"), record(2, "p2"), record(3, "p1")])
+            .insert_attendance(vec![record(1, "p1"), record(2, "p2"), record(3, "p1")])
             .await
             .unwrap();
         assert_eq!(counts(&store).await, (3, 0));
@@ -237,7 +237,7 @@ mod tests {
 
         // 3 + 2 reaches the mark: this commit moves all five.
         store
-            .insert_attendance(&[record(4, "p1"), record(5, "p3")])
+            .insert_attendance(vec![record(4, "p1"), record(5, "p3")])
             .await
             .unwrap();
         assert_eq!(counts(&store).await, (0, 5));
@@ -251,7 +251,7 @@ mod tests {
         resent.record_time = 4_000;
         resent.received_at = 4_005;
         let inserted = store
-            .insert_attendance(&[resent, record(6, "p1")])
+            .insert_attendance(vec![resent, record(6, "p1")])
             .await
             .unwrap();
         assert!(inserted[0].duplicate && !inserted[1].duplicate);
@@ -317,7 +317,7 @@ mod tests {
         .await
         .unwrap();
         let stored = store
-            .insert_attendance(&[record(1, "p1"), record(2, "p1")])
+            .insert_attendance(vec![record(1, "p1"), record(2, "p1")])
             .await
             .unwrap();
         assert!(stored.iter().all(|i| !i.duplicate));
@@ -331,7 +331,10 @@ mod tests {
             .execute(&store.writes)
             .await
             .unwrap();
-        store.insert_attendance(&[record(3, "p1")]).await.unwrap();
+        store
+            .insert_attendance(vec![record(3, "p1")])
+            .await
+            .unwrap();
         assert_eq!(counts(&store).await, (0, 3));
         assert_eq!(
             of(&store, "p1", AttendanceQuery::default()).await.unwrap(),
@@ -347,13 +350,16 @@ mod tests {
         let db = TestDb::new("personreopen", dir.path());
         let first = db.open().await.unwrap().with_person_index_batch(4);
         first
-            .insert_attendance(&[record(1, "p1"), record(2, "p2"), record(3, "p1")])
+            .insert_attendance(vec![record(1, "p1"), record(2, "p2"), record(3, "p1")])
             .await
             .unwrap();
         first.close().await;
         let second = db.open().await.unwrap().with_person_index_batch(4);
         assert_eq!(rows(&second, "attendance_to_index").await, 3);
-        second.insert_attendance(&[record(4, "p2")]).await.unwrap();
+        second
+            .insert_attendance(vec![record(4, "p2")])
+            .await
+            .unwrap();
         assert_eq!(counts(&second).await, (0, 4));
         assert_eq!(
             of(&second, "p2", AttendanceQuery::default()).await.unwrap(),
@@ -452,7 +458,7 @@ mod tests {
                 let records: Vec<NewAttendance> = (0..4)
                     .map(|i| record(first + batch * 4 + i, ["p1", "p2", "p3"][(i % 3) as usize]))
                     .collect();
-                store.insert_attendance(&records).await.unwrap();
+                store.insert_attendance(records.clone()).await.unwrap();
             }
         };
         tokio::join!(node(a.clone(), 1), node(b.clone(), 1_001));
