@@ -175,36 +175,45 @@ fn attendance_key(r: &NewAttendance) -> AttendanceKey<'_> {
     (&r.sn, &r.person_id, r.record_time, r.r#type)
 }
 
-/// The record stored under `record`'s key after its insert: `record` itself if it carries
-/// its id, otherwise an earlier one, of which `record` is a duplicate.
-async fn stored_attendance(
-    conn: &mut AnyConnection,
+/// The record id stored under a record's key (`$1`–`$4`: sn, person id, record time, type).
+pub(super) const STORED_UNDER_KEY: &str = "SELECT record_id FROM attendance \
+     WHERE sn = $1 AND person_id = $2 AND record_time = $3 AND record_type = $4";
+
+/// `record`'s outcome from the record id stored under its key after its insert: `record`
+/// itself if it carries its id, otherwise an earlier one, of which `record` is a duplicate.
+pub(super) fn outcome_under_key(
     record: &NewAttendance,
+    stored: Option<i64>,
 ) -> StoreResult<Inserted> {
-    let existing = sqlx::query(
-        "SELECT record_id FROM attendance \
-         WHERE sn = $1 AND person_id = $2 AND record_time = $3 AND record_type = $4",
-    )
-    .bind(record.sn.clone())
-    .bind(record.person_id.clone())
-    .bind(record.record_time)
-    .bind(i64::from(record.r#type))
-    .fetch_optional(&mut *conn)
-    .await?;
-    match existing {
-        Some(row) => {
-            let record_id: i64 = col(&row, "record_id")?;
-            Ok(Inserted {
-                record_id,
-                duplicate: record_id != record.record_id,
-            })
-        }
+    match stored {
+        Some(record_id) => Ok(Inserted {
+            record_id,
+            duplicate: record_id != record.record_id,
+        }),
         // Nothing under this key, so the record id itself was taken by another record.
         None => Err(StoreError::Conflict(format!(
             "attendance record id {}",
             record.record_id
         ))),
     }
+}
+
+/// [`outcome_under_key`], looked up through sqlx (PostgreSQL).
+async fn stored_attendance(
+    conn: &mut AnyConnection,
+    record: &NewAttendance,
+) -> StoreResult<Inserted> {
+    let existing = sqlx::query(STORED_UNDER_KEY)
+        .bind(record.sn.clone())
+        .bind(record.person_id.clone())
+        .bind(record.record_time)
+        .bind(i64::from(record.r#type))
+        .fetch_optional(&mut *conn)
+        .await?;
+    let stored = existing
+        .map(|row| col::<i64>(&row, "record_id"))
+        .transpose()?;
+    outcome_under_key(record, stored)
 }
 
 impl SqlStore {

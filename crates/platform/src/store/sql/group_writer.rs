@@ -20,7 +20,7 @@ use rusqlite::types::Null;
 use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior};
 use tokio::sync::{OwnedMutexGuard, oneshot};
 
-use super::{person_index, uplink, values_list, webhooks};
+use super::{attendance, person_index, uplink, values_list, webhooks};
 use crate::store::model::{Inserted, NewAttendance};
 use crate::store::{StoreError, StoreResult};
 
@@ -193,7 +193,7 @@ impl Writer {
             stored.sort_unstable();
             let ids = serde_json::to_string(&stored)
                 .map_err(|e| StoreError::Corrupt(format!("record ids: {e}")))?;
-            let now = super::attendance::latest_arrival(batch);
+            let now = attendance::latest_arrival(batch);
             let args: [&dyn ToSql; 3] = [&"attendance", &now, &ids];
             if batch.iter().any(|r| r.project_id.is_some()) {
                 execute_numbered(&tx, &self.uplink, &args)?;
@@ -221,38 +221,26 @@ fn bind_record(insert: &mut Statement<'_>, at: usize, r: &NewAttendance) -> rusq
     insert.raw_bind_parameter(at + 7, r.project_id)?;
     insert.raw_bind_parameter(at + 8, r.direction.as_str())?;
     insert.raw_bind_parameter(at + 9, r.photo_key.as_deref())?;
-    insert.raw_bind_parameter(at + 10, super::attendance::join_flags(&r.flags))?;
+    insert.raw_bind_parameter(at + 10, attendance::join_flags(&r.flags))?;
     insert.raw_bind_parameter(at + 11, r.temperature)?;
     insert.raw_bind_parameter(at + 12, r.extra.as_deref())
 }
 
-/// The record stored under `record`'s key: `record` itself if it carries its id, otherwise
-/// an earlier one, of which `record` is a duplicate.
+/// [`attendance::outcome_under_key`], looked up on the thread's connection (the `$n` of the
+/// shared statement bind in order of appearance).
 fn stored_under_key(conn: &Connection, record: &NewAttendance) -> StoreResult<Inserted> {
-    let mut lookup = conn.prepare_cached(
-        "SELECT record_id FROM attendance \
-         WHERE sn = ?1 AND person_id = ?2 AND record_time = ?3 AND record_type = ?4",
-    )?;
+    let mut lookup = conn.prepare_cached(attendance::STORED_UNDER_KEY)?;
     let mut rows = lookup.query((
         record.sn.as_str(),
         record.person_id.as_str(),
         record.record_time,
         i64::from(record.r#type),
     ))?;
-    match rows.next()? {
-        Some(row) => {
-            let record_id: i64 = row.get(0)?;
-            Ok(Inserted {
-                record_id,
-                duplicate: record_id != record.record_id,
-            })
-        }
-        // Nothing under this key, so the record id itself was taken by another record.
-        None => Err(StoreError::Conflict(format!(
-            "attendance record id {}",
-            record.record_id
-        ))),
-    }
+    let stored = match rows.next()? {
+        Some(row) => Some(row.get::<_, i64>(0)?),
+        None => None,
+    };
+    attendance::outcome_under_key(record, stored)
 }
 
 /// Runs `sql`, whose `$n` placeholders take `args[n - 1]` (the queues' statements are shared
