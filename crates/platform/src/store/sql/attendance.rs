@@ -495,8 +495,8 @@ pub(super) mod tests {
     }
 
     /// A caller that stops waiting for its group commit (its future dropped once the batch
-    /// is handed over) loses nothing: the writer thread still commits the batch and only then
-    /// lets the next writer in, and the store goes on writing.
+    /// is handed over) loses nothing: the writer thread still commits the whole batch, sqlx's
+    /// writer connection writes after it, and a resend of the batch is known as one.
     #[tokio::test]
     async fn a_group_commit_whose_caller_stops_waiting_still_commits() {
         use crate::store::DeviceStore as _;

@@ -20,7 +20,7 @@ use rusqlite::types::Null;
 use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior};
 use tokio::sync::{OwnedMutexGuard, oneshot};
 
-use super::{attendance, person_index, uplink, values_list, webhooks};
+use super::{Backend, attendance, ids_in, json_ids, person_index, uplink, values_list, webhooks};
 use crate::store::model::{Inserted, NewAttendance};
 use crate::store::{StoreError, StoreResult};
 
@@ -32,9 +32,9 @@ const ROWS: usize = 256;
 /// takes one of a few shapes and stays prepared. A NULL row breaks the NOT NULL columns, so
 /// `OR IGNORE` skips it and it stores nothing.
 const PAD: usize = 32;
-/// The new records of a group commit, as the queues' statements select them: `$3` is their
-/// ids as one JSON array.
-const NEW_RECORDS: &str = "a.record_id IN (SELECT value FROM json_each($3))";
+/// The queues' statements take the new records' ids as `$3`, after the event name (`$1`)
+/// and the time the items are made at (`$2`).
+const IDS_PARAM: usize = 3;
 
 /// What a group commit gives back.
 #[derive(Debug)]
@@ -131,12 +131,14 @@ impl Writer {
                 )
             })
             .collect();
+        // The condition's text does not depend on the ids, which are bound as one JSON array.
+        let (new_records, _) = ids_in(Backend::Sqlite, "a.record_id", IDS_PARAM, &[]);
         Writer {
             conn,
             inserts,
-            uplink: uplink::attendance_sql(NEW_RECORDS, "$2"),
-            webhooks: webhooks::attendance_sql(NEW_RECORDS, "$2"),
-            person_index: person_index::queue_sql(NEW_RECORDS),
+            uplink: uplink::attendance_sql(&new_records, "$2"),
+            webhooks: webhooks::attendance_sql(&new_records, "$2"),
+            person_index: person_index::queue_sql(&new_records),
         }
     }
 
@@ -191,8 +193,7 @@ impl Writer {
         }
         if !stored.is_empty() {
             stored.sort_unstable();
-            let ids = serde_json::to_string(&stored)
-                .map_err(|e| StoreError::Corrupt(format!("record ids: {e}")))?;
+            let ids = json_ids(&stored);
             let now = attendance::latest_arrival(batch);
             let args: [&dyn ToSql; 3] = [&"attendance", &now, &ids];
             if batch.iter().any(|r| r.project_id.is_some()) {

@@ -581,26 +581,29 @@ fn bind_all<'q>(
 /// parameter names. PostgreSQL keeps the list.
 fn ids_in(backend: Backend, column: &str, first: usize, ids: &[i64]) -> (String, Vec<Arg>) {
     match backend {
-        Backend::Sqlite => {
-            use std::fmt::Write as _;
-            let mut json = String::with_capacity(2 + ids.len() * 20);
-            json.push('[');
-            for (i, id) in ids.iter().enumerate() {
-                let sep = if i == 0 { "" } else { "," };
-                // Writing into a String cannot fail.
-                let _ = write!(json, "{sep}{id}");
-            }
-            json.push(']');
-            (
-                format!("{column} IN (SELECT value FROM json_each(${first}))"),
-                vec![Arg::Text(Some(json))],
-            )
-        }
+        Backend::Sqlite => (
+            format!("{column} IN (SELECT value FROM json_each(${first}))"),
+            vec![Arg::Text(Some(json_ids(ids)))],
+        ),
         Backend::Postgres => (
             format!("{column} IN ({})", placeholders(first, ids.len())),
             ids.iter().map(|&id| Arg::Int(Some(id))).collect(),
         ),
     }
+}
+
+/// `ids` as one JSON array, the value [`ids_in`]'s SQLite condition binds.
+fn json_ids(ids: &[i64]) -> String {
+    use std::fmt::Write as _;
+    let mut json = String::with_capacity(2 + ids.len() * 20);
+    json.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        // Writing into a String cannot fail.
+        let _ = write!(json, "{sep}{id}");
+    }
+    json.push(']');
+    json
 }
 
 /// The type of a column of [`json_rows`].
